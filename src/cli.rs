@@ -1,0 +1,431 @@
+//! The command line: `gatehouse serve` and the commands that talk to a
+//! running Gatehouse through the control channel. Every command takes
+//! `--data-dir` and `--json`; failures print what to do and exit non-zero.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::clock;
+use crate::config::{self, Config};
+use crate::control::client::ControlClient;
+use crate::control::{ControlError, PendingView, Request, Target};
+use crate::oauth::consent::{DurationChoice, ToolChoice};
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Decides which AI agents may use which tools on this computer"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where the database and the control socket live.
+    #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Gatehouse headless: the authorization server and MCP gateway on 127.0.0.1.
+    Serve {
+        /// A TOML file listing the MCP servers to front (default: the built-in demo server).
+        #[arg(long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Port on 127.0.0.1 (default 7390; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Run the built-in demo MCP server on stdio (Gatehouse starts it for you).
+    DemoServer,
+    /// Show the running Gatehouse: its URL, servers and sessions.
+    Status,
+    /// List consent requests waiting for a decision.
+    Pending,
+    /// Approve a pending request (by ID, or every pending request of an agent).
+    Approve {
+        /// The request ID shown by `gatehouse pending`.
+        id: Option<String>,
+        /// Approve the pending request(s) of this agent (name or client id) instead.
+        #[arg(long)]
+        client: Option<String>,
+        /// Grant only these tools (comma-separated). Default: the read-only tools.
+        #[arg(long, value_delimiter = ',', conflicts_with = "all_tools")]
+        tools: Option<Vec<String>>,
+        /// Grant every tool the request asks for.
+        #[arg(long)]
+        all_tools: bool,
+        /// How long: `once`, a duration such as `1h` or `7d`, or `forever` (until revoked).
+        #[arg(long = "for", default_value = "forever")]
+        duration: String,
+    },
+    /// Deny a pending request (by ID, or every pending request of an agent).
+    Deny {
+        id: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// List agents and their grants.
+    Agents,
+    /// List grants in force (or all with --all).
+    Grants {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an agent (name or client id), one grant, or everything.
+    Revoke {
+        agent: Option<String>,
+        #[arg(long, conflicts_with = "agent")]
+        grant: Option<String>,
+        /// Revoke every agent's grants and tokens.
+        #[arg(long, conflicts_with_all = ["agent", "grant"])]
+        all: bool,
+    },
+    /// Show the audit log (newest last); --follow keeps printing new events.
+    Log {
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = cli
+        .common
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
+    let result = match cli.command {
+        Command::Serve { config, port } => serve(data_dir, config, port),
+        Command::DemoServer => crate::demo::run().map_err(|e| format!("demo server: {e}")),
+        command => run_command(command, &data_dir, cli.common.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gatehouse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match &config_path {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::demo(),
+    };
+    if let Some(port) = port {
+        config.port = port;
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let running = crate::core::start(config, &data_dir)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let url = running.url();
+        println!("Gatehouse is running at {url}");
+        for name in running.gatehouse.config().servers.keys() {
+            println!("  MCP server {name:?}: {url}/mcp/{name}");
+        }
+        println!(
+            "Approve requests with `gatehouse pending` and `gatehouse approve`. Data: {}",
+            data_dir.display()
+        );
+        running.run_until(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn target(id: Option<String>, client: Option<String>) -> Result<Target, String> {
+    match (id, client) {
+        (Some(id), None) => Ok(Target::Id(id)),
+        (None, Some(client)) => Ok(Target::Client(client)),
+        (Some(_), Some(_)) => Err("give a request ID or --client, not both".into()),
+        (None, None) => {
+            Err("give a request ID (see `gatehouse pending`) or --client <NAME>".into())
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<DurationChoice, String> {
+    match text {
+        "once" => Ok(DurationChoice::Once),
+        "forever" | "until-revoked" => Ok(DurationChoice::Forever),
+        other => clock::parse_duration(other)
+            .map(DurationChoice::For)
+            .ok_or_else(|| {
+                format!("--for {other:?}: use once, forever, or a duration such as 30m, 1h, 1d")
+            }),
+    }
+}
+
+fn run_command(command: Command, data_dir: &std::path::Path, json: bool) -> Result<(), String> {
+    let request = match command {
+        Command::Status => Request::Status,
+        Command::Pending => Request::Pending,
+        Command::Approve {
+            id,
+            client,
+            tools,
+            all_tools,
+            duration,
+        } => Request::Approve {
+            target: target(id, client)?,
+            tools: match (tools, all_tools) {
+                (_, true) => ToolChoice::All,
+                (Some(t), false) => ToolChoice::Only(
+                    t.into_iter()
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                ),
+                (None, false) => ToolChoice::ReadOnly,
+            },
+            duration: parse_duration(&duration)?,
+        },
+        Command::Deny { id, client } => Request::Deny {
+            target: target(id, client)?,
+        },
+        Command::Agents => Request::Agents,
+        Command::Grants { agent, all } => Request::Grants {
+            client: agent,
+            include_ended: all,
+        },
+        Command::Revoke { agent, grant, all } => match (agent, grant, all) {
+            (_, _, true) => Request::RevokeAll,
+            (_, Some(grant), _) => Request::RevokeGrant { grant },
+            (Some(agent), None, false) => Request::RevokeAgent { agent },
+            (None, None, false) => {
+                return Err("give an agent (see `gatehouse agents`), --grant <ID>, or --all".into())
+            }
+        },
+        Command::Log {
+            follow,
+            limit,
+            agent,
+        } => Request::Log {
+            limit,
+            client: agent,
+            follow,
+        },
+        Command::Serve { .. } | Command::DemoServer => unreachable!("handled in main"),
+    };
+    let fail = |e: ControlError| e.message;
+    let mut client = ControlClient::connect(data_dir).map_err(fail)?;
+    if let Request::Log { follow: true, .. } = request {
+        client.send(&request).map_err(fail)?;
+        while let Some(event) = client.next_answer() {
+            print_event(&event.map_err(fail)?, json);
+        }
+        return Ok(());
+    }
+    let answer = client.call(&request).map_err(fail)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    print_text(&request, &answer);
+    Ok(())
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}Z")
+}
+
+fn print_event(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+        return;
+    }
+    let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+    let duration = e["duration_ms"]
+        .as_i64()
+        .map(|d| format!(" {d}ms"))
+        .unwrap_or_default();
+    println!(
+        "{}  {:<18} {:<8} {:<22} {:<8} {}{}",
+        time(e["at"].as_i64().unwrap_or(0)),
+        s("kind"),
+        s("outcome"),
+        e["agent"]
+            .as_str()
+            .or(e["client_id"].as_str())
+            .unwrap_or("-"),
+        s("server"),
+        s("tool"),
+        duration
+    );
+}
+
+fn print_text(request: &Request, answer: &Value) {
+    match request {
+        Request::Pending => {
+            let pending: Vec<PendingView> =
+                serde_json::from_value(answer.clone()).unwrap_or_default();
+            if pending.is_empty() {
+                println!("No pending requests.");
+            }
+            for p in pending {
+                let badge = match (&p.verified_domain, p.verified) {
+                    (Some(d), _) => format!("verified: {d}"),
+                    (None, true) => "configured by you".to_string(),
+                    (None, false) => "UNVERIFIED: it named itself".to_string(),
+                };
+                println!(
+                    "{}  {} ({badge}) wants to use {:?}",
+                    p.id, p.client_name, p.server
+                );
+                println!("    phrase: {}   returns to: {}", p.phrase, p.redirect_host);
+                for t in &p.tools {
+                    println!(
+                        "    [{:<14}] {:<20} {}",
+                        t.risk.label(),
+                        t.name,
+                        t.description.lines().next().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Request::Approve { .. } => {
+            for g in answer.as_array().into_iter().flatten() {
+                let tools: Vec<&str> = g["tools"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "Approved: grant {} for {:?} on {:?}: {}",
+                    g["id"].as_str().unwrap_or(""),
+                    g["client_id"].as_str().unwrap_or(""),
+                    g["server"].as_str().unwrap_or(""),
+                    tools.join(", ")
+                );
+            }
+        }
+        Request::Deny { .. } => println!("Denied: {}", answer["denied"]),
+        Request::Agents => {
+            let agents = answer.as_array().cloned().unwrap_or_default();
+            if agents.is_empty() {
+                println!(
+                    "No agents yet. Point an MCP client at a server URL from `gatehouse status`."
+                );
+            }
+            for a in agents {
+                let c = &a["client"];
+                let verified = if a["verified"].as_bool() == Some(true) {
+                    "verified"
+                } else {
+                    "unverified"
+                };
+                println!(
+                    "{} ({verified})  {}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["client_id"].as_str().unwrap_or("")
+                );
+                let grants = a["grants"].as_array().cloned().unwrap_or_default();
+                if grants.is_empty() {
+                    println!("    no grants in force");
+                }
+                for g in grants {
+                    print_grant(&g);
+                }
+            }
+        }
+        Request::Grants { .. } => {
+            let grants = answer.as_array().cloned().unwrap_or_default();
+            if grants.is_empty() {
+                println!("No grants.");
+            }
+            for g in grants {
+                print_grant(&g);
+            }
+        }
+        Request::RevokeAgent { .. } | Request::RevokeGrant { .. } | Request::RevokeAll => println!(
+            "Revoked {} grant(s) and {} token(s); their next request fails.",
+            answer["grants"].as_array().map_or(0, Vec::len),
+            answer["tokens"]
+        ),
+        Request::Log { .. } => {
+            for e in answer.as_array().into_iter().flatten() {
+                print_event(e, false);
+            }
+        }
+        Request::Status => {
+            println!(
+                "Gatehouse is running at {}",
+                answer["url"].as_str().unwrap_or("")
+            );
+            for s in answer["servers"].as_array().into_iter().flatten() {
+                println!(
+                    "  MCP server {:?}: {}",
+                    s["name"].as_str().unwrap_or(""),
+                    s["url"].as_str().unwrap_or("")
+                );
+            }
+            println!(
+                "  {} open session(s), {} pending request(s)",
+                answer["sessions"], answer["pending"]
+            );
+        }
+    }
+}
+
+fn print_grant(g: &Value) {
+    let tools: Vec<&str> = g["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let until = match (g["revoked_at"].as_i64(), g["expires_at"].as_i64()) {
+        (Some(_), _) => "revoked".to_string(),
+        (None, Some(e)) => format!("until {}", time(e)),
+        (None, None) => "until revoked".to_string(),
+    };
+    println!(
+        "    {}  {:<10} {}  [{}]",
+        g["id"].as_str().unwrap_or(""),
+        g["server"].as_str().unwrap_or(""),
+        until,
+        tools.join(", ")
+    );
+}

@@ -1,0 +1,311 @@
+//! Configuration in two layers: [`ConfigFile`] is exactly what the TOML file
+//! may say (unknown keys are errors that name the file, line and key); it is
+//! validated into a [`Config`], where every default lives.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::clock;
+
+/// The documented default port (`http://127.0.0.1:7390`).
+pub const DEFAULT_PORT: u16 = 7390;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub port: Option<u16>,
+    /// How long a consent request waits for the person, e.g. "5m".
+    pub consent_timeout: Option<String>,
+    /// How long one MCP request may wait for its upstream, e.g. "60s".
+    pub call_timeout: Option<String>,
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerFile>,
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientFile>,
+    #[serde(default)]
+    pub testing: TestingFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub url: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A pre-registered OAuth client (public, PKCE), e.g. for the conformance suite.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// The server this client is for; lets it omit `resource`.
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingFile {
+    /// Allow Client ID Metadata Documents from http://127.0.0.1 (tests only).
+    #[serde(default)]
+    pub allow_loopback_client_metadata: bool,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub consent_timeout_ms: i64,
+    pub call_timeout_ms: i64,
+    pub servers: BTreeMap<String, ServerConfig>,
+    pub clients: BTreeMap<String, PreregisteredClient>,
+    pub allow_loopback_client_metadata: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    pub upstream: Upstream,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: url::Url,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PreregisteredClient {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub server: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// The configuration with no file: the built-in demo server only.
+    pub fn demo() -> Config {
+        Config::from_file(ConfigFile::default(), Path::new("(built-in)"))
+            .expect("the built-in configuration is valid")
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        Config::from_file(file, path)
+    }
+
+    fn from_file(file: ConfigFile, path: &Path) -> Result<Config, ConfigError> {
+        let err = |key: &str, msg: &str| {
+            ConfigError(format!(
+                "config file {}: key `{key}`: {msg}",
+                path.display()
+            ))
+        };
+        let duration = |key: &str, value: &Option<String>, default: i64| match value {
+            None => Ok(default),
+            Some(v) => clock::parse_duration(v)
+                .ok_or_else(|| err(key, "expected a duration such as \"30s\", \"5m\" or \"1h\"")),
+        };
+        let mut servers = BTreeMap::new();
+        for (name, server) in file.servers {
+            let key = format!("servers.{name}");
+            if !is_valid_name(&name) {
+                return Err(err(
+                    &key,
+                    "server names use a-z, 0-9, '-' and '_' (at most 64)",
+                ));
+            }
+            let upstream = match (server.command, server.url) {
+                (Some(command), None) => Upstream::Stdio {
+                    command,
+                    args: server.args,
+                    env: server.env,
+                    cwd: server.cwd,
+                },
+                (None, Some(url)) => {
+                    let url = url::Url::parse(&url)
+                        .map_err(|e| err(&format!("{key}.url"), &e.to_string()))?;
+                    if !matches!(url.scheme(), "http" | "https") {
+                        return Err(err(&format!("{key}.url"), "must be an http or https URL"));
+                    }
+                    if !server.args.is_empty() || !server.env.is_empty() || server.cwd.is_some() {
+                        return Err(err(
+                            &key,
+                            "`args`, `env` and `cwd` are for stdio servers (with `command`)",
+                        ));
+                    }
+                    Upstream::Http { url }
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        &key,
+                        "give either `command` (stdio) or `url` (HTTP), not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(err(
+                        &key,
+                        "give `command` (a stdio server) or `url` (an HTTP server)",
+                    ))
+                }
+            };
+            servers.insert(
+                name.clone(),
+                ServerConfig {
+                    name,
+                    upstream,
+                    description: server.description,
+                },
+            );
+        }
+        if servers.is_empty() {
+            servers.insert("demo".to_string(), demo_server());
+        }
+        let mut clients = BTreeMap::new();
+        for (client_id, client) in file.clients {
+            let key = format!("clients.{client_id}");
+            if client.redirect_uris.is_empty() {
+                return Err(err(
+                    &format!("{key}.redirect_uris"),
+                    "list at least one redirect URI",
+                ));
+            }
+            for uri in &client.redirect_uris {
+                crate::oauth::redirect::validate_registered(uri)
+                    .map_err(|e| err(&format!("{key}.redirect_uris"), &e))?;
+            }
+            if let Some(server) = &client.server {
+                if !servers.contains_key(server) {
+                    return Err(err(
+                        &format!("{key}.server"),
+                        &format!("no server named `{server}`"),
+                    ));
+                }
+            }
+            clients.insert(
+                client_id.clone(),
+                PreregisteredClient {
+                    name: client.name.unwrap_or_else(|| client_id.clone()),
+                    client_id,
+                    redirect_uris: client.redirect_uris,
+                    server: client.server,
+                },
+            );
+        }
+        Ok(Config {
+            port: file.port.unwrap_or(DEFAULT_PORT),
+            consent_timeout_ms: duration(
+                "consent_timeout",
+                &file.consent_timeout,
+                5 * clock::MINUTE,
+            )?,
+            call_timeout_ms: duration("call_timeout", &file.call_timeout, 60 * clock::SECOND)?,
+            servers,
+            clients,
+            allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
+        })
+    }
+}
+
+/// The built-in demo server: this same binary, `gatehouse demo-server`, over stdio.
+fn demo_server() -> ServerConfig {
+    let command = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "gatehouse".to_string());
+    ServerConfig {
+        name: "demo".to_string(),
+        upstream: Upstream::Stdio {
+            command,
+            args: vec!["demo-server".to_string()],
+            env: BTreeMap::new(),
+            cwd: None,
+        },
+        description: Some("Built-in demo notes server".to_string()),
+    }
+}
+
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The platform data directory for Gatehouse (e.g. `~/.local/share/gatehouse`).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("gatehouse")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let e = Config::parse(
+            "port = 1\n[servers.a]\ncommand = \"x\"\ncomand = \"y\"\n",
+            Path::new("/etc/g.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/etc/g.toml"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("comand"), "{e}");
+    }
+
+    #[test]
+    fn server_needs_exactly_one_transport() {
+        let e = Config::parse(
+            "[servers.a]\ncommand = \"x\"\nurl = \"http://h\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("servers.a"));
+        let e = Config::parse("[servers.a]\n", Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("give `command`"));
+    }
+
+    #[test]
+    fn empty_config_fronts_the_demo_server() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.port, DEFAULT_PORT);
+        assert!(c.servers.contains_key("demo"));
+    }
+
+    #[test]
+    fn bad_names_and_durations_are_refused() {
+        assert!(Config::parse("[servers.\"Bad Name\"]\ncommand=\"x\"\n", Path::new("c")).is_err());
+        assert!(Config::parse("call_timeout = \"soon\"\n", Path::new("c")).is_err());
+    }
+}

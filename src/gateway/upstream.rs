@@ -1,0 +1,492 @@
+//! Connections to the real MCP servers behind the gateway: a child process
+//! speaking newline-delimited JSON-RPC on stdio, or a streamable-HTTP server.
+//! One connection serves one gateway session (one agent), so sessions never
+//! mix. The client's token is never sent upstream.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::jsonrpc::{self, Kind};
+use crate::config::{ServerConfig, Upstream as UpstreamConfig};
+
+/// Largest single message accepted from an upstream (bytes).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not start upstream server {server:?}: {reason}")]
+    Start { server: String, reason: String },
+    #[error("upstream server {0:?} is not running (it exited)")]
+    Exited(String),
+    #[error("upstream server {server:?} failed: {reason}")]
+    Failed { server: String, reason: String },
+}
+
+/// Messages belonging to one request: zero or more server messages
+/// (progress, sampling…) and then the response.
+pub type MessageStream = mpsc::Receiver<Value>;
+
+pub enum Connection {
+    Stdio(StdioConnection),
+    Http(HttpConnection),
+}
+
+impl Connection {
+    pub async fn open(server: &ServerConfig) -> Result<Connection, UpstreamError> {
+        match &server.upstream {
+            UpstreamConfig::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => StdioConnection::spawn(&server.name, command, args, env, cwd.as_deref())
+                .map(Connection::Stdio),
+            UpstreamConfig::Http { url } => Ok(Connection::Http(HttpConnection::new(
+                &server.name,
+                url.clone(),
+            )?)),
+        }
+    }
+
+    /// Sends a request; the stream ends with its response.
+    pub async fn request(
+        &self,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Result<MessageStream, UpstreamError> {
+        match self {
+            Connection::Stdio(c) => c.request(msg).await,
+            Connection::Http(c) => c.request(msg, headers).await,
+        }
+    }
+
+    /// Sends a notification, or a response to a server's request.
+    pub async fn send(&self, msg: Value, headers: &UpstreamHeaders) -> Result<(), UpstreamError> {
+        match self {
+            Connection::Stdio(c) => c.write(&msg).await,
+            Connection::Http(c) => c.send(msg, headers).await,
+        }
+    }
+
+    /// Forgets a request whose caller stopped waiting (a timeout).
+    pub fn abandon(&self, id: &Value) {
+        if let Connection::Stdio(c) = self {
+            c.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&jsonrpc::id_key(id));
+        }
+    }
+
+    /// Server messages not tied to a request (for the client's GET stream).
+    pub fn take_unsolicited(&self) -> Option<MessageStream> {
+        match self {
+            Connection::Stdio(c) => c
+                .unsolicited_rx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+            Connection::Http(_) => None,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        match self {
+            Connection::Stdio(c) => c.alive.load(Ordering::SeqCst),
+            Connection::Http(_) => true,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Connection::Stdio(c) => c.kill(),
+            Connection::Http(c) => c.close().await,
+        }
+    }
+}
+
+/// Headers from the client that are passed on to an HTTP upstream.
+#[derive(Debug, Default, Clone)]
+pub struct UpstreamHeaders {
+    pub protocol_version: Option<String>,
+}
+
+type Pending = Arc<Mutex<PendingRequests>>;
+
+#[derive(Default)]
+pub struct PendingRequests {
+    by_id: HashMap<String, mpsc::Sender<Value>>,
+    order: Vec<String>,
+}
+
+impl PendingRequests {
+    fn remove(&mut self, key: &str) -> Option<mpsc::Sender<Value>> {
+        self.order.retain(|k| k != key);
+        self.by_id.remove(key)
+    }
+    /// The newest request still waiting: server messages sent while it runs belong to it.
+    fn newest(&self) -> Option<&mpsc::Sender<Value>> {
+        self.order.last().and_then(|k| self.by_id.get(k))
+    }
+}
+
+pub struct StdioConnection {
+    server: String,
+    stdin: mpsc::Sender<String>,
+    pending: Pending,
+    unsolicited_rx: Mutex<Option<MessageStream>>,
+    alive: Arc<AtomicBool>,
+    pid: Option<u32>,
+}
+
+impl StdioConnection {
+    fn spawn(
+        server: &str,
+        command: &str,
+        args: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        cwd: Option<&std::path::Path>,
+    ) -> Result<StdioConnection, UpstreamError> {
+        let mut cmd = tokio::process::Command::new(command);
+        cmd.args(args)
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd.spawn().map_err(|e| UpstreamError::Start {
+            server: server.to_string(),
+            reason: format!("{command}: {e}"),
+        })?;
+        let pid = child.id();
+        let mut child_stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<String>(64);
+        let (unsolicited_tx, unsolicited_rx) = mpsc::channel::<Value>(256);
+
+        tokio::spawn(async move {
+            while let Some(line) = stdin_rx.recv().await {
+                if child_stdin.write_all(line.as_bytes()).await.is_err()
+                    || child_stdin.flush().await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let name = server.to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(server = %name, "upstream stderr: {line}");
+            }
+        });
+        let (name, reader_pending, reader_alive) =
+            (server.to_string(), pending.clone(), alive.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader)
+                    .take(MAX_MESSAGE_BYTES as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if n > MAX_MESSAGE_BYTES => {
+                        tracing::warn!(server = %name, "upstream sent an oversized message; stopping it");
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+                let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+                    tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {}", String::from_utf8_lossy(&line).trim());
+                    continue;
+                };
+                route(&reader_pending, &unsolicited_tx, msg).await;
+            }
+            reader_alive.store(false, Ordering::SeqCst);
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            tracing::warn!(server = %name, "upstream exited ({status})");
+            let waiting: Vec<(String, mpsc::Sender<Value>)> = {
+                let mut p = reader_pending.lock().unwrap_or_else(|p| p.into_inner());
+                p.order.clear();
+                p.by_id.drain().collect()
+            };
+            for (key, tx) in waiting {
+                let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+                let _ = tx
+                    .send(jsonrpc::error(
+                        id,
+                        jsonrpc::UPSTREAM_FAILED,
+                        format!("upstream server {name:?} exited ({status})"),
+                    ))
+                    .await;
+            }
+        });
+        Ok(StdioConnection {
+            server: server.to_string(),
+            stdin: stdin_tx,
+            pending,
+            unsolicited_rx: Mutex::new(Some(unsolicited_rx)),
+            alive,
+            pid,
+        })
+    }
+
+    async fn write(&self, msg: &Value) -> Result<(), UpstreamError> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(UpstreamError::Exited(self.server.clone()));
+        }
+        let mut line = msg.to_string();
+        line.push('\n');
+        self.stdin
+            .send(line)
+            .await
+            .map_err(|_| UpstreamError::Exited(self.server.clone()))
+    }
+
+    async fn request(&self, msg: Value) -> Result<MessageStream, UpstreamError> {
+        let Some(Kind::Request { id, .. }) = jsonrpc::classify(&msg) else {
+            return Err(UpstreamError::Failed {
+                server: self.server.clone(),
+                reason: "not a request".into(),
+            });
+        };
+        let key = jsonrpc::id_key(&id);
+        let (tx, rx) = mpsc::channel(64);
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.by_id.contains_key(&key) {
+                return Err(UpstreamError::Failed {
+                    server: self.server.clone(),
+                    reason: format!("request id {key} is already in flight"),
+                });
+            }
+            p.by_id.insert(key.clone(), tx);
+            p.order.push(key.clone());
+        }
+        if let Err(e) = self.write(&msg).await {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        if let Some(pid) = self.pid {
+            // The child leads its own process group: end it and whatever it started (npx → node).
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGTERM);
+            }
+        }
+    }
+}
+
+impl Drop for StdioConnection {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value) {
+    let target = {
+        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+        match jsonrpc::classify(&msg) {
+            Some(Kind::Response { id }) => p.remove(&jsonrpc::id_key(&id)),
+            _ => p.newest().cloned(),
+        }
+    };
+    match target {
+        Some(tx) => {
+            let _ = tx.send(msg).await;
+        }
+        None if !jsonrpc::is_response(&msg) => {
+            // Nobody is listening for it right now: keep a bounded backlog for a GET stream.
+            let _ = unsolicited.try_send(msg);
+        }
+        None => {}
+    }
+}
+
+pub struct HttpConnection {
+    server: String,
+    url: url::Url,
+    http: reqwest::Client,
+    session_id: Mutex<Option<String>>,
+}
+
+impl HttpConnection {
+    fn new(server: &str, url: url::Url) -> Result<HttpConnection, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| UpstreamError::Start {
+                server: server.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(HttpConnection {
+            server: server.to_string(),
+            url,
+            http,
+            session_id: Mutex::new(None),
+        })
+    }
+
+    fn failed(&self, reason: impl Into<String>) -> UpstreamError {
+        UpstreamError::Failed {
+            server: self.server.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn post(&self, msg: &Value, headers: &UpstreamHeaders) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(msg.to_string());
+        if let Some(sid) = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            req = req.header("mcp-session-id", sid);
+        }
+        if let Some(v) = &headers.protocol_version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        req
+    }
+
+    async fn request(
+        &self,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Result<MessageStream, UpstreamError> {
+        let response = self
+            .post(&msg, headers)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        if let Some(sid) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.session_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(sid.to_string());
+        }
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.failed(format!("answered HTTP {status}")));
+        }
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let (tx, rx) = mpsc::channel(64);
+        if is_sse {
+            tokio::spawn(relay_sse(response, tx));
+        } else {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.failed(e.to_string()))?;
+            if body.len() > MAX_MESSAGE_BYTES {
+                return Err(self.failed("response too large"));
+            }
+            let msg: Value = serde_json::from_slice(&body)
+                .map_err(|_| self.failed("answered with a body that is not JSON"))?;
+            let _ = tx.send(msg).await;
+        }
+        Ok(rx)
+    }
+
+    async fn send(&self, msg: Value, headers: &UpstreamHeaders) -> Result<(), UpstreamError> {
+        let response = self
+            .post(&msg, headers)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.failed(format!("answered HTTP {}", response.status())))
+        }
+    }
+
+    async fn close(&self) {
+        let sid = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sid) = sid {
+            let _ = self
+                .http
+                .delete(self.url.clone())
+                .header("mcp-session-id", sid)
+                .send()
+                .await;
+        }
+    }
+}
+
+/// Reads an SSE response and forwards each `data:` message until the stream ends.
+async fn relay_sse(response: reqwest::Response, tx: mpsc::Sender<Value>) {
+    let mut stream = response.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut data = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() > MAX_MESSAGE_BYTES {
+            return;
+        }
+        while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !data.is_empty() {
+                    if let Ok(msg) = serde_json::from_str::<Value>(&data) {
+                        let done = jsonrpc::is_response(&msg);
+                        if tx.send(msg).await.is_err() || done {
+                            return;
+                        }
+                    }
+                    data.clear();
+                }
+            } else if let Some(rest) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Guards the local server against web pages and DNS rebinding: the `Host`
+//! must be a loopback name with our port, and an `Origin`, when sent, must be
+//! a loopback origin. Loopback origins (local tools such as MCP Inspector) get
+//! CORS answers; everything else gets 403 before any handler runs.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::core::Gatehouse;
+use crate::oauth::redirect::is_loopback_host;
+
+/// Whether a `Host` header names this server on loopback.
+pub fn host_allowed(host: &str, port: u16) -> bool {
+    let Some((name, p)) = host.rsplit_once(':') else {
+        return false;
+    };
+    p.parse::<u16>() == Ok(port) && matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Whether an `Origin` header is a loopback origin.
+pub fn origin_allowed(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(is_loopback_host)
+}
+
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"error": "forbidden", "error_description": why})),
+    )
+        .into_response()
+}
+
+pub async fn loopback_only(
+    State(g): State<Arc<Gatehouse>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, g.auth.port) {
+        return forbidden("Host must be 127.0.0.1, localhost or [::1] with Gatehouse's port");
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    if let Some(origin) = &origin {
+        if !origin_allowed(origin) {
+            return forbidden("requests from web pages are not allowed");
+        }
+    }
+    if req.method() == Method::OPTIONS && origin.is_some() {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        add_cors(&mut response, origin.as_deref());
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        return response;
+    }
+    let mut response = next.run(req).await;
+    add_cors(&mut response, origin.as_deref());
+    response
+}
+
+fn add_cors(response: &mut Response, origin: Option<&str>) {
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
+        return;
+    };
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("www-authenticate, mcp-session-id, mcp-protocol-version"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_origins() {
+        assert!(host_allowed("127.0.0.1:7390", 7390));
+        assert!(host_allowed("localhost:7390", 7390));
+        assert!(host_allowed("[::1]:7390", 7390));
+        assert!(!host_allowed("127.0.0.1:7391", 7390));
+        assert!(!host_allowed("evil.example:7390", 7390));
+        assert!(!host_allowed("127.0.0.1", 7390));
+        assert!(!host_allowed("", 7390));
+        assert!(origin_allowed("http://localhost:6274"));
+        assert!(origin_allowed("http://127.0.0.1"));
+        assert!(!origin_allowed("null"));
+        assert!(!origin_allowed("https://evil.example"));
+        assert!(!origin_allowed("http://127.0.0.1.evil.example"));
+    }
+}

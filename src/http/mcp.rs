@@ -1,0 +1,185 @@
+//! Handlers for the MCP endpoint `/mcp/<server>` (streamable HTTP). Each
+//! request is authenticated with its bearer token, then handed to the gateway.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::error::{bearer_challenge, jsonrpc as jsonrpc_response};
+use crate::clock;
+use crate::core::Gatehouse;
+use crate::gateway::upstream::UpstreamHeaders;
+use crate::gateway::{jsonrpc, Incoming, Reply};
+use crate::oauth::metadata::protected_resource_metadata_url;
+use crate::oauth::token::{authenticate_bearer, AccessGrant, BearerError};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The bearer check every MCP request passes; a refusal is the RFC 9728 challenge.
+async fn authenticate(
+    g: &Gatehouse,
+    headers: &HeaderMap,
+    server: &str,
+) -> Result<AccessGrant, Response> {
+    if !g.config().servers.contains_key(server) {
+        return Err(jsonrpc_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::error(
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                format!("no MCP server named {server:?}"),
+            ),
+        ));
+    }
+    let token = header_str(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let result = match token {
+        Some(t) if !t.is_empty() => authenticate_bearer(&g.auth, t, server, clock::now()),
+        _ => Err(BearerError::Missing),
+    };
+    match result {
+        Ok(access) => Ok(access),
+        Err(e) => {
+            let host = header_str(headers, header::HOST.as_str()).unwrap_or("127.0.0.1");
+            let metadata = protected_resource_metadata_url(host, server);
+            let scope = g.challenge_scope(server).await;
+            Err(match e {
+                BearerError::Missing => bearer_challenge(&metadata, &scope, None),
+                BearerError::Invalid(why) => bearer_challenge(&metadata, &scope, Some(why)),
+            })
+        }
+    }
+}
+
+pub async fn post(
+    State(g): State<Arc<Gatehouse>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let access = match authenticate(&g, &headers, &server).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let reply = g
+        .gateway
+        .handle(Incoming {
+            access: &access,
+            server: &server,
+            session_id: header_str(&headers, SESSION_HEADER),
+            headers: UpstreamHeaders {
+                protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_string),
+            },
+            body: &body,
+        })
+        .await;
+    match reply {
+        Reply::Accepted => StatusCode::ACCEPTED.into_response(),
+        Reply::SessionNotFound => jsonrpc_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::error(
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "session not found: it ended or belongs to someone else; initialize a new one",
+            ),
+        ),
+        Reply::BadRequest(body) => jsonrpc_response(StatusCode::BAD_REQUEST, body),
+        Reply::Messages {
+            session_id,
+            mut messages,
+        } => {
+            let first = messages.recv().await;
+            let mut response = match first {
+                // The answer came first: a plain JSON response.
+                Some(first) if jsonrpc::is_response(&first) => Json(first).into_response(),
+                // Server messages precede the answer: stream them all (SSE).
+                Some(first) => {
+                    let stream = futures::stream::once(async move { first })
+                        .chain(ReceiverStream::new(messages));
+                    sse(stream)
+                }
+                None => jsonrpc_response(
+                    StatusCode::BAD_GATEWAY,
+                    jsonrpc::error(
+                        Value::Null,
+                        jsonrpc::UPSTREAM_FAILED,
+                        "no answer from upstream",
+                    ),
+                ),
+            };
+            if let Some(sid) = session_id.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                response.headers_mut().insert(SESSION_HEADER, sid);
+            }
+            response
+        }
+    }
+}
+
+fn sse(messages: impl futures::Stream<Item = Value> + Send + 'static) -> Response {
+    let events = messages
+        .map(|m| Ok::<_, Infallible>(Event::default().event("message").data(m.to_string())));
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `GET`: the session's stream of server messages outside any request.
+pub async fn get(
+    State(g): State<Arc<Gatehouse>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let access = match authenticate(&g, &headers, &server).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(sid) = header_str(&headers, SESSION_HEADER) else {
+        return jsonrpc_response(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error(
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "Mcp-Session-Id header is required",
+            ),
+        );
+    };
+    match g.gateway.open_stream(sid, &access.client_id, &server) {
+        Some(rx) => sse(ReceiverStream::new(rx)),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `DELETE`: the client ends its session.
+pub async fn delete(
+    State(g): State<Arc<Gatehouse>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let access = match authenticate(&g, &headers, &server).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match header_str(&headers, SESSION_HEADER) {
+        Some(sid) if g.gateway.end_own_session(sid, &access.client_id, &server) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}

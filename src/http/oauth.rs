@@ -1,0 +1,175 @@
+//! Handlers for the authorization server's endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error::json_no_store;
+use super::pages;
+use crate::clock;
+use crate::core::Gatehouse;
+use crate::oauth::authorize::{AuthorizeError, PollOutcome};
+use crate::oauth::{authorize, metadata, register as registration, token, OAuthError};
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+}
+
+pub async fn authorization_server_metadata(State(g): State<Arc<Gatehouse>>) -> Response {
+    Json(metadata::authorization_server(&g.auth)).into_response()
+}
+
+pub async fn not_served() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "error_description": "not served: Gatehouse's metadata is at /.well-known/oauth-authorization-server"}))).into_response()
+}
+
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
+}
+
+async fn prm(g: &Gatehouse, headers: &HeaderMap, server: &str) -> Response {
+    if !g.config().servers.contains_key(server) {
+        return not_found().await;
+    }
+    let resource = g.auth.resource_url_for_host(host(headers), server);
+    let scopes = g.scopes_for(server).await;
+    Json(metadata::protected_resource(
+        &g.auth, &resource, server, &scopes,
+    ))
+    .into_response()
+}
+
+pub async fn protected_resource(
+    State(g): State<Arc<Gatehouse>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    prm(&g, &headers, &server).await
+}
+
+/// The root form: meaningful only when one server is fronted.
+pub async fn protected_resource_root(
+    State(g): State<Arc<Gatehouse>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut names = g.config().servers.keys();
+    match (names.next(), names.next()) {
+        (Some(only), None) => prm(&g, &headers, &only.clone()).await,
+        _ => not_found().await,
+    }
+}
+
+pub async fn register(State(g): State<Arc<Gatehouse>>, body: Bytes) -> Response {
+    match registration::register(&g.auth, &body, clock::now()) {
+        Ok(body) => json_no_store(StatusCode::CREATED, body),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn authorize(State(g): State<Arc<Gatehouse>>, RawQuery(query): RawQuery) -> Response {
+    match g
+        .authorize(query.as_deref().unwrap_or(""), clock::now())
+        .await
+    {
+        Ok(waiting) => {
+            Redirect::to(&format!("/authorize/wait/{}", waiting.handle.expose())).into_response()
+        }
+        Err(AuthorizeError::Redirect(url)) => found(&url),
+        Err(AuthorizeError::Page(e)) => pages::error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+pub async fn wait(State(g): State<Arc<Gatehouse>>, Path(handle): Path<String>) -> Response {
+    match authorize::poll(&g.auth, &handle, clock::now()) {
+        Ok(PollOutcome::Waiting(request)) => {
+            let client = g
+                .resolve_client(&request.client_id, clock::now())
+                .await
+                .ok();
+            pages::waiting(&request, client.as_ref())
+        }
+        Ok(PollOutcome::Redirect(url)) => found(&url),
+        Ok(PollOutcome::Finished) => pages::finished(),
+        Err(e) => pages::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+/// `302 Found` to the client (a private-use scheme too), never cached.
+fn found(url: &str) -> Response {
+    let mut response = Redirect::to(url).into_response();
+    *response.status_mut() = StatusCode::FOUND;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn form_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<
+    (
+        std::collections::HashMap<String, String>,
+        crate::oauth::client_auth::PresentedCredentials,
+    ),
+    OAuthError,
+> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let form = token::parse_form(body)?;
+    let creds = token::credentials(&form, authorization(headers))?;
+    Ok((form, creds))
+}
+
+pub async fn token(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = form_request(&headers, &body)
+        .and_then(|(form, creds)| token::exchange(&g.auth, &form, &creds, clock::now()));
+    match result {
+        Ok(body) => json_no_store(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn revoke(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = form_request(&headers, &body)
+        .and_then(|(form, creds)| token::revoke(&g.auth, &form, &creds, clock::now()));
+    match result {
+        Ok(()) => json_no_store(StatusCode::OK, json!({})),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn introspect(
+    State(g): State<Arc<Gatehouse>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = form_request(&headers, &body)
+        .and_then(|(form, creds)| token::introspect(&g.auth, &form, &creds, clock::now()));
+    match result {
+        Ok(body) => json_no_store(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
+}

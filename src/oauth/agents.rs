@@ -1,0 +1,155 @@
+//! Agents (OAuth clients) as the person sees them, and revocation by the
+//! person: one agent, one grant, or everything. Revocation ends the grants
+//! and their tokens in one transaction, so the agent's very next request fails.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AuthServer;
+use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock::UnixMs;
+use crate::store::clients::{self, Client};
+use crate::store::grants::{self, Grant};
+use crate::store::tokens;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Agent {
+    pub client: Client,
+    pub verified: bool,
+    pub grants: Vec<Grant>,
+}
+
+pub fn list(auth: &AuthServer, now: UnixMs) -> Result<Vec<Agent>, StoreError> {
+    auth.store.read(|c| {
+        clients::list(c)?
+            .into_iter()
+            .map(|client| {
+                Ok(Agent {
+                    verified: client.kind.is_verified(),
+                    grants: grants::list(c, Some(&client.client_id), false, now)?,
+                    client,
+                })
+            })
+            .collect()
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("no agent matches {0:?}; see `gatehouse agents`")]
+    NoSuchAgent(String),
+    #[error("{0:?} matches several agents ({1}); give the client id")]
+    Ambiguous(String, String),
+    #[error("no grant {0}")]
+    NoSuchGrant(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Finds an agent by client id, or by a name that only one agent has.
+pub fn find(auth: &AuthServer, name_or_id: &str) -> Result<Client, RevokeError> {
+    let all = auth.store.read(clients::list)?;
+    if let Some(c) = all.iter().find(|c| c.client_id == name_or_id) {
+        return Ok(c.clone());
+    }
+    let named: Vec<&Client> = all
+        .iter()
+        .filter(|c| c.name.eq_ignore_ascii_case(name_or_id))
+        .collect();
+    match named.as_slice() {
+        [] => Err(RevokeError::NoSuchAgent(name_or_id.to_string())),
+        [one] => Ok((*one).clone()),
+        many => Err(RevokeError::Ambiguous(
+            name_or_id.to_string(),
+            many.iter()
+                .map(|c| c.client_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}
+
+/// What a revocation ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revoked {
+    pub client_ids: Vec<String>,
+    pub grants: Vec<String>,
+    pub tokens: usize,
+}
+
+/// Revokes every grant and token of one agent.
+pub fn revoke_agent(
+    auth: &AuthServer,
+    client_id: &str,
+    actor: &str,
+    now: UnixMs,
+) -> Result<Revoked, StoreError> {
+    auth.store.write(|tx| {
+        let grants = grants::revoke_for_client(tx.conn(), client_id, now)?;
+        let tokens = tokens::revoke_for_client(tx.conn(), client_id, now)?;
+        tx.record(
+            NewEvent::new(EventKind::AgentRevoked, Outcome::Revoked)
+                .client(client_id)
+                .actor(actor)
+                .detail(json!({"grants": grants, "tokens_revoked": tokens})),
+            now,
+        )?;
+        Ok(Revoked {
+            client_ids: vec![client_id.to_string()],
+            grants,
+            tokens,
+        })
+    })
+}
+
+/// Revokes one grant and its tokens.
+pub fn revoke_grant(
+    auth: &AuthServer,
+    grant_id: &str,
+    actor: &str,
+    now: UnixMs,
+) -> Result<Revoked, RevokeError> {
+    auth.store.write(|tx| {
+        let grant = grants::get(tx.conn(), grant_id)?
+            .ok_or_else(|| RevokeError::NoSuchGrant(grant_id.to_string()))?;
+        grants::revoke(tx.conn(), grant_id, now)?;
+        let tokens = tokens::revoke_for_grant(tx.conn(), grant_id, now)?;
+        tx.record(
+            NewEvent::new(EventKind::GrantRevoked, Outcome::Revoked)
+                .client(&grant.client_id)
+                .server(&grant.server)
+                .grant(grant_id)
+                .actor(actor)
+                .detail(json!({"tokens_revoked": tokens})),
+            now,
+        )?;
+        Ok(Revoked {
+            client_ids: vec![grant.client_id],
+            grants: vec![grant_id.to_string()],
+            tokens,
+        })
+    })
+}
+
+/// The panic button: every agent loses every grant and token.
+pub fn revoke_all(auth: &AuthServer, actor: &str, now: UnixMs) -> Result<Revoked, StoreError> {
+    let ids: Vec<String> = auth
+        .store
+        .read(clients::list)?
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    let mut all = Revoked {
+        client_ids: Vec::new(),
+        grants: Vec::new(),
+        tokens: 0,
+    };
+    for id in ids {
+        let r = revoke_agent(auth, &id, actor, now)?;
+        all.client_ids.extend(r.client_ids);
+        all.grants.extend(r.grants);
+        all.tokens += r.tokens;
+    }
+    Ok(all)
+}

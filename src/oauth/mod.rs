@@ -1,0 +1,183 @@
+//! The authorization server (OAuth 2.1 for the MCP authorization spec).
+//!
+//! Each RFC step and the function that does it:
+//! - RFC 8414 metadata, RFC 9728 protected-resource metadata: [`metadata`].
+//! - RFC 7591 dynamic registration: [`register::register`]; Client ID
+//!   Metadata Documents: [`cimd`].
+//! - `/authorize` (OAuth 2.1 §4.1.1, PKCE S256, RFC 8707 `resource`, RFC 9207
+//!   `iss`): [`authorize::parse`], [`authorize::validate`], [`authorize::create_request`],
+//!   and the waiting page's [`authorize::poll`].
+//! - The person's decision: [`consent::approve`], [`consent::deny`], [`consent::expire_overdue`].
+//! - `/token` (§4.1.3 code exchange, §4.3 refresh with rotation): [`token::exchange`].
+//! - Bearer checks for the gateway (RFC 6750, audience per RFC 8707): [`token::authenticate_bearer`].
+//! - RFC 7009 revocation: [`token::revoke`]; RFC 7662 introspection: [`token::introspect`].
+
+pub mod agents;
+pub mod authorize;
+pub mod cimd;
+pub mod client_auth;
+pub mod consent;
+pub mod error;
+pub mod metadata;
+pub mod redirect;
+pub mod register;
+pub mod token;
+
+use std::sync::Arc;
+
+pub use error::{ErrorCode, OAuthError};
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Access tokens live an hour at most (less when the grant ends sooner).
+pub const ACCESS_TOKEN_TTL_MS: i64 = crate::clock::HOUR;
+/// Authorization codes live a minute at most and are single-use.
+pub const CODE_TTL_MS: i64 = crate::clock::MINUTE;
+/// Refresh tokens of an until-revoked grant live 30 days past their last use.
+pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * crate::clock::DAY;
+/// A refresh token presented again within this window after its rotation is
+/// refused without revoking its family (two racing refreshes of one client).
+pub const REFRESH_REUSE_GRACE_MS: i64 = 10 * crate::clock::SECOND;
+
+/// The authorization server's shared state.
+pub struct AuthServer {
+    pub store: Arc<Store>,
+    pub config: Arc<Config>,
+    /// `http://127.0.0.1:<port>`: byte-identical in metadata, PRM and `iss`.
+    pub issuer: String,
+    pub port: u16,
+    /// The OS user who runs Gatehouse; the "user" of every grant.
+    pub user: String,
+}
+
+impl AuthServer {
+    /// The canonical resource URL of a fronted server.
+    pub fn resource_url(&self, server: &str) -> String {
+        format!("{}/mcp/{}", self.issuer, server)
+    }
+
+    /// The resource URL as seen by a client that used `host` (already checked to be loopback).
+    pub fn resource_url_for_host(&self, host: &str, server: &str) -> String {
+        format!("http://{host}/mcp/{server}")
+    }
+
+    /// RFC 8707: which fronted server a `resource` names. `None` (or the bare
+    /// origin) is accepted only when unambiguous: one fronted server, or a
+    /// client bound to one server in the config.
+    pub fn resolve_resource(
+        &self,
+        resource: Option<&str>,
+        bound_server: Option<&str>,
+    ) -> Result<String, OAuthError> {
+        let unambiguous = || {
+            if let Some(server) = bound_server {
+                return Ok(server.to_string());
+            }
+            let mut names = self.config.servers.keys();
+            match (names.next(), names.next()) {
+                (Some(only), None) => Ok(only.clone()),
+                _ => Err(OAuthError::invalid_target(format!(
+                    "`resource` is required: Gatehouse fronts several servers; use {}",
+                    self.resource_url("<server>")
+                ))),
+            }
+        };
+        let Some(resource) = resource else {
+            return unambiguous();
+        };
+        let url = url::Url::parse(resource).map_err(|_| {
+            OAuthError::invalid_target(format!("resource {resource:?} is not an absolute URI"))
+        })?;
+        let host_ok = url.host_str().is_some_and(redirect::is_loopback_host);
+        if url.scheme() != "http"
+            || !host_ok
+            || url.port() != Some(self.port)
+            || url.fragment().is_some()
+            || url.query().is_some()
+        {
+            return Err(OAuthError::invalid_target(format!(
+                "resource {resource:?} is not served by this Gatehouse"
+            )));
+        }
+        let path = url.path().trim_end_matches('/');
+        if path.is_empty() {
+            return unambiguous();
+        }
+        let name = path
+            .strip_prefix("/mcp/")
+            .filter(|n| self.config.servers.contains_key(*n))
+            .ok_or_else(|| {
+                OAuthError::invalid_target(format!("no MCP server at resource {resource:?}"))
+            })?;
+        if bound_server.is_some_and(|b| b != name) {
+            return Err(OAuthError::invalid_target(format!(
+                "this client is bound to server {:?}",
+                bound_server.unwrap_or_default()
+            )));
+        }
+        Ok(name.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn server(toml: &str) -> AuthServer {
+        AuthServer {
+            store: Arc::new(Store::open_in_memory().unwrap()),
+            config: Arc::new(Config::parse(toml, Path::new("t.toml")).unwrap()),
+            issuer: "http://127.0.0.1:7390".into(),
+            port: 7390,
+            user: "me".into(),
+        }
+    }
+
+    #[test]
+    fn resource_resolution() {
+        let one = server("");
+        assert_eq!(one.resolve_resource(None, None).unwrap(), "demo");
+        assert_eq!(
+            one.resolve_resource(Some("http://127.0.0.1:7390/"), None)
+                .unwrap(),
+            "demo"
+        );
+        assert_eq!(
+            one.resolve_resource(Some("http://localhost:7390/mcp/demo"), None)
+                .unwrap(),
+            "demo"
+        );
+        assert_eq!(
+            one.resolve_resource(Some("http://127.0.0.1:7390/mcp/demo/"), None)
+                .unwrap(),
+            "demo"
+        );
+        for bad in [
+            "http://127.0.0.1:7391/mcp/demo",
+            "https://127.0.0.1:7390/mcp/demo",
+            "http://evil.com:7390/mcp/demo",
+            "http://127.0.0.1:7390/mcp/nope",
+            "nonsense",
+        ] {
+            assert_eq!(
+                one.resolve_resource(Some(bad), None).unwrap_err().code,
+                ErrorCode::InvalidTarget,
+                "{bad}"
+            );
+        }
+        let two = server("[servers.a]\ncommand=\"x\"\n[servers.b]\ncommand=\"y\"\n");
+        assert_eq!(
+            two.resolve_resource(None, None).unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        assert_eq!(two.resolve_resource(None, Some("b")).unwrap(), "b");
+        assert_eq!(
+            two.resolve_resource(Some("http://127.0.0.1:7390/mcp/a"), Some("b"))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidTarget
+        );
+    }
+}

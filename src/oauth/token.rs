@@ -1,0 +1,439 @@
+//! The token endpoint (OAuth 2.1 §4.1.3 and §4.3), bearer checks for the
+//! gateway, RFC 7009 revocation and RFC 7662 introspection.
+//!
+//! Tokens are opaque 256-bit random strings looked up by hash, so revocation
+//! takes effect on the very next request. Access tokens are bound to one
+//! fronted server (RFC 8707 audience). Refresh tokens rotate on every use;
+//! a rotated one presented again after [`REFRESH_REUSE_GRACE_MS`] revokes its
+//! whole family. A replayed authorization code revokes what it issued.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::client_auth::{self, PresentedCredentials};
+use super::{
+    AuthServer, ErrorCode, OAuthError, ACCESS_TOKEN_TTL_MS, REFRESH_REUSE_GRACE_MS,
+    REFRESH_TOKEN_TTL_MS,
+};
+use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock::UnixMs;
+use crate::secret::{self, Secret};
+use crate::store::clients::{self, Client};
+use crate::store::consent;
+use crate::store::grants::{self, Duration, Grant};
+use crate::store::tokens::{self, TokenKind, TokenRow};
+use crate::store::Tx;
+
+/// Form parameters, each at most once (RFC 6749 §3.2).
+pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter `{k}` appears more than once"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+pub fn credentials(
+    form: &HashMap<String, String>,
+    authorization: Option<&str>,
+) -> Result<PresentedCredentials, OAuthError> {
+    Ok(PresentedCredentials {
+        basic: authorization
+            .map(PresentedCredentials::parse_basic)
+            .transpose()?,
+        form_client_id: form.get("client_id").cloned(),
+        form_secret: form.get("client_secret").cloned(),
+    })
+}
+
+/// `POST /token`.
+pub fn exchange(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => exchange_code(auth, form, creds, now),
+        Some("refresh_token") => refresh(auth, form, creds, now),
+        Some(other) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!(
+                "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+            ),
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+    }
+}
+
+fn require<'a>(form: &'a HashMap<String, String>, key: &str) -> Result<&'a str, OAuthError> {
+    form.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request(format!("{key} is required")))
+}
+
+/// A `resource` on the token request must name the grant's server.
+fn check_resource(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    grant: &Grant,
+) -> Result<(), OAuthError> {
+    if let Some(resource) = form.get("resource") {
+        let server = auth.resolve_resource(Some(resource), Some(&grant.server))?;
+        if server != grant.server {
+            return Err(OAuthError::invalid_target(
+                "resource differs from the authorized one",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn exchange_code(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    let code = require(form, "code")?;
+    let verifier = require(form, "code_verifier")?;
+    let code_hash = secret::hash(code);
+    auth.store.write(|tx| {
+        let client = client_auth::authenticate(tx.conn(), creds)?;
+        let row = tokens::get_code(tx.conn(), &code_hash)?
+            .filter(|c| c.client_id == client.client_id)
+            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        if row.used_at.is_some() || !tokens::use_code(tx.conn(), &code_hash, now)? {
+            let revoked = tokens::revoke_for_code(tx.conn(), &code_hash, now)?;
+            tx.record(
+                NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
+                    .client(&client.client_id)
+                    .grant(&row.grant_id)
+                    .detail(json!({"tokens_revoked": revoked})),
+                now,
+            )?;
+            tx.keep();
+            return Err(OAuthError::invalid_grant(
+                "authorization code was already used; the tokens it issued are revoked",
+            ));
+        }
+        if row.expires_at <= now {
+            return Err(OAuthError::invalid_grant("authorization code expired"));
+        }
+        let request = consent::get(tx.conn(), &row.request_id)?
+            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        match form.get("redirect_uri") {
+            Some(uri) if uri != &request.redirect_uri => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri differs from the authorization request",
+                ))
+            }
+            None if request.redirect_uri_given => {
+                return Err(OAuthError::invalid_request(
+                    "redirect_uri is required: the authorization request had one",
+                ))
+            }
+            _ => {}
+        }
+        if !secret::is_valid_pkce_value(verifier)
+            || !secret::pkce_s256_matches(verifier, &request.code_challenge)
+        {
+            return Err(OAuthError::invalid_grant("PKCE verification failed"));
+        }
+        let grant = active_grant(tx, &row.grant_id, now)?;
+        check_resource(auth, form, &grant)?;
+        let family = secret::short_id("fam_");
+        let body = issue(auth, tx, &client, &grant, &family, Some(&code_hash), now)?;
+        tx.record(
+            NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
+                .client(&client.client_id)
+                .server(&grant.server)
+                .grant(&grant.id)
+                .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
+            now,
+        )?;
+        Ok(body)
+    })
+}
+
+fn refresh(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    let presented = require(form, "refresh_token")?;
+    let hash = secret::hash(presented);
+    auth.store.write(|tx| {
+        let client = client_auth::authenticate(tx.conn(), creds)?;
+        let row = tokens::get_token(tx.conn(), &hash)?
+            .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client.client_id)
+            .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+        if row.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("refresh token was revoked"));
+        }
+        if let Some(rotated_at) = row.rotated_at {
+            if now - rotated_at <= REFRESH_REUSE_GRACE_MS {
+                return Err(OAuthError::invalid_grant("refresh token was already used"));
+            }
+            let revoked = tokens::revoke_family(tx.conn(), &row.family_id, now)?;
+            tx.record(
+                NewEvent::new(EventKind::RefreshReused, Outcome::Denied)
+                    .client(&client.client_id)
+                    .grant(&row.grant_id)
+                    .detail(json!({"family": row.family_id, "tokens_revoked": revoked})),
+                now,
+            )?;
+            tx.keep();
+            return Err(OAuthError::invalid_grant(
+                "refresh token reuse detected; this token family is revoked",
+            ));
+        }
+        if row.expires_at <= now {
+            return Err(OAuthError::invalid_grant("refresh token expired"));
+        }
+        let grant = active_grant(tx, &row.grant_id, now)?;
+        check_resource(auth, form, &grant)?;
+        if let Some(scope) = form.get("scope") {
+            if scope
+                .split_whitespace()
+                .any(|s| !grant.scope.split_whitespace().any(|g| g == s))
+            {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh cannot widen the granted scope",
+                ));
+            }
+        }
+        if !tokens::rotate(tx.conn(), &hash, now)? {
+            return Err(OAuthError::invalid_grant("refresh token was already used"));
+        }
+        let body = issue(
+            auth,
+            tx,
+            &client,
+            &grant,
+            &row.family_id,
+            row.code_hash.as_deref(),
+            now,
+        )?;
+        tx.record(
+            NewEvent::new(EventKind::TokenRefreshed, Outcome::Allowed)
+                .client(&client.client_id)
+                .server(&grant.server)
+                .grant(&grant.id)
+                .detail(json!({"expires_in": body["expires_in"]})),
+            now,
+        )?;
+        Ok(body)
+    })
+}
+
+fn active_grant(tx: &Tx<'_>, grant_id: &str, now: UnixMs) -> Result<Grant, OAuthError> {
+    grants::get(tx.conn(), grant_id)?
+        .filter(|g| g.is_active(now))
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the grant behind this request was revoked or has ended")
+        })
+}
+
+/// Mints an access token (and a refresh token unless the grant is "once").
+fn issue(
+    auth: &AuthServer,
+    tx: &Tx<'_>,
+    client: &Client,
+    grant: &Grant,
+    family: &str,
+    code_hash: Option<&str>,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    let access = Secret::generate("gh_at_");
+    let access_expires = grant.expires_at.map_or(now + ACCESS_TOKEN_TTL_MS, |e| {
+        e.min(now + ACCESS_TOKEN_TTL_MS)
+    });
+    let row = |hash: String, kind, expires_at| TokenRow {
+        token_hash: hash,
+        kind,
+        client_id: client.client_id.clone(),
+        grant_id: grant.id.clone(),
+        family_id: family.to_string(),
+        code_hash: code_hash.map(str::to_string),
+        issued_at: now,
+        expires_at,
+        rotated_at: None,
+        revoked_at: None,
+    };
+    tokens::insert_token(
+        tx.conn(),
+        &row(access.hash(), TokenKind::Access, access_expires),
+    )?;
+    clients::touch(tx.conn(), &client.client_id, now)?;
+    let mut body = json!({
+        "access_token": access.expose(),
+        "token_type": "Bearer",
+        "expires_in": ((access_expires - now) / 1000).max(1),
+        "scope": grant.scope,
+        "resource": auth.resource_url(&grant.server),
+    });
+    if grant.duration != Duration::Once {
+        let refresh = Secret::generate("gh_rt_");
+        let refresh_expires = grant.expires_at.map_or(now + REFRESH_TOKEN_TTL_MS, |e| {
+            e.min(now + REFRESH_TOKEN_TTL_MS)
+        });
+        tokens::insert_token(
+            tx.conn(),
+            &row(refresh.hash(), TokenKind::Refresh, refresh_expires),
+        )?;
+        body["refresh_token"] = json!(refresh.into_exposed());
+    }
+    Ok(body)
+}
+
+/// Who a valid access token speaks for, and what it may use.
+#[derive(Debug, Clone)]
+pub struct AccessGrant {
+    pub client_id: String,
+    pub grant: Grant,
+    pub expires_at: UnixMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Unknown, expired or revoked token, or one for another server.
+    Invalid(&'static str),
+}
+
+/// RFC 6750 bearer check for the gateway: valid, unexpired, unrevoked, its
+/// grant in force, and issued for this server (audience).
+pub fn authenticate_bearer(
+    auth: &AuthServer,
+    token: &str,
+    server: &str,
+    now: UnixMs,
+) -> Result<AccessGrant, BearerError> {
+    let hash = secret::hash(token);
+    let found: Result<_, crate::store::StoreError> = auth.store.read(|c| {
+        let Some(row) = tokens::get_token(c, &hash)? else {
+            return Ok(None);
+        };
+        let grant = grants::get(c, &row.grant_id)?;
+        Ok(grant.map(|g| (row, g)))
+    });
+    let (row, grant) = match found {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return Err(BearerError::Invalid("unknown token")),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure checking a bearer token");
+            return Err(BearerError::Invalid("token could not be checked"));
+        }
+    };
+    if row.kind != TokenKind::Access {
+        return Err(BearerError::Invalid("not an access token"));
+    }
+    if row.revoked_at.is_some() || !grant.is_active(now) {
+        return Err(BearerError::Invalid("token was revoked"));
+    }
+    if row.expires_at <= now {
+        return Err(BearerError::Invalid("token expired"));
+    }
+    if grant.server != server {
+        return Err(BearerError::Invalid("token was issued for another server"));
+    }
+    Ok(AccessGrant {
+        client_id: row.client_id,
+        grant,
+        expires_at: row.expires_at,
+    })
+}
+
+/// RFC 7009: revoke a token of the authenticated client. Always succeeds for
+/// unknown tokens (§2.2). A refresh token takes its whole family with it.
+pub fn revoke(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<(), OAuthError> {
+    let token = require(form, "token")?;
+    if let Some(hint) = form.get("token_type_hint") {
+        if !matches!(hint.as_str(), "access_token" | "refresh_token") {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedTokenType,
+                format!("token_type_hint {hint:?} is not supported"),
+            ));
+        }
+    }
+    let hash = secret::hash(token);
+    auth.store.write(|tx| {
+        let client = client_auth::authenticate(tx.conn(), creds)?;
+        let Some(row) = tokens::get_token(tx.conn(), &hash)?.filter(|t| t.client_id == client.client_id) else {
+            return Ok(());
+        };
+        if row.revoked_at.is_some() {
+            return Ok(());
+        }
+        let count = match row.kind {
+            TokenKind::Refresh => tokens::revoke_family(tx.conn(), &row.family_id, now)?,
+            TokenKind::Access => tokens::revoke_token(tx.conn(), &hash, now)?,
+        };
+        tx.record(
+            NewEvent::new(EventKind::TokenRevoked, Outcome::Revoked)
+                .client(&client.client_id)
+                .grant(&row.grant_id)
+                .detail(json!({"by": "client", "kind": if row.kind == TokenKind::Refresh { "refresh_token" } else { "access_token" }, "tokens_revoked": count})),
+            now,
+        )?;
+        Ok(())
+    })
+}
+
+/// RFC 7662 introspection, for a confidential client (a resource server).
+pub fn introspect(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    let token = require(form, "token")?;
+    let hash = secret::hash(token);
+    auth.store.read(|c| {
+        let caller = client_auth::authenticate(c, creds)?;
+        if caller.secret_hash.is_none() {
+            return Err(OAuthError::invalid_client(
+                "introspection needs a confidential client (with a secret)",
+            ));
+        }
+        let Some(row) = tokens::get_token(c, &hash)? else {
+            return Ok(json!({"active": false}));
+        };
+        let Some(grant) = grants::get(c, &row.grant_id)? else {
+            return Ok(json!({"active": false}));
+        };
+        if row.revoked_at.is_some()
+            || row.expires_at <= now
+            || !grant.is_active(now)
+            || (row.kind == TokenKind::Refresh && row.rotated_at.is_some())
+        {
+            return Ok(json!({"active": false}));
+        }
+        Ok(json!({
+            "active": true,
+            "scope": grant.scope,
+            "client_id": row.client_id,
+            "token_type": if row.kind == TokenKind::Access { "Bearer" } else { "refresh_token" },
+            "exp": row.expires_at / 1000,
+            "iat": row.issued_at / 1000,
+            "sub": grant.decided_by,
+            "aud": auth.resource_url(&grant.server),
+            "iss": auth.issuer,
+        }))
+    })
+}

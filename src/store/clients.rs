@@ -1,0 +1,159 @@
+//! The `clients` table: registered agents (OAuth clients).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{corrupt, from_json, to_json, StoreError};
+use crate::clock::UnixMs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// RFC 7591 dynamic registration: the name is self-asserted.
+    Registered,
+    /// A Client ID Metadata Document fetched over https: the domain is verified.
+    MetadataDocument,
+    /// Listed in the config file by the person.
+    Preconfigured,
+}
+
+impl ClientKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Registered => "registered",
+            ClientKind::MetadataDocument => "metadata_document",
+            ClientKind::Preconfigured => "preconfigured",
+        }
+    }
+    fn parse(s: &str) -> Result<ClientKind, StoreError> {
+        match s {
+            "registered" => Ok(ClientKind::Registered),
+            "metadata_document" => Ok(ClientKind::MetadataDocument),
+            "preconfigured" => Ok(ClientKind::Preconfigured),
+            other => Err(StoreError::Corrupt(format!("client kind {other}"))),
+        }
+    }
+    pub fn is_verified(self) -> bool {
+        !matches!(self, ClientKind::Registered)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    None,
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        match s {
+            "none" => Some(AuthMethod::None),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub kind: ClientKind,
+    pub redirect_uris: Vec<String>,
+    pub auth_method: AuthMethod,
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    pub bound_server: Option<String>,
+    pub metadata: serde_json::Value,
+    pub created_at: UnixMs,
+    pub last_seen_at: Option<UnixMs>,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
+    let kind: String = row.get("kind")?;
+    let method: String = row.get("auth_method")?;
+    let metadata: String = row.get("metadata")?;
+    Ok(Client {
+        client_id: row.get("client_id")?,
+        name: row.get("name")?,
+        kind: ClientKind::parse(&kind).map_err(corrupt)?,
+        redirect_uris: from_json(&row.get::<_, String>("redirect_uris")?).map_err(corrupt)?,
+        auth_method: AuthMethod::parse(&method)
+            .ok_or_else(|| corrupt(StoreError::Corrupt(method)))?,
+        secret_hash: row.get("secret_hash")?,
+        bound_server: row.get("bound_server")?,
+        metadata: from_json(&metadata).map_err(corrupt)?,
+        created_at: row.get("created_at")?,
+        last_seen_at: row.get("last_seen_at")?,
+    })
+}
+
+pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO clients (client_id, name, kind, redirect_uris, auth_method, secret_hash, bound_server, metadata, created_at, last_seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(client_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+           redirect_uris = excluded.redirect_uris, auth_method = excluded.auth_method,
+           secret_hash = excluded.secret_hash, bound_server = excluded.bound_server, metadata = excluded.metadata",
+        params![
+            c.client_id,
+            c.name,
+            c.kind.as_str(),
+            to_json(&c.redirect_uris),
+            c.auth_method.as_str(),
+            c.secret_hash,
+            c.bound_server,
+            c.metadata.to_string(),
+            c.created_at,
+            c.last_seen_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
+    conn.query_row(
+        "SELECT * FROM clients WHERE client_id = ?1",
+        [client_id],
+        from_row,
+    )
+    .optional()
+    .map_err(Into::into)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
+    let mut stmt = conn.prepare("SELECT * FROM clients ORDER BY created_at")?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn touch(conn: &Connection, client_id: &str, now: UnixMs) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE clients SET last_seen_at = ?2 WHERE client_id = ?1",
+        params![client_id, now],
+    )?;
+    Ok(())
+}
+
+/// The client's display name, for audit rows.
+pub fn name_of(conn: &Connection, client_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM clients WHERE client_id = ?1",
+            [client_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}

@@ -1,0 +1,142 @@
+//! The `grants` table: what the person allowed an agent to use on a server, and for how long.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{corrupt, from_json, to_json, StoreError};
+use crate::clock::UnixMs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duration {
+    /// This one authorization: the access token it issues, no refresh.
+    Once,
+    /// Until `expires_at`.
+    Timed,
+    /// Until revoked.
+    Forever,
+}
+
+impl Duration {
+    fn as_str(self) -> &'static str {
+        match self {
+            Duration::Once => "once",
+            Duration::Timed => "timed",
+            Duration::Forever => "forever",
+        }
+    }
+    fn parse(s: &str) -> Result<Duration, StoreError> {
+        Ok(match s {
+            "once" => Duration::Once,
+            "timed" => Duration::Timed,
+            "forever" => Duration::Forever,
+            other => return Err(StoreError::Corrupt(format!("grant duration {other}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub server: String,
+    pub tools: Vec<String>,
+    pub scope: String,
+    pub duration: Duration,
+    pub created_at: UnixMs,
+    pub expires_at: Option<UnixMs>,
+    pub revoked_at: Option<UnixMs>,
+    pub decided_by: String,
+}
+
+impl Grant {
+    pub fn is_active(&self, now: UnixMs) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
+    let tools: String = row.get("tools")?;
+    let duration: String = row.get("duration")?;
+    Ok(Grant {
+        id: row.get("id")?,
+        client_id: row.get("client_id")?,
+        server: row.get("server")?,
+        tools: from_json(&tools).map_err(corrupt)?,
+        scope: row.get("scope")?,
+        duration: Duration::parse(&duration).map_err(corrupt)?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        revoked_at: row.get("revoked_at")?,
+        decided_by: row.get("decided_by")?,
+    })
+}
+
+pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            g.id,
+            g.client_id,
+            g.server,
+            to_json(&g.tools),
+            g.scope,
+            g.duration.as_str(),
+            g.created_at,
+            g.expires_at,
+            g.revoked_at,
+            g.decided_by
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Grant>, StoreError> {
+    Ok(conn
+        .query_row("SELECT * FROM grants WHERE id = ?1", [id], from_row)
+        .optional()?)
+}
+
+/// Grants, newest first; only those still in force unless `include_ended`.
+pub fn list(
+    conn: &Connection,
+    client_id: Option<&str>,
+    include_ended: bool,
+    now: UnixMs,
+) -> Result<Vec<Grant>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT * FROM grants WHERE (?1 IS NULL OR client_id = ?1)
+           AND (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)))
+         ORDER BY created_at DESC, id",
+    )?;
+    let rows = stmt
+        .query_map(params![client_id, include_ended, now], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Revokes the grants still in force for a client; returns their ids.
+pub fn revoke_for_client(
+    conn: &Connection,
+    client_id: &str,
+    now: UnixMs,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<String> = list(conn, Some(client_id), false, now)?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    for id in &ids {
+        revoke(conn, id, now)?;
+    }
+    Ok(ids)
+}
+
+/// Revokes one grant; false if it was already revoked.
+pub fn revoke(conn: &Connection, id: &str, now: UnixMs) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(n == 1)
+}

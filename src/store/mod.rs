@@ -1,0 +1,160 @@
+//! The SQLite store: one file, WAL, foreign keys on, numbered append-only
+//! migrations run at open. One file per table family holds its queries.
+//!
+//! Writes go through [`Store::write`], whose [`Tx`] records audit events in
+//! the same transaction; the events reach live listeners only after COMMIT.
+
+pub mod audit;
+pub mod clients;
+pub mod consent;
+pub mod grants;
+pub mod tokens;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use tokio::sync::broadcast;
+
+use crate::audit::{AuditEvent, NewEvent};
+use crate::clock::UnixMs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Numbered migrations; append only, never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    events: broadcast::Sender<AuditEvent>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Store::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        let (events, _) = broadcast::channel(4096);
+        Ok(Store {
+            conn: Mutex::new(conn),
+            events,
+        })
+    }
+
+    /// Live audit events, after they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<AuditEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs `f` in one transaction. It commits when `f` returns `Ok`, or when
+    /// `f` called [`Tx::keep`] (a refusal that is itself worth recording, such
+    /// as a replayed code); otherwise it rolls back and records nothing.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let (result, recorded) = {
+            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction().map_err(StoreError::from)?;
+            let mut w = Tx {
+                tx,
+                recorded: Vec::new(),
+                keep: false,
+            };
+            let result = f(&mut w);
+            let Tx { tx, recorded, keep } = w;
+            if result.is_ok() || keep {
+                tx.commit().map_err(StoreError::from)?;
+                (result, recorded)
+            } else {
+                (result, Vec::new())
+            }
+        };
+        for event in recorded {
+            let _ = self.events.send(event);
+        }
+        result
+    }
+
+    /// Runs a read-only query.
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+}
+
+/// A write transaction that can record audit events.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    recorded: Vec<AuditEvent>,
+    keep: bool,
+}
+
+impl Tx<'_> {
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    /// Writes an audit event in this transaction.
+    pub fn record(&mut self, event: NewEvent, now: UnixMs) -> Result<(), StoreError> {
+        let stored = audit::insert(&self.tx, event, now)?;
+        self.recorded.push(stored);
+        Ok(())
+    }
+
+    /// Commit even though the operation ends in a refusal.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database is at schema version {version}, newer than this Gatehouse knows ({}); upgrade Gatehouse",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// JSON column helpers.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serializable")
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Maps a decoding failure inside a row mapper to a rusqlite error.
+pub(crate) fn corrupt(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
