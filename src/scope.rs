@@ -147,27 +147,15 @@ pub fn tools_for_scope(
         .collect())
 }
 
-/// The scope string for a granted tool set: a class scope where every tool of
-/// the class was granted, otherwise `tool:<name>` for each granted tool.
+/// The scope string for a granted tool set: `tool:<name>` for each tool, in
+/// the server's order. Exact, so it stays true when the server adds tools later.
 pub fn scope_for_tools(granted: &[String], tools: &[ToolInfo]) -> String {
-    let mut parts = Vec::new();
-    for risk in [Risk::Read, Risk::Write, Risk::Destructive] {
-        let in_class: Vec<&ToolInfo> = tools.iter().filter(|t| t.risk == risk).collect();
-        if in_class.is_empty() {
-            continue;
-        }
-        if in_class.iter().all(|t| granted.contains(&t.name)) {
-            parts.push(risk.scope().to_string());
-        } else {
-            parts.extend(
-                in_class
-                    .iter()
-                    .filter(|t| granted.contains(&t.name))
-                    .map(|t| format!("tool:{}", t.name)),
-            );
-        }
-    }
-    parts.join(" ")
+    tools
+        .iter()
+        .filter(|t| granted.contains(&t.name))
+        .map(|t| format!("tool:{}", t.name))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
