@@ -107,43 +107,54 @@ fn answer(notes: &mut Notes, id: Value, method: &str, params: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// Serves MCP on stdin/stdout until stdin closes.
+/// Serves MCP on stdin/stdout until stdin closes. Each request runs on its
+/// own thread, so a slow `wait` does not hold up other calls.
 pub fn run() -> std::io::Result<()> {
-    let mut notes = Notes(BTreeMap::from([(
+    use std::sync::{Arc, Mutex};
+    let notes = Arc::new(Mutex::new(Notes(BTreeMap::from([(
         "welcome".to_string(),
         "Hello from the Gatehouse demo server.".to_string(),
-    )]));
-    let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout().lock();
-    for line in stdin.lock().lines() {
+    )]))));
+    let stdout = Arc::new(Mutex::new(std::io::stdout()));
+    let reply = |stdout: &Mutex<std::io::Stdout>, msg: Value| {
+        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "{msg}").and_then(|_| out.flush());
+    };
+    for line in std::io::stdin().lock().lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let reply = match serde_json::from_str::<Value>(&line) {
-            Err(_) => Some(jsonrpc::error(
-                Value::Null,
-                jsonrpc::PARSE_ERROR,
-                "not JSON",
-            )),
+        match serde_json::from_str::<Value>(&line) {
+            Err(_) => reply(
+                &stdout,
+                jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, "not JSON"),
+            ),
             Ok(msg) => match jsonrpc::classify(&msg) {
-                Some(Kind::Request { id, method }) => Some(answer(
-                    &mut notes,
-                    id,
-                    &method,
-                    msg.get("params").unwrap_or(&Value::Null),
-                )),
-                Some(_) => None,
-                None => Some(jsonrpc::error(
-                    Value::Null,
-                    jsonrpc::INVALID_REQUEST,
-                    "not JSON-RPC 2.0",
-                )),
+                Some(Kind::Request { id, method }) => {
+                    let (notes, stdout) = (notes.clone(), stdout.clone());
+                    std::thread::spawn(move || {
+                        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+                        let answer = if method == "tools/call" && params["name"] == "wait" {
+                            // Waiting must not hold the notes lock.
+                            answer(&mut Notes(BTreeMap::new()), id, &method, &params)
+                        } else {
+                            answer(
+                                &mut notes.lock().unwrap_or_else(|p| p.into_inner()),
+                                id,
+                                &method,
+                                &params,
+                            )
+                        };
+                        reply(&stdout, answer);
+                    });
+                }
+                Some(_) => {}
+                None => reply(
+                    &stdout,
+                    jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "not JSON-RPC 2.0"),
+                ),
             },
-        };
-        if let Some(reply) = reply {
-            writeln!(stdout, "{reply}")?;
-            stdout.flush()?;
         }
     }
     Ok(())
