@@ -352,7 +352,8 @@ async fn token_endpoint_errors() {
         }
         form
     };
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    type Form = Vec<(&'static str, String)>;
+    let cases: Vec<(Form, u16, &str)> = vec![
         (
             good(&[("code_verifier", "A".repeat(43))]),
             400,
