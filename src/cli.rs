@@ -143,30 +143,36 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        // Listen for signals before telling anyone we are up.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
         let running = crate::core::start(config, &data_dir)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let url = running.url();
-        println!("Gatehouse is running at {url}");
+        // stdout may be a pipe that is already closed: never die for a banner.
+        let mut banner = format!("Gatehouse is running at {url}\n");
         for name in running.gatehouse.config().servers.keys() {
-            println!("  MCP server {name:?}: {url}/mcp/{name}");
+            banner.push_str(&format!("  MCP server {name:?}: {url}/mcp/{name}\n"));
         }
-        println!(
-            "Approve requests with `gatehouse pending` and `gatehouse approve`. Data: {}",
+        banner.push_str(&format!(
+            "Approve requests with `gatehouse pending` and `gatehouse approve`. Data: {}\n",
             data_dir.display()
-        );
-        running.run_until(shutdown_signal()).await;
+        ));
+        let mut out = std::io::stdout();
+        let _ = std::io::Write::write_all(&mut out, banner.as_bytes())
+            .and_then(|_| std::io::Write::flush(&mut out));
+        running
+            .run_until(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            })
+            .await;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn target(id: Option<String>, client: Option<String>) -> Result<Target, String> {

@@ -185,8 +185,14 @@ impl RunningServer {
     /// Stops accepting, ends sessions and upstreams, removes the socket.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        // Open streams (an agent's GET) would hold a graceful shutdown forever: give it 3 s.
+        for mut task in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         self.gatehouse.gateway.close_all().await;
         let _ = std::fs::remove_file(self.gatehouse.data_dir.join(SOCKET_FILE));

@@ -532,3 +532,83 @@ async fn the_cli_says_what_went_wrong() {
     assert_eq!(code, 1);
     assert!(err.contains("in use"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_server_message_stream_per_session() {
+    let fx = Fixture::start("").await;
+    let (_, tokens) = fx.tokens_for("Agent", ToolChoice::All).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let sid = fx.open_session("demo", token).await;
+    let get = || {
+        fx.http
+            .get(fx.resource("demo"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &sid)
+            .send()
+    };
+    let first = get().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(get().await.unwrap().status(), 405, "one stream at a time");
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        get().await.unwrap().status(),
+        200,
+        "a reconnect gets the stream back"
+    );
+    let r = fx
+        .http
+        .get(fx.resource("demo"))
+        .bearer_auth(token)
+        .header("mcp-session-id", "gh_sess_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    fx.stop().await;
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(gatehouse_bin())
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("Gatehouse is running at http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(dir.path().join("control.sock").exists());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        !dir.path().join("control.sock").exists(),
+        "the socket is removed"
+    );
+    assert!(dir.path().join("gatehouse.db").exists());
+}

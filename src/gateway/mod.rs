@@ -66,6 +66,14 @@ pub enum Reply {
     BadRequest(Value),
 }
 
+/// The answer to a GET for server messages.
+pub enum StreamOpening {
+    Open(upstream::ServerStream),
+    /// The upstream offers no such stream, or one is already open (405).
+    Unavailable,
+    SessionNotFound,
+}
+
 /// The parts of an MCP POST the gateway needs.
 pub struct Incoming<'a> {
     pub access: &'a AccessGrant,
@@ -413,14 +421,14 @@ impl Gateway {
     }
 
     /// Server messages outside any request, for the agent's GET stream.
-    pub fn open_stream(&self, id: &str, client_id: &str, server: &str) -> Option<MessageStream> {
-        let session = self.session(id, client_id, server)?;
-        Some(
-            session
-                .upstream
-                .take_unsolicited()
-                .unwrap_or_else(|| mpsc::channel(1).1),
-        )
+    pub fn open_stream(&self, id: &str, client_id: &str, server: &str) -> StreamOpening {
+        match self.session(id, client_id, server) {
+            None => StreamOpening::SessionNotFound,
+            Some(session) => match session.upstream.open_stream() {
+                Some(lease) => StreamOpening::Open(lease),
+                None => StreamOpening::Unavailable,
+            },
+        }
     }
 
     /// Ends a session (DELETE from the client, or its upstream died).

@@ -33,6 +33,10 @@ pub enum UpstreamError {
 /// (progress, sampling…) and then the response.
 pub type MessageStream = mpsc::Receiver<Value>;
 
+/// The lease on a session's server-message stream; dropping it (the client
+/// disconnected) lets the next GET take it.
+pub type ServerStream = tokio::sync::OwnedMutexGuard<MessageStream>;
+
 pub enum Connection {
     Stdio(StdioConnection),
     Http(HttpConnection),
@@ -85,14 +89,12 @@ impl Connection {
         }
     }
 
-    /// Server messages not tied to a request (for the client's GET stream).
-    pub fn take_unsolicited(&self) -> Option<MessageStream> {
+    /// Server messages not tied to a request, for the client's GET stream.
+    /// One stream at a time: `None` while another is open, or when the
+    /// upstream offers no such stream.
+    pub fn open_stream(&self) -> Option<ServerStream> {
         match self {
-            Connection::Stdio(c) => c
-                .unsolicited_rx
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
+            Connection::Stdio(c) => c.unsolicited_rx.clone().try_lock_owned().ok(),
             Connection::Http(_) => None,
         }
     }
@@ -141,7 +143,7 @@ pub struct StdioConnection {
     server: String,
     stdin: mpsc::Sender<String>,
     pending: Pending,
-    unsolicited_rx: Mutex<Option<MessageStream>>,
+    unsolicited_rx: Arc<tokio::sync::Mutex<MessageStream>>,
     alive: Arc<AtomicBool>,
     pid: Option<u32>,
 }
@@ -246,7 +248,7 @@ impl StdioConnection {
             server: server.to_string(),
             stdin: stdin_tx,
             pending,
-            unsolicited_rx: Mutex::new(Some(unsolicited_rx)),
+            unsolicited_rx: Arc::new(tokio::sync::Mutex::new(unsolicited_rx)),
             alive,
             pid,
         })

@@ -18,7 +18,7 @@ use super::error::{bearer_challenge, jsonrpc as jsonrpc_response};
 use crate::clock;
 use crate::core::Gatehouse;
 use crate::gateway::upstream::UpstreamHeaders;
-use crate::gateway::{jsonrpc, Incoming, Reply};
+use crate::gateway::{jsonrpc, Incoming, Reply, StreamOpening};
 use crate::oauth::metadata::protected_resource_metadata_url;
 use crate::oauth::token::{authenticate_bearer, AccessGrant, BearerError};
 
@@ -161,8 +161,11 @@ pub async fn get(
         );
     };
     match g.gateway.open_stream(sid, &access.client_id, &server) {
-        Some(rx) => sse(ReceiverStream::new(rx)),
-        None => StatusCode::NOT_FOUND.into_response(),
+        StreamOpening::Open(lease) => sse(futures::stream::unfold(lease, |mut lease| async move {
+            lease.recv().await.map(|m| (m, lease))
+        })),
+        StreamOpening::Unavailable => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        StreamOpening::SessionNotFound => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
