@@ -1,0 +1,256 @@
+// An MCP client written with the official TypeScript SDK (@modelcontextprotocol/sdk),
+// driven by tests/interop.rs. It proves that an independently written client completes
+// Gatehouse's whole flow: 401 challenge, metadata discovery, dynamic registration,
+// /authorize, the waiting page, the person's decision (made with the `gatehouse` CLI by
+// the test), the code exchange, and then MCP calls through the gateway.
+//
+// The SDK's OAuthClientProvider hook `redirectToAuthorization` plays the browser: it opens
+// the authorization URL without following redirects, follows Gatehouse's same-origin
+// redirect to the waiting page and polls it until it redirects to our redirect_uri, where
+// it reads `code` (or `error`), `state` and `iss`. Then, as the SDK documents, the app calls
+// `transport.finishAuth(code)` and connects again.
+//
+// Usage: node ts_client.mjs <mcp-url> <client-name> [options]
+//   --call NAME=JSON   call a tool with these arguments (repeatable, in order)
+//   --pause            after the calls, print {"event":"paused"}, wait for a line on
+//                      stdin, then make the calls again (used to show revocation)
+// Output: one JSON object per line on stdout ({"event": ...}); exit 0 unless something
+// unexpected happened (then {"event":"error"} and exit 1).
+
+import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+const POLL_MS = 300;
+const DECISION_TIMEOUT_MS = 90_000;
+
+function emit(event, fields = {}) {
+  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
+}
+
+function parseArgs(argv) {
+  const [url, name, ...rest] = argv;
+  if (!url || !name) {
+    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--pause]');
+  }
+  const calls = [];
+  let pause = false;
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--pause') {
+      pause = true;
+    } else if (rest[i] === '--call') {
+      const spec = rest[++i] ?? '';
+      const eq = spec.indexOf('=');
+      calls.push(eq < 0 ? { name: spec, args: {} } : { name: spec.slice(0, eq), args: JSON.parse(spec.slice(eq + 1)) });
+    } else {
+      throw new Error(`unknown argument ${rest[i]}`);
+    }
+  }
+  return { url, name, calls, pause };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The "browser": /authorize -> 303 waiting page -> (person decides) -> 302 to redirect_uri.
+async function browse(authorizationUrl, redirectUri) {
+  const origin = new URL(authorizationUrl).origin;
+  let url = new URL(authorizationUrl);
+  const deadline = Date.now() + DECISION_TIMEOUT_MS;
+  let announced = false;
+  for (;;) {
+    const response = await fetch(url, { redirect: 'manual' });
+    const body = await response.text();
+    if (response.status >= 300 && response.status < 400) {
+      const location = new URL(response.headers.get('location'), url);
+      if (location.href.startsWith(redirectUri + '?')) {
+        return location.searchParams;
+      }
+      if (location.origin !== origin) {
+        throw new Error(`unexpected cross-origin redirect to ${location.href}`);
+      }
+      url = location;
+      continue;
+    }
+    if (response.status !== 200) {
+      throw new Error(`authorization page answered ${response.status} at ${url.href}`);
+    }
+    if (!announced) {
+      emit('waiting_page', { path: url.pathname, refreshes: body.includes('http-equiv="refresh"') });
+      announced = true;
+    }
+    if (Date.now() > deadline) {
+      throw new Error('nobody decided within the timeout');
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+// In-memory OAuthClientProvider, as an app that keeps nothing on disk would write it.
+class Provider {
+  constructor(name, redirectUri) {
+    this.name = name;
+    this._redirectUri = redirectUri;
+    this._clientInformation = undefined;
+    this._tokens = undefined;
+    this._codeVerifier = undefined;
+    this.issuer = undefined;
+    this.authorization = undefined; // Promise of {code} or {error, description}
+  }
+  get redirectUrl() {
+    return this._redirectUri;
+  }
+  get clientMetadata() {
+    return {
+      client_name: this.name,
+      redirect_uris: [this._redirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() {
+    return randomBytes(16).toString('hex');
+  }
+  clientInformation() {
+    return this._clientInformation;
+  }
+  saveClientInformation(info) {
+    this._clientInformation = info;
+    emit('registered', { client_id: info.client_id });
+  }
+  tokens() {
+    return this._tokens;
+  }
+  saveTokens(tokens) {
+    this._tokens = tokens;
+    emit('tokens', { scope: tokens.scope, has_refresh_token: Boolean(tokens.refresh_token) });
+  }
+  saveCodeVerifier(verifier) {
+    this._codeVerifier = verifier;
+  }
+  codeVerifier() {
+    return this._codeVerifier;
+  }
+  saveDiscoveryState(state) {
+    this.issuer = state.authorizationServerMetadata?.issuer;
+  }
+  invalidateCredentials(scope) {
+    emit('invalidate_credentials', { scope });
+    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
+  }
+  redirectToAuthorization(authorizationUrl) {
+    emit('authorize', {
+      scope: authorizationUrl.searchParams.get('scope'),
+      resource: authorizationUrl.searchParams.get('resource'),
+    });
+    // Each authorization (there may be several at once) is checked against its own state.
+    const expectedState = authorizationUrl.searchParams.get('state');
+    // The SDK returns REDIRECT and connect() throws UnauthorizedError; the app then
+    // waits for the browser's result (here: this promise).
+    this.authorization = browse(authorizationUrl.href, this._redirectUri).then((params) => {
+      if (params.get('state') !== expectedState) {
+        throw new Error(`state mismatch: sent ${expectedState}, got ${params.get('state')}`);
+      }
+      if (params.get('iss') !== this.issuer) {
+        throw new Error(`iss ${params.get('iss')} is not the issuer ${this.issuer} (RFC 9207)`);
+      }
+      if (params.get('error')) {
+        return { error: params.get('error'), description: params.get('error_description') };
+      }
+      return { code: params.get('code') };
+    });
+  }
+}
+
+// Connects, authorizing first if needed. Returns the client, or null when the person said no.
+async function connect(url, provider) {
+  const attempt = async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
+    const client = new Client({ name: provider.name, version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      return { client };
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+      return { transport };
+    }
+  };
+  let { client, transport } = await attempt();
+  if (client) return client;
+  const outcome = await finishAuthorization(provider, transport);
+  if (!outcome) return null;
+  ({ client } = await attempt());
+  if (!client) throw new Error('still unauthorized after finishAuth');
+  return client;
+}
+
+// Waits for the browser; on a code, exchanges it through the SDK. False when denied.
+async function finishAuthorization(provider, transport) {
+  if (!provider.authorization) throw new Error('unauthorized, but the SDK never asked to authorize');
+  const result = await provider.authorization;
+  provider.authorization = undefined;
+  if (result.error) {
+    emit('denied', result);
+    return false;
+  }
+  emit('authorized', { issuer: provider.issuer });
+  await transport.finishAuth(result.code);
+  return true;
+}
+
+async function runCalls(client, calls) {
+  for (const call of calls) {
+    try {
+      const result = await client.callTool({ name: call.name, arguments: call.args });
+      emit('call', { tool: call.name, ok: !result.isError, result });
+    } catch (error) {
+      if (error instanceof UnauthorizedError) throw error;
+      emit('call', { tool: call.name, ok: false, error: { code: error.code, message: error.message } });
+    }
+  }
+}
+
+async function main() {
+  const { url, name, calls, pause } = parseArgs(process.argv.slice(2));
+  // A loopback redirect URI on a port nothing listens on: the browser stops at the redirect.
+  const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
+  const provider = new Provider(name, redirectUri);
+  const client = await connect(url, provider);
+  if (!client) {
+    emit('done');
+    return;
+  }
+  const info = client.getServerVersion();
+  emit('connected', { server: info?.name, protocol_version: client.transport?.protocolVersion });
+  const { tools } = await client.listTools();
+  emit('tools', { names: tools.map((t) => t.name) });
+  await runCalls(client, calls);
+  if (pause) {
+    emit('paused');
+    const lines = createInterface({ input: process.stdin });
+    await new Promise((resolve) => lines.once('line', resolve));
+    lines.close();
+    try {
+      await runCalls(client, calls);
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+      // The gateway refused the token and the SDK started a new authorization.
+      emit('call_unauthorized', { message: error.message, reauthorizing: Boolean(provider.authorization) });
+      if (provider.authorization) await finishAuthorization(provider, client.transport);
+    }
+  }
+  await client.close();
+  emit('done');
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    emit('error', { message: String(error?.stack ?? error) });
+    process.exit(1);
+  },
+);
