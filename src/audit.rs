@@ -24,6 +24,14 @@ pub enum EventKind {
     AgentRevoked,
     ToolCall,
     McpRequest,
+    /// A call to an ask-every-time tool is waiting for the person.
+    CallHeld,
+    /// The person allowed or denied a held call (or nobody answered).
+    CallDecided,
+    /// A pinned tool's definition changed upstream; the tool is blocked.
+    ToolChanged,
+    /// The person re-approved (or kept blocked) a changed tool.
+    ToolReviewed,
 }
 
 impl EventKind {
@@ -43,6 +51,10 @@ impl EventKind {
             EventKind::AgentRevoked => "agent_revoked",
             EventKind::ToolCall => "tool_call",
             EventKind::McpRequest => "mcp_request",
+            EventKind::CallHeld => "call_held",
+            EventKind::CallDecided => "call_decided",
+            EventKind::ToolChanged => "tool_changed",
+            EventKind::ToolReviewed => "tool_reviewed",
         }
     }
 

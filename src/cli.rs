@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::control::client::ControlClient;
+use crate::control::PendingKindView;
 use crate::control::{ControlError, PendingView, Request, Target};
-use crate::oauth::consent::{DurationChoice, ToolChoice};
+use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +55,8 @@ enum Command {
     Status,
     /// List consent requests waiting for a decision.
     Pending,
-    /// Approve a pending request (by ID, or every pending request of an agent).
+    /// Approve a pending request (by ID, or every pending request of an agent):
+    /// a consent request, a held call (allowed once) or a changed tool (re-approved).
     Approve {
         /// The request ID shown by `gatehouse pending`.
         id: Option<String>,
@@ -67,6 +69,12 @@ enum Command {
         /// Grant every tool the request asks for.
         #[arg(long)]
         all_tools: bool,
+        /// Tools to hold for your decision on every call (default: the destructive ones).
+        #[arg(long, value_delimiter = ',', conflicts_with = "ask_none")]
+        ask: Option<Vec<String>>,
+        /// Hold no tool's calls.
+        #[arg(long)]
+        ask_none: bool,
         /// How long: `once`, a duration such as `1h` or `7d`, or `forever` (until revoked).
         #[arg(long = "for", default_value = "forever")]
         duration: String,
@@ -207,6 +215,8 @@ fn run_command(command: Command, data_dir: &std::path::Path, json: bool) -> Resu
             client,
             tools,
             all_tools,
+            ask,
+            ask_none,
             duration,
         } => Request::Approve {
             target: target(id, client)?,
@@ -219,6 +229,16 @@ fn run_command(command: Command, data_dir: &std::path::Path, json: bool) -> Resu
                         .collect(),
                 ),
                 (None, false) => ToolChoice::ReadOnly,
+            },
+            ask: match (ask, ask_none) {
+                (_, true) => AskChoice::None,
+                (Some(t), false) => AskChoice::Only(
+                    t.into_iter()
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                ),
+                (None, false) => AskChoice::Destructive,
             },
             duration: parse_duration(&duration)?,
         },
@@ -310,41 +330,34 @@ fn print_text(request: &Request, answer: &Value) {
                 println!("No pending requests.");
             }
             for p in pending {
-                let badge = match (&p.verified_domain, p.verified) {
-                    (Some(d), _) => format!("verified: {d}"),
-                    (None, true) => "configured by you".to_string(),
-                    (None, false) => "UNVERIFIED: it named itself".to_string(),
-                };
-                println!(
-                    "{}  {} ({badge}) wants to use {:?}",
-                    p.id, p.client_name, p.server
-                );
-                println!("    phrase: {}   returns to: {}", p.phrase, p.redirect_host);
-                for t in &p.tools {
-                    println!(
-                        "    [{:<14}] {:<20} {}",
-                        t.risk.label(),
-                        t.name,
-                        t.description.lines().next().unwrap_or("")
-                    );
-                }
+                print_pending(&p);
             }
         }
         Request::Approve { .. } => {
-            for g in answer.as_array().into_iter().flatten() {
-                let tools: Vec<&str> = g["tools"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                println!(
-                    "Approved: grant {} for {:?} on {:?}: {}",
-                    g["id"].as_str().unwrap_or(""),
-                    g["client_id"].as_str().unwrap_or(""),
-                    g["server"].as_str().unwrap_or(""),
-                    tools.join(", ")
-                );
+            for d in answer.as_array().into_iter().flatten() {
+                let v = &d["value"];
+                match d["kind"].as_str() {
+                    Some("grant") => println!(
+                        "Approved: grant {} on {:?}: {}{}",
+                        v["id"].as_str().unwrap_or(""),
+                        v["server"].as_str().unwrap_or(""),
+                        names(&v["tools"]).join(", "),
+                        match names(&v["ask_tools"]) {
+                            ask if ask.is_empty() => String::new(),
+                            ask => format!(" (ask every time: {})", ask.join(", ")),
+                        }
+                    ),
+                    Some("call") => println!(
+                        "Allowed once: call {} to {:?}",
+                        v["id"].as_str().unwrap_or(""),
+                        v["tool"].as_str().unwrap_or("")
+                    ),
+                    _ => println!(
+                        "Re-approved the changed tool {:?} ({})",
+                        v["tool"].as_str().unwrap_or(""),
+                        v["id"].as_str().unwrap_or("")
+                    ),
+                }
             }
         }
         Request::Deny { .. } => println!("Denied: {}", answer["denied"]),
@@ -410,6 +423,71 @@ fn print_text(request: &Request, answer: &Value) {
             println!(
                 "  {} open session(s), {} pending request(s)",
                 answer["sessions"], answer["pending"]
+            );
+        }
+    }
+}
+
+fn names(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+fn print_pending(p: &PendingView) {
+    let badge = match (&p.verified_domain, p.verified) {
+        (Some(d), _) => format!("verified: {d}"),
+        (None, true) => "configured by you".to_string(),
+        (None, false) => "UNVERIFIED: it named itself".to_string(),
+    };
+    let who = format!("{} ({badge})", p.client_name);
+    match p.kind {
+        PendingKindView::Authorization => println!("{}  {who} wants to use {:?}", p.id, p.server),
+        PendingKindView::StepUp => println!(
+            "{}  {who} wants MORE of {:?} (it holds: {})",
+            p.id,
+            p.server,
+            p.granted_tools.join(", ")
+        ),
+        PendingKindView::ToolCall => println!(
+            "{}  {who} wants to run {:?} on {:?} now",
+            p.id,
+            p.tools.first().map_or("", |t| t.name.as_str()),
+            p.server
+        ),
+        PendingKindView::ToolChanged => println!(
+            "{}  tool {:?} on {:?} CHANGED since {who} was allowed to use it; it is blocked",
+            p.id,
+            p.tools.first().map_or("", |t| t.name.as_str()),
+            p.server
+        ),
+    }
+    if let (Some(phrase), Some(host)) = (&p.phrase, &p.redirect_host) {
+        println!("    phrase: {phrase}   returns to: {host}");
+    }
+    if let Some(args) = &p.arguments {
+        for line in serde_json::to_string_pretty(args)
+            .unwrap_or_default()
+            .lines()
+        {
+            println!("    {line}");
+        }
+    }
+    for change in &p.changes {
+        println!("    {change}");
+    }
+    if matches!(
+        p.kind,
+        PendingKindView::Authorization | PendingKindView::StepUp
+    ) {
+        for t in &p.tools {
+            println!(
+                "    [{:<14}] {:<20} {}",
+                t.risk.label(),
+                t.name,
+                t.description.lines().next().unwrap_or("")
             );
         }
     }

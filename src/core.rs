@@ -13,7 +13,7 @@ use crate::clock::{self, UnixMs};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::oauth::authorize::{self, AuthorizeError, Waiting};
-use crate::oauth::consent::{self, DecisionError, DurationChoice, ToolChoice};
+use crate::oauth::consent::{self, AskChoice, DecisionError, DurationChoice, ToolChoice};
 use crate::oauth::{agents, cimd, AuthServer, OAuthError};
 use crate::scope;
 use crate::store::clients::{self, Client, ClientKind};
@@ -23,6 +23,35 @@ use crate::store::Store;
 pub const DB_FILE: &str = "gatehouse.db";
 pub const SOCKET_FILE: &str = "control.sock";
 pub const SERVER_INFO_FILE: &str = "server.json";
+
+/// What a pending id names, by its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    Consent,
+    HeldCall,
+    ToolReview,
+}
+
+impl PendingKind {
+    pub fn of(id: &str) -> PendingKind {
+        if id.starts_with("hc_") {
+            PendingKind::HeldCall
+        } else if id.starts_with("tr_") {
+            PendingKind::ToolReview
+        } else {
+            PendingKind::Consent
+        }
+    }
+}
+
+/// What an approval produced.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Decided {
+    Grant(Grant),
+    Call(crate::store::held_calls::HeldCall),
+    Review(crate::store::pins::ToolReview),
+}
 
 pub struct Gatehouse {
     pub auth: AuthServer,
@@ -114,18 +143,48 @@ impl Gatehouse {
         }
     }
 
+    /// The person says yes to something pending: a consent request (`cr_…`,
+    /// with the tools, ask-every-time set and duration), a held call (`hc_…`,
+    /// allowed once) or a changed tool (`tr_…`, re-approved).
     pub fn approve(
         &self,
-        request_id: &str,
+        id: &str,
         tools: &ToolChoice,
+        ask: &AskChoice,
         duration: DurationChoice,
         actor: &str,
-    ) -> Result<Grant, DecisionError> {
-        consent::approve(&self.auth, request_id, tools, duration, actor, clock::now())
+    ) -> Result<Decided, DecisionError> {
+        let now = clock::now();
+        match PendingKind::of(id) {
+            PendingKind::Consent => {
+                consent::approve(&self.auth, id, tools, ask, duration, actor, now)
+                    .map(Decided::Grant)
+            }
+            PendingKind::HeldCall => {
+                let call = consent::decide_call(&self.auth, id, true, actor, now)?;
+                self.gateway.holds.resolve(id, true);
+                Ok(Decided::Call(call))
+            }
+            PendingKind::ToolReview => {
+                consent::decide_review(&self.auth, id, true, actor, now).map(Decided::Review)
+            }
+        }
     }
 
-    pub fn deny(&self, request_id: &str, actor: &str) -> Result<(), DecisionError> {
-        consent::deny(&self.auth, request_id, actor, clock::now()).map(|_| ())
+    /// The person says no. Nothing is granted; a held call gets an error.
+    pub fn deny(&self, id: &str, actor: &str) -> Result<(), DecisionError> {
+        let now = clock::now();
+        match PendingKind::of(id) {
+            PendingKind::Consent => consent::deny(&self.auth, id, actor, now).map(|_| ()),
+            PendingKind::HeldCall => {
+                consent::decide_call(&self.auth, id, false, actor, now)?;
+                self.gateway.holds.resolve(id, false);
+                Ok(())
+            }
+            PendingKind::ToolReview => {
+                consent::decide_review(&self.auth, id, false, actor, now).map(|_| ())
+            }
+        }
     }
 
     /// Revokes an agent and closes its open sessions.

@@ -24,6 +24,7 @@ pub mod demo;
 pub mod gateway;
 pub mod http;
 pub mod oauth;
+pub mod pending;
 pub mod scope;
 pub mod secret;
 pub mod store;

@@ -74,14 +74,23 @@ async fn hostile_http_is_refused_before_any_handler() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let r = fx
-        .http
-        .post(fx.resource("demo"))
-        .body(vec![b' '; 5 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+    // A 5 MiB MCP message is refused on its declared length, before a byte of it is read.
+    let status_line = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let head = format!("POST /mcp/demo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", 5 * 1024 * 1024);
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = tcp.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(status_line, "HTTP/1.1 413 Payload Too Large");
     assert!(
         fx.counts().iter().all(|(_, n)| *n == 0),
         "{:?}",

@@ -144,7 +144,10 @@ async fn full_flow_with_the_oauth2_crate() {
             DurationChoice::Forever,
         )
         .await;
-    assert_eq!(granted[0]["tools"], json!(["read_note", "write_note"]));
+    assert_eq!(
+        granted[0]["value"]["tools"],
+        json!(["read_note", "write_note"])
+    );
 
     // 5. The browser is sent back with code, state and iss.
     let back = fx.wait_for_redirect(&wait).await;
@@ -212,16 +215,32 @@ async fn full_flow_with_the_oauth2_crate() {
         )
         .await;
     assert_eq!(read["result"]["content"][0]["text"], "hi");
+    // A tool it was never granted: 403 with a step-up challenge for the union.
     let refused = fx
-        .rpc(
-            &access,
-            &sid,
-            5,
-            "tools/call",
-            json!({"name": "delete_note", "arguments": {"title": "t"}}),
+        .mcp(
+            "demo",
+            Some(&access),
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "delete_note", "arguments": {"title": "t"}}}),
         )
         .await;
-    assert_eq!(refused["error"]["code"], -32001);
+    assert_eq!(refused.status(), 403);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"tool:read_note tool:write_note tool:delete_note\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{prm_url}\"")),
+        "{challenge}"
+    );
     let still_there = fx
         .rpc(
             &access,
@@ -331,7 +350,9 @@ async fn full_flow_with_the_oauth2_crate() {
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["tool"], "delete_note");
     assert!(
-        calls.iter().all(|e| e["grant_id"] == granted[0]["id"]),
+        calls
+            .iter()
+            .all(|e| e["grant_id"] == granted[0]["value"]["id"]),
         "each call names the grant that decided it"
     );
     fx.stop().await;

@@ -42,6 +42,7 @@ async fn denial_and_timeout_reach_the_client_as_access_denied() {
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let late = fx
         .control(Request::Approve {
+            ask: Default::default(),
             target: Target::Client("Agent".into()),
             tools: ToolChoice::All,
             duration: DurationChoice::Forever,

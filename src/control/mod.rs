@@ -9,8 +9,7 @@ pub mod server;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::consent::{DurationChoice, ToolChoice};
-use crate::scope::ToolInfo;
+use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
 
 /// Which pending request(s) a decision is about.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +29,9 @@ pub enum Request {
     Approve {
         target: Target,
         tools: ToolChoice,
+        /// Which granted tools are held for a decision on every call (default: the destructive ones).
+        #[serde(default)]
+        ask: AskChoice,
         duration: DurationChoice,
     },
     Deny {
@@ -77,20 +79,4 @@ pub enum Answer {
     Error(ControlError),
 }
 
-/// A pending consent request as the person sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingView {
-    pub id: String,
-    pub client_id: String,
-    pub client_name: String,
-    pub verified: bool,
-    /// The https domain of a verified (metadata document) client.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified_domain: Option<String>,
-    pub redirect_host: String,
-    pub server: String,
-    pub phrase: String,
-    pub tools: Vec<ToolInfo>,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
+pub use crate::pending::{PendingKindView, PendingView};

@@ -10,13 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::{Answer, ControlError, ErrorCode, PendingView, Request, Target};
+use super::{Answer, ControlError, ErrorCode, PendingKindView, PendingView, Request, Target};
 use crate::clock;
 use crate::core::{Gatehouse, SOCKET_FILE};
 use crate::oauth::agents::RevokeError;
-use crate::oauth::authorize::redirect_host;
 use crate::oauth::consent::DecisionError;
-use crate::store::{audit, clients, consent, grants};
+use crate::store::{audit, grants};
 
 /// Binds the socket, refusing to steal one that a running Gatehouse answers on.
 pub fn bind(data_dir: &Path) -> anyhow::Result<UnixListener> {
@@ -214,42 +213,9 @@ fn actor(g: &Gatehouse) -> String {
     format!("{} (cli)", g.auth.user)
 }
 
-/// The pending requests as the person sees them.
+/// The pending items as the person sees them.
 pub fn pending_views(g: &Gatehouse) -> Result<Vec<PendingView>, ControlError> {
-    let now = clock::now();
-    let requests = g.store().read(|c| consent::pending(c, now))?;
-    let mut views = Vec::new();
-    for r in requests {
-        let client = g.store().read(|c| clients::get(c, &r.client_id))?;
-        let (name, verified, domain) = match &client {
-            Some(c) => (
-                c.name.clone(),
-                c.kind.is_verified(),
-                (c.kind == clients::ClientKind::MetadataDocument)
-                    .then(|| {
-                        url::Url::parse(&c.client_id)
-                            .ok()
-                            .and_then(|u| u.host_str().map(str::to_string))
-                    })
-                    .flatten(),
-            ),
-            None => (r.client_id.clone(), false, None),
-        };
-        views.push(PendingView {
-            id: r.id.clone(),
-            client_id: r.client_id.clone(),
-            client_name: name,
-            verified,
-            verified_domain: domain,
-            redirect_host: redirect_host(&r.redirect_uri),
-            server: r.server.clone(),
-            phrase: r.phrase.clone(),
-            tools: r.tools.clone(),
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        });
-    }
-    Ok(views)
+    Ok(crate::pending::list(g.store(), clock::now())?)
 }
 
 /// The pending request ids a target names; an error when there are none.
@@ -261,8 +227,15 @@ fn targets(g: &Gatehouse, target: &Target) -> Result<Vec<String>, ControlError> 
             .filter(|p| &p.id == id)
             .map(|p| p.id.clone())
             .collect(),
+        // By agent: its consent requests only; held calls and changed tools need their id.
         Target::Client(name) => pending
             .iter()
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    PendingKindView::Authorization | PendingKindView::StepUp
+                )
+            })
             .filter(|p| &p.client_id == name || p.client_name.eq_ignore_ascii_case(name))
             .map(|p| p.id.clone())
             .collect(),
@@ -294,13 +267,14 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, ControlError> {
         Request::Approve {
             target,
             tools,
+            ask,
             duration,
         } => {
-            let mut grants = Vec::new();
+            let mut decided = Vec::new();
             for id in targets(g, &target)? {
-                grants.push(g.approve(&id, &tools, duration, &actor(g))?);
+                decided.push(g.approve(&id, &tools, &ask, duration, &actor(g))?);
             }
-            to_value(grants)
+            to_value(decided)
         }
         Request::Deny { target } => {
             let ids = targets(g, &target)?;

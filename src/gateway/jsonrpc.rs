@@ -11,6 +11,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const NOT_GRANTED: i64 = -32001;
 /// Gatehouse: the upstream server failed, exited or timed out.
 pub const UPSTREAM_FAILED: i64 = -32002;
+/// Gatehouse: the user denied a held (ask-every-time) call, or nobody answered.
+pub const CALL_DENIED: i64 = -32003;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {

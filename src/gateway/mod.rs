@@ -6,8 +6,15 @@
 //! Each gateway session (`Mcp-Session-Id`, created by `initialize`) belongs to
 //! one agent and has its own upstream [`upstream::Connection`], so agents never
 //! see each other's sessions.
+//!
+//! Per tool: calls to tools never granted get a step-up challenge
+//! ([`Reply::InsufficientScope`]); ask-every-time tools are held ([`holds`]);
+//! a granted tool whose definition changed upstream is blocked ([`pinning`]).
 
+pub mod catalog;
+pub mod holds;
 pub mod jsonrpc;
+pub mod pinning;
 pub mod policy;
 pub mod upstream;
 
@@ -23,6 +30,7 @@ use crate::clock::{self, UnixMs};
 use crate::config::Config;
 use crate::oauth::token::AccessGrant;
 use crate::scope::ToolInfo;
+use crate::store::pins::{self, Pin};
 use crate::store::Store;
 use jsonrpc::Kind;
 use upstream::{Connection, MessageStream, UpstreamHeaders};
@@ -35,6 +43,8 @@ const CATALOG_TTL: Duration = Duration::from_secs(60);
 const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Argument summaries in the audit log are cut at this size.
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
+/// A held call's arguments are shown to the person up to this size.
+const HELD_ARGUMENT_BYTES: usize = 8 * 1024;
 
 pub struct Session {
     pub id: String,
@@ -42,6 +52,27 @@ pub struct Session {
     pub server: String,
     upstream: Connection,
     last_used: Mutex<Instant>,
+    /// The tool definitions this session's upstream last listed, by name.
+    seen: Mutex<HashMap<String, Value>>,
+}
+
+impl Session {
+    fn remember_tools(&self, tools: &[Value]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tools {
+            if let Some(name) = t.get("name").and_then(Value::as_str) {
+                seen.insert(name.to_string(), crate::scope::pinned_fields(t));
+            }
+        }
+    }
+
+    fn seen_tool(&self, name: &str) -> Option<Value> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
 }
 
 pub struct Gateway {
@@ -49,6 +80,7 @@ pub struct Gateway {
     store: Arc<Store>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     catalogs: tokio::sync::Mutex<HashMap<String, (Instant, Vec<ToolInfo>)>>,
+    pub holds: holds::Holds,
 }
 
 /// What the HTTP edge sends back for one POST.
@@ -64,6 +96,9 @@ pub enum Reply {
     SessionNotFound,
     /// A malformed message (400), with a JSON-RPC error body.
     BadRequest(Value),
+    /// The agent needs more than it was granted (403 with this scope: the
+    /// union of what it holds and what it asked for).
+    InsufficientScope { scope: String, message: String },
 }
 
 /// The answer to a GET for server messages.
@@ -90,6 +125,7 @@ impl Gateway {
             store,
             sessions: Mutex::default(),
             catalogs: Default::default(),
+            holds: Default::default(),
         }
     }
 
@@ -123,7 +159,6 @@ impl Gateway {
                 "not a JSON-RPC 2.0 message",
             ));
         };
-        let grant = &req.access.grant;
         match (&kind, req.session_id) {
             (Kind::Request { method, .. }, None) if method == "initialize" => {
                 self.initialize(req, msg).await
@@ -155,25 +190,8 @@ impl Gateway {
                 };
                 match kind {
                     Kind::Request { id, method } => {
-                        let params = msg.get("params");
-                        match policy::check_request(&method, params, &grant.tools) {
-                            policy::Decision::Forward => {
-                                self.forward(&session, req.access, id, method, msg, &req.headers)
-                                    .await
-                            }
-                            policy::Decision::Refuse(why) => {
-                                let tool = params
-                                    .and_then(|p| p.get("name"))
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("")
-                                    .to_string();
-                                self.audit_call(req.access, req.server, &tool, Outcome::Denied, None, json!({"reason": why, "method": method, "arguments": summarize_arguments(params.and_then(|p| p.get("arguments")).unwrap_or(&Value::Null), ARGUMENT_SUMMARY_BYTES)}));
-                                Reply::Messages {
-                                    session_id: None,
-                                    messages: one(jsonrpc::error(id, jsonrpc::NOT_GRANTED, why)),
-                                }
-                            }
-                        }
+                        self.dispatch(&session, req.access, id, method, msg, &req.headers)
+                            .await
                     }
                     Kind::Notification { .. } | Kind::Response { .. } => {
                         match session.upstream.send(msg, &req.headers).await {
@@ -187,6 +205,194 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Applies the policy to one request of an open session.
+    async fn dispatch(
+        &self,
+        session: &Arc<Session>,
+        access: &AccessGrant,
+        id: Value,
+        method: String,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Reply {
+        let params = msg.get("params");
+        let pins = if method == "tools/call" || method == "tools/list" {
+            match self.store.read(|c| pins::for_grant(c, &access.grant.id)) {
+                Ok(p) => p,
+                Err(e) => return reply(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e.to_string())),
+            }
+        } else {
+            Vec::new()
+        };
+        let suspended: Vec<String> = pins
+            .iter()
+            .filter(|p| p.suspended_at.is_some())
+            .map(|p| p.tool.clone())
+            .collect();
+        let grantee = policy::Grantee {
+            tools: &access.grant.tools,
+            ask: &access.grant.ask_tools,
+            suspended: &suspended,
+        };
+        let arguments = || {
+            summarize_arguments(
+                params
+                    .and_then(|p| p.get("arguments"))
+                    .unwrap_or(&Value::Null),
+                ARGUMENT_SUMMARY_BYTES,
+            )
+        };
+        let refuse = |tool: &str, code: i64, why: String, detail: Value| {
+            let mut detail = detail;
+            detail["reason"] = json!(why);
+            detail["method"] = json!(method);
+            detail["arguments"] = arguments();
+            record_call(
+                &self.store,
+                access,
+                &session.server,
+                tool,
+                Outcome::Denied,
+                None,
+                detail,
+            );
+            reply(jsonrpc::error(id.clone(), code, why))
+        };
+        match policy::check_request(&method, params, &grantee) {
+            policy::Decision::Forward => {
+                self.forward(session, access, id, method, msg, headers, pins, None)
+                    .await
+            }
+            policy::Decision::Answer(result) => {
+                reply(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+            }
+            policy::Decision::Refuse(why) => {
+                let tool = params
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                refuse(tool, jsonrpc::NOT_GRANTED, why, json!({}))
+            }
+            policy::Decision::StepUp(tool) => {
+                let offered = session.seen_tool(&tool).is_some()
+                    || self
+                        .catalog(&session.server)
+                        .await
+                        .is_ok_and(|c| c.iter().any(|t| t.name == tool));
+                if !offered {
+                    return refuse(
+                        &tool,
+                        jsonrpc::NOT_GRANTED,
+                        format!("tool {tool:?} is not granted to this agent"),
+                        json!({}),
+                    );
+                }
+                let mut items = access.grant.tools.clone();
+                items.push(tool.clone());
+                let scope = crate::scope::scope_for_tools(&items);
+                let message = format!(
+                    "tool {tool:?} is not granted yet: ask the user for it (scope {scope:?})"
+                );
+                refuse(
+                    &tool,
+                    jsonrpc::NOT_GRANTED,
+                    message.clone(),
+                    json!({"step_up": scope}),
+                );
+                Reply::InsufficientScope { scope, message }
+            }
+            policy::Decision::Call(tool) => {
+                if let Err(why) = self.check_pin(session, access, &tool, &pins, headers).await {
+                    return refuse(&tool, jsonrpc::NOT_GRANTED, why, json!({}));
+                }
+                self.forward(session, access, id, method, msg, headers, pins, None)
+                    .await
+            }
+            policy::Decision::Hold(tool) => {
+                if let Err(why) = self.check_pin(session, access, &tool, &pins, headers).await {
+                    return refuse(&tool, jsonrpc::NOT_GRANTED, why, json!({}));
+                }
+                let shown = summarize_arguments(
+                    params
+                        .and_then(|p| p.get("arguments"))
+                        .unwrap_or(&Value::Null),
+                    HELD_ARGUMENT_BYTES,
+                );
+                let timeout = Duration::from_millis(self.config.consent_timeout_ms as u64);
+                match self
+                    .holds
+                    .hold(&self.store, access, &session.server, &tool, shown, timeout)
+                    .await
+                {
+                    Ok(holds::Verdict::Allowed { call_id }) => {
+                        self.forward(
+                            session,
+                            access,
+                            id,
+                            method,
+                            msg,
+                            headers,
+                            pins,
+                            Some(call_id),
+                        )
+                        .await
+                    }
+                    Ok(holds::Verdict::Denied { call_id, why }) => refuse(
+                        &tool,
+                        jsonrpc::CALL_DENIED,
+                        why,
+                        json!({"held_call": call_id}),
+                    ),
+                    Err(e) => reply(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Checks that a granted tool is still the one the person approved. A
+    /// session that never listed tools lists them first (Gatehouse's own request).
+    async fn check_pin(
+        &self,
+        session: &Session,
+        access: &AccessGrant,
+        tool: &str,
+        pins: &[Pin],
+        headers: &UpstreamHeaders,
+    ) -> Result<(), String> {
+        let Some(pin) = pins.iter().find(|p| p.tool == tool) else {
+            return Ok(());
+        };
+        if session.upstream.take_list_changed() {
+            session
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        if session.seen_tool(tool).is_none() {
+            let listed = catalog::list_tools(&session.upstream, headers).await?;
+            session.remember_tools(&listed);
+        }
+        let Some(current) = session.seen_tool(tool) else {
+            return Err(format!("tool {tool:?} is no longer offered by the server"));
+        };
+        if crate::scope::pin_of(&current) == pin.hash {
+            return Ok(());
+        }
+        let review = pinning::record_change(
+            &self.store,
+            access,
+            &session.server,
+            pin,
+            &current,
+            clock::now(),
+        )
+        .map_err(|e| e.to_string())?;
+        Err(format!(
+            "tool {tool:?} changed on the server since it was approved; it is blocked until the user re-approves it (review {review})"
+        ))
     }
 
     async fn initialize(&self, req: Incoming<'_>, msg: Value) -> Reply {
@@ -209,6 +415,7 @@ impl Gateway {
             server: req.server.to_string(),
             upstream,
             last_used: Mutex::new(Instant::now()),
+            seen: Mutex::default(),
         });
         let mut messages = match self.exchange(&session, id.clone(), msg, &req.headers).await {
             Ok(m) => m,
@@ -303,6 +510,10 @@ impl Gateway {
         Ok(rx)
     }
 
+    /// Sends a request upstream and relays its messages. A `tools/list`
+    /// answer is filtered to the grant (and checked against the pins); a
+    /// `tools/call` is audited with its outcome and the held call that allowed it.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         session: &Arc<Session>,
@@ -311,99 +522,85 @@ impl Gateway {
         method: String,
         msg: Value,
         headers: &UpstreamHeaders,
+        pins: Vec<Pin>,
+        held_call: Option<String>,
     ) -> Reply {
         let started = Instant::now();
         let tool_call = (method == "tools/call").then(|| {
             let params = msg.get("params");
-            (
+            let tool = params
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let args = summarize_arguments(
                 params
-                    .and_then(|p| p.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                summarize_arguments(
-                    params
-                        .and_then(|p| p.get("arguments"))
-                        .unwrap_or(&Value::Null),
-                    ARGUMENT_SUMMARY_BYTES,
-                ),
-            )
+                    .and_then(|p| p.get("arguments"))
+                    .unwrap_or(&Value::Null),
+                ARGUMENT_SUMMARY_BYTES,
+            );
+            (tool, json!({"arguments": args, "held_call": held_call}))
         });
         let mut upstream_rx = match self.exchange(session, id.clone(), msg, headers).await {
             Ok(rx) => rx,
             Err(e) => {
-                if let Some((tool, args)) = &tool_call {
-                    self.audit_call(
+                if let Some((tool, mut detail)) = tool_call {
+                    detail["error"] = e["error"]["message"].clone();
+                    record_call(
+                        &self.store,
                         access,
                         &session.server,
-                        tool,
+                        &tool,
                         Outcome::Error,
                         Some(started),
-                        json!({"arguments": args, "error": e["error"]["message"]}),
+                        detail,
                     );
                 }
-                return Reply::Messages {
-                    session_id: None,
-                    messages: one(e),
-                };
+                return reply(e);
             }
         };
         let (tx, rx) = mpsc::channel(64);
-        let granted = access.grant.tools.clone();
-        let (store, access) = (self.store.clone(), access.clone());
-        let server = session.server.clone();
+        let (store, access, session) = (self.store.clone(), access.clone(), session.clone());
         tokio::spawn(async move {
             while let Some(mut m) = upstream_rx.recv().await {
                 let done = jsonrpc::is_response(&m);
-                if done {
-                    if method == "tools/list" {
-                        if let Some(result) = m.get_mut("result") {
-                            policy::filter_tools_list(result, &granted);
+                if done && method == "tools/list" {
+                    if let Some(result) = m.get_mut("result") {
+                        filter_listing(&store, &session, &access, &pins, result);
+                    }
+                }
+                if let (true, Some((tool, detail))) = (done, &tool_call) {
+                    let mut detail = detail.clone();
+                    let outcome = match (m.get("result"), m.get("error")) {
+                        (Some(r), _) => {
+                            detail["is_error"] =
+                                json!(r.get("isError").and_then(Value::as_bool).unwrap_or(false));
+                            Outcome::Allowed
                         }
-                    }
-                    if let Some((tool, args)) = &tool_call {
-                        let (outcome, detail) = match (m.get("result"), m.get("error")) {
-                            (Some(r), _) => (
-                                Outcome::Allowed,
-                                json!({"arguments": args, "is_error": r.get("isError").and_then(Value::as_bool).unwrap_or(false)}),
-                            ),
-                            (_, e) => (
-                                Outcome::Error,
-                                json!({"arguments": args, "error": e.and_then(|e| e.get("message")).cloned().unwrap_or(Value::Null)}),
-                            ),
-                        };
-                        record_call(
-                            &store,
-                            &access,
-                            &server,
-                            tool,
-                            outcome,
-                            Some(started),
-                            detail,
-                        );
-                    }
+                        (_, e) => {
+                            detail["error"] = e
+                                .and_then(|e| e.get("message"))
+                                .cloned()
+                                .unwrap_or(Value::Null);
+                            Outcome::Error
+                        }
+                    };
+                    record_call(
+                        &store,
+                        &access,
+                        &session.server,
+                        tool,
+                        outcome,
+                        Some(started),
+                        detail,
+                    );
                 }
                 if tx.send(m).await.is_err() || done {
                     break;
                 }
             }
         });
-        Reply::Messages {
-            session_id: None,
-            messages: rx,
-        }
-    }
-
-    fn audit_call(
-        &self,
-        access: &AccessGrant,
-        server: &str,
-        tool: &str,
-        outcome: Outcome,
-        started: Option<Instant>,
-        detail: Value,
-    ) {
-        record_call(&self.store, access, server, tool, outcome, started, detail);
+        reply_stream(rx)
     }
 
     fn session(&self, id: &str, client_id: &str, server: &str) -> Option<Arc<Session>> {
@@ -519,7 +716,7 @@ impl Gateway {
             .servers
             .get(server)
             .ok_or_else(|| format!("no server {server:?}"))?;
-        let tools = tokio::time::timeout(CATALOG_TIMEOUT, list_tools(config))
+        let tools = tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(config))
             .await
             .map_err(|_| {
                 format!(
@@ -543,6 +740,66 @@ impl Gateway {
 
 fn close_later(session: Arc<Session>) {
     tokio::spawn(async move { session.upstream.close().await });
+}
+
+/// A reply of one message.
+fn reply(msg: Value) -> Reply {
+    Reply::Messages {
+        session_id: None,
+        messages: one(msg),
+    }
+}
+
+fn reply_stream(messages: MessageStream) -> Reply {
+    Reply::Messages {
+        session_id: None,
+        messages,
+    }
+}
+
+/// Hides what the agent may not see in a `tools/list` answer: tools it was
+/// not granted, tools blocked after a change, and tools that changed just now
+/// (which are blocked and put up for review here).
+fn filter_listing(
+    store: &Store,
+    session: &Session,
+    access: &AccessGrant,
+    pins: &[Pin],
+    result: &mut Value,
+) {
+    let listed: Vec<Value> = result
+        .get("tools")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    session.remember_tools(&listed);
+    let now = clock::now();
+    policy::filter_tools_list(result, |tool| {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        if !access.grant.tools.iter().any(|g| g == name) {
+            return false;
+        }
+        match pins.iter().find(|p| p.tool == name) {
+            None => true,
+            Some(pin) if pin.suspended_at.is_some() => false,
+            Some(pin) if crate::scope::pin_of(tool) == pin.hash => true,
+            Some(pin) => {
+                if let Err(e) = pinning::record_change(
+                    store,
+                    access,
+                    &session.server,
+                    pin,
+                    &crate::scope::pinned_fields(tool),
+                    now,
+                ) {
+                    tracing::error!(error = %e, "could not record a changed tool");
+                }
+                false
+            }
+        }
+    });
 }
 
 fn one(msg: Value) -> MessageStream {
@@ -573,81 +830,4 @@ fn record_call(
     if let Err(e) = store.write(|tx| tx.record(event, now)) {
         tracing::error!(error = %e, "could not write a tool-call audit event");
     }
-}
-
-/// Starts the upstream, initializes it and reads every page of `tools/list`.
-async fn list_tools(config: &crate::config::ServerConfig) -> Result<Vec<ToolInfo>, String> {
-    let conn = Connection::open(config).await.map_err(|e| e.to_string())?;
-    let headers = UpstreamHeaders::default();
-    let result = async {
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")}}});
-        let reply = final_message(
-            conn.request(init, &headers)
-                .await
-                .map_err(|e| e.to_string())?,
-        )
-        .await?;
-        let version = reply["result"]["protocolVersion"]
-            .as_str()
-            .map(str::to_string);
-        let headers = UpstreamHeaders {
-            protocol_version: version,
-        };
-        conn.send(
-            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            &headers,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        for page in 1..=100 {
-            let mut params = json!({});
-            if let Some(c) = &cursor {
-                params["cursor"] = json!(c);
-            }
-            let reply = final_message(
-                conn.request(
-                    json!({"jsonrpc": "2.0", "id": page, "method": "tools/list", "params": params}),
-                    &headers,
-                )
-                .await
-                .map_err(|e| e.to_string())?,
-            )
-            .await?;
-            let result = &reply["result"];
-            tools.extend(
-                result["tools"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(ToolInfo::from_mcp),
-            );
-            cursor = result["nextCursor"].as_str().map(str::to_string);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok(tools)
-    }
-    .await;
-    conn.close().await;
-    result
-}
-
-async fn final_message(mut rx: MessageStream) -> Result<Value, String> {
-    while let Some(m) = rx.recv().await {
-        if jsonrpc::is_response(&m) {
-            if let Some(e) = m.get("error") {
-                return Err(format!(
-                    "upstream error: {}",
-                    e["message"].as_str().unwrap_or("unknown")
-                ));
-            }
-            return Ok(m);
-        }
-    }
-    Err("upstream closed without answering".into())
 }

@@ -1,18 +1,78 @@
-//! Per-request policy: a small pure function. Deny by hiding: `tools/list`
-//! shows only granted tools, and a call to any other tool is refused before
-//! it can reach the upstream.
+//! Per-request policy: a small pure function. Deny by hiding: lists show only
+//! what was granted, and a request for anything else is refused (or, for a
+//! real tool the agent was never granted, answered with a step-up challenge)
+//! before it can reach the upstream.
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::scope::{PROMPTS, RESOURCES};
+
+/// What the agent holds on this server.
+pub struct Grantee<'a> {
+    pub tools: &'a [String],
+    /// Granted tools whose every call is held for the person.
+    pub ask: &'a [String],
+    /// Granted tools blocked because their definition changed upstream.
+    pub suspended: &'a [String],
+}
+
+impl Grantee<'_> {
+    fn has(&self, item: &str) -> bool {
+        self.tools.iter().any(|t| t == item)
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
+    /// Not a gated method: pass it on.
     Forward,
+    /// A call to a granted tool: pass it on after its pin is checked.
+    Call(String),
+    /// A call to an ask-every-time tool: hold it for the person.
+    Hold(String),
+    /// A tool the agent was never granted: ask for more (step-up).
+    StepUp(String),
+    /// Answer locally with this result; nothing reaches the upstream.
+    Answer(Value),
     /// Refuse with this message; nothing reaches the upstream.
     Refuse(String),
 }
 
+/// The grant item a resources/prompts method needs, and the empty answer that hides it.
+fn gated_item(method: &str, params: Option<&Value>) -> Option<(&'static str, Option<Value>)> {
+    Some(match method {
+        "resources/list" => (RESOURCES, Some(json!({"resources": []}))),
+        "resources/templates/list" => (RESOURCES, Some(json!({"resourceTemplates": []}))),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => (RESOURCES, None),
+        "prompts/list" => (PROMPTS, Some(json!({"prompts": []}))),
+        "prompts/get" => (PROMPTS, None),
+        "completion/complete" => {
+            let kind = params
+                .and_then(|p| p.get("ref"))
+                .and_then(|r| r.get("type"))
+                .and_then(Value::as_str);
+            (
+                if kind == Some("ref/prompt") {
+                    PROMPTS
+                } else {
+                    RESOURCES
+                },
+                None,
+            )
+        }
+        _ => return None,
+    })
+}
+
 /// Decides a client request before it goes upstream.
-pub fn check_request(method: &str, params: Option<&Value>, granted: &[String]) -> Decision {
+pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>) -> Decision {
+    if let Some((item, hidden)) = gated_item(method, params) {
+        return match (grantee.has(item), hidden) {
+            (true, _) => Decision::Forward,
+            (false, Some(empty)) => Decision::Answer(empty),
+            (false, None) => Decision::Refuse(format!("{method} is not granted to this agent")),
+        };
+    }
     if method != "tools/call" {
         return Decision::Forward;
     }
@@ -28,70 +88,117 @@ pub fn check_request(method: &str, params: Option<&Value>, granted: &[String]) -
     {
         return Decision::Refuse("tools/call `arguments` must be an object".into());
     }
-    if granted.iter().any(|g| g == name) {
-        Decision::Forward
+    if name.starts_with('@') || !grantee.has(name) {
+        return Decision::StepUp(name.to_string());
+    }
+    if grantee.suspended.iter().any(|s| s == name) {
+        return Decision::Refuse(format!(
+            "tool {name:?} changed on the server since it was approved; it is blocked until the user re-approves it"
+        ));
+    }
+    if grantee.ask.iter().any(|a| a == name) {
+        Decision::Hold(name.to_string())
     } else {
-        Decision::Refuse(format!("tool {name:?} is not granted to this agent"))
+        Decision::Call(name.to_string())
     }
 }
 
-/// Removes ungranted tools from a `tools/list` result, in place.
-pub fn filter_tools_list(result: &mut Value, granted: &[String]) {
+/// Removes ungranted (and blocked) tools from a `tools/list` result, in place.
+pub fn filter_tools_list(result: &mut Value, visible: impl Fn(&Value) -> bool) {
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(|t| {
-            t.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| granted.iter().any(|g| g == n))
-        });
+        tools.retain(visible);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn grantee<'a>(tools: &'a [String], ask: &'a [String], suspended: &'a [String]) -> Grantee<'a> {
+        Grantee {
+            tools,
+            ask,
+            suspended,
+        }
+    }
 
     #[test]
     fn calls_only_granted_tools() {
-        let granted = vec!["read".to_string()];
+        let tools = vec!["read".to_string(), "rm".to_string(), "changed".to_string()];
+        let ask = vec!["rm".to_string()];
+        let suspended = vec!["changed".to_string()];
+        let g = grantee(&tools, &ask, &suspended);
+        let call = |p: Value| check_request("tools/call", Some(&p), &g);
         assert_eq!(
-            check_request(
-                "tools/call",
-                Some(&json!({"name": "read", "arguments": {}})),
-                &granted
-            ),
-            Decision::Forward
+            call(json!({"name": "read", "arguments": {}})),
+            Decision::Call("read".into())
+        );
+        assert_eq!(call(json!({"name": "rm"})), Decision::Hold("rm".into()));
+        assert_eq!(
+            call(json!({"name": "write"})),
+            Decision::StepUp("write".into())
+        );
+        assert_eq!(
+            call(json!({"name": "@resources"})),
+            Decision::StepUp("@resources".into())
         );
         assert!(matches!(
-            check_request("tools/call", Some(&json!({"name": "write"})), &granted),
+            call(json!({"name": "changed"})),
             Decision::Refuse(_)
         ));
         assert!(matches!(
+            call(json!({"name": "read", "arguments": [1]})),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(call(json!({"name": 5})), Decision::Refuse(_)));
+        assert!(matches!(
+            check_request("tools/call", None, &g),
+            Decision::Refuse(_)
+        ));
+        assert_eq!(check_request("tools/list", None, &g), Decision::Forward);
+    }
+
+    #[test]
+    fn resources_and_prompts_are_granted_like_tools() {
+        let none: Vec<String> = vec![];
+        let with = vec![RESOURCES.to_string()];
+        let g = grantee(&none, &none, &none);
+        assert_eq!(
+            check_request("resources/list", None, &g),
+            Decision::Answer(json!({"resources": []}))
+        );
+        assert_eq!(
+            check_request("prompts/list", None, &g),
+            Decision::Answer(json!({"prompts": []}))
+        );
+        assert!(matches!(
             check_request(
-                "tools/call",
-                Some(&json!({"name": "read", "arguments": [1]})),
-                &granted
+                "resources/read",
+                Some(&json!({"uri": "file:///etc/passwd"})),
+                &g
             ),
             Decision::Refuse(_)
         ));
         assert!(matches!(
-            check_request("tools/call", None, &granted),
+            check_request("prompts/get", Some(&json!({"name": "p"})), &g),
             Decision::Refuse(_)
         ));
-        assert!(matches!(
-            check_request("tools/call", Some(&json!({"name": 5})), &granted),
-            Decision::Refuse(_)
-        ));
+        let g = grantee(&with, &none, &none);
         assert_eq!(
-            check_request("tools/list", None, &granted),
+            check_request("resources/read", Some(&json!({"uri": "x"})), &g),
             Decision::Forward
         );
+        let completion = json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": ""}});
+        assert!(matches!(
+            check_request("completion/complete", Some(&completion), &g),
+            Decision::Refuse(_)
+        ));
     }
 
     #[test]
     fn hides_ungranted_tools() {
         let mut result = json!({"tools": [{"name": "read"}, {"name": "write"}, {"nameless": true}], "nextCursor": "c"});
-        filter_tools_list(&mut result, &["read".to_string()]);
+        filter_tools_list(&mut result, |t| t["name"] == "read");
         assert_eq!(
             result,
             json!({"tools": [{"name": "read"}], "nextCursor": "c"})

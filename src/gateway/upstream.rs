@@ -99,6 +99,15 @@ impl Connection {
         }
     }
 
+    /// Whether the upstream said its tool list changed since the last call.
+    pub fn take_list_changed(&self) -> bool {
+        let flag = match self {
+            Connection::Stdio(c) => &c.list_changed,
+            Connection::Http(c) => &c.list_changed,
+        };
+        flag.swap(false, Ordering::SeqCst)
+    }
+
     pub fn is_alive(&self) -> bool {
         match self {
             Connection::Stdio(c) => c.alive.load(Ordering::SeqCst),
@@ -141,6 +150,7 @@ impl PendingRequests {
 
 pub struct StdioConnection {
     server: String,
+    list_changed: Arc<AtomicBool>,
     stdin: mpsc::Sender<String>,
     pending: Pending,
     unsolicited_rx: Arc<tokio::sync::Mutex<MessageStream>>,
@@ -196,8 +206,13 @@ impl StdioConnection {
                 tracing::info!(server = %name, "upstream stderr: {line}");
             }
         });
-        let (name, reader_pending, reader_alive) =
-            (server.to_string(), pending.clone(), alive.clone());
+        let list_changed = Arc::new(AtomicBool::new(false));
+        let (name, reader_pending, reader_alive, reader_changed) = (
+            server.to_string(),
+            pending.clone(),
+            alive.clone(),
+            list_changed.clone(),
+        );
         tokio::spawn(async move {
             let mut reader = BufReader::new(stdout);
             let mut line = Vec::new();
@@ -219,6 +234,7 @@ impl StdioConnection {
                     tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {}", String::from_utf8_lossy(&line).trim());
                     continue;
                 };
+                note_list_changed(&msg, &reader_changed);
                 route(&reader_pending, &unsolicited_tx, msg).await;
             }
             reader_alive.store(false, Ordering::SeqCst);
@@ -246,6 +262,7 @@ impl StdioConnection {
         });
         Ok(StdioConnection {
             server: server.to_string(),
+            list_changed,
             stdin: stdin_tx,
             pending,
             unsolicited_rx: Arc::new(tokio::sync::Mutex::new(unsolicited_rx)),
@@ -313,6 +330,12 @@ impl Drop for StdioConnection {
     }
 }
 
+fn note_list_changed(msg: &Value, flag: &AtomicBool) {
+    if msg.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
+        flag.store(true, Ordering::SeqCst);
+    }
+}
+
 async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value) {
     let target = {
         let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -335,6 +358,7 @@ async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value)
 
 pub struct HttpConnection {
     server: String,
+    list_changed: Arc<AtomicBool>,
     url: url::Url,
     http: reqwest::Client,
     session_id: Mutex<Option<String>>,
@@ -351,6 +375,7 @@ impl HttpConnection {
             })?;
         Ok(HttpConnection {
             server: server.to_string(),
+            list_changed: Arc::default(),
             url,
             http,
             session_id: Mutex::new(None),
@@ -413,7 +438,7 @@ impl HttpConnection {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let (tx, rx) = mpsc::channel(64);
         if is_sse {
-            tokio::spawn(relay_sse(response, tx));
+            tokio::spawn(relay_sse(response, tx, self.list_changed.clone()));
         } else {
             let body = response
                 .bytes()
@@ -460,7 +485,11 @@ impl HttpConnection {
 }
 
 /// Reads an SSE response and forwards each `data:` message until the stream ends.
-async fn relay_sse(response: reqwest::Response, tx: mpsc::Sender<Value>) {
+async fn relay_sse(
+    response: reqwest::Response,
+    tx: mpsc::Sender<Value>,
+    list_changed: Arc<AtomicBool>,
+) {
     let mut stream = response.bytes_stream();
     let mut buffer: Vec<u8> = Vec::new();
     let mut data = String::new();
@@ -476,6 +505,7 @@ async fn relay_sse(response: reqwest::Response, tx: mpsc::Sender<Value>) {
             if line.is_empty() {
                 if !data.is_empty() {
                     if let Ok(msg) = serde_json::from_str::<Value>(&data) {
+                        note_list_changed(&msg, &list_changed);
                         let done = jsonrpc::is_response(&msg);
                         if tx.send(msg).await.is_err() || done {
                             return;

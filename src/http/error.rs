@@ -65,6 +65,20 @@ pub fn bearer_challenge(resource_metadata: &str, scope: &str, invalid: Option<&s
     response
 }
 
+/// `403` asking for more scope (RFC 6750 §3.1, MCP step-up authorization).
+pub fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -> Response {
+    let value = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
+        message.replace(['"', '\\'], "")
+    );
+    let body = json!({"error": "insufficient_scope", "error_description": message, "scope": scope});
+    let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
 /// A JSON-RPC error body with an HTTP status.
 pub fn jsonrpc(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::error::{bearer_challenge, jsonrpc as jsonrpc_response};
+use super::error::{bearer_challenge, insufficient_scope, jsonrpc as jsonrpc_response};
 use crate::clock;
 use crate::core::Gatehouse;
 use crate::gateway::upstream::UpstreamHeaders;
@@ -101,6 +101,14 @@ pub async fn post(
             ),
         ),
         Reply::BadRequest(body) => jsonrpc_response(StatusCode::BAD_REQUEST, body),
+        Reply::InsufficientScope { scope, message } => {
+            let host = header_str(&headers, header::HOST.as_str()).unwrap_or("127.0.0.1");
+            insufficient_scope(
+                &protected_resource_metadata_url(host, &server),
+                &scope,
+                &message,
+            )
+        }
         Reply::Messages {
             session_id,
             mut messages,

@@ -13,7 +13,12 @@ use crate::scope::{self, ToolInfo};
 use crate::secret::{self, Secret};
 use crate::store::clients::Client;
 use crate::store::consent::{self, ConsentRequest, Status};
+use crate::store::grants;
 use crate::store::tokens::{self, CodeRow};
+
+/// A second request from the same agent for the same server within this
+/// window is refused (one open request per agent and server).
+pub const REQUEST_SPACING_MS: i64 = 2 * crate::clock::SECOND;
 
 #[derive(Debug, Default, Clone)]
 pub struct AuthorizeParams {
@@ -203,6 +208,48 @@ pub fn create_request(
             consent::replace_handle(tx.conn(), &existing.id, &handle.hash())?;
             return Ok::<_, OAuthError>(existing);
         }
+        // At most one open request per agent and server: a quick repeat is
+        // refused, an older one is superseded by this one.
+        if let Some(open) = consent::pending_for(tx.conn(), &v.client.client_id, &v.server, now)? {
+            if open.created_at > now - REQUEST_SPACING_MS {
+                return Err(OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "this agent already has a request waiting for the user; try again later",
+                ));
+            }
+            consent::transition(
+                tx.conn(),
+                &open.id,
+                Status::Pending,
+                Status::Expired,
+                now,
+                None,
+                None,
+            )?;
+            tx.record(
+                NewEvent::new(EventKind::ConsentExpired, Outcome::Denied)
+                    .client(&open.client_id)
+                    .server(&open.server)
+                    .detail(json!({"request": open.id, "superseded": true})),
+                now,
+            )?;
+        }
+        // A step-up: the agent already holds a grant here; ask only about what is new.
+        let base = grants::active_for(tx.conn(), &v.client.client_id, &v.server, now)?;
+        let (tools, base_grant_id) = match &base {
+            Some(grant) => {
+                let new: Vec<ToolInfo> = requested_tools
+                    .iter()
+                    .filter(|t| !grant.tools.contains(&t.name))
+                    .cloned()
+                    .collect();
+                (
+                    if new.is_empty() { requested_tools } else { new },
+                    Some(grant.id.clone()),
+                )
+            }
+            None => (requested_tools, None),
+        };
         let request = ConsentRequest {
             id: secret::short_id("cr_"),
             handle_hash: handle.hash(),
@@ -214,7 +261,7 @@ pub fn create_request(
             state: v.state.clone(),
             code_challenge: v.code_challenge.clone(),
             scope: v.scope.clone(),
-            tools: requested_tools,
+            tools,
             phrase: secret::match_phrase(),
             status: Status::Pending,
             created_at: now,
@@ -222,6 +269,7 @@ pub fn create_request(
             decided_at: None,
             decided_by: None,
             grant_id: None,
+            base_grant_id,
         };
         consent::insert(tx.conn(), &request)?;
         tx.record(
@@ -232,6 +280,7 @@ pub fn create_request(
                     "request": request.id,
                     "tools": request.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
                     "redirect_host": redirect_host(&request.redirect_uri),
+                    "step_up": request.base_grant_id,
                 })),
             now,
         )?;

@@ -12,6 +12,8 @@ use crate::scope::{self, Risk};
 use crate::secret;
 use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants::{self, Duration, Grant};
+use crate::store::held_calls::{self, CallStatus, HeldCall};
+use crate::store::pins::{self, ReviewStatus, ToolReview};
 use crate::store::StoreError;
 
 /// Which of the requested tools to grant.
@@ -21,6 +23,17 @@ pub enum ToolChoice {
     /// The read-only tools (what the consent window ticks by default).
     ReadOnly,
     All,
+    Only(Vec<String>),
+}
+
+/// Which granted tools are "ask every time": each call is held for the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "tools")]
+pub enum AskChoice {
+    /// The destructive tools among those granted.
+    #[default]
+    Destructive,
+    None,
     Only(Vec<String>),
 }
 
@@ -59,11 +72,14 @@ fn pending(
         .ok_or_else(|| DecisionError::NotPending(id.to_string()))
 }
 
-/// Approves a pending request: creates the grant the browser's code will carry.
+/// Approves a pending request: creates the grant the browser's code will
+/// carry, or, for a step-up, widens the agent's grant with the chosen tools
+/// (keeping its duration). Each granted tool is pinned as the person saw it.
 pub fn approve(
     auth: &AuthServer,
     request_id: &str,
     tools: &ToolChoice,
+    ask: &AskChoice,
     duration: DurationChoice,
     actor: &str,
     now: UnixMs,
@@ -84,30 +100,70 @@ pub fn approve(
                 request.tools.iter().filter(|t| names.contains(&t.name)).map(|t| t.name.clone()).collect()
             }
         };
-        if chosen.is_empty() {
-            return Err(DecisionError::BadChoice(
-                "no tools chosen: pick at least one tool (--tools or --all-tools), or deny the request".into(),
-            ));
+        let ask_chosen: Vec<String> = match ask {
+            AskChoice::Destructive => request
+                .tools
+                .iter()
+                .filter(|t| t.is_tool() && t.risk == Risk::Destructive && chosen.contains(&t.name))
+                .map(|t| t.name.clone())
+                .collect(),
+            AskChoice::None => Vec::new(),
+            AskChoice::Only(names) => {
+                if let Some(n) = names.iter().find(|n| !chosen.contains(n)) {
+                    return Err(DecisionError::BadChoice(format!("ask-every-time tool {n:?} is not among the granted tools")));
+                }
+                names.clone()
+            }
+        };
+        let base = match &request.base_grant_id {
+            Some(id) => grants::get(tx.conn(), id)?.filter(|g| g.is_active(now)),
+            None => None,
+        };
+        let grant = match base {
+            Some(mut base) => {
+                let added: Vec<String> = chosen.iter().filter(|t| !base.tools.contains(t)).cloned().collect();
+                base.tools.extend(added);
+                for t in ask_chosen {
+                    if !base.ask_tools.contains(&t) {
+                        base.ask_tools.push(t);
+                    }
+                }
+                base.scope = scope::scope_for_tools(&base.tools);
+                grants::set_tools(tx.conn(), &base.id, &base.tools, &base.ask_tools, &base.scope)?;
+                base
+            }
+            None => {
+                if chosen.is_empty() {
+                    return Err(DecisionError::BadChoice(
+                        "no tools chosen: pick at least one tool (--tools or --all-tools), or deny the request".into(),
+                    ));
+                }
+                let (kind, expires_at) = match duration {
+                    DurationChoice::Once => (Duration::Once, Some(now + super::ACCESS_TOKEN_TTL_MS)),
+                    DurationChoice::For(ms) if ms > 0 => (Duration::Timed, Some(now + ms)),
+                    DurationChoice::For(_) => return Err(DecisionError::BadChoice("the duration must be positive".into())),
+                    DurationChoice::Forever => (Duration::Forever, None),
+                };
+                let grant = Grant {
+                    id: secret::short_id("gr_"),
+                    client_id: request.client_id.clone(),
+                    server: request.server.clone(),
+                    scope: scope::scope_for_tools(&chosen),
+                    tools: chosen.clone(),
+                    ask_tools: ask_chosen,
+                    duration: kind,
+                    created_at: now,
+                    expires_at,
+                    revoked_at: None,
+                    decided_by: actor.to_string(),
+                };
+                grants::insert(tx.conn(), &grant)?;
+                grant
+            }
+        };
+        for tool in request.tools.iter().filter(|t| t.is_tool() && chosen.contains(&t.name)) {
+            pins::pin(tx.conn(), &grant.id, &tool.name, &tool.pin, &tool.definition)?;
         }
-        let (kind, expires_at) = match duration {
-            DurationChoice::Once => (Duration::Once, Some(now + super::ACCESS_TOKEN_TTL_MS)),
-            DurationChoice::For(ms) if ms > 0 => (Duration::Timed, Some(now + ms)),
-            DurationChoice::For(_) => return Err(DecisionError::BadChoice("the duration must be positive".into())),
-            DurationChoice::Forever => (Duration::Forever, None),
-        };
-        let grant = Grant {
-            id: secret::short_id("gr_"),
-            client_id: request.client_id.clone(),
-            server: request.server.clone(),
-            scope: scope::scope_for_tools(&chosen, &request.tools),
-            tools: chosen,
-            duration: kind,
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            decided_by: actor.to_string(),
-        };
-        grants::insert(tx.conn(), &grant)?;
         consent::transition(tx.conn(), &request.id, Status::Pending, Status::Approved, now, Some(actor), Some(&grant.id))?;
         tx.record(
             NewEvent::new(EventKind::ConsentApproved, Outcome::Allowed)
@@ -115,7 +171,10 @@ pub fn approve(
                 .server(&grant.server)
                 .grant(&grant.id)
                 .actor(actor)
-                .detail(json!({"request": request.id, "tools": grant.tools, "duration": grant.duration, "expires_at": grant.expires_at})),
+                .detail(json!({
+                    "request": request.id, "step_up": request.base_grant_id.is_some(), "chosen": chosen,
+                    "tools": grant.tools, "ask_every_time": grant.ask_tools, "duration": grant.duration, "expires_at": grant.expires_at,
+                })),
             now,
         )?;
         Ok(grant)
@@ -183,4 +242,102 @@ pub fn expire_overdue(auth: &AuthServer, now: UnixMs) -> Result<usize, StoreErro
         expire(auth, request, now)?;
     }
     Ok(overdue.len())
+}
+
+/// Decides a held call (allow once, or deny). False when it was no longer pending.
+pub fn decide_call(
+    auth: &AuthServer,
+    call_id: &str,
+    allow: bool,
+    actor: &str,
+    now: UnixMs,
+) -> Result<HeldCall, DecisionError> {
+    auth.store.write(|tx| {
+        let call = held_calls::get(tx.conn(), call_id)?
+            .filter(|c| c.status == CallStatus::Pending && c.expires_at > now)
+            .ok_or_else(|| DecisionError::NotPending(call_id.to_string()))?;
+        let status = if allow {
+            CallStatus::Allowed
+        } else {
+            CallStatus::Denied
+        };
+        held_calls::decide(tx.conn(), call_id, status, Some(actor), now)?;
+        tx.record(
+            NewEvent::new(
+                EventKind::CallDecided,
+                if allow {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                },
+            )
+            .client(&call.client_id)
+            .server(&call.server)
+            .tool(&call.tool)
+            .grant(&call.grant_id)
+            .actor(actor)
+            .detail(json!({"call": call.id})),
+            now,
+        )?;
+        Ok(HeldCall {
+            status,
+            decided_at: Some(now),
+            decided_by: Some(actor.to_string()),
+            ..call
+        })
+    })
+}
+
+/// Decides a review of a changed tool: approving pins the new definition and
+/// lifts the block; denying keeps the tool blocked for this grant.
+pub fn decide_review(
+    auth: &AuthServer,
+    review_id: &str,
+    approve: bool,
+    actor: &str,
+    now: UnixMs,
+) -> Result<ToolReview, DecisionError> {
+    auth.store.write(|tx| {
+        let review = pins::get_review(tx.conn(), review_id)?
+            .filter(|r| r.status == ReviewStatus::Pending)
+            .ok_or_else(|| DecisionError::NotPending(review_id.to_string()))?;
+        let status = if approve {
+            ReviewStatus::Approved
+        } else {
+            ReviewStatus::Denied
+        };
+        pins::decide_review(tx.conn(), review_id, status, actor, now)?;
+        if approve {
+            pins::pin(
+                tx.conn(),
+                &review.grant_id,
+                &review.tool,
+                &review.new_hash,
+                &review.new_definition,
+            )?;
+        }
+        tx.record(
+            NewEvent::new(
+                EventKind::ToolReviewed,
+                if approve {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                },
+            )
+            .client(&review.client_id)
+            .server(&review.server)
+            .tool(&review.tool)
+            .grant(&review.grant_id)
+            .actor(actor)
+            .detail(json!({"review": review.id})),
+            now,
+        )?;
+        Ok(ToolReview {
+            status,
+            decided_at: Some(now),
+            decided_by: Some(actor.to_string()),
+            ..review
+        })
+    })
 }

@@ -69,6 +69,8 @@ pub struct ConsentRequest {
     pub decided_at: Option<UnixMs>,
     pub decided_by: Option<String>,
     pub grant_id: Option<String>,
+    /// A step-up: approving widens this grant instead of creating one.
+    pub base_grant_id: Option<String>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConsentRequest> {
@@ -93,14 +95,15 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConsentRequest> {
         decided_at: row.get("decided_at")?,
         decided_by: row.get("decided_by")?,
         grant_id: row.get("grant_id")?,
+        base_grant_id: row.get("base_grant_id")?,
     })
 }
 
 pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO consent_requests (id, handle_hash, client_id, server, resource, redirect_uri, redirect_uri_given,
-           state, code_challenge, scope, tools, phrase, status, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+           state, code_challenge, scope, tools, phrase, status, created_at, expires_at, base_grant_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             r.id,
             r.handle_hash,
@@ -116,7 +119,8 @@ pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
             r.phrase,
             r.status.as_str(),
             r.created_at,
-            r.expires_at
+            r.expires_at,
+            r.base_grant_id
         ],
     )?;
     Ok(())
@@ -209,4 +213,21 @@ pub fn replace_handle(conn: &Connection, id: &str, handle_hash: &str) -> Result<
         params![id, handle_hash],
     )?;
     Ok(())
+}
+
+/// The open request of an agent for a server, if any (at most one is kept open).
+pub fn pending_for(
+    conn: &Connection,
+    client_id: &str,
+    server: &str,
+    now: UnixMs,
+) -> Result<Option<ConsentRequest>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM consent_requests WHERE client_id = ?1 AND server = ?2 AND status = 'pending' AND expires_at > ?3
+             ORDER BY created_at DESC LIMIT 1",
+            params![client_id, server, now],
+            from_row,
+        )
+        .optional()?)
 }

@@ -41,6 +41,9 @@ pub struct Grant {
     pub client_id: String,
     pub server: String,
     pub tools: Vec<String>,
+    /// Granted tools whose every call is held for the person's decision.
+    #[serde(default)]
+    pub ask_tools: Vec<String>,
     pub scope: String,
     pub duration: Duration,
     pub created_at: UnixMs,
@@ -57,12 +60,14 @@ impl Grant {
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
     let tools: String = row.get("tools")?;
+    let ask_tools: String = row.get("ask_tools")?;
     let duration: String = row.get("duration")?;
     Ok(Grant {
         id: row.get("id")?,
         client_id: row.get("client_id")?,
         server: row.get("server")?,
         tools: from_json(&tools).map_err(corrupt)?,
+        ask_tools: from_json(&ask_tools).map_err(corrupt)?,
         scope: row.get("scope")?,
         duration: Duration::parse(&duration).map_err(corrupt)?,
         created_at: row.get("created_at")?,
@@ -74,8 +79,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
 
 pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by, ask_tools)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             g.id,
             g.client_id,
@@ -86,7 +91,8 @@ pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
             g.created_at,
             g.expires_at,
             g.revoked_at,
-            g.decided_by
+            g.decided_by,
+            to_json(&g.ask_tools)
         ],
     )?;
     Ok(())
@@ -139,4 +145,31 @@ pub fn revoke(conn: &Connection, id: &str, now: UnixMs) -> Result<bool, StoreErr
         params![id, now],
     )?;
     Ok(n == 1)
+}
+
+/// Replaces a grant's tool set (a step-up widened it).
+pub fn set_tools(
+    conn: &Connection,
+    id: &str,
+    tools: &[String],
+    ask_tools: &[String],
+    scope: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE grants SET tools = ?2, ask_tools = ?3, scope = ?4 WHERE id = ?1",
+        params![id, to_json(&tools), to_json(&ask_tools), scope],
+    )?;
+    Ok(())
+}
+
+/// The grant in force for an agent on a server (the newest, if several).
+pub fn active_for(
+    conn: &Connection,
+    client_id: &str,
+    server: &str,
+    now: UnixMs,
+) -> Result<Option<Grant>, StoreError> {
+    Ok(list(conn, Some(client_id), false, now)?
+        .into_iter()
+        .find(|g| g.server == server))
 }

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod clients;
 pub mod consent;
 pub mod grants;
+pub mod held_calls;
+pub mod pins;
 pub mod tokens;
 
 use std::path::Path;
@@ -28,7 +30,10 @@ pub enum StoreError {
 }
 
 /// Numbered migrations; append only, never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_per_tool.sql"),
+];
 
 pub struct Store {
     conn: Mutex<Connection>,

@@ -112,6 +112,7 @@ impl Fixture {
         duration: DurationChoice,
     ) -> Value {
         self.control(Request::Approve {
+            ask: Default::default(),
             target: Target::Client(client_name.into()),
             tools,
             duration,

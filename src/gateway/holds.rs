@@ -1,0 +1,131 @@
+//! Ask-every-time: a call to such a tool is held, recorded as a pending
+//! [`HeldCall`], and goes upstream only if the person allows it. Nobody
+//! answering in time is a denial of that call.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock;
+use crate::oauth::token::AccessGrant;
+use crate::secret;
+use crate::store::held_calls::{self, CallStatus, HeldCall};
+use crate::store::{Store, StoreError};
+
+#[derive(Default)]
+pub struct Holds {
+    waiting: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+}
+
+/// How a held call ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed { call_id: String },
+    Denied { call_id: String, why: String },
+}
+
+impl Holds {
+    /// Records the held call and waits for the person (up to `timeout`).
+    pub async fn hold(
+        &self,
+        store: &Store,
+        access: &AccessGrant,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> Result<Verdict, StoreError> {
+        let now = clock::now();
+        let call = HeldCall {
+            id: secret::short_id("hc_"),
+            client_id: access.client_id.clone(),
+            server: server.to_string(),
+            grant_id: access.grant.id.clone(),
+            tool: tool.to_string(),
+            arguments,
+            status: CallStatus::Pending,
+            created_at: now,
+            expires_at: now + timeout.as_millis() as i64,
+            decided_at: None,
+            decided_by: None,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(call.id.clone(), tx);
+        store.write(|w| {
+            held_calls::insert(w.conn(), &call)?;
+            w.record(
+                NewEvent::new(EventKind::CallHeld, Outcome::Allowed)
+                    .client(&call.client_id)
+                    .server(server)
+                    .tool(tool)
+                    .grant(&call.grant_id)
+                    .detail(json!({"call": call.id, "arguments": call.arguments})),
+                now,
+            )
+        })?;
+        let answer = tokio::time::timeout(timeout, rx).await;
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&call.id);
+        let call_id = call.id.clone();
+        Ok(match answer {
+            Ok(Ok(true)) => Verdict::Allowed { call_id },
+            Ok(Ok(false)) => Verdict::Denied {
+                call_id,
+                why: format!("the user denied this call to {tool:?}"),
+            },
+            _ => {
+                let now = clock::now();
+                let expired = store.write(|w| {
+                    if !held_calls::decide(w.conn(), &call.id, CallStatus::Expired, None, now)? {
+                        return Ok::<_, StoreError>(false);
+                    }
+                    w.record(
+                        NewEvent::new(EventKind::CallDecided, Outcome::Denied)
+                            .client(&call.client_id)
+                            .server(server)
+                            .tool(tool)
+                            .grant(&call.grant_id)
+                            .detail(json!({"call": call.id, "expired": true})),
+                        now,
+                    )?;
+                    Ok(true)
+                })?;
+                // The person may have answered in the same instant the wait ran out.
+                let allowed_meanwhile = !expired
+                    && store
+                        .read(|c| held_calls::get(c, &call.id))?
+                        .is_some_and(|c| c.status == CallStatus::Allowed);
+                if allowed_meanwhile {
+                    Verdict::Allowed { call_id }
+                } else {
+                    Verdict::Denied {
+                        call_id,
+                        why: format!("nobody approved this call to {tool:?} in time"),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Hands the person's decision to the waiting call; false if nobody waits.
+    pub fn resolve(&self, call_id: &str, allow: bool) -> bool {
+        match self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(call_id)
+        {
+            Some(tx) => tx.send(allow).is_ok(),
+            None => false,
+        }
+    }
+}

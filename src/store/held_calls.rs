@@ -1,0 +1,109 @@
+//! The `held_calls` table: calls to ask-every-time tools waiting for the
+//! person, and what they decided.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{corrupt, from_json, StoreError};
+use crate::clock::UnixMs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Pending,
+    Allowed,
+    Denied,
+    Expired,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Pending => "pending",
+            CallStatus::Allowed => "allowed",
+            CallStatus::Denied => "denied",
+            CallStatus::Expired => "expired",
+        }
+    }
+    fn parse(s: &str) -> Result<CallStatus, StoreError> {
+        Ok(match s {
+            "pending" => CallStatus::Pending,
+            "allowed" => CallStatus::Allowed,
+            "denied" => CallStatus::Denied,
+            "expired" => CallStatus::Expired,
+            other => return Err(StoreError::Corrupt(format!("held call status {other}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldCall {
+    pub id: String,
+    pub client_id: String,
+    pub server: String,
+    pub grant_id: String,
+    pub tool: String,
+    /// Redacted and size-capped, for the person to read.
+    pub arguments: serde_json::Value,
+    pub status: CallStatus,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub decided_at: Option<UnixMs>,
+    pub decided_by: Option<String>,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<HeldCall> {
+    let arguments: String = row.get("arguments")?;
+    let status: String = row.get("status")?;
+    Ok(HeldCall {
+        id: row.get("id")?,
+        client_id: row.get("client_id")?,
+        server: row.get("server")?,
+        grant_id: row.get("grant_id")?,
+        tool: row.get("tool")?,
+        arguments: from_json(&arguments).map_err(corrupt)?,
+        status: CallStatus::parse(&status).map_err(corrupt)?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        decided_at: row.get("decided_at")?,
+        decided_by: row.get("decided_by")?,
+    })
+}
+
+pub fn insert(conn: &Connection, c: &HeldCall) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO held_calls (id, client_id, server, grant_id, tool, arguments, status, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![c.id, c.client_id, c.server, c.grant_id, c.tool, c.arguments.to_string(), c.status.as_str(), c.created_at, c.expires_at],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<HeldCall>, StoreError> {
+    Ok(conn
+        .query_row("SELECT * FROM held_calls WHERE id = ?1", [id], from_row)
+        .optional()?)
+}
+
+pub fn pending(conn: &Connection, now: UnixMs) -> Result<Vec<HeldCall>, StoreError> {
+    let mut stmt = conn.prepare("SELECT * FROM held_calls WHERE status = 'pending' AND expires_at > ?1 ORDER BY created_at, id")?;
+    let rows = stmt
+        .query_map([now], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Closes a pending held call; false when it was no longer pending.
+pub fn decide(
+    conn: &Connection,
+    id: &str,
+    to: CallStatus,
+    actor: Option<&str>,
+    now: UnixMs,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE held_calls SET status = ?2, decided_at = ?3, decided_by = ?4 WHERE id = ?1 AND status = 'pending'",
+        params![id, to.as_str(), now, actor],
+    )?;
+    Ok(n == 1)
+}

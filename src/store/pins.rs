@@ -1,0 +1,197 @@
+//! The `tool_pins` and `tool_reviews` tables: the definition of every granted
+//! tool as the person saw it, and the reviews opened when an upstream changes one.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{corrupt, from_json, StoreError};
+use crate::clock::UnixMs;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pin {
+    pub grant_id: String,
+    pub tool: String,
+    pub hash: String,
+    pub definition: serde_json::Value,
+    pub suspended_at: Option<UnixMs>,
+}
+
+fn pin_from_row(row: &Row<'_>) -> rusqlite::Result<Pin> {
+    let definition: String = row.get("definition")?;
+    Ok(Pin {
+        grant_id: row.get("grant_id")?,
+        tool: row.get("tool")?,
+        hash: row.get("hash")?,
+        definition: from_json(&definition).map_err(corrupt)?,
+        suspended_at: row.get("suspended_at")?,
+    })
+}
+
+/// Pins (or re-pins) a tool's definition for a grant, lifting any suspension.
+pub fn pin(
+    conn: &Connection,
+    grant_id: &str,
+    tool: &str,
+    hash: &str,
+    definition: &serde_json::Value,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tool_pins (grant_id, tool, hash, definition, suspended_at) VALUES (?1, ?2, ?3, ?4, NULL)
+         ON CONFLICT(grant_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition, suspended_at = NULL",
+        params![grant_id, tool, hash, definition.to_string()],
+    )?;
+    Ok(())
+}
+
+pub fn for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, StoreError> {
+    let mut stmt = conn.prepare("SELECT * FROM tool_pins WHERE grant_id = ?1 ORDER BY tool")?;
+    let rows = stmt
+        .query_map([grant_id], pin_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Blocks a pinned tool; false if it already was.
+pub fn suspend(
+    conn: &Connection,
+    grant_id: &str,
+    tool: &str,
+    now: UnixMs,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE tool_pins SET suspended_at = ?3 WHERE grant_id = ?1 AND tool = ?2 AND suspended_at IS NULL",
+        params![grant_id, tool, now],
+    )?;
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl ReviewStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Approved => "approved",
+            ReviewStatus::Denied => "denied",
+        }
+    }
+    fn parse(s: &str) -> Result<ReviewStatus, StoreError> {
+        Ok(match s {
+            "pending" => ReviewStatus::Pending,
+            "approved" => ReviewStatus::Approved,
+            "denied" => ReviewStatus::Denied,
+            other => return Err(StoreError::Corrupt(format!("review status {other}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolReview {
+    pub id: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub server: String,
+    pub tool: String,
+    pub old_definition: serde_json::Value,
+    pub new_definition: serde_json::Value,
+    pub new_hash: String,
+    pub status: ReviewStatus,
+    pub created_at: UnixMs,
+    pub decided_at: Option<UnixMs>,
+    pub decided_by: Option<String>,
+}
+
+fn review_from_row(row: &Row<'_>) -> rusqlite::Result<ToolReview> {
+    let old: String = row.get("old_definition")?;
+    let new: String = row.get("new_definition")?;
+    let status: String = row.get("status")?;
+    Ok(ToolReview {
+        id: row.get("id")?,
+        grant_id: row.get("grant_id")?,
+        client_id: row.get("client_id")?,
+        server: row.get("server")?,
+        tool: row.get("tool")?,
+        old_definition: from_json(&old).map_err(corrupt)?,
+        new_definition: from_json(&new).map_err(corrupt)?,
+        new_hash: row.get("new_hash")?,
+        status: ReviewStatus::parse(&status).map_err(corrupt)?,
+        created_at: row.get("created_at")?,
+        decided_at: row.get("decided_at")?,
+        decided_by: row.get("decided_by")?,
+    })
+}
+
+pub fn insert_review(conn: &Connection, r: &ToolReview) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tool_reviews (id, grant_id, client_id, server, tool, old_definition, new_definition, new_hash, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            r.id,
+            r.grant_id,
+            r.client_id,
+            r.server,
+            r.tool,
+            r.old_definition.to_string(),
+            r.new_definition.to_string(),
+            r.new_hash,
+            r.status.as_str(),
+            r.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The open review of this grant's tool, if any (one at a time).
+pub fn pending_review(
+    conn: &Connection,
+    grant_id: &str,
+    tool: &str,
+) -> Result<Option<ToolReview>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM tool_reviews WHERE grant_id = ?1 AND tool = ?2 AND status = 'pending'",
+            params![grant_id, tool],
+            review_from_row,
+        )
+        .optional()?)
+}
+
+pub fn get_review(conn: &Connection, id: &str) -> Result<Option<ToolReview>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM tool_reviews WHERE id = ?1",
+            [id],
+            review_from_row,
+        )
+        .optional()?)
+}
+
+pub fn pending_reviews(conn: &Connection) -> Result<Vec<ToolReview>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT * FROM tool_reviews WHERE status = 'pending' ORDER BY created_at, id")?;
+    let rows = stmt
+        .query_map([], review_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Closes a pending review; false when it was not pending.
+pub fn decide_review(
+    conn: &Connection,
+    id: &str,
+    to: ReviewStatus,
+    actor: &str,
+    now: UnixMs,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE tool_reviews SET status = ?2, decided_at = ?3, decided_by = ?4 WHERE id = ?1 AND status = 'pending'",
+        params![id, to.as_str(), now, actor],
+    )?;
+    Ok(n == 1)
+}
