@@ -330,3 +330,72 @@ pub fn query(url: &url::Url, key: &str) -> Option<String> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
+
+impl Fixture {
+    /// A full flow on any server, with an ask-every-time choice: (client_id, token response).
+    pub async fn grant_on(
+        &self,
+        name: &str,
+        server: &str,
+        tools: ToolChoice,
+        ask: gatehouse::oauth::consent::AskChoice,
+    ) -> (String, Value) {
+        let client_id = self.register(name).await;
+        let (status, wait) = self
+            .authorize(&self.authorize_url(&client_id, &[("resource", &self.resource(server))]))
+            .await;
+        assert_eq!(status, 303, "{wait}");
+        self.control(Request::Approve {
+            target: Target::Client(name.into()),
+            tools,
+            ask,
+            duration: DurationChoice::Forever,
+        })
+        .await
+        .unwrap();
+        let code = query(&self.wait_for_redirect(&wait).await, "code").unwrap();
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+                ("client_id", &client_id),
+                ("redirect_uri", REDIRECT),
+            ])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (client_id, body)
+    }
+
+    /// One JSON-RPC request on a session of any server: (HTTP status, body).
+    pub async fn call_on(
+        &self,
+        server: &str,
+        token: &str,
+        session: &str,
+        id: i64,
+        method: &str,
+        params: Value,
+    ) -> (u16, Value) {
+        let r = self
+            .mcp(
+                server,
+                Some(token),
+                Some(session),
+                &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The Python fixture MCP server (tests/fixtures/upstream.py) as a config entry.
+pub fn fixture_server(name: &str, env: &[(&str, String)]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream.py");
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k} = {v:?}")).collect();
+    format!(
+        "[servers.{name}]\ncommand = \"python3\"\nargs = [{script:?}]\nenv = {{ {} }}\n",
+        env.join(", ")
+    )
+}

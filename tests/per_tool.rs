@@ -1,0 +1,517 @@
+//! Per-tool access that agents cannot talk around: step-up consent for a
+//! tool never granted, ask-every-time calls, tool pinning against rug pulls,
+//! and resources/prompts granted like tools. The upstreams are real processes.
+
+mod common;
+
+use common::*;
+use gatehouse::control::{Request, Target};
+use gatehouse::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn step_up_asks_only_for_the_missing_tool_and_widens_the_grant() {
+    let fx = Fixture::start("").await;
+    let (client_id, tokens) = fx
+        .grant_on("Agent", "demo", ToolChoice::ReadOnly, AskChoice::None)
+        .await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let sid = fx.open_session("demo", token).await;
+    let (status, _) = fx
+        .call_on(
+            "demo",
+            token,
+            &sid,
+            2,
+            "tools/call",
+            json!({"name": "write_note", "arguments": {"title": "a", "text": "b"}}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let scope = "tool:list_notes tool:read_note tool:wait tool:write_note";
+
+    // The client asks again for the union: the person sees only the new tool.
+    let (_, wait) = fx
+        .authorize(&fx.authorize_url(
+            &client_id,
+            &[("scope", scope), ("resource", &fx.resource("demo"))],
+        ))
+        .await;
+    let pending = fx.pending().await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["kind"], "step_up");
+    assert_eq!(pending[0]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["tools"][0]["name"], "write_note");
+    assert_eq!(
+        pending[0]["granted_tools"],
+        json!(["list_notes", "read_note", "wait"])
+    );
+    let decided = fx
+        .approve("Agent", ToolChoice::All, DurationChoice::Forever)
+        .await;
+    let grant = &decided[0]["value"];
+    assert_eq!(
+        grant["tools"],
+        json!(["list_notes", "read_note", "wait", "write_note"])
+    );
+    let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
+    let (_, union) = fx
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await;
+    assert_eq!(union["scope"], scope);
+    let agents = fx.control(Request::Agents).await.unwrap();
+    assert_eq!(
+        agents[0]["grants"].as_array().unwrap().len(),
+        1,
+        "the grant was widened, not duplicated"
+    );
+    let new_token = union["access_token"].as_str().unwrap();
+    let (status, body) = fx
+        .call_on(
+            "demo",
+            new_token,
+            &sid_for(&fx, new_token).await,
+            3,
+            "tools/call",
+            json!({"name": "write_note", "arguments": {"title": "a", "text": "b"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["result"]["content"][0]["text"].as_str()),
+        (200, Some("saved \"a\""))
+    );
+
+    // A denied step-up leaves the grant as it was.
+    let (_, wait) = fx
+        .authorize(
+            &fx.authorize_url(
+                &client_id,
+                &[("scope", "tool:delete_note"), ("state", "s2")],
+            )
+            .replacen("state=st4te&", "", 1),
+        )
+        .await;
+    fx.control(Request::Deny {
+        target: Target::Client("Agent".into()),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        query(&fx.wait_for_redirect(&wait).await, "error").as_deref(),
+        Some("access_denied")
+    );
+    let grants = fx
+        .control(Request::Grants {
+            client: None,
+            include_ended: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        grants[0]["tools"],
+        json!(["list_notes", "read_note", "wait", "write_note"])
+    );
+    let (status, _) = fx
+        .call_on(
+            "demo",
+            new_token,
+            &sid_for(&fx, new_token).await,
+            4,
+            "tools/call",
+            json!({"name": "delete_note", "arguments": {"title": "a"}}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    fx.stop().await;
+}
+
+async fn sid_for(fx: &Fixture, token: &str) -> String {
+    fx.open_session("demo", token).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_open_request_per_agent_and_server() {
+    let fx = Fixture::start("").await;
+    let client_id = fx.register("Pushy").await;
+    let first = fx.authorize_url(&client_id, &[]);
+    let second = first.replace(
+        &challenge(VERIFIER),
+        &challenge("another-verifier-that-is-long-enough-for-pkce-43"),
+    );
+    assert_eq!(fx.authorize(&first).await.0, 303);
+    let (status, location) = fx.authorize(&second).await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        query(&url::Url::parse(&location).unwrap(), "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(fx.pending().await.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        fx.authorize(&second).await.0,
+        303,
+        "later, a new request supersedes the old one"
+    );
+    assert_eq!(fx.pending().await.len(), 1);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_time_holds_destructive_calls_for_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&format!(
+        "consent_timeout = \"2s\"\n{}",
+        fixture_server("fx", &[("CALLS_LOG", calls_log.display().to_string())])
+    ))
+    .await;
+    let (_, tokens) = fx
+        .grant_on("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
+        .await;
+    let grants = fx
+        .control(Request::Grants {
+            client: None,
+            include_ended: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        grants[0]["ask_tools"],
+        json!(["purge"]),
+        "destructive tools are ask-every-time by default"
+    );
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let sid = fx.open_session("fx", &token).await;
+
+    // A read-only tool is not held.
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            &token,
+            &sid,
+            2,
+            "tools/call",
+            json!({"name": "lookup", "arguments": {"word": "x"}}),
+        )
+        .await;
+    assert_eq!(body["result"]["content"][0]["text"], "lookup:x");
+
+    // Allowed once.
+    let call = {
+        let (fx_url, token, sid) = (fx.resource("fx"), token.clone(), sid.clone());
+        tokio::spawn(async move {
+            let r = http_client()
+                .post(fx_url)
+                .bearer_auth(token)
+                .header("mcp-session-id", sid)
+                .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "purge", "arguments": {"word": "alpha", "api_key": "sk-live-123"}}}))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    let held = wait_for_kind(&fx, "tool_call").await;
+    assert_eq!(held["tools"][0]["name"], "purge");
+    assert_eq!(
+        held["arguments"],
+        json!({"word": "alpha", "api_key": "[redacted]"})
+    );
+    assert!(
+        !calls_log.exists(),
+        "nothing reached the upstream while held"
+    );
+    fx.control(Request::Approve {
+        target: Target::Id(held["id"].as_str().unwrap().into()),
+        tools: ToolChoice::All,
+        ask: AskChoice::default(),
+        duration: DurationChoice::Once,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        call.await.unwrap()["result"]["content"][0]["text"],
+        "purge:alpha"
+    );
+
+    // Denied: the agent gets a JSON-RPC error and the upstream never sees it.
+    let call = {
+        let (fx_url, token, sid) = (fx.resource("fx"), token.clone(), sid.clone());
+        tokio::spawn(async move {
+            http_client()
+                .post(fx_url)
+                .bearer_auth(token)
+                .header("mcp-session-id", sid)
+                .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "purge", "arguments": {"word": "beta"}}}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let held = wait_for_kind(&fx, "tool_call").await;
+    fx.control(Request::Deny {
+        target: Target::Id(held["id"].as_str().unwrap().into()),
+    })
+    .await
+    .unwrap();
+    assert_eq!(call.await.unwrap()["error"]["code"], -32003);
+
+    // Nobody answers: a denial of that call only.
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            &token,
+            &sid,
+            5,
+            "tools/call",
+            json!({"name": "purge", "arguments": {"word": "gamma"}}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32003);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("in time"));
+    assert_eq!(
+        std::fs::read_to_string(&calls_log).unwrap(),
+        "alpha\n",
+        "only the allowed call reached the upstream"
+    );
+    let kinds = fx.audit_kinds();
+    assert_eq!(kinds.iter().filter(|k| *k == "call_held").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| *k == "call_decided").count(), 3);
+    fx.stop().await;
+}
+
+async fn wait_for_kind(fx: &Fixture, kind: &str) -> Value {
+    for _ in 0..100 {
+        if let Some(p) = fx.pending().await.into_iter().find(|p| p["kind"] == kind) {
+            return p;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    panic!("no pending {kind}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_tool_is_blocked_until_re_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("rug-pull");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CHANGE_MARKER", marker.display().to_string())],
+    ))
+    .await;
+    let (_, tokens) = fx
+        .grant_on(
+            "Agent",
+            "fx",
+            ToolChoice::Only(vec!["lookup".into()]),
+            AskChoice::None,
+        )
+        .await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let sid = fx.open_session("fx", token).await;
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid,
+            2,
+            "tools/call",
+            json!({"name": "lookup", "arguments": {"word": "x"}}),
+        )
+        .await;
+    assert_eq!(body["result"]["content"][0]["text"], "lookup:x");
+
+    // The server swaps the tool's description.
+    std::fs::write(&marker, "").unwrap();
+    let (_, list) = fx
+        .call_on("fx", token, &sid, 3, "tools/list", json!({}))
+        .await;
+    assert_eq!(
+        list["result"]["tools"],
+        json!([]),
+        "the changed tool is hidden"
+    );
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid,
+            4,
+            "tools/call",
+            json!({"name": "lookup", "arguments": {"word": "x"}}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32001);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed"),
+        "{body}"
+    );
+    let review = wait_for_kind(&fx, "tool_changed").await;
+    assert_eq!(
+        fx.pending().await.len(),
+        1,
+        "one review, however often the agent tries"
+    );
+    assert!(
+        review["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("~/.ssh/id_rsa"),
+        "{review}"
+    );
+
+    // A new session cannot talk around the block either.
+    let sid2 = fx.open_session("fx", token).await;
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid2,
+            5,
+            "tools/call",
+            json!({"name": "lookup", "arguments": {"word": "x"}}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32001);
+
+    fx.control(Request::Approve {
+        target: Target::Id(review["id"].as_str().unwrap().into()),
+        tools: ToolChoice::All,
+        ask: AskChoice::default(),
+        duration: DurationChoice::Forever,
+    })
+    .await
+    .unwrap();
+    let (_, body) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid2,
+            6,
+            "tools/call",
+            json!({"name": "lookup", "arguments": {"word": "y"}}),
+        )
+        .await;
+    assert_eq!(body["result"]["content"][0]["text"], "lookup:y");
+    let (_, list) = fx
+        .call_on("fx", token, &sid2, 7, "tools/list", json!({}))
+        .await;
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 1);
+    let kinds = fx.audit_kinds();
+    assert!(kinds.contains(&"tool_changed".into()) && kinds.contains(&"tool_reviewed".into()));
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_and_prompts_are_granted_like_tools() {
+    let fx = Fixture::start(&fixture_server("fx", &[])).await;
+    let (_, tokens) = fx
+        .grant_on(
+            "Tools Only",
+            "fx",
+            ToolChoice::Only(vec!["lookup".into()]),
+            AskChoice::None,
+        )
+        .await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let sid = fx.open_session("fx", token).await;
+    let (_, r) = fx
+        .call_on("fx", token, &sid, 2, "resources/list", json!({}))
+        .await;
+    assert_eq!(r["result"], json!({"resources": []}));
+    let (_, r) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid,
+            3,
+            "resources/read",
+            json!({"uri": "memo://one"}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], -32001);
+    let (_, r) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid,
+            4,
+            "prompts/get",
+            json!({"name": "greet"}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], -32001);
+
+    let client_id = fx.register("Reader").await;
+    let (_, wait) = fx
+        .authorize(&fx.authorize_url(
+            &client_id,
+            &[
+                ("scope", "resources:read prompts:read"),
+                ("resource", &fx.resource("fx")),
+            ],
+        ))
+        .await;
+    let pending = fx.pending().await;
+    let names: Vec<&str> = pending[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["@resources", "@prompts"]);
+    fx.approve("Reader", ToolChoice::All, DurationChoice::Forever)
+        .await;
+    let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
+    let (_, t) = fx
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await;
+    assert_eq!(t["scope"], "resources:read prompts:read");
+    let token = t["access_token"].as_str().unwrap();
+    let sid = fx.open_session("fx", token).await;
+    let (_, r) = fx
+        .call_on(
+            "fx",
+            token,
+            &sid,
+            2,
+            "resources/read",
+            json!({"uri": "memo://one"}),
+        )
+        .await;
+    assert_eq!(r["result"]["contents"][0]["text"], "memo text");
+    let (_, r) = fx
+        .call_on("fx", token, &sid, 3, "prompts/list", json!({}))
+        .await;
+    assert_eq!(r["result"]["prompts"][0]["name"], "greet");
+    let (_, r) = fx
+        .call_on("fx", token, &sid, 4, "tools/list", json!({}))
+        .await;
+    assert_eq!(
+        r["result"]["tools"],
+        json!([]),
+        "no tools were granted to it"
+    );
+    fx.stop().await;
+}
