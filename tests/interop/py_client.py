@@ -11,7 +11,7 @@ following redirects, follows Gatehouse's same-origin redirect to the waiting pag
 until it redirects to our redirect_uri. The `callback_handler` hands the SDK what arrived
 there (`code`, `state`, `iss`), or raises `AccessDenied` when the person said no.
 
-Usage: python py_client.py <mcp-url> <client-name> [--call NAME=JSON]... [--pause]
+Usage: python py_client.py <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause]
 Output: one JSON object per line on stdout ({"event": ...}), the same events as
 ts_client.mjs; exit 0 unless something unexpected happened ({"event":"error"}, exit 1).
 """
@@ -150,6 +150,7 @@ async def main() -> None:
     parser.add_argument("url")
     parser.add_argument("name")
     parser.add_argument("--call", action="append", default=[])
+    parser.add_argument("--relist", action="store_true")
     parser.add_argument("--pause", action="store_true")
     options = parser.parse_args()
     calls = []
@@ -173,9 +174,10 @@ async def main() -> None:
         async with http, Client(streamable_http_client(options.url, http_client=http)) as client:
             info = client.server_info
             emit("connected", server=info.name if info else None, protocol_version=client.protocol_version)
-            tools = await client.list_tools()
-            emit("tools", names=[t.name for t in tools.tools])
+            emit("tools", names=[t.name for t in (await client.list_tools()).tools])
             await run_calls(client, calls)
+            if options.relist:
+                emit("tools", names=[t.name for t in (await client.list_tools()).tools])
             if options.pause:
                 emit("paused")
                 paused = True

@@ -12,6 +12,7 @@
 //
 // Usage: node ts_client.mjs <mcp-url> <client-name> [options]
 //   --call NAME=JSON   call a tool with these arguments (repeatable, in order)
+//   --relist           after the calls, list the tools again
 //   --pause            after the calls, print {"event":"paused"}, wait for a line on
 //                      stdin, then make the calls again (used to show revocation)
 // Output: one JSON object per line on stdout ({"event": ...}); exit 0 unless something
@@ -33,13 +34,16 @@ function emit(event, fields = {}) {
 function parseArgs(argv) {
   const [url, name, ...rest] = argv;
   if (!url || !name) {
-    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--pause]');
+    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause]');
   }
   const calls = [];
   let pause = false;
+  let relist = false;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--pause') {
       pause = true;
+    } else if (rest[i] === '--relist') {
+      relist = true;
     } else if (rest[i] === '--call') {
       const spec = rest[++i] ?? '';
       const eq = spec.indexOf('=');
@@ -48,7 +52,7 @@ function parseArgs(argv) {
       throw new Error(`unknown argument ${rest[i]}`);
     }
   }
-  return { url, name, calls, pause };
+  return { url, name, calls, pause, relist };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -215,7 +219,7 @@ async function runCalls(client, calls) {
 }
 
 async function main() {
-  const { url, name, calls, pause } = parseArgs(process.argv.slice(2));
+  const { url, name, calls, pause, relist } = parseArgs(process.argv.slice(2));
   // A loopback redirect URI on a port nothing listens on: the browser stops at the redirect.
   const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
   const provider = new Provider(name, redirectUri);
@@ -226,9 +230,10 @@ async function main() {
   }
   const info = client.getServerVersion();
   emit('connected', { server: info?.name, protocol_version: client.transport?.protocolVersion });
-  const { tools } = await client.listTools();
-  emit('tools', { names: tools.map((t) => t.name) });
+  const listTools = async () => emit('tools', { names: (await client.listTools()).tools.map((t) => t.name) });
+  await listTools();
   await runCalls(client, calls);
+  if (relist) await listTools();
   if (pause) {
     emit('paused');
     const lines = createInterface({ input: process.stdin });
