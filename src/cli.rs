@@ -51,6 +51,14 @@ enum Command {
     },
     /// Run the built-in demo MCP server on stdio (Gatehouse starts it for you).
     DemoServer,
+    /// Manage upstream secrets (API keys for the fronted servers) in the OS keychain.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+        /// The config file (its `secret_store` says where secrets live).
+        #[arg(long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Show the running Gatehouse: its URL, servers and sessions.
     Status,
     /// List consent requests waiting for a decision.
@@ -114,6 +122,16 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Store a secret; the value is read from stdin (never from the command line).
+    Set { server: String, name: String },
+    /// List stored secrets by name (values are never shown).
+    List,
+    /// Remove a secret.
+    Rm { server: String, name: String },
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let data_dir = cli
@@ -124,6 +142,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, port } => serve(data_dir, config, port),
         Command::DemoServer => crate::demo::run().map_err(|e| format!("demo server: {e}")),
+        Command::Secret { action, config } => secret(&data_dir, config, action),
         command => run_command(command, &data_dir, cli.common.json),
     };
     match result {
@@ -181,6 +200,59 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
             .await;
         Ok(())
     })
+}
+
+fn secret(
+    data_dir: &std::path::Path,
+    config: Option<PathBuf>,
+    action: SecretAction,
+) -> Result<(), String> {
+    use crate::secrets::SecretStore;
+    let choice = match config {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string())?.secret_store,
+        None => crate::config::SecretStoreChoice::Auto,
+    };
+    crate::core::prepare_data_dir(data_dir).map_err(|e| format!("{e:#}"))?;
+    let store = SecretStore::open(data_dir, choice).map_err(|e| e.to_string())?;
+    match action {
+        SecretAction::Set { server, name } => {
+            let mut value = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)
+                .map_err(|e| format!("reading the value from stdin: {e}"))?;
+            let value = value
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&value);
+            if value.is_empty() {
+                return Err(format!("no value on stdin; e.g. `printf %s \"$TOKEN\" | gatehouse secret set {server} {name}`"));
+            }
+            store
+                .set(&server, &name, value)
+                .map_err(|e| e.to_string())?;
+            if !store.is_keychain() {
+                eprintln!("warning: {}", store.describe());
+            }
+            println!("Stored {name} for {server}. It reaches the server's next session.");
+        }
+        SecretAction::List => {
+            let names = store.names().map_err(|e| e.to_string())?;
+            if names.is_empty() {
+                println!("No secrets stored.");
+            }
+            for (server, list) in names {
+                println!("{server}: {}", list.join(", "));
+            }
+        }
+        SecretAction::Rm { server, name } => {
+            if !store.remove(&server, &name).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "no secret {name:?} for {server:?}; see `gatehouse secret list`"
+                ));
+            }
+            println!("Removed {name} for {server}.");
+        }
+    }
+    Ok(())
 }
 
 fn target(id: Option<String>, client: Option<String>) -> Result<Target, String> {
@@ -267,7 +339,9 @@ fn run_command(command: Command, data_dir: &std::path::Path, json: bool) -> Resu
             client: agent,
             follow,
         },
-        Command::Serve { .. } | Command::DemoServer => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::DemoServer | Command::Secret { .. } => {
+            unreachable!("handled in main")
+        }
     };
     let fail = |e: ControlError| e.message;
     let mut client = ControlClient::connect(data_dir).map_err(fail)?;

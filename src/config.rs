@@ -20,6 +20,8 @@ pub struct ConfigFile {
     pub consent_timeout: Option<String>,
     /// How long one MCP request may wait for its upstream, e.g. "60s".
     pub call_timeout: Option<String>,
+    /// Where upstream secrets live: "auto" (the OS keychain, else a 0600 file), "keychain" or "file".
+    pub secret_store: Option<String>,
     #[serde(default)]
     pub servers: BTreeMap<String, ServerFile>,
     #[serde(default)]
@@ -35,10 +37,31 @@ pub struct ServerFile {
     #[serde(default)]
     pub args: Vec<String>,
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, Value>,
     pub cwd: Option<PathBuf>,
     pub url: Option<String>,
+    /// Request headers for an HTTP server (e.g. its API key, from the keychain).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
     pub description: Option<String>,
+}
+
+/// An environment variable or header value: written out, or a secret from
+/// the OS keychain (`{ secret = "NAME" }`, optionally with a `prefix` such as
+/// `"Bearer "`), so that the file never holds the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Plain(String),
+    Secret(SecretRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub secret: String,
+    #[serde(default)]
+    pub prefix: String,
 }
 
 /// A pre-registered OAuth client (public, PKCE), e.g. for the conformance suite.
@@ -68,6 +91,18 @@ pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
     pub clients: BTreeMap<String, PreregisteredClient>,
     pub allow_loopback_client_metadata: bool,
+    pub secret_store: SecretStoreChoice,
+}
+
+/// Where upstream secrets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretStoreChoice {
+    /// The OS keychain when one answers, else the 0600 file (with a warning).
+    Auto,
+    /// The OS keychain only; starting fails without one.
+    Keychain,
+    /// The 0600 file in the data directory.
+    File,
 }
 
 #[derive(Debug, Clone)]
@@ -82,11 +117,12 @@ pub enum Upstream {
     Stdio {
         command: String,
         args: Vec<String>,
-        env: BTreeMap<String, String>,
+        env: BTreeMap<String, Value>,
         cwd: Option<PathBuf>,
     },
     Http {
         url: url::Url,
+        headers: BTreeMap<String, Value>,
     },
 }
 
@@ -143,7 +179,29 @@ impl Config {
                     "server names use a-z, 0-9, '-' and '_' (at most 64)",
                 ));
             }
+            for (var, value) in server.env.iter().chain(&server.headers) {
+                if let Value::Secret(r) = value {
+                    if r.secret.is_empty()
+                        || r.secret.len() > 64
+                        || !r
+                            .secret
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    {
+                        return Err(err(
+                            &format!("{key}.{var}.secret"),
+                            "secret names use letters, digits, '_' and '-' (at most 64)",
+                        ));
+                    }
+                }
+            }
             let upstream = match (server.command, server.url) {
+                (Some(_), None) if !server.headers.is_empty() => {
+                    return Err(err(
+                        &format!("{key}.headers"),
+                        "`headers` are for HTTP servers (with `url`); stdio servers take `env`",
+                    ));
+                }
                 (Some(command), None) => Upstream::Stdio {
                     command,
                     args: server.args,
@@ -162,7 +220,10 @@ impl Config {
                             "`args`, `env` and `cwd` are for stdio servers (with `command`)",
                         ));
                     }
-                    Upstream::Http { url }
+                    Upstream::Http {
+                        url,
+                        headers: server.headers,
+                    }
                 }
                 (Some(_), Some(_)) => {
                     return Err(err(
@@ -231,6 +292,17 @@ impl Config {
             servers,
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
+            secret_store: match file.secret_store.as_deref() {
+                None | Some("auto") => SecretStoreChoice::Auto,
+                Some("keychain") => SecretStoreChoice::Keychain,
+                Some("file") => SecretStoreChoice::File,
+                Some(_) => {
+                    return Err(err(
+                        "secret_store",
+                        "expected \"auto\", \"keychain\" or \"file\"",
+                    ))
+                }
+            },
         })
     }
 }
@@ -301,6 +373,51 @@ mod tests {
         let c = Config::parse("", Path::new("c.toml")).unwrap();
         assert_eq!(c.port, DEFAULT_PORT);
         assert!(c.servers.contains_key("demo"));
+    }
+
+    #[test]
+    fn env_and_headers_take_secrets_by_name() {
+        let c = Config::parse(
+            "[servers.gh]\ncommand = \"x\"\nenv = { A = \"plain\", TOKEN = { secret = \"GITHUB_TOKEN\" } }\n\
+             [servers.remote]\nurl = \"https://mcp.example/mcp\"\nheaders = { Authorization = { secret = \"KEY\", prefix = \"Bearer \" } }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let Upstream::Stdio { env, .. } = &c.servers["gh"].upstream else {
+            panic!()
+        };
+        assert_eq!(
+            env["TOKEN"],
+            Value::Secret(SecretRef {
+                secret: "GITHUB_TOKEN".into(),
+                prefix: String::new()
+            })
+        );
+        let Upstream::Http { headers, .. } = &c.servers["remote"].upstream else {
+            panic!()
+        };
+        assert_eq!(
+            headers["Authorization"],
+            Value::Secret(SecretRef {
+                secret: "KEY".into(),
+                prefix: "Bearer ".into()
+            })
+        );
+        assert!(Config::parse(
+            "[servers.a]\ncommand = \"x\"\nenv = { T = { secret = \"../etc\" } }\n",
+            Path::new("c")
+        )
+        .is_err());
+        assert!(Config::parse(
+            "[servers.a]\ncommand = \"x\"\nenv = { T = { secrt = \"X\" } }\n",
+            Path::new("c")
+        )
+        .is_err());
+        assert!(Config::parse(
+            "[servers.a]\ncommand = \"x\"\nheaders = { H = \"v\" }\n",
+            Path::new("c")
+        )
+        .is_err());
     }
 
     #[test]

@@ -323,6 +323,15 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<RunningSer
         }
         Ok::<_, crate::store::StoreError>(())
     })?;
+    let secrets = Arc::new(crate::secrets::SecretStore::open(
+        data_dir,
+        config.secret_store,
+    )?);
+    if secrets.is_keychain() {
+        tracing::info!("{}", secrets.describe());
+    } else {
+        tracing::warn!("{}", secrets.describe());
+    }
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "local user".into());
@@ -334,7 +343,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<RunningSer
             port: addr.port(),
             user,
         },
-        gateway: Gateway::new(config.clone(), store.clone()),
+        gateway: Gateway::new(config.clone(), store.clone(), secrets),
         data_dir: data_dir.to_path_buf(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod pending;
 pub mod scope;
 pub mod secret;
+pub mod secrets;
 pub mod store;
 
 pub use crate::core::{Gatehouse, RunningServer};

@@ -30,6 +30,7 @@ use crate::clock::{self, UnixMs};
 use crate::config::Config;
 use crate::oauth::token::AccessGrant;
 use crate::scope::ToolInfo;
+use crate::secrets::SecretStore;
 use crate::store::pins::{self, Pin};
 use crate::store::Store;
 use jsonrpc::Kind;
@@ -81,6 +82,7 @@ pub struct Gateway {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     catalogs: tokio::sync::Mutex<HashMap<String, (Instant, Vec<ToolInfo>)>>,
     pub holds: holds::Holds,
+    secrets: Arc<SecretStore>,
 }
 
 /// What the HTTP edge sends back for one POST.
@@ -119,13 +121,14 @@ pub struct Incoming<'a> {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Gateway {
+    pub fn new(config: Arc<Config>, store: Arc<Store>, secrets: Arc<SecretStore>) -> Gateway {
         Gateway {
             config,
             store,
             sessions: Mutex::default(),
             catalogs: Default::default(),
             holds: Default::default(),
+            secrets,
         }
     }
 
@@ -400,7 +403,7 @@ impl Gateway {
         let Some(server) = self.config.servers.get(req.server) else {
             return Reply::SessionNotFound;
         };
-        let upstream = match Connection::open(server).await {
+        let upstream = match Connection::open(server, &self.secrets).await {
             Ok(c) => c,
             Err(e) => {
                 return Reply::Messages {
@@ -716,7 +719,7 @@ impl Gateway {
             .servers
             .get(server)
             .ok_or_else(|| format!("no server {server:?}"))?;
-        let tools = tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(config))
+        let tools = tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(config, &self.secrets))
             .await
             .map_err(|_| {
                 format!(

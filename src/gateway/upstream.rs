@@ -14,7 +14,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::jsonrpc::{self, Kind};
-use crate::config::{ServerConfig, Upstream as UpstreamConfig};
+use crate::config::{ServerConfig, Upstream as UpstreamConfig, Value as ConfigValue};
+use crate::secrets::SecretStore;
+use std::collections::BTreeMap;
 
 /// Largest single message accepted from an upstream (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -43,19 +45,43 @@ pub enum Connection {
 }
 
 impl Connection {
-    pub async fn open(server: &ServerConfig) -> Result<Connection, UpstreamError> {
+    /// Starts (stdio) or prepares (HTTP) a connection, with its secrets read
+    /// from the keychain now, so a changed secret applies to the next session.
+    pub async fn open(
+        server: &ServerConfig,
+        secrets: &SecretStore,
+    ) -> Result<Connection, UpstreamError> {
+        let resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
+            values
+                .iter()
+                .map(|(k, v)| match v {
+                    ConfigValue::Plain(p) => Ok((k.clone(), p.clone())),
+                    ConfigValue::Secret(r) => secrets
+                        .get(&server.name, &r.secret)
+                        .map(|s| (k.clone(), format!("{}{s}", r.prefix)))
+                        .map_err(|e| UpstreamError::Start { server: server.name.clone(), reason: e.to_string() }),
+                })
+                .collect()
+        };
         match &server.upstream {
             UpstreamConfig::Stdio {
                 command,
                 args,
                 env,
                 cwd,
-            } => StdioConnection::spawn(&server.name, command, args, env, cwd.as_deref())
-                .map(Connection::Stdio),
-            UpstreamConfig::Http { url } => Ok(Connection::Http(HttpConnection::new(
-                &server.name,
-                url.clone(),
-            )?)),
+            } => {
+                let env = resolve(env)?;
+                StdioConnection::spawn(&server.name, command, args, &env, cwd.as_deref())
+                    .map(Connection::Stdio)
+            }
+            UpstreamConfig::Http { url, headers } => {
+                let headers = resolve(headers)?;
+                Ok(Connection::Http(HttpConnection::new(
+                    &server.name,
+                    url.clone(),
+                    &headers,
+                )?))
+            }
         }
     }
 
@@ -163,12 +189,12 @@ impl StdioConnection {
         server: &str,
         command: &str,
         args: &[String],
-        env: &std::collections::BTreeMap<String, String>,
+        env: &[(String, String)],
         cwd: Option<&std::path::Path>,
     ) -> Result<StdioConnection, UpstreamError> {
         let mut cmd = tokio::process::Command::new(command);
         cmd.args(args)
-            .envs(env)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -365,14 +391,29 @@ pub struct HttpConnection {
 }
 
 impl HttpConnection {
-    fn new(server: &str, url: url::Url) -> Result<HttpConnection, UpstreamError> {
+    fn new(
+        server: &str,
+        url: url::Url,
+        headers: &[(String, String)],
+    ) -> Result<HttpConnection, UpstreamError> {
+        let start_error = |reason: String| UpstreamError::Start {
+            server: server.to_string(),
+            reason,
+        };
+        let mut default_headers = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| start_error(format!("header {name:?}: {e}")))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| start_error(format!("header {name}: invalid value")))?;
+            value.set_sensitive(true);
+            default_headers.insert(name, value);
+        }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .default_headers(default_headers)
             .build()
-            .map_err(|e| UpstreamError::Start {
-                server: server.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| start_error(e.to_string()))?;
         Ok(HttpConnection {
             server: server.to_string(),
             list_changed: Arc::default(),

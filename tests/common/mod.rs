@@ -399,3 +399,90 @@ pub fn fixture_server(name: &str, env: &[(&str, String)]) -> String {
         env.join(", ")
     )
 }
+
+/// `gatehouse serve` as a real process, with its log captured.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub fixture: Fixture,
+    pub log: std::path::PathBuf,
+}
+
+impl ServeProcess {
+    pub fn start(config_toml: &str, env: &[(&str, &str)]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        let log = dir.path().join("serve.log");
+        let mut child = std::process::Command::new(gatehouse_bin())
+            .args(["serve", "--port", "0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("Gatehouse is running at ")
+            .unwrap_or_else(|| panic!("{first}"))
+            .to_string();
+        let port = url.rsplit(':').next().unwrap().parse().unwrap();
+        ServeProcess {
+            child,
+            fixture: Fixture {
+                running: None,
+                url,
+                port,
+                dir,
+                http: http_client(),
+            },
+            log,
+        }
+    }
+
+    /// Stops with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the CLI against a data dir, with stdin; returns (exit code, stdout, stderr).
+pub fn cli_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(gatehouse_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
