@@ -190,10 +190,10 @@ fn keychain_works() -> bool {
     if keyring::Entry::store_status().is_err() {
         return false;
     }
-    match keyring::Entry::new(SERVICE, "gatehouse/probe").map(|e| e.get_password()) {
-        Ok(Ok(_)) | Ok(Err(keyring::Error::NoEntry)) => true,
-        _ => false,
-    }
+    matches!(
+        keyring::Entry::new(SERVICE, "gatehouse/probe").map(|e| e.get_password()),
+        Ok(Ok(_)) | Ok(Err(keyring::Error::NoEntry))
+    )
 }
 
 fn read_map<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, SecretError> {
