@@ -40,6 +40,9 @@ pub struct ServerFile {
     pub env: BTreeMap<String, Value>,
     pub cwd: Option<PathBuf>,
     pub url: Option<String>,
+    /// "on_demand" (default: started with each agent session) or "at_start"
+    /// (also started once when Gatehouse starts, to check it and list its tools).
+    pub start: Option<String>,
     /// Request headers for an HTTP server (e.g. its API key, from the keychain).
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
@@ -109,6 +112,8 @@ pub enum SecretStoreChoice {
 pub struct ServerConfig {
     pub name: String,
     pub upstream: Upstream,
+    /// Start it (and list its tools) when Gatehouse starts, not only on first use.
+    pub start_at_launch: bool,
     pub description: Option<String>,
 }
 
@@ -238,11 +243,22 @@ impl Config {
                     ))
                 }
             };
+            let start_at_launch = match server.start.as_deref() {
+                None | Some("on_demand") => false,
+                Some("at_start") => true,
+                Some(_) => {
+                    return Err(err(
+                        &format!("{key}.start"),
+                        "expected \"on_demand\" or \"at_start\"",
+                    ))
+                }
+            };
             servers.insert(
                 name.clone(),
                 ServerConfig {
                     name,
                     upstream,
+                    start_at_launch,
                     description: server.description,
                 },
             );
@@ -314,6 +330,7 @@ fn demo_server() -> ServerConfig {
         .unwrap_or_else(|_| "gatehouse".to_string());
     ServerConfig {
         name: "demo".to_string(),
+        start_at_launch: false,
         upstream: Upstream::Stdio {
             command,
             args: vec!["demo-server".to_string()],

@@ -374,6 +374,22 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<RunningSer
             }
         }
     }));
+    for server in gatehouse
+        .config()
+        .servers
+        .values()
+        .filter(|s| s.start_at_launch)
+    {
+        let (g, name) = (gatehouse.clone(), server.name.clone());
+        tokio::spawn(async move {
+            match g.gateway.catalog(&name).await {
+                Ok(tools) => {
+                    tracing::info!(server = %name, tools = tools.len(), "upstream started and listed its tools")
+                }
+                Err(reason) => tracing::error!(server = %name, %reason, "upstream failed to start"),
+            }
+        });
+    }
     let info = serde_json::json!({"url": gatehouse.auth.issuer, "pid": std::process::id()});
     let _ = std::fs::write(data_dir.join(SERVER_INFO_FILE), info.to_string());
     tracing::info!(url = %gatehouse.auth.issuer, data_dir = %data_dir.display(), "Gatehouse is listening");

@@ -613,3 +613,24 @@ fn serve_stops_cleanly_on_sigterm() {
     );
     assert!(dir.path().join("gatehouse.db").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_keeps_crashing_is_held_back() {
+    let fx =
+        Fixture::start("[servers.crashy]\ncommand = \"sh\"\nargs = [\"-c\", \"exit 7\"]\n").await;
+    let gateway = &fx.gatehouse().gateway;
+    for _ in 0..3 {
+        let reason = gateway.catalog("crashy").await.unwrap_err();
+        assert!(
+            reason.contains("closed") || reason.contains("exited"),
+            "{reason}"
+        );
+    }
+    let reason = gateway.catalog("crashy").await.unwrap_err();
+    assert!(reason.contains("crashed 3 or more times"), "{reason}");
+    assert!(
+        gateway.catalog("demo").await.is_ok(),
+        "other servers are not held back"
+    );
+    fx.stop().await;
+}

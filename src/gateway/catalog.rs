@@ -4,16 +4,13 @@
 use serde_json::{json, Value};
 
 use super::jsonrpc;
-use super::upstream::{Connection, MessageStream, UpstreamHeaders};
+use super::upstream::{Connection, Launcher, MessageStream, UpstreamHeaders};
 use crate::config::ServerConfig;
 use crate::scope::ToolInfo;
-use crate::secrets::SecretStore;
 
 /// Starts the upstream, initializes it and reads what it offers.
-pub async fn fetch(config: &ServerConfig, secrets: &SecretStore) -> Result<Vec<ToolInfo>, String> {
-    let conn = Connection::open(config, secrets)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn fetch(config: &ServerConfig, launcher: &Launcher) -> Result<Vec<ToolInfo>, String> {
+    let conn = launcher.open(config).await.map_err(|e| e.to_string())?;
     let result = async {
         let init = json!({"jsonrpc": "2.0", "id": "gatehouse-init", "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},

@@ -82,7 +82,7 @@ pub struct Gateway {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     catalogs: tokio::sync::Mutex<HashMap<String, (Instant, Vec<ToolInfo>)>>,
     pub holds: holds::Holds,
-    secrets: Arc<SecretStore>,
+    launcher: upstream::Launcher,
 }
 
 /// What the HTTP edge sends back for one POST.
@@ -128,7 +128,7 @@ impl Gateway {
             sessions: Mutex::default(),
             catalogs: Default::default(),
             holds: Default::default(),
-            secrets,
+            launcher: upstream::Launcher::new(secrets),
         }
     }
 
@@ -403,7 +403,7 @@ impl Gateway {
         let Some(server) = self.config.servers.get(req.server) else {
             return Reply::SessionNotFound;
         };
-        let upstream = match Connection::open(server, &self.secrets).await {
+        let upstream = match self.launcher.open(server).await {
             Ok(c) => c,
             Err(e) => {
                 return Reply::Messages {
@@ -621,10 +621,16 @@ impl Gateway {
     }
 
     /// Server messages outside any request, for the agent's GET stream.
-    pub fn open_stream(&self, id: &str, client_id: &str, server: &str) -> StreamOpening {
+    pub async fn open_stream(
+        &self,
+        id: &str,
+        client_id: &str,
+        server: &str,
+        headers: &UpstreamHeaders,
+    ) -> StreamOpening {
         match self.session(id, client_id, server) {
             None => StreamOpening::SessionNotFound,
-            Some(session) => match session.upstream.open_stream() {
+            Some(session) => match session.upstream.open_stream(headers).await {
                 Some(lease) => StreamOpening::Open(lease),
                 None => StreamOpening::Unavailable,
             },
@@ -719,7 +725,7 @@ impl Gateway {
             .servers
             .get(server)
             .ok_or_else(|| format!("no server {server:?}"))?;
-        let tools = tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(config, &self.secrets))
+        let tools = tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(config, &self.launcher))
             .await
             .map_err(|_| {
                 format!(

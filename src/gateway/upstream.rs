@@ -37,19 +37,82 @@ pub type MessageStream = mpsc::Receiver<Value>;
 
 /// The lease on a session's server-message stream; dropping it (the client
 /// disconnected) lets the next GET take it.
-pub type ServerStream = tokio::sync::OwnedMutexGuard<MessageStream>;
+pub type ServerStream = std::pin::Pin<Box<dyn futures::Stream<Item = Value> + Send>>;
 
 pub enum Connection {
     Stdio(StdioConnection),
     Http(HttpConnection),
 }
 
+/// Opens upstream connections: reads their secrets and holds back a server
+/// that keeps crashing (at most 3 crashes a minute, then an exponential wait
+/// of up to 30 s before the next start).
+pub struct Launcher {
+    secrets: Arc<SecretStore>,
+    crashes: Arc<Crashes>,
+}
+
+#[derive(Default)]
+pub struct Crashes {
+    recent: Mutex<HashMap<String, Vec<std::time::Instant>>>,
+}
+
+const CRASH_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+const CRASHES_BEFORE_BACKOFF: usize = 3;
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Crashes {
+    fn record(&self, server: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let list = recent.entry(server.to_string()).or_default();
+        list.retain(|t| t.elapsed() < CRASH_WINDOW);
+        list.push(std::time::Instant::now());
+    }
+
+    /// How long a new start must still wait, if the server keeps crashing.
+    pub fn backoff(&self, server: &str) -> Option<std::time::Duration> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let list = recent.get_mut(server)?;
+        list.retain(|t| t.elapsed() < CRASH_WINDOW);
+        let n = list.len();
+        if n < CRASHES_BEFORE_BACKOFF {
+            return None;
+        }
+        let wait = std::time::Duration::from_secs(1 << (n - CRASHES_BEFORE_BACKOFF).min(5))
+            .min(MAX_BACKOFF);
+        wait.checked_sub(list.last()?.elapsed())
+    }
+}
+
+impl Launcher {
+    pub fn new(secrets: Arc<SecretStore>) -> Launcher {
+        Launcher {
+            secrets,
+            crashes: Arc::default(),
+        }
+    }
+
+    pub async fn open(&self, server: &ServerConfig) -> Result<Connection, UpstreamError> {
+        if let Some(wait) = self.crashes.backoff(&server.name) {
+            return Err(UpstreamError::Start {
+                server: server.name.clone(),
+                reason: format!(
+                    "it crashed {CRASHES_BEFORE_BACKOFF} or more times in the last minute; the next start is in {} s",
+                    wait.as_secs() + 1
+                ),
+            });
+        }
+        Connection::open(server, &self.secrets, &self.crashes).await
+    }
+}
+
 impl Connection {
     /// Starts (stdio) or prepares (HTTP) a connection, with its secrets read
     /// from the keychain now, so a changed secret applies to the next session.
-    pub async fn open(
+    async fn open(
         server: &ServerConfig,
         secrets: &SecretStore,
+        crashes: &Arc<Crashes>,
     ) -> Result<Connection, UpstreamError> {
         let resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
             values
@@ -71,8 +134,15 @@ impl Connection {
                 cwd,
             } => {
                 let env = resolve(env)?;
-                StdioConnection::spawn(&server.name, command, args, &env, cwd.as_deref())
-                    .map(Connection::Stdio)
+                StdioConnection::spawn(
+                    &server.name,
+                    command,
+                    args,
+                    &env,
+                    cwd.as_deref(),
+                    crashes.clone(),
+                )
+                .map(Connection::Stdio)
             }
             UpstreamConfig::Http { url, headers } => {
                 let headers = resolve(headers)?;
@@ -118,10 +188,16 @@ impl Connection {
     /// Server messages not tied to a request, for the client's GET stream.
     /// One stream at a time: `None` while another is open, or when the
     /// upstream offers no such stream.
-    pub fn open_stream(&self) -> Option<ServerStream> {
+    pub async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
         match self {
-            Connection::Stdio(c) => c.unsolicited_rx.clone().try_lock_owned().ok(),
-            Connection::Http(_) => None,
+            Connection::Stdio(c) => {
+                let lease = c.unsolicited_rx.clone().try_lock_owned().ok()?;
+                Some(Box::pin(futures::stream::unfold(
+                    lease,
+                    |mut lease| async move { lease.recv().await.map(|m| (m, lease)) },
+                )))
+            }
+            Connection::Http(c) => c.open_stream(headers).await,
         }
     }
 
@@ -191,6 +267,7 @@ impl StdioConnection {
         args: &[String],
         env: &[(String, String)],
         cwd: Option<&std::path::Path>,
+        crashes: Arc<Crashes>,
     ) -> Result<StdioConnection, UpstreamError> {
         let mut cmd = tokio::process::Command::new(command);
         cmd.args(args)
@@ -263,13 +340,23 @@ impl StdioConnection {
                 note_list_changed(&msg, &reader_changed);
                 route(&reader_pending, &unsolicited_tx, msg).await;
             }
+            // Still marked alive: nobody stopped it, so it crashed (or quit on its own).
+            // Count the crash before anyone can see the connection dead.
+            let crashed = reader_alive.load(Ordering::SeqCst);
+            if crashed {
+                crashes.record(&name);
+            }
             reader_alive.store(false, Ordering::SeqCst);
             let status = child
                 .wait()
                 .await
                 .map(|s| s.to_string())
                 .unwrap_or_else(|e| e.to_string());
-            tracing::warn!(server = %name, "upstream exited ({status})");
+            if crashed {
+                tracing::warn!(server = %name, "upstream exited on its own ({status})");
+            } else {
+                tracing::debug!(server = %name, "upstream stopped ({status})");
+            }
             let waiting: Vec<(String, mpsc::Sender<Value>)> = {
                 let mut p = reader_pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.order.clear();
@@ -384,6 +471,8 @@ async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value)
 
 pub struct HttpConnection {
     server: String,
+    /// Held by the one open GET stream.
+    stream_lock: Arc<tokio::sync::Mutex<()>>,
     list_changed: Arc<AtomicBool>,
     url: url::Url,
     http: reqwest::Client,
@@ -416,6 +505,7 @@ impl HttpConnection {
             .map_err(|e| start_error(e.to_string()))?;
         Ok(HttpConnection {
             server: server.to_string(),
+            stream_lock: Arc::default(),
             list_changed: Arc::default(),
             url,
             http,
@@ -479,7 +569,7 @@ impl HttpConnection {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let (tx, rx) = mpsc::channel(64);
         if is_sse {
-            tokio::spawn(relay_sse(response, tx, self.list_changed.clone()));
+            tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), true));
         } else {
             let body = response
                 .bytes()
@@ -508,6 +598,41 @@ impl HttpConnection {
         }
     }
 
+    /// The upstream's GET stream of server messages, relayed (one at a time).
+    async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
+        let lease = self.stream_lock.clone().try_lock_owned().ok()?;
+        let mut req = self
+            .http
+            .get(self.url.clone())
+            .header("accept", "text/event-stream");
+        if let Some(sid) = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            req = req.header("mcp-session-id", sid);
+        }
+        if let Some(v) = &headers.protocol_version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        let response = req.send().await.ok()?;
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !response.status().is_success() || !is_sse {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), false));
+        Some(Box::pin(futures::stream::unfold(
+            (rx, lease),
+            |(mut rx, lease)| async move { rx.recv().await.map(|m| (m, (rx, lease))) },
+        )))
+    }
+
     async fn close(&self) {
         let sid = self
             .session_id
@@ -530,6 +655,7 @@ async fn relay_sse(
     response: reqwest::Response,
     tx: mpsc::Sender<Value>,
     list_changed: Arc<AtomicBool>,
+    until_response: bool,
 ) {
     let mut stream = response.bytes_stream();
     let mut buffer: Vec<u8> = Vec::new();
@@ -547,7 +673,7 @@ async fn relay_sse(
                 if !data.is_empty() {
                     if let Ok(msg) = serde_json::from_str::<Value>(&data) {
                         note_list_changed(&msg, &list_changed);
-                        let done = jsonrpc::is_response(&msg);
+                        let done = until_response && jsonrpc::is_response(&msg);
                         if tx.send(msg).await.is_err() || done {
                             return;
                         }

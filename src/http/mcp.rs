@@ -168,10 +168,15 @@ pub async fn get(
             ),
         );
     };
-    match g.gateway.open_stream(sid, &access.client_id, &server) {
-        StreamOpening::Open(lease) => sse(futures::stream::unfold(lease, |mut lease| async move {
-            lease.recv().await.map(|m| (m, lease))
-        })),
+    let upstream_headers = UpstreamHeaders {
+        protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_string),
+    };
+    match g
+        .gateway
+        .open_stream(sid, &access.client_id, &server, &upstream_headers)
+        .await
+    {
+        StreamOpening::Open(stream) => sse(stream),
         StreamOpening::Unavailable => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         StreamOpening::SessionNotFound => StatusCode::NOT_FOUND.into_response(),
     }
