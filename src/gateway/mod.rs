@@ -111,6 +111,13 @@ pub enum StreamOpening {
     SessionNotFound,
 }
 
+/// One JSON-RPC request from an agent.
+struct ClientRequest {
+    id: Value,
+    method: String,
+    msg: Value,
+}
+
 /// The parts of an MCP POST the gateway needs.
 pub struct Incoming<'a> {
     pub access: &'a AccessGrant,
@@ -193,8 +200,13 @@ impl Gateway {
                 };
                 match kind {
                     Kind::Request { id, method } => {
-                        self.dispatch(&session, req.access, id, method, msg, &req.headers)
-                            .await
+                        self.dispatch(
+                            &session,
+                            req.access,
+                            ClientRequest { id, method, msg },
+                            &req.headers,
+                        )
+                        .await
                     }
                     Kind::Notification { .. } | Kind::Response { .. } => {
                         match session.upstream.send(msg, &req.headers).await {
@@ -215,11 +227,11 @@ impl Gateway {
         &self,
         session: &Arc<Session>,
         access: &AccessGrant,
-        id: Value,
-        method: String,
-        msg: Value,
+        req: ClientRequest,
         headers: &UpstreamHeaders,
     ) -> Reply {
+        let ClientRequest { id, method, msg } = &req;
+        let (id, method) = (id.clone(), method.clone());
         let params = msg.get("params");
         let pins = if method == "tools/call" || method == "tools/list" {
             match self.store.read(|c| pins::for_grant(c, &access.grant.id)) {
@@ -265,7 +277,7 @@ impl Gateway {
         };
         match policy::check_request(&method, params, &grantee) {
             policy::Decision::Forward => {
-                self.forward(session, access, id, method, msg, headers, pins, None)
+                self.forward(session, access, req, headers, pins, None)
                     .await
             }
             policy::Decision::Answer(result) => {
@@ -310,7 +322,7 @@ impl Gateway {
                 if let Err(why) = self.check_pin(session, access, &tool, &pins, headers).await {
                     return refuse(&tool, jsonrpc::NOT_GRANTED, why, json!({}));
                 }
-                self.forward(session, access, id, method, msg, headers, pins, None)
+                self.forward(session, access, req, headers, pins, None)
                     .await
             }
             policy::Decision::Hold(tool) => {
@@ -330,17 +342,8 @@ impl Gateway {
                     .await
                 {
                     Ok(holds::Verdict::Allowed { call_id }) => {
-                        self.forward(
-                            session,
-                            access,
-                            id,
-                            method,
-                            msg,
-                            headers,
-                            pins,
-                            Some(call_id),
-                        )
-                        .await
+                        self.forward(session, access, req, headers, pins, Some(call_id))
+                            .await
                     }
                     Ok(holds::Verdict::Denied { call_id, why }) => refuse(
                         &tool,
@@ -516,18 +519,16 @@ impl Gateway {
     /// Sends a request upstream and relays its messages. A `tools/list`
     /// answer is filtered to the grant (and checked against the pins); a
     /// `tools/call` is audited with its outcome and the held call that allowed it.
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         session: &Arc<Session>,
         access: &AccessGrant,
-        id: Value,
-        method: String,
-        msg: Value,
+        req: ClientRequest,
         headers: &UpstreamHeaders,
         pins: Vec<Pin>,
         held_call: Option<String>,
     ) -> Reply {
+        let ClientRequest { id, method, msg } = req;
         let started = Instant::now();
         let tool_call = (method == "tools/call").then(|| {
             let params = msg.get("params");

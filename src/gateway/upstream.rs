@@ -521,12 +521,21 @@ impl HttpConnection {
     }
 
     fn post(&self, msg: &Value, headers: &UpstreamHeaders) -> reqwest::RequestBuilder {
-        let mut req = self
+        let req = self
             .http
             .post(self.url.clone())
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(msg.to_string());
+        self.with_session(req, headers)
+    }
+
+    /// Adds the upstream's session id and the client's protocol version.
+    fn with_session(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        headers: &UpstreamHeaders,
+    ) -> reqwest::RequestBuilder {
         if let Some(sid) = self
             .session_id
             .lock()
@@ -601,22 +610,11 @@ impl HttpConnection {
     /// The upstream's GET stream of server messages, relayed (one at a time).
     async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
         let lease = self.stream_lock.clone().try_lock_owned().ok()?;
-        let mut req = self
+        let req = self
             .http
             .get(self.url.clone())
             .header("accept", "text/event-stream");
-        if let Some(sid) = self
-            .session_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            req = req.header("mcp-session-id", sid);
-        }
-        if let Some(v) = &headers.protocol_version {
-            req = req.header("mcp-protocol-version", v);
-        }
-        let response = req.send().await.ok()?;
+        let response = self.with_session(req, headers).send().await.ok()?;
         let is_sse = response
             .headers()
             .get("content-type")
