@@ -248,7 +248,7 @@ impl Agent {
         }
     }
 
-    fn report(&self) -> String {
+    pub fn report(&self) -> String {
         let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
         let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
         format!(
@@ -270,12 +270,10 @@ impl Agent {
         }
     }
 
-    pub fn check_alive(&mut self, deadline: Instant, waiting_for: &str) {
-        while let Ok(v) = self.lines.try_recv() {
-            self.events.push(v);
-        }
+    /// Panics if the client has exited (while something else was awaited) or time is up.
+    fn check_alive(&mut self, deadline: Instant, waiting_for: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            self.pump(Duration::from_millis(500));
+            while self.pump(Duration::from_millis(500)) {}
             panic!(
                 "client exited ({status}) while waiting for {waiting_for}\n{}",
                 self.report()
@@ -295,8 +293,14 @@ impl Agent {
             if let Some(e) = self.events.iter().find(|e| e["event"] == event) {
                 return e.clone();
             }
-            self.pump(Duration::from_millis(100));
-            self.check_alive(deadline, &format!("event {event:?}"));
+            // Only a closed stdout (the client exited, all it printed taken in) ends the wait.
+            let open = self.pump(Duration::from_millis(100));
+            assert!(
+                open && Instant::now() < deadline,
+                "{} waiting for event {event:?}\n{}",
+                if open { "timed out" } else { "client exited" },
+                self.report()
+            );
         }
     }
 
