@@ -515,3 +515,53 @@ async fn resources_and_prompts_are_granted_like_tools() {
     );
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_call_does_not_outlive_a_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CALLS_LOG", calls_log.display().to_string())],
+    ))
+    .await;
+    let (_, tokens) = fx
+        .grant_on("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
+        .await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let sid = fx.open_session("fx", &token).await;
+    let call = {
+        let (url, token, sid) = (fx.resource("fx"), token.clone(), sid.clone());
+        tokio::spawn(async move {
+            http_client()
+                .post(url)
+                .bearer_auth(token)
+                .header("mcp-session-id", sid)
+                .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "purge", "arguments": {"word": "late"}}}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let held = wait_for_kind(&fx, "tool_call").await;
+    fx.control(Request::RevokeAgent {
+        agent: "Agent".into(),
+    })
+    .await
+    .unwrap();
+    fx.control(Request::Approve {
+        target: Target::Id(held["id"].as_str().unwrap().into()),
+        tools: ToolChoice::All,
+        ask: AskChoice::default(),
+        duration: DurationChoice::Once,
+    })
+    .await
+    .unwrap();
+    let answer = call.await.unwrap();
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    assert!(!calls_log.exists(), "the upstream never saw the call");
+    fx.stop().await;
+}

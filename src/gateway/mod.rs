@@ -342,6 +342,19 @@ impl Gateway {
                     .await
                 {
                     Ok(holds::Verdict::Allowed { call_id }) => {
+                        // The wait may have been long: the grant must still be in force now.
+                        let in_force = self
+                            .store
+                            .read(|c| crate::store::grants::get(c, &access.grant.id))
+                            .is_ok_and(|g| g.is_some_and(|g| g.is_active(clock::now())));
+                        if !in_force {
+                            return refuse(
+                                &tool,
+                                jsonrpc::CALL_DENIED,
+                                "the grant was revoked while the call waited".into(),
+                                json!({"held_call": call_id}),
+                            );
+                        }
                         self.forward(session, access, req, headers, pins, Some(call_id))
                             .await
                     }
