@@ -1,6 +1,6 @@
-//! The harness of tests/interop.rs: `gatehouse serve` in a temp directory, the `gatehouse`
-//! CLI as the person, and the SDK client scripts as agents whose JSON-line events are
-//! collected. Everything started here is stopped on drop, also when a test fails.
+//! The harness of tests/interop.rs and tests/interop_servers.rs: `gatehouse serve` in a
+//! temp directory, the `gatehouse` CLI as the person, and the SDK client scripts as agents
+//! whose JSON-line events are collected. Everything started here is stopped on drop, also when a test fails.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +21,16 @@ fn interop_dir() -> PathBuf {
 
 fn setup_missing(what: &str) -> ! {
     panic!("interop test setup is missing: {what}. Run `scripts/setup-interop` (needs node and python3), then run the tests again.")
+}
+
+/// A file of an installed npm package in tests/interop/node_modules (checked to exist).
+#[allow(dead_code)] // not every test crate that includes the harness uses every helper
+pub fn node_package(path: &str) -> PathBuf {
+    let full = interop_dir().join("node_modules").join(path);
+    if !full.exists() {
+        setup_missing(&format!("tests/interop/node_modules/{path}"));
+    }
+    full
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -77,7 +87,6 @@ pub struct Gatehouse {
 
 impl Gatehouse {
     pub fn start() -> Gatehouse {
-        let dir = tempfile::tempdir().expect("temp dir");
         let everything = interop_dir()
             .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
         if !everything.exists() {
@@ -88,6 +97,12 @@ impl Gatehouse {
              [servers.demo]\ncommand = {GATEHOUSE:?}\nargs = [\"demo-server\"]\n",
             everything.display().to_string()
         );
+        Gatehouse::start_with(&config, &[])
+    }
+
+    /// `gatehouse serve` with this config file (and these extra environment variables).
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Gatehouse {
+        let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("config.toml"), config).expect("write config");
         let child = Command::new(GATEHOUSE)
             .arg("serve")
@@ -96,6 +111,7 @@ impl Gatehouse {
             .arg("--config")
             .arg(dir.path().join("config.toml"))
             .args(["--port", "0"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(dir.path().join("serve.log")).expect("log file"))
@@ -168,6 +184,50 @@ impl Gatehouse {
                 many => panic!("{} requests from one client: {many:?}", many.len()),
             }
             agent.check_alive(deadline, "its consent request to appear");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The temp directory: `config.toml`, `data/`, `serve.log` and the clients' stderr.
+    #[allow(dead_code)]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the CLI with `input` on its stdin.
+    #[allow(dead_code)]
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(GATEHOUSE)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the gatehouse CLI");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write to the CLI");
+        drop(stdin);
+        child.wait_with_output().expect("wait for the CLI")
+    }
+
+    /// Waits for a pending item of the agent that `matches` (e.g. a held call of one tool).
+    #[allow(dead_code)]
+    pub fn pending_where(&self, agent: &mut Agent, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let pending = self.cli_json(&["pending"]);
+            let found = pending
+                .as_array()
+                .expect("pending is an array")
+                .iter()
+                .find(|p| p["client_name"] == agent.name.as_str() && matches(p))
+                .cloned();
+            if let Some(found) = found {
+                return found;
+            }
+            agent.check_alive(deadline, "a pending item");
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -15,6 +15,10 @@
 //   --relist           after the calls, list the tools again
 //   --pause            after the calls, print {"event":"paused"}, wait for a line on
 //                      stdin, then make the calls again (used to show revocation)
+//   --progress         make the calls with an onprogress callback (the SDK then sends a
+//                      progressToken); each notification is printed as {"event":"progress"}
+//   --resources        after the calls, list the resources ({"event":"resources"})
+//   --read URI         after that, read this resource ({"event":"resource_read"}; repeatable)
 // Output: one JSON object per line on stdout ({"event": ...}); exit 0 unless something
 // unexpected happened (then {"event":"error"} and exit 1).
 
@@ -34,13 +38,22 @@ function emit(event, fields = {}) {
 function parseArgs(argv) {
   const [url, name, ...rest] = argv;
   if (!url || !name) {
-    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause]');
+    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--progress] [--resources] [--read URI]...');
   }
   const calls = [];
+  const reads = [];
   let pause = false;
   let relist = false;
+  let progress = false;
+  let resources = false;
   for (let i = 0; i < rest.length; i++) {
-    if (rest[i] === '--pause') {
+    if (rest[i] === '--progress') {
+      progress = true;
+    } else if (rest[i] === '--resources') {
+      resources = true;
+    } else if (rest[i] === '--read') {
+      reads.push(rest[++i] ?? '');
+    } else if (rest[i] === '--pause') {
       pause = true;
     } else if (rest[i] === '--relist') {
       relist = true;
@@ -52,7 +65,7 @@ function parseArgs(argv) {
       throw new Error(`unknown argument ${rest[i]}`);
     }
   }
-  return { url, name, calls, pause, relist };
+  return { url, name, calls, pause, relist, progress, resources, reads };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -206,10 +219,12 @@ async function finishAuthorization(provider, transport) {
   return true;
 }
 
-async function runCalls(client, calls) {
+async function runCalls(client, calls, progress = false) {
   for (const call of calls) {
     try {
-      const result = await client.callTool({ name: call.name, arguments: call.args });
+      const onprogress = (p) => emit('progress', { tool: call.name, progress: p.progress, total: p.total });
+      const options = progress ? { onprogress } : undefined;
+      const result = await client.callTool({ name: call.name, arguments: call.args }, undefined, options);
       emit('call', { tool: call.name, ok: !result.isError, result });
     } catch (error) {
       if (error instanceof UnauthorizedError) throw error;
@@ -218,8 +233,24 @@ async function runCalls(client, calls) {
   }
 }
 
+async function runResources(client, list, reads) {
+  if (list) {
+    const { resources } = await client.listResources();
+    emit('resources', { uris: resources.map((r) => r.uri) });
+  }
+  for (const uri of reads) {
+    try {
+      const { contents } = await client.readResource({ uri });
+      emit('resource_read', { uri, ok: true, contents });
+    } catch (error) {
+      if (error instanceof UnauthorizedError) throw error;
+      emit('resource_read', { uri, ok: false, error: { code: error.code, message: error.message } });
+    }
+  }
+}
+
 async function main() {
-  const { url, name, calls, pause, relist } = parseArgs(process.argv.slice(2));
+  const { url, name, calls, pause, relist, progress, resources, reads } = parseArgs(process.argv.slice(2));
   // A loopback redirect URI on a port nothing listens on: the browser stops at the redirect.
   const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
   const provider = new Provider(name, redirectUri);
@@ -232,7 +263,8 @@ async function main() {
   emit('connected', { server: info?.name, protocol_version: client.transport?.protocolVersion });
   const listTools = async () => emit('tools', { names: (await client.listTools()).tools.map((t) => t.name) });
   await listTools();
-  await runCalls(client, calls);
+  await runCalls(client, calls, progress);
+  await runResources(client, resources, reads);
   if (relist) await listTools();
   if (pause) {
     emit('paused');
