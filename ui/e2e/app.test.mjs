@@ -1,0 +1,146 @@
+// End-to-end tests of the real app in its real webview (WebKitGTK through
+// WebKitWebDriver and tauri-driver), with real MCP clients (the official
+// TypeScript SDK). Run under Xvfb: see docs/DESKTOP.md.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ARTIFACTS, startAgent, startApp } from './harness.mjs';
+import { KEYS, sleep, waitFor } from './webdriver.mjs';
+
+describe('consent, timeline and revocation', () => {
+  let app;
+  before(async () => {
+    app = await startApp();
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  it('shows the empty state first', async () => {
+    const s = app.session;
+    const empty = await s.waitFind('.empty');
+    await waitFor('the empty state with the URL', async () =>
+      /Point an AI client at http:\/\/127\.0\.0\.1:\d+\/mcp\/demo/.test(await s.text(empty)),
+    );
+    await s.screenshot(ARTIFACTS, '01-main-empty');
+  });
+
+  it('allows the chosen tools only, logs the call, and revokes on one click', async () => {
+    const s = app.session;
+    const agent = startAgent(`${app.url}/mcp/demo`, 'E2E Agent');
+    try {
+      await agent.next('waiting_page');
+      await s.window('consent');
+      const allow = await s.waitFind('[data-testid=allow]');
+      // The Allow delay: disabled right after the window shows its request.
+      assert.equal(await s.enabled(allow), false, 'Allow must start disabled');
+      // And the Rust side refuses an approval that comes too soon, whatever the page does.
+      const early = await s.execAsync(
+        `const done = arguments[arguments.length - 1];
+         window.__TAURI_INTERNALS__.invoke('pending').then((p) =>
+           window.__TAURI_INTERNALS__.invoke('approve', { request_id: p[0].id, tools: ['list_notes'], duration: 'once' }))
+           .then(() => done('approved'), (e) => done(e.code ?? String(e)));`,
+      );
+      assert.equal(early, 'too_soon');
+
+      assert.equal(await s.text(await s.find('h1')), 'E2E Agent');
+      assert.equal(await s.text(await s.find('[data-testid=identity]')), 'Unverified: registered itself');
+      assert.equal(await s.text(await s.find('[data-testid=server]')), 'demo');
+      assert.match(await s.text(await s.find('[data-testid=phrase]')), /^[a-z]+-[a-z]+-\d+$/);
+      // Defaults: reads ticked, changes and destructive unticked.
+      for (const [tool, ticked] of [['list_notes', true], ['read_note', true], ['wait', true], ['write_note', false], ['delete_note', false]]) {
+        assert.equal(await s.selected(await s.find(`[data-tool=${tool}]`)), ticked, tool);
+      }
+      await s.click(await s.find('[data-tool=read_note]'));
+      assert.equal(await s.selected(await s.find('[data-tool=read_note]')), false);
+      await s.screenshot(ARTIFACTS, '02-consent-window');
+
+      const enabledAt = await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
+      assert.ok(enabledAt);
+      // The window closes as soon as the core records the approval (the click may outlive it).
+      await s.click(allow).catch((e) => assert.equal(e.code, 'no such window'));
+
+      const { names } = await agent.next('tools');
+      assert.deepEqual(names, ['list_notes', 'wait']);
+      const call = await agent.call('list_notes');
+      assert.equal(call.ok, true);
+      const refused = await agent.call('read_note', { title: 'x' });
+      assert.equal(refused.ok, false, 'a tool that was not granted is refused');
+
+      // The call is in the live timeline.
+      await s.window('main');
+      const listRow = await s.waitFind('.row[data-tool=list_notes]');
+      await s.screenshot(ARTIFACTS, '03-timeline');
+      await s.click(listRow);
+      const grantBox = await s.waitFind('[data-testid=detail-grant]');
+      assert.match(await s.text(grantBox), /list_notes/);
+      await s.screenshot(ARTIFACTS, '04-timeline-detail');
+
+      // Revoke the agent from the Agents view; its next call fails with 401.
+      await s.click(await s.find('[data-view=agents]'));
+      const card = await s.waitFind('.card[data-agent="E2E Agent"]');
+      assert.match(await s.text(card), /demo/);
+      await s.screenshot(ARTIFACTS, '05-agents');
+      await s.click(await s.find('.card[data-agent="E2E Agent"] [data-testid=revoke-agent]'));
+      await waitFor('the agent to show no access', async () =>
+        /No access in force/.test(await s.text(await s.find('.card[data-agent="E2E Agent"]'))),
+      );
+      await s.screenshot(ARTIFACTS, '06-agents-revoked');
+      const after = await agent.call('list_notes');
+      assert.equal(after.ok, false);
+      assert.equal(after.status, 401, JSON.stringify(after));
+
+      // The revocation is in the timeline too.
+      await s.click(await s.find('[data-view=activity]'));
+      await s.waitFind('.row[data-kind=agent_revoked]');
+    } finally {
+      agent.stop();
+    }
+  });
+
+  it('queues requests in one window; Esc and Deny refuse them', async () => {
+    const s = app.session;
+    const first = startAgent(`${app.url}/mcp/demo`, 'Queued One');
+    await first.next('waiting_page');
+    await s.window('consent');
+    await s.waitFind('h1');
+    const second = startAgent(`${app.url}/mcp/demo`, 'Queued Two');
+    try {
+      await second.next('waiting_page');
+      const queue = await s.waitFind('.queue');
+      await waitFor('the queue count', async () => (await s.text(queue)) === 'Request 1 of 2');
+      // One consent window, never a storm.
+      let consentWindows = 0;
+      for (const h of await s.handles()) {
+        await s.switchTo(h);
+        if ((await s.url()).includes('consent.html')) consentWindows++;
+      }
+      assert.equal(consentWindows, 1);
+      await s.window('consent');
+      assert.equal(await s.text(await s.find('h1')), 'Queued One');
+      await s.screenshot(ARTIFACTS, '07-consent-queue');
+
+      await s.pressKey(KEYS.Escape);
+      assert.equal((await first.next('denied')).error, 'access_denied');
+      await waitFor('the second request', async () => (await s.text(await s.find('h1'))) === 'Queued Two');
+      await s.click(await s.find('[data-testid=deny]'));
+      assert.equal((await second.next('denied')).error, 'access_denied');
+
+      // The queue is empty: the consent window closes.
+      await waitFor('the consent window to close', async () => (await s.handles()).length === 1);
+      await s.window('main');
+      await s.click(await s.find('[data-view=activity]'));
+      await s.waitFind('.row[data-kind=consent_denied]');
+      await s.screenshot(ARTIFACTS, '08-timeline-denials');
+    } finally {
+      first.stop();
+      second.stop();
+    }
+  });
+});
+
+describe('the timeline with many events', () => {
+  it('renders and filters quickly', { skip: !process.env.GATEHOUSE_E2E_BIG }, async () => {
+    await sleep(0);
+  });
+});

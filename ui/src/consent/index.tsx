@@ -1,0 +1,305 @@
+// The consent window: one question at a time. Who asks, for which server,
+// which tools (grouped by risk), for how long; Allow (after a second) or Deny.
+
+import { render } from 'preact';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import '../styles.css';
+import { reportFatalErrors } from '../lib/fatal';
+import { api, errorCode, errorMessage, on } from '../api';
+import type { Duration, PendingRequest } from '../bindings';
+import {
+  ALLOW_DELAY_MS,
+  DURATIONS,
+  allowEnabled,
+  askSentence,
+  buttonLabels,
+  countdown,
+  currentRequest,
+  defaultSelection,
+  groupState,
+  groupTools,
+  identityBadge,
+  picksTools,
+  toggleGroup,
+  toggleTool,
+  toolsToSend,
+} from '../lib/consent';
+
+function useNow(intervalMs: number): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(t);
+  }, [intervalMs]);
+  return now;
+}
+
+function ConsentApp() {
+  const [queue, setQueue] = useState<PendingRequest[] | null>(null);
+  const [showingId, setShowingId] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    const unlisten = on.pendingChanged((p) => live && setQueue(p));
+    api.pending().then((p) => live && setQueue(p));
+    return () => {
+      live = false;
+      unlisten.then((f) => f());
+    };
+  }, []);
+  const request = queue ? currentRequest(queue, showingId) : null;
+  useEffect(() => {
+    if (request && request.id !== showingId) setShowingId(request.id);
+  }, [request?.id]);
+  // A request that times out is a denial; ask for the queue again when it does.
+  useEffect(() => {
+    if (!request || request.expires_at === null) return;
+    const t = setTimeout(() => api.pending().then(setQueue), Math.max(0, request.expires_at - Date.now()) + 500);
+    return () => clearTimeout(t);
+  }, [request?.id, request?.expires_at]);
+  if (queue === null) return <main class="consent" aria-busy="true" />;
+  if (!request) {
+    return (
+      <main class="consent consent-empty">
+        <p>Nothing is waiting for your decision.</p>
+      </main>
+    );
+  }
+  const position = queue.findIndex((r) => r.id === request.id);
+  return <Prompt key={request.id} request={request} position={position} waiting={queue.length} />;
+}
+
+function Prompt({ request, position, waiting }: { request: PendingRequest; position: number; waiting: number }) {
+  const groups = useMemo(() => groupTools(request.tools), [request]);
+  const [selected, setSelected] = useState(() => defaultSelection(request.tools));
+  const [duration, setDuration] = useState<Duration>('forever');
+  const [shownAt, setShownAt] = useState<number | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const now = useNow(250);
+  const heading = useRef<HTMLHeadingElement>(null);
+  const picking = picksTools(request.kind);
+
+  // The Allow delay starts once the request is painted on screen.
+  useEffect(() => {
+    const frame = requestAnimationFrame(() => {
+      setShownAt(Date.now());
+      api.consentShown(request.id).catch(() => {});
+      heading.current?.focus();
+    });
+    return () => cancelAnimationFrame(frame);
+  }, [request.id]);
+
+  const tools = toolsToSend(request, selected);
+  const canAllow = allowEnabled(shownAt, now, tools.length) && !busy;
+  const delayLeft = shownAt === null ? ALLOW_DELAY_MS : Math.max(0, ALLOW_DELAY_MS - (now - shownAt));
+  const labels = buttonLabels(request.kind, tools.length);
+  const expired = request.expires_at !== null && now >= request.expires_at;
+
+  const decide = async (allow: boolean) => {
+    if (busy) return;
+    if (allow && !canAllow) return;
+    setBusy(true);
+    setError(null);
+    try {
+      if (allow) await api.approve(request.id, tools, duration);
+      else await api.deny(request.id);
+      // The window moves to the next request (or closes) when the core reports the change.
+    } catch (e) {
+      const code = errorCode(e);
+      setError(
+        code === 'not_found'
+          ? 'This request was already decided or has expired.'
+          : code === 'too_soon'
+            ? 'Take a second to read the request, then choose again.'
+            : errorMessage(e),
+      );
+      setBusy(false);
+    }
+  };
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        decide(false);
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
+
+  const badge = identityBadge(request);
+  const sentence = askSentence(request);
+  return (
+    <main class="consent" aria-labelledby="consent-title" data-kind={request.kind}>
+      <header class="consent-head">
+        {waiting > 1 && (
+          <p class="queue" aria-live="polite">
+            Request {position + 1} of {waiting}
+          </p>
+        )}
+        <h1 id="consent-title" ref={heading} tabIndex={-1} class="agent-name">
+          {request.client_name}
+        </h1>
+        <span class={`badge ${badge.tone}`} data-testid="identity">
+          {badge.text}
+        </span>
+        <p class="ask">
+          {sentence.before}
+          <strong data-testid="server">{request.server}</strong>
+          {sentence.after}
+        </p>
+        {badge.tone === 'unverified' && request.kind === 'authorization' && (
+          <p class="warning">
+            Any program can call itself “{request.client_name}”. Allow only if you just started it.
+          </p>
+        )}
+        {request.kind === 'step_up' && request.granted_tools.length > 0 && (
+          <p class="small muted">It already has: {request.granted_tools.join(', ')}.</p>
+        )}
+      </header>
+
+      {picking ? (
+        <section class="tool-groups" aria-label="Tools">
+          {groups.map((g) => {
+            const state = groupState(g, selected);
+            return (
+              <fieldset class={`group risk-${g.risk}`} key={g.risk} data-risk={g.risk}>
+                <legend>
+                  <label class="group-label">
+                    <input
+                      type="checkbox"
+                      checked={state === 'all'}
+                      indeterminate={state === 'some'}
+                      onChange={() => setSelected(toggleGroup(g, selected))}
+                      data-testid={`group-${g.risk}`}
+                    />
+                    <span class="group-title">{g.title}</span>
+                    <span class="group-hint">{g.hint}</span>
+                  </label>
+                </legend>
+                {g.tools.map((t) => (
+                  <label class="tool" key={t.name} title={t.description}>
+                    <input
+                      type="checkbox"
+                      checked={selected.has(t.name)}
+                      onChange={() => setSelected(toggleTool(t.name, selected))}
+                      data-tool={t.name}
+                    />
+                    <span class="tool-text">
+                      <span class="tool-title">
+                        {t.title ?? t.name}
+                        {t.title && <code class="tool-name">{t.name}</code>}
+                      </span>
+                      <span class="tool-desc">{t.description}</span>
+                    </span>
+                  </label>
+                ))}
+                {g.risk === 'destructive' && <p class="group-note">Each call of these asks you again.</p>}
+              </fieldset>
+            );
+          })}
+        </section>
+      ) : (
+        <section class="tool-groups single" aria-label="Details">
+          {request.tools.map((t) => (
+            <div class={`one-tool risk-${t.risk}`} key={t.name}>
+              <span class="tool-title">
+                {t.title ?? t.name}
+                {t.title && <code class="tool-name">{t.name}</code>}
+              </span>
+              {t.description && <span class="tool-desc">{t.description}</span>}
+            </div>
+          ))}
+          {request.kind === 'tool_call' && (
+            <>
+              <h3>Arguments</h3>
+              <pre class="json" data-testid="arguments">
+                {JSON.stringify(request.arguments ?? {}, null, 2)}
+              </pre>
+            </>
+          )}
+          {request.kind === 'tool_changed' && (
+            <>
+              <h3>What changed</h3>
+              <ul class="changes">
+                {request.changes.map((c, i) => (
+                  <li key={i}>{c}</li>
+                ))}
+              </ul>
+            </>
+          )}
+        </section>
+      )}
+
+      {request.kind === 'authorization' && (
+        <fieldset class="durations" role="radiogroup">
+          <legend>For how long</legend>
+          {DURATIONS.map((d) => (
+            <label key={d.value} class={duration === d.value ? 'on' : ''}>
+              <input
+                type="radio"
+                name="duration"
+                value={d.value}
+                checked={duration === d.value}
+                onChange={() => setDuration(d.value)}
+              />
+              {d.label}
+            </label>
+          ))}
+        </fieldset>
+      )}
+
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+
+      <footer class="consent-foot">
+        <p class="small">
+          {request.redirect_host && (
+            <>
+              Redirects to <strong data-testid="redirect-host">{request.redirect_host}</strong>.{' '}
+            </>
+          )}
+          {request.phrase && (
+            <>
+              Match phrase{' '}
+              <strong class="phrase" data-testid="phrase">
+                {request.phrase}
+              </strong>{' '}
+              (also shown in your browser).{' '}
+            </>
+          )}
+          {request.expires_at !== null &&
+            (expired ? 'Timed out: denied.' : `Denied on its own in ${countdown(request.expires_at, now)}.`)}
+        </p>
+        <div class="buttons">
+          <button type="button" class="plain" onClick={() => decide(false)} disabled={busy} data-testid="deny">
+            {labels.deny}
+          </button>
+          <button
+            type="button"
+            class="primary allow"
+            onClick={() => decide(true)}
+            disabled={!canAllow || expired}
+            data-testid="allow"
+            aria-describedby={delayLeft > 0 ? 'allow-wait' : undefined}
+          >
+            {labels.allow}
+            {delayLeft > 0 && <span class="delay" style={{ width: `${(delayLeft / ALLOW_DELAY_MS) * 100}%` }} />}
+          </button>
+          {delayLeft > 0 && (
+            <span id="allow-wait" class="sr-only">
+              Allow is available in a moment.
+            </span>
+          )}
+        </div>
+      </footer>
+    </main>
+  );
+}
+
+reportFatalErrors();
+render(<ConsentApp />, document.getElementById('app')!);

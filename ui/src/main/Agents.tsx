@@ -1,0 +1,143 @@
+// Agents: one card per agent with its grants; Revoke per agent and per
+// grant; a red Revoke all (with a confirmation) at the top.
+
+import { useState } from 'preact/hooks';
+import { api, errorMessage } from '../api';
+import type { Agent, AppInfo } from '../bindings';
+import { identityBadge } from '../lib/consent';
+import { ago, grantLifetime, hostOf, plural } from '../lib/format';
+
+export function Agents({ info, agents, reload }: { info: AppInfo | null; agents: Agent[]; reload: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const now = Date.now();
+  const grantCount = agents.reduce((n, a) => n + a.grants.length, 0);
+
+  // The button changes only after the core has committed the revocation.
+  const run = async (key: string, f: () => Promise<unknown>, done: string) => {
+    setBusy(key);
+    setMessage(null);
+    try {
+      await f();
+      setMessage(done);
+    } catch (e) {
+      setMessage(errorMessage(e));
+    } finally {
+      setBusy(null);
+      setConfirming(false);
+      reload();
+    }
+  };
+
+  return (
+    <section class="agents" aria-label="Agents">
+      <header class="view-head">
+        <h1>Agents</h1>
+        <span class="spacer" />
+        {agents.length > 0 &&
+          (confirming ? (
+            <div class="confirm" role="alertdialog" aria-label="Revoke every agent?">
+              <span>
+                Revoke every agent? {plural(grantCount, 'grant')} end now; each agent's next call fails.
+              </span>
+              <button type="button" class="plain" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+              <button
+                type="button"
+                class="danger"
+                disabled={busy !== null}
+                onClick={() => run('all', api.revokeAll, 'Every agent is revoked.')}
+                data-testid="revoke-all-confirm"
+              >
+                Revoke all
+              </button>
+            </div>
+          ) : (
+            <button type="button" class="danger" onClick={() => setConfirming(true)} data-testid="revoke-all">
+              Revoke all
+            </button>
+          ))}
+      </header>
+      {message && (
+        <p class="notice" role="status">
+          {message}
+        </p>
+      )}
+      {agents.length === 0 && (
+        <div class="empty">
+          <p class="empty-title">No agents yet.</p>
+          <p>
+            Point an AI client at <code>{info ? `${info.url}/mcp/${info.servers[0] ?? 'demo'}` : '…'}</code>. It
+            registers itself and asks you for access; it then shows up here.
+          </p>
+        </div>
+      )}
+      <div class="cards">
+        {agents.map((a) => {
+          const badge = identityBadge(a);
+          const hosts = [...new Set(a.redirect_uris.map(hostOf))];
+          return (
+            <article class="card" key={a.client_id} data-agent={a.name} aria-label={a.name}>
+              <header>
+                <div>
+                  <h2>{a.name}</h2>
+                  <span class={`badge ${badge.tone}`}>{badge.text}</span>
+                </div>
+                <button
+                  type="button"
+                  class="danger plain"
+                  disabled={busy !== null || a.grants.length === 0}
+                  onClick={() => run(a.client_id, () => api.revokeAgent(a.client_id), `${a.name} is revoked.`)}
+                  data-testid="revoke-agent"
+                >
+                  {busy === a.client_id ? 'Revoking…' : 'Revoke'}
+                </button>
+              </header>
+              <p class="meta">
+                First seen {ago(a.first_seen, now)} · last seen {ago(a.last_seen, now)}
+                {hosts.length > 0 && <> · redirects to {hosts.join(', ')}</>}
+              </p>
+              <p class="meta mono" title="Client ID">
+                {a.client_id}
+              </p>
+              {a.grants.length === 0 ? (
+                <p class="muted">No access in force.</p>
+              ) : (
+                <ul class="grants">
+                  {a.grants.map((g) => (
+                    <li key={g.id} class="grant" data-grant={g.id}>
+                      <div>
+                        <strong>{g.server}</strong> <span class="muted">· {grantLifetime(g, now)}</span>
+                        <ul class="tool-chips">
+                          {g.tools.map((t) =>
+                            g.ask_tools.includes(t) ? (
+                              <li key={t} class="ask" title="Each call waits for your decision">
+                                {t} · asks
+                              </li>
+                            ) : (
+                              <li key={t}>{t}</li>
+                            ),
+                          )}
+                        </ul>
+                      </div>
+                      <button
+                        type="button"
+                        class="plain small"
+                        disabled={busy !== null}
+                        onClick={() => run(g.id, () => api.revokeGrant(g.id), `Access to ${g.server} revoked.`)}
+                      >
+                        {busy === g.id ? 'Revoking…' : 'Revoke'}
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </article>
+          );
+        })}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,103 @@
+// The main window: a sidebar with Activity (first), Agents, Servers, Settings.
+
+import { render } from 'preact';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import '../styles.css';
+import { reportFatalErrors } from '../lib/fatal';
+import { api, on } from '../api';
+import type { Agent, AppInfo, PendingRequest } from '../bindings';
+import { Activity } from './Activity';
+import { Agents } from './Agents';
+import { Servers } from './Servers';
+import { Settings } from './Settings';
+import { plural } from '../lib/format';
+
+type View = 'activity' | 'agents' | 'servers' | 'settings';
+
+const VIEWS: { id: View; label: string }[] = [
+  { id: 'activity', label: 'Activity' },
+  { id: 'agents', label: 'Agents' },
+  { id: 'servers', label: 'Servers' },
+  { id: 'settings', label: 'Settings' },
+];
+
+/** Events after which the agents list (names, grants, last seen) may have changed. */
+const AGENT_EVENTS = new Set([
+  'client_registered',
+  'consent_approved',
+  'grant_revoked',
+  'agent_revoked',
+  'token_issued',
+  'token_revoked',
+]);
+
+function App() {
+  const [view, setView] = useState<View>('activity');
+  const [info, setInfo] = useState<AppInfo | null>(null);
+  const [agents, setAgents] = useState<Agent[]>([]);
+  const [pending, setPending] = useState<PendingRequest[]>([]);
+
+  const reloadAgents = useCallback(() => {
+    api.agents().then(setAgents, () => {});
+  }, []);
+
+  useEffect(() => {
+    api.appInfo().then(setInfo);
+    api.pending().then(setPending);
+    reloadAgents();
+    const subs = [
+      on.pendingChanged(setPending),
+      on.auditEvent((e) => {
+        if (AGENT_EVENTS.has(e.kind)) reloadAgents();
+      }),
+    ];
+    return () => subs.forEach((s) => s.then((f) => f()));
+  }, []);
+
+  return (
+    <div class="shell">
+      <nav class="sidebar" aria-label="Sections">
+        <div class="brand">Gatehouse</div>
+        <ul role="tablist" aria-orientation="vertical">
+          {VIEWS.map((v) => (
+            <li key={v.id}>
+              <button
+                type="button"
+                role="tab"
+                aria-selected={view === v.id}
+                class={view === v.id ? 'active' : ''}
+                onClick={() => setView(v.id)}
+                data-view={v.id}
+              >
+                {v.label}
+                {v.id === 'agents' && agents.length > 0 && <span class="count">{agents.length}</span>}
+              </button>
+            </li>
+          ))}
+        </ul>
+        {info && (
+          <p class="sidebar-foot" title={info.data_dir}>
+            {info.url.replace('http://', '')}
+          </p>
+        )}
+      </nav>
+      <div class="content">
+        {pending.length > 0 && (
+          <div class="banner" role="status">
+            {plural(pending.length, 'request')} waiting for your decision.
+            <button type="button" class="primary small" onClick={() => api.showConsent()}>
+              Review
+            </button>
+          </div>
+        )}
+        {view === 'activity' && <Activity info={info} agents={agents} />}
+        {view === 'agents' && <Agents info={info} agents={agents} reload={reloadAgents} />}
+        {view === 'servers' && <Servers />}
+        {view === 'settings' && <Settings info={info} />}
+      </div>
+    </div>
+  );
+}
+
+reportFatalErrors();
+render(<App />, document.getElementById('app')!);
