@@ -1,6 +1,7 @@
 //! The harness of tests/interop.rs and tests/interop_servers.rs: `gatehouse serve` in a
 //! temp directory, the `gatehouse` CLI as the person, and the SDK client scripts as agents
-//! whose JSON-line events are collected. Everything started here is stopped on drop, also when a test fails.
+//! whose JSON-line events are collected. Everything started here is stopped on drop, also
+//! when a test fails.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
