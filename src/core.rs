@@ -122,11 +122,12 @@ impl Gatehouse {
         }
     }
 
-    /// The scopes a server offers: its classes and tools when its catalog is
-    /// known, else the three class scopes.
+    /// The scopes a server offers: its classes (with resources and prompts)
+    /// and each tool, from its catalog (listed now if nobody has yet); the
+    /// three tool classes if the server cannot be reached.
     pub async fn scopes_for(&self, server: &str) -> Vec<String> {
-        match self.gateway.cached_catalog(server).await {
-            Some(tools) if !tools.is_empty() => scope::scopes_supported(&tools),
+        match self.gateway.catalog(server).await {
+            Ok(tools) if !tools.is_empty() => scope::scopes_supported(&tools),
             _ => crate::oauth::metadata::class_scopes()
                 .into_iter()
                 .map(str::to_string)
@@ -137,8 +138,8 @@ impl Gatehouse {
     /// The scope to ask for in a challenge: every class the server has, so a
     /// first consent can grant all the client will need.
     pub async fn challenge_scope(&self, server: &str) -> String {
-        match self.gateway.cached_catalog(server).await {
-            Some(tools) if !tools.is_empty() => scope::class_scopes(&tools).join(" "),
+        match self.gateway.catalog(server).await {
+            Ok(tools) if !tools.is_empty() => scope::class_scopes(&tools).join(" "),
             _ => crate::oauth::metadata::class_scopes().join(" "),
         }
     }

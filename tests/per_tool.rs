@@ -434,7 +434,8 @@ async fn resources_and_prompts_are_granted_like_tools() {
         .call_on("fx", token, &sid, 2, "resources/list", json!({}))
         .await;
     assert_eq!(r["result"], json!({"resources": []}));
-    let (_, r) = fx
+    // Reading what was not granted asks for it, like a tool (step-up).
+    let (status, r) = fx
         .call_on(
             "fx",
             token,
@@ -444,8 +445,12 @@ async fn resources_and_prompts_are_granted_like_tools() {
             json!({"uri": "memo://one"}),
         )
         .await;
-    assert_eq!(r["error"]["code"], -32001);
-    let (_, r) = fx
+    assert_eq!(
+        (status, r["scope"].as_str()),
+        (403, Some("tool:lookup resources:read")),
+        "{r}"
+    );
+    let (status, r) = fx
         .call_on(
             "fx",
             token,
@@ -455,7 +460,11 @@ async fn resources_and_prompts_are_granted_like_tools() {
             json!({"name": "greet"}),
         )
         .await;
-    assert_eq!(r["error"]["code"], -32001);
+    assert_eq!(
+        (status, r["scope"].as_str()),
+        (403, Some("tool:lookup prompts:read")),
+        "{r}"
+    );
 
     let client_id = fx.register("Reader").await;
     let (_, wait) = fx

@@ -70,7 +70,8 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
         return match (grantee.has(item), hidden) {
             (true, _) => Decision::Forward,
             (false, Some(empty)) => Decision::Answer(empty),
-            (false, None) => Decision::Refuse(format!("{method} is not granted to this agent")),
+            // Reading what was never granted: ask for it (step-up), as for a tool.
+            (false, None) => Decision::StepUp(item.to_string()),
         };
     }
     if method != "tools/call" {
@@ -171,28 +172,28 @@ mod tests {
             check_request("prompts/list", None, &g),
             Decision::Answer(json!({"prompts": []}))
         );
-        assert!(matches!(
+        assert_eq!(
             check_request(
                 "resources/read",
                 Some(&json!({"uri": "file:///etc/passwd"})),
                 &g
             ),
-            Decision::Refuse(_)
-        ));
-        assert!(matches!(
+            Decision::StepUp(RESOURCES.into())
+        );
+        assert_eq!(
             check_request("prompts/get", Some(&json!({"name": "p"})), &g),
-            Decision::Refuse(_)
-        ));
+            Decision::StepUp(PROMPTS.into())
+        );
         let g = grantee(&with, &none, &none);
         assert_eq!(
             check_request("resources/read", Some(&json!({"uri": "x"})), &g),
             Decision::Forward
         );
         let completion = json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": ""}});
-        assert!(matches!(
+        assert_eq!(
             check_request("completion/complete", Some(&completion), &g),
-            Decision::Refuse(_)
-        ));
+            Decision::StepUp(PROMPTS.into())
+        );
     }
 
     #[test]

@@ -18,6 +18,21 @@ use crate::config::{ServerConfig, Upstream as UpstreamConfig, Value as ConfigVal
 use crate::secrets::SecretStore;
 use std::collections::BTreeMap;
 
+/// The variables a stdio server inherits from Gatehouse (as the official MCP
+/// SDKs do); everything else it gets only from its `env` in the config.
+pub const INHERITED_ENV: &[&str] = &[
+    "HOME",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+];
+
 /// Largest single message accepted from an upstream (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -270,7 +285,15 @@ impl StdioConnection {
         crashes: Arc<Crashes>,
     ) -> Result<StdioConnection, UpstreamError> {
         let mut cmd = tokio::process::Command::new(command);
+        // A fresh environment: only what a program needs to run, plus what the
+        // config gives it. Gatehouse's own environment may hold credentials.
         cmd.args(args)
+            .env_clear()
+            .envs(
+                INHERITED_ENV
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
