@@ -106,7 +106,7 @@ impl Gatehouse {
         match stored {
             Some(c)
                 if c.kind != ClientKind::MetadataDocument
-                    || c.created_at + cimd::CACHE_MS > now =>
+                    || c.fetched_at.unwrap_or(0) + cimd::CACHE_MS > now =>
             {
                 Ok(c)
             }
@@ -319,6 +319,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<RunningSer
                     metadata: serde_json::json!({"preconfigured": true}),
                     created_at: now,
                     last_seen_at: None,
+                    fetched_at: None,
                 },
             )?;
         }

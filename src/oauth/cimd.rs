@@ -172,6 +172,7 @@ pub fn validate(client_id: &str, doc: &Value, now: UnixMs) -> Result<Client, OAu
         metadata: doc.clone(),
         created_at: now,
         last_seen_at: None,
+        fetched_at: Some(now),
     })
 }
 

@@ -124,6 +124,7 @@ pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OA
         metadata: response.clone(),
         created_at: now,
         last_seen_at: None,
+        fetched_at: None,
     };
     auth.store.write(|tx| {
         clients::insert(tx.conn(), &client)?;

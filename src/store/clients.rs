@@ -77,6 +77,9 @@ pub struct Client {
     pub metadata: serde_json::Value,
     pub created_at: UnixMs,
     pub last_seen_at: Option<UnixMs>,
+    /// For a metadata-document client: when its document was last fetched.
+    #[serde(default)]
+    pub fetched_at: Option<UnixMs>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
@@ -95,16 +98,18 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
         metadata: from_json(&metadata).map_err(corrupt)?,
         created_at: row.get("created_at")?,
         last_seen_at: row.get("last_seen_at")?,
+        fetched_at: row.get("fetched_at")?,
     })
 }
 
 pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO clients (client_id, name, kind, redirect_uris, auth_method, secret_hash, bound_server, metadata, created_at, last_seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO clients (client_id, name, kind, redirect_uris, auth_method, secret_hash, bound_server, metadata, created_at, last_seen_at, fetched_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT(client_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
            redirect_uris = excluded.redirect_uris, auth_method = excluded.auth_method,
-           secret_hash = excluded.secret_hash, bound_server = excluded.bound_server, metadata = excluded.metadata",
+           secret_hash = excluded.secret_hash, bound_server = excluded.bound_server, metadata = excluded.metadata,
+           fetched_at = excluded.fetched_at",
         params![
             c.client_id,
             c.name,
@@ -114,8 +119,9 @@ pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
             c.secret_hash,
             c.bound_server,
             c.metadata.to_string(),
-            c.created_at,
-            c.last_seen_at
+                        c.created_at,
+            c.last_seen_at,
+            c.fetched_at
         ],
     )?;
     Ok(())

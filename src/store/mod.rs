@@ -33,6 +33,7 @@ pub enum StoreError {
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_per_tool.sql"),
+    include_str!("migrations/0003_client_fetched_at.sql"),
 ];
 
 pub struct Store {
