@@ -1,1 +1,888 @@
-fn main() {}
+//! Gatehouse gateway benchmark. Every number is set against a baseline measured
+//! in the same run (the machine is shared and noisy): medians, p99s and ratios,
+//! never assertions on timings. Any failed request fails the run.
+//!
+//! 1. Latency of sequential MCP requests on one keep-alive connection, through the
+//!    gateway vs. straight to the same upstream over stdio: `tools/call` on the demo
+//!    server (grants of 1 and 5 tools) and on a 200-tool upstream, `tools/list` of a
+//!    1,000-tool upstream (grants of 1,000 and 1). A no-op axum handler shows what
+//!    HTTP alone costs. Cases run interleaved in blocks so load changes hit all alike.
+//! 2. In-process cost of single steps: bearer check, reading a grant's pins, policy,
+//!    list filter, pin hashes, JSON round trip, audit write, a refresh and an
+//!    introspection (the store work behind those two endpoints).
+//! 3. Requests/s of `/token` (refresh_token grant, one rotation chain per worker)
+//!    and `/introspect` (confidential client) vs. a no-op axum handler in the same
+//!    process, driven by the same reqwest load loop at the same concurrency.
+//!
+//! Tokens come the real way, one new client per consent: /register, /authorize,
+//! `consent::approve` (what the app and CLI call; every tool, none held for the
+//! person), the waiting page for the code, /token with PKCE.
+//!
+//! Run:   cargo bench --bench gateway      (GATEHOUSE_BENCH_QUICK=1 for a smoke run;
+//!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16). The many-tool upstreams are this
+//!        binary re-executed with `--bench-upstream <n>`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use gatehouse::audit::{EventKind, NewEvent, Outcome};
+use gatehouse::gateway::policy;
+use gatehouse::oauth::client_auth::PresentedCredentials;
+use gatehouse::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
+use gatehouse::oauth::token;
+use gatehouse::scope::pin_of;
+use gatehouse::store::pins;
+use gatehouse::{clock, RunningServer};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+const GATEHOUSE_BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+const PROTOCOL: &str = "2025-06-18";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+struct Settings {
+    calls: usize,
+    lists: usize,
+    warmup: usize,
+    load_for: Duration,
+    concurrency: usize,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bench-upstream") {
+        return fake_upstream(args.get(i + 1).context("tool count")?.parse()?);
+    }
+    let quick = std::env::var("GATEHOUSE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (calls, lists, warmup, secs) = if quick {
+        (200, 30, 10, 1)
+    } else {
+        (2000, 300, 50, 3)
+    };
+    let concurrency = std::env::var("GATEHOUSE_BENCH_CONCURRENCY").map_or(Ok(16), |c| c.parse())?;
+    let s = Settings {
+        calls,
+        lists,
+        warmup,
+        load_for: Duration::from_secs(secs),
+        concurrency,
+    };
+    // Gatehouse and the no-op server get their own runtime, as a separate
+    // `gatehouse serve` process would, so a blocked server worker never stalls the clients.
+    let (server_rt, client_rt) = (runtime()?, runtime()?);
+    let dir = tempfile::tempdir()?;
+    let me = std::env::current_exe()?.to_string_lossy().into_owned();
+    let toml = format!(
+        "port = 0\n[servers.demo]\ncommand = {GATEHOUSE_BIN:?}\nargs = [\"demo-server\"]\n\
+         [servers.tools200]\ncommand = {me:?}\nargs = [\"--bench-upstream\", \"200\"]\n\
+         [servers.tools1000]\ncommand = {me:?}\nargs = [\"--bench-upstream\", \"1000\"]\n"
+    );
+    let config = gatehouse::Config::parse(&toml, Path::new("bench.toml"))?;
+    let gh = server_rt.block_on(gatehouse::core::start(config, dir.path()))?;
+    let noop = server_rt.block_on(noop_server())?;
+    let mode = if quick { "quick" } else { "full" };
+    println!("gateway bench ({mode}): Gatehouse at {}", gh.url());
+    let result = client_rt.block_on(async {
+        let http = client()?;
+        let b = Bench {
+            gh: &gh,
+            http,
+            me,
+            noop,
+            s,
+        };
+        b.run().await
+    });
+    server_rt.block_on(gh.shutdown());
+    result
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    Ok(builder.worker_threads(2).enable_all().build()?)
+}
+
+struct Bench<'a> {
+    gh: &'a RunningServer,
+    http: reqwest::Client,
+    me: String,
+    noop: String,
+    s: Settings,
+}
+
+/// One agent's tokens from one consent. Each agent is its own public client: a
+/// second consent for the same client and server would widen its one grant.
+#[derive(Clone)]
+struct Agent {
+    client_id: String,
+    access: String,
+    refresh: String,
+}
+
+/// Where a latency case sends its requests.
+enum To {
+    /// Straight to an upstream over stdio: `gatehouse demo-server`, or this binary with n tools.
+    Direct(Option<usize>),
+    /// Through the gateway to a server, with a grant for this scope ("": every tool; else 1 tool).
+    Gateway(&'static str, &'static str),
+    /// The no-op axum handler, over HTTP like the gateway.
+    Noop,
+}
+
+impl To {
+    fn label(&self) -> &'static str {
+        match self {
+            To::Direct(_) => "direct (stdio)",
+            To::Gateway(_, "") => "gateway, every tool granted",
+            To::Gateway(..) => "gateway, 1 tool granted",
+            To::Noop => "no-op axum handler (HTTP alone)",
+        }
+    }
+}
+
+impl Bench<'_> {
+    async fn run(&self) -> Result<()> {
+        let call = |tool: &str| json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": tool, "arguments": {"title": "welcome"}}});
+        let list = json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": {}});
+        let (s, read_note) = (&self.s, call("read_note"));
+        // Per case: the target, and for tools/list how many tools the reply must hold.
+        let groups = [
+            (
+                "tools/call read_note, demo server (5 tools)",
+                read_note,
+                s.calls,
+                vec![
+                    (To::Direct(None), 0),
+                    (To::Gateway("demo", "tool:read_note"), 0),
+                    (To::Gateway("demo", ""), 0),
+                    (To::Noop, 0),
+                ],
+            ),
+            (
+                "tools/call, upstream with 200 tools",
+                call("tool_0199"),
+                s.calls,
+                vec![(To::Direct(Some(200)), 0), (To::Gateway("tools200", ""), 0)],
+            ),
+            (
+                "tools/list, upstream with 1000 tools",
+                list,
+                s.lists,
+                vec![
+                    (To::Direct(Some(1000)), 1000),
+                    (To::Gateway("tools1000", ""), 1000),
+                    (To::Gateway("tools1000", "tool:tool_0000"), 1),
+                ],
+            ),
+        ];
+        let mut latency = Vec::new();
+        let mut tokens = Vec::new();
+        for (title, msg, n, specs) in groups {
+            let mut cases = Vec::new();
+            for (to, list_len) in specs {
+                let mcp = self.open(&to).await?;
+                tokens.push(mcp.token().to_string());
+                let (label, tally) = (to.label(), Tally::default());
+                cases.push(Case {
+                    label,
+                    mcp,
+                    list_len,
+                    tally,
+                });
+            }
+            time_interleaved(&mut cases, msg, s.warmup.min(n / 10), n).await?;
+            latency.push((title, cases));
+        }
+        // One refresh chain per load worker, and one for the in-process refresh.
+        let mut agents = Vec::new();
+        for _ in 0..=s.concurrency {
+            agents.push(self.authorize("demo", "").await?);
+        }
+        let own_chain = agents.pop().context("no refresh chain")?;
+        let rs = register(&self.http, self.gh, "client_secret_basic").await?;
+        let (id, secret) = (field(&rs, "client_id")?, field(&rs, "client_secret")?);
+        let steps = self.in_process(&tokens, own_chain, (&id, &secret))?;
+        let (base, token) = (self.gh.url(), tokens[2].clone());
+        let (token_url, introspect_url) = (format!("{base}/token"), format!("{base}/introspect"));
+        let noop = || Load::Noop(self.noop.clone());
+        let targets = [
+            ("no-op axum handler (before)", noop()),
+            ("POST /token (refresh_token)", Load::Refresh(token_url)),
+            (
+                "POST /introspect",
+                Load::Introspect(introspect_url, id, secret, token),
+            ),
+            ("no-op axum handler (after)", noop()),
+        ];
+        let mut loads = Vec::new();
+        for (name, target) in targets {
+            loads.push((name, load(&client()?, target, &mut agents, s).await));
+        }
+        print_tables(&latency, &steps, &loads, s);
+        let cases = latency
+            .iter()
+            .flat_map(|g| g.1.iter().map(|c| (c.label, &c.tally)));
+        let failures: Vec<String> = cases
+            .chain(loads.iter().map(|(name, t)| (*name, &t.0)))
+            .filter(|(_, t)| t.errors > 0)
+            .map(|(name, t)| format!("{name}: {} failed; first: {}", t.errors, t.first_error))
+            .collect();
+        if !failures.is_empty() {
+            let failures = failures.join("\n  ");
+            bail!("REQUESTS FAILED, the numbers are worthless:\n  {failures}");
+        }
+        Ok(())
+    }
+
+    async fn open(&self, to: &To) -> Result<Mcp> {
+        let (url, token) = match to {
+            To::Direct(None) => return Mcp::direct(GATEHOUSE_BIN, &["demo-server".into()]).await,
+            To::Direct(Some(n)) => {
+                return Mcp::direct(&self.me, &["--bench-upstream".into(), n.to_string()]).await
+            }
+            To::Noop => (self.noop.clone(), String::new()),
+            To::Gateway(server, scope) => {
+                let url = format!("{}/mcp/{server}", self.gh.url());
+                (url, self.authorize(server, scope).await?.access)
+            }
+        };
+        let (http, session) = (client()?, String::new());
+        let mut mcp = Mcp::Http {
+            http,
+            url,
+            token,
+            session,
+        };
+        if !matches!(to, To::Noop) {
+            mcp.handshake().await?;
+        }
+        Ok(mcp)
+    }
+
+    /// A new agent (public client, PKCE) and one authorization code flow,
+    /// approved for every requested tool until revoked, none of them held.
+    async fn authorize(&self, server: &str, scope: &str) -> Result<Agent> {
+        let (base, http) = (self.gh.url(), &self.http);
+        let client_id = field(&register(http, self.gh, "none").await?, "client_id")?;
+        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let resource = format!("{base}/mcp/{server}");
+        let mut url = url::Url::parse(&format!("{base}/authorize"))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "bench")
+            .append_pair("resource", &resource);
+        if !scope.is_empty() {
+            url.query_pairs_mut().append_pair("scope", scope);
+        }
+        let wait = location(&http.get(url).send().await?)?;
+        let handle = wait
+            .strip_prefix("/authorize/wait/")
+            .context("not the waiting page")?;
+        let hash = gatehouse::secret::hash(handle);
+        let store = self.gh.gatehouse.store();
+        let request = store.read(|c| gatehouse::store::consent::by_handle(c, &hash))?;
+        let id = request.context("no consent request")?.id;
+        let (auth, all, forever) = (
+            &self.gh.gatehouse.auth,
+            &ToolChoice::All,
+            DurationChoice::Forever,
+        );
+        let none_held = &AskChoice::None;
+        consent::approve(auth, &id, all, none_held, forever, "bench", clock::now())?;
+        let back = url::Url::parse(&location(&http.get(format!("{base}{wait}")).send().await?)?)?;
+        let code = back.query_pairs().find(|(k, _)| k == "code");
+        let code = code.context("no code")?.1;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+            ("resource", &resource),
+        ];
+        let resp = http
+            .post(format!("{base}/token"))
+            .form(&form)
+            .send()
+            .await?;
+        let body = json_ok(resp).await?;
+        let (access, refresh) = (
+            field(&body, "access_token")?,
+            field(&body, "refresh_token")?,
+        );
+        Ok(Agent {
+            client_id,
+            access,
+            refresh,
+        })
+    }
+
+    /// The gateway's and token endpoint's steps, called directly.
+    /// `tokens` are the latency cases' access tokens: [2] holds the 5 demo tools, [7] 1000 tools.
+    fn in_process(&self, tokens: &[String], chain: Agent, rs: (&str, &str)) -> Result<Steps> {
+        let (auth, store, n) = (
+            &self.gh.gatehouse.auth,
+            self.gh.gatehouse.store(),
+            self.s.calls,
+        );
+        let mut out: Steps = Vec::new();
+        for (token, server, tools) in [(&tokens[2], "demo", 5), (&tokens[7], "tools1000", 1000)] {
+            let bearer = || {
+                let access = token::authenticate_bearer(auth, token, server, clock::now());
+                access.map_err(|e| anyhow!("bearer check failed: {e:?}"))
+            };
+            let grant = bearer()?.grant;
+            ensure!(grant.tools.len() == tools, "unexpected grant");
+            out.push((
+                format!("bearer check, grant of {tools} tools"),
+                micro(n, bearer, ok)?,
+            ));
+            let read = || Ok(store.read(|c| pins::for_grant(c, &grant.id))?);
+            let check = |pins: Vec<_>| expect(pins.len() == tools, "pins missing");
+            out.push((
+                format!("read the pins of a grant of {tools} tools"),
+                micro(n, read, check)?,
+            ));
+        }
+        let granted: Vec<String> = (0..1000).map(|i| format!("tool_{i:04}")).collect();
+        let params = json!({"name": "tool_0199", "arguments": {"id": "x"}});
+        let (tools, ask, suspended) = (&granted[..200], &[][..], &[][..]);
+        let grantee = policy::Grantee {
+            tools,
+            ask,
+            suspended,
+        };
+        let decide = || Ok(policy::check_request("tools/call", Some(&params), &grantee));
+        let call = policy::Decision::Call("tool_0199".into());
+        let check = |d| expect(d == call, &format!("refused: {d:?}"));
+        out.push((
+            "policy check of tools/call, grant of 200".into(),
+            micro(n, decide, check)?,
+        ));
+        let list = json!({"tools": fake_tools(1000)});
+        let result = RefCell::new(list.clone());
+        // The grant part of the gateway's filter_listing (which also checks each pin).
+        let filter = || {
+            policy::filter_tools_list(&mut result.borrow_mut(), |tool| {
+                let name = tool.get("name").and_then(Value::as_str);
+                name.is_some_and(|name| granted.iter().any(|g| g == name))
+            });
+            Ok(())
+        };
+        let reset = |()| {
+            *result.borrow_mut() = list.clone();
+            Ok(())
+        };
+        let step = micro(self.s.lists, filter, reset)?;
+        out.push(("tools/list grant filter, 1000 x 1000 granted".into(), step));
+        let hash = || {
+            Ok(list["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(pin_of)
+                .count())
+        };
+        let check = |count| expect(count == 1000, "not 1000 tools");
+        out.push((
+            "pin hashes of 1000 tool definitions".into(),
+            micro(self.s.lists, hash, check)?,
+        ));
+        let text = list.to_string();
+        let round_trip = || Ok(serde_json::from_str::<Value>(&text)?.to_string());
+        let check = |reply: String| expect(reply.len() == text.len(), "JSON changed");
+        let kb = text.len() / 1024;
+        let step = micro(self.s.lists, round_trip, check)?;
+        out.push((
+            format!("JSON parse + serialize of that list ({kb} KiB)"),
+            step,
+        ));
+        let event = || {
+            let args = json!({"arguments": {"title": "welcome"}});
+            let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed);
+            event
+                .client(&chain.client_id)
+                .server("demo")
+                .tool("read_note")
+                .detail(args)
+        };
+        let write = || Ok(store.write(|tx| tx.record(event(), clock::now()))?);
+        out.push((
+            "audit write (one tool_call event)".into(),
+            micro(n, write, ok)?,
+        ));
+        let form = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let creds = PresentedCredentials {
+            form_client_id: Some(chain.client_id.clone()),
+            ..Default::default()
+        };
+        let refresh_token = RefCell::new(chain.refresh);
+        let refresh = || {
+            let grant = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token.borrow()),
+            ];
+            Ok(token::exchange(auth, &form(&grant), &creds, clock::now())?)
+        };
+        let rotate = |body: Value| {
+            *refresh_token.borrow_mut() = field(&body, "refresh_token")?;
+            Ok(())
+        };
+        let step = micro(n.min(1000), refresh, rotate)?;
+        out.push(("token endpoint: refresh (write transaction)".into(), step));
+        let creds = PresentedCredentials {
+            basic: Some((rs.0.to_string(), rs.1.to_string())),
+            ..Default::default()
+        };
+        let form = form(&[("token", &tokens[2])]);
+        let introspect = || Ok(token::introspect(auth, &form, &creds, clock::now())?);
+        let check = |body: Value| expect(body["active"] == json!(true), "token not active");
+        out.push((
+            "introspection (store reads)".into(),
+            micro(n, introspect, check)?,
+        ));
+        Ok(out)
+    }
+}
+
+// ---------- HTTP helpers ----------
+
+fn client() -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().no_proxy().tcp_nodelay(true);
+    let builder = builder.redirect(reqwest::redirect::Policy::none());
+    Ok(builder.build()?)
+}
+
+async fn json_ok(resp: reqwest::Response) -> Result<Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    ensure!(status.is_success(), "HTTP {status}: {text}");
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn field(v: &Value, key: &str) -> Result<String> {
+    let value = v[key].as_str().with_context(|| format!("no {key} in {v}"));
+    Ok(value?.to_string())
+}
+
+fn location(resp: &reqwest::Response) -> Result<String> {
+    let status = resp.status();
+    ensure!(status.is_redirection(), "expected a redirect, got {status}");
+    let location = resp.headers().get("location").context("no Location")?;
+    Ok(location.to_str()?.to_string())
+}
+
+/// RFC 7591 registration; the reply holds `client_id` (and `client_secret`).
+async fn register(http: &reqwest::Client, gh: &RunningServer, method: &str) -> Result<Value> {
+    let body = json!({"redirect_uris": [REDIRECT], "client_name": "bench", "token_endpoint_auth_method": method});
+    let url = format!("{}/register", gh.url());
+    json_ok(http.post(url).json(&body).send().await?).await
+}
+
+async fn noop_server() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/noop", listener.local_addr()?);
+    let answer = |_body: axum::body::Bytes| async { axum::Json(json!({"result": {}})) };
+    let app = axum::Router::new().route("/noop", axum::routing::post(answer));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+// ---------- MCP connections: stdio, or HTTP (the gateway, or the no-op handler) ----------
+
+enum Mcp {
+    /// The child (killed on drop), its stdin and its stdout's lines.
+    Stdio(Box<Child>, ChildStdin, Lines<BufReader<ChildStdout>>),
+    Http {
+        http: reqwest::Client,
+        url: String,
+        token: String,
+        session: String,
+    },
+}
+
+impl Mcp {
+    async fn direct(cmd: &str, args: &[String]) -> Result<Mcp> {
+        let mut child = tokio::process::Command::new(cmd)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut mcp = Mcp::Stdio(Box::new(child), stdin, stdout);
+        mcp.handshake().await?;
+        Ok(mcp)
+    }
+
+    fn token(&self) -> &str {
+        match self {
+            Mcp::Http { token, .. } => token,
+            Mcp::Stdio(..) => "",
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<()> {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
+        let reply = self.send(&init).await?;
+        ensure!(reply.get("result").is_some(), "initialize failed: {reply}");
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        Ok(())
+    }
+
+    /// Sends one message: the response to a request, or `null` for a notification.
+    async fn send(&mut self, msg: &Value) -> Result<Value> {
+        let request = msg.get("id").is_some();
+        match self {
+            Mcp::Stdio(child, stdin, stdout) => {
+                stdin.write_all(format!("{msg}\n").as_bytes()).await?;
+                stdin.flush().await?;
+                if !request {
+                    return Ok(Value::Null);
+                }
+                loop {
+                    let line = stdout.next_line().await?;
+                    let line = line.with_context(|| format!("upstream {:?} exited", child.id()))?;
+                    let reply: Value = serde_json::from_str(&line)?;
+                    if reply.get("id") == msg.get("id") && reply.get("method").is_none() {
+                        return Ok(reply);
+                    }
+                }
+            }
+            Mcp::Http {
+                http,
+                url,
+                token,
+                session,
+            } => {
+                let mut req = http.post(url.as_str()).body(msg.to_string());
+                req = req.bearer_auth(&token);
+                req = req.header("content-type", "application/json");
+                req = req.header("accept", "application/json, text/event-stream");
+                req = req.header("mcp-protocol-version", PROTOCOL);
+                if !session.is_empty() {
+                    req = req.header("mcp-session-id", session.as_str());
+                }
+                let resp = req.send().await?;
+                if let Some(sid) = resp.headers().get("mcp-session-id") {
+                    *session = sid.to_str()?.to_string();
+                }
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                let text = || String::from_utf8_lossy(&body).into_owned();
+                ensure!(status.is_success(), "HTTP {status}: {}", text());
+                if !request {
+                    ensure!(status.as_u16() == 202, "notification got HTTP {status}");
+                    return Ok(Value::Null);
+                }
+                serde_json::from_slice(&body).with_context(|| format!("not JSON: {}", text()))
+            }
+        }
+    }
+}
+
+// ---------- Timing ----------
+
+/// Successful requests' latencies, and the failures.
+#[derive(Default)]
+struct Tally {
+    times: Vec<Duration>,
+    errors: usize,
+    first_error: String,
+}
+
+impl Tally {
+    fn add(&mut self, result: Result<Duration>) {
+        match result {
+            Ok(t) => self.times.push(t),
+            Err(e) if self.errors == 0 => (self.errors, self.first_error) = (1, format!("{e:#}")),
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
+/// Median and p99 (nearest rank).
+type Stats = (Duration, Duration);
+type Steps = Vec<(String, (Stats, Duration))>;
+
+fn stats(times: &[Duration]) -> Stats {
+    let mut v = times.to_vec();
+    v.sort();
+    let rank = |p: f64| ((p * v.len() as f64).ceil() as usize).max(1) - 1;
+    let at = |p| v.get(rank(p)).copied().unwrap_or_default();
+    (at(0.5), at(0.99))
+}
+
+/// A `check` that fails with `what` unless `ok`.
+fn expect(ok: bool, what: &str) -> Result<()> {
+    ensure!(ok, "{what}");
+    Ok(())
+}
+
+/// A `check` for steps whose result needs no checking.
+fn ok<T>(_: T) -> Result<()> {
+    Ok(())
+}
+
+/// Median, p99 and mean of `n` timed runs of `step`; `check` validates each result, untimed.
+fn micro<T>(
+    n: usize,
+    mut step: impl FnMut() -> Result<T>,
+    mut check: impl FnMut(T) -> Result<()>,
+) -> Result<(Stats, Duration)> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let result = step();
+        times.push(started.elapsed());
+        check(result?)?;
+    }
+    let mean = times.iter().sum::<Duration>() / n.max(1) as u32;
+    Ok((stats(&times), mean))
+}
+
+struct Case {
+    label: &'static str,
+    mcp: Mcp,
+    /// `tools/list`: how many tools the reply must hold; 0: a successful `tools/call`.
+    list_len: usize,
+    tally: Tally,
+}
+
+impl Case {
+    async fn once(&mut self, msg: &Value) -> Result<Duration> {
+        let started = Instant::now();
+        let reply = self.mcp.send(msg).await?;
+        let elapsed = started.elapsed();
+        let result = reply
+            .get("result")
+            .with_context(|| format!("error: {reply}"))?;
+        if self.list_len > 0 {
+            let (got, want) = (
+                result["tools"].as_array().map_or(0, Vec::len),
+                self.list_len,
+            );
+            ensure!(got == want, "tools/list returned {got} tools, not {want}");
+        } else {
+            ensure!(result["isError"] != json!(true), "tool error: {reply}");
+        }
+        Ok(elapsed)
+    }
+}
+
+/// `n` sequential requests per case, in 10 interleaved blocks, after a warm-up.
+async fn time_interleaved(
+    cases: &mut [Case],
+    mut msg: Value,
+    warmup: usize,
+    n: usize,
+) -> Result<()> {
+    for case in cases.iter_mut() {
+        for _ in 0..warmup {
+            case.once(&msg).await?;
+        }
+    }
+    let (block, mut id) = ((n / 10).max(1), 1);
+    for start in (0..n).step_by(block) {
+        for case in cases.iter_mut() {
+            for _ in start..(start + block).min(n) {
+                id += 1;
+                msg["id"] = json!(id);
+                let result = case.once(&msg).await;
+                case.tally.add(result);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+enum Load {
+    Noop(String),
+    /// Token endpoint URL.
+    Refresh(String),
+    /// Introspection URL, client id, client secret, the token to introspect.
+    Introspect(String, String, String, String),
+}
+
+/// One request; the worker's refresh token is replaced on each rotation.
+async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result<Duration> {
+    let started = Instant::now();
+    match target {
+        Load::Noop(url) => {
+            let form = [("token", agent.refresh.as_str())];
+            json_ok(http.post(url).form(&form).send().await?).await?;
+        }
+        Load::Refresh(url) => {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &agent.refresh),
+                ("client_id", &agent.client_id),
+            ];
+            let body = json_ok(http.post(url).form(&form).send().await?).await?;
+            field(&body, "access_token")?;
+            agent.refresh = field(&body, "refresh_token")?;
+        }
+        Load::Introspect(url, id, secret, token) => {
+            let req = http.post(url).basic_auth(id, Some(secret));
+            let req = req.form(&[("token", token)]);
+            let body = json_ok(req.send().await?).await?;
+            ensure!(body["active"] == json!(true), "token not active: {body}");
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// One worker per refresh chain, each sending requests back to back until the
+/// time is up: the tally and requests per second.
+async fn load(
+    http: &reqwest::Client,
+    target: Load,
+    chains: &mut [Agent],
+    s: &Settings,
+) -> (Tally, f64) {
+    let started = Instant::now();
+    let deadline = started + s.load_for;
+    let workers: Vec<_> = chains
+        .iter()
+        .map(|chain| {
+            let (http, target, mut chain) = (http.clone(), target.clone(), chain.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while Instant::now() < deadline {
+                    tally.add(hit(&http, &target, &mut chain).await);
+                }
+                (chain, tally)
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for (worker, slot) in workers.into_iter().zip(chains.iter_mut()) {
+        let (chain, tally) = worker.await.expect("load worker panicked");
+        *slot = chain;
+        total.times.extend(tally.times);
+        if total.errors == 0 {
+            total.first_error = tally.first_error;
+        }
+        total.errors += tally.errors;
+    }
+    let per_sec = total.times.len() as f64 / started.elapsed().as_secs_f64();
+    (total, per_sec)
+}
+
+// ---------- Report ----------
+
+fn fmt(d: Duration) -> String {
+    match d.as_secs_f64() {
+        s if s < 1e-3 => format!("{:.1} µs", s * 1e6),
+        s => format!("{:.2} ms", s * 1e3),
+    }
+}
+
+fn print_tables(
+    latency: &[(&str, Vec<Case>)],
+    steps: &Steps,
+    loads: &[(&str, (Tally, f64))],
+    s: &Settings,
+) {
+    println!("\nLatency of sequential requests, one keep-alive connection (x = vs. direct)");
+    println!(
+        "{:<36} {:>5} {:>10} {:>10} {:>8} {:>8} {:>11}",
+        "", "n", "median", "p99", "x med", "x p99", "+ median"
+    );
+    for (title, cases) in latency {
+        println!("{title}");
+        let all: Vec<Stats> = cases.iter().map(|c| stats(&c.tally.times)).collect();
+        for (c, (p50, p99)) in cases.iter().zip(&all) {
+            let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            let (xm, xp) = (x(*p50, all[0].0), x(*p99, all[0].1));
+            let (n, m, p) = (c.tally.times.len(), fmt(*p50), fmt(*p99));
+            let (label, plus) = (c.label, (p50.as_secs_f64() - all[0].0.as_secs_f64()) * 1e6);
+            println!("  {label:<34} {n:>5} {m:>10} {p:>10} {xm:>7.2}x {xp:>7.2}x {plus:>+8.0} µs");
+        }
+    }
+    println!("\nIn-process cost of single steps (no HTTP)");
+    println!(
+        "{:<46} {:>10} {:>10} {:>10}",
+        "step", "median", "p99", "mean"
+    );
+    for (name, ((p50, p99), mean)) in steps {
+        let (m, p, avg) = (fmt(*p50), fmt(*p99), fmt(*mean));
+        println!("{name:<46} {m:>10} {p:>10} {avg:>10}");
+    }
+    let noop: Vec<f64> = loads
+        .iter()
+        .filter(|l| l.0.starts_with("no-op"))
+        .map(|l| l.1 .1)
+        .collect();
+    let base = noop.iter().sum::<f64>() / noop.len() as f64;
+    let (c, secs) = (s.concurrency, s.load_for.as_secs());
+    println!("\nThroughput, {c} concurrent workers, {secs} s each (x = vs. the mean no-op, {base:.0} req/s)");
+    println!(
+        "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7}",
+        "", "requests", "req/s", "p50", "p99", "x no-op"
+    );
+    for (name, (tally, per_sec)) in loads {
+        let ((p50, p99), n) = (stats(&tally.times), tally.times.len());
+        let (m, p, x) = (fmt(p50), fmt(p99), per_sec / base);
+        println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3}");
+    }
+}
+
+// ---------- The many-tool upstream (this binary with --bench-upstream <n>) ----------
+
+fn fake_tools(n: usize) -> Vec<Value> {
+    let tool = |i| {
+        json!({"name": format!("tool_{i:04}"), "title": format!("Tool {i}"),
+        "description": format!("Reads record {i} of the benchmark data set."),
+        "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        "annotations": {"readOnlyHint": true, "openWorldHint": false}})
+    };
+    (0..n).map(tool).collect()
+}
+
+/// A stdio MCP server with `n` read-only tools; `tools/call` answers at once.
+fn fake_upstream(n: usize) -> Result<()> {
+    let list = json!({"tools": fake_tools(n)}).to_string();
+    let info = json!({"name": "bench-upstream", "version": "0"});
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let msg: Value = serde_json::from_str(&line?)?;
+        let (Some(id), Some(method)) = (msg.get("id"), msg["method"].as_str()) else {
+            continue;
+        };
+        let version = &msg["params"]["protocolVersion"];
+        let result = match method {
+            "tools/list" => list.clone(),
+            "initialize" => json!({"protocolVersion": version, "capabilities": {"tools": {}}, "serverInfo": info})
+                .to_string(),
+            "tools/call" => json!({"content": [{"type": "text", "text": "done"}]}).to_string(),
+            _ => "{}".to_string(),
+        };
+        let reply = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}");
+        writeln!(out, "{reply}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
