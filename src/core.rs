@@ -220,8 +220,12 @@ impl Gatehouse {
         Ok(revoked)
     }
 
-    /// Periodic upkeep: expire unanswered consent requests, close idle sessions.
+    /// Periodic upkeep: expire unanswered consent requests, close idle
+    /// sessions, checkpoint the database's write-ahead log.
     fn sweep(&self) {
+        if let Err(e) = self.store().checkpoint() {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
         if let Err(e) = consent::expire_overdue(&self.auth, clock::now()) {
             tracing::error!(error = %e, "expiring consent requests failed");
         }
@@ -371,7 +375,11 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<RunningSer
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             tokio::select! {
-                _ = tick.tick() => g.sweep(),
+                _ = tick.tick() => {
+                    // Upkeep touches the disk: keep it off the async workers.
+                    let g = g.clone();
+                    let _ = tokio::task::spawn_blocking(move || g.sweep()).await;
+                }
                 _ = stopped(&mut rx) => break,
             }
         }

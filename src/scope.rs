@@ -93,7 +93,12 @@ pub fn pinned_fields(tool: &serde_json::Value) -> serde_json::Value {
 
 /// SHA-256 over the canonical JSON (sorted keys) of [`pinned_fields`].
 pub fn pin_of(tool: &serde_json::Value) -> String {
-    crate::secret::hash(&pinned_fields(tool).to_string())
+    pin_hash(&pinned_fields(tool))
+}
+
+/// The pin of fields already picked by [`pinned_fields`].
+pub fn pin_hash(fields: &serde_json::Value) -> String {
+    crate::secret::hash(&fields.to_string())
 }
 
 impl ToolInfo {

@@ -18,7 +18,7 @@ pub mod pinning;
 pub mod policy;
 pub mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,12 +59,20 @@ pub struct Session {
 
 impl Session {
     fn remember_tools(&self, tools: &[Value]) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        for t in tools {
-            if let Some(name) = t.get("name").and_then(Value::as_str) {
-                seen.insert(name.to_string(), crate::scope::pinned_fields(t));
-            }
-        }
+        self.remember(tools.iter().filter_map(|t| {
+            Some((
+                t.get("name")?.as_str()?.to_string(),
+                crate::scope::pinned_fields(t),
+            ))
+        }));
+    }
+
+    /// Records the definitions (pinned fields) the upstream listed, by name.
+    fn remember(&self, tools: impl IntoIterator<Item = (String, Value)>) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tools);
     }
 
     fn seen_tool(&self, name: &str) -> Option<Value> {
@@ -233,13 +241,23 @@ impl Gateway {
         let ClientRequest { id, method, msg } = &req;
         let (id, method) = (id.clone(), method.clone());
         let params = msg.get("params");
-        let pins = if method == "tools/call" || method == "tools/list" {
-            match self.store.read(|c| pins::for_grant(c, &access.grant.id)) {
-                Ok(p) => p,
-                Err(e) => return reply(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e.to_string())),
-            }
-        } else {
-            Vec::new()
+        // The pins this request needs: all of them to filter a listing, the
+        // called tool's for a call, none otherwise.
+        let grant_id = &access.grant.id;
+        let pins = match method.as_str() {
+            "tools/list" => self.store.read(|c| pins::for_grant(c, grant_id)),
+            "tools/call" => match params.and_then(|p| p.get("name")).and_then(Value::as_str) {
+                Some(tool) => self
+                    .store
+                    .read(|c| pins::for_tool(c, grant_id, tool))
+                    .map(|p| p.into_iter().collect()),
+                None => Ok(Vec::new()),
+            },
+            _ => Ok(Vec::new()),
+        };
+        let pins = match pins {
+            Ok(p) => p,
+            Err(e) => return reply(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e.to_string())),
         };
         let suspended: Vec<String> = pins
             .iter()
@@ -397,7 +415,7 @@ impl Gateway {
         let Some(current) = session.seen_tool(tool) else {
             return Err(format!("tool {tool:?} is no longer offered by the server"));
         };
-        if crate::scope::pin_of(&current) == pin.hash {
+        if crate::scope::pin_hash(&current) == pin.hash {
             return Ok(());
         }
         let review = pinning::record_change(
@@ -790,39 +808,35 @@ fn filter_listing(
     pins: &[Pin],
     result: &mut Value,
 ) {
-    let listed: Vec<Value> = result
-        .get("tools")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    session.remember_tools(&listed);
+    let granted: HashSet<&str> = access.grant.tools.iter().map(String::as_str).collect();
+    let pins: HashMap<&str, &Pin> = pins.iter().map(|p| (p.tool.as_str(), p)).collect();
     let now = clock::now();
+    let mut seen = Vec::new();
     policy::filter_tools_list(result, |tool| {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
-        if !access.grant.tools.iter().any(|g| g == name) {
+        if !granted.contains(name) {
             return false;
         }
-        match pins.iter().find(|p| p.tool == name) {
+        let current = crate::scope::pinned_fields(tool);
+        let verdict = match pins.get(name) {
             None => true,
             Some(pin) if pin.suspended_at.is_some() => false,
-            Some(pin) if crate::scope::pin_of(tool) == pin.hash => true,
+            Some(pin) if crate::scope::pin_hash(&current) == pin.hash => true,
             Some(pin) => {
-                if let Err(e) = pinning::record_change(
-                    store,
-                    access,
-                    &session.server,
-                    pin,
-                    &crate::scope::pinned_fields(tool),
-                    now,
-                ) {
+                if let Err(e) =
+                    pinning::record_change(store, access, &session.server, pin, &current, now)
+                {
                     tracing::error!(error = %e, "could not record a changed tool");
                 }
                 false
             }
-        }
+        };
+        seen.push((name.to_string(), current));
+        verdict
     });
+    session.remember(seen);
 }
 
 fn one(msg: Value) -> MessageStream {

@@ -105,7 +105,7 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
 }
 
 /// Removes ungranted (and blocked) tools from a `tools/list` result, in place.
-pub fn filter_tools_list(result: &mut Value, visible: impl Fn(&Value) -> bool) {
+pub fn filter_tools_list(result: &mut Value, visible: impl FnMut(&Value) -> bool) {
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
         tools.retain(visible);
     }

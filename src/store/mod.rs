@@ -37,14 +37,34 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub struct Store {
+    /// The one writer.
     conn: Mutex<Connection>,
+    /// Readers do not wait for writers (WAL); an in-memory store has none.
+    reader: Option<Mutex<Connection>>,
+    /// Checkpoints the WAL off the request path ([`Store::checkpoint`]).
+    checkpointer: Option<Mutex<Connection>>,
     events: broadcast::Sender<AuditEvent>,
 }
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
-        Store::init(conn)
+        let mut store = Store::init(Connection::open(path)?)?;
+        // Commits never checkpoint (that stalled requests for milliseconds);
+        // the daemon's upkeep calls `checkpoint` on its own connection.
+        store
+            .conn
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        let side = || -> Result<Mutex<Connection>, StoreError> {
+            let c = Connection::open(path)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            c.pragma_update(None, "foreign_keys", "ON")?;
+            Ok(Mutex::new(c))
+        };
+        store.reader = Some(side()?);
+        store.checkpointer = Some(side()?);
+        Ok(store)
     }
 
     pub fn open_in_memory() -> Result<Store, StoreError> {
@@ -60,8 +80,21 @@ impl Store {
         let (events, _) = broadcast::channel(4096);
         Ok(Store {
             conn: Mutex::new(conn),
+            reader: None,
+            checkpointer: None,
             events,
         })
+    }
+
+    /// Moves committed pages from the WAL into the database without blocking
+    /// readers or the writer (a PASSIVE checkpoint). Call it from upkeep, off
+    /// the request path.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Some(c) = &self.checkpointer {
+            let c = c.lock().unwrap_or_else(|p| p.into_inner());
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Live audit events, after they are committed.
@@ -104,7 +137,12 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self
+            .reader
+            .as_ref()
+            .unwrap_or(&self.conn)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         f(&conn)
     }
 }

@@ -51,6 +51,17 @@ pub fn for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, StoreErr
     Ok(rows)
 }
 
+/// One tool's pin in a grant, if it has one.
+pub fn for_tool(conn: &Connection, grant_id: &str, tool: &str) -> Result<Option<Pin>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM tool_pins WHERE grant_id = ?1 AND tool = ?2",
+            params![grant_id, tool],
+            pin_from_row,
+        )
+        .optional()?)
+}
+
 /// Blocks a pinned tool; false if it already was.
 pub fn suspend(
     conn: &Connection,
