@@ -18,9 +18,8 @@ describe('consent, timeline and revocation', () => {
 
   it('shows the empty state first', async () => {
     const s = app.session;
-    const empty = await s.waitFind('.empty');
     await waitFor('the empty state with the URL', async () =>
-      /Point an AI client at http:\/\/127\.0\.0\.1:\d+\/mcp\/demo/.test(await s.text(empty)),
+      /Point an AI client at http:\/\/127\.0\.0\.1:\d+\/mcp\/demo/.test(await s.text(await s.find('.empty'))),
     );
     await s.screenshot(ARTIFACTS, '01-main-empty');
   });
@@ -58,7 +57,7 @@ describe('consent, timeline and revocation', () => {
       const enabledAt = await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
       assert.ok(enabledAt);
       // The window closes as soon as the core records the approval (the click may outlive it).
-      await s.click(allow).catch((e) => assert.equal(e.code, 'no such window'));
+      await s.clickClosing(allow);
 
       const { names } = await agent.next('tools');
       assert.deepEqual(names, ['list_notes', 'wait']);
@@ -123,7 +122,7 @@ describe('consent, timeline and revocation', () => {
       await s.pressKey(KEYS.Escape);
       assert.equal((await first.next('denied')).error, 'access_denied');
       await waitFor('the second request', async () => (await s.text(await s.find('h1'))) === 'Queued Two');
-      await s.click(await s.find('[data-testid=deny]'));
+      await s.clickClosing(await s.find('[data-testid=deny]'));
       assert.equal((await second.next('denied')).error, 'access_denied');
 
       // The queue is empty: the consent window closes.

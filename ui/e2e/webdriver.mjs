@@ -141,6 +141,12 @@ export class Session {
   click(el) {
     return this.cmd('POST', `/element/${el}/click`, {});
   }
+  /** Clicks a button that may close its own window (the answer can then be "no such window"). */
+  async clickClosing(el) {
+    await this.click(el).catch((e) => {
+      if (e.code !== 'no such window') throw e;
+    });
+  }
   /** The element's text content (as in the DOM, whatever CSS does to it). */
   text(el) {
     return this.exec('return arguments[0].textContent', [{ [ELEMENT]: el }]);

@@ -134,14 +134,13 @@ export function formatDuration(ms: number | null): string {
   return `${Math.round(ms / 60_000)} min`;
 }
 
-/** Time of day for today's events, date and time for older ones. */
-export function formatTime(at: number, now: number, tz?: string): string {
+/** Time of day for today's events, date and time for older ones (local time). */
+export function formatTime(at: number, now: number): string {
   const d = new Date(at);
-  const sameDay = new Date(now).toDateString() === d.toDateString();
-  const time = d.toLocaleTimeString('en-GB', { hour12: false, timeZone: tz });
-  if (sameDay) return time;
-  const date = d.toLocaleDateString('en-CA', { timeZone: tz });
-  return `${date} ${time.slice(0, 5)}`;
+  const two = (n: number) => String(n).padStart(2, '0');
+  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  if (new Date(now).toDateString() === d.toDateString()) return time;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time.slice(0, 5)}`;
 }
 
 export const OUTCOMES: { value: Outcome; label: string }[] = [
