@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ARTIFACTS, startAgent, startApp } from './harness.mjs';
-import { KEYS, sleep, waitFor } from './webdriver.mjs';
+import { KEYS, waitFor } from './webdriver.mjs';
 
 describe('consent, timeline and revocation', () => {
   let app;
@@ -136,10 +136,40 @@ describe('consent, timeline and revocation', () => {
       second.stop();
     }
   });
-});
 
-describe('the timeline with many events', () => {
-  it('renders and filters quickly', { skip: !process.env.GATEHOUSE_E2E_BIG }, async () => {
-    await sleep(0);
+  it('holds a destructive call for a decision in the same window', async () => {
+    const s = app.session;
+    const agent = startAgent(`${app.url}/mcp/demo`, 'Careful Agent');
+    try {
+      await agent.next('waiting_page');
+      await s.window('consent');
+      await s.waitFind('[data-testid=allow]');
+      // Tick the Changes and Destructive groups too.
+      await s.click(await s.find('[data-testid=group-write]'));
+      await s.click(await s.find('[data-testid=group-destructive]'));
+      const allow = await s.find('[data-testid=allow]');
+      await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
+      assert.equal(await s.text(allow), 'Allow 5 tools');
+      await s.clickClosing(allow);
+      assert.deepEqual((await agent.next('tools')).names.sort(), ['delete_note', 'list_notes', 'read_note', 'wait', 'write_note']);
+      assert.equal((await agent.call('write_note', { title: 'groceries', text: 'eggs' })).ok, true);
+
+      // delete_note asks every time: the call waits for the person.
+      agent.send({ call: 'delete_note', args: { title: 'groceries' } });
+      await s.window('consent');
+      await s.waitFind('main[data-kind=tool_call]');
+      assert.match(await s.text(await s.find('.ask')), /wants to run delete_note on demo/);
+      assert.match(await s.text(await s.find('[data-testid=arguments]')), /"title": "groceries"/);
+      const once = await s.find('[data-testid=allow]');
+      assert.equal(await s.text(once), 'Allow once');
+      assert.equal(await s.enabled(once), false, 'Allow once also waits a second');
+      await s.screenshot(ARTIFACTS, '09-consent-held-call');
+      await waitFor('Allow once to be enabled', () => s.enabled(once), { interval: 50 });
+      await s.clickClosing(once);
+      const call = await agent.next('call');
+      assert.equal(call.ok, true, JSON.stringify(call));
+    } finally {
+      agent.stop();
+    }
   });
 });
