@@ -202,6 +202,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 }
             }
             serve_instance(instance, handle.clone());
+            quit_on_signals(handle.clone());
             tauri::async_runtime::spawn(relay(handle.clone(), gh.clone()));
             sync_pending(&handle);
             if hidden {
@@ -397,6 +398,24 @@ pub fn show_main(app: &AppHandle) {
         let _ = w.unminimize();
         let _ = w.set_focus();
     }
+}
+
+/// SIGTERM and SIGINT quit like Quit in the tray (the core shuts down cleanly).
+fn quit_on_signals(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        app.exit(0);
+    });
 }
 
 /// One app per data directory: a second launch asks the first to show its

@@ -4,7 +4,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARTIFACTS, startAgent, startApp } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { APP, ARTIFACTS, startAgent, startApp } from './harness.mjs';
 import { KEYS, waitFor } from './webdriver.mjs';
 
 describe('consent, timeline and revocation', () => {
@@ -171,5 +172,13 @@ describe('consent, timeline and revocation', () => {
     } finally {
       agent.stop();
     }
+  });
+
+  it('a second launch with the same data directory brings up the first and exits', async () => {
+    const out = execFileSync(APP, ['--data-dir', app.dataDir, '--port', '0'], { encoding: 'utf8', timeout: 10_000 });
+    assert.match(out, /already running/);
+    // The first one still answers.
+    await app.session.window('main');
+    await app.session.waitFind('.sidebar');
   });
 });
