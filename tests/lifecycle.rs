@@ -159,15 +159,7 @@ async fn once_grants_have_no_refresh_token() {
     let (client_id, code) = fx
         .code_for("Agent", ToolChoice::ReadOnly, DurationChoice::Once)
         .await;
-    let (status, body) = fx
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client_id),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await;
+    let (status, body) = fx.exchange_code(&client_id, &code).await;
     assert_eq!(status, 200);
     assert!(body.get("refresh_token").is_none(), "{body}");
     assert_eq!(body["scope"], "tool:list_notes tool:read_note tool:wait");
@@ -241,15 +233,7 @@ async fn hung_and_crashing_upstreams_give_json_rpc_errors() {
     fx.approve("Crash Agent", ToolChoice::All, DurationChoice::Forever)
         .await;
     let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
-    let (_, t) = fx
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client_id),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await;
+    let (_, t) = fx.exchange_code(&client_id, &code).await;
     let crash_token = t["access_token"].as_str().unwrap();
     let crash_sid = fx.open_session("crashy", crash_token).await;
     let r = fx

@@ -55,15 +55,7 @@ async fn step_up_asks_only_for_the_missing_tool_and_widens_the_grant() {
         json!(["list_notes", "read_note", "wait", "write_note"])
     );
     let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
-    let (_, union) = fx
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client_id),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await;
+    let (_, union) = fx.exchange_code(&client_id, &code).await;
     assert_eq!(union["scope"], scope);
     let agents = fx.control(Request::Agents).await.unwrap();
     assert_eq!(
@@ -487,15 +479,7 @@ async fn resources_and_prompts_are_granted_like_tools() {
     fx.approve("Reader", ToolChoice::All, DurationChoice::Forever)
         .await;
     let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
-    let (_, t) = fx
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client_id),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await;
+    let (_, t) = fx.exchange_code(&client_id, &code).await;
     assert_eq!(t["scope"], "resources:read prompts:read");
     let token = t["access_token"].as_str().unwrap();
     let sid = fx.open_session("fx", token).await;

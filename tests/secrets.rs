@@ -86,6 +86,10 @@ async fn secret_reaches_only_the_upstream(store: &str) {
             path.display()
         );
     }
+    assert!(
+        log_json.contains("\"tool_call\""),
+        "the audit log was read: {log_json}"
+    );
     assert!(!log_json.contains(SECRET));
     assert!(!std::fs::read_to_string(&serve.log)
         .unwrap()

@@ -212,6 +212,18 @@ impl Fixture {
         (status, r.json().await.unwrap())
     }
 
+    /// Exchanges an authorization code the way a client does (PKCE, its redirect URI).
+    pub async fn exchange_code(&self, client_id: &str, code: &str) -> (u16, Value) {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await
+    }
+
     /// A full flow: returns (client_id, token response).
     pub async fn tokens_for(&self, name: &str, tools: ToolChoice) -> (String, Value) {
         let (client_id, code) = self.code_for(name, tools, DurationChoice::Forever).await;
@@ -354,15 +366,7 @@ impl Fixture {
         .await
         .unwrap();
         let code = query(&self.wait_for_redirect(&wait).await, "code").unwrap();
-        let (status, body) = self
-            .token_request(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", VERIFIER),
-                ("client_id", &client_id),
-                ("redirect_uri", REDIRECT),
-            ])
-            .await;
+        let (status, body) = self.exchange_code(&client_id, &code).await;
         assert_eq!(status, 200, "{body}");
         (client_id, body)
     }
