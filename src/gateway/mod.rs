@@ -88,7 +88,9 @@ pub struct Gateway {
     config: Arc<Config>,
     store: Arc<Store>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    catalogs: tokio::sync::Mutex<HashMap<String, (Instant, Vec<ToolInfo>)>>,
+    /// One slot per server: a fetch for one server never waits on another's,
+    /// and concurrent askers for a cold server share one fetch.
+    catalogs: Mutex<HashMap<String, Arc<CatalogSlot>>>,
     pub holds: holds::Holds,
     launcher: upstream::Launcher,
 }
@@ -746,8 +748,9 @@ impl Gateway {
     /// The server's tools with their risk classes, from the upstream itself
     /// (started just for this when needed), reused for a minute.
     pub async fn catalog(&self, server: &str) -> Result<Vec<ToolInfo>, String> {
-        let mut cache = self.catalogs.lock().await;
-        if let Some((at, tools)) = cache.get(server) {
+        let slot = self.catalog_slot(server);
+        let mut cached = slot.lock().await;
+        if let Some((at, tools)) = &*cached {
             if at.elapsed() < CATALOG_TTL {
                 return Ok(tools.clone());
             }
@@ -765,19 +768,30 @@ impl Gateway {
                     CATALOG_TIMEOUT.as_secs()
                 )
             })??;
-        cache.insert(server.to_string(), (Instant::now(), tools.clone()));
+        *cached = Some((Instant::now(), tools.clone()));
         Ok(tools)
     }
 
-    /// The cached tool list, if any (for metadata that must not start an upstream).
+    /// The cached tool list, if any and if no fetch is under way (for views
+    /// that must not start an upstream or wait for one).
     pub async fn cached_catalog(&self, server: &str) -> Option<Vec<ToolInfo>> {
+        let slot = self.catalog_slot(server);
+        let cached = slot.try_lock().ok()?;
+        cached.as_ref().map(|(_, tools)| tools.clone())
+    }
+
+    fn catalog_slot(&self, server: &str) -> Arc<CatalogSlot> {
         self.catalogs
             .lock()
-            .await
-            .get(server)
-            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(server.to_string())
+            .or_default()
+            .clone()
     }
 }
+
+/// A server's last tool list and when it was read.
+type CatalogSlot = tokio::sync::Mutex<Option<(Instant, Vec<ToolInfo>)>>;
 
 fn close_later(session: Arc<Session>) {
     tokio::spawn(async move { session.upstream.close().await });

@@ -28,6 +28,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What the client's request tells the upstream (never its token).
+fn upstream_headers(headers: &HeaderMap) -> UpstreamHeaders {
+    UpstreamHeaders {
+        protocol_version: header_str(headers, "mcp-protocol-version").map(str::to_string),
+    }
+}
+
 /// The bearer check every MCP request passes; a refusal is the RFC 9728 challenge.
 async fn authenticate(
     g: &Gatehouse,
@@ -84,9 +91,7 @@ pub async fn post(
             access: &access,
             server: &server,
             session_id: header_str(&headers, SESSION_HEADER),
-            headers: UpstreamHeaders {
-                protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_string),
-            },
+            headers: upstream_headers(&headers),
             body: &body,
         })
         .await;
@@ -168,12 +173,9 @@ pub async fn get(
             ),
         );
     };
-    let upstream_headers = UpstreamHeaders {
-        protocol_version: header_str(&headers, "mcp-protocol-version").map(str::to_string),
-    };
     match g
         .gateway
-        .open_stream(sid, &access.client_id, &server, &upstream_headers)
+        .open_stream(sid, &access.client_id, &server, &upstream_headers(&headers))
         .await
     {
         StreamOpening::Open(stream) => sse(stream),
