@@ -15,15 +15,16 @@
 //!    process, driven by the same reqwest load loop at the same concurrency.
 //!
 //! Tokens come the real way, one new client per consent: /register, /authorize,
-//! `consent::approve` (what the app and CLI call; every tool, none held for the
-//! person), the waiting page for the code, /token with PKCE.
+//! `api::Gatehouse::approve` (what the app and CLI call; every tool, none held
+//! for the person), the waiting page for the code, /token with PKCE. The
+//! in-process steps are timed through `gatehouse::bench`, which runs exactly
+//! the code a request runs.
 //!
 //! Run:   cargo bench --bench gateway      (GATEHOUSE_BENCH_QUICK=1 for a smoke run;
 //!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16). The many-tool upstreams are this
 //!        binary re-executed with `--bench-upstream <n>`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::Stdio;
@@ -31,14 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse::audit::{EventKind, NewEvent, Outcome};
-use gatehouse::gateway::policy;
-use gatehouse::oauth::client_auth::PresentedCredentials;
-use gatehouse::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
-use gatehouse::oauth::token;
-use gatehouse::scope::pin_of;
-use gatehouse::store::pins;
-use gatehouse::{clock, RunningServer};
+use gatehouse::api::{Actor, Approval, AskChoice, DurationChoice, ToolChoice};
+use gatehouse::bench;
+use gatehouse::daemon::Running;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -86,7 +82,7 @@ fn main() -> Result<()> {
          [servers.tools1000]\ncommand = {me:?}\nargs = [\"--bench-upstream\", \"1000\"]\n"
     );
     let config = gatehouse::Config::parse(&toml, Path::new("bench.toml"))?;
-    let gh = server_rt.block_on(gatehouse::core::start(config, dir.path()))?;
+    let gh = server_rt.block_on(gatehouse::daemon::start(config, dir.path()))?;
     let noop = server_rt.block_on(noop_server())?;
     let mode = if quick { "quick" } else { "full" };
     println!("gateway bench ({mode}): Gatehouse at {}", gh.url());
@@ -111,7 +107,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 struct Bench<'a> {
-    gh: &'a RunningServer,
+    gh: &'a Running,
     http: reqwest::Client,
     me: String,
     noop: String,
@@ -291,17 +287,17 @@ impl Bench<'_> {
         let handle = wait
             .strip_prefix("/authorize/wait/")
             .context("not the waiting page")?;
-        let hash = gatehouse::secret::hash(handle);
-        let store = self.gh.gatehouse.store();
-        let request = store.read(|c| gatehouse::store::consent::by_handle(c, &hash))?;
-        let id = request.context("no consent request")?.id;
-        let (auth, all, forever) = (
-            &self.gh.gatehouse.auth,
-            &ToolChoice::All,
-            DurationChoice::Forever,
-        );
-        let none_held = &AskChoice::None;
-        consent::approve(auth, &id, all, none_held, forever, "bench", clock::now())?;
+        ensure!(!handle.is_empty(), "no waiting page handle");
+        let gh = self.gh.gatehouse();
+        let pending = gh.pending()?;
+        let request = pending.iter().find(|p| p.client_id == client_id);
+        let id = request.context("no consent request")?.id.clone();
+        let approval = Approval {
+            tools: ToolChoice::All,
+            ask: AskChoice::None,
+            duration: DurationChoice::Forever,
+        };
+        gh.approve(&id, &approval, Actor::Cli)?;
         let back = url::Url::parse(&location(&http.get(format!("{base}{wait}")).send().await?)?)?;
         let code = back.query_pairs().find(|(k, _)| k == "code");
         let code = code.context("no code")?.1;
@@ -333,25 +329,21 @@ impl Bench<'_> {
     /// The gateway's and token endpoint's steps, called directly.
     /// `tokens` are the latency cases' access tokens: [2] holds the 5 demo tools, [7] 1000 tools.
     fn in_process(&self, tokens: &[String], chain: Agent, rs: (&str, &str)) -> Result<Steps> {
-        let (auth, store, n) = (
-            &self.gh.gatehouse.auth,
-            self.gh.gatehouse.store(),
-            self.s.calls,
-        );
+        let (gh, n) = (self.gh.gatehouse().as_ref(), self.s.calls);
         let mut out: Steps = Vec::new();
         for (token, server, tools) in [(&tokens[2], "demo", 5), (&tokens[7], "tools1000", 1000)] {
             let bearer = || {
-                let access = token::authenticate_bearer(auth, token, server, clock::now());
-                access.map_err(|e| anyhow!("bearer check failed: {e:?}"))
+                bench::bearer_check(gh, token, server)
+                    .map_err(|e| anyhow!("bearer check failed: {e}"))
             };
-            let grant = bearer()?.grant;
-            ensure!(grant.tools.len() == tools, "unexpected grant");
+            let (grant_id, count) = bearer()?;
+            ensure!(count == tools, "unexpected grant");
             out.push((
                 format!("bearer check, grant of {tools} tools"),
                 micro(n, bearer, ok)?,
             ));
-            let read = || Ok(store.read(|c| pins::for_grant(c, &grant.id))?);
-            let check = |pins: Vec<_>| expect(pins.len() == tools, "pins missing");
+            let read = || bench::read_pins(gh, &grant_id).map_err(|e| anyhow!(e));
+            let check = |pins: usize| expect(pins == tools, "pins missing");
             out.push((
                 format!("read the pins of a grant of {tools} tools"),
                 micro(n, read, check)?,
@@ -359,15 +351,14 @@ impl Bench<'_> {
         }
         let granted: Vec<String> = (0..1000).map(|i| format!("tool_{i:04}")).collect();
         let params = json!({"name": "tool_0199", "arguments": {"id": "x"}});
-        let (tools, ask, suspended) = (&granted[..200], &[][..], &[][..]);
-        let grantee = policy::Grantee {
-            tools,
-            ask,
-            suspended,
+        let decide = || {
+            Ok(bench::policy_allows_call(
+                &granted[..200],
+                "tool_0199",
+                &params,
+            ))
         };
-        let decide = || Ok(policy::check_request("tools/call", Some(&params), &grantee));
-        let call = policy::Decision::Call("tool_0199".into());
-        let check = |d| expect(d == call, &format!("refused: {d:?}"));
+        let check = |allowed| expect(allowed, "refused");
         out.push((
             "policy check of tools/call, grant of 200".into(),
             micro(n, decide, check)?,
@@ -376,10 +367,7 @@ impl Bench<'_> {
         let result = RefCell::new(list.clone());
         // The grant part of the gateway's filter_listing (which also checks each pin).
         let filter = || {
-            policy::filter_tools_list(&mut result.borrow_mut(), |tool| {
-                let name = tool.get("name").and_then(Value::as_str);
-                name.is_some_and(|name| granted.iter().any(|g| g == name))
-            });
+            bench::filter_listing(&mut result.borrow_mut(), &granted);
             Ok(())
         };
         let reset = |()| {
@@ -393,7 +381,7 @@ impl Bench<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(pin_of)
+                .map(bench::pin_of)
                 .count())
         };
         let check = |count| expect(count == 1000, "not 1000 tools");
@@ -410,37 +398,14 @@ impl Bench<'_> {
             format!("JSON parse + serialize of that list ({kb} KiB)"),
             step,
         ));
-        let event = || {
-            let args = json!({"arguments": {"title": "welcome"}});
-            let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed);
-            event
-                .client(&chain.client_id)
-                .server("demo")
-                .tool("read_note")
-                .detail(args)
-        };
-        let write = || Ok(store.write(|tx| tx.record(event(), clock::now()))?);
+        let write = || bench::audit_write(gh, &chain.client_id).map_err(|e| anyhow!(e));
         out.push((
             "audit write (one tool_call event)".into(),
             micro(n, write, ok)?,
         ));
-        let form = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let creds = PresentedCredentials {
-            form_client_id: Some(chain.client_id.clone()),
-            ..Default::default()
-        };
         let refresh_token = RefCell::new(chain.refresh);
         let refresh = || {
-            let grant = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh_token.borrow()),
-            ];
-            Ok(token::exchange(auth, &form(&grant), &creds, clock::now())?)
+            bench::refresh(gh, &chain.client_id, &refresh_token.borrow()).map_err(|e| anyhow!(e))
         };
         let rotate = |body: Value| {
             *refresh_token.borrow_mut() = field(&body, "refresh_token")?;
@@ -448,12 +413,7 @@ impl Bench<'_> {
         };
         let step = micro(n.min(1000), refresh, rotate)?;
         out.push(("token endpoint: refresh (write transaction)".into(), step));
-        let creds = PresentedCredentials {
-            basic: Some((rs.0.to_string(), rs.1.to_string())),
-            ..Default::default()
-        };
-        let form = form(&[("token", &tokens[2])]);
-        let introspect = || Ok(token::introspect(auth, &form, &creds, clock::now())?);
+        let introspect = || bench::introspect(gh, rs.0, rs.1, &tokens[2]).map_err(|e| anyhow!(e));
         let check = |body: Value| expect(body["active"] == json!(true), "token not active");
         out.push((
             "introspection (store reads)".into(),
@@ -491,7 +451,7 @@ fn location(resp: &reqwest::Response) -> Result<String> {
 }
 
 /// RFC 7591 registration; the reply holds `client_id` (and `client_secret`).
-async fn register(http: &reqwest::Client, gh: &RunningServer, method: &str) -> Result<Value> {
+async fn register(http: &reqwest::Client, gh: &Running, method: &str) -> Result<Value> {
     let body = json!({"redirect_uris": [REDIRECT], "client_name": "bench", "token_endpoint_auth_method": method});
     let url = format!("{}/register", gh.url());
     json_ok(http.post(url).json(&body).send().await?).await

@@ -94,12 +94,12 @@ pub struct Config {
     pub servers: BTreeMap<String, ServerConfig>,
     pub clients: BTreeMap<String, PreregisteredClient>,
     pub allow_loopback_client_metadata: bool,
-    pub secret_store: SecretStoreChoice,
+    pub secret_store: CredentialStoreChoice,
 }
 
 /// Where upstream secrets live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretStoreChoice {
+pub enum CredentialStoreChoice {
     /// The OS keychain when one answers, else the 0600 file (with a warning).
     Auto,
     /// The OS keychain only; starting fails without one.
@@ -309,9 +309,9 @@ impl Config {
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
             secret_store: match file.secret_store.as_deref() {
-                None | Some("auto") => SecretStoreChoice::Auto,
-                Some("keychain") => SecretStoreChoice::Keychain,
-                Some("file") => SecretStoreChoice::File,
+                None | Some("auto") => CredentialStoreChoice::Auto,
+                Some("keychain") => CredentialStoreChoice::Keychain,
+                Some("file") => CredentialStoreChoice::File,
                 Some(_) => {
                     return Err(err(
                         "secret_store",

@@ -1,34 +1,44 @@
-//! Gatehouse core: the local OAuth 2.1 authorization server and MCP gateway
-//! that decides which AI agents may use which tools on this machine.
+//! Gatehouse: the local OAuth 2.1 authorization server and MCP gateway that
+//! decides which AI agents may use which tools on this machine.
 //!
-//! The same core runs inside the desktop app and as `gatehouse serve`; the
-//! CLI and the app drive it through [`control`]. Nothing here depends on Tauri.
+//! The same core runs inside the desktop app and as `gatehouse serve`. Both
+//! faces drive it through [`api`] only: the CLI over the [`control`] socket,
+//! the app in-process. Nothing here depends on Tauri.
 //!
-//! Map of the code:
-//! - [`config`]: the TOML file and its validation.
-//! - [`store`]: the SQLite file (clients, consent requests, grants, codes, tokens, audit).
-//! - [`audit`]: the audit event model, written in the same transaction as the change.
-//! - [`oauth`]: the authorization server (metadata, registration, authorize, consent, token, revoke, introspect).
-//! - [`gateway`]: the MCP gateway (bearer checks, per-tool policy, upstream servers).
-//! - [`http`]: the axum routers; the one place protocol errors become HTTP responses.
-//! - [`control`]: the local control channel (Unix socket) for the CLI and the app.
-//! - [`core`]: the running Gatehouse: ties the pieces together and starts the servers.
+//! Map of the code (the crate-private modules are not reachable from a face):
+//! - [`api`]: the one surface both faces call, its view types and its error.
+//! - [`daemon`]: the composition root: binds, starts the servers and upkeep.
+//! - [`control`]: the local control channel (Unix socket) the CLI drives.
+//! - [`config`]: the TOML file and its validation. [`clock`]: time at the edges.
+//! - [`demo`]: the built-in demo MCP server.
+//! - `http`: the axum routers; the one place protocol errors become HTTP responses.
+//! - `oauth`: the authorization server (metadata, registration, authorize,
+//!   consent, token, bearer checks, revocation, introspection).
+//! - `gateway`: the MCP gateway (sessions, one request's handling, policy,
+//!   holds, pinning, catalog, upstream stdio and HTTP connections).
+//! - `store`: the SQLite file, one module per table family.
+//! - `audit`: the event model, redaction, filters, export.
+//! - `tools`: what a server offers (tools, risk classes). `crypto`: random
+//!   ids, hashes, PKCE. `credentials`: upstream secrets in the OS keychain.
 
-pub mod audit;
-pub mod cli;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod core;
+pub mod daemon;
 pub mod demo;
-pub mod gateway;
-pub mod http;
-pub mod oauth;
-pub mod pending;
-pub mod scope;
-pub mod secret;
-pub mod secrets;
-pub mod store;
 
-pub use crate::core::{Gatehouse, RunningServer};
+pub(crate) mod audit;
+pub(crate) mod credentials;
+pub(crate) mod crypto;
+pub(crate) mod gateway;
+pub(crate) mod http;
+pub(crate) mod oauth;
+pub(crate) mod store;
+pub(crate) mod tools;
+
+#[doc(hidden)]
+pub mod bench;
+
+pub use api::Gatehouse;
 pub use config::Config;

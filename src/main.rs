@@ -1,6 +1,8 @@
 //! The `gatehouse` binary: the headless daemon (`serve`), the built-in demo
 //! MCP server, and the CLI that drives a running Gatehouse.
 
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    gatehouse::cli::main()
+    cli::main()
 }

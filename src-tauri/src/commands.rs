@@ -1,149 +1,151 @@
-//! The Tauri commands: thin adapters over the core API (the same operations
-//! the CLI drives through the control socket). No rules live here; the one
-//! desktop-only check is the consent window's Allow delay.
+//! The Tauri commands: thin adapters over `gatehouse::api`, the same
+//! operations the CLI drives through the control socket. No rules live here;
+//! the one desktop-only check is the consent window's Allow delay.
 //!
-//! Arguments keep their snake_case names so they match the generated types.
+//! Each command is declared once, in [`commands!`]: that makes the Tauri
+//! command, its name for the capability files, and its typed TypeScript
+//! wrapper in `ui/src/bindings.ts` (see `crate::bindings`). Arguments keep
+//! their snake_case names on the wire.
 
-use gatehouse::control::server::pending_views;
-use gatehouse::oauth::consent::{AskChoice, ToolChoice};
-use gatehouse::store::audit;
-use tauri::{AppHandle, State};
-
-use crate::ipc::{
-    Agent, AppInfo, AuditFilter, AuditPage, Duration, ErrorCode, ExportFormat, Grant, IpcError,
-    PendingRequest, Revoked, Server, Tool,
+use gatehouse::api::{
+    Actor, Agent, Approval, AuditFilter, AuditPage, Decided, Error, ExportFormat, Grant, PendingId,
+    PendingItem, Revoked, Server, Status, Tool,
 };
-use crate::shell::Desktop;
 
-type Result<T> = std::result::Result<T, IpcError>;
+use crate::state::Desktop;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Declares the commands: `fn name(state, app, arg: Type [as "ts type"], …) -> Type { body }`.
+/// `state` is the [`Desktop`] state and `app` the `AppHandle`, by the names given.
+macro_rules! commands {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($d:ident, $app:ident $(, $arg:ident : $ty:ty $(as $ts:literal)?)*) -> $ret:ty $body:block
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[tauri::command(rename_all = "snake_case")]
+            #[allow(unused_variables)]
+            pub async fn $name(
+                $d: tauri::State<'_, Desktop>,
+                $app: tauri::AppHandle,
+                $($arg: $ty),*
+            ) -> Result<$ret> $body
+        )*
+
+        /// Every command's name (the capability files allow them by name).
+        #[cfg(test)]
+        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        /// The command handler for the Tauri builder.
+        pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$($name),*]
+        }
+
+        /// The typed TypeScript wrappers, one per command.
+        #[cfg(test)]
+        pub fn typescript() -> Vec<crate::bindings::Wrapper> {
+            use ts_rs::TS;
+            vec![$(crate::bindings::Wrapper {
+                name: stringify!($name),
+                doc: [$($doc),*].join("\n"),
+                args: vec![$((stringify!($arg), commands!(@ts $ty $(, $ts)?))),*],
+                returns: <$ret as TS>::name(),
+            }),*]
+        }
+    };
+    (@ts $ty:ty) => { <$ty as ts_rs::TS>::name() };
+    (@ts $ty:ty, $ts:literal) => { $ts.to_string() };
+}
 
 /// Runs a store read off the async workers (a filtered count over a million
 /// events takes a while; it must not stall the gateway).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tauri::async_runtime::spawn_blocking(f)
         .await
-        .map_err(|e| IpcError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| Error::internal(e.to_string()))?
 }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn app_info(d: State<'_, Desktop>) -> Result<AppInfo> {
-    Ok(d.app_info())
-}
+commands! {
+    /// The running Gatehouse: its URL, servers, data directory.
+    fn status(d, app) -> Status {
+        d.gh.status()
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn pending(d: State<'_, Desktop>) -> Result<Vec<PendingRequest>> {
-    Ok(pending_views(&d.gh)?.into_iter().map(Into::into).collect())
-}
+    /// Everything waiting for the person, oldest first.
+    fn pending(d, app) -> Vec<PendingItem> {
+        d.gh.pending()
+    }
 
-/// The consent window reports that it now shows this request; Allow counts its delay from here.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn consent_shown(d: State<'_, Desktop>, request_id: String) -> Result<()> {
-    d.consent_shown(&request_id);
-    Ok(())
-}
+    /// The consent window reports that it now shows this request; Allow counts its delay from here.
+    fn consent_shown(d, app, request_id: PendingId) -> () {
+        d.consent_shown(&request_id);
+        Ok(())
+    }
 
-/// Approves a pending item: a consent request or step-up (the chosen tools,
-/// for `duration`; destructive ones ask every time, the core's default), a
-/// held call (this once), or a changed tool (its new version).
-#[tauri::command(rename_all = "snake_case")]
-pub async fn approve(
-    d: State<'_, Desktop>,
-    request_id: String,
-    tools: Vec<String>,
-    duration: Duration,
-) -> Result<()> {
-    d.check_allow_delay(&request_id)?;
-    let (tools, ask) = (ToolChoice::Only(tools), AskChoice::default());
-    d.gh.approve(&request_id, &tools, &ask, duration.into(), &d.actor)?;
-    Ok(())
-}
+    /// Approves a pending item: a consent request or step-up (the chosen tools
+    /// for the chosen time), a held call (this once), or a changed tool (its new version).
+    fn approve(d, app, request_id: PendingId, approval: Approval) -> Decided {
+        d.check_allow_delay(&request_id)?;
+        d.gh.approve(&request_id, &approval, Actor::Desktop)
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn deny(d: State<'_, Desktop>, request_id: String) -> Result<()> {
-    Ok(d.gh.deny(&request_id, &d.actor)?)
-}
+    /// Denies a pending item: nothing is granted; a held call gets an error.
+    fn deny(d, app, request_id: PendingId) -> () {
+        d.gh.deny(&request_id, Actor::Desktop)
+    }
 
-/// A page of the timeline, newest first; `before_id` continues below the previous page.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn audit_page(
-    d: State<'_, Desktop>,
-    filter: AuditFilter,
-    before_id: Option<i64>,
-    limit: u32,
-) -> Result<AuditPage> {
-    let (gh, filter) = (d.gh.clone(), audit::Filter::from(filter));
-    blocking(move || {
-        let events = gh
-            .store()
-            .read(|c| audit::page(c, &filter, before_id, limit))?;
-        let total = match before_id {
-            None => Some(gh.store().read(|c| audit::count(c, &filter))?),
-            Some(_) => None,
-        };
-        Ok(AuditPage {
-            events: events.into_iter().map(Into::into).collect(),
-            total,
-        })
-    })
-    .await
-}
+    /// A page of the timeline, newest first; `before_id` continues below the previous page.
+    fn audit_page(d, app, filter: AuditFilter, before_id: Option<i64> as "number | null", limit: u32) -> AuditPage {
+        let gh = d.gh.clone();
+        blocking(move || gh.audit_page(&filter, before_id, limit)).await
+    }
 
-/// Writes the events matching the filter to a file in the downloads folder; returns its path.
-#[tauri::command(rename_all = "snake_case")]
-pub async fn audit_export(
-    d: State<'_, Desktop>,
-    filter: AuditFilter,
-    format: ExportFormat,
-) -> Result<String> {
-    let (gh, dir, filter) = (d.gh.clone(), d.export_dir(), audit::Filter::from(filter));
-    blocking(move || crate::shell::export(&gh, &filter, format, &dir)).await
-}
+    /// Writes the events matching the filter to a new file in the downloads folder; returns its path.
+    fn audit_export(d, app, filter: AuditFilter, format: ExportFormat) -> String {
+        let (gh, dir) = (d.gh.clone(), d.export_dir());
+        blocking(move || crate::export::to_file(&gh, &filter, format, &dir)).await
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn agents(d: State<'_, Desktop>) -> Result<Vec<Agent>> {
-    let agents = gatehouse::oauth::agents::list(&d.gh.auth, gatehouse::clock::now())?;
-    Ok(agents.into_iter().map(Into::into).collect())
-}
+    /// Every agent with its grants in force.
+    fn agents(d, app) -> Vec<Agent> {
+        d.gh.agents()
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn grant(d: State<'_, Desktop>, grant_id: String) -> Result<Option<Grant>> {
-    let grant =
-        d.gh.store()
-            .read(|c| gatehouse::store::grants::get(c, &grant_id))?;
-    Ok(grant.map(Into::into))
-}
+    /// One grant, in force or not.
+    fn grant(d, app, grant_id: String) -> Option<Grant> {
+        d.gh.grant(&grant_id)
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn servers(d: State<'_, Desktop>) -> Result<Vec<Server>> {
-    Ok(d.servers().await)
-}
+    /// The fronted servers (their tools if listed recently).
+    fn servers(d, app) -> Vec<Server> {
+        Ok(d.gh.servers())
+    }
 
-/// Lists a server's tools from the server itself (starting it if needed).
-#[tauri::command(rename_all = "snake_case")]
-pub async fn server_tools(d: State<'_, Desktop>, server: String) -> Result<Vec<Tool>> {
-    let tools = d.gh.gateway.catalog(&server).await;
-    let tools = tools.map_err(|e| IpcError::new(ErrorCode::NotFound, e))?;
-    Ok(tools.into_iter().map(Into::into).collect())
-}
+    /// A server's tools, from the server itself (starting it if needed).
+    fn server_tools(d, app, server: String) -> Vec<Tool> {
+        d.gh.server_tools(&server).await
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn revoke_agent(d: State<'_, Desktop>, client_id: String) -> Result<Revoked> {
-    Ok(d.gh.revoke_agent(&client_id, &d.actor)?.into())
-}
+    /// Revokes an agent: its next request fails, its sessions end.
+    fn revoke_agent(d, app, client_id: String) -> Revoked {
+        d.gh.revoke_agent(&client_id, Actor::Desktop)
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn revoke_grant(d: State<'_, Desktop>, grant_id: String) -> Result<Revoked> {
-    Ok(d.gh.revoke_grant(&grant_id, &d.actor)?.into())
-}
+    /// Revokes one grant and its tokens.
+    fn revoke_grant(d, app, grant_id: String) -> Revoked {
+        d.gh.revoke_grant(&grant_id, Actor::Desktop)
+    }
 
-#[tauri::command(rename_all = "snake_case")]
-pub async fn revoke_all(d: State<'_, Desktop>) -> Result<Revoked> {
-    Ok(d.gh.revoke_all(&d.actor)?.into())
-}
+    /// The panic button: every agent loses every grant.
+    fn revoke_all(d, app) -> Revoked {
+        d.gh.revoke_all(Actor::Desktop)
+    }
 
-/// Brings up the consent window for the waiting requests (from the main window's banner).
-#[tauri::command(rename_all = "snake_case")]
-pub async fn show_consent(app: AppHandle) -> Result<()> {
-    crate::shell::open_consent_window(&app, true);
-    Ok(())
+    /// Brings up the consent window for the waiting requests (from the main window's banner).
+    fn show_consent(d, app) -> () {
+        crate::windows::open_consent(&app, true);
+        Ok(())
+    }
 }

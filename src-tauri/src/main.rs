@@ -1,18 +1,30 @@
 //! `gatehouse-desktop`: the Gatehouse core in-process, with its native
-//! consent window, live audit timeline, agents view and tray.
+//! consent window, live audit timeline, agents view and tray. It reaches the
+//! core only through `gatehouse::api` (and `daemon` to start it).
 //!
-//! - [`shell`]: windows, tray, single instance, the live event relay.
-//! - [`commands`]: the IPC commands, thin adapters over the core API.
-//! - [`ipc`]: the types the UI sees; TypeScript bindings are generated from them.
-//! - [`options`]: command line and environment.
+//! - [`app`]: app setup, the run loop, signals.
+//! - [`state`]: what every command sees (the Allow delay lives here).
+//! - [`windows`]: the main window and the one consent window.
+//! - [`tray`]: the tray icon and its menu.
+//! - [`instance`]: one app per data directory.
+//! - [`relay`]: committed audit events pushed to the windows.
+//! - [`commands`]: the IPC commands, thin adapters over `gatehouse::api`.
+//! - [`bindings`]: the generated TypeScript contract (types, commands, events).
+//! - [`export`]: the timeline to a file. [`options`]: command line and environment.
 
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod app;
+mod bindings;
 mod commands;
-mod ipc;
+mod export;
+mod instance;
 mod options;
-mod shell;
+mod relay;
+mod state;
+mod tray;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -42,7 +54,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match shell::run(opts) {
+    match app::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gatehouse-desktop: {e:#}");

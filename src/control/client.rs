@@ -4,8 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use super::{Answer, ControlError, ErrorCode, Request};
-use crate::core::SOCKET_FILE;
+use super::{Answer, Request, SOCKET_FILE};
+use crate::api::{Error, ErrorCode};
 
 pub struct ControlClient {
     reader: BufReader<UnixStream>,
@@ -13,16 +13,22 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    pub fn connect(data_dir: &Path) -> Result<ControlClient, ControlError> {
+    pub fn connect(data_dir: &Path) -> Result<ControlClient, Error> {
         let path = data_dir.join(SOCKET_FILE);
-        let stream = UnixStream::connect(&path).map_err(|e| ControlError {
-            code: ErrorCode::NotFound,
-            message: format!(
-                "Gatehouse is not running for the data directory {} ({}: {e}). Start it with `gatehouse serve`{}.",
-                data_dir.display(),
-                path.display(),
-                if data_dir == crate::config::default_data_dir() { "" } else { " --data-dir <same dir>" }
-            ),
+        let stream = UnixStream::connect(&path).map_err(|e| {
+            let same_dir = if data_dir == crate::config::default_data_dir() {
+                ""
+            } else {
+                " --data-dir <same dir>"
+            };
+            Error::new(
+                ErrorCode::NotFound,
+                format!(
+                    "Gatehouse is not running for the data directory {} ({}: {e}). Start it with `gatehouse serve`{same_dir}.",
+                    data_dir.display(),
+                    path.display(),
+                ),
+            )
         })?;
         let writer = stream.try_clone().map_err(io_error)?;
         Ok(ControlClient {
@@ -32,25 +38,21 @@ impl ControlClient {
     }
 
     /// Sends one request and reads its answer.
-    pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, ControlError> {
+    pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, Error> {
         self.send(request)?;
-        self.next_answer().ok_or_else(|| ControlError {
-            code: ErrorCode::Internal,
-            message: "Gatehouse closed the connection".into(),
-        })?
+        self.next_answer()
+            .ok_or_else(|| Error::internal("Gatehouse closed the connection"))?
     }
 
-    pub fn send(&mut self, request: &Request) -> Result<(), ControlError> {
-        let mut line = serde_json::to_string(request).map_err(|e| ControlError {
-            code: ErrorCode::Internal,
-            message: e.to_string(),
-        })?;
+    pub fn send(&mut self, request: &Request) -> Result<(), Error> {
+        let mut line =
+            serde_json::to_string(request).map_err(|e| Error::internal(e.to_string()))?;
         line.push('\n');
         self.writer.write_all(line.as_bytes()).map_err(io_error)
     }
 
     /// The next answer on the connection (for a followed log), `None` at its end.
-    pub fn next_answer(&mut self) -> Option<Result<serde_json::Value, ControlError>> {
+    pub fn next_answer(&mut self) -> Option<Result<serde_json::Value, Error>> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => None,
@@ -58,18 +60,14 @@ impl ControlClient {
             Ok(_) => Some(match serde_json::from_str::<Answer>(&line) {
                 Ok(Answer::Ok(v)) => Ok(v),
                 Ok(Answer::Error(e)) => Err(e),
-                Err(e) => Err(ControlError {
-                    code: ErrorCode::Internal,
-                    message: format!("unreadable answer from Gatehouse: {e}"),
-                }),
+                Err(e) => Err(Error::internal(format!(
+                    "unreadable answer from Gatehouse: {e}"
+                ))),
             }),
         }
     }
 }
 
-fn io_error(e: std::io::Error) -> ControlError {
-    ControlError {
-        code: ErrorCode::Internal,
-        message: format!("control channel: {e}"),
-    }
+fn io_error(e: std::io::Error) -> Error {
+    Error::internal(format!("control channel: {e}"))
 }

@@ -1,4 +1,4 @@
-//! The daemon's side of the control channel. Each request maps to one core
+//! The daemon's side of the control channel. Each request maps to one `api`
 //! operation; no rules live here.
 
 use std::path::Path;
@@ -7,15 +7,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::{Answer, ControlError, ErrorCode, PendingKindView, PendingView, Request, Target};
-use crate::clock;
-use crate::core::{Gatehouse, SOCKET_FILE};
-use crate::oauth::agents::RevokeError;
-use crate::oauth::consent::DecisionError;
-use crate::store::{audit, grants};
+use super::{Answer, Request, SOCKET_FILE};
+use crate::api::{Actor, AuditFilter, Error, Gatehouse};
+use crate::daemon::stopped;
 
 /// Binds the socket, refusing to steal one that a running Gatehouse answers on.
 pub fn bind(data_dir: &Path) -> anyhow::Result<UnixListener> {
@@ -50,7 +48,7 @@ pub async fn run(listener: UnixListener, g: Arc<Gatehouse>, mut shutdown: watch:
                     }
                 });
             }
-            _ = crate::core::stopped(&mut shutdown) => break,
+            _ = stopped(&mut shutdown) => break,
         }
     }
 }
@@ -72,17 +70,11 @@ async fn serve_connection(
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
-        let request: Request = match serde_json::from_str(&line) {
+        let request = match serde_json::from_str::<Request>(&line) {
             Ok(r) => r,
             Err(e) => {
-                send(
-                    &mut write,
-                    &Answer::Error(err(
-                        ErrorCode::BadRequest,
-                        format!("malformed control request: {e}"),
-                    )),
-                )
-                .await?;
+                let e = Error::bad_request(format!("malformed control request: {e}"));
+                send(&mut write, &Answer::Error(e)).await?;
                 continue;
             }
         };
@@ -90,27 +82,23 @@ async fn serve_connection(
             limit,
             client,
             follow: true,
-        } = &request
+        } = request
         {
-            let client_id = match client {
-                Some(name) => match crate::oauth::agents::find(&g.auth, name) {
-                    Ok(c) => Some(c.client_id),
-                    Err(e) => {
-                        send(&mut write, &Answer::Error(e.into())).await?;
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            return follow_log(&g, *limit, client_id, &mut write, &mut shutdown).await;
+            return follow_log(&g, limit, client, &mut write, &mut shutdown).await;
         }
-        let answer = handle(&g, request);
+        let g = g.clone();
+        // Every operation but the log reads or writes SQLite: off the async workers.
+        let answer = tokio::task::spawn_blocking(move || match answer(&g, request) {
+            Ok(v) => Answer::Ok(v),
+            Err(e) => Answer::Error(e),
+        })
+        .await?;
         send(&mut write, &answer).await?;
     }
     Ok(())
 }
 
-async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, answer: &Answer) -> anyhow::Result<()> {
+async fn send(write: &mut OwnedWriteHalf, answer: &Answer) -> anyhow::Result<()> {
     let mut line = serde_json::to_string(answer)?;
     line.push('\n');
     write.write_all(line.as_bytes()).await?;
@@ -121,200 +109,69 @@ async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, answer: &Answer) -> 
 async fn follow_log(
     g: &Gatehouse,
     limit: u32,
-    client: Option<String>,
-    write: &mut tokio::net::unix::OwnedWriteHalf,
+    agent: Option<String>,
+    write: &mut OwnedWriteHalf,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut live = g.store().subscribe();
-    let recent = g.store().read(|c| {
-        audit::list(
-            c,
-            &audit::Query {
-                client_id: client.clone(),
-                limit: Some(limit),
-                ..Default::default()
-            },
-        )
-    })?;
-    let mut last = 0;
+    let followed = log_filter(g, agent.as_deref()).and_then(|f| g.follow(f, limit));
+    let (recent, mut follow) = match followed {
+        Ok(f) => f,
+        Err(e) => return send(write, &Answer::Error(e)).await,
+    };
     for event in recent {
-        last = event.id;
         send(write, &Answer::Ok(serde_json::to_value(event)?)).await?;
     }
     loop {
         tokio::select! {
-            event = live.recv() => match event {
-                Ok(event) if event.id > last && client.as_ref().is_none_or(|c| event.client_id.as_ref() == Some(c)) => {
-                    last = event.id;
-                    send(write, &Answer::Ok(serde_json::to_value(event)?)).await?;
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let missed = g.store().read(|c| audit::list(c, &audit::Query { client_id: client.clone(), after_id: Some(last), limit: Some(10_000), ..Default::default() }))?;
-                    for event in missed {
-                        last = event.id;
-                        send(write, &Answer::Ok(serde_json::to_value(event)?)).await?;
-                    }
-                }
-                Err(_) => return Ok(()),
+            event = follow.next() => match event {
+                Some(event) => send(write, &Answer::Ok(serde_json::to_value(event)?)).await?,
+                None => return Ok(()),
             },
-            _ = crate::core::stopped(shutdown) => return Ok(()),
+            _ = stopped(shutdown) => return Ok(()),
         }
     }
 }
 
-fn err(code: ErrorCode, message: impl Into<String>) -> ControlError {
-    ControlError {
-        code,
-        message: message.into(),
-    }
+/// The log of one agent (by name or client id), or of everyone.
+fn log_filter(g: &Gatehouse, agent: Option<&str>) -> Result<AuditFilter, Error> {
+    Ok(match agent {
+        Some(name) => AuditFilter::agent(g.find_agent(name)?),
+        None => AuditFilter::default(),
+    })
 }
 
-impl From<crate::store::StoreError> for ControlError {
-    fn from(e: crate::store::StoreError) -> ControlError {
-        err(ErrorCode::Internal, e.to_string())
-    }
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::internal(e.to_string()))
 }
 
-impl From<DecisionError> for ControlError {
-    fn from(e: DecisionError) -> ControlError {
-        let code = match e {
-            DecisionError::NotPending(_) => ErrorCode::NotFound,
-            DecisionError::BadChoice(_) => ErrorCode::BadRequest,
-            DecisionError::Store(_) => ErrorCode::Internal,
-        };
-        err(code, e.to_string())
-    }
-}
-
-impl From<RevokeError> for ControlError {
-    fn from(e: RevokeError) -> ControlError {
-        let code = match e {
-            RevokeError::NoSuchAgent(_) | RevokeError::NoSuchGrant(_) => ErrorCode::NotFound,
-            RevokeError::Ambiguous(..) => ErrorCode::Ambiguous,
-            RevokeError::Store(_) => ErrorCode::Internal,
-        };
-        err(code, e.to_string())
-    }
-}
-
-fn handle(g: &Gatehouse, request: Request) -> Answer {
-    match answer(g, request) {
-        Ok(v) => Answer::Ok(v),
-        Err(e) => Answer::Error(e),
-    }
-}
-
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ControlError> {
-    serde_json::to_value(v).map_err(|e| err(ErrorCode::Internal, e.to_string()))
-}
-
-fn actor(g: &Gatehouse) -> String {
-    format!("{} (cli)", g.auth.user)
-}
-
-/// The pending items as the person sees them.
-pub fn pending_views(g: &Gatehouse) -> Result<Vec<PendingView>, ControlError> {
-    Ok(crate::pending::list(g.store(), clock::now())?)
-}
-
-/// The pending request ids a target names; an error when there are none.
-fn targets(g: &Gatehouse, target: &Target) -> Result<Vec<String>, ControlError> {
-    let pending = pending_views(g)?;
-    let ids: Vec<String> = match target {
-        Target::Id(id) => pending
-            .iter()
-            .filter(|p| &p.id == id)
-            .map(|p| p.id.clone())
-            .collect(),
-        // By agent: its consent requests only; held calls and changed tools need their id.
-        Target::Client(name) => pending
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p.kind,
-                    PendingKindView::Authorization | PendingKindView::StepUp
-                )
-            })
-            .filter(|p| &p.client_id == name || p.client_name.eq_ignore_ascii_case(name))
-            .map(|p| p.id.clone())
-            .collect(),
-    };
-    if ids.is_empty() {
-        let what = match target {
-            Target::Id(id) => format!("no pending request {id}"),
-            Target::Client(name) => format!("no pending request from {name:?}"),
-        };
-        return Err(err(
-            ErrorCode::NotFound,
-            format!("{what}; see `gatehouse pending`"),
-        ));
-    }
-    Ok(ids)
-}
-
-fn answer(g: &Gatehouse, request: Request) -> Result<Value, ControlError> {
-    let now = clock::now();
+fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
     match request {
-        Request::Status => Ok(json!({
-            "url": g.auth.issuer,
-            "servers": g.config().servers.keys().map(|s| json!({"name": s, "url": g.auth.resource_url(s)})).collect::<Vec<_>>(),
-            "sessions": g.gateway.session_count(),
-            "pending": pending_views(g)?.len(),
-            "data_dir": g.data_dir,
-        })),
-        Request::Pending => to_value(pending_views(g)?),
-        Request::Approve {
-            target,
-            tools,
-            ask,
-            duration,
-        } => {
+        Request::Status => to_value(g.status()?),
+        Request::Pending => to_value(g.pending()?),
+        Request::Approve { target, approval } => {
             let mut decided = Vec::new();
-            for id in targets(g, &target)? {
-                decided.push(g.approve(&id, &tools, &ask, duration, &actor(g))?);
+            for id in g.find_pending(&target)? {
+                decided.push(g.approve(&id, &approval, Actor::Cli)?);
             }
             to_value(decided)
         }
         Request::Deny { target } => {
-            let ids = targets(g, &target)?;
+            let ids = g.find_pending(&target)?;
             for id in &ids {
-                g.deny(id, &actor(g))?;
+                g.deny(id, Actor::Cli)?;
             }
             Ok(json!({"denied": ids}))
         }
-        Request::Agents => to_value(crate::oauth::agents::list(&g.auth, now)?),
+        Request::Agents => to_value(g.agents()?),
         Request::Grants {
             client,
             include_ended,
-        } => {
-            let client_id = match client {
-                Some(name) => Some(crate::oauth::agents::find(&g.auth, &name)?.client_id),
-                None => None,
-            };
-            to_value(
-                g.store()
-                    .read(|c| grants::list(c, client_id.as_deref(), include_ended, now))?,
-            )
-        }
-        Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, &actor(g))?),
-        Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, &actor(g))?),
-        Request::RevokeAll => to_value(g.revoke_all(&actor(g))?),
+        } => to_value(g.grants(client.as_deref(), include_ended)?),
+        Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
+        Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
+        Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
         Request::Log { limit, client, .. } => {
-            let client_id = match client {
-                Some(name) => Some(crate::oauth::agents::find(&g.auth, &name)?.client_id),
-                None => None,
-            };
-            to_value(g.store().read(|c| {
-                audit::list(
-                    c,
-                    &audit::Query {
-                        client_id,
-                        limit: Some(limit),
-                        ..Default::default()
-                    },
-                )
-            })?)
+            to_value(g.recent_events(&log_filter(g, client.as_deref())?, limit)?)
         }
     }
 }

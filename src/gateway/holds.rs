@@ -1,6 +1,7 @@
 //! Ask-every-time: a call to such a tool is held, recorded as a pending
-//! [`HeldCall`], and goes upstream only if the person allows it. Nobody
-//! answering in time is a denial of that call.
+//! [`HeldCall`], and goes upstream only if the person allows it
+//! ([`Holds::decide`]). Nobody answering in time is a denial of that call.
+#![allow(clippy::disallowed_methods)] // an edge: a held call waits in real time
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,9 +11,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::audit::{EventKind, NewEvent, Outcome};
-use crate::clock;
-use crate::oauth::token::AccessGrant;
-use crate::secret;
+use crate::clock::{self, UnixMs};
+use crate::crypto;
+use crate::oauth::bearer::AccessGrant;
 use crate::store::held_calls::{self, CallStatus, HeldCall};
 use crate::store::{Store, StoreError};
 
@@ -41,7 +42,7 @@ impl Holds {
     ) -> Result<Verdict, StoreError> {
         let now = clock::now();
         let call = HeldCall {
-            id: secret::short_id("hc_"),
+            id: crypto::short_id("hc_"),
             client_id: access.client_id.clone(),
             server: server.to_string(),
             grant_id: access.grant.id.clone(),
@@ -116,8 +117,54 @@ impl Holds {
         })
     }
 
+    /// The person's decision on a held call (allow this once, or deny): the
+    /// decision and its audit event commit together, then the waiting call is
+    /// woken. `None` when the call is no longer pending.
+    pub fn decide(
+        &self,
+        store: &Store,
+        call_id: &str,
+        allow: bool,
+        actor: &str,
+        now: UnixMs,
+    ) -> Result<Option<HeldCall>, StoreError> {
+        let decided = store.write(|tx| {
+            let Some(call) = held_calls::get(tx.conn(), call_id)?
+                .filter(|c| c.status == CallStatus::Pending && c.expires_at > now)
+            else {
+                return Ok::<_, StoreError>(None);
+            };
+            let (status, outcome) = if allow {
+                (CallStatus::Allowed, Outcome::Allowed)
+            } else {
+                (CallStatus::Denied, Outcome::Denied)
+            };
+            held_calls::decide(tx.conn(), call_id, status, Some(actor), now)?;
+            tx.record(
+                NewEvent::new(EventKind::CallDecided, outcome)
+                    .client(&call.client_id)
+                    .server(&call.server)
+                    .tool(&call.tool)
+                    .grant(&call.grant_id)
+                    .actor(actor)
+                    .detail(json!({"call": call.id})),
+                now,
+            )?;
+            Ok(Some(HeldCall {
+                status,
+                decided_at: Some(now),
+                decided_by: Some(actor.to_string()),
+                ..call
+            }))
+        })?;
+        if decided.is_some() {
+            self.resolve(call_id, allow);
+        }
+        Ok(decided)
+    }
+
     /// Hands the person's decision to the waiting call; false if nobody waits.
-    pub fn resolve(&self, call_id: &str, allow: bool) -> bool {
+    fn resolve(&self, call_id: &str, allow: bool) -> bool {
         match self
             .waiting
             .lock()

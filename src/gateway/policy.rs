@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::scope::{PROMPTS, RESOURCES};
+use crate::tools::{PROMPTS, RESOURCES};
 
 /// What the agent holds on this server.
 pub struct Grantee<'a> {

@@ -1,12 +1,14 @@
 //! Protocol errors to HTTP responses, decided here and nowhere else:
 //! OAuth errors (RFC 6749 §5.2) as JSON with `no-store`, bearer challenges
-//! (RFC 6750 §3, RFC 9728 §5.1), and JSON-RPC errors for the MCP endpoint.
+//! (RFC 6750 §3, RFC 9728 §5.1), and the gateway's [`McpError`]s as JSON-RPC
+//! errors with their status (a step-up as `403 insufficient_scope`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::gateway::McpError;
 use crate::oauth::{ErrorCode, OAuthError};
 
 impl IntoResponse for OAuthError {
@@ -65,8 +67,17 @@ pub fn bearer_challenge(resource_metadata: &str, scope: &str, invalid: Option<&s
     response
 }
 
+/// An MCP refusal. `resource_metadata` is the PRM URL a step-up challenge names.
+pub fn mcp(error: &McpError, resource_metadata: &str) -> Response {
+    if let McpError::InsufficientScope { scope, message } = error {
+        return insufficient_scope(resource_metadata, scope, message);
+    }
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(error.to_message())).into_response()
+}
+
 /// `403` asking for more scope (RFC 6750 §3.1, MCP step-up authorization).
-pub fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -> Response {
+fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -> Response {
     let value = format!(
         "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
         message.replace(['"', '\\'], "")
@@ -77,9 +88,4 @@ pub fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     response
-}
-
-/// A JSON-RPC error body with an HTTP status.
-pub fn jsonrpc(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::core::Gatehouse;
+use crate::api::Gatehouse;
 use crate::oauth::redirect::is_loopback_host;
 
 /// Whether a `Host` header names this server on loopback.
@@ -50,7 +50,7 @@ pub async fn loopback_only(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !host_allowed(host, g.auth.port) {
+    if !host_allowed(host, g.auth().port) {
         return forbidden("Host must be 127.0.0.1, localhost or [::1] with Gatehouse's port");
     }
     let origin = req

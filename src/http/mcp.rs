@@ -1,5 +1,6 @@
 //! Handlers for the MCP endpoint `/mcp/<server>` (streamable HTTP). Each
 //! request is authenticated with its bearer token, then handed to the gateway.
+#![allow(clippy::disallowed_methods)] // the HTTP edge reads the clock
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,13 +15,13 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::error::{bearer_challenge, insufficient_scope, jsonrpc as jsonrpc_response};
+use super::error;
+use crate::api::Gatehouse;
 use crate::clock;
-use crate::core::Gatehouse;
 use crate::gateway::upstream::UpstreamHeaders;
-use crate::gateway::{jsonrpc, Incoming, Reply, StreamOpening};
+use crate::gateway::{jsonrpc, Incoming, McpError, Reply};
+use crate::oauth::bearer::{self, AccessGrant, BearerError};
 use crate::oauth::metadata::protected_resource_metadata_url;
-use crate::oauth::token::{authenticate_bearer, AccessGrant, BearerError};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -35,6 +36,17 @@ fn upstream_headers(headers: &HeaderMap) -> UpstreamHeaders {
     }
 }
 
+/// The RFC 9728 metadata URL for this server, spelled for the host the client used.
+fn metadata_url(headers: &HeaderMap, server: &str) -> String {
+    let host = header_str(headers, header::HOST.as_str()).unwrap_or("127.0.0.1");
+    protected_resource_metadata_url(host, server)
+}
+
+/// A gateway refusal as the client sees it.
+fn refused(e: &McpError, headers: &HeaderMap, server: &str) -> Response {
+    error::mcp(e, &metadata_url(headers, server))
+}
+
 /// The bearer check every MCP request passes; a refusal is the RFC 9728 challenge.
 async fn authenticate(
     g: &Gatehouse,
@@ -42,14 +54,8 @@ async fn authenticate(
     server: &str,
 ) -> Result<AccessGrant, Response> {
     if !g.config().servers.contains_key(server) {
-        return Err(jsonrpc_response(
-            StatusCode::NOT_FOUND,
-            jsonrpc::error(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                format!("no MCP server named {server:?}"),
-            ),
-        ));
+        let unknown = McpError::UnknownServer(server.to_string());
+        return Err(refused(&unknown, headers, server));
     }
     let token = header_str(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| {
@@ -58,18 +64,17 @@ async fn authenticate(
         })
         .map(str::trim);
     let result = match token {
-        Some(t) if !t.is_empty() => authenticate_bearer(&g.auth, t, server, clock::now()),
+        Some(t) if !t.is_empty() => bearer::authenticate(g.auth(), t, server, clock::now()),
         _ => Err(BearerError::Missing),
     };
     match result {
         Ok(access) => Ok(access),
         Err(e) => {
-            let host = header_str(headers, header::HOST.as_str()).unwrap_or("127.0.0.1");
-            let metadata = protected_resource_metadata_url(host, server);
+            let metadata = metadata_url(headers, server);
             let scope = g.challenge_scope(server).await;
             Err(match e {
-                BearerError::Missing => bearer_challenge(&metadata, &scope, None),
-                BearerError::Invalid(why) => bearer_challenge(&metadata, &scope, Some(why)),
+                BearerError::Missing => error::bearer_challenge(&metadata, &scope, None),
+                BearerError::Invalid(why) => error::bearer_challenge(&metadata, &scope, Some(why)),
             })
         }
     }
@@ -86,7 +91,7 @@ pub async fn post(
         Err(r) => return r,
     };
     let reply = g
-        .gateway
+        .gateway()
         .handle(Incoming {
             access: &access,
             server: &server,
@@ -97,23 +102,7 @@ pub async fn post(
         .await;
     match reply {
         Reply::Accepted => StatusCode::ACCEPTED.into_response(),
-        Reply::SessionNotFound => jsonrpc_response(
-            StatusCode::NOT_FOUND,
-            jsonrpc::error(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "session not found: it ended or belongs to someone else; initialize a new one",
-            ),
-        ),
-        Reply::BadRequest(body) => jsonrpc_response(StatusCode::BAD_REQUEST, body),
-        Reply::InsufficientScope { scope, message } => {
-            let host = header_str(&headers, header::HOST.as_str()).unwrap_or("127.0.0.1");
-            insufficient_scope(
-                &protected_resource_metadata_url(host, &server),
-                &scope,
-                &message,
-            )
-        }
+        Reply::Refused(e) => refused(&e, &headers, &server),
         Reply::Messages {
             session_id,
             mut messages,
@@ -128,14 +117,15 @@ pub async fn post(
                         .chain(ReceiverStream::new(messages));
                     sse(stream)
                 }
-                None => jsonrpc_response(
+                None => (
                     StatusCode::BAD_GATEWAY,
-                    jsonrpc::error(
+                    Json(jsonrpc::error(
                         Value::Null,
                         jsonrpc::UPSTREAM_FAILED,
                         "no answer from upstream",
-                    ),
-                ),
+                    )),
+                )
+                    .into_response(),
             };
             if let Some(sid) = session_id.and_then(|s| HeaderValue::from_str(&s).ok()) {
                 response.headers_mut().insert(SESSION_HEADER, sid);
@@ -164,23 +154,19 @@ pub async fn get(
         Err(r) => return r,
     };
     let Some(sid) = header_str(&headers, SESSION_HEADER) else {
-        return jsonrpc_response(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::error(
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "Mcp-Session-Id header is required",
-            ),
-        );
+        let e = McpError::NoSession {
+            id: Value::Null,
+            message: "Mcp-Session-Id header is required",
+        };
+        return refused(&e, &headers, &server);
     };
-    match g
-        .gateway
+    let opened = g
+        .gateway()
         .open_stream(sid, &access.client_id, &server, &upstream_headers(&headers))
-        .await
-    {
-        StreamOpening::Open(stream) => sse(stream),
-        StreamOpening::Unavailable => StatusCode::METHOD_NOT_ALLOWED.into_response(),
-        StreamOpening::SessionNotFound => StatusCode::NOT_FOUND.into_response(),
+        .await;
+    match opened {
+        Ok(stream) => sse(stream),
+        Err(e) => refused(&e, &headers, &server),
     }
 }
 
@@ -195,9 +181,9 @@ pub async fn delete(
         Err(r) => return r,
     };
     match header_str(&headers, SESSION_HEADER) {
-        Some(sid) if g.gateway.end_own_session(sid, &access.client_id, &server) => {
+        Some(sid) if g.gateway().end_own_session(sid, &access.client_id, &server) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => StatusCode::NOT_FOUND.into_response(),
+        _ => refused(&McpError::SessionNotFound, &headers, &server),
     }
 }

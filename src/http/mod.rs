@@ -1,4 +1,4 @@
-//! The axum routers. Handlers only extract, call the core, and convert;
+//! The axum routers. Handlers only extract, call the domain, and convert;
 //! [`error`] is the one place protocol errors become HTTP responses, and
 //! [`guard`] rejects requests whose `Host` or `Origin` is not loopback.
 
@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::core::Gatehouse;
+use crate::api::Gatehouse;
 
 /// Largest body accepted by the OAuth endpoints.
 pub const OAUTH_BODY_LIMIT: usize = 64 * 1024;

@@ -1,4 +1,5 @@
 //! Handlers for the authorization server's endpoints.
+#![allow(clippy::disallowed_methods)] // the HTTP edge reads the clock
 
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ use serde_json::json;
 
 use super::error::json_no_store;
 use super::pages;
+use crate::api::Gatehouse;
 use crate::clock;
-use crate::core::Gatehouse;
 use crate::oauth::authorize::{AuthorizeError, PollOutcome};
 use crate::oauth::{authorize, metadata, register as registration, token, OAuthError};
 
@@ -30,7 +31,7 @@ fn host(headers: &HeaderMap) -> &str {
 }
 
 pub async fn authorization_server_metadata(State(g): State<Arc<Gatehouse>>) -> Response {
-    Json(metadata::authorization_server(&g.auth)).into_response()
+    Json(metadata::authorization_server(g.auth())).into_response()
 }
 
 pub async fn not_served() -> Response {
@@ -45,10 +46,13 @@ async fn prm(g: &Gatehouse, headers: &HeaderMap, server: &str) -> Response {
     if !g.config().servers.contains_key(server) {
         return not_found().await;
     }
-    let resource = g.auth.resource_url_for_host(host(headers), server);
+    let resource = g.auth().resource_url_for_host(host(headers), server);
     let scopes = g.scopes_for(server).await;
     Json(metadata::protected_resource(
-        &g.auth, &resource, server, &scopes,
+        g.auth(),
+        &resource,
+        server,
+        &scopes,
     ))
     .into_response()
 }
@@ -74,7 +78,7 @@ pub async fn protected_resource_root(
 }
 
 pub async fn register(State(g): State<Arc<Gatehouse>>, body: Bytes) -> Response {
-    match registration::register(&g.auth, &body, clock::now()) {
+    match registration::register(g.auth(), &body, clock::now()) {
         Ok(body) => json_no_store(StatusCode::CREATED, body),
         Err(e) => e.into_response(),
     }
@@ -85,23 +89,15 @@ pub async fn authorize(State(g): State<Arc<Gatehouse>>, RawQuery(query): RawQuer
         .authorize(query.as_deref().unwrap_or(""), clock::now())
         .await
     {
-        Ok(waiting) => {
-            Redirect::to(&format!("/authorize/wait/{}", waiting.handle.expose())).into_response()
-        }
+        Ok(handle) => Redirect::to(&format!("/authorize/wait/{}", handle.expose())).into_response(),
         Err(AuthorizeError::Redirect(url)) => found(&url),
         Err(AuthorizeError::Page(e)) => pages::error(StatusCode::BAD_REQUEST, &e),
     }
 }
 
 pub async fn wait(State(g): State<Arc<Gatehouse>>, Path(handle): Path<String>) -> Response {
-    match authorize::poll(&g.auth, &handle, clock::now()) {
-        Ok(PollOutcome::Waiting(request)) => {
-            let client = g
-                .resolve_client(&request.client_id, clock::now())
-                .await
-                .ok();
-            pages::waiting(&request, client.as_ref())
-        }
+    match authorize::poll(g.auth(), &handle, clock::now()) {
+        Ok(PollOutcome::Waiting(page)) => pages::waiting(&page),
         Ok(PollOutcome::Redirect(url)) => found(&url),
         Ok(PollOutcome::Finished) => pages::finished(),
         Err(e) => pages::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -145,7 +141,7 @@ fn form_request(
 
 pub async fn token(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
     let result = form_request(&headers, &body)
-        .and_then(|(form, creds)| token::exchange(&g.auth, &form, &creds, clock::now()));
+        .and_then(|(form, creds)| token::exchange(g.auth(), &form, &creds, clock::now()));
     match result {
         Ok(body) => json_no_store(StatusCode::OK, body),
         Err(e) => e.into_response(),
@@ -154,7 +150,7 @@ pub async fn token(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: By
 
 pub async fn revoke(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
     let result = form_request(&headers, &body)
-        .and_then(|(form, creds)| token::revoke(&g.auth, &form, &creds, clock::now()));
+        .and_then(|(form, creds)| token::revoke(g.auth(), &form, &creds, clock::now()));
     match result {
         Ok(()) => json_no_store(StatusCode::OK, json!({})),
         Err(e) => e.into_response(),
@@ -167,7 +163,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Response {
     let result = form_request(&headers, &body)
-        .and_then(|(form, creds)| token::introspect(&g.auth, &form, &creds, clock::now()));
+        .and_then(|(form, creds)| token::introspect(g.auth(), &form, &creds, clock::now()));
     match result {
         Ok(body) => json_no_store(StatusCode::OK, body),
         Err(e) => e.into_response(),

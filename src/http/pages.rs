@@ -5,10 +5,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::oauth::authorize::redirect_host;
+use crate::oauth::authorize::WaitingPage;
 use crate::oauth::OAuthError;
-use crate::store::clients::Client;
-use crate::store::consent::ConsentRequest;
 
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -48,10 +46,9 @@ fn page(status: StatusCode, title: &str, body: &str, refresh: bool) -> Response 
 }
 
 /// "Approve this in Gatehouse": refreshes itself until the person decides.
-pub fn waiting(request: &ConsentRequest, client: Option<&Client>) -> Response {
-    let name = client.map_or("An application", |c| c.name.as_str());
-    let verified = client.is_some_and(|c| c.kind.is_verified());
-    let badge = if verified {
+pub fn waiting(request: &WaitingPage) -> Response {
+    let name = request.client_name.as_deref().unwrap_or("An application");
+    let badge = if request.verified {
         ""
     } else {
         " <span class=\"warn\">(unverified: it named itself)</span>"
@@ -65,7 +62,7 @@ pub fn waiting(request: &ConsentRequest, client: Option<&Client>) -> Response {
         escape(name),
         escape(&request.server),
         escape(&request.phrase),
-        escape(&redirect_host(&request.redirect_uri)),
+        escape(&request.redirect_host),
     );
     page(
         StatusCode::OK,

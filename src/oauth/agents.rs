@@ -1,6 +1,6 @@
-//! Agents (OAuth clients) as the person sees them, and revocation by the
-//! person: one agent, one grant, or everything. Revocation ends the grants
-//! and their tokens in one transaction, so the agent's very next request fails.
+//! Revocation by the person: one agent, one grant, or everything. Revocation
+//! ends the grants and their tokens in one transaction, with its audit event,
+//! so the agent's very next request fails.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -9,31 +9,9 @@ use super::AuthServer;
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::store::clients::{self, Client};
-use crate::store::grants::{self, Grant};
+use crate::store::grants;
 use crate::store::tokens;
 use crate::store::StoreError;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Agent {
-    pub client: Client,
-    pub verified: bool,
-    pub grants: Vec<Grant>,
-}
-
-pub fn list(auth: &AuthServer, now: UnixMs) -> Result<Vec<Agent>, StoreError> {
-    auth.store.read(|c| {
-        clients::list(c)?
-            .into_iter()
-            .map(|client| {
-                Ok(Agent {
-                    verified: client.kind.is_verified(),
-                    grants: grants::list(c, Some(&client.client_id), false, now)?,
-                    client,
-                })
-            })
-            .collect()
-    })
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
@@ -71,10 +49,11 @@ pub fn find(auth: &AuthServer, name_or_id: &str) -> Result<Client, RevokeError> 
 }
 
 /// What a revocation ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Revoked {
     pub client_ids: Vec<String>,
     pub grants: Vec<String>,
+    #[ts(type = "number")]
     pub tokens: usize,
 }
 

@@ -6,15 +6,16 @@
 
 use serde_json::json;
 
+use super::scope;
 use super::{redirect, AuthServer, ErrorCode, OAuthError, CODE_TTL_MS};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
-use crate::scope::{self, ToolInfo};
-use crate::secret::{self, Secret};
-use crate::store::clients::Client;
+use crate::crypto::{self, Secret};
+use crate::store::clients::{self, Client};
 use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants;
 use crate::store::tokens::{self, CodeRow};
+use crate::tools::ToolInfo;
 
 /// A second request from the same agent for the same server within this
 /// window is refused (one open request per agent and server).
@@ -137,7 +138,7 @@ pub fn validate(
             "code_challenge_method must be S256",
         )));
     }
-    if !secret::is_valid_pkce_value(&challenge) {
+    if !crypto::is_valid_pkce_value(&challenge) {
         return Err(fail(OAuthError::invalid_request(
             "code_challenge is malformed",
         )));
@@ -161,21 +162,16 @@ pub fn validate(
     })
 }
 
-/// The result of [`create_request`]: the browser's capability to the waiting page.
-pub struct Waiting {
-    pub request: ConsentRequest,
-    pub handle: Secret,
-}
-
 /// Records a pending consent request for a validated `/authorize`. A repeat
 /// of the same request (same client and PKCE challenge, still pending) does
 /// not create a second one: it gets a fresh browser handle for the same request.
+/// Returns the browser's handle: its capability to the waiting page.
 pub fn create_request(
     auth: &AuthServer,
     v: Validated,
     tools: Vec<ToolInfo>,
     now: UnixMs,
-) -> Result<Waiting, AuthorizeError> {
+) -> Result<Secret, AuthorizeError> {
     let fail = |e: OAuthError| {
         AuthorizeError::Redirect(error_redirect(
             auth,
@@ -251,7 +247,7 @@ pub fn create_request(
             None => (requested_tools, None),
         };
         let request = ConsentRequest {
-            id: secret::short_id("cr_"),
+            id: crypto::short_id("cr_"),
             handle_hash: handle.hash(),
             client_id: v.client.client_id.clone(),
             server: v.server.clone(),
@@ -262,7 +258,7 @@ pub fn create_request(
             code_challenge: v.code_challenge.clone(),
             scope: v.scope.clone(),
             tools,
-            phrase: secret::match_phrase(),
+            phrase: crypto::match_phrase(),
             status: Status::Pending,
             created_at: now,
             expires_at: now + auth.config.consent_timeout_ms,
@@ -286,19 +282,31 @@ pub fn create_request(
         )?;
         Ok(request)
     });
-    let request = result.map_err(fail)?;
-    Ok(Waiting { request, handle })
+    result.map_err(fail)?;
+    Ok(handle)
 }
 
 /// What the waiting page should do now.
 #[derive(Debug)]
 pub enum PollOutcome {
     /// Still waiting for the person.
-    Waiting(Box<ConsentRequest>),
+    Waiting(WaitingPage),
     /// Decided: send the browser back to the client.
     Redirect(String),
     /// Unknown handle, or the code was already handed out.
     Finished,
+}
+
+/// What the browser's waiting page shows: who asks for which server, and the
+/// phrase the consent window shows too.
+#[derive(Debug, Clone)]
+pub struct WaitingPage {
+    /// What the agent calls itself; `None` if it is unknown.
+    pub client_name: Option<String>,
+    pub verified: bool,
+    pub server: String,
+    pub phrase: String,
+    pub redirect_host: String,
 }
 
 /// Checks the waiting page's request. On approval the authorization code is
@@ -307,12 +315,21 @@ pub enum PollOutcome {
 pub fn poll(auth: &AuthServer, handle: &str, now: UnixMs) -> Result<PollOutcome, OAuthError> {
     let Some(request) = auth
         .store
-        .read(|c| consent::by_handle(c, &secret::hash(handle)))?
+        .read(|c| consent::by_handle(c, &crypto::hash(handle)))?
     else {
         return Ok(PollOutcome::Finished);
     };
     match request.status {
-        Status::Pending if request.expires_at > now => Ok(PollOutcome::Waiting(Box::new(request))),
+        Status::Pending if request.expires_at > now => {
+            let client = auth.store.read(|c| clients::get(c, &request.client_id))?;
+            Ok(PollOutcome::Waiting(WaitingPage {
+                client_name: client.as_ref().map(|c| c.name.clone()),
+                verified: client.is_some_and(|c| c.kind.is_verified()),
+                server: request.server,
+                phrase: request.phrase,
+                redirect_host: redirect_host(&request.redirect_uri),
+            }))
+        }
         Status::Pending => {
             super::consent::expire(auth, &request, now)?;
             Ok(PollOutcome::Redirect(denied_redirect(

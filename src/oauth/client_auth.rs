@@ -76,7 +76,7 @@ pub fn authenticate(conn: &Connection, creds: &PresentedCredentials) -> Result<C
         (AuthMethod::None, _, None) => Ok(client),
         (AuthMethod::None, _, Some(_)) => Err(err("this client is public and has no secret")),
         (_, Some(stored), Some(given)) => {
-            let given = crate::secret::hash(&given);
+            let given = crate::crypto::hash(&given);
             if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), stored.as_bytes()).into() {
                 Ok(client)
             } else {

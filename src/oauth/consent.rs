@@ -5,19 +5,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{AuthServer, OAuthError};
+use super::{scope, AuthServer, OAuthError};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
-use crate::scope::{self, Risk};
-use crate::secret;
+use crate::crypto;
 use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants::{self, Duration, Grant};
-use crate::store::held_calls::{self, CallStatus, HeldCall};
-use crate::store::pins::{self, ReviewStatus, ToolReview};
+use crate::store::pins;
 use crate::store::StoreError;
+use crate::tools::Risk;
 
 /// Which of the requested tools to grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "tools")]
 pub enum ToolChoice {
     /// The read-only tools (what the consent window ticks by default).
@@ -27,7 +26,7 @@ pub enum ToolChoice {
 }
 
 /// Which granted tools are "ask every time": each call is held for the person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ts_rs::TS)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "tools")]
 pub enum AskChoice {
     /// The destructive tools among those granted.
@@ -38,11 +37,14 @@ pub enum AskChoice {
 }
 
 /// How long the grant lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "ms")]
 pub enum DurationChoice {
+    /// This one authorization: one access token, no refresh.
     Once,
-    For(i64),
+    /// For this many milliseconds.
+    For(#[ts(type = "number")] i64),
+    /// Until revoked.
     Forever,
 }
 
@@ -145,7 +147,7 @@ pub fn approve(
                     DurationChoice::Forever => (Duration::Forever, None),
                 };
                 let grant = Grant {
-                    id: secret::short_id("gr_"),
+                    id: crypto::short_id("gr_"),
                     client_id: request.client_id.clone(),
                     server: request.server.clone(),
                     scope: scope::scope_for_tools(&chosen),
@@ -242,102 +244,4 @@ pub fn expire_overdue(auth: &AuthServer, now: UnixMs) -> Result<usize, StoreErro
         expire(auth, request, now)?;
     }
     Ok(overdue.len())
-}
-
-/// Decides a held call (allow once, or deny). False when it was no longer pending.
-pub fn decide_call(
-    auth: &AuthServer,
-    call_id: &str,
-    allow: bool,
-    actor: &str,
-    now: UnixMs,
-) -> Result<HeldCall, DecisionError> {
-    auth.store.write(|tx| {
-        let call = held_calls::get(tx.conn(), call_id)?
-            .filter(|c| c.status == CallStatus::Pending && c.expires_at > now)
-            .ok_or_else(|| DecisionError::NotPending(call_id.to_string()))?;
-        let status = if allow {
-            CallStatus::Allowed
-        } else {
-            CallStatus::Denied
-        };
-        held_calls::decide(tx.conn(), call_id, status, Some(actor), now)?;
-        tx.record(
-            NewEvent::new(
-                EventKind::CallDecided,
-                if allow {
-                    Outcome::Allowed
-                } else {
-                    Outcome::Denied
-                },
-            )
-            .client(&call.client_id)
-            .server(&call.server)
-            .tool(&call.tool)
-            .grant(&call.grant_id)
-            .actor(actor)
-            .detail(json!({"call": call.id})),
-            now,
-        )?;
-        Ok(HeldCall {
-            status,
-            decided_at: Some(now),
-            decided_by: Some(actor.to_string()),
-            ..call
-        })
-    })
-}
-
-/// Decides a review of a changed tool: approving pins the new definition and
-/// lifts the block; denying keeps the tool blocked for this grant.
-pub fn decide_review(
-    auth: &AuthServer,
-    review_id: &str,
-    approve: bool,
-    actor: &str,
-    now: UnixMs,
-) -> Result<ToolReview, DecisionError> {
-    auth.store.write(|tx| {
-        let review = pins::get_review(tx.conn(), review_id)?
-            .filter(|r| r.status == ReviewStatus::Pending)
-            .ok_or_else(|| DecisionError::NotPending(review_id.to_string()))?;
-        let status = if approve {
-            ReviewStatus::Approved
-        } else {
-            ReviewStatus::Denied
-        };
-        pins::decide_review(tx.conn(), review_id, status, actor, now)?;
-        if approve {
-            pins::pin(
-                tx.conn(),
-                &review.grant_id,
-                &review.tool,
-                &review.new_hash,
-                &review.new_definition,
-            )?;
-        }
-        tx.record(
-            NewEvent::new(
-                EventKind::ToolReviewed,
-                if approve {
-                    Outcome::Allowed
-                } else {
-                    Outcome::Denied
-                },
-            )
-            .client(&review.client_id)
-            .server(&review.server)
-            .tool(&review.tool)
-            .grant(&review.grant_id)
-            .actor(actor)
-            .detail(json!({"review": review.id})),
-            now,
-        )?;
-        Ok(ToolReview {
-            status,
-            decided_at: Some(now),
-            decided_by: Some(actor.to_string()),
-            ..review
-        })
-    })
 }

@@ -3,16 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::AuthServer;
-use crate::scope::Risk;
-
-/// The class scopes, advertised by the authorization server.
-pub fn class_scopes() -> Vec<&'static str> {
-    [Risk::Read, Risk::Write, Risk::Destructive]
-        .iter()
-        .map(|r| r.scope())
-        .collect()
-}
+use super::{scope, AuthServer};
 
 /// `/.well-known/oauth-authorization-server` (RFC 8414 §2).
 pub fn authorization_server(auth: &AuthServer) -> Value {
@@ -24,7 +15,7 @@ pub fn authorization_server(auth: &AuthServer) -> Value {
         "registration_endpoint": format!("{base}/register"),
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
-        "scopes_supported": class_scopes(),
+        "scopes_supported": scope::all_class_scopes(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

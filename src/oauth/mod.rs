@@ -6,14 +6,19 @@
 //!   Metadata Documents: [`cimd`].
 //! - `/authorize` (OAuth 2.1 §4.1.1, PKCE S256, RFC 8707 `resource`, RFC 9207
 //!   `iss`): [`authorize::parse`], [`authorize::validate`], [`authorize::create_request`],
-//!   and the waiting page's [`authorize::poll`].
+//!   and the waiting page's [`authorize::poll`]. Redirect URI rules (RFC 8252
+//!   loopback ports): [`redirect`].
+//! - Scopes that mean tools: [`scope`].
 //! - The person's decision: [`consent::approve`], [`consent::deny`], [`consent::expire_overdue`].
-//! - `/token` (§4.1.3 code exchange, §4.3 refresh with rotation): [`token::exchange`].
-//! - Bearer checks for the gateway (RFC 6750, audience per RFC 8707): [`token::authenticate_bearer`].
+//! - `/token` (§4.1.3 code exchange, §4.3 refresh with rotation): [`token::exchange`];
+//!   client authentication (§2.3.1): [`client_auth`].
+//! - Bearer checks for the gateway (RFC 6750, audience per RFC 8707): [`bearer::authenticate`].
 //! - RFC 7009 revocation: [`token::revoke`]; RFC 7662 introspection: [`token::introspect`].
+//! - Revocation by the person (an agent, a grant, everything): [`agents`].
 
 pub mod agents;
 pub mod authorize;
+pub mod bearer;
 pub mod cimd;
 pub mod client_auth;
 pub mod consent;
@@ -21,6 +26,7 @@ pub mod error;
 pub mod metadata;
 pub mod redirect;
 pub mod register;
+pub mod scope;
 pub mod token;
 
 use std::sync::Arc;

@@ -100,5 +100,19 @@ mod tests {
         assert!(!matches("https://a.example/cb", "https://a.example/cb2"));
         assert!(!matches("https://a.example/cb", "https://a.example:444/cb"));
         assert!(matches("https://a.example/cb", "https://a.example/cb"));
+        // The query is part of the URI: only the loopback port may vary.
+        assert!(!matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:5/cb?next=evil"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/cb?a=1",
+            "http://127.0.0.1:5/cb?a=2"
+        ));
+        assert!(matches(
+            "http://127.0.0.1/cb?a=1",
+            "http://127.0.0.1:5/cb?a=1"
+        ));
+        assert!(!matches("https://a.example/cb", "https://a.example/cb?x=1"));
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{redirect, AuthServer, ErrorCode, OAuthError};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
-use crate::secret::Secret;
+use crate::crypto::Secret;
 use crate::store::clients::{self, AuthMethod, Client, ClientKind};
 
 #[derive(Debug, Deserialize)]

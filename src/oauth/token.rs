@@ -18,7 +18,7 @@ use super::{
 };
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
-use crate::secret::{self, Secret};
+use crate::crypto::{self, Secret};
 use crate::store::clients::{self, Client};
 use crate::store::consent;
 use crate::store::grants::{self, Duration, Grant};
@@ -103,7 +103,7 @@ fn exchange_code(
 ) -> Result<Value, OAuthError> {
     let code = require(form, "code")?;
     let verifier = require(form, "code_verifier")?;
-    let code_hash = secret::hash(code);
+    let code_hash = crypto::hash(code);
     auth.store.write(|tx| {
         let client = client_auth::authenticate(tx.conn(), creds)?;
         let row = tokens::get_code(tx.conn(), &code_hash)?
@@ -141,14 +141,14 @@ fn exchange_code(
             }
             _ => {}
         }
-        if !secret::is_valid_pkce_value(verifier)
-            || !secret::pkce_s256_matches(verifier, &request.code_challenge)
+        if !crypto::is_valid_pkce_value(verifier)
+            || !crypto::pkce_s256_matches(verifier, &request.code_challenge)
         {
             return Err(OAuthError::invalid_grant("PKCE verification failed"));
         }
         let grant = active_grant(tx, &row.grant_id, now)?;
         check_resource(auth, form, &grant)?;
-        let family = secret::short_id("fam_");
+        let family = crypto::short_id("fam_");
         let body = issue(auth, tx, &client, &grant, &family, Some(&code_hash), now)?;
         tx.record(
             NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
@@ -169,7 +169,7 @@ fn refresh(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let presented = require(form, "refresh_token")?;
-    let hash = secret::hash(presented);
+    let hash = crypto::hash(presented);
     auth.store.write(|tx| {
         let client = client_auth::authenticate(tx.conn(), creds)?;
         let row = tokens::get_token(tx.conn(), &hash)?
@@ -295,65 +295,6 @@ fn issue(
     Ok(body)
 }
 
-/// Who a valid access token speaks for, and what it may use.
-#[derive(Debug, Clone)]
-pub struct AccessGrant {
-    pub client_id: String,
-    pub grant: Grant,
-    pub expires_at: UnixMs,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BearerError {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// Unknown, expired or revoked token, or one for another server.
-    Invalid(&'static str),
-}
-
-/// RFC 6750 bearer check for the gateway: valid, unexpired, unrevoked, its
-/// grant in force, and issued for this server (audience).
-pub fn authenticate_bearer(
-    auth: &AuthServer,
-    token: &str,
-    server: &str,
-    now: UnixMs,
-) -> Result<AccessGrant, BearerError> {
-    let hash = secret::hash(token);
-    let found: Result<_, crate::store::StoreError> = auth.store.read(|c| {
-        let Some(row) = tokens::get_token(c, &hash)? else {
-            return Ok(None);
-        };
-        let grant = grants::get(c, &row.grant_id)?;
-        Ok(grant.map(|g| (row, g)))
-    });
-    let (row, grant) = match found {
-        Ok(Some(pair)) => pair,
-        Ok(None) => return Err(BearerError::Invalid("unknown token")),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure checking a bearer token");
-            return Err(BearerError::Invalid("token could not be checked"));
-        }
-    };
-    if row.kind != TokenKind::Access {
-        return Err(BearerError::Invalid("not an access token"));
-    }
-    if row.revoked_at.is_some() || !grant.is_active(now) {
-        return Err(BearerError::Invalid("token was revoked"));
-    }
-    if row.expires_at <= now {
-        return Err(BearerError::Invalid("token expired"));
-    }
-    if grant.server != server {
-        return Err(BearerError::Invalid("token was issued for another server"));
-    }
-    Ok(AccessGrant {
-        client_id: row.client_id,
-        grant,
-        expires_at: row.expires_at,
-    })
-}
-
 /// RFC 7009: revoke a token of the authenticated client. Always succeeds for
 /// unknown tokens (§2.2). A refresh token takes its whole family with it.
 pub fn revoke(
@@ -371,7 +312,7 @@ pub fn revoke(
             ));
         }
     }
-    let hash = secret::hash(token);
+    let hash = crypto::hash(token);
     auth.store.write(|tx| {
         let client = client_auth::authenticate(tx.conn(), creds)?;
         let Some(row) = tokens::get_token(tx.conn(), &hash)?.filter(|t| t.client_id == client.client_id) else {
@@ -403,7 +344,7 @@ pub fn introspect(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let token = require(form, "token")?;
-    let hash = secret::hash(token);
+    let hash = crypto::hash(token);
     auth.store.read(|c| {
         let caller = client_auth::authenticate(c, creds)?;
         if caller.secret_hash.is_none() {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{corrupt, from_json, to_json, StoreError};
 use crate::clock::UnixMs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientKind {
     /// RFC 7591 dynamic registration: the name is self-asserted.
@@ -35,6 +35,19 @@ impl ClientKind {
     }
     pub fn is_verified(self) -> bool {
         !matches!(self, ClientKind::Registered)
+    }
+}
+
+impl Client {
+    /// The https domain a metadata-document client proved it controls.
+    pub fn verified_domain(&self) -> Option<String> {
+        if self.kind != ClientKind::MetadataDocument {
+            return None;
+        }
+        url::Url::parse(&self.client_id)
+            .ok()?
+            .host_str()
+            .map(str::to_string)
     }
 }
 
@@ -119,7 +132,7 @@ pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
             c.secret_hash,
             c.bound_server,
             c.metadata.to_string(),
-                        c.created_at,
+            c.created_at,
             c.last_seen_at,
             c.fetched_at
         ],

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{corrupt, from_json, to_json, StoreError};
 use crate::clock::UnixMs;
-use crate::scope::ToolInfo;
+use crate::tools::ToolInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::{corrupt, from_json, to_json, StoreError};
 use crate::clock::UnixMs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(rename = "GrantDuration")]
 pub enum Duration {
     /// This one authorization: the access token it issues, no refresh.
     Once,
@@ -35,7 +36,8 @@ impl Duration {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the person allowed an agent to use on a server.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct Grant {
     pub id: String,
     pub client_id: String,
@@ -46,8 +48,11 @@ pub struct Grant {
     pub ask_tools: Vec<String>,
     pub scope: String,
     pub duration: Duration,
+    #[ts(type = "number")]
     pub created_at: UnixMs,
+    #[ts(type = "number | null")]
     pub expires_at: Option<UnixMs>,
+    #[ts(type = "number | null")]
     pub revoked_at: Option<UnixMs>,
     pub decided_by: String,
 }

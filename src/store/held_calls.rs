@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{corrupt, from_json, StoreError};
 use crate::clock::UnixMs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     Pending,
@@ -36,7 +36,7 @@ impl CallStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct HeldCall {
     pub id: String,
     pub client_id: String,
@@ -44,10 +44,14 @@ pub struct HeldCall {
     pub grant_id: String,
     pub tool: String,
     /// Redacted and size-capped, for the person to read.
+    #[ts(type = "unknown")]
     pub arguments: serde_json::Value,
     pub status: CallStatus,
+    #[ts(type = "number")]
     pub created_at: UnixMs,
+    #[ts(type = "number")]
     pub expires_at: UnixMs,
+    #[ts(type = "number | null")]
     pub decided_at: Option<UnixMs>,
     pub decided_by: Option<String>,
 }

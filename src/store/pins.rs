@@ -76,7 +76,7 @@ pub fn suspend(
     Ok(n == 1)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     Pending,
@@ -102,18 +102,22 @@ impl ReviewStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ToolReview {
     pub id: String,
     pub grant_id: String,
     pub client_id: String,
     pub server: String,
     pub tool: String,
+    #[ts(type = "unknown")]
     pub old_definition: serde_json::Value,
+    #[ts(type = "unknown")]
     pub new_definition: serde_json::Value,
     pub new_hash: String,
     pub status: ReviewStatus,
+    #[ts(type = "number")]
     pub created_at: UnixMs,
+    #[ts(type = "number | null")]
     pub decided_at: Option<UnixMs>,
     pub decided_by: Option<String>,
 }

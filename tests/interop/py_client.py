@@ -1,4 +1,4 @@
-"""An MCP client written with the official Python SDK (`mcp` 2.x), driven by tests/interop.rs.
+"""An MCP client written with the official Python SDK (`mcp` 2.x), driven by tests/it/interop.rs.
 
 It proves that a second, independently written client completes Gatehouse's whole flow:
 the 401 challenge, metadata discovery (the SDK checks the metadata `issuer` and the RFC 9207

@@ -1,5 +1,5 @@
 // An MCP client written with the official TypeScript SDK (@modelcontextprotocol/sdk),
-// driven by tests/interop.rs. It proves that an independently written client completes
+// driven by tests/it/interop.rs. It proves that an independently written client completes
 // Gatehouse's whole flow: 401 challenge, metadata discovery, dynamic registration,
 // /authorize, the waiting page, the person's decision (made with the `gatehouse` CLI by
 // the test), the code exchange, and then MCP calls through the gateway.

@@ -38,7 +38,8 @@ describe('consent, timeline and revocation', () => {
       const early = await s.execAsync(
         `const done = arguments[arguments.length - 1];
          window.__TAURI_INTERNALS__.invoke('pending').then((p) =>
-           window.__TAURI_INTERNALS__.invoke('approve', { request_id: p[0].id, tools: ['list_notes'], duration: 'once' }))
+           window.__TAURI_INTERNALS__.invoke('approve', { request_id: p[0].id, approval: {
+             tools: { kind: 'only', tools: ['list_notes'] }, ask: { kind: 'destructive' }, duration: { kind: 'once' } } }))
            .then(() => done('approved'), (e) => done(e.code ?? String(e)));`,
       );
       assert.equal(early, 'too_soon');
@@ -64,8 +65,10 @@ describe('consent, timeline and revocation', () => {
       assert.deepEqual(names, ['list_notes', 'wait']);
       const call = await agent.call('list_notes');
       assert.equal(call.ok, true);
-      const refused = await agent.call('read_note', { title: 'x' });
+      // A note that exists: had the gateway let the call through, the demo server would answer it.
+      const refused = await agent.call('read_note', { title: 'welcome' });
       assert.equal(refused.ok, false, 'a tool that was not granted is refused');
+      assert.equal(refused.status, 403, 'refused by the gateway (a step-up challenge), not by the server');
 
       // The call is in the live timeline.
       await s.window('main');

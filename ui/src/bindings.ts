@@ -1,5 +1,7 @@
-// Generated from src-tauri/src/ipc.rs by `UPDATE_BINDINGS=1 cargo test -p gatehouse-desktop bindings`.
-// Do not edit by hand.
+// Generated from gatehouse::api (types) and src-tauri/src/commands.rs (commands) by
+// `UPDATE_BINDINGS=1 cargo test -p gatehouse-desktop bindings`. Do not edit by hand.
+
+import { invoke } from '@tauri-apps/api/core';
 
 export type Risk = "read" | "write" | "destructive";
 
@@ -7,7 +9,11 @@ export type Tool = { name: string, title: string | null, description: string, ri
 
 export type PendingKind = "authorization" | "step_up" | "tool_call" | "tool_changed";
 
-export type PendingRequest = { id: string, kind: PendingKind, client_id: string, client_name: string, verified: boolean, 
+export type PendingItem = { id: string, kind: PendingKind, client_id: string, 
+/**
+ * What the agent calls itself (a claim unless `verified`).
+ */
+client_name: string, verified: boolean, 
 /**
  * The https domain of a verified (metadata document) client.
  */
@@ -21,7 +27,8 @@ redirect_host: string | null, server: string,
  */
 phrase: string | null, 
 /**
- * The tools to decide on: requested, the new ones of a step-up, the held call's, or the changed one.
+ * The tools to decide on: requested, the new ones of a step-up, the held
+ * call's, or the changed one.
  */
 tools: Array<Tool>, 
 /**
@@ -37,47 +44,99 @@ arguments: unknown,
  */
 changes: Array<string>, created_at: number, expires_at: number | null, };
 
-export type Duration = "once" | "hour" | "day" | "forever";
+export type ToolChoice = { "kind": "read_only" } | { "kind": "all" } | { "kind": "only", "tools": Array<string> };
+
+export type AskChoice = { "kind": "destructive" } | { "kind": "none" } | { "kind": "only", "tools": Array<string> };
+
+export type DurationChoice = { "kind": "once" } | { "kind": "for", "ms": number } | { "kind": "forever" };
+
+export type Approval = { tools: ToolChoice, 
+/**
+ * Which granted tools are held for a decision on every call (default: the destructive ones).
+ */
+ask: AskChoice, duration: DurationChoice, };
 
 export type GrantDuration = "once" | "timed" | "forever";
 
 export type Grant = { id: string, client_id: string, server: string, tools: Array<string>, 
 /**
- * Granted tools whose every call waits for the person.
+ * Granted tools whose every call is held for the person's decision.
  */
-ask_tools: Array<string>, duration: GrantDuration, created_at: number, expires_at: number | null, revoked_at: number | null, decided_by: string, };
+ask_tools: Array<string>, scope: string, duration: GrantDuration, created_at: number, expires_at: number | null, revoked_at: number | null, decided_by: string, };
+
+export type CallStatus = "pending" | "allowed" | "denied" | "expired";
+
+export type HeldCall = { id: string, client_id: string, server: string, grant_id: string, tool: string, 
+/**
+ * Redacted and size-capped, for the person to read.
+ */
+arguments: unknown, status: CallStatus, created_at: number, expires_at: number, decided_at: number | null, decided_by: string | null, };
+
+export type ReviewStatus = "pending" | "approved" | "denied";
+
+export type ToolReview = { id: string, grant_id: string, client_id: string, server: string, tool: string, old_definition: unknown, new_definition: unknown, new_hash: string, status: ReviewStatus, created_at: number, decided_at: number | null, decided_by: string | null, };
+
+export type Decided = { "kind": "grant", "value": Grant } | { "kind": "call", "value": HeldCall } | { "kind": "review", "value": ToolReview };
 
 export type ClientKind = "registered" | "metadata_document" | "preconfigured";
 
-export type Agent = { client_id: string, name: string, kind: ClientKind, verified: boolean, verified_domain: string | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
+export type Agent = { client_id: string, 
+/**
+ * What the agent calls itself (a claim unless `verified`).
+ */
+name: string, kind: ClientKind, verified: boolean, 
+/**
+ * The https domain of a verified (metadata document) client.
+ */
+verified_domain: string | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
+
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
-export type AuditEvent = { id: number, at: number, 
+export type AuditEvent = { id: number, at: number, kind: EventKind, outcome: Outcome, 
 /**
- * `tool_call`, `consent_approved`, `agent_revoked`, … (see the core's `EventKind`).
+ * The agent (OAuth client) the event is about.
  */
-kind: string, outcome: Outcome, client_id: string | null, agent: string | null, server: string | null, tool: string | null, grant_id: string | null, actor: string | null, duration_ms: number | null, 
+client_id: string | null, agent: string | null, server: string | null, tool: string | null, 
+/**
+ * The grant that allowed (or was changed by) this event.
+ */
+grant_id: string | null, 
+/**
+ * The person who decided, for consent and revocation events.
+ */
+actor: string | null, duration_ms: number | null, 
 /**
  * Event-specific facts, e.g. the redacted argument summary of a tool call.
  */
 detail: unknown, };
 
-export type AuditFilter = { client_id: string | null, server: string | null, outcome: Outcome | null, since: number | null, until: number | null, text: string | null, };
+export type AuditFilter = { client_id: string | null, server: string | null, outcome: Outcome | null, 
+/**
+ * Inclusive lower bound on `at` (Unix ms).
+ */
+since: number | null, 
+/**
+ * Exclusive upper bound on `at` (Unix ms).
+ */
+until: number | null, 
+/**
+ * Case-insensitive substring of the agent, server, tool, kind, actor or detail.
+ */
+text: string | null, };
 
 export type AuditPage = { events: Array<AuditEvent>, total: number | null, };
 
 export type ExportFormat = "jsonl" | "csv";
 
+export type Transport = "stdio" | "http";
+
 export type Server = { name: string, 
 /**
  * The URL to give to an AI client.
  */
-url: string, 
-/**
- * `stdio` or `http`.
- */
-transport: string, 
+url: string, transport: Transport, 
 /**
  * The command line, or the upstream URL.
  */
@@ -89,14 +148,57 @@ tools: Array<Tool> | null, };
 
 export type Revoked = { client_ids: Array<string>, grants: Array<string>, tokens: number, };
 
-export type AppInfo = { url: string, port: number, data_dir: string, version: string, consent_timeout_ms: number, servers: Array<string>, };
+export type ServerRef = { name: string, url: string, };
+
+export type Status = { url: string, port: number, data_dir: string, version: string, consent_timeout_ms: number, servers: Array<ServerRef>, 
+/**
+ * Open agent sessions.
+ */
+sessions: number, 
+/**
+ * Items waiting for the person.
+ */
+pending: number, };
 
 export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "too_soon" | "internal";
 
-export type IpcError = { code: ErrorCode, message: string, };
+export type ApiError = { code: ErrorCode, message: string, };
+
+/** The app's commands (src-tauri/src/commands.rs); they reject with an `ApiError`. */
+export const commands = {
+  /** The running Gatehouse: its URL, servers, data directory. */
+  status: () => invoke<Status>('status'),
+  /** Everything waiting for the person, oldest first. */
+  pending: () => invoke<Array<PendingItem>>('pending'),
+  /** The consent window reports that it now shows this request; Allow counts its delay from here. */
+  consentShown: (request_id: string) => invoke<null>('consent_shown', { request_id }),
+  /** Approves a pending item: a consent request or step-up (the chosen tools for the chosen time), a held call (this once), or a changed tool (its new version). */
+  approve: (request_id: string, approval: Approval) => invoke<Decided>('approve', { request_id, approval }),
+  /** Denies a pending item: nothing is granted; a held call gets an error. */
+  deny: (request_id: string) => invoke<null>('deny', { request_id }),
+  /** A page of the timeline, newest first; `before_id` continues below the previous page. */
+  auditPage: (filter: AuditFilter, before_id: number | null, limit: number) => invoke<AuditPage>('audit_page', { filter, before_id, limit }),
+  /** Writes the events matching the filter to a new file in the downloads folder; returns its path. */
+  auditExport: (filter: AuditFilter, format: ExportFormat) => invoke<string>('audit_export', { filter, format }),
+  /** Every agent with its grants in force. */
+  agents: () => invoke<Array<Agent>>('agents'),
+  /** One grant, in force or not. */
+  grant: (grant_id: string) => invoke<Grant | null>('grant', { grant_id }),
+  /** The fronted servers (their tools if listed recently). */
+  servers: () => invoke<Array<Server>>('servers'),
+  /** A server's tools, from the server itself (starting it if needed). */
+  serverTools: (server: string) => invoke<Array<Tool>>('server_tools', { server }),
+  /** Revokes an agent: its next request fails, its sessions end. */
+  revokeAgent: (client_id: string) => invoke<Revoked>('revoke_agent', { client_id }),
+  /** Revokes one grant and its tokens. */
+  revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
+  /** The panic button: every agent loses every grant. */
+  revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** Brings up the consent window for the waiting requests (from the main window's banner). */
+  showConsent: () => invoke<null>('show_consent'),
+};
 
 export const EVENTS = {
   auditEvent: "audit-event",
-  auditLagged: "audit-lagged",
   pendingChanged: "pending-changed",
 } as const;

@@ -3,14 +3,16 @@
 
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import '../styles.css';
+import '../styles/base.css';
+import '../styles/consent.css';
 import { reportFatalErrors } from '../lib/fatal';
 import { api, errorCode, errorMessage, on } from '../api';
-import type { Duration, PendingRequest } from '../bindings';
+import type { PendingItem } from '../bindings';
 import {
   ALLOW_DELAY_MS,
   DURATIONS,
   allowEnabled,
+  approvalFor,
   askSentence,
   buttonLabels,
   countdown,
@@ -23,6 +25,7 @@ import {
   toggleGroup,
   toggleTool,
   toolsToSend,
+  type Duration,
 } from '../lib/consent';
 
 function useNow(intervalMs: number): number {
@@ -35,7 +38,7 @@ function useNow(intervalMs: number): number {
 }
 
 function ConsentApp() {
-  const [queue, setQueue] = useState<PendingRequest[] | null>(null);
+  const [queue, setQueue] = useState<PendingItem[] | null>(null);
   const [showingId, setShowingId] = useState<string | null>(null);
   useEffect(() => {
     let live = true;
@@ -68,7 +71,7 @@ function ConsentApp() {
   return <Prompt key={request.id} request={request} position={position} waiting={queue.length} />;
 }
 
-function Prompt({ request, position, waiting }: { request: PendingRequest; position: number; waiting: number }) {
+function Prompt({ request, position, waiting }: { request: PendingItem; position: number; waiting: number }) {
   const groups = useMemo(() => groupTools(request.tools), [request]);
   const [selected, setSelected] = useState(() => defaultSelection(request.tools));
   const [duration, setDuration] = useState<Duration>('forever');
@@ -101,7 +104,7 @@ function Prompt({ request, position, waiting }: { request: PendingRequest; posit
     setBusy(true);
     setError(null);
     try {
-      if (allow) await api.approve(request.id, tools, duration);
+      if (allow) await api.approve(request.id, approvalFor(request, selected, duration));
       else await api.deny(request.id);
       // The window moves to the next request (or closes) when the core reports the change.
     } catch (e) {

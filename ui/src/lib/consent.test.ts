@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PendingRequest, Tool } from '../bindings';
+import type { PendingItem, Tool } from '../bindings';
 import {
   ALLOW_DELAY_MS,
   allowEnabled,
@@ -21,7 +21,7 @@ import {
 
 const tool = (name: string, risk: Tool['risk']): Tool => ({ name, title: null, description: '', risk });
 const tools = [tool('list_notes', 'read'), tool('delete_note', 'destructive'), tool('read_note', 'read'), tool('write_note', 'write')];
-const request = (id: string, extra: Partial<PendingRequest> = {}): PendingRequest => ({
+const request = (id: string, extra: Partial<PendingItem> = {}): PendingItem => ({
   id,
   kind: 'authorization',
   client_id: 'c1',

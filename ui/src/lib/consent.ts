@@ -2,7 +2,7 @@
 // unit-tested: which request to show, the tools grouped by risk with their
 // default ticks, the group checkboxes, and the Allow delay.
 
-import type { Duration, PendingRequest, Risk, Tool } from '../bindings';
+import type { Approval, DurationChoice, PendingItem, Risk, Tool } from '../bindings';
 
 /** How long a request is on screen before Allow works (the Rust side checks it too). */
 export const ALLOW_DELAY_MS = 1000;
@@ -58,7 +58,7 @@ export function toggleTool(name: string, selected: Set<string>): Set<string> {
 }
 
 /** The chosen tools in the request's own order (what Allow sends). */
-export function chosenTools(request: PendingRequest, selected: Set<string>): string[] {
+export function chosenTools(request: PendingItem, selected: Set<string>): string[] {
   return request.tools.filter((t) => selected.has(t.name)).map((t) => t.name);
 }
 
@@ -67,7 +67,7 @@ export function chosenTools(request: PendingRequest, selected: Set<string>): str
  * pending (a new arrival must not swap it under the person's cursor), else the
  * oldest.
  */
-export function currentRequest(queue: PendingRequest[], showingId: string | null): PendingRequest | null {
+export function currentRequest(queue: PendingItem[], showingId: string | null): PendingItem | null {
   return queue.find((r) => r.id === showingId) ?? queue[0] ?? null;
 }
 
@@ -76,6 +76,9 @@ export function allowEnabled(shownAt: number | null, now: number, chosen: number
   return shownAt !== null && now - shownAt >= ALLOW_DELAY_MS && chosen > 0;
 }
 
+/** The durations the window offers. */
+export type Duration = 'once' | 'hour' | 'day' | 'forever';
+
 export const DURATIONS: { value: Duration; label: string }[] = [
   { value: 'once', label: 'Once' },
   { value: 'hour', label: '1 hour' },
@@ -83,8 +86,23 @@ export const DURATIONS: { value: Duration; label: string }[] = [
   { value: 'forever', label: 'Until revoked' },
 ];
 
+const HOUR_MS = 3_600_000;
+
+export function durationChoice(d: Duration): DurationChoice {
+  switch (d) {
+    case 'once':
+      return { kind: 'once' };
+    case 'hour':
+      return { kind: 'for', ms: HOUR_MS };
+    case 'day':
+      return { kind: 'for', ms: 24 * HOUR_MS };
+    default:
+      return { kind: 'forever' };
+  }
+}
+
 /** The badge under the agent's name. */
-export function identityBadge(r: Pick<PendingRequest, 'verified' | 'verified_domain'>): {
+export function identityBadge(r: Pick<PendingItem, 'verified' | 'verified_domain'>): {
   tone: 'verified' | 'unverified';
   text: string;
 } {
@@ -105,7 +123,7 @@ export function allowLabel(n: number): string {
 }
 
 /** The one sentence under the agent's name, in parts (the server is shown in bold). */
-export function askSentence(r: Pick<PendingRequest, 'kind' | 'tools'>): { before: string; after: string } {
+export function askSentence(r: Pick<PendingItem, 'kind' | 'tools'>): { before: string; after: string } {
   switch (r.kind) {
     case 'step_up':
       return { before: 'wants more tools on ', after: ' on this computer' };
@@ -119,7 +137,7 @@ export function askSentence(r: Pick<PendingRequest, 'kind' | 'tools'>): { before
 }
 
 /** The Allow and Deny button labels for each kind of question. */
-export function buttonLabels(kind: PendingRequest['kind'], chosen: number): { allow: string; deny: string } {
+export function buttonLabels(kind: PendingItem['kind'], chosen: number): { allow: string; deny: string } {
   switch (kind) {
     case 'tool_call':
       return { allow: 'Allow once', deny: 'Deny' };
@@ -131,11 +149,20 @@ export function buttonLabels(kind: PendingRequest['kind'], chosen: number): { al
 }
 
 /** Whether the person picks tools (and, for a first authorization, a duration). */
-export function picksTools(kind: PendingRequest['kind']): boolean {
+export function picksTools(kind: PendingItem['kind']): boolean {
   return kind === 'authorization' || kind === 'step_up';
 }
 
 /** Tools to send with Allow: the ticked ones, or, for a held call or a changed tool, the one in question. */
-export function toolsToSend(request: PendingRequest, selected: Set<string>): string[] {
+export function toolsToSend(request: PendingItem, selected: Set<string>): string[] {
   return picksTools(request.kind) ? chosenTools(request, selected) : request.tools.map((t) => t.name);
+}
+
+/** What Allow sends: the tools to grant (destructive ones ask every time, the core's default), for how long. */
+export function approvalFor(request: PendingItem, selected: Set<string>, duration: Duration): Approval {
+  return {
+    tools: { kind: 'only', tools: toolsToSend(request, selected) },
+    ask: { kind: 'destructive' },
+    duration: durationChoice(duration),
+  };
 }

@@ -8,6 +8,7 @@ const grant = (extra: Partial<Grant> = {}): Grant => ({
   server: 'demo',
   tools: ['read_note'],
   ask_tools: [],
+  scope: 'tool:read_note',
   duration: 'forever',
   created_at: 0,
   expires_at: null,

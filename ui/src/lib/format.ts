@@ -60,3 +60,9 @@ export function hostOf(uri: string): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 }
+
+/** The URL to give an AI client (the first fronted server), for empty states. */
+export function clientUrl(info: { url: string; servers: { url: string }[] } | null): string {
+  if (!info) return 'http://127.0.0.1:…/mcp/demo';
+  return info.servers[0]?.url ?? `${info.url}/mcp/demo`;
+}

@@ -50,7 +50,7 @@ export function isFiltered(f: FilterBar): boolean {
   return Boolean(f.clientId || f.server || f.outcome || f.range !== 'all' || f.text.trim());
 }
 
-/** The same rules as the SQL query (the core's `store::audit::matches`), for live events. */
+/** The same rules as the SQL query (the core's `audit::Filter::matches`), for live events. */
 export function matches(e: AuditEvent, q: AuditFilter): boolean {
   if (q.client_id !== null && e.client_id !== q.client_id) return false;
   if (q.server !== null && e.server !== q.server) return false;

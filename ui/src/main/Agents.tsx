@@ -3,11 +3,11 @@
 
 import { useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
-import type { Agent, AppInfo } from '../bindings';
+import type { Agent, Status } from '../bindings';
 import { identityBadge } from '../lib/consent';
-import { ago, grantLifetime, hostOf, plural } from '../lib/format';
+import { ago, clientUrl, grantLifetime, hostOf, plural } from '../lib/format';
 
-export function Agents({ info, agents, reload }: { info: AppInfo | null; agents: Agent[]; reload: () => void }) {
+export function Agents({ info, agents, reload }: { info: Status | null; agents: Agent[]; reload: () => void }) {
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<string | null>(null);
@@ -69,7 +69,7 @@ export function Agents({ info, agents, reload }: { info: AppInfo | null; agents:
         <div class="empty">
           <p class="empty-title">No agents yet.</p>
           <p>
-            Point an AI client at <code>{info ? `${info.url}/mcp/${info.servers[0] ?? 'demo'}` : '…'}</code>. It
+            Point an AI client at <code>{clientUrl(info)}</code>. It
             registers itself and asks you for access; it then shows up here.
           </p>
         </div>

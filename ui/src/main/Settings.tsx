@@ -1,8 +1,8 @@
 // Settings: what this Gatehouse runs with, and how to drive it from a terminal.
 
-import type { AppInfo } from '../bindings';
+import type { Status } from '../bindings';
 
-export function Settings({ info }: { info: AppInfo | null }) {
+export function Settings({ info }: { info: Status | null }) {
   if (!info) return null;
   const minutes = Math.round(info.consent_timeout_ms / 60_000);
   return (

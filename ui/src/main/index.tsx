@@ -2,11 +2,12 @@
 
 import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import '../styles.css';
+import '../styles/base.css';
+import '../styles/main.css';
 import { reportFatalErrors } from '../lib/fatal';
 import { api, on } from '../api';
-import type { Agent, AppInfo, PendingRequest } from '../bindings';
-import { Activity } from './Activity';
+import type { Agent, Status, PendingItem } from '../bindings';
+import { Activity } from './activity/Activity';
 import { Agents } from './Agents';
 import { Servers } from './Servers';
 import { Settings } from './Settings';
@@ -33,16 +34,16 @@ const AGENT_EVENTS = new Set([
 
 function App() {
   const [view, setView] = useState<View>('activity');
-  const [info, setInfo] = useState<AppInfo | null>(null);
+  const [info, setInfo] = useState<Status | null>(null);
   const [agents, setAgents] = useState<Agent[]>([]);
-  const [pending, setPending] = useState<PendingRequest[]>([]);
+  const [pending, setPending] = useState<PendingItem[]>([]);
 
   const reloadAgents = useCallback(() => {
     api.agents().then(setAgents, () => {});
   }, []);
 
   useEffect(() => {
-    api.appInfo().then(setInfo);
+    api.status().then(setInfo);
     api.pending().then(setPending);
     reloadAgents();
     const subs = [

@@ -1,0 +1,79 @@
+//! Agents (OAuth clients) with their grants, and revocation by the person:
+//! one agent, one grant, or everything. A revocation also ends the agent's
+//! open sessions, so its very next request fails.
+
+use super::{Actor, Agent, Gatehouse, Grant, Result, Revoked};
+use crate::clock;
+use crate::oauth::agents;
+use crate::store::{clients, grants};
+
+impl Gatehouse {
+    /// Every agent that ever registered, oldest first, with its grants in force.
+    pub fn agents(&self) -> Result<Vec<Agent>> {
+        let now = clock::now();
+        Ok(self.store().read(|c| {
+            clients::list(c)?
+                .into_iter()
+                .map(|client| {
+                    let grants = grants::list(c, Some(&client.client_id), false, now)?;
+                    Ok(Agent::new(client, grants))
+                })
+                .collect::<std::result::Result<Vec<_>, crate::store::StoreError>>()
+        })?)
+    }
+
+    /// Grants, newest first: of one agent (name or client id) or all; those
+    /// still in force unless `include_ended`.
+    pub fn grants(&self, agent: Option<&str>, include_ended: bool) -> Result<Vec<Grant>> {
+        let client_id = match agent {
+            Some(name) => Some(agents::find(self.auth(), name)?.client_id),
+            None => None,
+        };
+        let now = clock::now();
+        Ok(self
+            .store()
+            .read(|c| grants::list(c, client_id.as_deref(), include_ended, now))?)
+    }
+
+    /// One grant, in force or not.
+    pub fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        Ok(self.store().read(|c| grants::get(c, id))?)
+    }
+
+    /// The client id of the agent with this client id, or with this name if
+    /// only one agent has it.
+    pub fn find_agent(&self, name_or_id: &str) -> Result<String> {
+        Ok(agents::find(self.auth(), name_or_id)?.client_id)
+    }
+
+    /// Revokes an agent (by name or client id) and closes its open sessions.
+    pub fn revoke_agent(&self, name_or_id: &str, actor: Actor) -> Result<Revoked> {
+        let client = agents::find(self.auth(), name_or_id)?;
+        let actor = self.actor_name(actor);
+        let revoked = agents::revoke_agent(self.auth(), &client.client_id, &actor, clock::now())?;
+        self.gateway().end_sessions_of(&client.client_id);
+        Ok(revoked)
+    }
+
+    /// Revokes one grant and its tokens.
+    pub fn revoke_grant(&self, grant_id: &str, actor: Actor) -> Result<Revoked> {
+        let actor = self.actor_name(actor);
+        let revoked = agents::revoke_grant(self.auth(), grant_id, &actor, clock::now())?;
+        self.end_sessions(&revoked);
+        Ok(revoked)
+    }
+
+    /// The panic button: every agent loses every grant and token.
+    pub fn revoke_all(&self, actor: Actor) -> Result<Revoked> {
+        let actor = self.actor_name(actor);
+        let revoked = agents::revoke_all(self.auth(), &actor, clock::now())?;
+        self.end_sessions(&revoked);
+        Ok(revoked)
+    }
+
+    fn end_sessions(&self, revoked: &Revoked) {
+        for id in &revoked.client_ids {
+            self.gateway().end_sessions_of(id);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The audit log as the faces read it: a page at a time (the timeline), the
+//! most recent events (`gatehouse log`), followed live ([`Follow`], for both
+//! `log --follow` and the app's timeline), or exported to a file.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::{AuditEvent, AuditFilter, Error, ExportFormat, Gatehouse, Result};
+use crate::audit::export;
+use crate::store::audit::{self as log, Cursor};
+use crate::store::Store;
+
+/// Most events a follower reads back at once after falling behind.
+const CATCH_UP_PAGE: u32 = 1_000;
+
+/// A page of the timeline, newest first. `total` is counted for first pages only.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    #[ts(type = "number | null")]
+    pub total: Option<i64>,
+}
+
+impl Gatehouse {
+    /// The newest events matching `filter` with an id below `before_id`
+    /// (`None`: the newest of all), newest first. A first page also counts
+    /// every match. This reads SQLite: call it off the async workers.
+    pub fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<AuditPage> {
+        let store = self.store();
+        let events = store.read(|c| log::page(c, filter, Cursor::Before(before_id), limit))?;
+        let total = match before_id {
+            None => Some(store.read(|c| log::count(c, filter))?),
+            Some(_) => None,
+        };
+        Ok(AuditPage { events, total })
+    }
+
+    /// The most recent `limit` events matching `filter`, oldest first.
+    pub fn recent_events(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEvent>> {
+        let mut events = self
+            .store()
+            .read(|c| log::page(c, filter, Cursor::Before(None), limit))?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Follows the log: the most recent `backlog` events matching `filter`
+    /// (oldest first), then each new one as it commits. A follower that falls
+    /// behind catches up from the store: it misses nothing and sees nothing twice.
+    pub fn follow(&self, filter: AuditFilter, backlog: u32) -> Result<(Vec<AuditEvent>, Follow)> {
+        // Subscribe first, so nothing committed after the backlog read is lost.
+        let live = self.store().subscribe();
+        let recent = if backlog == 0 {
+            Vec::new()
+        } else {
+            self.recent_events(&filter, backlog)?
+        };
+        let last = match recent.last() {
+            Some(e) => e.id,
+            None => self.store().read(log::last_id)?,
+        };
+        let follow = Follow {
+            live,
+            store: self.store_handle(),
+            filter,
+            last,
+            missed: VecDeque::new(),
+            catching_up: false,
+        };
+        Ok((recent, follow))
+    }
+
+    /// Writes every event matching `filter`, newest first, to `out`; returns
+    /// how many. The store is read a page at a time, never held for the whole
+    /// export. This reads SQLite: call it off the async workers.
+    pub fn export_audit(
+        &self,
+        filter: &AuditFilter,
+        format: ExportFormat,
+        out: &mut impl std::io::Write,
+    ) -> Result<usize> {
+        let store = self.store();
+        export::export(format, out, |before| {
+            store.read(|c| log::page(c, filter, Cursor::Before(before), 2_000))
+        })
+        .map_err(|e| match e {
+            export::ExportError::Read(e) => Error::from(e),
+            export::ExportError::Io(e) => Error::internal(format!("cannot write the export: {e}")),
+        })
+    }
+}
+
+/// A live view of the log (see [`Gatehouse::follow`]).
+pub struct Follow {
+    live: broadcast::Receiver<AuditEvent>,
+    store: Arc<Store>,
+    filter: AuditFilter,
+    /// The id of the last event delivered, or known not to need delivering.
+    last: i64,
+    /// Events read back from the store after falling behind, oldest first.
+    missed: VecDeque<AuditEvent>,
+    /// Fell behind: read the store until it has nothing newer, then go live.
+    catching_up: bool,
+}
+
+impl Follow {
+    /// The next matching event, as it commits; `None` when Gatehouse stops.
+    pub async fn next(&mut self) -> Option<AuditEvent> {
+        loop {
+            if let Some(event) = self.missed.pop_front() {
+                self.last = event.id;
+                return Some(event);
+            }
+            if self.catching_up {
+                let after = Cursor::After(self.last);
+                match self
+                    .store
+                    .read(|c| log::page(c, &self.filter, after, CATCH_UP_PAGE))
+                {
+                    Ok(events) => {
+                        self.catching_up = events.len() as u32 == CATCH_UP_PAGE;
+                        self.missed.extend(events);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a log follower could not catch up");
+                        return None;
+                    }
+                }
+            }
+            match self.live.recv().await {
+                // Already delivered from the store while catching up.
+                Ok(event) if event.id <= self.last => {}
+                Ok(event) => {
+                    self.last = event.id;
+                    if self.filter.matches(&event) {
+                        return Some(event);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catching_up = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

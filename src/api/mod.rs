@@ -1,0 +1,137 @@
+//! The one surface both faces call: the CLI (through the control socket) and
+//! the desktop app (through its IPC commands) drive Gatehouse only through
+//! [`Gatehouse`]'s methods and see only the view types re-exported here. The
+//! store, the authorization server and the gateway are private to the core:
+//! a face cannot reach SQL even by accident.
+//!
+//! The rooms:
+//! - [`pending`]: the person's queue (consent requests, step-ups, held calls,
+//!   changed tools) and their decisions.
+//! - [`agents`]: agents, their grants, revocation.
+//! - [`audit`]: the log a page at a time, followed live, exported.
+//! - [`servers`]: the fronted servers and their tools.
+//! - `protocol`: what the HTTP edge asks of the whole (crate-private).
+//!
+//! Every method reads the clock itself (the faces are edges, the domain below
+//! takes `now`), and every change names who decided it ([`Actor`]).
+#![allow(clippy::disallowed_methods)] // an edge: each operation reads the clock once
+
+pub mod agents;
+pub mod audit;
+mod error;
+pub mod pending;
+pub(crate) mod protocol;
+pub mod servers;
+pub mod views;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use crate::audit::{AuditEvent, EventKind, ExportFormat, Filter as AuditFilter, Outcome};
+pub use crate::credentials::{CredentialStore, SecretError};
+pub use crate::oauth::agents::Revoked;
+pub use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
+pub use crate::store::clients::ClientKind;
+pub use crate::store::grants::{Duration as GrantDuration, Grant};
+pub use crate::store::held_calls::{CallStatus, HeldCall};
+pub use crate::store::pins::{ReviewStatus, ToolReview};
+pub use crate::tools::Risk;
+pub use audit::{AuditPage, Follow};
+pub use error::{Error, ErrorCode};
+pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
+pub use servers::{Server, Transport};
+pub use views::{Agent, ServerRef, Status, Tool};
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::oauth::AuthServer;
+use crate::store::Store;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Who makes a decision through the API: the person at one of its faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The `gatehouse` CLI (the control socket).
+    Cli,
+    /// The desktop app.
+    Desktop,
+}
+
+/// The running Gatehouse: its store, authorization server and gateway, and
+/// every operation the faces need.
+pub struct Gatehouse {
+    auth: AuthServer,
+    gateway: Gateway,
+    data_dir: PathBuf,
+}
+
+impl Gatehouse {
+    pub(crate) fn new(auth: AuthServer, gateway: Gateway, data_dir: &Path) -> Gatehouse {
+        Gatehouse {
+            auth,
+            gateway,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn auth(&self) -> &AuthServer {
+        &self.auth
+    }
+
+    pub(crate) fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.auth.store
+    }
+
+    pub(crate) fn store_handle(&self) -> Arc<Store> {
+        self.auth.store.clone()
+    }
+
+    /// `http://127.0.0.1:<port>`: the issuer, and the base of every MCP URL.
+    pub fn url(&self) -> &str {
+        &self.auth.issuer
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.auth.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// How an actor is named in audit events and grants: the OS user and the face.
+    pub fn actor_name(&self, actor: Actor) -> String {
+        let face = match actor {
+            Actor::Cli => "cli",
+            Actor::Desktop => "desktop",
+        };
+        format!("{} ({face})", self.auth.user)
+    }
+
+    /// What is running, where, and how busy it is.
+    pub fn status(&self) -> Result<Status> {
+        let config = self.config();
+        Ok(Status {
+            url: self.url().to_string(),
+            port: self.auth.port,
+            data_dir: self.data_dir.display().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            consent_timeout_ms: config.consent_timeout_ms,
+            servers: config
+                .servers
+                .keys()
+                .map(|name| ServerRef {
+                    name: name.clone(),
+                    url: self.auth.resource_url(name),
+                })
+                .collect(),
+            sessions: self.gateway.session_count(),
+            pending: self.pending()?.len(),
+        })
+    }
+}

@@ -1,0 +1,394 @@
+//! The person's queue: everything waiting for a decision (consent requests,
+//! step-ups, held calls, changed tools), as the CLI and the consent window show
+//! it, and the decisions on it. Each item has a typed [`PendingId`]; its wire
+//! form is the id the person sees (`cr_…`, `hc_…`, `tr_…`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Error, Gatehouse, Grant, HeldCall, Result, Tool, ToolReview};
+use crate::clock::{self, UnixMs};
+use crate::gateway::{catalog, pinning};
+use crate::oauth::authorize::redirect_host;
+use crate::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
+use crate::store::clients::{self, Client};
+use crate::store::{consent as requests, grants, held_calls, pins, StoreError};
+use crate::tools::{Risk, ToolInfo};
+
+/// Names one pending item, and so which kind of decision it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PendingId {
+    /// A consent request or step-up (`cr_…`).
+    Consent(String),
+    /// A held call to an ask-every-time tool (`hc_…`).
+    HeldCall(String),
+    /// A changed tool up for review (`tr_…`).
+    ToolReview(String),
+}
+
+impl PendingId {
+    /// Reads an id as the person types it.
+    pub fn parse(id: &str) -> Result<PendingId> {
+        let kind = match id.get(..3) {
+            Some("cr_") => PendingId::Consent,
+            Some("hc_") => PendingId::HeldCall,
+            Some("tr_") => PendingId::ToolReview,
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "{id:?} is not a pending request id (they start with cr_, hc_ or tr_); see `gatehouse pending`"
+                )))
+            }
+        };
+        Ok(kind(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            PendingId::Consent(id) | PendingId::HeldCall(id) | PendingId::ToolReview(id) => id,
+        }
+    }
+}
+
+impl fmt::Display for PendingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for PendingId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        PendingId::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+impl ts_rs::TS for PendingId {
+    type WithoutGenerics = Self;
+    fn name() -> String {
+        "string".into()
+    }
+    fn inline() -> String {
+        "string".into()
+    }
+    fn decl() -> String {
+        panic!("PendingId is a string on the wire")
+    }
+    fn decl_concrete() -> String {
+        panic!("PendingId is a string on the wire")
+    }
+    fn inline_flattened() -> String {
+        panic!("PendingId is a string on the wire")
+    }
+}
+
+/// What kind of decision a pending item asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingKind {
+    /// An agent asks for tools on a server for the first time.
+    Authorization,
+    /// An agent that holds a grant asks for more tools.
+    StepUp,
+    /// A call to an ask-every-time tool is held until the person decides.
+    ToolCall,
+    /// A granted tool changed on the server and is blocked until re-approved.
+    ToolChanged,
+}
+
+/// Something waiting for the person, as they see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct PendingItem {
+    pub id: PendingId,
+    pub kind: PendingKind,
+    pub client_id: String,
+    /// What the agent calls itself (a claim unless `verified`).
+    pub client_name: String,
+    pub verified: bool,
+    /// The https domain of a verified (metadata document) client.
+    pub verified_domain: Option<String>,
+    /// Where the browser returns (authorization and step-up).
+    pub redirect_host: Option<String>,
+    pub server: String,
+    /// Also shown on the waiting browser page, so the person can match the two.
+    pub phrase: Option<String>,
+    /// The tools to decide on: requested, the new ones of a step-up, the held
+    /// call's, or the changed one.
+    pub tools: Vec<Tool>,
+    /// For a step-up: what the agent already holds.
+    pub granted_tools: Vec<String>,
+    /// For a held call: its arguments (redacted, size-capped).
+    #[ts(type = "unknown")]
+    pub arguments: Option<serde_json::Value>,
+    /// For a changed tool: what changed, one line per field.
+    pub changes: Vec<String>,
+    #[ts(type = "number")]
+    pub created_at: UnixMs,
+    #[ts(type = "number | null")]
+    pub expires_at: Option<UnixMs>,
+}
+
+/// Which pending item(s) a decision is about.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// One item by its id.
+    Id(String),
+    /// Every pending consent request of the agent with this name or client id.
+    Client(String),
+}
+
+/// What the person allows: which of the requested tools, which of them ask
+/// every time, and for how long (a held call or changed tool ignores these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Approval {
+    pub tools: ToolChoice,
+    /// Which granted tools are held for a decision on every call (default: the destructive ones).
+    #[serde(default)]
+    pub ask: AskChoice,
+    pub duration: DurationChoice,
+}
+
+/// What an approval produced.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Decided {
+    /// A consent request: the new (or widened) grant.
+    Grant(Grant),
+    /// A held call, allowed this once.
+    Call(HeldCall),
+    /// A changed tool, re-approved.
+    Review(ToolReview),
+}
+
+impl Gatehouse {
+    /// Everything pending, oldest first.
+    pub fn pending(&self) -> Result<Vec<PendingItem>> {
+        Ok(self.store().read(|c| queue(c, clock::now()))?)
+    }
+
+    /// The pending ids a target names; `NotFound` when there are none. By
+    /// agent, only its consent requests: held calls and changed tools need their id.
+    pub fn find_pending(&self, target: &Target) -> Result<Vec<PendingId>> {
+        let pending = self.pending()?;
+        let ids: Vec<PendingId> = match target {
+            Target::Id(id) => {
+                let id = PendingId::parse(id)?;
+                pending
+                    .into_iter()
+                    .map(|p| p.id)
+                    .filter(|p| *p == id)
+                    .collect()
+            }
+            Target::Client(name) => pending
+                .into_iter()
+                .filter(|p| matches!(p.kind, PendingKind::Authorization | PendingKind::StepUp))
+                .filter(|p| &p.client_id == name || p.client_name.eq_ignore_ascii_case(name))
+                .map(|p| p.id)
+                .collect(),
+        };
+        if ids.is_empty() {
+            let what = match target {
+                Target::Id(id) => format!("no pending request {id}"),
+                Target::Client(name) => format!("no pending request from {name:?}"),
+            };
+            return Err(Error::not_found(format!("{what}; see `gatehouse pending`")));
+        }
+        Ok(ids)
+    }
+
+    /// The person says yes: a consent request (the chosen tools, ask-every-time
+    /// set and duration), a held call (allowed once) or a changed tool (re-approved).
+    pub fn approve(&self, id: &PendingId, approval: &Approval, actor: Actor) -> Result<Decided> {
+        let (actor, now) = (self.actor_name(actor), clock::now());
+        match id {
+            PendingId::Consent(id) => {
+                let Approval {
+                    tools,
+                    ask,
+                    duration,
+                } = approval;
+                let grant = consent::approve(self.auth(), id, tools, ask, *duration, &actor, now)?;
+                Ok(Decided::Grant(grant))
+            }
+            PendingId::HeldCall(id) => {
+                let call = self
+                    .gateway()
+                    .holds()
+                    .decide(self.store(), id, true, &actor, now)?;
+                call.map(Decided::Call).ok_or_else(|| not_pending(id))
+            }
+            PendingId::ToolReview(id) => {
+                let review = pinning::decide_review(self.store(), id, true, &actor, now)?;
+                review.map(Decided::Review).ok_or_else(|| not_pending(id))
+            }
+        }
+    }
+
+    /// The person says no. Nothing is granted; a held call gets an error.
+    pub fn deny(&self, id: &PendingId, actor: Actor) -> Result<()> {
+        let (actor, now) = (self.actor_name(actor), clock::now());
+        let decided = match id {
+            PendingId::Consent(id) => consent::deny(self.auth(), id, &actor, now).map(|_| true)?,
+            PendingId::HeldCall(id) => {
+                let call = self
+                    .gateway()
+                    .holds()
+                    .decide(self.store(), id, false, &actor, now)?;
+                call.is_some()
+            }
+            PendingId::ToolReview(id) => {
+                pinning::decide_review(self.store(), id, false, &actor, now)?.is_some()
+            }
+        };
+        if decided {
+            Ok(())
+        } else {
+            Err(not_pending(id.as_str()))
+        }
+    }
+}
+
+fn not_pending(id: &str) -> Error {
+    Error::not_found(format!("no pending request {id}; see `gatehouse pending`"))
+}
+
+/// Who asks, as the person should see it: name, verified or not, and the verified domain.
+fn who(client: Option<&Client>, client_id: &str) -> (String, bool, Option<String>) {
+    match client {
+        Some(c) => (c.name.clone(), c.kind.is_verified(), c.verified_domain()),
+        None => (client_id.to_string(), false, None),
+    }
+}
+
+/// Reads the queue: consent requests, held calls and reviews, oldest first.
+fn queue(
+    c: &rusqlite::Connection,
+    now: UnixMs,
+) -> std::result::Result<Vec<PendingItem>, StoreError> {
+    let item = |id: PendingId,
+                kind,
+                client_id: &str,
+                server: &str,
+                created_at|
+     -> std::result::Result<PendingItem, StoreError> {
+        let (client_name, verified, verified_domain) =
+            who(clients::get(c, client_id)?.as_ref(), client_id);
+        Ok(PendingItem {
+            id,
+            kind,
+            client_id: client_id.to_string(),
+            client_name,
+            verified,
+            verified_domain,
+            redirect_host: None,
+            server: server.to_string(),
+            phrase: None,
+            tools: Vec::new(),
+            granted_tools: Vec::new(),
+            arguments: None,
+            changes: Vec::new(),
+            created_at,
+            expires_at: None,
+        })
+    };
+    let mut items = Vec::new();
+    for r in requests::pending(c, now)? {
+        let base = match &r.base_grant_id {
+            Some(id) => grants::get(c, id)?,
+            None => None,
+        };
+        let kind = if base.is_some() {
+            PendingKind::StepUp
+        } else {
+            PendingKind::Authorization
+        };
+        let id = PendingId::Consent(r.id.clone());
+        items.push(PendingItem {
+            redirect_host: Some(redirect_host(&r.redirect_uri)),
+            phrase: Some(r.phrase.clone()),
+            tools: r.tools.iter().map(Tool::from).collect(),
+            granted_tools: base.map(|g| g.tools).unwrap_or_default(),
+            expires_at: Some(r.expires_at),
+            ..item(id, kind, &r.client_id, &r.server, r.created_at)?
+        });
+    }
+    for call in held_calls::pending(c, now)? {
+        let described = pins::for_tool(c, &call.grant_id, &call.tool)?
+            .and_then(|p| catalog::tool_info(&p.definition));
+        let tool = described.unwrap_or_else(|| ToolInfo {
+            name: call.tool.clone(),
+            title: None,
+            description: String::new(),
+            risk: Risk::Destructive,
+            pin: String::new(),
+            definition: serde_json::Value::Null,
+        });
+        let id = PendingId::HeldCall(call.id.clone());
+        items.push(PendingItem {
+            tools: vec![Tool::from(&tool)],
+            arguments: Some(call.arguments.clone()),
+            expires_at: Some(call.expires_at),
+            ..item(
+                id,
+                PendingKind::ToolCall,
+                &call.client_id,
+                &call.server,
+                call.created_at,
+            )?
+        });
+    }
+    for review in pins::pending_reviews(c)? {
+        let id = PendingId::ToolReview(review.id.clone());
+        items.push(PendingItem {
+            tools: catalog::tool_info(&review.new_definition)
+                .iter()
+                .map(Tool::from)
+                .collect(),
+            changes: pinning::describe_change(&review.old_definition, &review.new_definition),
+            ..item(
+                id,
+                PendingKind::ToolChanged,
+                &review.client_id,
+                &review.server,
+                review.created_at,
+            )?
+        });
+    }
+    items.sort_by_key(|v| v.created_at);
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_ids_say_what_they_name() {
+        assert_eq!(
+            PendingId::parse("hc_0a1b").unwrap(),
+            PendingId::HeldCall("hc_0a1b".into())
+        );
+        assert_eq!(
+            PendingId::parse("cr_0a1b").unwrap(),
+            PendingId::Consent("cr_0a1b".into())
+        );
+        assert_eq!(
+            PendingId::parse("tr_0a1b").unwrap(),
+            PendingId::ToolReview("tr_0a1b".into())
+        );
+        assert_eq!(
+            PendingId::parse("gr_0a1b").unwrap_err().code,
+            super::super::ErrorCode::BadRequest
+        );
+        let id: PendingId = serde_json::from_str("\"tr_9\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"tr_9\"");
+        assert!(serde_json::from_str::<PendingId>("\"x\"").is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! What the HTTP edge asks of the whole, where the authorization server
+//! needs the gateway: a consent request lists the server's tools, and the
+//! metadata and challenges name the scopes a server offers.
+
+use super::Gatehouse;
+use crate::clock::UnixMs;
+use crate::crypto::Secret;
+use crate::oauth::authorize::{self, AuthorizeError};
+use crate::oauth::{cimd, scope, ErrorCode, OAuthError};
+use crate::store::clients::{self, Client, ClientKind};
+
+impl Gatehouse {
+    /// `GET /authorize`: checks the request, lists the server's tools, and
+    /// records a pending consent request; returns the waiting page's handle.
+    pub(crate) async fn authorize(
+        &self,
+        query: &str,
+        now: UnixMs,
+    ) -> Result<Secret, AuthorizeError> {
+        let params = authorize::parse(query).map_err(AuthorizeError::Page)?;
+        let client = self
+            .resolve_client(&params.client_id, now)
+            .await
+            .map_err(AuthorizeError::Page)?;
+        let validated = authorize::validate(self.auth(), client, params)?;
+        let tools = match self.gateway().catalog(&validated.server).await {
+            Ok(tools) => tools,
+            Err(reason) => {
+                tracing::warn!(server = %validated.server, %reason, "cannot list the tools for a consent request");
+                let error = OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!(
+                        "the MCP server {:?} could not be reached to list its tools",
+                        validated.server
+                    ),
+                );
+                return Err(AuthorizeError::Redirect(authorize::error_redirect(
+                    self.auth(),
+                    &validated.redirect_uri,
+                    validated.state.as_deref(),
+                    &error,
+                )));
+            }
+        };
+        authorize::create_request(self.auth(), validated, tools, now)
+    }
+
+    /// A registered client, or a Client ID Metadata Document fetched (and cached) now.
+    pub(crate) async fn resolve_client(
+        &self,
+        client_id: &str,
+        now: UnixMs,
+    ) -> Result<Client, OAuthError> {
+        let stored = self.store().read(|c| clients::get(c, client_id))?;
+        let allow_loopback = self.config().allow_loopback_client_metadata;
+        let is_document = cimd::is_document_url(client_id, allow_loopback);
+        match stored {
+            Some(c)
+                if c.kind != ClientKind::MetadataDocument
+                    || c.fetched_at.unwrap_or(0) + cimd::CACHE_MS > now =>
+            {
+                Ok(c)
+            }
+            _ if is_document => {
+                let client = cimd::fetch(client_id, allow_loopback, now).await?;
+                self.store()
+                    .write(|tx| clients::insert(tx.conn(), &client))?;
+                Ok(client)
+            }
+            _ => Err(OAuthError::invalid_client(format!(
+                "unknown client_id {client_id:?}: register first"
+            ))),
+        }
+    }
+
+    /// The scopes a server offers: its classes (with resources and prompts)
+    /// and each tool, from its catalog (listed now if nobody has yet); the
+    /// three tool classes if the server cannot be reached.
+    pub(crate) async fn scopes_for(&self, server: &str) -> Vec<String> {
+        match self.gateway().catalog(server).await {
+            Ok(tools) if !tools.is_empty() => scope::scopes_supported(&tools),
+            _ => scope::all_class_scopes(),
+        }
+    }
+
+    /// The scope to ask for in a challenge: every class the server has, so a
+    /// first consent can grant all the client will need.
+    pub(crate) async fn challenge_scope(&self, server: &str) -> String {
+        match self.gateway().catalog(server).await {
+            Ok(tools) if !tools.is_empty() => scope::class_scopes(&tools).join(" "),
+            _ => scope::all_class_scopes().join(" "),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! View types the faces show that are not the core's own types: a tool as
+//! the person sees it, an agent with its grants, the running Gatehouse.
+//! (Types that already are what a view needs, such as `Grant` or `AuditEvent`,
+//! are re-exported from `api` as they are.) TypeScript bindings for every type
+//! the app sees are generated from these definitions (`api::bindings`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::clients::{Client, ClientKind};
+use crate::store::grants::Grant;
+use crate::tools::{Risk, ToolInfo};
+
+/// A tool (or a server's resources or prompts) as the person sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Tool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub risk: Risk,
+}
+
+impl From<&ToolInfo> for Tool {
+    fn from(t: &ToolInfo) -> Tool {
+        Tool {
+            name: t.name.clone(),
+            title: t.title.clone(),
+            description: t.description.clone(),
+            risk: t.risk,
+        }
+    }
+}
+
+/// An agent (an OAuth client) with the grants in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct Agent {
+    pub client_id: String,
+    /// What the agent calls itself (a claim unless `verified`).
+    pub name: String,
+    pub kind: ClientKind,
+    pub verified: bool,
+    /// The https domain of a verified (metadata document) client.
+    pub verified_domain: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[ts(type = "number")]
+    pub first_seen: i64,
+    #[ts(type = "number | null")]
+    pub last_seen: Option<i64>,
+    pub grants: Vec<Grant>,
+}
+
+impl Agent {
+    pub(crate) fn new(client: Client, grants: Vec<Grant>) -> Agent {
+        Agent {
+            verified: client.kind.is_verified(),
+            verified_domain: client.verified_domain(),
+            client_id: client.client_id,
+            name: client.name,
+            kind: client.kind,
+            redirect_uris: client.redirect_uris,
+            first_seen: client.created_at,
+            last_seen: client.last_seen_at,
+            grants,
+        }
+    }
+}
+
+/// A fronted server's name and the URL to give an AI client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ServerRef {
+    pub name: String,
+    pub url: String,
+}
+
+/// The running Gatehouse (`gatehouse status`, the app's Settings).
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct Status {
+    pub url: String,
+    pub port: u16,
+    pub data_dir: String,
+    pub version: String,
+    #[ts(type = "number")]
+    pub consent_timeout_ms: i64,
+    pub servers: Vec<ServerRef>,
+    /// Open agent sessions.
+    #[ts(type = "number")]
+    pub sessions: usize,
+    /// Items waiting for the person.
+    #[ts(type = "number")]
+    pub pending: usize,
+}

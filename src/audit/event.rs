@@ -1,0 +1,186 @@
+//! The audit event model: what happened ([`EventKind`]), how it ended
+//! ([`Outcome`]), to whom, through which grant.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixMs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    ClientRegistered,
+    ConsentRequested,
+    ConsentApproved,
+    ConsentDenied,
+    ConsentExpired,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRevoked,
+    CodeReplayed,
+    RefreshReused,
+    GrantRevoked,
+    AgentRevoked,
+    ToolCall,
+    McpRequest,
+    /// A call to an ask-every-time tool is waiting for the person.
+    CallHeld,
+    /// The person allowed or denied a held call (or nobody answered).
+    CallDecided,
+    /// A pinned tool's definition changed upstream; the tool is blocked.
+    ToolChanged,
+    /// The person re-approved (or kept blocked) a changed tool.
+    ToolReviewed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ClientRegistered => "client_registered",
+            EventKind::ConsentRequested => "consent_requested",
+            EventKind::ConsentApproved => "consent_approved",
+            EventKind::ConsentDenied => "consent_denied",
+            EventKind::ConsentExpired => "consent_expired",
+            EventKind::TokenIssued => "token_issued",
+            EventKind::TokenRefreshed => "token_refreshed",
+            EventKind::TokenRevoked => "token_revoked",
+            EventKind::CodeReplayed => "code_replayed",
+            EventKind::RefreshReused => "refresh_reused",
+            EventKind::GrantRevoked => "grant_revoked",
+            EventKind::AgentRevoked => "agent_revoked",
+            EventKind::ToolCall => "tool_call",
+            EventKind::McpRequest => "mcp_request",
+            EventKind::CallHeld => "call_held",
+            EventKind::CallDecided => "call_decided",
+            EventKind::ToolChanged => "tool_changed",
+            EventKind::ToolReviewed => "tool_reviewed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Whether an event of this kind adds to or takes from the person's queue
+    /// (a consent request, a held call or a changed tool opened or decided).
+    pub fn changes_pending(self) -> bool {
+        matches!(
+            self,
+            EventKind::ConsentRequested
+                | EventKind::ConsentApproved
+                | EventKind::ConsentDenied
+                | EventKind::ConsentExpired
+                | EventKind::CallHeld
+                | EventKind::CallDecided
+                | EventKind::ToolChanged
+                | EventKind::ToolReviewed
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Allowed,
+    Denied,
+    Error,
+    Revoked,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Error => "error",
+            Outcome::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// A stored audit event (emitted live to the app and `log --follow`). Absent
+/// fields are `null` in JSON, so every event has the same shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct AuditEvent {
+    #[ts(type = "number")]
+    pub id: i64,
+    #[ts(type = "number")]
+    pub at: UnixMs,
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    /// The agent (OAuth client) the event is about.
+    pub client_id: Option<String>,
+    pub agent: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    /// The grant that allowed (or was changed by) this event.
+    pub grant_id: Option<String>,
+    /// The person who decided, for consent and revocation events.
+    pub actor: Option<String>,
+    #[ts(type = "number | null")]
+    pub duration_ms: Option<i64>,
+    /// Event-specific facts, e.g. the redacted argument summary of a tool call.
+    #[ts(type = "unknown")]
+    pub detail: serde_json::Value,
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    pub client_id: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub grant_id: Option<String>,
+    pub actor: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub detail: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, outcome: Outcome) -> NewEvent {
+        NewEvent {
+            kind,
+            outcome,
+            client_id: None,
+            server: None,
+            tool: None,
+            grant_id: None,
+            actor: None,
+            duration_ms: None,
+            detail: serde_json::Value::Object(Default::default()),
+        }
+    }
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_string());
+        self
+    }
+    pub fn server(mut self, server: &str) -> Self {
+        self.server = Some(server.to_string());
+        self
+    }
+    pub fn tool(mut self, tool: &str) -> Self {
+        self.tool = Some(tool.to_string());
+        self
+    }
+    pub fn grant(mut self, grant_id: &str) -> Self {
+        self.grant_id = Some(grant_id.to_string());
+        self
+    }
+    pub fn actor(mut self, actor: &str) -> Self {
+        self.actor = Some(actor.to_string());
+        self
+    }
+    pub fn duration_ms(mut self, ms: i64) -> Self {
+        self.duration_ms = Some(ms);
+        self
+    }
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}

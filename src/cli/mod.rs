@@ -1,0 +1,360 @@
+//! The command line: `gatehouse serve` and the commands that talk to a
+//! running Gatehouse through the control channel. Every command takes
+//! `--data-dir` and `--json`; failures print what to do and exit non-zero.
+//! It lives in the binary, so it can use only the library's public API.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gatehouse::api::{Approval, AskChoice, CredentialStore, DurationChoice, Target, ToolChoice};
+use gatehouse::clock;
+use gatehouse::config::{self, Config, CredentialStoreChoice};
+use gatehouse::control::client::ControlClient;
+use gatehouse::control::Request;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Decides which AI agents may use which tools on this computer"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where the database and the control socket live.
+    #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Gatehouse headless: the authorization server and MCP gateway on 127.0.0.1.
+    Serve {
+        /// A TOML file listing the MCP servers to front (default: the built-in demo server).
+        #[arg(long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Port on 127.0.0.1 (default 7390; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Run the built-in demo MCP server on stdio (Gatehouse starts it for you).
+    DemoServer,
+    /// Manage upstream secrets (API keys for the fronted servers) in the OS keychain.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+        /// The config file (its `secret_store` says where secrets live).
+        #[arg(long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Show the running Gatehouse: its URL, servers and sessions.
+    Status,
+    /// List consent requests waiting for a decision.
+    Pending,
+    /// Approve a pending request (by ID, or every pending request of an agent):
+    /// a consent request, a held call (allowed once) or a changed tool (re-approved).
+    Approve {
+        /// The request ID shown by `gatehouse pending`.
+        id: Option<String>,
+        /// Approve the pending request(s) of this agent (name or client id) instead.
+        #[arg(long)]
+        client: Option<String>,
+        /// Grant only these tools (comma-separated). Default: the read-only tools.
+        #[arg(long, value_delimiter = ',', conflicts_with = "all_tools")]
+        tools: Option<Vec<String>>,
+        /// Grant every tool the request asks for.
+        #[arg(long)]
+        all_tools: bool,
+        /// Tools to hold for your decision on every call (default: the destructive ones).
+        #[arg(long, value_delimiter = ',', conflicts_with = "ask_none")]
+        ask: Option<Vec<String>>,
+        /// Hold no tool's calls.
+        #[arg(long)]
+        ask_none: bool,
+        /// How long: `once`, a duration such as `1h` or `7d`, or `forever` (until revoked).
+        #[arg(long = "for", default_value = "forever")]
+        duration: String,
+    },
+    /// Deny a pending request (by ID, or every pending request of an agent).
+    Deny {
+        id: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// List agents and their grants.
+    Agents,
+    /// List grants in force (or all with --all).
+    Grants {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an agent (name or client id), one grant, or everything.
+    Revoke {
+        agent: Option<String>,
+        #[arg(long, conflicts_with = "agent")]
+        grant: Option<String>,
+        /// Revoke every agent's grants and tokens.
+        #[arg(long, conflicts_with_all = ["agent", "grant"])]
+        all: bool,
+    },
+    /// Show the audit log (newest last); --follow keeps printing new events.
+    Log {
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Store a secret; the value is read from stdin (never from the command line).
+    Set { server: String, name: String },
+    /// List stored secrets by name (values are never shown).
+    List,
+    /// Remove a secret.
+    Rm { server: String, name: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = cli
+        .common
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
+    let result = match cli.command {
+        Command::Serve { config, port } => serve(data_dir, config, port),
+        Command::DemoServer => gatehouse::demo::run().map_err(|e| format!("demo server: {e}")),
+        Command::Secret { action, config } => secret(&data_dir, config, action),
+        command => run_command(command, &data_dir, cli.common.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gatehouse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match &config_path {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::demo(),
+    };
+    if let Some(port) = port {
+        config.port = port;
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        // Listen for signals before telling anyone we are up.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let running = gatehouse::daemon::start(config, &data_dir)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let url = running.url();
+        // stdout may be a pipe that is already closed: never die for a banner.
+        let mut banner = format!("Gatehouse is running at {url}\n");
+        for name in running.gatehouse().config().servers.keys() {
+            banner.push_str(&format!("  MCP server {name:?}: {url}/mcp/{name}\n"));
+        }
+        banner.push_str(&format!(
+            "Approve requests with `gatehouse pending` and `gatehouse approve`. Data: {}\n",
+            data_dir.display()
+        ));
+        let mut out = std::io::stdout();
+        let _ = std::io::Write::write_all(&mut out, banner.as_bytes())
+            .and_then(|_| std::io::Write::flush(&mut out));
+        running
+            .run_until(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            })
+            .await;
+        Ok(())
+    })
+}
+
+fn secret(data_dir: &Path, config: Option<PathBuf>, action: SecretAction) -> Result<(), String> {
+    let choice = match config {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string())?.secret_store,
+        None => CredentialStoreChoice::Auto,
+    };
+    gatehouse::daemon::prepare_data_dir(data_dir).map_err(|e| format!("{e:#}"))?;
+    let store = CredentialStore::open(data_dir, choice).map_err(|e| e.to_string())?;
+    match action {
+        SecretAction::Set { server, name } => {
+            let mut value = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)
+                .map_err(|e| format!("reading the value from stdin: {e}"))?;
+            let value = value
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&value);
+            if value.is_empty() {
+                return Err(format!("no value on stdin; e.g. `printf %s \"$TOKEN\" | gatehouse secret set {server} {name}`"));
+            }
+            store
+                .set(&server, &name, value)
+                .map_err(|e| e.to_string())?;
+            if !store.is_keychain() {
+                eprintln!("warning: {}", store.describe());
+            }
+            println!("Stored {name} for {server}. It reaches the server's next session.");
+        }
+        SecretAction::List => {
+            let names = store.names().map_err(|e| e.to_string())?;
+            if names.is_empty() {
+                println!("No secrets stored.");
+            }
+            for (server, list) in names {
+                println!("{server}: {}", list.join(", "));
+            }
+        }
+        SecretAction::Rm { server, name } => {
+            if !store.remove(&server, &name).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "no secret {name:?} for {server:?}; see `gatehouse secret list`"
+                ));
+            }
+            println!("Removed {name} for {server}.");
+        }
+    }
+    Ok(())
+}
+
+fn target(id: Option<String>, client: Option<String>) -> Result<Target, String> {
+    match (id, client) {
+        (Some(id), None) => Ok(Target::Id(id)),
+        (None, Some(client)) => Ok(Target::Client(client)),
+        (Some(_), Some(_)) => Err("give a request ID or --client, not both".into()),
+        (None, None) => {
+            Err("give a request ID (see `gatehouse pending`) or --client <NAME>".into())
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<DurationChoice, String> {
+    match text {
+        "once" => Ok(DurationChoice::Once),
+        "forever" | "until-revoked" => Ok(DurationChoice::Forever),
+        other => clock::parse_duration(other)
+            .map(DurationChoice::For)
+            .ok_or_else(|| {
+                format!("--for {other:?}: use once, forever, or a duration such as 30m, 1h, 1d")
+            }),
+    }
+}
+
+/// The tools named on the command line (comma-separated, trimmed).
+fn tool_list(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), String> {
+    let request = match command {
+        Command::Status => Request::Status,
+        Command::Pending => Request::Pending,
+        Command::Approve {
+            id,
+            client,
+            tools,
+            all_tools,
+            ask,
+            ask_none,
+            duration,
+        } => Request::Approve {
+            target: target(id, client)?,
+            approval: Approval {
+                tools: match (tools, all_tools) {
+                    (_, true) => ToolChoice::All,
+                    (Some(t), false) => ToolChoice::Only(tool_list(t)),
+                    (None, false) => ToolChoice::ReadOnly,
+                },
+                ask: match (ask, ask_none) {
+                    (_, true) => AskChoice::None,
+                    (Some(t), false) => AskChoice::Only(tool_list(t)),
+                    (None, false) => AskChoice::Destructive,
+                },
+                duration: parse_duration(&duration)?,
+            },
+        },
+        Command::Deny { id, client } => Request::Deny {
+            target: target(id, client)?,
+        },
+        Command::Agents => Request::Agents,
+        Command::Grants { agent, all } => Request::Grants {
+            client: agent,
+            include_ended: all,
+        },
+        Command::Revoke { agent, grant, all } => match (agent, grant, all) {
+            (_, _, true) => Request::RevokeAll,
+            (_, Some(grant), _) => Request::RevokeGrant { grant },
+            (Some(agent), None, false) => Request::RevokeAgent { agent },
+            (None, None, false) => {
+                return Err("give an agent (see `gatehouse agents`), --grant <ID>, or --all".into())
+            }
+        },
+        Command::Log {
+            follow,
+            limit,
+            agent,
+        } => Request::Log {
+            limit,
+            client: agent,
+            follow,
+        },
+        Command::Serve { .. } | Command::DemoServer | Command::Secret { .. } => {
+            unreachable!("handled in main")
+        }
+    };
+    let fail = |e: gatehouse::api::Error| e.message;
+    let mut client = ControlClient::connect(data_dir).map_err(fail)?;
+    if let Request::Log { follow: true, .. } = request {
+        client.send(&request).map_err(fail)?;
+        while let Some(event) = client.next_answer() {
+            output::event(event.map_err(fail)?, json)?;
+        }
+        return Ok(());
+    }
+    let answer = client.call(&request).map_err(fail)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    output::answer(&request, answer)
+}

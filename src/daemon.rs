@@ -1,0 +1,238 @@
+//! The composition root: opens the data directory and the store, binds
+//! 127.0.0.1, and starts the HTTP server (authorization server and MCP
+//! gateway), the control socket for the CLI, and upkeep. `gatehouse serve` and
+//! the desktop app both start Gatehouse here; nothing else in the core imports
+//! the edges.
+#![allow(clippy::disallowed_methods)] // an edge: upkeep runs on the wall clock
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::api::Gatehouse;
+use crate::clock;
+use crate::config::Config;
+use crate::credentials::CredentialStore;
+use crate::gateway::Gateway;
+use crate::oauth::{consent, AuthServer};
+use crate::store::clients::{self, AuthMethod, Client, ClientKind};
+use crate::store::{Store, StoreError};
+
+/// The SQLite file in the data directory.
+pub const DB_FILE: &str = "gatehouse.db";
+/// Where a running Gatehouse says where it listens (`{"url": …, "pid": …}`).
+pub const SERVER_INFO_FILE: &str = "server.json";
+/// How often upkeep runs.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A started Gatehouse: HTTP on loopback, the control socket, upkeep.
+pub struct Running {
+    gatehouse: Arc<Gatehouse>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn gatehouse(&self) -> &Arc<Gatehouse> {
+        &self.gatehouse
+    }
+
+    pub fn url(&self) -> String {
+        self.gatehouse.url().to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, ends sessions and upstreams, removes the socket.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        // Open streams (an agent's GET) would hold a graceful shutdown forever: give it 3 s.
+        for mut task in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+        self.gatehouse.gateway().close_all().await;
+        let dir = self.gatehouse.data_dir();
+        let _ = std::fs::remove_file(dir.join(crate::control::SOCKET_FILE));
+        let _ = std::fs::remove_file(dir.join(SERVER_INFO_FILE));
+    }
+
+    /// Runs until the shutdown signal resolves.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Prepares the data directory: created if missing, private to this user.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make the data directory {} private", dir.display()))?;
+    }
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Starts Gatehouse: opens the store, binds 127.0.0.1 (port 0 picks one),
+/// starts the HTTP server, the control socket and upkeep.
+pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
+    prepare_data_dir(data_dir)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("port {} on 127.0.0.1 is in use (is Gatehouse already running?); choose another with --port or `port` in the config", config.port)
+        } else {
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", config.port)
+        }
+    })?;
+    let addr = listener.local_addr()?;
+    let control = crate::control::server::bind(data_dir)?;
+    let db_path = data_dir.join(DB_FILE);
+    let store = Arc::new(
+        Store::open(&db_path)
+            .with_context(|| format!("cannot open the database {}", db_path.display()))?,
+    );
+    register_preconfigured_clients(&store, &config, clock::now())?;
+    let credentials = Arc::new(CredentialStore::open(data_dir, config.secret_store)?);
+    if credentials.is_keychain() {
+        tracing::info!("{}", credentials.describe());
+    } else {
+        tracing::warn!("{}", credentials.describe());
+    }
+    let config = Arc::new(config);
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local user".into());
+    let auth = AuthServer {
+        store: store.clone(),
+        config: config.clone(),
+        issuer: format!("http://127.0.0.1:{}", addr.port()),
+        port: addr.port(),
+        user,
+    };
+    let gateway = Gateway::new(config.clone(), store, credentials);
+    let gatehouse = Arc::new(Gatehouse::new(auth, gateway, data_dir));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let app = crate::http::router(gatehouse.clone());
+    let mut rx = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+    tasks.push(tokio::spawn(crate::control::server::run(
+        control,
+        gatehouse.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(upkeep(gatehouse.clone(), shutdown_rx.clone())));
+    start_at_launch(&gatehouse);
+    let info = serde_json::json!({"url": gatehouse.url(), "pid": std::process::id()});
+    let _ = std::fs::write(data_dir.join(SERVER_INFO_FILE), info.to_string());
+    tracing::info!(url = %gatehouse.url(), data_dir = %data_dir.display(), "Gatehouse is listening");
+    Ok(Running {
+        gatehouse,
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// The `[clients.*]` of the config, as public clients (pre-registered).
+fn register_preconfigured_clients(
+    store: &Store,
+    config: &Config,
+    now: clock::UnixMs,
+) -> Result<(), StoreError> {
+    store.write(|tx| {
+        for c in config.clients.values() {
+            clients::insert(
+                tx.conn(),
+                &Client {
+                    client_id: c.client_id.clone(),
+                    name: c.name.clone(),
+                    kind: ClientKind::Preconfigured,
+                    redirect_uris: c.redirect_uris.clone(),
+                    auth_method: AuthMethod::None,
+                    secret_hash: None,
+                    bound_server: c.server.clone(),
+                    metadata: serde_json::json!({"preconfigured": true}),
+                    created_at: now,
+                    last_seen_at: None,
+                    fetched_at: None,
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Servers with `start = "at_start"` are started (and list their tools) now.
+fn start_at_launch(gatehouse: &Arc<Gatehouse>) {
+    let servers = gatehouse.config().servers.values();
+    for server in servers.filter(|s| s.start_at_launch) {
+        let (g, name) = (gatehouse.clone(), server.name.clone());
+        tokio::spawn(async move {
+            match g.gateway().catalog(&name).await {
+                Ok(tools) => {
+                    tracing::info!(server = %name, tools = tools.len(), "upstream started and listed its tools")
+                }
+                Err(reason) => tracing::error!(server = %name, %reason, "upstream failed to start"),
+            }
+        });
+    }
+}
+
+/// Periodic upkeep until shutdown: expire unanswered consent requests, close
+/// idle sessions, checkpoint the database's write-ahead log.
+async fn upkeep(gatehouse: Arc<Gatehouse>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Upkeep touches the disk: keep it off the async workers.
+                let g = gatehouse.clone();
+                let _ = tokio::task::spawn_blocking(move || sweep(&g, clock::now())).await;
+            }
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+}
+
+fn sweep(g: &Gatehouse, now: clock::UnixMs) {
+    if let Err(e) = g.store().checkpoint() {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+    if let Err(e) = consent::expire_overdue(g.auth(), now) {
+        tracing::error!(error = %e, "expiring consent requests failed");
+    }
+    g.gateway().close_idle();
+}
+
+/// Resolves once shutdown was asked for.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

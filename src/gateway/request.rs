@@ -1,0 +1,410 @@
+//! One POSTed message from an authenticated agent: parsed, tied to the
+//! agent's session (or opening one with `initialize`), and decided by the
+//! policy before anything reaches the upstream. A refusal is audited with the
+//! grant that decided it.
+#![allow(clippy::disallowed_methods)] // an edge: each request reads the clock once
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::forward::{argument_summary, one, Call, CallEvent};
+use super::holds::Verdict;
+use super::jsonrpc::{self, Kind};
+use super::session::Session;
+use super::upstream::UpstreamHeaders;
+use super::{pinning, policy, Gateway, McpError, Reply};
+use crate::audit::{summarize_arguments, Outcome};
+use crate::clock::{self, UnixMs};
+use crate::oauth::bearer::AccessGrant;
+use crate::store::pins::{self, Pin};
+
+/// A held call's arguments are shown to the person up to this size.
+const HELD_ARGUMENT_BYTES: usize = 8 * 1024;
+
+/// The parts of an MCP POST the gateway needs.
+pub struct Incoming<'a> {
+    pub access: &'a AccessGrant,
+    pub server: &'a str,
+    pub session_id: Option<&'a str>,
+    pub headers: UpstreamHeaders,
+    pub body: &'a [u8],
+}
+
+/// One JSON-RPC request from an agent, in an open session.
+pub(super) struct ClientRequest {
+    pub id: Value,
+    pub method: String,
+    pub msg: Value,
+}
+
+impl ClientRequest {
+    fn params(&self) -> Option<&Value> {
+        self.msg.get("params")
+    }
+
+    /// The tool a `tools/call` names (empty if it names none).
+    pub fn tool(&self) -> &str {
+        self.params()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn arguments(&self) -> &Value {
+        self.params()
+            .and_then(|p| p.get("arguments"))
+            .unwrap_or(&Value::Null)
+    }
+}
+
+impl Gateway {
+    /// Handles one POSTed JSON-RPC message from an authenticated agent.
+    pub async fn handle(&self, req: Incoming<'_>) -> Reply {
+        let Ok(msg) = serde_json::from_slice::<Value>(req.body) else {
+            return McpError::Parse.into();
+        };
+        if msg.is_array() {
+            return McpError::InvalidMessage("JSON-RPC batches are not supported").into();
+        }
+        let Some(kind) = jsonrpc::classify(&msg) else {
+            return McpError::InvalidMessage("not a JSON-RPC 2.0 message").into();
+        };
+        let Some(sid) = req.session_id else {
+            return match kind {
+                Kind::Request { method, .. } if method == "initialize" => {
+                    self.initialize(req, msg).await
+                }
+                // Newer clients probe before `initialize`; answering promptly lets them fall back.
+                Kind::Request { id, method } if method == "server/discover" => {
+                    McpError::MethodNotFound {
+                        id,
+                        message: "server/discover is not supported; use initialize".into(),
+                    }
+                    .into()
+                }
+                Kind::Request { id, .. } => McpError::NoSession {
+                    id,
+                    message: "Mcp-Session-Id header is required (send initialize first)",
+                }
+                .into(),
+                _ => McpError::NoSession {
+                    id: Value::Null,
+                    message: "Mcp-Session-Id header is required",
+                }
+                .into(),
+            };
+        };
+        let Some(session) = self.sessions.get(sid, &req.access.client_id, req.server) else {
+            return McpError::SessionNotFound.into();
+        };
+        match kind {
+            Kind::Request { id, method } => {
+                let request = ClientRequest { id, method, msg };
+                self.dispatch(&session, req.access, request, &req.headers, clock::now())
+                    .await
+            }
+            Kind::Notification { .. } | Kind::Response { .. } => {
+                match session.upstream.send(msg, &req.headers).await {
+                    Ok(()) => Reply::Accepted,
+                    Err(_) => {
+                        self.end_session(sid);
+                        McpError::SessionNotFound.into()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a session: its own upstream connection, initialized with the
+    /// agent's `initialize`. Only a successful answer keeps the session.
+    async fn initialize(&self, req: Incoming<'_>, msg: Value) -> Reply {
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        let Some(server) = self.config.servers.get(req.server) else {
+            return McpError::SessionNotFound.into();
+        };
+        let upstream = match self.launcher.open(server).await {
+            Ok(c) => c,
+            Err(e) => {
+                return McpError::UpstreamFailed {
+                    id,
+                    message: e.to_string(),
+                }
+                .into()
+            }
+        };
+        let session = Arc::new(Session::new(&req.access.client_id, req.server, upstream));
+        let mut messages = match self.exchange(&session, id, msg, &req.headers).await {
+            Ok(m) => m,
+            Err(e) => return e.into(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let first = messages.recv().await;
+        let ok = first.as_ref().is_some_and(|m| m.get("result").is_some());
+        if ok {
+            self.sessions.insert(session.clone());
+            tracing::info!(client = %session.client_id, server = %session.server, "session opened");
+        }
+        if let Some(first) = first {
+            let _ = tx.send(first).await;
+        }
+        tokio::spawn(async move {
+            while let Some(m) = messages.recv().await {
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Reply::Messages {
+            session_id: ok.then(|| session.id.clone()),
+            messages: rx,
+        }
+    }
+
+    /// Applies the policy to one request of an open session.
+    async fn dispatch(
+        &self,
+        session: &Arc<Session>,
+        access: &AccessGrant,
+        req: ClientRequest,
+        headers: &UpstreamHeaders,
+        now: UnixMs,
+    ) -> Reply {
+        let pins = match self.pins_for(access, &req) {
+            Ok(p) => p,
+            Err(e) => {
+                return McpError::Internal {
+                    id: req.id,
+                    message: e.to_string(),
+                }
+                .into()
+            }
+        };
+        let suspended: Vec<String> = pins
+            .iter()
+            .filter(|p| p.suspended_at.is_some())
+            .map(|p| p.tool.clone())
+            .collect();
+        let grantee = policy::Grantee {
+            tools: &access.grant.tools,
+            ask: &access.grant.ask_tools,
+            suspended: &suspended,
+        };
+        let call = Call {
+            session,
+            access,
+            headers,
+        };
+        match policy::check_request(&req.method, req.params(), &grantee) {
+            policy::Decision::Forward => self.forward(&call, req, pins, None).await,
+            policy::Decision::Answer(result) => Reply::Messages {
+                session_id: None,
+                messages: one(json!({"jsonrpc": "2.0", "id": req.id, "result": result})),
+            },
+            policy::Decision::Refuse(why) => {
+                let tool = req.tool().to_string();
+                self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now)
+            }
+            policy::Decision::StepUp(tool) => self.step_up(&call, &req, tool, now).await,
+            policy::Decision::Call(tool) => {
+                if let Err(why) = self.check_pin(&call, &tool, &pins, now).await {
+                    return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
+                }
+                self.forward(&call, req, pins, None).await
+            }
+            policy::Decision::Hold(tool) => {
+                if let Err(why) = self.check_pin(&call, &tool, &pins, now).await {
+                    return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
+                }
+                self.hold(&call, req, tool, pins).await
+            }
+        }
+    }
+
+    /// The pins a request needs: all of them to filter a listing, the called
+    /// tool's for a call, none otherwise.
+    fn pins_for(
+        &self,
+        access: &AccessGrant,
+        req: &ClientRequest,
+    ) -> Result<Vec<Pin>, crate::store::StoreError> {
+        let grant_id = &access.grant.id;
+        match req.method.as_str() {
+            "tools/list" => self.store.read(|c| pins::for_grant(c, grant_id)),
+            "tools/call" if !req.tool().is_empty() => self
+                .store
+                .read(|c| pins::for_tool(c, grant_id, req.tool()))
+                .map(|p| p.into_iter().collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// A tool (or resources/prompts) the agent was never granted: if the server
+    /// offers it, a step-up challenge for the union of what it holds and this;
+    /// otherwise a plain refusal. Either way nothing reaches the upstream.
+    async fn step_up(
+        &self,
+        call: &Call<'_>,
+        req: &ClientRequest,
+        tool: String,
+        now: UnixMs,
+    ) -> Reply {
+        let offered = call.session.seen_tool(&tool).is_some()
+            || self
+                .catalog(&call.session.server)
+                .await
+                .is_ok_and(|c| c.iter().any(|t| t.name == tool));
+        if !offered {
+            let why = format!("tool {tool:?} is not granted to this agent");
+            return self.refuse(call, req, &tool, not_granted(req, why), json!({}), now);
+        }
+        let mut items = call.access.grant.tools.clone();
+        items.push(tool.clone());
+        let scope = crate::oauth::scope::scope_for_tools(&items);
+        let message =
+            format!("tool {tool:?} is not granted yet: ask the user for it (scope {scope:?})");
+        let detail = json!({"step_up": scope});
+        self.refuse(
+            call,
+            req,
+            &tool,
+            not_granted(req, message.clone()),
+            detail,
+            now,
+        );
+        McpError::InsufficientScope { scope, message }.into()
+    }
+
+    /// An ask-every-time call: held until the person allows it (then sent, if
+    /// the grant is still in force) or denies it (or nobody answers).
+    async fn hold(
+        &self,
+        call: &Call<'_>,
+        req: ClientRequest,
+        tool: String,
+        pins: Vec<Pin>,
+    ) -> Reply {
+        let shown = summarize_arguments(req.arguments(), HELD_ARGUMENT_BYTES);
+        let timeout = Duration::from_millis(self.config.consent_timeout_ms as u64);
+        let verdict = self
+            .holds
+            .hold(
+                &self.store,
+                call.access,
+                &call.session.server,
+                &tool,
+                shown,
+                timeout,
+            )
+            .await;
+        match verdict {
+            Ok(Verdict::Allowed { call_id }) => {
+                // The wait may have been long: the grant must still be in force now.
+                let now = clock::now();
+                let in_force = self
+                    .store
+                    .read(|c| crate::store::grants::get(c, &call.access.grant.id))
+                    .is_ok_and(|g| g.is_some_and(|g| g.is_active(now)));
+                if !in_force {
+                    let why = "the grant was revoked while the call waited".to_string();
+                    let detail = json!({"held_call": call_id});
+                    return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
+                }
+                self.forward(call, req, pins, Some(call_id)).await
+            }
+            Ok(Verdict::Denied { call_id, why }) => {
+                let detail = json!({"held_call": call_id});
+                self.refuse(
+                    call,
+                    &req,
+                    &tool,
+                    call_denied(&req, why),
+                    detail,
+                    clock::now(),
+                )
+            }
+            Err(e) => McpError::Internal {
+                id: req.id,
+                message: e.to_string(),
+            }
+            .into(),
+        }
+    }
+
+    /// Checks that a granted tool is still the one the person approved. A
+    /// session that never listed tools lists them first (Gatehouse's own request).
+    async fn check_pin(
+        &self,
+        call: &Call<'_>,
+        tool: &str,
+        pins: &[Pin],
+        now: UnixMs,
+    ) -> Result<(), String> {
+        let Some(pin) = pins.iter().find(|p| p.tool == tool) else {
+            return Ok(());
+        };
+        let session = call.session;
+        if session.seen_tool(tool).is_none() {
+            let listed = super::catalog::list_tools(&session.upstream, call.headers).await?;
+            session.remember_tools(&listed);
+        }
+        let Some(current) = session.seen_tool(tool) else {
+            return Err(format!("tool {tool:?} is no longer offered by the server"));
+        };
+        if pinning::pin_hash(&current) == pin.hash {
+            return Ok(());
+        }
+        let review = pinning::record_change(
+            &self.store,
+            call.access,
+            &session.server,
+            pin,
+            &current,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        Err(format!(
+            "tool {tool:?} changed on the server since it was approved; it is blocked until the user re-approves it (review {review})"
+        ))
+    }
+
+    /// Refuses a request: audited as a denied call with the reason, answered
+    /// with the error. Nothing reaches the upstream.
+    fn refuse(
+        &self,
+        call: &Call<'_>,
+        req: &ClientRequest,
+        tool: &str,
+        error: McpError,
+        mut detail: Value,
+        now: UnixMs,
+    ) -> Reply {
+        detail["reason"] = json!(error.message());
+        detail["method"] = json!(req.method);
+        detail["arguments"] = argument_summary(req.arguments());
+        let server = &call.session.server;
+        let event = CallEvent {
+            access: call.access,
+            server,
+            tool,
+        };
+        event.record(&self.store, Outcome::Denied, None, detail, now);
+        error.into()
+    }
+}
+
+fn not_granted(req: &ClientRequest, message: String) -> McpError {
+    McpError::NotGranted {
+        id: req.id.clone(),
+        message,
+    }
+}
+
+fn call_denied(req: &ClientRequest, message: String) -> McpError {
+    McpError::CallDenied {
+        id: req.id.clone(),
+        message,
+    }
+}

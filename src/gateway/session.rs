@@ -1,0 +1,135 @@
+//! Gateway sessions (`Mcp-Session-Id`). A session is created by a successful
+//! `initialize`, belongs to one agent on one server, and has its own upstream
+//! connection, so agents never see each other's sessions. A session id that
+//! names another agent's session is treated as unknown.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::pinning::pinned_fields;
+use super::upstream::Connection;
+
+pub struct Session {
+    pub id: String,
+    pub client_id: String,
+    pub server: String,
+    pub upstream: Connection,
+    last_used: Mutex<Instant>,
+    /// The pinned fields of the tool definitions this session's upstream last
+    /// listed, by name.
+    seen: Mutex<HashMap<String, Value>>,
+}
+
+impl Session {
+    pub fn new(client_id: &str, server: &str, upstream: Connection) -> Session {
+        Session {
+            id: crate::crypto::Secret::generate("gh_sess_").into_exposed(),
+            client_id: client_id.to_string(),
+            server: server.to_string(),
+            upstream,
+            last_used: Mutex::new(Instant::now()),
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Records the definitions of tools the upstream listed.
+    pub fn remember_tools(&self, tools: &[Value]) {
+        self.remember(
+            tools
+                .iter()
+                .filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), pinned_fields(t)))),
+        );
+    }
+
+    /// Records definitions (pinned fields) the upstream listed, by name.
+    pub fn remember(&self, tools: impl IntoIterator<Item = (String, Value)>) {
+        lock(&self.seen).extend(tools);
+    }
+
+    /// What the upstream last listed for this tool, unless it said since that
+    /// its tool list changed.
+    pub fn seen_tool(&self, name: &str) -> Option<Value> {
+        let mut seen = lock(&self.seen);
+        if self.upstream.take_list_changed() {
+            seen.clear();
+        }
+        seen.get(name).cloned()
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        lock(&self.last_used).elapsed()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The open sessions, by id.
+#[derive(Default)]
+pub struct Sessions {
+    by_id: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    pub fn insert(&self, session: Arc<Session>) {
+        lock(&self.by_id).insert(session.id.clone(), session);
+    }
+
+    /// The session, if it is this agent's on this server and its upstream is
+    /// alive (a dead one is dropped). Marks it used.
+    pub fn get(&self, id: &str, client_id: &str, server: &str) -> Option<Arc<Session>> {
+        let mut sessions = lock(&self.by_id);
+        let session = sessions.get(id)?.clone();
+        if session.client_id != client_id || session.server != server {
+            return None;
+        }
+        if !session.upstream.is_alive() {
+            sessions.remove(id);
+            return None;
+        }
+        session.touch();
+        Some(session)
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.by_id).remove(id)
+    }
+
+    /// Removes every session of an agent.
+    pub fn remove_agent(&self, client_id: &str) -> Vec<Arc<Session>> {
+        let mut sessions = lock(&self.by_id);
+        let ids: Vec<String> = sessions
+            .values()
+            .filter(|s| s.client_id == client_id)
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    }
+
+    /// Removes the sessions unused for longer than `max`.
+    pub fn remove_idle(&self, max: Duration) -> Vec<Arc<Session>> {
+        let mut sessions = lock(&self.by_id);
+        let ids: Vec<String> = sessions
+            .values()
+            .filter(|s| s.idle_for() > max)
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    }
+
+    pub fn drain(&self) -> Vec<Arc<Session>> {
+        lock(&self.by_id).drain().map(|(_, s)| s).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.by_id).len()
+    }
+}

@@ -1,0 +1,239 @@
+//! A streamable-HTTP upstream: each request is a POST whose answer is JSON or
+//! an SSE stream; the upstream's session id and the client's protocol version
+//! go along; its GET stream of server messages is relayed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{
+    note_list_changed, MessageStream, ServerStream, UpstreamError, UpstreamHeaders,
+    MAX_MESSAGE_BYTES,
+};
+use crate::gateway::jsonrpc;
+
+pub struct HttpConnection {
+    server: String,
+    /// Held by the one open GET stream.
+    stream_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(super) list_changed: Arc<AtomicBool>,
+    url: url::Url,
+    http: reqwest::Client,
+    session_id: Mutex<Option<String>>,
+}
+
+impl HttpConnection {
+    pub(super) fn new(
+        server: &str,
+        url: url::Url,
+        headers: &[(String, String)],
+    ) -> Result<HttpConnection, UpstreamError> {
+        let start_error = |reason: String| UpstreamError::Start {
+            server: server.to_string(),
+            reason,
+        };
+        let mut default_headers = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| start_error(format!("header {name:?}: {e}")))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| start_error(format!("header {name}: invalid value")))?;
+            value.set_sensitive(true);
+            default_headers.insert(name, value);
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(default_headers)
+            .build()
+            .map_err(|e| start_error(e.to_string()))?;
+        Ok(HttpConnection {
+            server: server.to_string(),
+            stream_lock: Arc::default(),
+            list_changed: Arc::default(),
+            url,
+            http,
+            session_id: Mutex::new(None),
+        })
+    }
+
+    fn failed(&self, reason: impl Into<String>) -> UpstreamError {
+        UpstreamError::Failed {
+            server: self.server.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn post(&self, msg: &Value, headers: &UpstreamHeaders) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .post(self.url.clone())
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(msg.to_string());
+        self.with_session(req, headers)
+    }
+
+    /// Adds the upstream's session id and the client's protocol version.
+    fn with_session(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        headers: &UpstreamHeaders,
+    ) -> reqwest::RequestBuilder {
+        if let Some(sid) = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            req = req.header("mcp-session-id", sid);
+        }
+        if let Some(v) = &headers.protocol_version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        req
+    }
+
+    pub(super) async fn request(
+        &self,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Result<MessageStream, UpstreamError> {
+        let response = self
+            .post(&msg, headers)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        if let Some(sid) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.session_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(sid.to_string());
+        }
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.failed(format!("answered HTTP {status}")));
+        }
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let (tx, rx) = mpsc::channel(64);
+        if is_sse {
+            tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), true));
+        } else {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.failed(e.to_string()))?;
+            if body.len() > MAX_MESSAGE_BYTES {
+                return Err(self.failed("response too large"));
+            }
+            let msg: Value = serde_json::from_slice(&body)
+                .map_err(|_| self.failed("answered with a body that is not JSON"))?;
+            let _ = tx.send(msg).await;
+        }
+        Ok(rx)
+    }
+
+    pub(super) async fn send(
+        &self,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Result<(), UpstreamError> {
+        let response = self
+            .post(&msg, headers)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.failed(format!("answered HTTP {}", response.status())))
+        }
+    }
+
+    /// The upstream's GET stream of server messages, relayed (one at a time).
+    pub(super) async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
+        let lease = self.stream_lock.clone().try_lock_owned().ok()?;
+        let req = self
+            .http
+            .get(self.url.clone())
+            .header("accept", "text/event-stream");
+        let response = self.with_session(req, headers).send().await.ok()?;
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !response.status().is_success() || !is_sse {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), false));
+        Some(Box::pin(futures::stream::unfold(
+            (rx, lease),
+            |(mut rx, lease)| async move { rx.recv().await.map(|m| (m, (rx, lease))) },
+        )))
+    }
+
+    pub(super) async fn close(&self) {
+        let sid = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sid) = sid {
+            let _ = self
+                .http
+                .delete(self.url.clone())
+                .header("mcp-session-id", sid)
+                .send()
+                .await;
+        }
+    }
+}
+
+/// Reads an SSE response and forwards each `data:` message until the stream ends.
+async fn relay_sse(
+    response: reqwest::Response,
+    tx: mpsc::Sender<Value>,
+    list_changed: Arc<AtomicBool>,
+    until_response: bool,
+) {
+    let mut stream = response.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut data = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() > MAX_MESSAGE_BYTES {
+            return;
+        }
+        while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !data.is_empty() {
+                    if let Ok(msg) = serde_json::from_str::<Value>(&data) {
+                        note_list_changed(&msg, &list_changed);
+                        let done = until_response && jsonrpc::is_response(&msg);
+                        if tx.send(msg).await.is_err() || done {
+                            return;
+                        }
+                    }
+                    data.clear();
+                }
+            } else if let Some(rest) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Connections to the real MCP servers behind the gateway: a child process
+//! speaking newline-delimited JSON-RPC on stdio ([`stdio`]), or a
+//! streamable-HTTP server ([`http`]). One connection serves one gateway session
+//! (one agent), so sessions never mix. The client's token is never sent upstream.
+
+mod http;
+mod stdio;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::config::{ServerConfig, Upstream as UpstreamConfig, Value as ConfigValue};
+use crate::credentials::CredentialStore;
+use http::HttpConnection;
+use stdio::StdioConnection;
+
+/// The variables a stdio server inherits from Gatehouse (as the official MCP
+/// SDKs do); everything else it gets only from its `env` in the config.
+pub const INHERITED_ENV: &[&str] = &[
+    "HOME",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+];
+
+/// Largest single message accepted from an upstream (bytes).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not start upstream server {server:?}: {reason}")]
+    Start { server: String, reason: String },
+    #[error("upstream server {0:?} is not running (it exited)")]
+    Exited(String),
+    #[error("upstream server {server:?} failed: {reason}")]
+    Failed { server: String, reason: String },
+}
+
+/// Messages belonging to one request: zero or more server messages
+/// (progress, sampling…) and then the response.
+pub type MessageStream = mpsc::Receiver<Value>;
+
+/// The lease on a session's server-message stream; dropping it (the client
+/// disconnected) lets the next GET take it.
+pub type ServerStream = std::pin::Pin<Box<dyn futures::Stream<Item = Value> + Send>>;
+
+pub enum Connection {
+    Stdio(StdioConnection),
+    Http(HttpConnection),
+}
+
+/// Opens upstream connections: reads their secrets and holds back a server
+/// that keeps crashing (at most 3 crashes a minute, then an exponential wait
+/// of up to 30 s before the next start).
+pub struct Launcher {
+    secrets: Arc<CredentialStore>,
+    crashes: Arc<Crashes>,
+}
+
+#[derive(Default)]
+pub struct Crashes {
+    recent: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+const CRASHES_BEFORE_BACKOFF: usize = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Crashes {
+    fn record(&self, server: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let list = recent.entry(server.to_string()).or_default();
+        list.retain(|t| t.elapsed() < CRASH_WINDOW);
+        list.push(Instant::now());
+    }
+
+    /// How long a new start must still wait, if the server keeps crashing.
+    pub fn backoff(&self, server: &str) -> Option<Duration> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let list = recent.get_mut(server)?;
+        list.retain(|t| t.elapsed() < CRASH_WINDOW);
+        let n = list.len();
+        if n < CRASHES_BEFORE_BACKOFF {
+            return None;
+        }
+        let wait = Duration::from_secs(1 << (n - CRASHES_BEFORE_BACKOFF).min(5)).min(MAX_BACKOFF);
+        wait.checked_sub(list.last()?.elapsed())
+    }
+}
+
+impl Launcher {
+    pub fn new(secrets: Arc<CredentialStore>) -> Launcher {
+        Launcher {
+            secrets,
+            crashes: Arc::default(),
+        }
+    }
+
+    pub async fn open(&self, server: &ServerConfig) -> Result<Connection, UpstreamError> {
+        if let Some(wait) = self.crashes.backoff(&server.name) {
+            return Err(UpstreamError::Start {
+                server: server.name.clone(),
+                reason: format!(
+                    "it crashed {CRASHES_BEFORE_BACKOFF} or more times in the last minute; the next start is in {} s",
+                    wait.as_secs() + 1
+                ),
+            });
+        }
+        Connection::open(server, &self.secrets, &self.crashes).await
+    }
+}
+
+impl Connection {
+    /// Starts (stdio) or prepares (HTTP) a connection, with its secrets read
+    /// from the keychain now, so a changed secret applies to the next session.
+    async fn open(
+        server: &ServerConfig,
+        secrets: &CredentialStore,
+        crashes: &Arc<Crashes>,
+    ) -> Result<Connection, UpstreamError> {
+        let resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
+            values
+                .iter()
+                .map(|(k, v)| match v {
+                    ConfigValue::Plain(p) => Ok((k.clone(), p.clone())),
+                    ConfigValue::Secret(r) => secrets
+                        .get(&server.name, &r.secret)
+                        .map(|s| (k.clone(), format!("{}{s}", r.prefix)))
+                        .map_err(|e| UpstreamError::Start { server: server.name.clone(), reason: e.to_string() }),
+                })
+                .collect()
+        };
+        match &server.upstream {
+            UpstreamConfig::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                let env = resolve(env)?;
+                StdioConnection::spawn(
+                    &server.name,
+                    command,
+                    args,
+                    &env,
+                    cwd.as_deref(),
+                    crashes.clone(),
+                )
+                .map(Connection::Stdio)
+            }
+            UpstreamConfig::Http { url, headers } => {
+                let headers = resolve(headers)?;
+                Ok(Connection::Http(HttpConnection::new(
+                    &server.name,
+                    url.clone(),
+                    &headers,
+                )?))
+            }
+        }
+    }
+
+    /// Sends a request; the stream ends with its response.
+    pub async fn request(
+        &self,
+        msg: Value,
+        headers: &UpstreamHeaders,
+    ) -> Result<MessageStream, UpstreamError> {
+        match self {
+            Connection::Stdio(c) => c.request(msg).await,
+            Connection::Http(c) => c.request(msg, headers).await,
+        }
+    }
+
+    /// Sends a notification, or a response to a server's request.
+    pub async fn send(&self, msg: Value, headers: &UpstreamHeaders) -> Result<(), UpstreamError> {
+        match self {
+            Connection::Stdio(c) => c.write(&msg).await,
+            Connection::Http(c) => c.send(msg, headers).await,
+        }
+    }
+
+    /// Forgets a request whose caller stopped waiting (a timeout).
+    pub fn abandon(&self, id: &Value) {
+        if let Connection::Stdio(c) = self {
+            c.abandon(id);
+        }
+    }
+
+    /// Server messages not tied to a request, for the client's GET stream.
+    /// One stream at a time: `None` while another is open, or when the
+    /// upstream offers no such stream.
+    pub async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
+        match self {
+            Connection::Stdio(c) => c.open_stream(),
+            Connection::Http(c) => c.open_stream(headers).await,
+        }
+    }
+
+    /// Whether the upstream said its tool list changed since the last call.
+    pub fn take_list_changed(&self) -> bool {
+        let flag = match self {
+            Connection::Stdio(c) => &c.list_changed,
+            Connection::Http(c) => &c.list_changed,
+        };
+        flag.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        match self {
+            Connection::Stdio(c) => c.is_alive(),
+            Connection::Http(_) => true,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Connection::Stdio(c) => c.kill(),
+            Connection::Http(c) => c.close().await,
+        }
+    }
+}
+
+/// Headers from the client that are passed on to an HTTP upstream.
+#[derive(Debug, Default, Clone)]
+pub struct UpstreamHeaders {
+    pub protocol_version: Option<String>,
+}
+
+/// Remembers that the upstream said its tool list changed.
+fn note_list_changed(msg: &Value, flag: &AtomicBool) {
+    if msg.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
+        flag.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,279 @@
+//! A stdio upstream: a child process speaking newline-delimited JSON-RPC.
+//! Responses go to the request that waits for them; server messages sent while
+//! a request runs go with it; others wait (bounded) for the session's GET stream.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::{
+    note_list_changed, Crashes, MessageStream, ServerStream, UpstreamError, INHERITED_ENV,
+    MAX_MESSAGE_BYTES,
+};
+use crate::gateway::jsonrpc::{self, Kind};
+
+type Pending = Arc<Mutex<PendingRequests>>;
+
+#[derive(Default)]
+struct PendingRequests {
+    by_id: HashMap<String, mpsc::Sender<Value>>,
+    order: Vec<String>,
+}
+
+impl PendingRequests {
+    fn remove(&mut self, key: &str) -> Option<mpsc::Sender<Value>> {
+        self.order.retain(|k| k != key);
+        self.by_id.remove(key)
+    }
+    /// The newest request still waiting: server messages sent while it runs belong to it.
+    fn newest(&self) -> Option<&mpsc::Sender<Value>> {
+        self.order.last().and_then(|k| self.by_id.get(k))
+    }
+}
+
+pub struct StdioConnection {
+    server: String,
+    pub(super) list_changed: Arc<AtomicBool>,
+    stdin: mpsc::Sender<String>,
+    pending: Pending,
+    unsolicited_rx: Arc<tokio::sync::Mutex<MessageStream>>,
+    alive: Arc<AtomicBool>,
+    pid: Option<u32>,
+}
+
+impl StdioConnection {
+    pub(super) fn spawn(
+        server: &str,
+        command: &str,
+        args: &[String],
+        env: &[(String, String)],
+        cwd: Option<&std::path::Path>,
+        crashes: Arc<Crashes>,
+    ) -> Result<StdioConnection, UpstreamError> {
+        let mut cmd = tokio::process::Command::new(command);
+        // A fresh environment: only what a program needs to run, plus what the
+        // config gives it. Gatehouse's own environment may hold credentials.
+        cmd.args(args)
+            .env_clear()
+            .envs(
+                INHERITED_ENV
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd.spawn().map_err(|e| UpstreamError::Start {
+            server: server.to_string(),
+            reason: format!("{command}: {e}"),
+        })?;
+        let pid = child.id();
+        let mut child_stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<String>(64);
+        let (unsolicited_tx, unsolicited_rx) = mpsc::channel::<Value>(256);
+
+        tokio::spawn(async move {
+            while let Some(line) = stdin_rx.recv().await {
+                if child_stdin.write_all(line.as_bytes()).await.is_err()
+                    || child_stdin.flush().await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let name = server.to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(server = %name, "upstream stderr: {line}");
+            }
+        });
+        let list_changed = Arc::new(AtomicBool::new(false));
+        let (name, reader_pending, reader_alive, reader_changed) = (
+            server.to_string(),
+            pending.clone(),
+            alive.clone(),
+            list_changed.clone(),
+        );
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader)
+                    .take(MAX_MESSAGE_BYTES as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if n > MAX_MESSAGE_BYTES => {
+                        tracing::warn!(server = %name, "upstream sent an oversized message; stopping it");
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+                let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+                    tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {}", String::from_utf8_lossy(&line).trim());
+                    continue;
+                };
+                note_list_changed(&msg, &reader_changed);
+                route(&reader_pending, &unsolicited_tx, msg).await;
+            }
+            // Still marked alive: nobody stopped it, so it crashed (or quit on its own).
+            // Count the crash before anyone can see the connection dead.
+            let crashed = reader_alive.load(Ordering::SeqCst);
+            if crashed {
+                crashes.record(&name);
+            }
+            reader_alive.store(false, Ordering::SeqCst);
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            if crashed {
+                tracing::warn!(server = %name, "upstream exited on its own ({status})");
+            } else {
+                tracing::debug!(server = %name, "upstream stopped ({status})");
+            }
+            let waiting: Vec<(String, mpsc::Sender<Value>)> = {
+                let mut p = reader_pending.lock().unwrap_or_else(|p| p.into_inner());
+                p.order.clear();
+                p.by_id.drain().collect()
+            };
+            for (key, tx) in waiting {
+                let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+                let _ = tx
+                    .send(jsonrpc::error(
+                        id,
+                        jsonrpc::UPSTREAM_FAILED,
+                        format!("upstream server {name:?} exited ({status})"),
+                    ))
+                    .await;
+            }
+        });
+        Ok(StdioConnection {
+            server: server.to_string(),
+            list_changed,
+            stdin: stdin_tx,
+            pending,
+            unsolicited_rx: Arc::new(tokio::sync::Mutex::new(unsolicited_rx)),
+            alive,
+            pid,
+        })
+    }
+
+    pub(super) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Forgets a request whose caller stopped waiting.
+    pub(super) fn abandon(&self, id: &Value) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&jsonrpc::id_key(id));
+    }
+
+    /// The backlog of server messages outside any request, one reader at a time.
+    pub(super) fn open_stream(&self) -> Option<ServerStream> {
+        let lease = self.unsolicited_rx.clone().try_lock_owned().ok()?;
+        Some(Box::pin(futures::stream::unfold(
+            lease,
+            |mut lease| async move { lease.recv().await.map(|m| (m, lease)) },
+        )))
+    }
+
+    pub(super) async fn write(&self, msg: &Value) -> Result<(), UpstreamError> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(UpstreamError::Exited(self.server.clone()));
+        }
+        let mut line = msg.to_string();
+        line.push('\n');
+        self.stdin
+            .send(line)
+            .await
+            .map_err(|_| UpstreamError::Exited(self.server.clone()))
+    }
+
+    pub(super) async fn request(&self, msg: Value) -> Result<MessageStream, UpstreamError> {
+        let Some(Kind::Request { id, .. }) = jsonrpc::classify(&msg) else {
+            return Err(UpstreamError::Failed {
+                server: self.server.clone(),
+                reason: "not a request".into(),
+            });
+        };
+        let key = jsonrpc::id_key(&id);
+        let (tx, rx) = mpsc::channel(64);
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.by_id.contains_key(&key) {
+                return Err(UpstreamError::Failed {
+                    server: self.server.clone(),
+                    reason: format!("request id {key} is already in flight"),
+                });
+            }
+            p.by_id.insert(key.clone(), tx);
+            p.order.push(key.clone());
+        }
+        if let Err(e) = self.write(&msg).await {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    pub(super) fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        if let Some(pid) = self.pid {
+            // The child leads its own process group: end it and whatever it started (npx → node).
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGTERM);
+            }
+        }
+    }
+}
+
+impl Drop for StdioConnection {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value) {
+    let target = {
+        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+        match jsonrpc::classify(&msg) {
+            Some(Kind::Response { id }) => p.remove(&jsonrpc::id_key(&id)),
+            _ => p.newest().cloned(),
+        }
+    };
+    match target {
+        Some(tx) => {
+            let _ = tx.send(msg).await;
+        }
+        None if !jsonrpc::is_response(&msg) => {
+            // Nobody is listening for it right now: keep a bounded backlog for a GET stream.
+            let _ = unsolicited.try_send(msg);
+        }
+        None => {}
+    }
+}

@@ -1,0 +1,67 @@
+//! Bearer checks for the gateway (RFC 6750 §2.1; audience per RFC 8707):
+//! the token is an unexpired, unrevoked access token whose grant is in force,
+//! issued for the server it is presented to. Tokens are looked up by hash, so
+//! a revocation is effective on the very next request.
+
+use super::AuthServer;
+use crate::clock::UnixMs;
+use crate::crypto;
+use crate::store::grants::{self, Grant};
+use crate::store::tokens::{self, TokenKind};
+
+/// Who a valid access token speaks for, and what it may use.
+#[derive(Debug, Clone)]
+pub struct AccessGrant {
+    pub client_id: String,
+    pub grant: Grant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Unknown, expired or revoked token, or one for another server.
+    Invalid(&'static str),
+}
+
+/// RFC 6750 bearer check for the gateway: valid, unexpired, unrevoked, its
+/// grant in force, and issued for this server (audience).
+pub fn authenticate(
+    auth: &AuthServer,
+    token: &str,
+    server: &str,
+    now: UnixMs,
+) -> Result<AccessGrant, BearerError> {
+    let hash = crypto::hash(token);
+    let found: Result<_, crate::store::StoreError> = auth.store.read(|c| {
+        let Some(row) = tokens::get_token(c, &hash)? else {
+            return Ok(None);
+        };
+        let grant = grants::get(c, &row.grant_id)?;
+        Ok(grant.map(|g| (row, g)))
+    });
+    let (row, grant) = match found {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return Err(BearerError::Invalid("unknown token")),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure checking a bearer token");
+            return Err(BearerError::Invalid("token could not be checked"));
+        }
+    };
+    if row.kind != TokenKind::Access {
+        return Err(BearerError::Invalid("not an access token"));
+    }
+    if row.revoked_at.is_some() || !grant.is_active(now) {
+        return Err(BearerError::Invalid("token was revoked"));
+    }
+    if row.expires_at <= now {
+        return Err(BearerError::Invalid("token expired"));
+    }
+    if grant.server != server {
+        return Err(BearerError::Invalid("token was issued for another server"));
+    }
+    Ok(AccessGrant {
+        client_id: row.client_id,
+        grant,
+    })
+}

@@ -1,0 +1,26 @@
+//! Gatehouse's integration tests, one binary: each module is a family of
+//! scenarios against a real Gatehouse (HTTP on a loopback port, a real SQLite
+//! file), driven by real clients: the `oauth2` crate, the CLI over the control
+//! socket, the official MCP TypeScript and Python SDKs, real MCP servers.
+//!
+//! - `flow`: the whole OAuth flow and a tool call, revocation, introspection.
+//! - `lifecycle`: denial and timeout, reloads, refresh reuse, restarts,
+//!   failing upstreams, CIMD, the live log, the CLI's messages, shutdown.
+//! - `per_tool`: step-up, ask-every-time, pinning, resources and prompts.
+//! - `bad_input`: hostile and malformed requests get standard errors and
+//!   change nothing.
+//! - `secrets`: upstream secrets reach only the upstream.
+//! - `golden`: the wire formats, byte for byte (`UPDATE_GOLDEN=1` rewrites them).
+//! - `interop`, `interop_servers`: the official SDK clients and real servers
+//!   (needs `scripts/setup-interop`).
+
+mod support;
+
+mod bad_input;
+mod flow;
+mod golden;
+mod interop;
+mod interop_servers;
+mod lifecycle;
+mod per_tool;
+mod secrets;

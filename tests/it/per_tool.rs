@@ -1,0 +1,347 @@
+//! Per-tool access that agents cannot talk around: step-up consent for a
+//! tool never granted, ask-every-time calls, tool pinning against rug pulls,
+//! and resources/prompts granted like tools. The upstreams are real processes.
+
+use std::time::Duration;
+
+use crate::support::*;
+use gatehouse::api::{AskChoice, DurationChoice, Target, ToolChoice};
+use gatehouse::control::Request;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn step_up_asks_only_for_the_missing_tool_and_widens_the_grant() {
+    let fx = Fixture::start("").await;
+    let (agent, session) = fx
+        .agent("Agent", "demo", ToolChoice::ReadOnly, AskChoice::None)
+        .await;
+    let (status, _) = session
+        .call("write_note", json!({"title": "a", "text": "b"}))
+        .await;
+    assert_eq!(status, 403);
+    let scope = "tool:list_notes tool:read_note tool:wait tool:write_note";
+
+    // The client asks again for the union: the person sees only the new tool.
+    let (_, wait) = fx
+        .authorize(&fx.authorize_url(
+            &agent.client_id,
+            &[("scope", scope), ("resource", &fx.resource("demo"))],
+        ))
+        .await;
+    let pending = fx.pending().await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["kind"], "step_up");
+    assert_eq!(pending[0]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["tools"][0]["name"], "write_note");
+    assert_eq!(
+        pending[0]["granted_tools"],
+        json!(["list_notes", "read_note", "wait"])
+    );
+    let decided = fx
+        .approve("Agent", ToolChoice::All, DurationChoice::Forever)
+        .await;
+    let grant = &decided[0]["value"];
+    assert_eq!(
+        grant["tools"],
+        json!(["list_notes", "read_note", "wait", "write_note"])
+    );
+    let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
+    let (_, union) = fx.exchange_code(&agent.client_id, &code).await;
+    assert_eq!(union["scope"], scope);
+    let agents = fx.control(Request::Agents).await.unwrap();
+    assert_eq!(
+        agents[0]["grants"].as_array().unwrap().len(),
+        1,
+        "the grant was widened, not duplicated"
+    );
+    let widened = fx
+        .session("demo", union["access_token"].as_str().unwrap())
+        .await;
+    let wrote = widened
+        .call_text("write_note", json!({"title": "a", "text": "b"}))
+        .await;
+    assert_eq!(wrote, "saved \"a\"");
+
+    // A denied step-up leaves the grant as it was.
+    let (_, wait) = fx
+        .authorize(
+            &fx.authorize_url(
+                &agent.client_id,
+                &[("scope", "tool:delete_note"), ("state", "s2")],
+            )
+            .replacen("state=st4te&", "", 1),
+        )
+        .await;
+    fx.deny(Target::Client("Agent".into())).await.unwrap();
+    assert_eq!(
+        query(&fx.wait_for_redirect(&wait).await, "error").as_deref(),
+        Some("access_denied")
+    );
+    let grants = fx
+        .control(Request::Grants {
+            client: None,
+            include_ended: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        grants[0]["tools"],
+        json!(["list_notes", "read_note", "wait", "write_note"])
+    );
+    let (status, _) = widened.call("delete_note", json!({"title": "a"})).await;
+    assert_eq!(status, 403);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_open_request_per_agent_and_server() {
+    let fx = Fixture::start("").await;
+    let client_id = fx.register("Pushy").await;
+    let first = fx.authorize_url(&client_id, &[]);
+    let second = first.replace(
+        &challenge(VERIFIER),
+        &challenge("another-verifier-that-is-long-enough-for-pkce-43"),
+    );
+    assert_eq!(fx.authorize(&first).await.0, 303);
+    let (status, location) = fx.authorize(&second).await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        query(&url::Url::parse(&location).unwrap(), "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(fx.pending().await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        fx.authorize(&second).await.0,
+        303,
+        "later, a new request supersedes the old one"
+    );
+    assert_eq!(fx.pending().await.len(), 1);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_time_holds_destructive_calls_for_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&format!(
+        "consent_timeout = \"2s\"\n{}",
+        fixture_server("fx", &[("CALLS_LOG", calls_log.display().to_string())])
+    ))
+    .await;
+    let (_, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
+        .await;
+    let grants = fx
+        .control(Request::Grants {
+            client: None,
+            include_ended: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        grants[0]["ask_tools"],
+        json!(["purge"]),
+        "destructive tools are ask-every-time by default"
+    );
+
+    // A read-only tool is not held.
+    assert_eq!(
+        session.call_text("lookup", json!({"word": "x"})).await,
+        "lookup:x"
+    );
+
+    // Allowed once.
+    let call = session.call_later("purge", json!({"word": "alpha", "api_key": "sk-live-123"}));
+    let held = fx.wait_for_pending("tool_call").await;
+    assert_eq!(held["tools"][0]["name"], "purge");
+    assert_eq!(
+        held["arguments"],
+        json!({"word": "alpha", "api_key": "[redacted]"})
+    );
+    assert!(
+        !calls_log.exists(),
+        "nothing reached the upstream while held"
+    );
+    fx.approve_id(held["id"].as_str().unwrap()).await;
+    assert_eq!(
+        call.await.unwrap()["result"]["content"][0]["text"],
+        "purge:alpha"
+    );
+
+    // Denied: the agent gets a JSON-RPC error and the upstream never sees it.
+    let call = session.call_later("purge", json!({"word": "beta"}));
+    let held = fx.wait_for_pending("tool_call").await;
+    fx.deny(Target::Id(held["id"].as_str().unwrap().into()))
+        .await
+        .unwrap();
+    assert_eq!(call.await.unwrap()["error"]["code"], -32003);
+
+    // Nobody answers: a denial of that call only.
+    let (_, body) = session.call("purge", json!({"word": "gamma"})).await;
+    assert_eq!(body["error"]["code"], -32003);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("in time"));
+    assert_eq!(
+        std::fs::read_to_string(&calls_log).unwrap(),
+        "alpha\n",
+        "only the allowed call reached the upstream"
+    );
+    let kinds = fx.audit_kinds();
+    assert_eq!(kinds.iter().filter(|k| *k == "call_held").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| *k == "call_decided").count(), 3);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_tool_is_blocked_until_re_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("rug-pull");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CHANGE_MARKER", marker.display().to_string())],
+    ))
+    .await;
+    let only_lookup = ToolChoice::Only(vec!["lookup".into()]);
+    let (agent, session) = fx.agent("Agent", "fx", only_lookup, AskChoice::None).await;
+    assert_eq!(
+        session.call_text("lookup", json!({"word": "x"})).await,
+        "lookup:x"
+    );
+
+    // The server swaps the tool's description.
+    std::fs::write(&marker, "").unwrap();
+    assert!(
+        session.tool_names().await.is_empty(),
+        "the changed tool is hidden"
+    );
+    let (_, body) = session.call("lookup", json!({"word": "x"})).await;
+    assert_eq!(body["error"]["code"], -32001);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed"),
+        "{body}"
+    );
+    let review = fx.wait_for_pending("tool_changed").await;
+    assert_eq!(
+        fx.pending().await.len(),
+        1,
+        "one review, however often the agent tries"
+    );
+    assert!(
+        review["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("~/.ssh/id_rsa"),
+        "{review}"
+    );
+
+    // A new session cannot talk around the block either.
+    let second = fx.session("fx", agent.access()).await;
+    let (_, body) = second.call("lookup", json!({"word": "x"})).await;
+    assert_eq!(body["error"]["code"], -32001);
+
+    fx.approve_id(review["id"].as_str().unwrap()).await;
+    assert_eq!(
+        second.call_text("lookup", json!({"word": "y"})).await,
+        "lookup:y"
+    );
+    assert_eq!(second.tool_names().await, ["lookup"]);
+    let kinds = fx.audit_kinds();
+    assert!(kinds.contains(&"tool_changed".into()) && kinds.contains(&"tool_reviewed".into()));
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_and_prompts_are_granted_like_tools() {
+    let fx = Fixture::start(&fixture_server("fx", &[])).await;
+    let only_lookup = ToolChoice::Only(vec!["lookup".into()]);
+    let (_, session) = fx
+        .agent("Tools Only", "fx", only_lookup, AskChoice::None)
+        .await;
+    let r = session.ok("resources/list", json!({})).await;
+    assert_eq!(r["result"], json!({"resources": []}));
+    // Reading what was not granted asks for it, like a tool (step-up).
+    let (status, r) = session
+        .request("resources/read", json!({"uri": "memo://one"}))
+        .await;
+    assert_eq!(
+        (status, r["scope"].as_str()),
+        (403, Some("tool:lookup resources:read")),
+        "{r}"
+    );
+    let (status, r) = session
+        .request("prompts/get", json!({"name": "greet"}))
+        .await;
+    assert_eq!(
+        (status, r["scope"].as_str()),
+        (403, Some("tool:lookup prompts:read")),
+        "{r}"
+    );
+
+    let client_id = fx.register("Reader").await;
+    let (_, wait) = fx
+        .authorize(&fx.authorize_url(
+            &client_id,
+            &[
+                ("scope", "resources:read prompts:read"),
+                ("resource", &fx.resource("fx")),
+            ],
+        ))
+        .await;
+    let pending = fx.pending().await;
+    let names: Vec<&str> = pending[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["@resources", "@prompts"]);
+    fx.approve("Reader", ToolChoice::All, DurationChoice::Forever)
+        .await;
+    let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
+    let (_, t) = fx.exchange_code(&client_id, &code).await;
+    assert_eq!(t["scope"], "resources:read prompts:read");
+    let reader = fx.session("fx", t["access_token"].as_str().unwrap()).await;
+    let r = reader
+        .ok("resources/read", json!({"uri": "memo://one"}))
+        .await;
+    assert_eq!(r["result"]["contents"][0]["text"], "memo text");
+    let r = reader.ok("prompts/list", json!({})).await;
+    assert_eq!(r["result"]["prompts"][0]["name"], "greet");
+    assert!(
+        reader.tool_names().await.is_empty(),
+        "no tools were granted to it"
+    );
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_call_does_not_outlive_a_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CALLS_LOG", calls_log.display().to_string())],
+    ))
+    .await;
+    let (_, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
+        .await;
+    let call = session.call_later("purge", json!({"word": "late"}));
+    let held = fx.wait_for_pending("tool_call").await;
+    fx.control(Request::RevokeAgent {
+        agent: "Agent".into(),
+    })
+    .await
+    .unwrap();
+    fx.approve_id(held["id"].as_str().unwrap()).await;
+    let answer = call.await.unwrap();
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    assert!(!calls_log.exists(), "the upstream never saw the call");
+    fx.stop().await;
+}

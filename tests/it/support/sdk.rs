@@ -1,0 +1,252 @@
+//! The official MCP SDK clients as agents (tests/interop/ts_client.mjs and
+//! py_client.py): each runs against a [`Serve`], and the JSON-line events it
+//! prints are collected. A client is stopped on drop, also when a test fails.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::serve::Serve;
+use super::STEP;
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+fn setup_missing(what: &str) -> ! {
+    panic!("interop test setup is missing: {what}. Run `scripts/setup-interop` (needs node and python3), then run the tests again.")
+}
+
+/// A file of an installed npm package in tests/interop/node_modules (checked to exist).
+pub fn node_package(path: &str) -> PathBuf {
+    let full = interop_dir().join("node_modules").join(path);
+    if !full.exists() {
+        setup_missing(&format!("tests/interop/node_modules/{path}"));
+    }
+    full
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Sdk {
+    TypeScript,
+    Python,
+}
+
+impl Sdk {
+    /// The command that runs this client, after checking its installation.
+    pub fn command(self) -> Command {
+        let dir = interop_dir();
+        let (program, script, probe) = match self {
+            Sdk::TypeScript => {
+                for path in [
+                    "node_modules/@modelcontextprotocol/sdk/package.json",
+                    "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+                ] {
+                    if !dir.join(path).exists() {
+                        setup_missing(&format!("tests/interop/{path}"));
+                    }
+                }
+                ("node".into(), "ts_client.mjs", &["--version"][..])
+            }
+            Sdk::Python => (
+                dir.join(".venv/bin/python"),
+                "py_client.py",
+                &["-c", "import mcp, httpx2"][..],
+            ),
+        };
+        let ok = Command::new(&program)
+            .args(probe)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            setup_missing(&format!(
+                "`{} {}` does not run",
+                program.display(),
+                probe.join(" ")
+            ));
+        }
+        let mut command = Command::new(program);
+        command.current_dir(&dir).arg(dir.join(script));
+        command
+    }
+}
+
+/// Each line a stream prints, as JSON where it is JSON.
+pub fn read_lines(stream: impl std::io::Read + Send + 'static) -> Receiver<Value> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A running client script and the JSON events it printed.
+pub struct Agent {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    pub events: Vec<Value>,
+    stderr: PathBuf,
+}
+
+impl Agent {
+    pub fn spawn(sdk: Sdk, gatehouse: &Serve, server: &str, name: &str, args: &[&str]) -> Agent {
+        let stderr = gatehouse.dir().join(format!("{name}.stderr"));
+        let mut child = sdk
+            .command()
+            .arg(gatehouse.mcp_url(server))
+            .arg(name)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| setup_missing(&format!("cannot start the {sdk:?} client: {e}")));
+        Agent {
+            name: name.to_string(),
+            lines: read_lines(child.stdout.take().expect("stdout")),
+            stdin: child.stdin.take(),
+            child,
+            events: Vec::new(),
+            stderr,
+        }
+    }
+
+    pub fn report(&self) -> String {
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
+        format!(
+            "client {:?} events:\n{}\nstderr:\n{stderr}",
+            self.name,
+            events.join("\n")
+        )
+    }
+
+    /// Takes in what the client printed; false once it has exited and printed everything.
+    pub fn pump(&mut self, wait: Duration) -> bool {
+        match self.lines.recv_timeout(wait) {
+            Ok(v) => {
+                self.events.push(v);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    /// Panics if the client has exited (while something else was awaited) or time is up.
+    pub fn check_alive(&mut self, deadline: Instant, waiting_for: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            while self.pump(Duration::from_millis(500)) {}
+            panic!(
+                "client exited ({status}) while waiting for {waiting_for}\n{}",
+                self.report()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {waiting_for}\n{}",
+            self.report()
+        );
+    }
+
+    /// Waits until the client prints this event.
+    pub fn expect(&mut self, event: &str) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(e) = self.events.iter().find(|e| e["event"] == event) {
+                return e.clone();
+            }
+            // Only a closed stdout (the client exited, all it printed taken in) ends the wait.
+            let open = self.pump(Duration::from_millis(100));
+            assert!(
+                open && Instant::now() < deadline,
+                "{} waiting for event {event:?}\n{}",
+                if open { "timed out" } else { "client exited" },
+                self.report()
+            );
+        }
+    }
+
+    pub fn resume(&mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"go\n").expect("write to client");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for a successful exit; returns every event.
+    pub fn finish(&mut self) -> Vec<Value> {
+        let deadline = Instant::now() + STEP;
+        while self.pump(Duration::from_millis(100)) {
+            assert!(
+                Instant::now() < deadline,
+                "client did not exit\n{}",
+                self.report()
+            );
+        }
+        let status = self.child.wait().expect("wait for client");
+        assert!(
+            status.success(),
+            "client failed: {status}\n{}",
+            self.report()
+        );
+        assert!(
+            self.events.iter().all(|e| e["event"] != "error"),
+            "{}",
+            self.report()
+        );
+        self.events.clone()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.report());
+        }
+    }
+}
+
+pub fn events<'a>(all: &'a [Value], name: &str) -> Vec<&'a Value> {
+    all.iter().filter(|e| e["event"] == name).collect()
+}
+
+pub fn one<'a>(all: &'a [Value], name: &str) -> &'a Value {
+    match events(all, name).as_slice() {
+        [e] => e,
+        other => panic!("expected one {name:?} event, got {other:?} in {all:?}"),
+    }
+}
+
+pub fn names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t.as_str().or(t["name"].as_str()).expect("name").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn text_of(call: &Value) -> String {
+    call["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {call}"))
+        .to_string()
+}
