@@ -24,6 +24,9 @@
 //!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16). The many-tool upstreams are this
 //!        binary re-executed with `--bench-upstream <n>`.
 
+// A benchmark measures real time.
+#![allow(clippy::disallowed_methods)]
+
 use std::cell::RefCell;
 use std::io::{BufRead, Write};
 use std::path::Path;

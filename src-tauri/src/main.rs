@@ -12,6 +12,8 @@
 //! - [`bindings`]: the generated TypeScript contract (types, commands, events).
 //! - [`export`]: the timeline to a file. [`options`]: command line and environment.
 
+// The app is an edge: it reads the clock (the Allow delay, export file names).
+#![allow(clippy::disallowed_methods)]
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 

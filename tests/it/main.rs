@@ -14,6 +14,9 @@
 //! - `interop`, `interop_servers`: the official SDK clients and real servers
 //!   (needs `scripts/setup-interop`).
 
+// Tests wait for real servers and clients in real time.
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 mod bad_input;

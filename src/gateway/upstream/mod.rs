@@ -2,6 +2,7 @@
 //! speaking newline-delimited JSON-RPC on stdio ([`stdio`]), or a
 //! streamable-HTTP server ([`http`]). One connection serves one gateway session
 //! (one agent), so sessions never mix. The client's token is never sent upstream.
+#![allow(clippy::disallowed_methods)] // an edge: processes crash and restart in real time
 
 mod http;
 mod stdio;
