@@ -37,6 +37,9 @@ pub(crate) mod oauth;
 pub(crate) mod store;
 pub(crate) mod tools;
 
+#[cfg(test)]
+mod testing;
+
 #[doc(hidden)]
 pub mod bench;
 

@@ -151,3 +151,73 @@ impl Follow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventKind, NewEvent, Outcome};
+
+    fn follower(store: &Arc<Store>, filter: AuditFilter) -> Follow {
+        Follow {
+            live: store.subscribe(),
+            store: store.clone(),
+            filter,
+            last: store.read(log::last_id).unwrap(),
+            missed: VecDeque::new(),
+            catching_up: false,
+        }
+    }
+
+    fn record(store: &Store, n: i64) {
+        store
+            .write(|tx| {
+                for i in 0..n {
+                    let server = if i % 2 == 0 { "demo" } else { "other" };
+                    tx.record(
+                        NewEvent::new(EventKind::ToolCall, Outcome::Allowed).server(server),
+                        i,
+                    )?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+    }
+
+    async fn ids(follow: &mut Follow, n: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), follow.next());
+            out.push(
+                next.await
+                    .expect("an event in time")
+                    .expect("not closed")
+                    .id,
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_misses_nothing_and_sees_nothing_twice() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        record(&store, 3);
+        let mut all = follower(&store, AuditFilter::default());
+        let demo = AuditFilter {
+            server: Some("demo".into()),
+            ..AuditFilter::default()
+        };
+        let mut only_demo = follower(&store, demo);
+        // More than the live channel holds (4,096) commit before anyone reads.
+        record(&store, 10_000);
+        assert_eq!(
+            ids(&mut all, 10_000).await,
+            (4..=10_003).collect::<Vec<_>>()
+        );
+        let demo_ids: Vec<i64> = (4..=10_003).filter(|id| (id - 4) % 2 == 0).collect();
+        assert_eq!(ids(&mut only_demo, 5_000).await, demo_ids);
+        // Then it goes on live.
+        record(&store, 2);
+        assert_eq!(ids(&mut all, 2).await, [10_004, 10_005]);
+        assert_eq!(ids(&mut only_demo, 1).await, [10_004]);
+    }
+}

@@ -14,8 +14,9 @@ use super::error::json_no_store;
 use super::pages;
 use crate::api::Gatehouse;
 use crate::clock;
-use crate::oauth::authorize::{AuthorizeError, PollOutcome};
-use crate::oauth::{authorize, metadata, register as registration, token, OAuthError};
+use crate::oauth::authorize::AuthorizeError;
+use crate::oauth::waiting::{self, PollOutcome};
+use crate::oauth::{metadata, register as registration, token, OAuthError};
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -96,7 +97,7 @@ pub async fn authorize(State(g): State<Arc<Gatehouse>>, RawQuery(query): RawQuer
 }
 
 pub async fn wait(State(g): State<Arc<Gatehouse>>, Path(handle): Path<String>) -> Response {
-    match authorize::poll(g.auth(), &handle, clock::now()) {
+    match waiting::poll(g.auth(), &handle, clock::now()) {
         Ok(PollOutcome::Waiting(page)) => pages::waiting(&page),
         Ok(PollOutcome::Redirect(url)) => found(&url),
         Ok(PollOutcome::Finished) => pages::finished(),

@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::oauth::authorize::WaitingPage;
+use crate::oauth::waiting::WaitingPage;
 use crate::oauth::OAuthError;
 
 pub fn escape(s: &str) -> String {

@@ -1,20 +1,19 @@
 //! The authorization endpoint (OAuth 2.1 §4.1.1). `/authorize` checks the
-//! request and turns it into a pending consent request; the browser is sent
-//! to a waiting page that only says "approve this in Gatehouse" and polls
-//! [`poll`]. The decision is made in the native window or the CLI, never in
-//! the page. Every redirect back to the client carries `iss` (RFC 9207).
+//! request ([`parse`], [`validate`]) and turns it into a pending consent
+//! request ([`create_request`]); the browser is sent to a waiting page
+//! (`oauth::waiting`) that only says "approve this in Gatehouse". The decision
+//! is made in the native window or the CLI, never in the page. Every redirect
+//! back to the client carries `iss` (RFC 9207).
 
 use serde_json::json;
 
-use super::scope;
-use super::{redirect, AuthServer, ErrorCode, OAuthError, CODE_TTL_MS};
+use super::{redirect, scope, AuthServer, ErrorCode, OAuthError};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto::{self, Secret};
-use crate::store::clients::{self, Client};
+use crate::store::clients::Client;
 use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants;
-use crate::store::tokens::{self, CodeRow};
 use crate::tools::ToolInfo;
 
 /// A second request from the same agent for the same server within this
@@ -286,128 +285,6 @@ pub fn create_request(
     Ok(handle)
 }
 
-/// What the waiting page should do now.
-#[derive(Debug)]
-pub enum PollOutcome {
-    /// Still waiting for the person.
-    Waiting(WaitingPage),
-    /// Decided: send the browser back to the client.
-    Redirect(String),
-    /// Unknown handle, or the code was already handed out.
-    Finished,
-}
-
-/// What the browser's waiting page shows: who asks for which server, and the
-/// phrase the consent window shows too.
-#[derive(Debug, Clone)]
-pub struct WaitingPage {
-    /// What the agent calls itself; `None` if it is unknown.
-    pub client_name: Option<String>,
-    pub verified: bool,
-    pub server: String,
-    pub phrase: String,
-    pub redirect_host: String,
-}
-
-/// Checks the waiting page's request. On approval the authorization code is
-/// minted now (so its short life starts when the browser collects it) and
-/// handed out once.
-pub fn poll(auth: &AuthServer, handle: &str, now: UnixMs) -> Result<PollOutcome, OAuthError> {
-    let Some(request) = auth
-        .store
-        .read(|c| consent::by_handle(c, &crypto::hash(handle)))?
-    else {
-        return Ok(PollOutcome::Finished);
-    };
-    match request.status {
-        Status::Pending if request.expires_at > now => {
-            let client = auth.store.read(|c| clients::get(c, &request.client_id))?;
-            Ok(PollOutcome::Waiting(WaitingPage {
-                client_name: client.as_ref().map(|c| c.name.clone()),
-                verified: client.is_some_and(|c| c.kind.is_verified()),
-                server: request.server,
-                phrase: request.phrase,
-                redirect_host: redirect_host(&request.redirect_uri),
-            }))
-        }
-        Status::Pending => {
-            super::consent::expire(auth, &request, now)?;
-            Ok(PollOutcome::Redirect(denied_redirect(
-                auth,
-                &request,
-                "nobody approved the request in time",
-            )))
-        }
-        Status::Denied => Ok(PollOutcome::Redirect(denied_redirect(
-            auth,
-            &request,
-            "the user denied the request",
-        ))),
-        Status::Expired => Ok(PollOutcome::Redirect(denied_redirect(
-            auth,
-            &request,
-            "nobody approved the request in time",
-        ))),
-        Status::Delivered => Ok(PollOutcome::Finished),
-        Status::Approved => {
-            let code = Secret::generate("gh_code_");
-            let grant_id = request.grant_id.clone().ok_or_else(|| {
-                OAuthError::new(ErrorCode::ServerError, "approved request without a grant")
-            })?;
-            let delivered = auth.store.write(|tx| {
-                if !consent::transition(
-                    tx.conn(),
-                    &request.id,
-                    Status::Approved,
-                    Status::Delivered,
-                    now,
-                    None,
-                    None,
-                )? {
-                    return Ok::<_, OAuthError>(false);
-                }
-                tokens::insert_code(
-                    tx.conn(),
-                    &CodeRow {
-                        code_hash: code.hash(),
-                        request_id: request.id.clone(),
-                        grant_id,
-                        client_id: request.client_id.clone(),
-                        created_at: now,
-                        expires_at: now + CODE_TTL_MS,
-                        used_at: None,
-                    },
-                )?;
-                Ok(true)
-            })?;
-            if !delivered {
-                return Ok(PollOutcome::Finished);
-            }
-            let mut url = url::Url::parse(&request.redirect_uri).map_err(|_| {
-                OAuthError::new(ErrorCode::ServerError, "stored redirect URI is invalid")
-            })?;
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("code", code.expose());
-                if let Some(state) = &request.state {
-                    q.append_pair("state", state);
-                }
-                q.append_pair("iss", &auth.issuer);
-            }
-            Ok(PollOutcome::Redirect(url.into()))
-        }
-    }
-}
-
-fn denied_redirect(auth: &AuthServer, request: &ConsentRequest, why: &str) -> String {
-    error_redirect(
-        auth,
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &OAuthError::access_denied(why),
-    )
-}
-
 /// An error response to the client's redirect URI (OAuth 2.1 §4.1.2.1, RFC 9207).
 pub fn error_redirect(
     auth: &AuthServer,
@@ -438,5 +315,178 @@ pub fn redirect_host(redirect_uri: &str) -> String {
             None => format!("{}:", u.scheme()),
         },
         Err(_) => redirect_uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn params(client: &Client) -> AuthorizeParams {
+        AuthorizeParams {
+            response_type: Some("code".into()),
+            client_id: client.client_id.clone(),
+            redirect_uri: Some(REDIRECT.into()),
+            code_challenge: Some(CHALLENGE.into()),
+            code_challenge_method: Some("S256".into()),
+            state: Some("st".into()),
+            scope: None,
+            resource: None,
+        }
+    }
+
+    fn redirected_error(e: AuthorizeError) -> String {
+        match e {
+            AuthorizeError::Redirect(to) => query(&url::Url::parse(&to).unwrap(), "error").unwrap(),
+            AuthorizeError::Page(e) => panic!("shown in the browser, not redirected: {e}"),
+        }
+    }
+
+    #[test]
+    fn parameters_appear_once_and_client_id_is_required() {
+        assert!(parse("client_id=a&state=1&state=2").is_err());
+        assert!(parse("response_type=code").is_err());
+        let p = parse("client_id=a&scope=tools%3Aread&unknown=x").unwrap();
+        assert_eq!(
+            (p.client_id.as_str(), p.scope.as_deref()),
+            ("a", Some("tools:read"))
+        );
+    }
+
+    #[test]
+    fn redirect_uri_problems_are_never_redirected() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        for uri in [
+            "http://127.0.0.1:8976/other",
+            "https://evil.example/callback",
+            "http://127.0.0.1:8976/callback?next=evil",
+        ] {
+            let p = AuthorizeParams {
+                redirect_uri: Some(uri.into()),
+                ..params(&client)
+            };
+            assert!(
+                matches!(
+                    validate(&auth, client.clone(), p),
+                    Err(AuthorizeError::Page(_))
+                ),
+                "{uri}"
+            );
+        }
+        // Any loopback port is the same registered URI (RFC 8252).
+        let p = AuthorizeParams {
+            redirect_uri: Some("http://127.0.0.1:51234/callback".into()),
+            ..params(&client)
+        };
+        assert!(validate(&auth, client, p).is_ok());
+    }
+
+    #[test]
+    fn other_problems_go_back_to_the_client() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let cases = [
+            (
+                AuthorizeParams {
+                    response_type: Some("token".into()),
+                    ..params(&client)
+                },
+                "unsupported_response_type",
+            ),
+            (
+                AuthorizeParams {
+                    code_challenge: None,
+                    ..params(&client)
+                },
+                "invalid_request",
+            ),
+            (
+                AuthorizeParams {
+                    code_challenge_method: Some("plain".into()),
+                    ..params(&client)
+                },
+                "invalid_request",
+            ),
+            (
+                AuthorizeParams {
+                    code_challenge: Some("short".into()),
+                    ..params(&client)
+                },
+                "invalid_request",
+            ),
+            (
+                AuthorizeParams {
+                    resource: Some("http://127.0.0.1:1/mcp/demo".into()),
+                    ..params(&client)
+                },
+                "invalid_target",
+            ),
+        ];
+        for (p, code) in cases {
+            assert_eq!(
+                redirected_error(validate(&auth, client.clone(), p).unwrap_err()),
+                code
+            );
+        }
+        let unknown_scope = AuthorizeParams {
+            scope: Some("tool:rm_rf".into()),
+            ..params(&client)
+        };
+        let v = validate(&auth, client, unknown_scope).unwrap();
+        assert_eq!(
+            redirected_error(create_request(&auth, v, demo_tools(), T0).unwrap_err()),
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn one_open_request_per_agent_and_server() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let (first, _) = request(&auth, &client, None, T0);
+        // The same request again (a reload): the same pending request, a new handle.
+        let (again, _) = request(&auth, &client, None, T0 + 500);
+        assert_eq!(first, again);
+        // Another request soon after: refused.
+        let other = AuthorizeParams {
+            code_challenge: Some("B".repeat(43)),
+            ..params(&client)
+        };
+        let v = validate(&auth, client.clone(), other.clone()).unwrap();
+        let refused = create_request(&auth, v, demo_tools(), T0 + 1_000).unwrap_err();
+        assert_eq!(redirected_error(refused), "temporarily_unavailable");
+        // Later, it supersedes the old one.
+        let v = validate(&auth, client, other).unwrap();
+        create_request(&auth, v, demo_tools(), T0 + REQUEST_SPACING_MS + 1).unwrap();
+        let pending = auth
+            .store
+            .read(|c| consent::pending(c, T0 + 3_000))
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_ne!(pending[0].id, first);
+    }
+
+    #[test]
+    fn a_step_up_asks_only_for_what_is_new() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let only_read = crate::oauth::consent::ToolChoice::Only(vec!["read_note".into()]);
+        let forever = crate::oauth::consent::DurationChoice::Forever;
+        approved_code(&auth, &client, only_read, forever, T0);
+        let (id, _) = request(
+            &auth,
+            &client,
+            Some("tool:read_note tool:write_note"),
+            T0 + 5_000,
+        );
+        let asked = auth.store.read(|c| consent::get(c, &id)).unwrap().unwrap();
+        assert!(
+            asked.base_grant_id.is_some(),
+            "a step-up of the grant in force"
+        );
+        let names: Vec<&str> = asked.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["write_note"]);
     }
 }

@@ -65,3 +65,56 @@ pub fn authenticate(
         grant,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::ACCESS_TOKEN_TTL_MS;
+    use crate::testing::*;
+
+    #[test]
+    fn an_access_token_works_for_its_server_until_it_expires() {
+        let auth =
+            auth_server("[servers.demo]\ncommand = \"x\"\n[servers.other]\ncommand = \"y\"\n");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = body["access_token"].as_str().unwrap();
+        let ok = authenticate(&auth, access, "demo", T0 + 1).unwrap();
+        assert_eq!(ok.client_id, client.client_id);
+        assert_eq!(
+            authenticate(&auth, access, "other", T0 + 1).unwrap_err(),
+            BearerError::Invalid("token was issued for another server")
+        );
+        assert!(authenticate(&auth, access, "demo", T0 + ACCESS_TOKEN_TTL_MS - 1).is_ok());
+        assert_eq!(
+            authenticate(&auth, access, "demo", T0 + ACCESS_TOKEN_TTL_MS).unwrap_err(),
+            BearerError::Invalid("token expired")
+        );
+    }
+
+    #[test]
+    fn a_refresh_token_or_an_unknown_token_is_no_bearer_token() {
+        let auth = auth_server("");
+        let (_, body) = tokens(&auth, "agent", T0);
+        let refresh = body["refresh_token"].as_str().unwrap();
+        assert_eq!(
+            authenticate(&auth, refresh, "demo", T0).unwrap_err(),
+            BearerError::Invalid("not an access token")
+        );
+        assert_eq!(
+            authenticate(&auth, "gh_at_forged", "demo", T0).unwrap_err(),
+            BearerError::Invalid("unknown token")
+        );
+    }
+
+    #[test]
+    fn a_revoked_grant_ends_its_tokens_at_once() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = body["access_token"].as_str().unwrap();
+        crate::oauth::agents::revoke_agent(&auth, &client.client_id, "me", T0 + 1).unwrap();
+        assert_eq!(
+            authenticate(&auth, access, "demo", T0 + 2).unwrap_err(),
+            BearerError::Invalid("token was revoked")
+        );
+    }
+}

@@ -245,3 +245,211 @@ pub fn expire_overdue(auth: &AuthServer, now: UnixMs) -> Result<usize, StoreErro
     }
     Ok(overdue.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::HOUR;
+    use crate::testing::*;
+
+    fn ask(auth: &AuthServer) -> String {
+        let client = public_client(auth, "agent", T0);
+        request(auth, &client, None, T0).0
+    }
+
+    #[test]
+    fn approving_grants_exactly_the_chosen_tools_and_pins_them() {
+        let auth = auth_server("");
+        let id = ask(&auth);
+        let chosen = ToolChoice::Only(vec!["delete_note".into(), "read_note".into()]);
+        let grant = approve(
+            &auth,
+            &id,
+            &chosen,
+            &AskChoice::Destructive,
+            DurationChoice::For(HOUR),
+            "me",
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            grant.tools,
+            ["read_note", "delete_note"],
+            "in the request's order"
+        );
+        assert_eq!(
+            grant.ask_tools,
+            ["delete_note"],
+            "destructive ones ask every time"
+        );
+        assert_eq!(grant.scope, "tool:read_note tool:delete_note");
+        assert_eq!(
+            (grant.duration, grant.expires_at),
+            (Duration::Timed, Some(T0 + HOUR))
+        );
+        let pinned = auth.store.read(|c| pins::for_grant(c, &grant.id)).unwrap();
+        assert_eq!(pinned.len(), 2);
+        let request = auth.store.read(|c| consent::get(c, &id)).unwrap().unwrap();
+        assert_eq!(request.status, Status::Approved);
+        // Decided once: a second decision finds nothing pending.
+        let again = deny(&auth, &id, "me", T0 + 1).unwrap_err();
+        assert!(matches!(again, DecisionError::NotPending(_)));
+    }
+
+    #[test]
+    fn a_bad_choice_changes_nothing() {
+        let auth = auth_server("");
+        let id = ask(&auth);
+        let unknown = ToolChoice::Only(vec!["rm_rf".into()]);
+        let e = approve(
+            &auth,
+            &id,
+            &unknown,
+            &AskChoice::None,
+            DurationChoice::Forever,
+            "me",
+            T0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not part of request"), "{e}");
+        let none = ToolChoice::Only(vec![]);
+        let e = approve(
+            &auth,
+            &id,
+            &none,
+            &AskChoice::None,
+            DurationChoice::Forever,
+            "me",
+            T0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no tools chosen"), "{e}");
+        let ask_ungranted = AskChoice::Only(vec!["delete_note".into()]);
+        let read = ToolChoice::ReadOnly;
+        let e = approve(
+            &auth,
+            &id,
+            &read,
+            &ask_ungranted,
+            DurationChoice::Forever,
+            "me",
+            T0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not among the granted"), "{e}");
+        let e = approve(
+            &auth,
+            &id,
+            &read,
+            &AskChoice::None,
+            DurationChoice::For(0),
+            "me",
+            T0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("positive"), "{e}");
+        let request = auth.store.read(|c| consent::get(c, &id)).unwrap().unwrap();
+        assert_eq!(
+            request.status,
+            Status::Pending,
+            "still waiting for a good decision"
+        );
+        assert!(auth
+            .store
+            .read(|c| grants::list(c, None, true, T0))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_once_grant_lasts_one_access_token() {
+        let auth = auth_server("");
+        let id = ask(&auth);
+        let grant = approve(
+            &auth,
+            &id,
+            &ToolChoice::ReadOnly,
+            &AskChoice::None,
+            DurationChoice::Once,
+            "me",
+            T0,
+        )
+        .unwrap();
+        assert_eq!(grant.tools, ["read_note"]);
+        assert_eq!(
+            (grant.duration, grant.expires_at),
+            (Duration::Once, Some(T0 + super::super::ACCESS_TOKEN_TTL_MS))
+        );
+    }
+
+    #[test]
+    fn a_step_up_widens_the_grant_and_keeps_its_duration() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let only_read = ToolChoice::Only(vec!["read_note".into()]);
+        approved_code(&auth, &client, only_read, DurationChoice::Forever, T0);
+        let (id, _) = request(&auth, &client, Some("tools:write"), T0 + 10_000);
+        let widened = approve(
+            &auth,
+            &id,
+            &ToolChoice::All,
+            &AskChoice::None,
+            DurationChoice::Once,
+            "me",
+            T0 + 10_001,
+        )
+        .unwrap();
+        assert_eq!(widened.tools, ["read_note", "write_note"]);
+        assert_eq!(
+            widened.duration,
+            Duration::Forever,
+            "a step-up keeps the grant's duration"
+        );
+        let all = auth
+            .store
+            .read(|c| grants::list(c, None, true, T0 + 10_002))
+            .unwrap();
+        assert_eq!(all.len(), 1, "widened, not duplicated");
+    }
+
+    #[test]
+    fn deny_and_timeout_grant_nothing_and_are_audited() {
+        let auth = auth_server("");
+        let id = ask(&auth);
+        deny(&auth, &id, "me", T0).unwrap();
+        let client = public_client(&auth, "late", T0);
+        let (late, _) = request(&auth, &client, None, T0);
+        assert_eq!(
+            expire_overdue(&auth, T0 + auth.config.consent_timeout_ms - 1).unwrap(),
+            0
+        );
+        assert_eq!(
+            expire_overdue(&auth, T0 + auth.config.consent_timeout_ms).unwrap(),
+            1
+        );
+        let e = approve(
+            &auth,
+            &late,
+            &ToolChoice::All,
+            &AskChoice::None,
+            DurationChoice::Forever,
+            "me",
+            T0 + 1,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, DecisionError::NotPending(_)),
+            "an expired request stays expired"
+        );
+        assert!(auth
+            .store
+            .read(|c| grants::list(c, None, true, T0))
+            .unwrap()
+            .is_empty());
+        let kinds = audit_kinds(&auth.store);
+        assert!(
+            kinds.contains(&"consent_denied".into()) && kinds.contains(&"consent_expired".into()),
+            "{kinds:?}"
+        );
+    }
+}

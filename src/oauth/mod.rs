@@ -5,9 +5,9 @@
 //! - RFC 7591 dynamic registration: [`register::register`]; Client ID
 //!   Metadata Documents: [`cimd`].
 //! - `/authorize` (OAuth 2.1 §4.1.1, PKCE S256, RFC 8707 `resource`, RFC 9207
-//!   `iss`): [`authorize::parse`], [`authorize::validate`], [`authorize::create_request`],
-//!   and the waiting page's [`authorize::poll`]. Redirect URI rules (RFC 8252
-//!   loopback ports): [`redirect`].
+//!   `iss`): [`authorize::parse`], [`authorize::validate`], [`authorize::create_request`];
+//!   the authorization response through the waiting page: [`waiting::poll`].
+//!   Redirect URI rules (RFC 8252 loopback ports): [`redirect`].
 //! - Scopes that mean tools: [`scope`].
 //! - The person's decision: [`consent::approve`], [`consent::deny`], [`consent::expire_overdue`].
 //! - `/token` (§4.1.3 code exchange, §4.3 refresh with rotation): [`token::exchange`];
@@ -28,6 +28,7 @@ pub mod redirect;
 pub mod register;
 pub mod scope;
 pub mod token;
+pub mod waiting;
 
 use std::sync::Arc;
 

@@ -378,3 +378,214 @@ pub fn introspect(
         }))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::bearer;
+    use crate::oauth::consent::{DurationChoice, ToolChoice};
+    use crate::oauth::CODE_TTL_MS;
+    use crate::testing::*;
+
+    fn code_for(auth: &AuthServer, name: &str, now: UnixMs) -> (Client, String) {
+        let client = public_client(auth, name, now);
+        let code = approved_code(auth, &client, ToolChoice::All, DurationChoice::Forever, now);
+        (client, code)
+    }
+
+    #[test]
+    fn a_code_buys_tokens_bound_to_its_server() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let body = redeem(&auth, &client, &code, T0 + 5_000).unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["resource"], "http://127.0.0.1:7390/mcp/demo");
+        assert_eq!(
+            body["scope"],
+            "tool:read_note tool:write_note tool:delete_note"
+        );
+        assert!(body["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("gh_rt_"));
+        let access = body["access_token"].as_str().unwrap();
+        assert!(bearer::authenticate(&auth, access, "demo", T0 + 5_000).is_ok());
+    }
+
+    #[test]
+    fn a_code_expires_after_a_minute() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let late = redeem(&auth, &client, &code, T0 + CODE_TTL_MS).unwrap_err();
+        assert_eq!(late.code, ErrorCode::InvalidGrant);
+        assert!(late.description.contains("expired"), "{late}");
+        let (client, code) = code_for(&auth, "punctual", T0);
+        assert!(redeem(&auth, &client, &code, T0 + CODE_TTL_MS - 1).is_ok());
+    }
+
+    #[test]
+    fn a_code_is_single_use_and_a_replay_revokes_what_it_issued() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let body = redeem(&auth, &client, &code, T0).unwrap();
+        let replay = redeem(&auth, &client, &code, T0 + 1_000).unwrap_err();
+        assert_eq!(replay.code, ErrorCode::InvalidGrant);
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(
+            bearer::authenticate(&auth, access, "demo", T0 + 2_000).unwrap_err(),
+            bearer::BearerError::Invalid("token was revoked")
+        );
+        let refreshed = refresh_grant(
+            &auth,
+            &client,
+            body["refresh_token"].as_str().unwrap(),
+            T0 + 2_000,
+        );
+        assert_eq!(refreshed.unwrap_err().code, ErrorCode::InvalidGrant);
+        assert!(audit_kinds(&auth.store).contains(&"code_replayed".to_string()));
+    }
+
+    #[test]
+    fn pkce_and_the_redirect_uri_must_match_the_request() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let wrong_verifier = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &"A".repeat(43)),
+            ("redirect_uri", REDIRECT),
+        ]);
+        let e = exchange_with(&auth, &client, &wrong_verifier);
+        assert_eq!(
+            (e.code, e.description.as_str()),
+            (ErrorCode::InvalidGrant, "PKCE verification failed")
+        );
+        let wrong_redirect = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", "http://127.0.0.1:9/elsewhere"),
+        ]);
+        assert_eq!(
+            exchange_with(&auth, &client, &wrong_redirect).code,
+            ErrorCode::InvalidGrant
+        );
+        // Failed attempts do not burn the code.
+        assert!(redeem(&auth, &client, &code, T0).is_ok());
+    }
+
+    fn exchange_with(
+        auth: &AuthServer,
+        client: &Client,
+        form: &HashMap<String, String>,
+    ) -> OAuthError {
+        super::exchange(auth, form, &public(client), T0).unwrap_err()
+    }
+
+    #[test]
+    fn refresh_rotates_and_reuse_after_the_grace_window_revokes_the_family() {
+        let auth = auth_server("");
+        let (client, first) = tokens(&auth, "agent", T0);
+        let first_refresh = first["refresh_token"].as_str().unwrap();
+        let second = refresh_grant(&auth, &client, first_refresh, T0).unwrap();
+        // A racing retry within the grace window is refused but harms nothing.
+        let racing = refresh_grant(&auth, &client, first_refresh, T0 + 2_000).unwrap_err();
+        assert_eq!(racing.code, ErrorCode::InvalidGrant);
+        let third = refresh_grant(
+            &auth,
+            &client,
+            second["refresh_token"].as_str().unwrap(),
+            T0 + 3_000,
+        )
+        .unwrap();
+        let newest = third["access_token"].as_str().unwrap();
+        assert!(bearer::authenticate(&auth, newest, "demo", T0 + 4_000).is_ok());
+        // Reuse later is theft: the whole family goes, including the newest tokens.
+        let theft = refresh_grant(
+            &auth,
+            &client,
+            first_refresh,
+            T0 + REFRESH_REUSE_GRACE_MS + 1,
+        )
+        .unwrap_err();
+        assert_eq!(theft.code, ErrorCode::InvalidGrant);
+        assert!(theft.description.contains("reuse"), "{theft}");
+        let after = T0 + REFRESH_REUSE_GRACE_MS + 2;
+        let newest_refresh = third["refresh_token"].as_str().unwrap();
+        assert_eq!(
+            refresh_grant(&auth, &client, newest_refresh, after)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+        assert!(bearer::authenticate(&auth, newest, "demo", after).is_err());
+        assert!(audit_kinds(&auth.store).contains(&"refresh_reused".to_string()));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_audience_and_the_scope() {
+        let auth =
+            auth_server("[servers.demo]\ncommand = \"x\"\n[servers.other]\ncommand = \"y\"\n");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let rt = body["refresh_token"].as_str().unwrap();
+        let to = |resource: &str| {
+            form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("resource", resource),
+            ])
+        };
+        let other = super::exchange(
+            &auth,
+            &to("http://127.0.0.1:7390/mcp/other"),
+            &public(&client),
+            T0,
+        );
+        assert_eq!(other.unwrap_err().code, ErrorCode::InvalidTarget);
+        let wider = form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("scope", "tool:read_note tool:admin"),
+        ]);
+        let wider = super::exchange(&auth, &wider, &public(&client), T0);
+        assert_eq!(wider.unwrap_err().code, ErrorCode::InvalidScope);
+        let same = super::exchange(
+            &auth,
+            &to("http://127.0.0.1:7390/mcp/demo"),
+            &public(&client),
+            T0,
+        );
+        assert_eq!(same.unwrap()["resource"], "http://127.0.0.1:7390/mcp/demo");
+    }
+
+    #[test]
+    fn a_refresh_token_expires() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let rt = body["refresh_token"].as_str().unwrap();
+        let late = refresh_grant(&auth, &client, rt, T0 + REFRESH_TOKEN_TTL_MS).unwrap_err();
+        assert_eq!(late.code, ErrorCode::InvalidGrant);
+        assert!(late.description.contains("expired"), "{late}");
+    }
+
+    #[test]
+    fn a_once_grant_has_no_refresh_token() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let code = approved_code(&auth, &client, ToolChoice::All, DurationChoice::Once, T0);
+        let body = redeem(&auth, &client, &code, T0).unwrap();
+        assert!(body.get("refresh_token").is_none(), "{body}");
+    }
+
+    #[test]
+    fn introspection_needs_a_confidential_client() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = body["access_token"].as_str().unwrap();
+        let asked = form(&[("token", access)]);
+        let e = introspect(&auth, &asked, &public(&client), T0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+        assert!(e.description.contains("confidential"), "{e}");
+    }
+}

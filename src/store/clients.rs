@@ -176,3 +176,78 @@ pub fn name_of(conn: &Connection, client_id: &str) -> Result<Option<String>, Sto
         )
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn client(id: &str, name: &str) -> Client {
+        Client {
+            client_id: id.into(),
+            name: name.into(),
+            kind: ClientKind::Registered,
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            auth_method: AuthMethod::ClientSecretBasic,
+            secret_hash: Some("ab".repeat(32)),
+            bound_server: None,
+            metadata: serde_json::json!({"client_name": name}),
+            created_at: 10,
+            last_seen_at: None,
+            fetched_at: None,
+        }
+    }
+
+    #[test]
+    fn clients_round_trip_and_upsert() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|tx| {
+                insert(tx.conn(), &client("c1", "First"))?;
+                insert(tx.conn(), &client("c2", "Second"))?;
+                // A metadata document fetched again replaces what was stored.
+                let refetched = Client {
+                    kind: ClientKind::MetadataDocument,
+                    fetched_at: Some(99),
+                    ..client("c1", "First, renamed")
+                };
+                insert(tx.conn(), &refetched)?;
+                touch(tx.conn(), "c2", 42)
+            })
+            .unwrap();
+        let c1 = store.read(|c| get(c, "c1")).unwrap().unwrap();
+        assert_eq!(
+            (c1.name.as_str(), c1.kind, c1.fetched_at),
+            ("First, renamed", ClientKind::MetadataDocument, Some(99))
+        );
+        assert_eq!(c1.created_at, 10, "the first registration's time is kept");
+        assert_eq!(c1.secret_hash.as_deref(), Some("ab".repeat(32).as_str()));
+        let all = store.read(list).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].last_seen_at, Some(42));
+        assert_eq!(
+            store.read(|c| name_of(c, "c2")).unwrap().as_deref(),
+            Some("Second")
+        );
+        assert!(store.read(|c| get(c, "nobody")).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_a_metadata_document_has_a_verified_domain() {
+        let doc = Client {
+            client_id: "https://claude.ai/oauth/client.json".into(),
+            kind: ClientKind::MetadataDocument,
+            ..client("x", "Claude")
+        };
+        assert_eq!(doc.verified_domain().as_deref(), Some("claude.ai"));
+        let named = Client {
+            client_id: "https://claude.ai/oauth/client.json".into(),
+            ..client("x", "Claude")
+        };
+        assert_eq!(
+            named.verified_domain(),
+            None,
+            "a registered client proves nothing"
+        );
+    }
+}

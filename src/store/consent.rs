@@ -231,3 +231,56 @@ pub fn pending_for(
         )
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{auth_server, public_client, request, T0};
+
+    #[test]
+    fn a_request_moves_only_from_the_status_it_is_in() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let (id, handle) = request(&auth, &client, None, T0);
+        let store = &auth.store;
+        let found = store
+            .read(|c| by_handle(c, &handle.hash()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.status),
+            (id.as_str(), Status::Pending)
+        );
+        assert_eq!(store.read(|c| pending(c, T0)).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .read(|c| pending_for(c, &client.client_id, "demo", T0))
+                .unwrap()
+                .unwrap()
+                .id,
+            id
+        );
+        let timeout = found.expires_at;
+        assert!(
+            store.read(|c| pending(c, timeout)).unwrap().is_empty(),
+            "not pending once overdue"
+        );
+        assert_eq!(store.read(|c| overdue(c, timeout)).unwrap().len(), 1);
+        let moved = |from, to| {
+            store
+                .write(|tx| transition(tx.conn(), &id, from, to, T0 + 1, Some("me"), None))
+                .unwrap()
+        };
+        assert!(
+            !moved(Status::Approved, Status::Delivered),
+            "it is not approved"
+        );
+        assert!(moved(Status::Pending, Status::Denied));
+        assert!(!moved(Status::Pending, Status::Approved), "decided once");
+        let decided = store.read(|c| get(c, &id)).unwrap().unwrap();
+        assert_eq!(
+            (decided.status, decided.decided_by.as_deref()),
+            (Status::Denied, Some("me"))
+        );
+    }
+}

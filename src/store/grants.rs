@@ -178,3 +178,101 @@ pub fn active_for(
         .into_iter()
         .find(|g| g.server == server))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::testing::{public_client, T0};
+
+    fn grant(id: &str, server: &str, expires_at: Option<UnixMs>) -> Grant {
+        Grant {
+            id: id.into(),
+            client_id: "gh_client_agent".into(),
+            server: server.into(),
+            tools: vec!["read_note".into()],
+            ask_tools: vec![],
+            scope: "tool:read_note".into(),
+            duration: if expires_at.is_some() {
+                Duration::Timed
+            } else {
+                Duration::Forever
+            },
+            created_at: T0,
+            expires_at,
+            revoked_at: None,
+            decided_by: "me".into(),
+        }
+    }
+
+    fn store_with_client() -> Store {
+        let auth = crate::testing::auth_server("");
+        public_client(&auth, "agent", T0);
+        std::sync::Arc::try_unwrap(auth.store).ok().unwrap()
+    }
+
+    #[test]
+    fn grants_in_force_and_ended() {
+        let store = store_with_client();
+        store
+            .write(|tx| {
+                insert(tx.conn(), &grant("g1", "demo", None))?;
+                insert(tx.conn(), &grant("g2", "other", Some(T0 + 100)))?;
+                insert(tx.conn(), &grant("g3", "third", None))?;
+                assert!(revoke(tx.conn(), "g3", T0 + 1)?);
+                assert!(!revoke(tx.conn(), "g3", T0 + 2)?, "already revoked");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let in_force = |now| {
+            store
+                .read(|c| list(c, Some("gh_client_agent"), false, now))
+                .unwrap()
+        };
+        assert_eq!(in_force(T0 + 99).len(), 2);
+        assert_eq!(in_force(T0 + 100).len(), 1, "expired at expires_at");
+        assert_eq!(
+            store.read(|c| list(c, None, true, T0 + 100)).unwrap().len(),
+            3
+        );
+        assert!(store
+            .read(|c| active_for(c, "gh_client_agent", "third", T0))
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store
+                .read(|c| active_for(c, "gh_client_agent", "demo", T0))
+                .unwrap()
+                .unwrap()
+                .id,
+            "g1"
+        );
+    }
+
+    #[test]
+    fn a_widened_grant_keeps_its_id() {
+        let store = store_with_client();
+        store
+            .write(|tx| {
+                insert(tx.conn(), &grant("g1", "demo", None))?;
+                let tools = ["read_note".to_string(), "write_note".to_string()];
+                set_tools(
+                    tx.conn(),
+                    "g1",
+                    &tools,
+                    &tools[1..],
+                    "tool:read_note tool:write_note",
+                )?;
+                let revoked = revoke_for_client(tx.conn(), "gh_client_agent", T0)?;
+                assert_eq!(revoked, ["g1"]);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let g = store.read(|c| get(c, "g1")).unwrap().unwrap();
+        assert_eq!(
+            (g.tools.len(), g.ask_tools.as_slice()),
+            (2, &["write_note".to_string()][..])
+        );
+        assert!(!g.is_active(T0));
+    }
+}

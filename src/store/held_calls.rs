@@ -111,3 +111,53 @@ pub fn decide(
     )?;
     Ok(n == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{auth_server, tokens, T0};
+
+    #[test]
+    fn a_held_call_is_decided_once() {
+        let auth = auth_server("");
+        let (client, _) = tokens(&auth, "agent", T0);
+        let grant_id = auth
+            .store
+            .read(|c| crate::store::grants::list(c, None, false, T0))
+            .unwrap()[0]
+            .id
+            .clone();
+        let call = HeldCall {
+            id: "hc_1".into(),
+            client_id: client.client_id,
+            server: "demo".into(),
+            grant_id,
+            tool: "delete_note".into(),
+            arguments: serde_json::json!({"title": "groceries"}),
+            status: CallStatus::Pending,
+            created_at: T0,
+            expires_at: T0 + 1_000,
+            decided_at: None,
+            decided_by: None,
+        };
+        let store = &auth.store;
+        store.write(|tx| insert(tx.conn(), &call)).unwrap();
+        assert_eq!(store.read(|c| pending(c, T0)).unwrap().len(), 1);
+        assert!(
+            store.read(|c| pending(c, T0 + 1_000)).unwrap().is_empty(),
+            "expired"
+        );
+        let decide_as = |to| {
+            store
+                .write(|tx| decide(tx.conn(), "hc_1", to, Some("me"), T0 + 5))
+                .unwrap()
+        };
+        assert!(decide_as(CallStatus::Allowed));
+        assert!(!decide_as(CallStatus::Denied), "decided once");
+        let stored = store.read(|c| get(c, "hc_1")).unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.arguments),
+            (CallStatus::Allowed, call.arguments)
+        );
+    }
+}

@@ -210,3 +210,92 @@ pub fn decide_review(
     )?;
     Ok(n == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{auth_server, tokens, T0};
+
+    #[test]
+    fn a_pin_is_suspended_once_and_a_review_decided_once() {
+        let auth = auth_server("");
+        let (client, _) = tokens(&auth, "agent", T0);
+        let store = &auth.store;
+        let grant_id = store
+            .read(|c| crate::store::grants::list(c, None, false, T0))
+            .unwrap()[0]
+            .id
+            .clone();
+        let pinned = store.read(|c| for_grant(c, &grant_id)).unwrap();
+        assert_eq!(pinned.len(), 3, "approval pinned every granted tool");
+        let read = store
+            .read(|c| for_tool(c, &grant_id, "read_note"))
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .write(|tx| suspend(tx.conn(), &grant_id, "read_note", T0 + 1))
+            .unwrap());
+        assert!(!store
+            .write(|tx| suspend(tx.conn(), &grant_id, "read_note", T0 + 2))
+            .unwrap());
+        let review = ToolReview {
+            id: "tr_1".into(),
+            grant_id: grant_id.clone(),
+            client_id: client.client_id,
+            server: "demo".into(),
+            tool: "read_note".into(),
+            old_definition: read.definition.clone(),
+            new_definition: serde_json::json!({"name": "read_note", "description": "changed"}),
+            new_hash: "new".into(),
+            status: ReviewStatus::Pending,
+            created_at: T0 + 1,
+            decided_at: None,
+            decided_by: None,
+        };
+        store.write(|tx| insert_review(tx.conn(), &review)).unwrap();
+        assert_eq!(
+            store
+                .read(|c| pending_review(c, &grant_id, "read_note"))
+                .unwrap()
+                .unwrap()
+                .id,
+            "tr_1"
+        );
+        assert_eq!(store.read(pending_reviews).unwrap().len(), 1);
+        let decide_as = |to| {
+            store
+                .write(|tx| decide_review(tx.conn(), "tr_1", to, "me", T0 + 3))
+                .unwrap()
+        };
+        assert!(decide_as(ReviewStatus::Approved));
+        assert!(!decide_as(ReviewStatus::Denied), "decided once");
+        // Re-pinning lifts the suspension.
+        store
+            .write(|tx| {
+                pin(
+                    tx.conn(),
+                    &grant_id,
+                    "read_note",
+                    "new",
+                    &review.new_definition,
+                )
+            })
+            .unwrap();
+        let repinned = store
+            .read(|c| for_tool(c, &grant_id, "read_note"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (repinned.hash.as_str(), repinned.suspended_at),
+            ("new", None)
+        );
+        assert_eq!(
+            store
+                .read(|c| get_review(c, "tr_1"))
+                .unwrap()
+                .unwrap()
+                .status,
+            ReviewStatus::Approved
+        );
+    }
+}

@@ -189,3 +189,69 @@ pub fn revoke_for_client(
         params![client_id, now],
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{auth_server, tokens as issued, T0};
+
+    #[test]
+    fn a_refresh_token_rotates_once_and_a_family_revokes_together() {
+        let auth = auth_server("");
+        let (client, body) = issued(&auth, "agent", T0);
+        let rt = crate::crypto::hash(body["refresh_token"].as_str().unwrap());
+        let at = crate::crypto::hash(body["access_token"].as_str().unwrap());
+        let store = &auth.store;
+        let row = store.read(|c| get_token(c, &rt)).unwrap().unwrap();
+        assert_eq!(
+            (row.kind, row.client_id.as_str()),
+            (TokenKind::Refresh, client.client_id.as_str())
+        );
+        assert!(store.write(|tx| rotate(tx.conn(), &rt, T0 + 1)).unwrap());
+        assert!(
+            !store.write(|tx| rotate(tx.conn(), &rt, T0 + 2)).unwrap(),
+            "once"
+        );
+        let n = store
+            .write(|tx| revoke_family(tx.conn(), &row.family_id, T0 + 3))
+            .unwrap();
+        assert_eq!(n, 2, "the access and the refresh token of the family");
+        let access = store.read(|c| get_token(c, &at)).unwrap().unwrap();
+        assert_eq!(access.revoked_at, Some(T0 + 3));
+        assert_eq!(
+            store
+                .write(|tx| revoke_token(tx.conn(), &at, T0 + 4))
+                .unwrap(),
+            0,
+            "already revoked"
+        );
+    }
+
+    #[test]
+    fn a_code_is_used_once() {
+        let auth = auth_server("");
+        let client = crate::testing::public_client(&auth, "agent", T0);
+        let code = crate::testing::approved_code(
+            &auth,
+            &client,
+            crate::oauth::consent::ToolChoice::All,
+            crate::oauth::consent::DurationChoice::Forever,
+            T0,
+        );
+        let hash = crate::crypto::hash(&code);
+        let row = auth.store.read(|c| get_code(c, &hash)).unwrap().unwrap();
+        assert_eq!(
+            (row.used_at, row.expires_at),
+            (None, T0 + crate::oauth::CODE_TTL_MS)
+        );
+        assert!(auth
+            .store
+            .write(|tx| use_code(tx.conn(), &hash, T0 + 1))
+            .unwrap());
+        assert!(!auth
+            .store
+            .write(|tx| use_code(tx.conn(), &hash, T0 + 2))
+            .unwrap());
+        assert!(auth.store.read(|c| get_code(c, "nope")).unwrap().is_none());
+    }
+}
