@@ -13,10 +13,12 @@
 pub mod sdk;
 pub mod serve;
 pub mod servers;
+mod session;
+
+pub use session::Session;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -384,13 +386,7 @@ impl Gh {
             )
             .await;
         assert_eq!(r.status(), 202);
-        Session {
-            http: self.http.clone(),
-            url: self.resource(server),
-            token: token.to_string(),
-            id,
-            next_id: AtomicI64::new(2),
-        }
+        Session::new(self.http.clone(), self.resource(server), token, id)
     }
 
     /// An agent with a grant on `server` and an open session there.
@@ -441,91 +437,6 @@ impl Gh {
             .unwrap()
             .map(Result::unwrap)
             .collect()
-    }
-}
-
-/// An open MCP session of one agent on one server.
-pub struct Session {
-    http: reqwest::Client,
-    url: String,
-    pub token: String,
-    pub id: String,
-    next_id: AtomicI64,
-}
-
-impl Session {
-    /// One JSON-RPC request: (HTTP status, body; `null` if it is not JSON).
-    pub async fn request(&self, method: &str, params: Value) -> (u16, Value) {
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let r = self.post(&body).await;
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A request that must be answered 200: its body.
-    pub async fn ok(&self, method: &str, params: Value) -> Value {
-        let (status, body) = self.request(method, params).await;
-        assert_eq!(status, 200, "{method}: {body}");
-        body
-    }
-
-    /// `tools/call`: (HTTP status, body).
-    pub async fn call(&self, tool: &str, arguments: Value) -> (u16, Value) {
-        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
-            .await
-    }
-
-    /// The text of a successful tool call.
-    pub async fn call_text(&self, tool: &str, arguments: Value) -> String {
-        let (status, body) = self.call(tool, arguments).await;
-        assert_eq!(status, 200, "{body}");
-        body["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no text in {body}"))
-            .to_string()
-    }
-
-    /// The names `tools/list` shows.
-    pub async fn tool_names(&self) -> Vec<String> {
-        let list = self.ok("tools/list", json!({})).await;
-        list["result"]["tools"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no tools in {list}"))
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// A raw POST on this session (any body).
-    pub async fn post(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &self.id)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// The same session, used with another token (a refreshed one, or another agent's).
-    pub fn with_token(&self, token: &str) -> Session {
-        Session {
-            http: self.http.clone(),
-            url: self.url.clone(),
-            token: token.to_string(),
-            id: self.id.clone(),
-            next_id: AtomicI64::new(self.next_id.load(Ordering::SeqCst) + 100),
-        }
-    }
-
-    /// A `tools/call` sent in the background (for calls that wait for the person).
-    pub fn call_later(&self, tool: &str, arguments: Value) -> tokio::task::JoinHandle<Value> {
-        let session = self.with_token(&self.token);
-        let (tool, arguments) = (tool.to_string(), arguments);
-        tokio::spawn(async move { session.call(&tool, arguments).await.1 })
     }
 }
 
