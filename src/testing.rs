@@ -81,6 +81,20 @@ pub fn public_client(auth: &AuthServer, name: &str, now: UnixMs) -> Client {
     client
 }
 
+/// A well-formed `/authorize` of `client` (PKCE S256, its redirect URI, state `st`).
+pub fn authorize_params(client: &Client) -> AuthorizeParams {
+    AuthorizeParams {
+        response_type: Some("code".into()),
+        client_id: client.client_id.clone(),
+        redirect_uri: Some(REDIRECT.into()),
+        code_challenge: Some(CHALLENGE.into()),
+        code_challenge_method: Some("S256".into()),
+        state: Some("st".into()),
+        scope: None,
+        resource: None,
+    }
+}
+
 /// `/authorize` for `client` on the demo server (with this scope): the
 /// pending request's id and the browser's handle.
 pub fn request(
@@ -90,14 +104,9 @@ pub fn request(
     now: UnixMs,
 ) -> (String, Secret) {
     let params = AuthorizeParams {
-        response_type: Some("code".into()),
-        client_id: client.client_id.clone(),
-        redirect_uri: Some(REDIRECT.into()),
-        code_challenge: Some(CHALLENGE.into()),
-        code_challenge_method: Some("S256".into()),
-        state: Some("st".into()),
         scope: scope.map(str::to_string),
         resource: Some(auth.resource_url("demo")),
+        ..authorize_params(client)
     };
     let validated = authorize::validate(auth, client.clone(), params).unwrap();
     let handle = authorize::create_request(auth, validated, demo_tools(), now).unwrap();

@@ -1,8 +1,8 @@
 //! View types the faces show that are not the core's own types: a tool as
 //! the person sees it, an agent with its grants, the running Gatehouse.
 //! (Types that already are what a view needs, such as `Grant` or `AuditEvent`,
-//! are re-exported from `api` as they are.) TypeScript bindings for every type
-//! the app sees are generated from these definitions (`api::bindings`).
+//! are re-exported from `api` as they are.) The app's TypeScript bindings are
+//! generated from these definitions (`src-tauri/src/bindings.rs`).
 
 use serde::{Deserialize, Serialize};
 

@@ -323,18 +323,7 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
-    fn params(client: &Client) -> AuthorizeParams {
-        AuthorizeParams {
-            response_type: Some("code".into()),
-            client_id: client.client_id.clone(),
-            redirect_uri: Some(REDIRECT.into()),
-            code_challenge: Some(CHALLENGE.into()),
-            code_challenge_method: Some("S256".into()),
-            state: Some("st".into()),
-            scope: None,
-            resource: None,
-        }
-    }
+    use crate::testing::authorize_params as params;
 
     fn redirected_error(e: AuthorizeError) -> String {
         match e {

@@ -130,17 +130,7 @@ impl AuthServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn server(toml: &str) -> AuthServer {
-        AuthServer {
-            store: Arc::new(Store::open_in_memory().unwrap()),
-            config: Arc::new(Config::parse(toml, Path::new("t.toml")).unwrap()),
-            issuer: "http://127.0.0.1:7390".into(),
-            port: 7390,
-            user: "me".into(),
-        }
-    }
+    use crate::testing::auth_server as server;
 
     #[test]
     fn resource_resolution() {

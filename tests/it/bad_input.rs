@@ -93,30 +93,14 @@ async fn hostile_http_is_refused_before_any_handler() {
 async fn metadata_has_no_nulls_and_one_issuer() {
     let fx = Fixture::start("").await;
     let get = |path: &str| fx.http.get(format!("{}{path}", fx.url)).send();
-    let meta: Value = get("/.well-known/oauth-authorization-server")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let prm: Value = get("/.well-known/oauth-protected-resource/mcp/demo")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let root: Value = get("/.well-known/oauth-protected-resource")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let appended: Value = get("/mcp/demo/.well-known/oauth-protected-resource")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = fx.get_json("/.well-known/oauth-authorization-server").await;
+    let prm = fx
+        .get_json("/.well-known/oauth-protected-resource/mcp/demo")
+        .await;
+    let root = fx.get_json("/.well-known/oauth-protected-resource").await;
+    let appended = fx
+        .get_json("/mcp/demo/.well-known/oauth-protected-resource")
+        .await;
     assert!(!has_null(&meta) && !has_null(&prm));
     assert_eq!(meta["issuer"], json!(fx.url));
     assert_eq!(prm["authorization_servers"], json!([fx.url]));
@@ -463,7 +447,7 @@ async fn mcp_endpoint_errors() {
     let fx = Fixture::start("[servers.other]\ncommand = \"true\"\n").await;
     let agent = fx.tokens_for("Agent", ToolChoice::All).await;
     let token = agent.access();
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let init = initialize();
 
     let r = fx.mcp("demo", None, None, &init).await;
     assert_eq!(r.status(), 401);

@@ -417,7 +417,7 @@ async fn introspection_for_confidential_clients() {
 async fn a_refresh_token_is_not_a_bearer_token() {
     let fx = Fixture::start("").await;
     let agent = fx.tokens_for("Agent", ToolChoice::ReadOnly).await;
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let init = initialize();
     let r = fx.mcp("demo", Some(agent.refresh()), None, &init).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers()["www-authenticate"]

@@ -251,7 +251,7 @@ async fn resource_rules_localhost_and_preregistered_clients() {
         .header("host", format!("localhost:{}", fx.port))
         .header("accept", "application/json, text/event-stream")
         .bearer_auth(body["access_token"].as_str().unwrap())
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .json(&initialize())
         .send()
         .await
         .unwrap();

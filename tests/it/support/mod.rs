@@ -84,6 +84,12 @@ pub fn approval(tools: ToolChoice, ask: AskChoice, duration: DurationChoice) -> 
     }
 }
 
+/// An MCP `initialize` request as a client sends it first.
+pub fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+}
+
 /// Whether any value in `v` is JSON `null` (the TypeScript SDK rejects them in metadata).
 pub fn has_null(v: &Value) -> bool {
     match v {
@@ -142,6 +148,12 @@ impl Gh {
             data_dir,
             http: http_client(),
         }
+    }
+
+    /// GET a JSON document (metadata) from this Gatehouse.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await;
+        r.unwrap().json().await.unwrap()
     }
 
     pub fn resource(&self, server: &str) -> String {
@@ -369,10 +381,7 @@ impl Gh {
 
     /// initialize + notifications/initialized on `server` with this token.
     pub async fn session(&self, server: &str, token: &str) -> Session {
-        let r = self
-            .mcp(server, Some(token), None, &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}))
-            .await;
+        let r = self.mcp(server, Some(token), None, &initialize()).await;
         assert_eq!(r.status(), 200);
         let id = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
         let body: Value = r.json().await.unwrap();

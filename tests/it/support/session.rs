@@ -98,4 +98,3 @@ impl Session {
         tokio::spawn(async move { session.call(&tool, arguments).await.1 })
     }
 }
-
