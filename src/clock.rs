@@ -18,8 +18,11 @@ pub const SECOND: i64 = 1000;
 pub const MINUTE: i64 = 60 * SECOND;
 pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
+/// The longest duration anything takes (a grant "for" a time, a timeout): ten years.
+pub const MAX_DURATION: i64 = 3650 * DAY;
 
-/// Parses a human duration such as `90s`, `30m`, `1h`, `1d`, `2w` into milliseconds.
+/// Parses a human duration such as `90s`, `30m`, `1h`, `1d`, `2w` into
+/// milliseconds; `None` unless it is between 1 s and [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Option<i64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -36,7 +39,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
     if n <= 0 {
         return None;
     }
-    n.checked_mul(unit_ms)
+    n.checked_mul(unit_ms).filter(|ms| *ms <= MAX_DURATION)
 }
 
 #[cfg(test)]
@@ -51,5 +54,9 @@ mod tests {
         assert_eq!(parse_duration("0h"), None);
         assert_eq!(parse_duration("h"), None);
         assert_eq!(parse_duration("5y"), None);
+        assert_eq!(parse_duration("3650d"), Some(MAX_DURATION));
+        assert_eq!(parse_duration("3651d"), None, "more than ten years");
+        assert_eq!(parse_duration("9223372036854775s"), None, "no overflow");
+        assert_eq!(parse_duration("99999999999999999999s"), None);
     }
 }

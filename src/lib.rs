@@ -27,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod text;
 
 pub(crate) mod audit;
 pub(crate) mod credentials;

@@ -148,7 +148,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("gatehouse: {message}");
+            // A message may quote what an agent or a server chose: inert, line by line.
+            for (i, line) in message.lines().enumerate() {
+                let lead = if i == 0 { "gatehouse: " } else { "  " };
+                eprintln!("{lead}{}", gatehouse::text::inert(line));
+            }
             ExitCode::FAILURE
         }
     }
@@ -350,10 +354,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
     }
     let answer = client.call(&request).map_err(fail)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&answer).unwrap_or_default()
-        );
+        output::json(&answer, true);
         return Ok(());
     }
     output::answer(&request, answer)

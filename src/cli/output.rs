@@ -1,13 +1,39 @@
-//! How the CLI prints an answer as text (with `--json` it prints the answer as
-//! it came). Answers are read into the API's view types first, so a change of
-//! the API is a compile error here, not a silently blank column.
+//! How the CLI prints an answer as text, or with `--json` as JSON. Answers are
+//! read into the API's view types first, so a change of the API is a compile
+//! error here, not a silently blank column. Every text that came from outside
+//! (names, tool names and descriptions, arguments, ids) is printed inert
+//! ([`gatehouse::text`]): nothing an agent or a server chose can drive the terminal.
 
 use gatehouse::api::{
     Agent, AuditEvent, Decided, Grant, PendingItem, PendingKind, Revoked, Status,
 };
 use gatehouse::control::Request;
+use gatehouse::text::{inert, inert_json};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+/// Prints a JSON answer (pretty, or one line), inert.
+pub fn json(answer: &Value, pretty: bool) {
+    let text = if pretty {
+        serde_json::to_string_pretty(answer)
+    } else {
+        serde_json::to_string(answer)
+    };
+    println!("{}", inert_json(&text.unwrap_or_default()));
+}
+
+/// Outside text for a column: inert.
+fn shown(text: &str) -> String {
+    inert(text)
+}
+
+fn shown_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| inert(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn read<T: DeserializeOwned>(answer: Value) -> Result<T, String> {
     serde_json::from_value(answer).map_err(|e| format!("unreadable answer from Gatehouse: {e}"))
@@ -32,7 +58,7 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         }
         Request::Deny { .. } => {
             let ids: Vec<String> = read(answer["denied"].clone())?;
-            println!("Denied: {}", ids.join(", "));
+            println!("Denied: {}", shown_list(&ids));
         }
         Request::Agents => {
             let agents: Vec<Agent> = read(answer)?;
@@ -42,8 +68,8 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 );
             }
             for a in &agents {
-                let verified = if a.verified { "verified" } else { "unverified" };
-                println!("{} ({verified})  {}", a.name, a.client_id);
+                let verified = if a.verified { "verified" } else { "UNVERIFIED" };
+                println!("[{verified}] {}  {}", shown(&a.name), shown(&a.client_id));
                 if a.grants.is_empty() {
                     println!("    no grants in force");
                 }
@@ -78,7 +104,7 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             let s: Status = read(answer)?;
             println!("Gatehouse is running at {}", s.url);
             for server in &s.servers {
-                println!("  MCP server {:?}: {}", server.name, server.url);
+                println!("  MCP server {}: {}", shown(&server.name), server.url);
             }
             println!(
                 "  {} open session(s), {} pending request(s)",
@@ -92,7 +118,7 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
 /// Prints one event of a followed log.
 pub fn event(answer: Value, json: bool) -> Result<(), String> {
     if json {
-        println!("{answer}");
+        self::json(&answer, false);
     } else {
         print_event(&read(answer)?);
     }
@@ -129,66 +155,71 @@ fn print_decided(decided: &Decided) {
             let ask = if g.ask_tools.is_empty() {
                 String::new()
             } else {
-                format!(" (ask every time: {})", g.ask_tools.join(", "))
+                format!(" (ask every time: {})", shown_list(&g.ask_tools))
             };
             println!(
-                "Approved: grant {} on {:?}: {}{ask}",
+                "Approved: grant {} on {}: {}{ask}",
                 g.id,
-                g.server,
-                g.tools.join(", ")
+                shown(&g.server),
+                shown_list(&g.tools)
             );
         }
-        Decided::Call(c) => println!("Allowed once: call {} to {:?}", c.id, c.tool),
-        Decided::Review(r) => println!("Re-approved the changed tool {:?} ({})", r.tool, r.id),
+        Decided::Call(c) => println!("Allowed once: call {} to {}", c.id, shown(&c.tool)),
+        Decided::Review(r) => {
+            println!("Re-approved the changed tool {} ({})", shown(&r.tool), r.id)
+        }
     }
 }
 
 fn print_pending(p: &PendingItem) {
+    // The badge comes first, where no name (however long, whatever it says) can move it.
     let badge = match (&p.verified_domain, p.verified) {
-        (Some(d), _) => format!("verified: {d}"),
-        (None, true) => "configured by you".to_string(),
-        (None, false) => "UNVERIFIED: it named itself".to_string(),
+        (Some(d), _) => format!("[verified: {}]", shown(d)),
+        (None, true) => "[configured by you]".to_string(),
+        (None, false) => "[UNVERIFIED: it named itself]".to_string(),
     };
-    let who = format!("{} ({badge})", p.client_name);
-    let first_tool = p.tools.first().map_or("", |t| t.name.as_str());
+    let who = format!("{badge} {}", shown(&p.client_name));
+    let first_tool = shown(p.tools.first().map_or("", |t| t.name.as_str()));
+    let server = shown(&p.server);
     match p.kind {
-        PendingKind::Authorization => println!("{}  {who} wants to use {:?}", p.id, p.server),
+        PendingKind::Authorization => println!("{}  {who} wants to use {server}", p.id),
         PendingKind::StepUp => println!(
-            "{}  {who} wants MORE of {:?} (it holds: {})",
+            "{}  {who} wants MORE of {server} (it holds: {})",
             p.id,
-            p.server,
-            p.granted_tools.join(", ")
+            shown_list(&p.granted_tools)
         ),
-        PendingKind::ToolCall => println!(
-            "{}  {who} wants to run {first_tool:?} on {:?} now",
-            p.id, p.server
-        ),
+        PendingKind::ToolCall => {
+            println!("{}  {who} wants to run {first_tool} on {server} now", p.id)
+        }
         PendingKind::ToolChanged => println!(
-            "{}  tool {first_tool:?} on {:?} CHANGED since {who} was allowed to use it; it is blocked",
-            p.id, p.server
+            "{}  tool {first_tool} on {server} CHANGED since {who} was allowed to use it; it is blocked",
+            p.id
         ),
     }
+    println!("    client id: {}", shown(&p.client_id));
     if let (Some(phrase), Some(host)) = (&p.phrase, &p.redirect_host) {
-        println!("    phrase: {phrase}   returns to: {host}");
+        println!(
+            "    phrase: {}   returns to: {}",
+            shown(phrase),
+            shown(host)
+        );
     }
     if let Some(args) = &p.arguments {
-        for line in serde_json::to_string_pretty(args)
-            .unwrap_or_default()
-            .lines()
-        {
-            println!("    {line}");
+        let pretty = serde_json::to_string_pretty(args).unwrap_or_default();
+        for line in pretty.lines() {
+            println!("    {}", shown(line));
         }
     }
     for change in &p.changes {
-        println!("    {change}");
+        println!("    {}", shown(change));
     }
     if matches!(p.kind, PendingKind::Authorization | PendingKind::StepUp) {
         for t in &p.tools {
             println!(
                 "    [{:<14}] {:<20} {}",
                 t.risk.label(),
-                t.name,
-                t.description.lines().next().unwrap_or("")
+                shown(&t.name),
+                shown(t.description.lines().next().unwrap_or(""))
             );
         }
     }
@@ -202,9 +233,9 @@ fn print_grant(g: &Grant) {
     };
     println!(
         "    {}  {:<10} {}  [{}]",
-        g.id,
-        g.server,
+        shown(&g.id),
+        shown(&g.server),
         until,
-        g.tools.join(", ")
+        shown_list(&g.tools)
     );
 }

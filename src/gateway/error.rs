@@ -16,6 +16,11 @@ pub enum McpError {
     Parse,
     /// A batch, or not a JSON-RPC 2.0 message.
     InvalidMessage(&'static str),
+    /// A notification (no `id`) that is not one of MCP's `notifications/…`:
+    /// it could not be answered, so it cannot be checked, and it is refused.
+    NotANotification { method: String },
+    /// The agent already has as many sessions on this server as it may.
+    TooManySessions { id: Value, limit: usize },
     /// A message outside a session, other than `initialize`.
     NoSession { id: Value, message: &'static str },
     /// The session id is unknown, ended, or not this agent's.
@@ -43,7 +48,11 @@ impl McpError {
     /// The HTTP status of the response that carries this error.
     pub fn status(&self) -> u16 {
         match self {
-            McpError::Parse | McpError::InvalidMessage(_) | McpError::NoSession { .. } => 400,
+            McpError::Parse
+            | McpError::InvalidMessage(_)
+            | McpError::NotANotification { .. }
+            | McpError::NoSession { .. } => 400,
+            McpError::TooManySessions { .. } => 429,
             McpError::SessionNotFound | McpError::UnknownServer(_) => 404,
             McpError::StreamUnavailable => 405,
             McpError::InsufficientScope { .. } => 403,
@@ -60,6 +69,8 @@ impl McpError {
         match self {
             McpError::Parse => jsonrpc::PARSE_ERROR,
             McpError::InvalidMessage(_)
+            | McpError::NotANotification { .. }
+            | McpError::TooManySessions { .. }
             | McpError::NoSession { .. }
             | McpError::SessionNotFound
             | McpError::UnknownServer(_)
@@ -79,6 +90,12 @@ impl McpError {
             McpError::Parse => "body is not valid JSON".into(),
             McpError::InvalidMessage(m) => (*m).into(),
             McpError::NoSession { message, .. } => (*message).into(),
+            McpError::NotANotification { method } => format!(
+                "{method:?} was sent without an id; send it as a request: Gatehouse checks it against the grant and answers it"
+            ),
+            McpError::TooManySessions { limit, .. } => format!(
+                "this agent already has {limit} open sessions on this server; end one (HTTP DELETE) or reuse it"
+            ),
             McpError::SessionNotFound => {
                 "session not found: it ended or belongs to someone else; initialize a new one".into()
             }
@@ -99,6 +116,7 @@ impl McpError {
     pub fn id(&self) -> Value {
         match self {
             McpError::NoSession { id, .. }
+            | McpError::TooManySessions { id, .. }
             | McpError::MethodNotFound { id, .. }
             | McpError::NotGranted { id, .. }
             | McpError::CallDenied { id, .. }

@@ -35,6 +35,9 @@ pub use request::Incoming;
 use session::{Session, Sessions};
 use upstream::{MessageStream, ServerStream, UpstreamHeaders};
 
+/// Most sessions (each with its own upstream process or connection) one
+/// agent may have open on one server at once.
+pub const MAX_SESSIONS_PER_AGENT: usize = 10;
 /// A session unused this long is closed and its upstream stopped.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 

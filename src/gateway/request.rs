@@ -106,6 +106,14 @@ impl Gateway {
                 self.dispatch(&session, req.access, request, &req.headers, clock::now())
                     .await
             }
+            Kind::Notification { method } if !method.starts_with("notifications/") => {
+                let call = Call {
+                    session: &session,
+                    access: req.access,
+                    headers: &req.headers,
+                };
+                self.refuse_notification(&call, msg, method, clock::now())
+            }
             Kind::Notification { .. } | Kind::Response { .. } => {
                 match session.upstream.send(msg, &req.headers).await {
                     Ok(()) => Reply::Accepted,
@@ -118,6 +126,36 @@ impl Gateway {
         }
     }
 
+    /// A method sent as a notification (no `id`): `tools/call` and the rest of
+    /// what the policy governs must be requests, or they would run unchecked
+    /// and unaudited. Refused, audited, and nothing reaches the upstream.
+    fn refuse_notification(
+        &self,
+        call: &Call<'_>,
+        msg: Value,
+        method: String,
+        now: UnixMs,
+    ) -> Reply {
+        let request = ClientRequest {
+            id: Value::Null,
+            method: method.clone(),
+            msg,
+        };
+        let tool = match method.as_str() {
+            "tools/call" => request.tool().to_string(),
+            _ => method.clone(),
+        };
+        let error = McpError::NotANotification { method };
+        self.refuse(
+            call,
+            &request,
+            &tool,
+            error,
+            json!({"notification": true}),
+            now,
+        )
+    }
+
     /// Opens a session: its own upstream connection, initialized with the
     /// agent's `initialize`. Only a successful answer keeps the session.
     async fn initialize(&self, req: Incoming<'_>, msg: Value) -> Reply {
@@ -125,6 +163,10 @@ impl Gateway {
         let Some(server) = self.config.servers.get(req.server) else {
             return McpError::SessionNotFound.into();
         };
+        let limit = super::MAX_SESSIONS_PER_AGENT;
+        if self.sessions.count_of(&req.access.client_id, req.server) >= limit {
+            return McpError::TooManySessions { id, limit }.into();
+        }
         let upstream = match self.launcher.open(server).await {
             Ok(c) => c,
             Err(e) => {

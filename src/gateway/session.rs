@@ -100,6 +100,14 @@ impl Sessions {
         Some(session)
     }
 
+    /// How many sessions an agent has open on a server.
+    pub fn count_of(&self, client_id: &str, server: &str) -> usize {
+        lock(&self.by_id)
+            .values()
+            .filter(|s| s.client_id == client_id && s.server == server)
+            .count()
+    }
+
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         lock(&self.by_id).remove(id)
     }

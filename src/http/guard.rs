@@ -40,11 +40,22 @@ fn forbidden(why: &str) -> Response {
         .into_response()
 }
 
+/// Every response, refused or not: `nosniff`, so a browser never reads a
+/// JSON error (which may echo input) as something it would run.
 pub async fn loopback_only(
     State(g): State<Arc<Gatehouse>>,
     req: Request<Body>,
     next: Next,
 ) -> Response {
+    let mut response = guarded(&g, req, next).await;
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)

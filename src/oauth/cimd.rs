@@ -27,30 +27,66 @@ fn invalid(d: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClient, d)
 }
 
+/// Special-purpose IPv4 blocks (IANA IPv4 Special-Purpose Address Registry,
+/// RFC 6890 and successors) that are not globally reachable, plus multicast:
+/// a metadata fetch never goes there.
+const FORBIDDEN_V4: &[(&str, u8)] = &[
+    ("0.0.0.0", 8),       // "this network"
+    ("10.0.0.0", 8),      // private
+    ("100.64.0.0", 10),   // shared address space (CGN)
+    ("127.0.0.0", 8),     // loopback
+    ("169.254.0.0", 16),  // link local (cloud metadata services)
+    ("172.16.0.0", 12),   // private
+    ("192.0.0.0", 24),    // IETF protocol assignments
+    ("192.0.2.0", 24),    // documentation (TEST-NET-1)
+    ("192.88.99.0", 24),  // 6to4 relay anycast (deprecated)
+    ("192.168.0.0", 16),  // private
+    ("198.18.0.0", 15),   // benchmarking
+    ("198.51.100.0", 24), // documentation (TEST-NET-2)
+    ("203.0.113.0", 24),  // documentation (TEST-NET-3)
+    ("224.0.0.0", 4),     // multicast
+    ("240.0.0.0", 4),     // reserved, and 255.255.255.255
+];
+
+/// Special-purpose IPv6 blocks (IANA IPv6 Special-Purpose Address Registry)
+/// that are not globally reachable or that embed an IPv4 address (which could
+/// be a private one), plus multicast.
+const FORBIDDEN_V6: &[(&str, u8)] = &[
+    ("::", 96),          // unspecified, loopback, IPv4-compatible (deprecated)
+    ("64:ff9b::", 96),   // IPv4/IPv6 translation: embeds an IPv4 address
+    ("64:ff9b:1::", 48), // local-use IPv4/IPv6 translation
+    ("100::", 64),       // discard-only
+    ("2001::", 23),      // IETF protocol assignments (Teredo, ORCHID, …)
+    ("2001:db8::", 32),  // documentation
+    ("2002::", 16),      // 6to4: embeds an IPv4 address
+    ("3fff::", 20),      // documentation
+    ("5f00::", 16),      // segment routing (SRv6) SIDs
+    ("fc00::", 7),       // unique local
+    ("fe80::", 10),      // link local
+    ("fec0::", 10),      // site local (deprecated)
+    ("ff00::", 8),       // multicast
+];
+
+fn in_block(addr: u128, bits: u32, network: u128, prefix: u8) -> bool {
+    let shift = bits - u32::from(prefix);
+    prefix == 0 || addr >> shift == network >> shift
+}
+
 /// Addresses a metadata fetch must never reach.
 pub fn is_forbidden_address(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10 shared
-                || v4.octets()[0] >= 240
-        }
+        IpAddr::V4(v4) => FORBIDDEN_V4.iter().any(|(net, prefix)| {
+            let net: std::net::Ipv4Addr = net.parse().expect("a valid block");
+            in_block(u32::from(v4).into(), 32, u32::from(net).into(), *prefix)
+        }),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_forbidden_address(IpAddr::V4(v4));
             }
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
-                || (seg[0] & 0xffc0) == 0xfe80 // link local
+            FORBIDDEN_V6.iter().any(|(net, prefix)| {
+                let net: std::net::Ipv6Addr = net.parse().expect("a valid block");
+                in_block(u128::from(v6), 128, u128::from(net), *prefix)
+            })
         }
     }
 }
@@ -195,10 +231,39 @@ mod tests {
             "::ffff:127.0.0.1",
             "0.0.0.0",
             "100.64.0.1",
+            // Found missing by attacking it: the rest of 0/8, benchmarking, IETF assignments.
+            "0.1.2.3",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.8",
+            "192.88.99.1",
+            "255.255.255.255",
+            "224.0.0.251",
+            "203.0.113.7",
+            // IPv6 blocks that embed IPv4 or are special-purpose.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "100::1",
+            "::7f00:1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:169.254.169.254",
+            "3fff::1",
         ] {
             assert!(is_forbidden_address(a.parse().unwrap()), "{a}");
         }
-        for a in ["93.184.216.34", "2606:4700::1111"] {
+        for a in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "1.1.1.1",
+            "8.8.8.8",
+            "198.20.0.1",
+            "100.128.0.1",
+            "2a00:1450:4001::200e",
+        ] {
             assert!(!is_forbidden_address(a.parse().unwrap()), "{a}");
         }
     }

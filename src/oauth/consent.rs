@@ -142,8 +142,14 @@ pub fn approve(
                 }
                 let (kind, expires_at) = match duration {
                     DurationChoice::Once => (Duration::Once, Some(now + super::ACCESS_TOKEN_TTL_MS)),
-                    DurationChoice::For(ms) if ms > 0 => (Duration::Timed, Some(now + ms)),
-                    DurationChoice::For(_) => return Err(DecisionError::BadChoice("the duration must be positive".into())),
+                    DurationChoice::For(ms) if ms > 0 && ms <= crate::clock::MAX_DURATION => {
+                        (Duration::Timed, Some(now + ms))
+                    }
+                    DurationChoice::For(_) => {
+                        return Err(DecisionError::BadChoice(
+                            "the duration must be positive and at most ten years".into(),
+                        ))
+                    }
                     DurationChoice::Forever => (Duration::Forever, None),
                 };
                 let grant = Grant {
@@ -348,6 +354,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("positive"), "{e}");
+        let forever_and_more = DurationChoice::For(i64::MAX);
+        let e = approve(
+            &auth,
+            &id,
+            &read,
+            &AskChoice::None,
+            forever_and_more,
+            "me",
+            T0,
+        );
+        assert!(e.unwrap_err().to_string().contains("at most ten years"));
         let request = auth.store.read(|c| consent::get(c, &id)).unwrap().unwrap();
         assert_eq!(
             request.status,

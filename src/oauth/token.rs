@@ -105,61 +105,90 @@ fn exchange_code(
     let verifier = require(form, "code_verifier")?;
     let code_hash = crypto::hash(code);
     auth.store.write(|tx| {
-        let client = client_auth::authenticate(tx.conn(), creds)?;
-        let row = tokens::get_code(tx.conn(), &code_hash)?
-            .filter(|c| c.client_id == client.client_id)
-            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
-        if row.used_at.is_some() || !tokens::use_code(tx.conn(), &code_hash, now)? {
+        let client = client_auth::authenticate(tx.conn(), creds);
+        let Some(row) = tokens::get_code(tx.conn(), &code_hash)? else {
+            client?;
+            return Err(OAuthError::invalid_grant("unknown authorization code"));
+        };
+        // A code is used once (RFC 6749 §4.1.2): whoever presents it, and
+        // whatever else is wrong with the request, it is spent now; a refusal
+        // below commits the spending alone.
+        let first_use = row.used_at.is_none() && tokens::use_code(tx.conn(), &code_hash, now)?;
+        tx.keep();
+        if !first_use {
             let revoked = tokens::revoke_for_code(tx.conn(), &code_hash, now)?;
             tx.record(
                 NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
-                    .client(&client.client_id)
+                    .client(&row.client_id)
                     .grant(&row.grant_id)
                     .detail(json!({"tokens_revoked": revoked})),
                 now,
             )?;
-            tx.keep();
+            client?;
             return Err(OAuthError::invalid_grant(
                 "authorization code was already used; the tokens it issued are revoked",
             ));
         }
-        if row.expires_at <= now {
-            return Err(OAuthError::invalid_grant("authorization code expired"));
-        }
-        let request = consent::get(tx.conn(), &row.request_id)?
-            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
-        match form.get("redirect_uri") {
-            Some(uri) if uri != &request.redirect_uri => {
-                return Err(OAuthError::invalid_grant(
-                    "redirect_uri differs from the authorization request",
-                ))
-            }
-            None if request.redirect_uri_given => {
-                return Err(OAuthError::invalid_request(
-                    "redirect_uri is required: the authorization request had one",
-                ))
-            }
-            _ => {}
-        }
-        if !crypto::is_valid_pkce_value(verifier)
-            || !crypto::pkce_s256_matches(verifier, &request.code_challenge)
-        {
-            return Err(OAuthError::invalid_grant("PKCE verification failed"));
-        }
-        let grant = active_grant(tx, &row.grant_id, now)?;
-        check_resource(auth, form, &grant)?;
-        let family = crypto::short_id("fam_");
-        let body = issue(auth, tx, &client, &grant, &family, Some(&code_hash), now)?;
-        tx.record(
-            NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
-                .client(&client.client_id)
-                .server(&grant.server)
-                .grant(&grant.id)
-                .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
-            now,
-        )?;
-        Ok(body)
+        let client = client?;
+        // The tokens and their audit event commit together or not at all.
+        tx.attempt(|tx| {
+            let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;
+            let family = crypto::short_id("fam_");
+            let body = issue(auth, tx, &client, &grant, &family, Some(&code_hash), now)?;
+            tx.record(
+                NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
+                    .client(&client.client_id)
+                    .server(&grant.server)
+                    .grant(&grant.id)
+                    .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
+                now,
+            )?;
+            Ok(body)
+        })
     })
+}
+
+/// The checks of a code's redemption after it is spent (reads only): the
+/// code is this client's and unexpired, the redirect URI and the PKCE
+/// verifier match its request, its grant is in force and names the resource.
+fn check_redemption(
+    auth: &AuthServer,
+    tx: &Tx<'_>,
+    form: &HashMap<String, String>,
+    client: &Client,
+    row: &tokens::CodeRow,
+    verifier: &str,
+    now: UnixMs,
+) -> Result<Grant, OAuthError> {
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("unknown authorization code"));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    let request = consent::get(tx.conn(), &row.request_id)?
+        .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+    match form.get("redirect_uri") {
+        Some(uri) if uri != &request.redirect_uri => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request",
+            ))
+        }
+        None if request.redirect_uri_given => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is required: the authorization request had one",
+            ))
+        }
+        _ => {}
+    }
+    if !crypto::is_valid_pkce_value(verifier)
+        || !crypto::pkce_s256_matches(verifier, &request.code_challenge)
+    {
+        return Err(OAuthError::invalid_grant("PKCE verification failed"));
+    }
+    let grant = active_grant(tx, &row.grant_id, now)?;
+    check_resource(auth, form, &grant)?;
+    Ok(grant)
 }
 
 fn refresh(
@@ -461,18 +490,53 @@ mod tests {
             (e.code, e.description.as_str()),
             (ErrorCode::InvalidGrant, "PKCE verification failed")
         );
+        let (client, code) = code_for(&auth, "other", T0);
         let wrong_redirect = form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("code_verifier", VERIFIER),
             ("redirect_uri", "http://127.0.0.1:9/elsewhere"),
         ]);
+        let e = exchange_with(&auth, &client, &wrong_redirect);
         assert_eq!(
-            exchange_with(&auth, &client, &wrong_redirect).code,
-            ErrorCode::InvalidGrant
+            (e.code, e.description.as_str()),
+            (
+                ErrorCode::InvalidGrant,
+                "redirect_uri differs from the authorization request"
+            )
         );
-        // Failed attempts do not burn the code.
-        assert!(redeem(&auth, &client, &code, T0).is_ok());
+    }
+
+    #[test]
+    fn a_failed_redemption_spends_the_code() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let wrong_verifier = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &"A".repeat(43)),
+            ("redirect_uri", REDIRECT),
+        ]);
+        let e = exchange_with(&auth, &client, &wrong_verifier);
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        let retried = redeem(&auth, &client, &code, T0 + 1).unwrap_err();
+        assert_eq!(retried.code, ErrorCode::InvalidGrant);
+        assert!(retried.description.contains("already used"), "{retried}");
+        // Another client presenting it spends it too.
+        let (owner, code) = code_for(&auth, "owner", T0);
+        let thief = public_client(&auth, "thief", T0);
+        let stolen = redeem(&auth, &thief, &code, T0).unwrap_err();
+        assert_eq!(stolen.code, ErrorCode::InvalidGrant);
+        assert!(
+            redeem(&auth, &owner, &code, T0).is_err(),
+            "spent by the thief's attempt"
+        );
+        let spent = auth
+            .store
+            .read(|c| tokens::get_code(c, &crypto::hash(&code)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(spent.used_at, Some(T0));
     }
 
     fn exchange_with(

@@ -171,6 +171,29 @@ impl Tx<'_> {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Runs `f` inside a savepoint: if it fails, what it wrote (and the audit
+    /// events it recorded) is undone and the rest of the transaction stands.
+    /// With [`Tx::keep`] this commits a refusal's own record, and nothing of
+    /// the work that was refused.
+    pub fn attempt<T, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.tx
+            .execute_batch("SAVEPOINT attempt")
+            .map_err(StoreError::from)?;
+        let recorded = self.recorded.len();
+        let result = f(self);
+        let end = if result.is_ok() {
+            "RELEASE attempt"
+        } else {
+            self.recorded.truncate(recorded);
+            "ROLLBACK TO attempt; RELEASE attempt"
+        };
+        self.tx.execute_batch(end).map_err(StoreError::from)?;
+        result
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -202,4 +225,42 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, St
 /// Maps a decoding failure inside a row mapper to a rusqlite error.
 pub(crate) fn corrupt(e: StoreError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventKind, NewEvent, Outcome};
+
+    #[test]
+    fn a_failed_attempt_undoes_only_itself() {
+        let store = Store::open_in_memory().unwrap();
+        let mut live = store.subscribe();
+        let result: Result<(), StoreError> = store.write(|tx| {
+            tx.record(NewEvent::new(EventKind::CodeReplayed, Outcome::Denied), 1)?;
+            tx.keep();
+            tx.attempt(|tx| {
+                tx.record(NewEvent::new(EventKind::TokenIssued, Outcome::Allowed), 2)?;
+                Err(StoreError::Corrupt("refused".into()))
+            })
+        });
+        assert!(result.is_err());
+        let kinds: Vec<String> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT kind FROM audit_events")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok::<_, StoreError>(rows.collect::<Result<Vec<String>, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(
+            kinds,
+            ["code_replayed"],
+            "kept: the refusal's record; undone: the attempt"
+        );
+        assert_eq!(live.try_recv().unwrap().kind, EventKind::CodeReplayed);
+        assert!(
+            live.try_recv().is_err(),
+            "the undone event was never published"
+        );
+    }
 }

@@ -307,99 +307,130 @@ async fn authorize_errors_follow_oauth_rules() {
 #[tokio::test(flavor = "multi_thread")]
 async fn token_endpoint_errors() {
     let fx = Fixture::start("").await;
-    let (client_id, code) = fx
-        .code_for("Agent", ToolChoice::All, DurationChoice::Forever)
-        .await;
     let other = fx.register("Other").await;
-    let before = fx.counts();
-    let good = |extra: &[(&'static str, String)]| {
-        let mut form: Vec<(&'static str, String)> = vec![
+    // (what the request changes, status, error, whether the code was presented and so is spent)
+    type Change = Vec<(&'static str, String)>;
+    let cases: Vec<(Change, u16, &str, bool)> = vec![
+        (
+            vec![("code_verifier", "A".repeat(43))],
+            400,
+            "invalid_grant",
+            true,
+        ),
+        (
+            vec![("code_verifier", "short".into())],
+            400,
+            "invalid_grant",
+            true,
+        ),
+        (
+            vec![("code", "gh_code_forged".into())],
+            400,
+            "invalid_grant",
+            false,
+        ),
+        (
+            vec![("redirect_uri", "http://127.0.0.1:9/elsewhere".into())],
+            400,
+            "invalid_grant",
+            true,
+        ),
+        (
+            vec![("client_id", other.clone())],
+            400,
+            "invalid_grant",
+            true,
+        ),
+        (
+            vec![("client_id", "gh_client_nobody".into())],
+            401,
+            "invalid_client",
+            true,
+        ),
+        (
+            vec![("grant_type", "password".into())],
+            400,
+            "unsupported_grant_type",
+            false,
+        ),
+        (
+            vec![("grant_type", "client_credentials".into())],
+            400,
+            "unsupported_grant_type",
+            false,
+        ),
+        (
+            vec![("resource", "http://127.0.0.1:1/mcp/demo".into())],
+            400,
+            "invalid_target",
+            true,
+        ),
+        (
+            vec![("client_secret", "guess".into())],
+            401,
+            "invalid_client",
+            true,
+        ),
+        (
+            vec![("code_verifier", String::new())],
+            400,
+            "invalid_request",
+            false,
+        ),
+    ];
+    for (i, (change, status, error)) in cases.iter().map(|(c, s, e, _)| (c, *s, *e)).enumerate() {
+        let name = format!("Agent {i}");
+        let (client_id, code) = fx
+            .code_for(&name, ToolChoice::All, DurationChoice::Forever)
+            .await;
+        let mut form: Vec<(&str, String)> = vec![
             ("grant_type", "authorization_code".into()),
             ("code", code.clone()),
             ("code_verifier", VERIFIER.into()),
             ("client_id", client_id.clone()),
             ("redirect_uri", REDIRECT.into()),
         ];
-        for (k, v) in extra {
+        for (k, v) in change {
             form.retain(|(fk, _)| fk != k);
             form.push((k, v.clone()));
         }
-        form
-    };
-    type Form = Vec<(&'static str, String)>;
-    let cases: Vec<(Form, u16, &str)> = vec![
-        (
-            good(&[("code_verifier", "A".repeat(43))]),
-            400,
-            "invalid_grant",
-        ),
-        (
-            good(&[("code_verifier", "short".into())]),
-            400,
-            "invalid_grant",
-        ),
-        (
-            good(&[("code", "gh_code_forged".into())]),
-            400,
-            "invalid_grant",
-        ),
-        (
-            good(&[("redirect_uri", "http://127.0.0.1:9/elsewhere".into())]),
-            400,
-            "invalid_grant",
-        ),
-        (good(&[("client_id", other.clone())]), 400, "invalid_grant"),
-        (
-            good(&[("client_id", "gh_client_nobody".into())]),
-            401,
-            "invalid_client",
-        ),
-        (
-            good(&[("grant_type", "password".into())]),
-            400,
-            "unsupported_grant_type",
-        ),
-        (
-            good(&[("grant_type", "client_credentials".into())]),
-            400,
-            "unsupported_grant_type",
-        ),
-        (
-            good(&[("resource", "http://127.0.0.1:1/mcp/demo".into())]),
-            400,
-            "invalid_target",
-        ),
-        (
-            good(&[("client_secret", "guess".into())]),
-            401,
-            "invalid_client",
-        ),
-        (
-            vec![
-                ("grant_type", "refresh_token".into()),
-                ("client_id", client_id.clone()),
-                ("refresh_token", "gh_rt_forged".into()),
-            ],
-            400,
-            "invalid_grant",
-        ),
-        (vec![("code", code.clone())], 400, "invalid_request"),
-    ];
-    for (form, status, error) in cases {
-        let (s, body) = fx
-            .token_request(
-                &form
-                    .iter()
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect::<Vec<_>>(),
-            )
-            .await;
+        let before = fx.counts();
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, body) = fx.token_request(&pairs).await;
         assert_eq!(
             (s, body["error"].as_str()),
             (status, Some(error)),
             "{form:?}: {body}"
         );
+        assert!(!has_null(&body), "{body}");
+        assert_eq!(
+            fx.counts(),
+            before,
+            "a refusal stores nothing new: {form:?}"
+        );
+        // RFC 6749 §4.1.2: a code is used once. A refused redemption that
+        // presented it spent it; the right request afterwards is a replay.
+        let (s, retry) = fx.exchange_code(&client_id, &code).await;
+        if cases[i].3 {
+            assert_eq!(
+                (s, retry["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{form:?} spends the code: {retry}"
+            );
+        } else {
+            assert_eq!(s, 200, "{form:?} never presented the code: {retry}");
+        }
     }
+    let (s, body) = fx
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &other),
+            ("refresh_token", "gh_rt_forged"),
+        ])
+        .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (s, body) = fx.token_request(&[("code", "x")]).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
     let r = fx
         .http
         .post(format!("{}/token", fx.url))
@@ -417,25 +448,20 @@ async fn token_endpoint_errors() {
         .await
         .unwrap();
     assert_oauth_error(r, 400, "invalid_request").await;
-    assert_eq!(fx.counts(), before, "refusals stored nothing");
 
-    // After all that the code still works once (the failures did not burn it), then never again.
-    let form = good(&[]);
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, first) = fx.token_request(&form).await;
+    // A code works once, then never again, and its replay revokes what it issued.
+    let (client_id, code) = fx
+        .code_for("Replayer", ToolChoice::All, DurationChoice::Forever)
+        .await;
+    let (status, first) = fx.exchange_code(&client_id, &code).await;
     assert_eq!(status, 200, "{first}");
-    let (status, replay) = fx.token_request(&form).await;
+    let (status, replay) = fx.exchange_code(&client_id, &code).await;
     assert_eq!(
         (status, replay["error"].as_str()),
         (400, Some("invalid_grant"))
     );
     let r = fx
-        .mcp(
-            "demo",
-            first["access_token"].as_str(),
-            None,
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}),
-        )
+        .mcp("demo", first["access_token"].as_str(), None, &initialize())
         .await;
     assert_eq!(r.status(), 401, "a replayed code revokes what it issued");
     assert!(fx.audit_kinds().contains(&"code_replayed".to_string()));

@@ -130,15 +130,20 @@ impl Connection {
         secrets: &CredentialStore,
         crashes: &Arc<Crashes>,
     ) -> Result<Connection, UpstreamError> {
-        let resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
+        let mut redactor = Redactor::default();
+        let mut resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
             values
                 .iter()
                 .map(|(k, v)| match v {
                     ConfigValue::Plain(p) => Ok((k.clone(), p.clone())),
-                    ConfigValue::Secret(r) => secrets
-                        .get(&server.name, &r.secret)
-                        .map(|s| (k.clone(), format!("{}{s}", r.prefix)))
-                        .map_err(|e| UpstreamError::Start { server: server.name.clone(), reason: e.to_string() }),
+                    ConfigValue::Secret(r) => {
+                        let secret = secrets.get(&server.name, &r.secret).map_err(|e| {
+                            UpstreamError::Start { server: server.name.clone(), reason: e.to_string() }
+                        })?;
+                        let value = format!("{}{secret}", r.prefix);
+                        redactor.secrets.push(secret);
+                        Ok((k.clone(), value))
+                    }
                 })
                 .collect()
         };
@@ -150,15 +155,14 @@ impl Connection {
                 cwd,
             } => {
                 let env = resolve(env)?;
-                StdioConnection::spawn(
-                    &server.name,
-                    command,
+                let command = stdio::Command {
+                    server: &server.name,
+                    program: command,
                     args,
-                    &env,
-                    cwd.as_deref(),
-                    crashes.clone(),
-                )
-                .map(Connection::Stdio)
+                    env: &env,
+                    cwd: cwd.as_deref(),
+                };
+                StdioConnection::spawn(command, crashes.clone(), redactor).map(Connection::Stdio)
             }
             UpstreamConfig::Http { url, headers } => {
                 let headers = resolve(headers)?;
@@ -229,6 +233,24 @@ impl Connection {
             Connection::Stdio(c) => c.kill(),
             Connection::Http(c) => c.close().await,
         }
+    }
+}
+
+/// What Gatehouse logs of an upstream's own output: inert (it cannot drive the
+/// terminal that shows the log), and without the secret values the upstream
+/// was given (a server that prints its API key does not leak it to the log).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn clean(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for secret in self.secrets.iter().filter(|s| !s.is_empty()) {
+            text = text.replace(secret.as_str(), "[redacted]");
+        }
+        crate::text::inert(&text)
     }
 }
 

@@ -12,9 +12,18 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{
-    note_list_changed, Crashes, MessageStream, ServerStream, UpstreamError, INHERITED_ENV,
-    MAX_MESSAGE_BYTES,
+    note_list_changed, Crashes, MessageStream, Redactor, ServerStream, UpstreamError,
+    INHERITED_ENV, MAX_MESSAGE_BYTES,
 };
+
+/// What to start: a server's command line, its environment and directory.
+pub(super) struct Command<'a> {
+    pub server: &'a str,
+    pub program: &'a str,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: Option<&'a std::path::Path>,
+}
 use crate::gateway::jsonrpc::{self, Kind};
 
 type Pending = Arc<Mutex<PendingRequests>>;
@@ -48,13 +57,17 @@ pub struct StdioConnection {
 
 impl StdioConnection {
     pub(super) fn spawn(
-        server: &str,
-        command: &str,
-        args: &[String],
-        env: &[(String, String)],
-        cwd: Option<&std::path::Path>,
+        launch: Command<'_>,
         crashes: Arc<Crashes>,
+        redactor: Redactor,
     ) -> Result<StdioConnection, UpstreamError> {
+        let Command {
+            server,
+            program: command,
+            args,
+            env,
+            cwd,
+        } = launch;
         let mut cmd = tokio::process::Command::new(command);
         // A fresh environment: only what a program needs to run, plus what the
         // config gives it. Gatehouse's own environment may hold credentials.
@@ -96,11 +109,11 @@ impl StdioConnection {
                 }
             }
         });
-        let name = server.to_string();
+        let (name, shown) = (server.to_string(), redactor.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(server = %name, "upstream stderr: {line}");
+                tracing::info!(server = %name, "upstream stderr: {}", shown.clean(&line));
             }
         });
         let list_changed = Arc::new(AtomicBool::new(false));
@@ -128,7 +141,8 @@ impl StdioConnection {
                     Ok(_) => {}
                 }
                 let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-                    tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {}", String::from_utf8_lossy(&line).trim());
+                    let text = redactor.clean(String::from_utf8_lossy(&line).trim());
+                    tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {text}");
                     continue;
                 };
                 note_list_changed(&msg, &reader_changed);

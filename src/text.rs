@@ -1,0 +1,135 @@
+//! Text that came from outside (agent names, tool names and descriptions,
+//! arguments, what an upstream prints) shown inert: nothing in it can drive a
+//! terminal (escape sequences, carriage returns, bells), reorder what the
+//! person reads (bidi overrides), or hide in plain sight (zero-width
+//! characters). Such characters are shown as visible escapes, `\u{202E}`.
+//! The CLI, the logs and the app all use this one rule (`ui/src/lib/inert.ts`
+//! is its TypeScript twin, checked against the same cases).
+
+/// Whether a character must not reach a terminal or a page as itself.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            // Bidirectional formatting: embeddings, overrides, isolates, marks.
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            // Zero-width and invisible characters.
+            | '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+            // Line and paragraph separators (a "new line" a terminal may not show as one).
+            | '\u{2028}' | '\u{2029}'
+            // Tags (invisible ASCII look-alikes) and private-use planes' non-characters.
+            | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `text` with every unsafe character shown as `\u{XXXX}` (and a backslash
+/// before such an escape doubled, so the shown text is unambiguous).
+pub fn inert(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe(c) {
+            out.push_str(&format!("\\u{{{:X}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// JSON text (as `serde_json` writes it) with every unsafe character written
+/// as a JSON `\uXXXX` escape: still the same JSON value, and inert on a terminal.
+pub fn inert_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // serde_json escapes every control character inside a string, so a raw
+        // newline or tab is the layout between values: it stays.
+        if is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t') {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", unit));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `text` holds anything [`inert`] would change.
+pub fn is_inert(text: &str) -> bool {
+    !text.chars().any(is_unsafe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_cannot_reach_a_terminal() {
+        // OSC 52 (clipboard), OSC 8 (hyperlink), CSI (colour, cursor), BEL, CR.
+        let hostile = "read\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\r\u{1b}]8;;https://evil/\u{1b}\\x";
+        let shown = inert(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert_eq!(
+            shown,
+            "read\\u{1B}]52;c;ZXZpbA==\\u{7}\\u{1B}[2J\\u{D}\\u{1B}]8;;https://evil/\\u{1B}\\x"
+        );
+    }
+
+    #[test]
+    fn bidi_and_invisible_characters_are_shown() {
+        assert_eq!(inert("Claude\u{202E}edoC"), "Claude\\u{202E}edoC");
+        assert_eq!(inert("Clau\u{200B}de"), "Clau\\u{200B}de");
+        assert_eq!(
+            inert("\u{FEFF}x\u{2066}y\u{2069}"),
+            "\\u{FEFF}x\\u{2066}y\\u{2069}"
+        );
+        assert_eq!(inert("a\u{2028}b"), "a\\u{2028}b");
+        assert_eq!(inert("tag\u{E0041}"), "tag\\u{E0041}");
+    }
+
+    #[test]
+    fn json_stays_the_same_value() {
+        let value = serde_json::json!({"name": "a\u{202E}b\u{E0041}", "n": 1});
+        let text = inert_json(&serde_json::to_string(&value).unwrap());
+        assert!(is_inert(&text), "{text}");
+        assert!(
+            text.contains("\\u202e") && text.contains("\\udb40\\udc41"),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
+        let pretty = inert_json(&serde_json::to_string_pretty(&value).unwrap());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+            value
+        );
+        let del = inert_json(&serde_json::to_string(&serde_json::json!("a\u{7f}\u{9b}b")).unwrap());
+        assert_eq!(
+            del, "\"a\\u007f\\u009bb\"",
+            "DEL and C1 (CSI) are escaped too"
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_unchanged() {
+        for ok in [
+            "Claude Code",
+            "read_note",
+            "Ünïcödé — ok",
+            "日本語のツール",
+            "emoji 🚀",
+        ] {
+            assert_eq!(inert(ok), ok);
+            assert!(is_inert(ok));
+        }
+        assert_eq!(
+            inert("a\tb"),
+            "a\\u{9}b",
+            "a tab is a control character too"
+        );
+    }
+}
