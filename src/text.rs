@@ -56,6 +56,76 @@ pub fn inert_json(json: &str) -> String {
     out
 }
 
+/// Longest name an agent may give itself (characters).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name an agent gave itself, as Gatehouse keeps and shows it: unsafe
+/// characters dropped (no hidden or reordered text), any run of whitespace
+/// (an ideographic space included) one space, trimmed, at most
+/// [`MAX_NAME_CHARS`]. An empty name becomes "Unnamed client".
+pub fn clean_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut space = false;
+    for c in name.chars().filter(|c| c.is_whitespace() || !is_unsafe(*c)) {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+        if out.chars().count() >= MAX_NAME_CHARS {
+            break;
+        }
+    }
+    if out.is_empty() {
+        "Unnamed client".to_string()
+    } else {
+        out
+    }
+}
+
+/// What a name looks like, for finding look-alikes: letters that look like
+/// Latin ones (Cyrillic, Greek, full-width, `I`/`l`/`1`, `0`/`o`, `rn`/`m`)
+/// folded together, case, spaces and punctuation ignored. Two agents whose
+/// names have one skeleton look the same to a person.
+pub fn skeleton(name: &str) -> String {
+    let folded: String = name
+        .chars()
+        .map(|c| match c {
+            // Full-width ASCII forms.
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            'I' | '|' | '1' | 'ı' | 'ӏ' | 'Ι' | 'І' | 'і' | 'ι' => 'l',
+            '0' | 'О' | 'о' | 'Ο' | 'ο' | 'σ' => 'o',
+            'А' | 'а' | 'Α' | 'α' => 'a',
+            'В' | 'в' | 'Β' | 'β' => 'b',
+            'С' | 'с' | 'ϲ' => 'c',
+            'ԁ' => 'd',
+            'Е' | 'е' | 'Ё' | 'ё' | 'Ε' | 'ε' => 'e',
+            'ɡ' => 'g',
+            'Н' | 'н' | 'Η' => 'h',
+            'Ј' | 'ј' => 'j',
+            'К' | 'к' | 'Κ' | 'κ' => 'k',
+            'М' | 'м' | 'Μ' => 'm',
+            'Ν' | 'ν' => 'v',
+            'Р' | 'р' | 'Ρ' | 'ρ' => 'p',
+            'ԛ' => 'q',
+            'Ѕ' | 'ѕ' => 's',
+            'Т' | 'т' | 'Τ' | 'τ' => 't',
+            'υ' => 'u',
+            'ԝ' => 'w',
+            'Х' | 'х' | 'Χ' | 'χ' => 'x',
+            'У' | 'у' | 'Υ' => 'y',
+            other => other,
+        })
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    folded.replace("rn", "m").replace("vv", "w")
+}
+
 /// Whether `text` holds anything [`inert`] would change.
 pub fn is_inert(text: &str) -> bool {
     !text.chars().any(is_unsafe)
@@ -112,6 +182,43 @@ mod tests {
             del, "\"a\\u007f\\u009bb\"",
             "DEL and C1 (CSI) are escaped too"
         );
+    }
+
+    #[test]
+    fn names_are_cleaned_and_capped() {
+        assert_eq!(
+            clean_name("  Claude\u{3000}Code  "),
+            "Claude Code",
+            "an ideographic space trims away"
+        );
+        assert_eq!(clean_name("Clau\u{200B}de\u{202E} Code"), "Claude Code");
+        assert_eq!(clean_name("a\n\tb"), "a b");
+        assert_eq!(clean_name("\u{200B}\u{3000}"), "Unnamed client");
+        let padded = format!("Claude (verified: anthropic.com){}", " ".repeat(500) + "x");
+        assert_eq!(clean_name(&padded), "Claude (verified: anthropic.com) x");
+        assert_eq!(clean_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        let claude = skeleton("Claude Code");
+        for alike in [
+            "claude code",
+            "CIaude Code",
+            "Сlaude Code",
+            "Claude-Code",
+            "Ｃｌａｕｄｅ Code",
+            "C1aude  Code",
+        ] {
+            assert_eq!(skeleton(alike), claude, "{alike}");
+        }
+        assert_eq!(
+            skeleton("Cursor"),
+            skeleton("Cuкsor").replace('k', "r"),
+            "k is not r"
+        );
+        assert_ne!(skeleton("Cursor"), claude);
+        assert_eq!(skeleton("modern"), skeleton("modem"), "rn looks like m");
     }
 
     #[test]

@@ -52,6 +52,8 @@ fn generate() -> String {
         Risk::decl(),
         Tool::decl(),
         PendingKind::decl(),
+        Lookalike::decl(),
+        ArgumentField::decl(),
         PendingItem::decl(),
         ToolChoice::decl(),
         AskChoice::decl(),

@@ -12,11 +12,11 @@ impl Gatehouse {
     pub fn agents(&self) -> Result<Vec<Agent>> {
         let now = clock::now();
         Ok(self.store().read(|c| {
-            clients::list(c)?
-                .into_iter()
+            let all = clients::list(c)?;
+            all.iter()
                 .map(|client| {
                     let grants = grants::list(c, Some(&client.client_id), false, now)?;
-                    Ok(Agent::new(client, grants))
+                    Ok(Agent::new(client.clone(), grants, &all))
                 })
                 .collect::<std::result::Result<Vec<_>, crate::store::StoreError>>()
         })?)

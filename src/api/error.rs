@@ -17,6 +17,9 @@ pub enum ErrorCode {
     BadRequest,
     /// A name matches more than one agent or request.
     Ambiguous,
+    /// What the decision names is not what was shown (it changed, or it was
+    /// never listed): look again, then decide.
+    Conflict,
     /// Allow came before the consent window had been shown for a second.
     TooSoon,
     /// Gatehouse failed (its store, a file): not the caller's fault.

@@ -17,6 +17,7 @@
 #![allow(clippy::disallowed_methods)] // an edge: each operation reads the clock once
 
 pub mod agents;
+pub mod arguments;
 pub mod audit;
 mod error;
 pub mod pending;
@@ -36,11 +37,12 @@ pub use crate::store::grants::{Duration as GrantDuration, Grant};
 pub use crate::store::held_calls::{CallStatus, HeldCall};
 pub use crate::store::pins::{ReviewStatus, ToolReview};
 pub use crate::tools::Risk;
+pub use arguments::ArgumentField;
 pub use audit::{AuditPage, Follow};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
 pub use servers::{Server, Transport};
-pub use views::{Agent, ServerRef, Status, Tool};
+pub use views::{Agent, Lookalike, ServerRef, Status, Tool};
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -50,7 +52,7 @@ use crate::store::Store;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Who makes a decision through the API: the person at one of its faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
     /// The `gatehouse` CLI (the control socket).
     Cli,
@@ -64,6 +66,8 @@ pub struct Gatehouse {
     auth: AuthServer,
     gateway: Gateway,
     data_dir: PathBuf,
+    /// Which pending items each face has listed (see `Gatehouse::pending_shown`).
+    shown: pending::Shown,
 }
 
 impl Gatehouse {
@@ -72,6 +76,7 @@ impl Gatehouse {
             auth,
             gateway,
             data_dir: data_dir.to_path_buf(),
+            shown: Default::default(),
         }
     }
 

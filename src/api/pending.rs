@@ -3,11 +3,15 @@
 //! it, and the decisions on it. Each item has a typed [`PendingId`]; its wire
 //! form is the id the person sees (`cr_…`, `hc_…`, `tr_…`).
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Error, Gatehouse, Grant, HeldCall, Result, Tool, ToolReview};
+use super::arguments::{self, ArgumentField};
+use super::views::Lookalike;
+use super::{Actor, Error, ErrorCode, Gatehouse, Grant, HeldCall, Result, Tool, ToolReview};
 use crate::clock::{self, UnixMs};
 use crate::gateway::{catalog, pinning};
 use crate::oauth::authorize::redirect_host;
@@ -113,6 +117,8 @@ pub struct PendingItem {
     pub verified: bool,
     /// The https domain of a verified (metadata document) client.
     pub verified_domain: Option<String>,
+    /// Another agent, registered earlier, whose name looks like this one's.
+    pub lookalike_of: Option<super::views::Lookalike>,
     /// Where the browser returns (authorization and step-up).
     pub redirect_host: Option<String>,
     pub server: String,
@@ -123,9 +129,11 @@ pub struct PendingItem {
     pub tools: Vec<Tool>,
     /// For a step-up: what the agent already holds.
     pub granted_tools: Vec<String>,
-    /// For a held call: its arguments (redacted, size-capped).
+    /// For a held call: its arguments, whole (values under secret-looking keys redacted).
     #[ts(type = "unknown")]
     pub arguments: Option<serde_json::Value>,
+    /// For a held call: its arguments in reading order, with what is cut said.
+    pub argument_fields: Vec<ArgumentField>,
     /// For a changed tool: what changed, one line per field.
     pub changes: Vec<String>,
     #[ts(type = "number")]
@@ -134,14 +142,34 @@ pub struct PendingItem {
     pub expires_at: Option<UnixMs>,
 }
 
-/// Which pending item(s) a decision is about.
+/// Which pending item a decision is about.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// One item by its id.
     Id(String),
-    /// Every pending consent request of the agent with this name or client id.
+    /// The one pending consent request of the agent with exactly this name
+    /// or client id, as the deciding face last listed it.
     Client(String),
+}
+
+/// The pending items each face has listed: a decision by name binds to what
+/// that face was shown, never to a request that appeared since.
+#[derive(Default)]
+pub(crate) struct Shown(Mutex<HashSet<(Actor, PendingId)>>);
+
+impl Shown {
+    fn record(&self, actor: Actor, items: &[PendingItem]) {
+        let mut shown = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pending: HashSet<&PendingId> = items.iter().map(|i| &i.id).collect();
+        shown.retain(|(_, id)| pending.contains(id));
+        shown.extend(items.iter().map(|i| (actor, i.id.clone())));
+    }
+
+    fn contains(&self, actor: Actor, id: &PendingId) -> bool {
+        let shown = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        shown.contains(&(actor, id.clone()))
+    }
 }
 
 /// What the person allows: which of the requested tools, which of them ask
@@ -173,34 +201,68 @@ impl Gatehouse {
         Ok(self.store().read(|c| queue(c, clock::now()))?)
     }
 
-    /// The pending ids a target names; `NotFound` when there are none. By
-    /// agent, only its consent requests: held calls and changed tools need their id.
-    pub fn find_pending(&self, target: &Target) -> Result<Vec<PendingId>> {
+    /// Everything pending, as `actor` is about to show it to the person (a
+    /// later decision by name binds to what was shown: [`Gatehouse::find_pending`]).
+    pub fn pending_shown(&self, actor: Actor) -> Result<Vec<PendingItem>> {
+        let items = self.pending()?;
+        self.shown.record(actor, &items);
+        Ok(items)
+    }
+
+    /// The one pending item a target names, for a decision by `actor`.
+    ///
+    /// By id: that item. By agent (its exact name or client id): its one
+    /// pending consent request (held calls and changed tools need their id);
+    /// more than one is `Ambiguous` and lists them. An approval by agent binds
+    /// to what `actor` last listed: a request that appeared since (an agent
+    /// that replaced its request, asking for more) is a `Conflict`.
+    pub fn find_pending(
+        &self,
+        target: &Target,
+        actor: Actor,
+        approving: bool,
+    ) -> Result<PendingId> {
         let pending = self.pending()?;
-        let ids: Vec<PendingId> = match target {
+        let name = match target {
             Target::Id(id) => {
                 let id = PendingId::parse(id)?;
-                pending
+                return pending
                     .into_iter()
                     .map(|p| p.id)
-                    .filter(|p| *p == id)
-                    .collect()
+                    .find(|p| *p == id)
+                    .ok_or_else(|| not_pending(id.as_str()));
             }
-            Target::Client(name) => pending
-                .into_iter()
-                .filter(|p| matches!(p.kind, PendingKind::Authorization | PendingKind::StepUp))
-                .filter(|p| &p.client_id == name || p.client_name.eq_ignore_ascii_case(name))
-                .map(|p| p.id)
-                .collect(),
+            Target::Client(name) => name,
         };
-        if ids.is_empty() {
-            let what = match target {
-                Target::Id(id) => format!("no pending request {id}"),
-                Target::Client(name) => format!("no pending request from {name:?}"),
-            };
-            return Err(Error::not_found(format!("{what}; see `gatehouse pending`")));
+        let matching: Vec<PendingItem> = pending
+            .into_iter()
+            .filter(|p| matches!(p.kind, PendingKind::Authorization | PendingKind::StepUp))
+            .filter(|p| &p.client_id == name || &p.client_name == name)
+            .collect();
+        match matching.as_slice() {
+            [] => Err(Error::not_found(format!(
+                "no pending request from {name:?} (the exact name or client id); see `gatehouse pending`"
+            ))),
+            [one] if approving && !self.shown.contains(actor, &one.id) => Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the request from {name:?} ({}) is not one you have seen: it arrived (or replaced another) after you last listed the pending requests. Run `gatehouse pending`, check it, and approve it by its id",
+                    one.id
+                ),
+            )),
+            [one] => Ok(one.id.clone()),
+            many => {
+                let listed: Vec<String> = many.iter().map(candidate).collect();
+                Err(Error::new(
+                    ErrorCode::Ambiguous,
+                    format!(
+                        "{name:?} names {} pending requests; approve or deny one by its id:\n{}",
+                        many.len(),
+                        listed.join("\n")
+                    ),
+                ))
+            }
         }
-        Ok(ids)
     }
 
     /// The person says yes: a consent request (the chosen tools, ask-every-time
@@ -255,15 +317,39 @@ impl Gatehouse {
     }
 }
 
+/// One line that tells a pending request from others that look like it.
+fn candidate(p: &PendingItem) -> String {
+    let tools: Vec<&str> = p.tools.iter().map(|t| t.name.as_str()).collect();
+    format!(
+        "{}  {} (client id {}) wants {} on {:?}; phrase {}",
+        p.id,
+        p.client_name,
+        p.client_id,
+        tools.join(", "),
+        p.server,
+        p.phrase.as_deref().unwrap_or("-")
+    )
+}
+
 fn not_pending(id: &str) -> Error {
     Error::not_found(format!("no pending request {id}; see `gatehouse pending`"))
 }
 
-/// Who asks, as the person should see it: name, verified or not, and the verified domain.
-fn who(client: Option<&Client>, client_id: &str) -> (String, bool, Option<String>) {
+/// Who asks, as the person should see it: name, verified or not, the
+/// verified domain, and an earlier agent whose name looks the same.
+fn who(
+    client: Option<&Client>,
+    client_id: &str,
+    all: &[Client],
+) -> (String, bool, Option<String>, Option<Lookalike>) {
     match client {
-        Some(c) => (c.name.clone(), c.kind.is_verified(), c.verified_domain()),
-        None => (client_id.to_string(), false, None),
+        Some(c) => (
+            c.name.clone(),
+            c.kind.is_verified(),
+            c.verified_domain(),
+            Lookalike::of(c, all),
+        ),
+        None => (client_id.to_string(), false, None, None),
     }
 }
 
@@ -272,14 +358,15 @@ fn queue(
     c: &rusqlite::Connection,
     now: UnixMs,
 ) -> std::result::Result<Vec<PendingItem>, StoreError> {
+    let all = clients::list(c)?;
     let item = |id: PendingId,
                 kind,
                 client_id: &str,
                 server: &str,
                 created_at|
      -> std::result::Result<PendingItem, StoreError> {
-        let (client_name, verified, verified_domain) =
-            who(clients::get(c, client_id)?.as_ref(), client_id);
+        let client = all.iter().find(|c| c.client_id == client_id);
+        let (client_name, verified, verified_domain, lookalike_of) = who(client, client_id, &all);
         Ok(PendingItem {
             id,
             kind,
@@ -287,12 +374,14 @@ fn queue(
             client_name,
             verified,
             verified_domain,
+            lookalike_of,
             redirect_host: None,
             server: server.to_string(),
             phrase: None,
             tools: Vec::new(),
             granted_tools: Vec::new(),
             arguments: None,
+            argument_fields: Vec::new(),
             changes: Vec::new(),
             created_at,
             expires_at: None,
@@ -320,8 +409,10 @@ fn queue(
         });
     }
     for call in held_calls::pending(c, now)? {
-        let described = pins::for_tool(c, &call.grant_id, &call.tool)?
-            .and_then(|p| catalog::tool_info(&p.definition));
+        let pin = pins::for_tool(c, &call.grant_id, &call.tool)?;
+        let schema = pin.as_ref().and_then(|p| p.definition.get("inputSchema"));
+        let argument_fields = arguments::fields(&call.arguments, schema);
+        let described = pin.as_ref().and_then(|p| catalog::tool_info(&p.definition));
         let tool = described.unwrap_or_else(|| ToolInfo {
             name: call.tool.clone(),
             title: None,
@@ -334,6 +425,7 @@ fn queue(
         items.push(PendingItem {
             tools: vec![Tool::from(&tool)],
             arguments: Some(call.arguments.clone()),
+            argument_fields,
             expires_at: Some(call.expires_at),
             ..item(
                 id,

@@ -40,6 +40,8 @@ pub struct Agent {
     pub verified: bool,
     /// The https domain of a verified (metadata document) client.
     pub verified_domain: Option<String>,
+    /// Another agent, registered earlier, whose name looks like this one's.
+    pub lookalike_of: Option<Lookalike>,
     pub redirect_uris: Vec<String>,
     #[ts(type = "number")]
     pub first_seen: i64,
@@ -49,8 +51,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub(crate) fn new(client: Client, grants: Vec<Grant>) -> Agent {
+    pub(crate) fn new(client: Client, grants: Vec<Grant>, all: &[Client]) -> Agent {
         Agent {
+            lookalike_of: Lookalike::of(&client, all),
             verified: client.kind.is_verified(),
             verified_domain: client.verified_domain(),
             client_id: client.client_id,
@@ -61,6 +64,32 @@ impl Agent {
             last_seen: client.last_seen_at,
             grants,
         }
+    }
+}
+
+/// An agent whose name looks like another's: the person should know which is which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Lookalike {
+    /// The other (earlier) agent's name and client id.
+    pub name: String,
+    pub client_id: String,
+}
+
+impl Lookalike {
+    /// The earliest other agent whose name has the same skeleton as `client`'s
+    /// (`text::skeleton`): same letters to the eye, whatever the characters.
+    pub(crate) fn of(client: &Client, all: &[Client]) -> Option<Lookalike> {
+        let mine = crate::text::skeleton(&client.name);
+        all.iter()
+            .filter(|other| other.client_id != client.client_id)
+            .filter(|other| {
+                (other.created_at, &other.client_id) < (client.created_at, &client.client_id)
+            })
+            .find(|other| crate::text::skeleton(&other.name) == mine)
+            .map(|other| Lookalike {
+                name: other.name.clone(),
+                client_id: other.client_id.clone(),
+            })
     }
 }
 

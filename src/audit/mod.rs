@@ -16,4 +16,4 @@ pub mod redact;
 pub use event::{AuditEvent, EventKind, NewEvent, Outcome};
 pub use export::ExportFormat;
 pub use filter::Filter;
-pub use redact::summarize_arguments;
+pub use redact::{redact, summarize_arguments};

@@ -20,28 +20,31 @@ fn is_secret_key(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
-/// A size-capped summary of tool arguments with secret-looking values redacted.
-pub fn summarize_arguments(args: &serde_json::Value, max_bytes: usize) -> serde_json::Value {
-    fn redact(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(map) => serde_json::Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        let v = if is_secret_key(k) {
-                            serde_json::json!("[redacted]")
-                        } else {
-                            redact(v)
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect(),
-            ),
-            serde_json::Value::Array(items) => {
-                serde_json::Value::Array(items.iter().map(redact).collect())
-            }
-            other => other.clone(),
+/// Tool arguments with the values of secret-looking keys redacted, whole.
+pub fn redact(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) {
+                        serde_json::json!("[redacted]")
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(redact).collect())
         }
+        other => other.clone(),
     }
+}
+
+/// A size-capped summary of tool arguments with secret-looking values
+/// redacted (for the audit log; it says so when it cut).
+pub fn summarize_arguments(args: &serde_json::Value, max_bytes: usize) -> serde_json::Value {
     let redacted = redact(args);
     let text = redacted.to_string();
     if text.len() <= max_bytes {

@@ -5,7 +5,7 @@
 //! ([`gatehouse::text`]): nothing an agent or a server chose can drive the terminal.
 
 use gatehouse::api::{
-    Agent, AuditEvent, Decided, Grant, PendingItem, PendingKind, Revoked, Status,
+    Agent, AuditEvent, Decided, Grant, Lookalike, PendingItem, PendingKind, Revoked, Status,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -51,11 +51,7 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 print_pending(p);
             }
         }
-        Request::Approve { .. } => {
-            for decided in read::<Vec<Decided>>(answer)? {
-                print_decided(&decided);
-            }
-        }
+        Request::Approve { .. } => print_decided(&read::<Decided>(answer)?),
         Request::Deny { .. } => {
             let ids: Vec<String> = read(answer["denied"].clone())?;
             println!("Denied: {}", shown_list(&ids));
@@ -70,6 +66,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             for a in &agents {
                 let verified = if a.verified { "verified" } else { "UNVERIFIED" };
                 println!("[{verified}] {}  {}", shown(&a.name), shown(&a.client_id));
+                if let Some(other) = &a.lookalike_of {
+                    println!("    !! its name looks like {}", lookalike(other));
+                }
                 if a.grants.is_empty() {
                     println!("    no grants in force");
                 }
@@ -197,6 +196,12 @@ fn print_pending(p: &PendingItem) {
         ),
     }
     println!("    client id: {}", shown(&p.client_id));
+    if let Some(other) = &p.lookalike_of {
+        println!(
+            "    !! its name looks like {}: is it the agent you think?",
+            lookalike(other)
+        );
+    }
     if let (Some(phrase), Some(host)) = (&p.phrase, &p.redirect_host) {
         println!(
             "    phrase: {}   returns to: {}",
@@ -204,10 +209,22 @@ fn print_pending(p: &PendingItem) {
             shown(host)
         );
     }
-    if let Some(args) = &p.arguments {
-        let pretty = serde_json::to_string_pretty(args).unwrap_or_default();
-        for line in pretty.lines() {
-            println!("    {}", shown(line));
+    if p.kind == PendingKind::ToolCall {
+        println!("    arguments (* = what the tool needs to act; those come first):");
+        if p.argument_fields.is_empty() {
+            println!("      (none)");
+        }
+        for f in &p.argument_fields {
+            let mark = if f.required { "*" } else { "" };
+            let cut = if f.cut == 0 {
+                String::new()
+            } else {
+                format!(
+                    " [… {} more characters cut here: `gatehouse pending --json` shows them all]",
+                    f.cut
+                )
+            };
+            println!("      {}{mark}: {}{cut}", shown(&f.name), shown(&f.preview));
         }
     }
     for change in &p.changes {
@@ -223,6 +240,15 @@ fn print_pending(p: &PendingItem) {
             );
         }
     }
+}
+
+/// The earlier agent a name looks like, as the person can tell them apart.
+fn lookalike(other: &Lookalike) -> String {
+    format!(
+        "{} (client id {}), registered earlier",
+        shown(&other.name),
+        shown(&other.client_id)
+    )
 }
 
 fn print_grant(g: &Grant) {

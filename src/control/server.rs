@@ -147,20 +147,15 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
 fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
     match request {
         Request::Status => to_value(g.status()?),
-        Request::Pending => to_value(g.pending()?),
+        Request::Pending => to_value(g.pending_shown(Actor::Cli)?),
         Request::Approve { target, approval } => {
-            let mut decided = Vec::new();
-            for id in g.find_pending(&target)? {
-                decided.push(g.approve(&id, &approval, Actor::Cli)?);
-            }
-            to_value(decided)
+            let id = g.find_pending(&target, Actor::Cli, true)?;
+            to_value(g.approve(&id, &approval, Actor::Cli)?)
         }
         Request::Deny { target } => {
-            let ids = g.find_pending(&target)?;
-            for id in &ids {
-                g.deny(id, Actor::Cli)?;
-            }
-            Ok(json!({"denied": ids}))
+            let id = g.find_pending(&target, Actor::Cli, false)?;
+            g.deny(&id, Actor::Cli)?;
+            Ok(json!({"denied": [id]}))
         }
         Request::Agents => to_value(g.agents()?),
         Request::Grants {

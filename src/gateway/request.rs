@@ -16,13 +16,10 @@ use super::jsonrpc::{self, Kind};
 use super::session::Session;
 use super::upstream::UpstreamHeaders;
 use super::{pinning, policy, Gateway, McpError, Reply};
-use crate::audit::{summarize_arguments, Outcome};
+use crate::audit::{redact, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
 use crate::store::pins::{self, Pin};
-
-/// A held call's arguments are shown to the person up to this size.
-const HELD_ARGUMENT_BYTES: usize = 8 * 1024;
 
 /// The parts of an MCP POST the gateway needs.
 pub struct Incoming<'a> {
@@ -328,7 +325,8 @@ impl Gateway {
         tool: String,
         pins: Vec<Pin>,
     ) -> Reply {
-        let shown = summarize_arguments(req.arguments(), HELD_ARGUMENT_BYTES);
+        // The person sees every argument (redacted where secret), never a cut.
+        let shown = redact(req.arguments());
         let timeout = Duration::from_millis(self.config.consent_timeout_ms as u64);
         let verdict = self
             .holds

@@ -9,9 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
-use super::{redirect, register::clean_name, ErrorCode, OAuthError};
+use super::{redirect, ErrorCode, OAuthError};
 use crate::clock::UnixMs;
 use crate::store::clients::{AuthMethod, Client, ClientKind};
+use crate::text::clean_name;
 
 /// How long a fetched document is trusted before it is fetched again.
 pub const CACHE_MS: i64 = crate::clock::HOUR;

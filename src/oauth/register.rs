@@ -28,17 +28,6 @@ fn bad_metadata(d: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, d)
 }
 
-/// Display text from a client: no control characters, at most 100 characters.
-pub fn clean_name(name: &str) -> String {
-    let cleaned: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
-    let cleaned = cleaned.trim().to_string();
-    if cleaned.is_empty() {
-        "Unnamed client".to_string()
-    } else {
-        cleaned
-    }
-}
-
 /// Registers a client and returns the RFC 7591 §3.2.1 response body.
 pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OAuthError> {
     let req: RegistrationRequest = serde_json::from_slice(body)
@@ -90,7 +79,7 @@ pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OA
     if response_types.iter().any(|r| r != "code") {
         return Err(bad_metadata("only the `code` response type is supported"));
     }
-    let name = clean_name(req.client_name.as_deref().unwrap_or(""));
+    let name = crate::text::clean_name(req.client_name.as_deref().unwrap_or(""));
     let client_id = Secret::generate("gh_client_").into_exposed();
     let secret = (auth_method != AuthMethod::None).then(|| Secret::generate("gh_cs_"));
 

@@ -213,7 +213,7 @@ async fn registration_refuses_dangerous_metadata() {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["client_name"], "Claude[verified][0m");
+    assert_eq!(r["client_name"], "Claude [verified][0m");
     assert_eq!(fx.counts()[0].1, 1, "only the good registration was stored");
     fx.stop().await;
 }

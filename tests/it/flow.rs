@@ -143,7 +143,7 @@ async fn full_flow_with_the_oauth2_crate() {
         )
         .await;
     assert_eq!(
-        granted[0]["value"]["tools"],
+        granted["value"]["tools"],
         json!(["read_note", "write_note"])
     );
 
@@ -308,7 +308,7 @@ async fn full_flow_with_the_oauth2_crate() {
     assert!(
         calls
             .iter()
-            .all(|e| e["grant_id"] == granted[0]["value"]["id"]),
+            .all(|e| e["grant_id"] == granted["value"]["id"]),
         "each call names the grant that decided it"
     );
     fx.stop().await;

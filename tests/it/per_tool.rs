@@ -40,7 +40,7 @@ async fn step_up_asks_only_for_the_missing_tool_and_widens_the_grant() {
     let decided = fx
         .approve("Agent", ToolChoice::All, DurationChoice::Forever)
         .await;
-    let grant = &decided[0]["value"];
+    let grant = &decided["value"];
     assert_eq!(
         grant["tools"],
         json!(["list_notes", "read_note", "wait", "write_note"])

@@ -163,6 +163,8 @@ describe('consent, timeline and revocation', () => {
       await s.window('consent');
       await s.waitFind('main[data-kind=tool_call]');
       assert.match(await s.text(await s.find('.ask')), /wants to run delete_note on demo/);
+      // What the call acts on, first and whole; and the JSON of it all.
+      assert.match(await s.text(await s.find('[data-testid=argument-fields]')), /title[\s\S]*"groceries"/);
       assert.match(await s.text(await s.find('[data-testid=arguments]')), /"title": "groceries"/);
       const once = await s.find('[data-testid=allow]');
       assert.equal(await s.text(once), 'Allow once');

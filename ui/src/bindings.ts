@@ -9,6 +9,26 @@ export type Tool = { name: string, title: string | null, description: string, ri
 
 export type PendingKind = "authorization" | "step_up" | "tool_call" | "tool_changed";
 
+export type Lookalike = { 
+/**
+ * The other (earlier) agent's name and client id.
+ */
+name: string, client_id: string, };
+
+export type ArgumentField = { name: string, 
+/**
+ * The tool's schema lists it as required (what the call acts on).
+ */
+required: boolean, 
+/**
+ * The value's JSON, up to [`PREVIEW_CHARS`] characters.
+ */
+preview: string, 
+/**
+ * Characters of the value's JSON left out of `preview` (0: nothing cut).
+ */
+cut: number, };
+
 export type PendingItem = { id: string, kind: PendingKind, client_id: string, 
 /**
  * What the agent calls itself (a claim unless `verified`).
@@ -18,6 +38,10 @@ client_name: string, verified: boolean,
  * The https domain of a verified (metadata document) client.
  */
 verified_domain: string | null, 
+/**
+ * Another agent, registered earlier, whose name looks like this one's.
+ */
+lookalike_of: Lookalike | null, 
 /**
  * Where the browser returns (authorization and step-up).
  */
@@ -36,9 +60,13 @@ tools: Array<Tool>,
  */
 granted_tools: Array<string>, 
 /**
- * For a held call: its arguments (redacted, size-capped).
+ * For a held call: its arguments, whole (values under secret-looking keys redacted).
  */
 arguments: unknown, 
+/**
+ * For a held call: its arguments in reading order, with what is cut said.
+ */
+argument_fields: Array<ArgumentField>, 
 /**
  * For a changed tool: what changed, one line per field.
  */
@@ -88,7 +116,11 @@ name: string, kind: ClientKind, verified: boolean,
 /**
  * The https domain of a verified (metadata document) client.
  */
-verified_domain: string | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
+verified_domain: string | null, 
+/**
+ * Another agent, registered earlier, whose name looks like this one's.
+ */
+lookalike_of: Lookalike | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
 
 export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed";
 
@@ -160,7 +192,7 @@ sessions: number,
  */
 pending: number, };
 
-export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "too_soon" | "internal";
+export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "conflict" | "too_soon" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 

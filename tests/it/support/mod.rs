@@ -189,11 +189,17 @@ impl Gh {
     }
 
     /// The person decides, with the CLI's request (by id or by agent).
+    /// The person decides, the way they do with the CLI: by id, or by agent
+    /// after listing what is pending (`gatehouse pending`, then
+    /// `gatehouse approve --client NAME`).
     pub async fn decide(&self, target: Target, approval: Approval) -> Result<Value, Error> {
+        if let Target::Client(_) = target {
+            self.pending().await;
+        }
         self.control(Request::Approve { target, approval }).await
     }
 
-    /// The person approves the pending request(s) of this agent (ask-every-time: the default).
+    /// The person approves the pending request of this agent (ask-every-time: the default).
     pub async fn approve(
         &self,
         client_name: &str,

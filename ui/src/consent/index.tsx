@@ -6,6 +6,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import '../styles/base.css';
 import '../styles/consent.css';
 import { reportFatalErrors } from '../lib/fatal';
+import { inert, inertJson } from '../lib/inert';
 import { api, errorCode, errorMessage, on } from '../api';
 import type { PendingItem } from '../bindings';
 import {
@@ -141,24 +142,31 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
             Request {position + 1} of {waiting}
           </p>
         )}
-        <h1 id="consent-title" ref={heading} tabIndex={-1} class="agent-name">
-          {request.client_name}
-        </h1>
+        {/* The badge comes first: no name, however long, can push it out of sight. */}
         <span class={`badge ${badge.tone}`} data-testid="identity">
           {badge.text}
         </span>
+        <h1 id="consent-title" ref={heading} tabIndex={-1} class="agent-name">
+          {inert(request.client_name)}
+        </h1>
         <p class="ask">
           {sentence.before}
-          <strong data-testid="server">{request.server}</strong>
+          <strong data-testid="server">{inert(request.server)}</strong>
           {sentence.after}
         </p>
+        {request.lookalike_of && (
+          <p class="warning" data-testid="lookalike">
+            Its name looks like “{inert(request.lookalike_of.name)}”, another agent registered earlier. Make sure
+            this is the program you think it is.
+          </p>
+        )}
         {badge.tone === 'unverified' && request.kind === 'authorization' && (
           <p class="warning">
-            Any program can call itself “{request.client_name}”. Allow only if you just started it.
+            Any program can call itself “{inert(request.client_name)}”. Allow only if you just started it.
           </p>
         )}
         {request.kind === 'step_up' && request.granted_tools.length > 0 && (
-          <p class="small muted">It already has: {request.granted_tools.join(', ')}.</p>
+          <p class="small muted">It already has: {inert(request.granted_tools.join(', '))}.</p>
         )}
       </header>
 
@@ -182,7 +190,7 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
                   </label>
                 </legend>
                 {g.tools.map((t) => (
-                  <label class="tool" key={t.name} title={t.description}>
+                  <label class="tool" key={t.name} title={inert(t.description)}>
                     <input
                       type="checkbox"
                       checked={selected.has(t.name)}
@@ -191,10 +199,10 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
                     />
                     <span class="tool-text">
                       <span class="tool-title">
-                        {t.title ?? t.name}
-                        {t.title && <code class="tool-name">{t.name}</code>}
+                        {inert(t.title ?? t.name)}
+                        {t.title && <code class="tool-name">{inert(t.name)}</code>}
                       </span>
-                      <span class="tool-desc">{t.description}</span>
+                      <span class="tool-desc">{inert(t.description)}</span>
                     </span>
                   </label>
                 ))}
@@ -208,26 +216,19 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
           {request.tools.map((t) => (
             <div class={`one-tool risk-${t.risk}`} key={t.name}>
               <span class="tool-title">
-                {t.title ?? t.name}
-                {t.title && <code class="tool-name">{t.name}</code>}
+                {inert(t.title ?? t.name)}
+                {t.title && <code class="tool-name">{inert(t.name)}</code>}
               </span>
-              {t.description && <span class="tool-desc">{t.description}</span>}
+              {t.description && <span class="tool-desc">{inert(t.description)}</span>}
             </div>
           ))}
-          {request.kind === 'tool_call' && (
-            <>
-              <h3>Arguments</h3>
-              <pre class="json" data-testid="arguments">
-                {JSON.stringify(request.arguments ?? {}, null, 2)}
-              </pre>
-            </>
-          )}
+          {request.kind === 'tool_call' && <Arguments request={request} />}
           {request.kind === 'tool_changed' && (
             <>
               <h3>What changed</h3>
               <ul class="changes">
                 {request.changes.map((c, i) => (
-                  <li key={i}>{c}</li>
+                  <li key={i}>{inert(c)}</li>
                 ))}
               </ul>
             </>
@@ -263,7 +264,7 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
         <p class="small">
           {request.redirect_host && (
             <>
-              Redirects to <strong data-testid="redirect-host">{request.redirect_host}</strong>.{' '}
+              Redirects to <strong data-testid="redirect-host">{inert(request.redirect_host)}</strong>.{' '}
             </>
           )}
           {request.phrase && (
@@ -301,6 +302,40 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
         </div>
       </footer>
     </main>
+  );
+}
+
+/** A held call's arguments: what it acts on first, cuts said plainly, everything one click away. */
+function Arguments({ request }: { request: PendingItem }) {
+  const cut = request.argument_fields.some((f) => f.cut > 0);
+  return (
+    <>
+      <h3>Arguments</h3>
+      {request.argument_fields.length === 0 ? (
+        <p class="muted">None.</p>
+      ) : (
+        <dl class="arguments" data-testid="argument-fields">
+          {request.argument_fields.map((f) => (
+            <div key={f.name} class={f.required ? 'required' : ''}>
+              <dt>
+                {inert(f.name)}
+                {f.required && <span class="small muted"> (what it acts on)</span>}
+              </dt>
+              <dd>
+                <code>{inert(f.preview)}</code>
+                {f.cut > 0 && <span class="cut"> … {f.cut.toLocaleString()} more characters not shown here</span>}
+              </dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      <details class="all-arguments" open={!cut && request.argument_fields.length <= 1}>
+        <summary>{cut ? 'Some arguments are long: show them all' : 'Show the arguments as JSON'}</summary>
+        <pre class="json" data-testid="arguments">
+          {inertJson(request.arguments ?? {})}
+        </pre>
+      </details>
+    </>
   );
 }
 

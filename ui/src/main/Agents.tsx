@@ -6,6 +6,7 @@ import { api, errorMessage } from '../api';
 import type { Agent, Status } from '../bindings';
 import { identityBadge } from '../lib/consent';
 import { ago, clientUrl, grantLifetime, hostOf, plural } from '../lib/format';
+import { inert } from '../lib/inert';
 
 export function Agents({ info, agents, reload }: { info: Status | null; agents: Agent[]; reload: () => void }) {
   const [confirming, setConfirming] = useState(false);
@@ -82,14 +83,19 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
             <article class="card" key={a.client_id} data-agent={a.name} aria-label={a.name}>
               <header>
                 <div>
-                  <h2>{a.name}</h2>
                   <span class={`badge ${badge.tone}`}>{badge.text}</span>
+                  <h2>{inert(a.name)}</h2>
+                  {a.lookalike_of && (
+                    <p class="warning small">
+                      Its name looks like “{inert(a.lookalike_of.name)}”, registered earlier.
+                    </p>
+                  )}
                 </div>
                 <button
                   type="button"
                   class="danger plain"
                   disabled={busy !== null || a.grants.length === 0}
-                  onClick={() => run(a.client_id, () => api.revokeAgent(a.client_id), `${a.name} is revoked.`)}
+                  onClick={() => run(a.client_id, () => api.revokeAgent(a.client_id), `${inert(a.name)} is revoked.`)}
                   data-testid="revoke-agent"
                 >
                   {busy === a.client_id ? 'Revoking…' : 'Revoke'}
@@ -97,10 +103,10 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
               </header>
               <p class="meta">
                 First seen {ago(a.first_seen, now)} · last seen {ago(a.last_seen, now)}
-                {hosts.length > 0 && <> · redirects to {hosts.join(', ')}</>}
+                {hosts.length > 0 && <> · redirects to {inert(hosts.join(', '))}</>}
               </p>
               <p class="meta mono" title="Client ID">
-                {a.client_id}
+                {inert(a.client_id)}
               </p>
               {a.grants.length === 0 ? (
                 <p class="muted">No access in force.</p>
@@ -109,15 +115,15 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
                   {a.grants.map((g) => (
                     <li key={g.id} class="grant" data-grant={g.id}>
                       <div>
-                        <strong>{g.server}</strong> <span class="muted">· {grantLifetime(g, now)}</span>
+                        <strong>{inert(g.server)}</strong> <span class="muted">· {grantLifetime(g, now)}</span>
                         <ul class="tool-chips">
                           {g.tools.map((t) =>
                             g.ask_tools.includes(t) ? (
                               <li key={t} class="ask" title="Each call waits for your decision">
-                                {t} · asks
+                                {inert(t)} · asks
                               </li>
                             ) : (
-                              <li key={t}>{t}</li>
+                              <li key={t}>{inert(t)}</li>
                             ),
                           )}
                         </ul>

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
 import type { Server, Tool } from '../bindings';
 import { groupTools } from '../lib/consent';
+import { inert } from '../lib/inert';
 
 async function copy(text: string): Promise<boolean> {
   try {
@@ -70,7 +71,7 @@ function ServerCard({ server }: { server: Server }) {
       <header>
         <div>
           <h2>{server.name}</h2>
-          {server.description && <p class="muted">{server.description}</p>}
+          {server.description && <p class="muted">{inert(server.description)}</p>}
         </div>
       </header>
       <div class="copy-row">
@@ -81,7 +82,7 @@ function ServerCard({ server }: { server: Server }) {
       </div>
       <p class="meta">
         {server.transport === 'stdio' ? 'Runs ' : 'Forwards to '}
-        <code>{server.target}</code>
+        <code>{inert(server.target)}</code>
       </p>
       {tools ? (
         <div class="server-tools">
@@ -90,8 +91,8 @@ function ServerCard({ server }: { server: Server }) {
               <span class="group-title">{g.title}</span>
               <ul class="tool-chips">
                 {g.tools.map((t) => (
-                  <li key={t.name} title={t.description}>
-                    {t.name}
+                  <li key={t.name} title={inert(t.description)}>
+                    {inert(t.name)}
                   </li>
                 ))}
               </ul>

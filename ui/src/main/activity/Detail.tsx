@@ -6,6 +6,7 @@ import { api, errorMessage } from '../../api';
 import type { AuditEvent, Grant } from '../../bindings';
 import { grantLifetime, grantStatus } from '../../lib/format';
 import { formatDuration, kindLabel } from '../../lib/timeline';
+import { inert, inertJson } from '../../lib/inert';
 
 export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => void }) {
   const [grant, setGrant] = useState<Grant | null | undefined>(undefined);
@@ -40,7 +41,7 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
   return (
     <aside class="detail" aria-label="Event details" data-testid="detail">
       <header>
-        <h2>{event.tool ?? kindLabel(event.kind)}</h2>
+        <h2>{inert(event.tool ?? kindLabel(event.kind))}</h2>
         <button type="button" class="link" onClick={onClose} aria-label="Close details">
           ✕
         </button>
@@ -56,13 +57,13 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
         {event.agent && (
           <>
             <dt>Agent</dt>
-            <dd>{event.agent}</dd>
+            <dd>{inert(event.agent)}</dd>
           </>
         )}
         {event.server && (
           <>
             <dt>Server</dt>
-            <dd>{event.server}</dd>
+            <dd>{inert(event.server)}</dd>
           </>
         )}
         <dt>Event</dt>
@@ -70,20 +71,20 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
         {event.actor && (
           <>
             <dt>Decided by</dt>
-            <dd>{event.actor}</dd>
+            <dd>{inert(event.actor)}</dd>
           </>
         )}
       </dl>
       {args !== undefined && (
         <>
           <h3>Arguments</h3>
-          <pre class="json">{JSON.stringify(args, null, 2)}</pre>
+          <pre class="json">{inertJson(args)}</pre>
         </>
       )}
       {args === undefined && event.detail !== null && Object.keys(event.detail as object).length > 0 && (
         <>
           <h3>Details</h3>
-          <pre class="json">{JSON.stringify(event.detail, null, 2)}</pre>
+          <pre class="json">{inertJson(event.detail)}</pre>
         </>
       )}
       <h3>Why was this {event.outcome === 'allowed' ? 'allowed' : 'decided so'}?</h3>
@@ -102,7 +103,7 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
           <ul class="tool-chips">
             {grant.tools.map((t) => (
               <li key={t} class={t === event.tool ? 'hit' : ''}>
-                {t}
+                {inert(t)}
               </li>
             ))}
           </ul>
@@ -122,7 +123,7 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
             onClick={() => revoke('agent')}
             data-testid="detail-revoke-agent"
           >
-            {busy === 'agent' ? 'Revoking…' : `Revoke ${event.agent ?? 'agent'}`}
+            {busy === 'agent' ? 'Revoking…' : `Revoke ${inert(event.agent ?? 'agent')}`}
           </button>
         )}
       </div>

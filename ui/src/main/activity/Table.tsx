@@ -4,6 +4,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { AuditEvent } from '../../bindings';
 import { ROW_HEIGHT, formatDuration, formatTime, visibleRange, whatLabel } from '../../lib/timeline';
+import { inert } from '../../lib/inert';
 
 export function Table({
   rows,
@@ -86,13 +87,13 @@ export function Table({
                 {formatTime(e.at, now)}
               </span>
               <span role="gridcell" class="ellipsis">
-                {e.agent ?? ''}
+                {inert(e.agent ?? '')}
               </span>
               <span role="gridcell" class="ellipsis">
-                {e.server ?? ''}
+                {inert(e.server ?? '')}
               </span>
               <span role="gridcell" class={`ellipsis${e.tool ? ' mono' : ' muted'}`}>
-                {whatLabel(e)}
+                {inert(whatLabel(e))}
               </span>
               <span role="gridcell">
                 <span class={`chip ${e.outcome}`}>{e.outcome}</span>
