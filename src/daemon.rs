@@ -75,16 +75,11 @@ impl Running {
     }
 }
 
-/// Prepares the data directory: created if missing, private to this user.
+/// Prepares the data directory: created if missing (0700); an existing one,
+/// and every file Gatehouse keeps in it, must be this user's and writable by
+/// nobody else (`private`), or Gatehouse refuses to use it.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make the data directory {} private", dir.display()))?;
-    }
+    crate::private::check_data_dir(dir)?;
     let probe = dir.join(".write-test");
     std::fs::write(&probe, b"")
         .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
@@ -110,6 +105,8 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         Store::open(&db_path)
             .with_context(|| format!("cannot open the database {}", db_path.display()))?,
     );
+    // The database and its WAL files SQLite just created: 0600.
+    crate::private::check_data_dir(data_dir)?;
     register_preconfigured_clients(&store, &config, clock::now())?;
     let credentials = Arc::new(CredentialStore::open(data_dir, config.secret_store)?);
     if credentials.is_keychain() {
@@ -136,6 +133,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     let app = crate::http::router(gatehouse.clone());
     let mut rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         });

@@ -27,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod private;
 pub mod text;
 
 pub(crate) mod audit;
@@ -34,6 +35,7 @@ pub(crate) mod credentials;
 pub(crate) mod crypto;
 pub(crate) mod gateway;
 pub(crate) mod http;
+pub(crate) mod limits;
 pub(crate) mod oauth;
 pub(crate) mod store;
 pub(crate) mod tools;

@@ -15,7 +15,16 @@ const INSTANCE_SOCKET: &str = "desktop.sock";
 pub fn acquire(data_dir: &Path) -> anyhow::Result<Option<UnixListener>> {
     gatehouse::daemon::prepare_data_dir(data_dir)?;
     let path = data_dir.join(INSTANCE_SOCKET);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        gatehouse::private::check_socket(&path)?;
+    }
     if let Ok(mut stream) = UnixStream::connect(&path) {
+        use std::os::fd::AsRawFd;
+        anyhow::ensure!(
+            gatehouse::private::peer_is_me(stream.as_raw_fd()),
+            "the process answering on {} does not run as you",
+            path.display()
+        );
         stream.write_all(b"show\n")?;
         return Ok(None);
     }

@@ -68,6 +68,7 @@ pub struct Gatehouse {
     data_dir: PathBuf,
     /// Which pending items each face has listed (see `Gatehouse::pending_shown`).
     shown: pending::Shown,
+    registrations: crate::limits::Registrations,
 }
 
 impl Gatehouse {
@@ -77,6 +78,7 @@ impl Gatehouse {
             gateway,
             data_dir: data_dir.to_path_buf(),
             shown: Default::default(),
+            registrations: Default::default(),
         }
     }
 
@@ -90,6 +92,11 @@ impl Gatehouse {
 
     pub(crate) fn store(&self) -> &Store {
         &self.auth.store
+    }
+
+    /// How fast clients may register (the HTTP edge checks it per source).
+    pub(crate) fn registrations(&self) -> &crate::limits::Registrations {
+        &self.registrations
     }
 
     pub(crate) fn store_handle(&self) -> Arc<Store> {

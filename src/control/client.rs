@@ -13,8 +13,17 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
+    /// Connects to the daemon of this data directory, after checking that the
+    /// directory and the socket are this user's and that the process on the
+    /// other end runs as this user too (a fake daemon could fake answers).
     pub fn connect(data_dir: &Path) -> Result<ControlClient, Error> {
         let path = data_dir.join(SOCKET_FILE);
+        if data_dir.is_dir() {
+            crate::private::ensure_dir(data_dir).map_err(refused)?;
+        }
+        if std::fs::symlink_metadata(&path).is_ok() {
+            crate::private::check_socket(&path).map_err(refused)?;
+        }
         let stream = UnixStream::connect(&path).map_err(|e| {
             let same_dir = if data_dir == crate::config::default_data_dir() {
                 ""
@@ -30,6 +39,13 @@ impl ControlClient {
                 ),
             )
         })?;
+        use std::os::fd::AsRawFd;
+        if !crate::private::peer_is_me(stream.as_raw_fd()) {
+            return Err(refused(crate::private::NotPrivate(format!(
+                "the process answering on {} does not run as you: refusing to trust its answers",
+                path.display()
+            ))));
+        }
         let writer = stream.try_clone().map_err(io_error)?;
         Ok(ControlClient {
             reader: BufReader::new(stream),
@@ -66,6 +82,10 @@ impl ControlClient {
             }),
         }
     }
+}
+
+fn refused(e: crate::private::NotPrivate) -> Error {
+    Error::new(ErrorCode::Conflict, e.0)
 }
 
 fn io_error(e: std::io::Error) -> Error {

@@ -18,7 +18,8 @@ use crate::daemon::stopped;
 /// Binds the socket, refusing to steal one that a running Gatehouse answers on.
 pub fn bind(data_dir: &Path) -> anyhow::Result<UnixListener> {
     let path = data_dir.join(SOCKET_FILE);
-    if path.exists() {
+    if std::fs::symlink_metadata(&path).is_ok() {
+        crate::private::check_socket(&path)?;
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             anyhow::bail!(
                 "another Gatehouse is already running with the data directory {}",
@@ -54,8 +55,8 @@ pub async fn run(listener: UnixListener, g: Arc<Gatehouse>, mut shutdown: watch:
 }
 
 fn same_user(stream: &UnixStream) -> bool {
-    let me = unsafe { libc::geteuid() };
-    stream.peer_cred().map(|c| c.uid() == me).unwrap_or(false)
+    use std::os::fd::AsRawFd;
+    crate::private::peer_is_me(stream.as_raw_fd())
 }
 
 async fn serve_connection(

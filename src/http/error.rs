@@ -14,6 +14,7 @@ use crate::oauth::{ErrorCode, OAuthError};
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match self.code {
+            _ if self.retry_after.is_some() => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -25,6 +26,11 @@ impl IntoResponse for OAuthError {
             Json(json!({"error": self.code.as_str(), "error_description": self.description})),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.code == ErrorCode::InvalidClient && self.basic_auth_attempted {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -78,8 +80,17 @@ pub async fn protected_resource_root(
     }
 }
 
-pub async fn register(State(g): State<Arc<Gatehouse>>, body: Bytes) -> Response {
-    match registration::register(g.auth(), &body, clock::now()) {
+pub async fn register(
+    State(g): State<Arc<Gatehouse>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let now = clock::now();
+    if let Err(seconds) = g.registrations().allow(peer.ip(), now) {
+        let why = format!("too many clients registered just now; try again in {seconds} s");
+        return OAuthError::slow_down(why, seconds).into_response();
+    }
+    match registration::register(g.auth(), &body, now) {
         Ok(body) => json_no_store(StatusCode::CREATED, body),
         Err(e) => e.into_response(),
     }

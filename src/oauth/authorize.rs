@@ -19,6 +19,8 @@ use crate::tools::ToolInfo;
 /// A second request from the same agent for the same server within this
 /// window is refused (one open request per agent and server).
 pub const REQUEST_SPACING_MS: i64 = 2 * crate::clock::SECOND;
+/// Most consent requests that may wait for the person at once, from all agents.
+pub const MAX_OPEN_REQUESTS: usize = 20;
 
 #[derive(Debug, Default, Clone)]
 pub struct AuthorizeParams {
@@ -205,7 +207,15 @@ pub fn create_request(
         }
         // At most one open request per agent and server: a quick repeat is
         // refused, an older one is superseded by this one.
-        if let Some(open) = consent::pending_for(tx.conn(), &v.client.client_id, &v.server, now)? {
+        let open = consent::pending_for(tx.conn(), &v.client.client_id, &v.server, now)?;
+        // And a flood of agents cannot bury the person in questions.
+        if open.is_none() && consent::pending(tx.conn(), now)?.len() >= MAX_OPEN_REQUESTS {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("{MAX_OPEN_REQUESTS} requests are already waiting for the user; try again later"),
+            ));
+        }
+        if let Some(open) = open {
             if open.created_at > now - REQUEST_SPACING_MS {
                 return Err(OAuthError::new(
                     ErrorCode::TemporarilyUnavailable,

@@ -48,6 +48,8 @@ pub struct OAuthError {
     pub description: String,
     /// The client tried HTTP Basic authentication (a 401 then names the scheme).
     pub basic_auth_attempted: bool,
+    /// Too many requests: the seconds after which to try again (a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -56,6 +58,7 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_auth_attempted: false,
+            retry_after: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
@@ -72,6 +75,13 @@ impl OAuthError {
     }
     pub fn access_denied(d: impl Into<String>) -> OAuthError {
         OAuthError::new(ErrorCode::AccessDenied, d)
+    }
+    /// Too many requests: try again in `seconds`.
+    pub fn slow_down(d: impl Into<String>, seconds: u64) -> OAuthError {
+        OAuthError {
+            retry_after: Some(seconds),
+            ..OAuthError::new(ErrorCode::TemporarilyUnavailable, d)
+        }
     }
 }
 
