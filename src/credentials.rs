@@ -19,6 +19,10 @@ use crate::config::{is_valid_name, CredentialStoreChoice};
 const SERVICE: &str = "gatehouse";
 const NAMES_FILE: &str = "secret-names.json";
 const FALLBACK_FILE: &str = "secrets.json";
+// Gatehouse's own values: with a space, no account of a server's secret
+// ("server/NAME") can look like them.
+const AUDIT_KEY: &str = "audit log/chain key";
+const AUDIT_HEAD: &str = "audit log/head";
 
 /// Where secrets are kept on this machine.
 pub enum CredentialStore {
@@ -133,6 +137,70 @@ impl CredentialStore {
             CredentialStore::File { path, .. } => read_map::<BTreeMap<String, String>>(path)?
                 .remove(&account(server, name))
                 .ok_or_else(missing),
+        }
+    }
+
+    /// The key that seals the audit log (`audit::chain`): 32 random bytes made
+    /// on first use and kept like the upstream secrets (the keychain, or the
+    /// 0600 file), never in the database. Not listed among the secrets.
+    pub(crate) fn audit_key(&self) -> Result<crate::audit::chain::Key, SecretError> {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine;
+        if let Some(text) = self.get_own(AUDIT_KEY)? {
+            let bytes = STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| SecretError::File("the audit log's key is damaged".into()))?;
+            return Ok(crate::audit::chain::Key::new(bytes));
+        }
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        self.set_own(AUDIT_KEY, &STANDARD.encode(bytes))?;
+        Ok(crate::audit::chain::Key::new(bytes))
+    }
+
+    /// The newest audit event Gatehouse wrote, as it last noted it outside the
+    /// database (so cutting off the end of the log shows).
+    pub(crate) fn audit_head(&self) -> Result<Option<(i64, String)>, SecretError> {
+        Ok(self.get_own(AUDIT_HEAD)?.and_then(|text| {
+            let (id, seal) = text.split_once(' ')?;
+            Some((id.parse().ok()?, seal.to_string()))
+        }))
+    }
+
+    pub(crate) fn set_audit_head(&self, id: i64, seal: &str) -> Result<(), SecretError> {
+        self.set_own(AUDIT_HEAD, &format!("{id} {seal}"))
+    }
+
+    /// A value of Gatehouse's own (not a server's secret, not listed).
+    fn get_own(&self, account: &str) -> Result<Option<String>, SecretError> {
+        match self {
+            CredentialStore::Keychain { .. } => {
+                let entry = keyring::Entry::new(SERVICE, account)
+                    .map_err(|e| SecretError::Keychain(e.to_string()))?;
+                match entry.get_password() {
+                    Ok(v) => Ok(Some(v)),
+                    Err(keyring::Error::NoEntry) => Ok(None),
+                    Err(e) => Err(SecretError::Keychain(e.to_string())),
+                }
+            }
+            CredentialStore::File { path, .. } => {
+                Ok(read_map::<BTreeMap<String, String>>(path)?.remove(account))
+            }
+        }
+    }
+
+    fn set_own(&self, account: &str, value: &str) -> Result<(), SecretError> {
+        match self {
+            CredentialStore::Keychain { .. } => keyring::Entry::new(SERVICE, account)
+                .and_then(|e| e.set_password(value))
+                .map_err(|e| SecretError::Keychain(e.to_string())),
+            CredentialStore::File { path, .. } => {
+                let mut all: BTreeMap<String, String> = read_map(path)?;
+                all.insert(account.to_string(), value.to_string());
+                write_private(path, &all)
+            }
         }
     }
 

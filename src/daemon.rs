@@ -100,20 +100,29 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     })?;
     let addr = listener.local_addr()?;
     let control = crate::control::server::bind(data_dir)?;
-    let db_path = data_dir.join(DB_FILE);
-    let store = Arc::new(
-        Store::open(&db_path)
-            .with_context(|| format!("cannot open the database {}", db_path.display()))?,
-    );
-    // The database and its WAL files SQLite just created: 0600.
-    crate::private::check_data_dir(data_dir)?;
-    register_preconfigured_clients(&store, &config, clock::now())?;
     let credentials = Arc::new(CredentialStore::open(data_dir, config.secret_store)?);
     if credentials.is_keychain() {
         tracing::info!("{}", credentials.describe());
     } else {
-        tracing::warn!("{}", credentials.describe());
+        tracing::warn!(
+            "{} (and so is the key that seals the audit log)",
+            credentials.describe()
+        );
     }
+    let audit_key = credentials
+        .audit_key()
+        .context("cannot read or make the key that seals the audit log")?;
+    let db_path = data_dir.join(DB_FILE);
+    let store = Arc::new(
+        Store::open(&db_path, audit_key)
+            .with_context(|| format!("cannot open the database {}", db_path.display()))?,
+    );
+    // The database and its WAL files SQLite just created: 0600.
+    crate::private::check_data_dir(data_dir)?;
+    if let Some((id, seal)) = credentials.audit_head()? {
+        store.remember_head(id, seal);
+    }
+    register_preconfigured_clients(&store, &config, clock::now())?;
     let config = Arc::new(config);
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
@@ -125,7 +134,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         port: addr.port(),
         user,
     };
-    let gateway = Gateway::new(config.clone(), store, credentials);
+    let gateway = Gateway::new(config.clone(), store, credentials.clone());
     let gatehouse = Arc::new(Gatehouse::new(auth, gateway, data_dir));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -146,7 +155,11 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         gatehouse.clone(),
         shutdown_rx.clone(),
     )));
-    tasks.push(tokio::spawn(upkeep(gatehouse.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(upkeep(
+        gatehouse.clone(),
+        credentials,
+        shutdown_rx.clone(),
+    )));
     start_at_launch(&gatehouse);
     let info = serde_json::json!({"url": gatehouse.url(), "pid": std::process::id()});
     let _ = std::fs::write(data_dir.join(SERVER_INFO_FILE), info.to_string());
@@ -205,19 +218,52 @@ fn start_at_launch(gatehouse: &Arc<Gatehouse>) {
 }
 
 /// Periodic upkeep until shutdown: expire unanswered consent requests, close
-/// idle sessions, checkpoint the database's write-ahead log.
-async fn upkeep(gatehouse: Arc<Gatehouse>, mut shutdown: watch::Receiver<bool>) {
+/// idle sessions, checkpoint the database's write-ahead log, and note the
+/// audit log's head outside the database (once more at shutdown).
+async fn upkeep(
+    gatehouse: Arc<Gatehouse>,
+    credentials: Arc<CredentialStore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    let mut noted = gatehouse.store().head();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                // Upkeep touches the disk: keep it off the async workers.
-                let g = gatehouse.clone();
-                let _ = tokio::task::spawn_blocking(move || sweep(&g, clock::now())).await;
+        let stop = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stopped(&mut shutdown) => true,
+        };
+        // Upkeep touches the disk: keep it off the async workers.
+        let (g, c, before) = (gatehouse.clone(), credentials.clone(), noted.clone());
+        let swept = tokio::task::spawn_blocking(move || {
+            if !stop {
+                sweep(&g, clock::now());
             }
-            _ = stopped(&mut shutdown) => break,
+            note_audit_head(&g, &c, before)
+        });
+        noted = swept.await.unwrap_or(noted);
+        if stop {
+            break;
         }
     }
+}
+
+/// Notes the audit log's head where secrets are kept, if it moved.
+fn note_audit_head(
+    g: &Gatehouse,
+    credentials: &CredentialStore,
+    noted: Option<(i64, String)>,
+) -> Option<(i64, String)> {
+    let head = g.store().head();
+    if head == noted {
+        return noted;
+    }
+    if let Some((id, seal)) = &head {
+        if let Err(e) = credentials.set_audit_head(*id, seal) {
+            tracing::warn!(error = %e, "cannot note the audit log's head");
+            return noted;
+        }
+    }
+    head
 }
 
 fn sweep(g: &Gatehouse, now: clock::UnixMs) {

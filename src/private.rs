@@ -119,6 +119,30 @@ pub fn check_file(path: &Path) -> Result<(), NotPrivate> {
     Ok(())
 }
 
+/// Creates (or empties) a file only this user can read, for what Gatehouse
+/// writes outside its data directory (an audit export). A symlink at `path`
+/// is refused, not followed: in a shared directory someone else may have put
+/// it there to point the write at one of this user's files.
+pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                io::Error::other("it is a symlink; Gatehouse does not write through links")
+            }
+            _ => e,
+        })?;
+    // An existing file keeps its mode through open(); make it private too.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// The data directory and every file of [`DATA_FILES`] in it.
 pub fn check_data_dir(dir: &Path) -> Result<(), NotPrivate> {
     ensure_dir(dir)?;
@@ -183,6 +207,28 @@ pub fn peer_is_me(fd: std::os::fd::RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_export_file_is_private_and_never_written_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("export.jsonl");
+        fs::write(&out, "old").unwrap();
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
+        create_file(&out).unwrap();
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_to_string(&out).unwrap(), "");
+
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "keep me").unwrap();
+        let link = tmp.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let refused = create_file(&link).unwrap_err();
+        assert!(refused.to_string().contains("symlink"), "{refused}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    }
 
     #[test]
     fn a_new_dir_is_private_and_a_readable_one_is_made_private() {

@@ -8,8 +8,8 @@
 //! their snake_case names on the wire.
 
 use gatehouse::api::{
-    Actor, Agent, Approval, AuditFilter, AuditPage, Decided, Error, ExportFormat, Grant, PendingId,
-    PendingItem, Revoked, Server, Status, Tool,
+    Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, Decided, Error,
+    ExportFormat, Grant, PendingId, PendingItem, Revoked, Server, Status, Tool,
 };
 
 use crate::state::Desktop;
@@ -106,6 +106,12 @@ commands! {
     fn audit_export(d, app, filter: AuditFilter, format: ExportFormat) -> String {
         let (gh, dir) = (d.gh.clone(), d.export_dir());
         blocking(move || crate::export::to_file(&gh, &filter, format, &dir)).await
+    }
+
+    /// Checks that no event of the audit log was edited, deleted, inserted or moved.
+    fn audit_verify(d, app) -> AuditVerification {
+        let gh = d.gh.clone();
+        blocking(move || gh.verify_audit()).await
     }
 
     /// Every agent with its grants in force.

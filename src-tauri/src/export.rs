@@ -19,7 +19,6 @@ pub fn to_file(
         format.extension()
     );
     let path = dir.join(name);
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-    gh.export_audit(filter, format, &mut file)?;
+    gh.export_audit(filter, format, &path)?;
     Ok(path.display().to_string())
 }

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::{AuditEvent, AuditFilter, Error, ExportFormat, Gatehouse, Result};
+use crate::audit::chain::{self, Verification};
 use crate::audit::export;
 use crate::store::audit::{self as log, Cursor};
 use crate::store::Store;
+use crate::text;
 
 /// Most events a follower reads back at once after falling behind.
 const CATCH_UP_PAGE: u32 = 1_000;
@@ -25,6 +27,40 @@ pub struct AuditPage {
 }
 
 impl Gatehouse {
+    /// Checks the whole audit log: every event's seal, every link, and that
+    /// the newest event Gatehouse knows of is still there. Reads every event:
+    /// call it off the async workers.
+    pub fn verify_audit(&self) -> Result<Verification> {
+        let store = self.store();
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store
+                .read(|c| log::page(c, &AuditFilter::default(), Cursor::After(after), 10_000))?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page);
+        }
+        let mut found = chain::verify(store.key(), all, true);
+        if let Some((id, seal)) = store.head() {
+            let kept =
+                store.read(|c| log::page(c, &AuditFilter::default(), Cursor::After(id - 1), 1))?;
+            if kept
+                .first()
+                .is_none_or(|e| e.id != id || e.seal.as_deref() != Some(seal.as_str()))
+            {
+                found.add(chain::Problem {
+                    id,
+                    what: chain::ProblemKind::Truncated,
+                    message: format!(
+                        "event #{id}, the newest one Gatehouse wrote, is gone: the end of the log was cut off"
+                    ),
+                });
+            }
+        }
+        Ok(found)
+    }
+
     /// The newest events matching `filter` with an id below `before_id`
     /// (`None`: the newest of all), newest first. A first page also counts
     /// every match. This reads SQLite: call it off the async workers.
@@ -78,17 +114,26 @@ impl Gatehouse {
         Ok((recent, follow))
     }
 
-    /// Writes every event matching `filter`, newest first, to `out`; returns
-    /// how many. The store is read a page at a time, never held for the whole
-    /// export. This reads SQLite: call it off the async workers.
+    /// Writes every event matching `filter`, newest first, with their seals
+    /// to a new file at `path` that only this user can read (a symlink there
+    /// is refused); returns how many. The store is read a page at a time,
+    /// never held for the whole export. This reads SQLite and writes a file:
+    /// call it off the async workers.
     pub fn export_audit(
         &self,
         filter: &AuditFilter,
         format: ExportFormat,
-        out: &mut impl std::io::Write,
+        path: &std::path::Path,
     ) -> Result<usize> {
+        let cannot = |e: std::io::Error| {
+            Error::bad_request(format!(
+                "cannot write {}: {e}",
+                text::inert(&path.display().to_string())
+            ))
+        };
+        let mut out = std::io::BufWriter::new(crate::private::create_file(path).map_err(cannot)?);
         let store = self.store();
-        export::export(format, out, |before| {
+        export::export(format, &mut out, |before| {
             store.read(|c| log::page(c, filter, Cursor::Before(before), 2_000))
         })
         .map_err(|e| match e {
@@ -150,6 +195,50 @@ impl Follow {
             }
         }
     }
+}
+
+/// Verifies an exported JSON Lines file of the log with this Gatehouse's
+/// key (read from where it keeps secrets): every event's seal, and where
+/// consecutive events are in the file, their links; gaps (a filtered export)
+/// are counted, not hidden.
+pub fn verify_export(
+    credentials: &crate::credentials::CredentialStore,
+    file: impl std::io::BufRead,
+) -> Result<Verification> {
+    let key = credentials
+        .audit_key()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let mut events = Vec::new();
+    for (n, line) in file.lines().enumerate() {
+        let line = line.map_err(|e| Error::internal(format!("cannot read the file: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: AuditEvent = serde_json::from_str(&line).map_err(|e| {
+            Error::bad_request(format!(
+                "line {} is not an exported audit event: {e}",
+                n + 1
+            ))
+        })?;
+        events.push(event);
+    }
+    events.sort_by_key(|e| e.id);
+    let mut found = chain::verify(&key, events.iter().cloned(), false);
+    // Consecutive ids must link; a missing id is a gap, counted above.
+    for pair in events.windows(2) {
+        let linked = pair[1].prev_seal.as_deref() == pair[0].seal.as_deref();
+        if pair[1].id == pair[0].id + 1 && !linked {
+            found.add(chain::Problem {
+                id: pair[1].id,
+                what: chain::ProblemKind::OutOfChain,
+                message: format!(
+                    "event #{} does not follow #{} in the chain: events were moved or replaced",
+                    pair[1].id, pair[0].id
+                ),
+            });
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

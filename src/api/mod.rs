@@ -28,6 +28,9 @@ pub mod views;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::audit::chain::{
+    Problem as AuditProblem, ProblemKind as AuditProblemKind, Verification as AuditVerification,
+};
 pub use crate::audit::{AuditEvent, EventKind, ExportFormat, Filter as AuditFilter, Outcome};
 pub use crate::credentials::{CredentialStore, SecretError};
 pub use crate::oauth::agents::Revoked;
@@ -38,7 +41,7 @@ pub use crate::store::held_calls::{CallStatus, HeldCall};
 pub use crate::store::pins::{ReviewStatus, ToolReview};
 pub use crate::tools::Risk;
 pub use arguments::ArgumentField;
-pub use audit::{AuditPage, Follow};
+pub use audit::{verify_export, AuditPage, Follow};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
 pub use servers::{Server, Transport};

@@ -125,6 +125,10 @@ pub struct AuditEvent {
     /// Event-specific facts, e.g. the redacted argument summary of a tool call.
     #[ts(type = "unknown")]
     pub detail: serde_json::Value,
+    /// The seal of the event before it (`audit::chain`).
+    pub prev_seal: Option<String>,
+    /// This event's seal: a keyed hash over `prev_seal` and its content.
+    pub seal: Option<String>,
 }
 
 /// An event about to be recorded.

@@ -1,6 +1,8 @@
 //! The audit log as a file: JSON Lines (one event per line, as the API shows
 //! it) or CSV (a header row, then one row per event, `detail` as a JSON cell;
-//! cells that a spreadsheet would read as a formula are quoted).
+//! cells that a spreadsheet would read as a formula are quoted). Both carry
+//! each event's seals, so an exported file verifies on its own
+//! (`gatehouse log verify --file`).
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +29,7 @@ impl ExportFormat {
 }
 
 const CSV_HEADER: &str =
-    "id,at,kind,outcome,client_id,agent,server,tool,grant_id,actor,duration_ms,detail";
+    "id,at,kind,outcome,client_id,agent,server,tool,grant_id,actor,duration_ms,detail,prev_seal,seal";
 
 fn csv_cell(s: &str) -> String {
     // Quote everything that could break a row or be read as a formula.
@@ -53,6 +55,8 @@ fn csv_row(e: &AuditEvent) -> String {
         opt(&e.actor),
         e.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
         csv_cell(&e.detail.to_string()),
+        opt(&e.prev_seal),
+        opt(&e.seal),
     ]
     .join(",")
 }
@@ -117,6 +121,8 @@ mod tests {
             actor: None,
             duration_ms: Some(3),
             detail: serde_json::json!({"arguments": {"title": "a, \"b\"\n=c"}}),
+            prev_seal: Some("p".repeat(64)),
+            seal: Some("s".repeat(64)),
         }
     }
 

@@ -4,10 +4,12 @@
 //! listeners only after that commit.
 //!
 //! - [`event`]: what an event says.
+//! - [`chain`]: every event sealed to the one before it; verification.
 //! - [`filter`]: which events a view wants.
 //! - [`redact`]: what of a call's arguments may be kept or shown.
 //! - [`export`]: the log as JSON Lines or CSV.
 
+pub mod chain;
 pub mod event;
 pub mod export;
 pub mod filter;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use gatehouse::api::{Approval, AskChoice, CredentialStore, DurationChoice, Target, ToolChoice};
+use gatehouse::api::{
+    Approval, AskChoice, CredentialStore, DurationChoice, ExportFormat, Target, ToolChoice,
+};
 use gatehouse::clock;
 use gatehouse::config::{self, Config, CredentialStoreChoice};
 use gatehouse::control::client::ControlClient;
@@ -113,12 +115,37 @@ enum Command {
     },
     /// Show the audit log (newest last); --follow keeps printing new events.
     Log {
+        #[command(subcommand)]
+        action: Option<LogAction>,
         #[arg(long, short)]
         follow: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
         agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogAction {
+    /// Write the whole audit log, with each event's seals, to a file.
+    Export {
+        /// Where to write it (default: gatehouse-audit-<time>.<format> here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `jsonl` (one event per line) or `csv`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+    /// Check that no event of the audit log was edited, deleted, inserted or
+    /// moved (each is sealed to the one before it); exits 1 if any was.
+    Verify {
+        /// Check an exported JSON Lines file instead of the running Gatehouse's log.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The config file (its `secret_store` says where the key is kept).
+        #[arg(long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -207,12 +234,7 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
 }
 
 fn secret(data_dir: &Path, config: Option<PathBuf>, action: SecretAction) -> Result<(), String> {
-    let choice = match config {
-        Some(path) => Config::load(&path).map_err(|e| e.to_string())?.secret_store,
-        None => CredentialStoreChoice::Auto,
-    };
-    gatehouse::daemon::prepare_data_dir(data_dir).map_err(|e| format!("{e:#}"))?;
-    let store = CredentialStore::open(data_dir, choice).map_err(|e| e.to_string())?;
+    let store = open_credentials(data_dir, config)?;
     match action {
         SecretAction::Set { server, name } => {
             let mut value = String::new();
@@ -252,6 +274,54 @@ fn secret(data_dir: &Path, config: Option<PathBuf>, action: SecretAction) -> Res
         }
     }
     Ok(())
+}
+
+/// `gatehouse log verify`: the running Gatehouse's log, or an exported file.
+fn verify_log(
+    data_dir: &Path,
+    file: Option<PathBuf>,
+    config: Option<PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let subject = if file.is_some() {
+        "The file"
+    } else {
+        "The audit log"
+    };
+    let found = match file {
+        Some(path) => {
+            let credentials = open_credentials(data_dir, config)?;
+            let reader = std::fs::File::open(&path)
+                .map(std::io::BufReader::new)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            gatehouse::api::verify_export(&credentials, reader).map_err(|e| e.message)?
+        }
+        None => {
+            let mut client = ControlClient::connect(data_dir).map_err(|e| e.message)?;
+            let answer = client.call(&Request::VerifyAudit).map_err(|e| e.message)?;
+            serde_json::from_value(answer).map_err(|e| e.to_string())?
+        }
+    };
+    output::verification(&found, subject, json);
+    if found.intact() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} was tampered with: {} event(s) do not hold",
+            subject.to_lowercase(),
+            found.problem_count
+        ))
+    }
+}
+
+/// Where this data directory's secrets (and the audit log's key) are kept.
+fn open_credentials(data_dir: &Path, config: Option<PathBuf>) -> Result<CredentialStore, String> {
+    let choice = match config {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string())?.secret_store,
+        None => CredentialStoreChoice::Auto,
+    };
+    gatehouse::daemon::prepare_data_dir(data_dir).map_err(|e| format!("{e:#}"))?;
+    CredentialStore::open(data_dir, choice).map_err(|e| e.to_string())
 }
 
 fn target(id: Option<String>, client: Option<String>) -> Result<Target, String> {
@@ -331,9 +401,28 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             }
         },
         Command::Log {
+            action: Some(LogAction::Verify { file, config }),
+            ..
+        } => return verify_log(data_dir, file, config, json),
+        Command::Log {
+            action: Some(LogAction::Export { out, format }),
+            ..
+        } => {
+            let format: ExportFormat = serde_json::from_value(serde_json::json!(format))
+                .map_err(|_| format!("--format {format:?}: use jsonl or csv"))?;
+            // The default file name is stamped with the wall clock.
+            #[allow(clippy::disallowed_methods)]
+            let out = out.unwrap_or_else(|| {
+                format!("gatehouse-audit-{}.{}", clock::now(), format.extension()).into()
+            });
+            let path = std::path::absolute(&out).map_err(|e| e.to_string())?;
+            Request::ExportAudit { format, path }
+        }
+        Command::Log {
             follow,
             limit,
             agent,
+            action: None,
         } => Request::Log {
             limit,
             client: agent,

@@ -5,7 +5,8 @@
 //! ([`gatehouse::text`]): nothing an agent or a server chose can drive the terminal.
 
 use gatehouse::api::{
-    Agent, AuditEvent, Decided, Grant, Lookalike, PendingItem, PendingKind, Revoked, Status,
+    Agent, AuditEvent, AuditVerification, Decided, Grant, Lookalike, PendingItem, PendingKind,
+    Revoked, Status,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -99,6 +100,12 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 print_event(&e);
             }
         }
+        Request::VerifyAudit => verification(&read(answer)?, "The audit log", false),
+        Request::ExportAudit { .. } => println!(
+            "Wrote {} event(s) with their seals to {}; check it with `gatehouse log verify --file`.",
+            answer["events"],
+            shown(answer["path"].as_str().unwrap_or(""))
+        ),
         Request::Status => {
             let s: Status = read(answer)?;
             println!("Gatehouse is running at {}", s.url);
@@ -112,6 +119,37 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Prints what verifying the audit log found.
+/// `subject` names what was checked: "The audit log" or "The file".
+pub fn verification(found: &AuditVerification, subject: &str, json: bool) {
+    if json {
+        self::json(&serde_json::to_value(found).unwrap_or_default(), true);
+        return;
+    }
+    if found.intact() {
+        println!(
+            "{subject} holds {} event(s), each sealed to the one before it.",
+            found.events
+        );
+    } else {
+        println!(
+            "{} WAS TAMPERED WITH: {} of {} event(s) do not hold.",
+            subject.to_uppercase(),
+            found.problem_count,
+            found.events
+        );
+    }
+    for p in &found.problems {
+        println!("  #{}: {}", p.id, shown(&p.message));
+    }
+    if found.gaps > 0 {
+        println!(
+            "  The file skips {} time(s) (a filtered export, or events left out of it); each event in it was checked.",
+            found.gaps
+        );
+    }
 }
 
 /// Prints one event of a followed log.

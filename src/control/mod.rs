@@ -45,6 +45,13 @@ pub enum Request {
         client: Option<String>,
         follow: bool,
     },
+    /// Checks the audit log's chain.
+    VerifyAudit,
+    /// Writes the whole audit log, with its seals, to a file (an absolute path).
+    ExportAudit {
+        format: crate::api::ExportFormat,
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

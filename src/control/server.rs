@@ -166,6 +166,11 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
         Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
         Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
+        Request::VerifyAudit => to_value(g.verify_audit()?),
+        Request::ExportAudit { format, path } => {
+            let written = g.export_audit(&AuditFilter::default(), format, &path)?;
+            Ok(json!({"events": written, "path": path}))
+        }
         Request::Log { limit, client, .. } => {
             to_value(g.recent_events(&log_filter(g, client.as_deref())?, limit)?)
         }

@@ -1,9 +1,10 @@
 //! The `audit_events` table: append-only, read a page at a time.
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, StoreError};
+use crate::audit::chain::{self, Key, GENESIS};
 use crate::audit::{AuditEvent, EventKind, Filter, NewEvent, Outcome};
 use crate::clock::UnixMs;
 
@@ -24,19 +25,108 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         actor: row.get("actor")?,
         duration_ms: row.get("duration_ms")?,
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        prev_seal: row.get("prev_seal")?,
+        seal: row.get("seal")?,
     })
 }
 
-/// Inserts an event; the agent's name is copied in so the log stays readable.
-pub fn insert(conn: &Connection, e: NewEvent, now: UnixMs) -> Result<AuditEvent, StoreError> {
+/// The seal of the newest event (the chain's start when there is none).
+fn head(conn: &Connection) -> Result<String, StoreError> {
+    let seal: Option<Option<String>> = conn
+        .query_row(
+            "SELECT seal FROM audit_events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(seal.flatten().unwrap_or_else(|| GENESIS.to_string()))
+}
+
+/// The newest event's id and seal, if any (what the log's head is now).
+pub fn last_seal(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, seal FROM audit_events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .optional()?
+        .map(|(id, seal)| (id, seal.unwrap_or_default())))
+}
+
+/// Seals the events written before the log was a chain (at the upgrade that
+/// made it one), oldest first, after the last sealed one.
+pub fn seal_unsealed(conn: &mut Connection, key: &Key) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let unsealed: Vec<AuditEvent> = {
+        let mut stmt = tx.prepare("SELECT * FROM audit_events WHERE seal IS NULL ORDER BY id")?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    for e in &unsealed {
+        let prev: Option<Option<String>> = tx
+            .query_row(
+                "SELECT seal FROM audit_events WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [e.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let prev = prev.flatten().unwrap_or_else(|| GENESIS.to_string());
+        let sealed = chain::seal(key, &prev, &chain::content_of(e));
+        tx.execute(
+            "UPDATE audit_events SET prev_seal = ?2, seal = ?3 WHERE id = ?1",
+            params![e.id, prev, sealed],
+        )?;
+    }
+    tx.commit()?;
+    Ok(unsealed.len())
+}
+
+/// Inserts an event, sealed to the one before it; the agent's name is copied
+/// in so the log stays readable.
+pub fn insert(
+    conn: &Connection,
+    key: &Key,
+    e: NewEvent,
+    now: UnixMs,
+) -> Result<AuditEvent, StoreError> {
     let agent = match &e.client_id {
         Some(id) => super::clients::name_of(conn, id)?,
         None => None,
     };
+    let id: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM audit_events
+           UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'audit_events')",
+        [],
+        |r| r.get(0),
+    )?;
+    let prev = head(conn)?;
+    let detail = e.detail.to_string();
+    let who = [
+        &e.client_id,
+        &agent,
+        &e.server,
+        &e.tool,
+        &e.grant_id,
+        &e.actor,
+    ];
+    let content = chain::content(
+        id,
+        now,
+        e.kind.as_str(),
+        e.outcome.as_str(),
+        who,
+        e.duration_ms,
+        &detail,
+    );
+    let seal = chain::seal(key, &prev, &content);
     conn.execute(
-        "INSERT INTO audit_events (at, kind, outcome, client_id, agent, server, tool, grant_id, actor, duration_ms, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO audit_events (id, at, kind, outcome, client_id, agent, server, tool, grant_id, actor, duration_ms, detail, prev_seal, seal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
+            id,
             now,
             e.kind.as_str(),
             e.outcome.as_str(),
@@ -47,11 +137,13 @@ pub fn insert(conn: &Connection, e: NewEvent, now: UnixMs) -> Result<AuditEvent,
             e.grant_id,
             e.actor,
             e.duration_ms,
-            e.detail.to_string()
+            detail,
+            prev,
+            seal
         ],
     )?;
     Ok(AuditEvent {
-        id: conn.last_insert_rowid(),
+        id,
         at: now,
         kind: e.kind,
         outcome: e.outcome,
@@ -63,6 +155,8 @@ pub fn insert(conn: &Connection, e: NewEvent, now: UnixMs) -> Result<AuditEvent,
         actor: e.actor,
         duration_ms: e.duration_ms,
         detail: e.detail,
+        prev_seal: Some(prev),
+        seal: Some(seal),
     })
 }
 

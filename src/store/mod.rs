@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
+use crate::audit::chain::Key;
 use crate::audit::{AuditEvent, NewEvent};
 use crate::clock::UnixMs;
 
@@ -34,9 +35,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_per_tool.sql"),
     include_str!("migrations/0003_client_fetched_at.sql"),
+    include_str!("migrations/0004_audit_chain.sql"),
 ];
 
 pub struct Store {
+    /// Seals the audit log (`audit::chain`).
+    key: Key,
     /// The one writer.
     conn: Mutex<Connection>,
     /// Readers do not wait for writers (WAL); an in-memory store has none.
@@ -44,11 +48,14 @@ pub struct Store {
     /// Checkpoints the WAL off the request path ([`Store::checkpoint`]).
     checkpointer: Option<Mutex<Connection>>,
     events: broadcast::Sender<AuditEvent>,
+    /// The newest audit event this Gatehouse knows was written (its id and
+    /// seal): the log must still hold it, or its end was cut off.
+    head: Mutex<Option<(i64, String)>>,
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut store = Store::init(Connection::open(path)?)?;
+    pub fn open(path: &Path, key: Key) -> Result<Store, StoreError> {
+        let mut store = Store::init(Connection::open(path)?, key)?;
         // Commits never checkpoint (that stalled requests for milliseconds);
         // the daemon's upkeep calls `checkpoint` on its own connection.
         store
@@ -69,17 +76,21 @@ impl Store {
 
     #[cfg(test)]
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::init(Connection::open_in_memory()?)
+        Store::init(Connection::open_in_memory()?, Key::for_tests())
     }
 
-    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+    fn init(mut conn: Connection, key: Key) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        audit::seal_unsealed(&mut conn, &key)?;
+        let head = audit::last_seal(&conn)?;
         let (events, _) = broadcast::channel(4096);
         Ok(Store {
+            head: Mutex::new(head),
+            key,
             conn: Mutex::new(conn),
             reader: None,
             checkpointer: None,
@@ -96,6 +107,26 @@ impl Store {
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
         Ok(())
+    }
+
+    /// The key that seals the audit log.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The newest audit event this Gatehouse knows of (written since it
+    /// started, or remembered from before).
+    pub fn head(&self) -> Option<(i64, String)> {
+        self.head.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Remembers a head from before this start (kept outside the database),
+    /// unless the log already goes further.
+    pub fn remember_head(&self, id: i64, seal: String) {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.as_ref().is_none_or(|(known, _)| *known < id) {
+            *head = Some((id, seal));
+        }
     }
 
     /// Live audit events, after they are committed.
@@ -115,13 +146,20 @@ impl Store {
             let tx = conn.transaction().map_err(StoreError::from)?;
             let mut w = Tx {
                 tx,
+                key: &self.key,
                 recorded: Vec::new(),
                 keep: false,
             };
             let result = f(&mut w);
-            let Tx { tx, recorded, keep } = w;
+            let Tx {
+                tx, recorded, keep, ..
+            } = w;
             if result.is_ok() || keep {
                 tx.commit().map_err(StoreError::from)?;
+                if let Some(last) = recorded.last() {
+                    let seal = last.seal.clone().unwrap_or_default();
+                    *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some((last.id, seal));
+                }
                 (result, recorded)
             } else {
                 (result, Vec::new())
@@ -151,6 +189,7 @@ impl Store {
 /// A write transaction that can record audit events.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    key: &'a Key,
     recorded: Vec<AuditEvent>,
     keep: bool,
 }
@@ -162,7 +201,7 @@ impl Tx<'_> {
 
     /// Writes an audit event in this transaction.
     pub fn record(&mut self, event: NewEvent, now: UnixMs) -> Result<(), StoreError> {
-        let stored = audit::insert(&self.tx, event, now)?;
+        let stored = audit::insert(&self.tx, self.key, event, now)?;
         self.recorded.push(stored);
         Ok(())
     }

@@ -142,7 +142,15 @@ actor: string | null, duration_ms: number | null,
 /**
  * Event-specific facts, e.g. the redacted argument summary of a tool call.
  */
-detail: unknown, };
+detail: unknown, 
+/**
+ * The seal of the event before it (`audit::chain`).
+ */
+prev_seal: string | null, 
+/**
+ * This event's seal: a keyed hash over `prev_seal` and its content.
+ */
+seal: string | null, };
 
 export type AuditFilter = { client_id: string | null, server: string | null, outcome: Outcome | null, 
 /**
@@ -159,6 +167,33 @@ until: number | null,
 text: string | null, };
 
 export type AuditPage = { events: Array<AuditEvent>, total: number | null, };
+
+export type ProblemKind = "edited" | "out_of_chain" | "unsealed" | "truncated";
+
+export type AuditProblem = { id: number, what: ProblemKind, 
+/**
+ * One sentence for the person.
+ */
+message: string, };
+
+export type AuditVerification = { 
+/**
+ * Events read.
+ */
+events: number, 
+/**
+ * The events that do not hold, in order (at most 100 are listed).
+ */
+problems: Array<AuditProblem>, 
+/**
+ * Problems found in all (more than are listed, when over 100).
+ */
+problem_count: number, 
+/**
+ * For a file: places where the chain skips (a filtered export, or
+ * events removed from the file). Each event was still checked.
+ */
+gaps: number, };
 
 export type ExportFormat = "jsonl" | "csv";
 
@@ -212,6 +247,8 @@ export const commands = {
   auditPage: (filter: AuditFilter, before_id: number | null, limit: number) => invoke<AuditPage>('audit_page', { filter, before_id, limit }),
   /** Writes the events matching the filter to a new file in the downloads folder; returns its path. */
   auditExport: (filter: AuditFilter, format: ExportFormat) => invoke<string>('audit_export', { filter, format }),
+  /** Checks that no event of the audit log was edited, deleted, inserted or moved. */
+  auditVerify: () => invoke<AuditVerification>('audit_verify'),
   /** Every agent with its grants in force. */
   agents: () => invoke<Array<Agent>>('agents'),
   /** One grant, in force or not. */

@@ -28,6 +28,8 @@ const ev = (id: number, extra: Partial<AuditEvent> = {}): AuditEvent => ({
   actor: null,
   duration_ms: 3,
   detail: { arguments: { title: 'Shopping_100%' } },
+  prev_seal: null,
+  seal: null,
   ...extra,
 });
 

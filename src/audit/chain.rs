@@ -1,0 +1,319 @@
+//! The audit log is tamper-evident: every event is sealed with a keyed hash
+//! (HMAC-SHA256) over the seal of the event before it and its own content, so
+//! nobody without the key (kept in the OS keychain, never in the database)
+//! can edit, delete, insert or reorder events unnoticed. [`verify`] walks the
+//! events in order and names each one that does not hold: its content does
+//! not match its seal (it was edited), or its chain does not follow from the
+//! event before it (an event was deleted, inserted or moved). An export
+//! carries both seals of every event, so an exported file verifies on its own
+//! (with the key).
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::AuditEvent;
+
+/// The seal before the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The key that seals the log: 32 random bytes. Its `Debug` never prints it.
+#[derive(Clone)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    pub fn new(bytes: [u8; 32]) -> Key {
+        Key(bytes)
+    }
+
+    /// A fixed key, for tests.
+    #[cfg(test)]
+    pub fn for_tests() -> Key {
+        Key([7; 32])
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key([redacted])")
+    }
+}
+
+/// The exact text a seal covers: every stored field of the event, the
+/// detail as the text that is stored.
+#[allow(clippy::too_many_arguments)]
+pub fn content(
+    id: i64,
+    at: i64,
+    kind: &str,
+    outcome: &str,
+    who: [&Option<String>; 6],
+    duration_ms: Option<i64>,
+    detail: &str,
+) -> String {
+    serde_json::to_string(&(id, at, kind, outcome, who, duration_ms, detail)).expect("serializable")
+}
+
+/// The content of a stored event (its detail re-serialized as it was stored).
+pub fn content_of(e: &AuditEvent) -> String {
+    content(
+        e.id,
+        e.at,
+        e.kind.as_str(),
+        e.outcome.as_str(),
+        [
+            &e.client_id,
+            &e.agent,
+            &e.server,
+            &e.tool,
+            &e.grant_id,
+            &e.actor,
+        ],
+        e.duration_ms,
+        &e.detail.to_string(),
+    )
+}
+
+/// The seal of `content` after `prev`: HMAC-SHA256, hex.
+pub fn seal(key: &Key, prev: &str, content: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("any key length");
+    mac.update(prev.as_bytes());
+    mac.update(b"\n");
+    mac.update(content.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What verifying found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(rename = "AuditVerification")]
+pub struct Verification {
+    /// Events read.
+    #[ts(type = "number")]
+    pub events: u64,
+    /// The events that do not hold, in order (at most 100 are listed).
+    pub problems: Vec<Problem>,
+    /// Problems found in all (more than are listed, when over 100).
+    #[ts(type = "number")]
+    pub problem_count: u64,
+    /// For a file: places where the chain skips (a filtered export, or
+    /// events removed from the file). Each event was still checked.
+    #[ts(type = "number")]
+    pub gaps: u64,
+}
+
+impl Verification {
+    pub fn intact(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    /// Adds a problem found outside the walk (a truncated log).
+    pub fn add(&mut self, problem: Problem) {
+        self.problem_count += 1;
+        if self.problems.len() < LISTED {
+            self.problems.push(problem);
+        }
+    }
+}
+
+/// One event that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(rename = "AuditProblem")]
+pub struct Problem {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub what: ProblemKind,
+    /// One sentence for the person.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Its content does not match its seal.
+    Edited,
+    /// Its chain does not follow from the event before it in the log.
+    OutOfChain,
+    /// It carries no seal at all.
+    Unsealed,
+    /// The newest events are gone: the log ends before the head Gatehouse remembers.
+    Truncated,
+}
+
+const LISTED: usize = 100;
+
+/// Walks `events` (oldest first, whole or a consecutive part of the log)
+/// and checks each seal and each link. `chained` says whether consecutive
+/// events must link (false for an export of a filtered view, where each event
+/// is still checked on its own).
+pub fn verify(
+    key: &Key,
+    events: impl IntoIterator<Item = AuditEvent>,
+    chained: bool,
+) -> Verification {
+    let mut out = Verification {
+        events: 0,
+        problems: Vec::new(),
+        problem_count: 0,
+        gaps: 0,
+    };
+    let mut before: Option<(i64, String)> = None;
+    for e in events {
+        out.events += 1;
+        if let Some((_, seal)) = &before {
+            if e.prev_seal.as_deref() != Some(seal.as_str()) {
+                out.gaps += 1;
+            }
+        }
+        let problem = check_one(key, &e, before.as_ref().filter(|_| chained));
+        if let Some(problem) = problem {
+            out.problem_count += 1;
+            if out.problems.len() < LISTED {
+                out.problems.push(problem);
+            }
+        }
+        before = Some((e.id, e.seal.clone().unwrap_or_default()));
+    }
+    out
+}
+
+fn check_one(key: &Key, e: &AuditEvent, before: Option<&(i64, String)>) -> Option<Problem> {
+    let problem = |what, message: String| {
+        Some(Problem {
+            id: e.id,
+            what,
+            message,
+        })
+    };
+    let (Some(prev), Some(sealed)) = (&e.prev_seal, &e.seal) else {
+        return problem(
+            ProblemKind::Unsealed,
+            format!("event #{} has no seal", e.id),
+        );
+    };
+    if seal(key, prev, &content_of(e)) != *sealed {
+        return problem(
+            ProblemKind::Edited,
+            format!(
+                "event #{} was changed after it was written (its content does not match its seal)",
+                e.id
+            ),
+        );
+    }
+    let expected_prev = match before {
+        Some((_, seal)) => seal.as_str(),
+        None if e.id == 1 => GENESIS,
+        None => return None,
+    };
+    if prev != expected_prev {
+        let message = match before {
+            Some((id, _)) if e.id > id + 1 => format!(
+                "the events between #{id} and #{} are missing (deleted)",
+                e.id
+            ),
+            Some((id, _)) => format!(
+                "event #{} does not follow #{id} in the chain: events were inserted, deleted or moved",
+                e.id
+            ),
+            None => format!("event #{} should be the first of the log", e.id),
+        };
+        return problem(ProblemKind::OutOfChain, message);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventKind, Outcome};
+
+    fn chain(n: i64) -> Vec<AuditEvent> {
+        let key = Key::for_tests();
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|id| {
+                let mut e = AuditEvent {
+                    id,
+                    at: id * 10,
+                    kind: EventKind::ToolCall,
+                    outcome: Outcome::Allowed,
+                    client_id: Some("c".into()),
+                    agent: Some("Agent".into()),
+                    server: Some("demo".into()),
+                    tool: Some(format!("tool_{id}")),
+                    grant_id: None,
+                    actor: None,
+                    duration_ms: Some(1),
+                    detail: serde_json::json!({"n": id}),
+                    prev_seal: Some(prev.clone()),
+                    seal: None,
+                };
+                let sealed = seal(&key, &prev, &content_of(&e));
+                e.seal = Some(sealed.clone());
+                prev = sealed;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        let v = verify(&Key::for_tests(), chain(5), true);
+        assert_eq!((v.events, v.intact()), (5, true));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_named_at_its_row() {
+        let key = Key::for_tests();
+        let mut edited = chain(5);
+        edited[2].tool = Some("delete_everything".into());
+        let v = verify(&key, edited, true);
+        assert_eq!(
+            (v.problem_count, v.problems[0].id, v.problems[0].what),
+            (1, 3, ProblemKind::Edited)
+        );
+
+        let mut deleted = chain(5);
+        deleted.remove(2);
+        let v = verify(&key, deleted, true);
+        assert_eq!(
+            (v.problems[0].id, v.problems[0].what),
+            (4, ProblemKind::OutOfChain)
+        );
+        assert!(
+            v.problems[0].message.contains("between #2 and #4"),
+            "{:?}",
+            v.problems
+        );
+
+        let mut reordered = chain(5);
+        reordered.swap(1, 3);
+        let v = verify(&key, reordered, true);
+        assert!(v.problem_count >= 2, "{v:?}");
+        assert_eq!(v.problems[0].what, ProblemKind::OutOfChain);
+
+        let mut inserted = chain(5);
+        let mut forged = inserted[4].clone();
+        forged.id = 6;
+        forged.seal = Some("f".repeat(64));
+        inserted.push(forged);
+        let v = verify(&key, inserted, true);
+        assert_eq!(
+            (v.problems[0].id, v.problems[0].what),
+            (6, ProblemKind::Edited)
+        );
+
+        let v = verify(&Key::new([8; 32]), chain(2), true);
+        assert_eq!(v.problem_count, 2, "another key seals nothing of this log");
+    }
+
+    #[test]
+    fn a_filtered_export_checks_each_event_on_its_own() {
+        let key = Key::for_tests();
+        let some: Vec<AuditEvent> = chain(6).into_iter().filter(|e| e.id % 2 == 0).collect();
+        let v = verify(&key, some.clone(), false);
+        assert!(v.intact());
+        assert_eq!(v.gaps, 2, "said, not hidden");
+        assert!(!verify(&key, some, true).intact(), "not consecutive");
+    }
+}
