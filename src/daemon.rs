@@ -119,8 +119,12 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     );
     // The database and its WAL files SQLite just created: 0600.
     crate::private::check_data_dir(data_dir)?;
-    if let Some((id, seal)) = credentials.audit_head()? {
-        store.remember_head(id, seal);
+    if let Some((from, to)) =
+        crate::api::audit::resume_chain(&store, credentials.audit_head()?, clock::now())?
+    {
+        tracing::error!(
+            "the audit log was cut: events #{from} to #{to}, written before Gatehouse last stopped, are gone (recorded in the log; `gatehouse log verify` reports it)"
+        );
     }
     register_preconfigured_clients(&store, &config, clock::now())?;
     let config = Arc::new(config);

@@ -32,30 +32,30 @@ impl Gatehouse {
     /// call it off the async workers.
     pub fn verify_audit(&self) -> Result<Verification> {
         let store = self.store();
-        let mut all = Vec::new();
+        let mut failed = None;
         let mut after = 0;
-        loop {
-            let page = store
-                .read(|c| log::page(c, &AuditFilter::default(), Cursor::After(after), 10_000))?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            all.extend(page);
+        let mut page = Vec::<chain::Sealed>::new().into_iter();
+        let events = std::iter::from_fn(|| loop {
+            if let Some(e) = page.next() {
+                after = e.id;
+                return Some(e);
+            }
+            match store.read(|c| log::sealed_page(c, after, 2_000)) {
+                Ok(next) if !next.is_empty() => page = next.into_iter(),
+                Ok(_) => return None,
+                Err(e) => {
+                    failed = Some(e);
+                    return None;
+                }
+            }
+        });
+        let mut found = chain::verify(store.key(), events, true);
+        if let Some(e) = failed {
+            return Err(e.into());
         }
-        let mut found = chain::verify(store.key(), all, true);
         if let Some((id, seal)) = store.head() {
-            let kept =
-                store.read(|c| log::page(c, &AuditFilter::default(), Cursor::After(id - 1), 1))?;
-            if kept
-                .first()
-                .is_none_or(|e| e.id != id || e.seal.as_deref() != Some(seal.as_str()))
-            {
-                found.add(chain::Problem {
-                    id,
-                    what: chain::ProblemKind::Truncated,
-                    message: format!(
-                        "event #{id}, the newest one Gatehouse wrote, is gone: the end of the log was cut off"
-                    ),
-                });
+            if !head_kept(store, id, &seal)? {
+                found.add(cut_off(id));
             }
         }
         Ok(found)
@@ -197,6 +197,61 @@ impl Follow {
     }
 }
 
+/// Whether the event `id` with this seal is still in the log.
+fn head_kept(store: &Store, id: i64, seal: &str) -> Result<bool> {
+    let kept = store.read(|c| log::sealed_page(c, id - 1, 1))?;
+    Ok(kept
+        .first()
+        .is_some_and(|e| e.id == id && e.seal.as_deref() == Some(seal)))
+}
+
+fn cut_off(id: i64) -> chain::Problem {
+    chain::Problem {
+        id,
+        what: chain::ProblemKind::Truncated,
+        message: format!(
+            "event #{id}, the newest one Gatehouse wrote, is gone: the end of the log was cut off"
+        ),
+    }
+}
+
+/// At start: checks the head Gatehouse remembered (outside the database)
+/// against the log. If the log still reaches it, it is remembered; if the
+/// end was cut off while Gatehouse was stopped, that is recorded as an
+/// `audit_truncated` event, sealed into the chain, so every later check
+/// reports it. Returns the ids that went missing.
+pub(crate) fn resume_chain(
+    store: &Store,
+    remembered: Option<(i64, String)>,
+    now: crate::clock::UnixMs,
+) -> Result<Option<(i64, i64)>> {
+    let Some((id, seal)) = remembered else {
+        return Ok(None);
+    };
+    if head_kept(store, id, &seal)? {
+        store.remember_head(id, seal);
+        return Ok(None);
+    }
+    let last = store.read(log::last_id)?;
+    if last > id {
+        // The log goes on past the remembered head (it was not noted before a
+        // crash): the walk checks those events.
+        return Ok(None);
+    }
+    let missing = (last + 1, id);
+    store.write(|tx| {
+        tx.record(
+            crate::audit::NewEvent::new(
+                crate::audit::EventKind::AuditTruncated,
+                crate::audit::Outcome::Error,
+            )
+            .detail(serde_json::json!({"from": missing.0, "to": missing.1})),
+            now,
+        )
+    })?;
+    Ok(Some(missing))
+}
+
 /// Verifies an exported JSON Lines file of the log with this Gatehouse's
 /// key (read from where it keeps secrets): every event's seal, and where
 /// consecutive events are in the file, their links; gaps (a filtered export)
@@ -223,7 +278,7 @@ pub fn verify_export(
         events.push(event);
     }
     events.sort_by_key(|e| e.id);
-    let mut found = chain::verify(&key, events.iter().cloned(), false);
+    let mut found = chain::verify(&key, events.iter().map(chain::Sealed::from), false);
     // Consecutive ids must link; a missing id is a gap, counted above.
     for pair in events.windows(2) {
         let linked = pair[1].prev_seal.as_deref() == pair[0].seal.as_deref();

@@ -53,7 +53,7 @@ impl Gatehouse {
     ) -> Result<Client, OAuthError> {
         let stored = self.store().read(|c| clients::get(c, client_id))?;
         let allow_loopback = self.config().allow_loopback_client_metadata;
-        let is_document = cimd::is_document_url(client_id, allow_loopback);
+        let is_document = cimd::is_document_url(client_id);
         match stored {
             Some(c)
                 if c.kind != ClientKind::MetadataDocument

@@ -6,13 +6,15 @@
 //! not match its seal (it was edited), or its chain does not follow from the
 //! event before it (an event was deleted, inserted or moved). An export
 //! carries both seals of every event, so an exported file verifies on its own
-//! (with the key).
+//! (with the key). A cut-off end of the log is caught by the head Gatehouse
+//! remembers outside the database; one found at start is recorded as an
+//! `audit_truncated` event, which every later verification reports.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::AuditEvent;
+use super::{AuditEvent, EventKind};
 
 /// The seal before the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -72,6 +74,41 @@ pub fn content_of(e: &AuditEvent) -> String {
         e.duration_ms,
         &e.detail.to_string(),
     )
+}
+
+/// An event as its seal sees it: the exact text sealed, its two seals, and
+/// (for an `audit_truncated` event) what it found missing.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub id: i64,
+    pub content: String,
+    pub prev_seal: Option<String>,
+    pub seal: Option<String>,
+    pub truncation: Option<String>,
+}
+
+impl Sealed {
+    /// What an `audit_truncated` event says was cut, from its kind and detail.
+    pub fn truncation_of(kind: &str, detail: &serde_json::Value) -> Option<String> {
+        (kind == EventKind::AuditTruncated.as_str()).then(|| {
+            format!(
+                "events #{} to #{} were cut from the end of the log while Gatehouse was stopped (found when it started)",
+                detail["from"], detail["to"]
+            )
+        })
+    }
+}
+
+impl From<&AuditEvent> for Sealed {
+    fn from(e: &AuditEvent) -> Sealed {
+        Sealed {
+            id: e.id,
+            content: content_of(e),
+            prev_seal: e.prev_seal.clone(),
+            seal: e.seal.clone(),
+            truncation: Sealed::truncation_of(e.kind.as_str(), &e.detail),
+        }
+    }
 }
 
 /// The seal of `content` after `prev`: HMAC-SHA256, hex.
@@ -136,7 +173,8 @@ pub enum ProblemKind {
     OutOfChain,
     /// It carries no seal at all.
     Unsealed,
-    /// The newest events are gone: the log ends before the head Gatehouse remembers.
+    /// The newest events are gone: the log ends before the head Gatehouse
+    /// remembers (or an `audit_truncated` event says they went while it was stopped).
     Truncated,
 }
 
@@ -146,11 +184,7 @@ const LISTED: usize = 100;
 /// and checks each seal and each link. `chained` says whether consecutive
 /// events must link (false for an export of a filtered view, where each event
 /// is still checked on its own).
-pub fn verify(
-    key: &Key,
-    events: impl IntoIterator<Item = AuditEvent>,
-    chained: bool,
-) -> Verification {
+pub fn verify(key: &Key, events: impl IntoIterator<Item = Sealed>, chained: bool) -> Verification {
     let mut out = Verification {
         events: 0,
         problems: Vec::new(),
@@ -177,7 +211,7 @@ pub fn verify(
     out
 }
 
-fn check_one(key: &Key, e: &AuditEvent, before: Option<&(i64, String)>) -> Option<Problem> {
+fn check_one(key: &Key, e: &Sealed, before: Option<&(i64, String)>) -> Option<Problem> {
     let problem = |what, message: String| {
         Some(Problem {
             id: e.id,
@@ -191,7 +225,7 @@ fn check_one(key: &Key, e: &AuditEvent, before: Option<&(i64, String)>) -> Optio
             format!("event #{} has no seal", e.id),
         );
     };
-    if seal(key, prev, &content_of(e)) != *sealed {
+    if seal(key, prev, &e.content) != *sealed {
         return problem(
             ProblemKind::Edited,
             format!(
@@ -219,13 +253,19 @@ fn check_one(key: &Key, e: &AuditEvent, before: Option<&(i64, String)>) -> Optio
         };
         return problem(ProblemKind::OutOfChain, message);
     }
-    None
+    e.truncation
+        .clone()
+        .and_then(|message| problem(ProblemKind::Truncated, message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::{EventKind, Outcome};
+
+    fn sealed(events: Vec<AuditEvent>) -> Vec<Sealed> {
+        events.iter().map(Sealed::from).collect()
+    }
 
     fn chain(n: i64) -> Vec<AuditEvent> {
         let key = Key::for_tests();
@@ -258,7 +298,7 @@ mod tests {
 
     #[test]
     fn an_untouched_log_verifies() {
-        let v = verify(&Key::for_tests(), chain(5), true);
+        let v = verify(&Key::for_tests(), sealed(chain(5)), true);
         assert_eq!((v.events, v.intact()), (5, true));
     }
 
@@ -267,7 +307,7 @@ mod tests {
         let key = Key::for_tests();
         let mut edited = chain(5);
         edited[2].tool = Some("delete_everything".into());
-        let v = verify(&key, edited, true);
+        let v = verify(&key, sealed(edited), true);
         assert_eq!(
             (v.problem_count, v.problems[0].id, v.problems[0].what),
             (1, 3, ProblemKind::Edited)
@@ -275,7 +315,7 @@ mod tests {
 
         let mut deleted = chain(5);
         deleted.remove(2);
-        let v = verify(&key, deleted, true);
+        let v = verify(&key, sealed(deleted), true);
         assert_eq!(
             (v.problems[0].id, v.problems[0].what),
             (4, ProblemKind::OutOfChain)
@@ -288,7 +328,7 @@ mod tests {
 
         let mut reordered = chain(5);
         reordered.swap(1, 3);
-        let v = verify(&key, reordered, true);
+        let v = verify(&key, sealed(reordered), true);
         assert!(v.problem_count >= 2, "{v:?}");
         assert_eq!(v.problems[0].what, ProblemKind::OutOfChain);
 
@@ -297,23 +337,46 @@ mod tests {
         forged.id = 6;
         forged.seal = Some("f".repeat(64));
         inserted.push(forged);
-        let v = verify(&key, inserted, true);
+        let v = verify(&key, sealed(inserted), true);
         assert_eq!(
             (v.problems[0].id, v.problems[0].what),
             (6, ProblemKind::Edited)
         );
 
-        let v = verify(&Key::new([8; 32]), chain(2), true);
+        let v = verify(&Key::new([8; 32]), sealed(chain(2)), true);
         assert_eq!(v.problem_count, 2, "another key seals nothing of this log");
+    }
+
+    #[test]
+    fn a_recorded_truncation_is_reported_for_good() {
+        let key = Key::for_tests();
+        let mut events = chain(3);
+        let prev = events[2].seal.clone().unwrap();
+        let mut cut = events[2].clone();
+        cut.id = 4;
+        cut.kind = EventKind::AuditTruncated;
+        cut.detail = serde_json::json!({"from": 4, "to": 9});
+        cut.prev_seal = Some(prev.clone());
+        cut.seal = Some(seal(&key, &prev, &content_of(&cut)));
+        events.push(cut);
+        let v = verify(&key, sealed(events), true);
+        assert_eq!(
+            (v.problem_count, v.problems[0].id, v.problems[0].what),
+            (1, 4, ProblemKind::Truncated)
+        );
+        assert!(v.problems[0].message.contains("#4 to #9"), "{v:?}");
     }
 
     #[test]
     fn a_filtered_export_checks_each_event_on_its_own() {
         let key = Key::for_tests();
         let some: Vec<AuditEvent> = chain(6).into_iter().filter(|e| e.id % 2 == 0).collect();
-        let v = verify(&key, some.clone(), false);
+        let v = verify(&key, sealed(some.clone()), false);
         assert!(v.intact());
         assert_eq!(v.gaps, 2, "said, not hidden");
-        assert!(!verify(&key, some, true).intact(), "not consecutive");
+        assert!(
+            !verify(&key, sealed(some), true).intact(),
+            "not consecutive"
+        );
     }
 }

@@ -30,6 +30,9 @@ pub enum EventKind {
     ToolChanged,
     /// The person re-approved (or kept blocked) a changed tool.
     ToolReviewed,
+    /// At start, the newest audit events Gatehouse remembered writing were
+    /// gone: someone cut the end of the log while it was stopped.
+    AuditTruncated,
 }
 
 impl EventKind {
@@ -53,6 +56,7 @@ impl EventKind {
             EventKind::CallDecided => "call_decided",
             EventKind::ToolChanged => "tool_changed",
             EventKind::ToolReviewed => "tool_reviewed",
+            EventKind::AuditTruncated => "audit_truncated",
         }
     }
 

@@ -169,17 +169,14 @@ fn time(ms: i64) -> String {
 }
 
 fn print_event(e: &AuditEvent) {
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let or_dash = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), shown);
     let duration = e.duration_ms.map(|d| format!(" {d}ms")).unwrap_or_default();
     println!(
         "{}  {:<18} {:<8} {:<22} {:<8} {}{}",
         time(e.at),
         e.kind.as_str(),
         e.outcome.as_str(),
-        e.agent
-            .clone()
-            .or(e.client_id.clone())
-            .unwrap_or_else(|| "-".into()),
+        or_dash(&e.agent.clone().or(e.client_id.clone())),
         or_dash(&e.server),
         or_dash(&e.tool),
         duration

@@ -1,7 +1,10 @@
 //! Guards the local server against web pages and DNS rebinding: the `Host`
 //! must be a loopback name with our port, and an `Origin`, when sent, must be
-//! a loopback origin. Loopback origins (local tools such as MCP Inspector) get
-//! CORS answers; everything else gets 403 before any handler runs.
+//! a loopback origin, and a browser's `Sec-Fetch-Site` must not say the
+//! request comes from another site (a page that manages to send no `Origin`,
+//! or a link that navigates the person here). Loopback origins (local tools
+//! such as MCP Inspector) get CORS answers; everything else gets 403 before
+//! any handler runs.
 
 use std::sync::Arc;
 
@@ -30,6 +33,13 @@ pub fn origin_allowed(origin: &str) -> bool {
         return false;
     };
     matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(is_loopback_host)
+}
+
+/// Whether a browser's `Sec-Fetch-Site` allows the request: anything but
+/// `cross-site`. A page on another loopback port is `same-site` (a local
+/// tool); an agent opening the authorization URL in the browser is `none`.
+pub fn fetch_site_allowed(fetch_site: Option<&str>) -> bool {
+    fetch_site.is_none_or(|site| !site.eq_ignore_ascii_case("cross-site"))
 }
 
 fn forbidden(why: &str) -> Response {
@@ -73,6 +83,10 @@ async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
         if !origin_allowed(origin) {
             return forbidden("requests from web pages are not allowed");
         }
+    }
+    let fetch_site = req.headers().get("sec-fetch-site");
+    if !fetch_site_allowed(fetch_site.map(|s| s.to_str().unwrap_or("cross-site"))) {
+        return forbidden("requests from other web sites are not allowed");
     }
     if req.method() == Method::OPTIONS && origin.is_some() {
         let mut response = StatusCode::NO_CONTENT.into_response();
@@ -128,5 +142,11 @@ mod tests {
         assert!(!origin_allowed("null"));
         assert!(!origin_allowed("https://evil.example"));
         assert!(!origin_allowed("http://127.0.0.1.evil.example"));
+        assert!(fetch_site_allowed(None));
+        assert!(fetch_site_allowed(Some("none")));
+        assert!(fetch_site_allowed(Some("same-site")));
+        assert!(fetch_site_allowed(Some("same-origin")));
+        assert!(!fetch_site_allowed(Some("cross-site")));
+        assert!(!fetch_site_allowed(Some("Cross-Site")));
     }
 }

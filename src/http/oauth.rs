@@ -18,7 +18,7 @@ use crate::api::Gatehouse;
 use crate::clock;
 use crate::oauth::authorize::AuthorizeError;
 use crate::oauth::waiting::{self, PollOutcome};
-use crate::oauth::{metadata, register as registration, token, OAuthError};
+use crate::oauth::{metadata, register as registration, token, ErrorCode, OAuthError};
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -83,9 +83,19 @@ pub async fn protected_resource_root(
 pub async fn register(
     State(g): State<Arc<Gatehouse>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let now = clock::now();
+    // RFC 7591 §3.1: the metadata is sent as JSON. A form or `text/plain` is
+    // what a web page can send without asking (a CSRF "simple request").
+    if !is_json(&headers) {
+        return OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "send the registration as JSON (Content-Type: application/json)",
+        )
+        .into_response();
+    }
     if let Err(seconds) = g.registrations().allow(peer.ip(), now) {
         let why = format!("too many clients registered just now; try again in {seconds} s");
         return OAuthError::slow_down(why, seconds).into_response();
@@ -94,6 +104,15 @@ pub async fn register(
         Ok(body) => json_no_store(StatusCode::CREATED, body),
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 pub async fn authorize(State(g): State<Arc<Gatehouse>>, RawQuery(query): RawQuery) -> Response {

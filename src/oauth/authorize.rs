@@ -199,9 +199,21 @@ pub fn create_request(
         .collect();
     let handle = Secret::generate("gh_wait_");
     let result = auth.store.write(|tx| {
-        if let Some(existing) =
-            consent::find_pending_duplicate(tx.conn(), &v.client.client_id, &v.code_challenge, now)?
-        {
+        // A reload of the same request (same challenge, server, scope,
+        // redirect and state) gets the same request; anything else is a new one.
+        let reload = consent::find_pending_duplicate(
+            tx.conn(),
+            &v.client.client_id,
+            &v.code_challenge,
+            now,
+        )?
+        .filter(|e| {
+            e.server == v.server
+                && e.scope == v.scope
+                && e.redirect_uri == v.redirect_uri
+                && e.state == v.state
+        });
+        if let Some(existing) = reload {
             consent::replace_handle(tx.conn(), &existing.id, &handle.hash())?;
             return Ok::<_, OAuthError>(existing);
         }

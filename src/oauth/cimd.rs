@@ -19,9 +19,10 @@ pub const CACHE_MS: i64 = crate::clock::HOUR;
 const MAX_BYTES: usize = 64 * 1024;
 
 /// Whether a `client_id` is a metadata document URL (to be fetched).
-pub fn is_document_url(client_id: &str, allow_loopback: bool) -> bool {
-    client_id.starts_with("https://")
-        || (allow_loopback && client_id.starts_with("http://127.0.0.1:"))
+/// Any `http://` URL counts, so that it is refused with a reason (it must be
+/// https), not taken for an unregistered client.
+pub fn is_document_url(client_id: &str) -> bool {
+    client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
 fn invalid(d: impl Into<String>) -> OAuthError {
@@ -114,20 +115,26 @@ pub async fn fetch(
             "a client_id URL needs a path and no fragment or credentials",
         ));
     }
-    let host = url
-        .host_str()
-        .ok_or_else(|| invalid("client_id URL has no host"))?
-        .to_string();
     let port = url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| invalid(format!("cannot resolve {host}: {e}")))?
-        .collect();
+    // An address literal is checked as it is; a name is resolved once, every
+    // address it has is checked, and the fetch goes to the one checked.
+    let (host, addrs): (String, Vec<SocketAddr>) = match url.host() {
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
+        Some(url::Host::Domain(name)) => {
+            let addrs = tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| invalid(format!("cannot resolve {name}: {e}")))?
+                .collect();
+            (name.to_string(), addrs)
+        }
+        None => return Err(invalid("client_id URL has no host")),
+    };
     let Some(addr) = addrs.first().copied() else {
         return Err(invalid(format!("{host} has no address")));
     };
     if !loopback_test && addrs.iter().any(|a| is_forbidden_address(a.ip())) {
-        return Err(invalid(format!("{host} resolves to a private or local address; refusing to fetch client metadata there")));
+        return Err(invalid(format!("{host} is or resolves to a private or local address; refusing to fetch client metadata there")));
     }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

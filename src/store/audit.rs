@@ -54,34 +54,70 @@ pub fn last_seal(conn: &Connection) -> Result<Option<(i64, String)>, StoreError>
         .map(|(id, seal)| (id, seal.unwrap_or_default())))
 }
 
-/// Seals the events written before the log was a chain (at the upgrade that
-/// made it one), oldest first, after the last sealed one.
-pub fn seal_unsealed(conn: &mut Connection, key: &Key) -> Result<usize, StoreError> {
-    let tx = conn.transaction()?;
-    let unsealed: Vec<AuditEvent> = {
-        let mut stmt = tx.prepare("SELECT * FROM audit_events WHERE seal IS NULL ORDER BY id")?;
-        let rows = stmt
-            .query_map([], from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows
-    };
-    for e in &unsealed {
-        let prev: Option<Option<String>> = tx
-            .query_row(
-                "SELECT seal FROM audit_events WHERE id < ?1 ORDER BY id DESC LIMIT 1",
-                [e.id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let prev = prev.flatten().unwrap_or_else(|| GENESIS.to_string());
-        let sealed = chain::seal(key, &prev, &chain::content_of(e));
-        tx.execute(
+/// Seals the events written before the log was a chain, oldest first. Runs
+/// once, inside the upgrade that made the log a chain: an unsealed event
+/// found later was put there by someone else, and stays unsealed (and so
+/// reported) for good.
+pub fn seal_legacy(conn: &Connection, key: &Key) -> Result<usize, StoreError> {
+    let legacy = sealed_page(conn, 0, i64::MAX)?;
+    let mut prev = GENESIS.to_string();
+    for e in &legacy {
+        let sealed = chain::seal(key, &prev, &e.content);
+        conn.execute(
             "UPDATE audit_events SET prev_seal = ?2, seal = ?3 WHERE id = ?1",
             params![e.id, prev, sealed],
         )?;
+        prev = sealed;
     }
-    tx.commit()?;
-    Ok(unsealed.len())
+    Ok(legacy.len())
+}
+
+/// Up to `limit` events after id `after`, oldest first, as their seals see
+/// them: read from the columns as stored, so an event with a kind or detail
+/// no Gatehouse would write is still checked (and named), not a read error.
+pub fn sealed_page(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<chain::Sealed>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, kind, outcome, client_id, agent, server, tool, grant_id, actor, duration_ms, detail, prev_seal, seal
+         FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| {
+        let id: i64 = r.get(0)?;
+        let kind: String = r.get(2)?;
+        let outcome: String = r.get(3)?;
+        let who: [Option<String>; 6] = [
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ];
+        let detail: String = r.get(11)?;
+        let [a, b, c, d, e, f] = &who;
+        Ok(chain::Sealed {
+            id,
+            content: chain::content(
+                id,
+                r.get(1)?,
+                &kind,
+                &outcome,
+                [a, b, c, d, e, f],
+                r.get(10)?,
+                &detail,
+            ),
+            prev_seal: r.get(12)?,
+            seal: r.get(13)?,
+            truncation: chain::Sealed::truncation_of(
+                &kind,
+                &serde_json::from_str(&detail).unwrap_or_default(),
+            ),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Inserts an event, sealed to the one before it; the agent's name is copied

@@ -84,8 +84,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
-        audit::seal_unsealed(&mut conn, &key)?;
+        migrate(&mut conn, &key)?;
         let head = audit::last_seal(&conn)?;
         let (events, _) = broadcast::channel(4096);
         Ok(Store {
@@ -235,7 +234,10 @@ impl Tx<'_> {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// The schema version at which the audit log became a chain.
+const CHAIN_VERSION: usize = 4;
+
+fn migrate(conn: &mut Connection, key: &Key) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version as usize > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
@@ -246,6 +248,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i + 1 == CHAIN_VERSION {
+            audit::seal_legacy(&tx, key)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }

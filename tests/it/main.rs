@@ -19,6 +19,7 @@
 
 mod support;
 
+mod attacks;
 mod bad_input;
 mod flow;
 mod golden;

@@ -218,6 +218,14 @@ impl Gh {
         self.decide(Target::Id(id.into()), choice).await.unwrap()
     }
 
+    /// The person denies a pending item (as listed), then the held call that
+    /// waited on it returns.
+    pub async fn deny_held(&self, item: &Value, held: tokio::task::JoinHandle<Value>) -> Value {
+        let id = item["id"].as_str().expect("a pending id").to_string();
+        self.deny(Target::Id(id)).await.unwrap();
+        held.await.unwrap()
+    }
+
     pub async fn deny(&self, target: Target) -> Result<Value, Error> {
         self.control(Request::Deny { target }).await
     }
@@ -439,6 +447,26 @@ impl Gh {
                     .unwrap(),
             )
         })
+        .collect()
+    }
+
+    /// Every audit event as (kind, outcome, tool, detail), oldest first.
+    pub fn audit_rows(&self) -> Vec<(String, String, Option<String>, Value)> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT kind, outcome, tool, detail FROM audit_events ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| {
+            let detail: String = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                serde_json::from_str(&detail).unwrap(),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
         .collect()
     }
 

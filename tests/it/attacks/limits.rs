@@ -1,0 +1,164 @@
+//! A caller that floods: registrations, consent requests, sessions (see
+//! `gateway`), big bodies. Each flood is capped with a clear, standard
+//! answer, and what was refused stored nothing.
+
+use std::net::IpAddr;
+
+use super::{assert_unchanged, stored};
+use crate::support::*;
+use serde_json::{json, Value};
+
+/// An HTTP client whose requests come from this loopback address.
+fn from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(source.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Registers from `http`: the status and the response.
+async fn register(fx: &Fixture, http: &reqwest::Client, name: &str) -> reqwest::Response {
+    http.post(format!("{}/register", fx.url))
+        .json(&json!({"client_name": name, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn clients(fx: &Fixture) -> usize {
+    stored(fx)["clients"].len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_flood_from_one_source() {
+    let fx = Fixture::start("").await;
+    let mut accepted = 0;
+    let mut refused = None;
+    for i in 0..40 {
+        let r = register(&fx, &fx.http, &format!("Flood {i}")).await;
+        match r.status().as_u16() {
+            201 => accepted += 1,
+            429 => {
+                let wait = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
+                assert!(wait >= 1, "{wait}");
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                refused.get_or_insert(i);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused, Some(20), "a burst of 20, then refused");
+    assert_eq!(accepted, 20);
+    assert_eq!(clients(&fx), 20, "nothing refused was stored");
+    // Another local address is another source.
+    assert_eq!(
+        register(&fx, &from("127.0.0.2"), "Other").await.status(),
+        201
+    );
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_flood_from_many_sources() {
+    let fx = Fixture::start("").await;
+    let mut accepted = 0;
+    for source in 2..=9 {
+        let http = from(&format!("127.0.0.{source}"));
+        for i in 0..10 {
+            if register(&fx, &http, &format!("Flood {source}.{i}"))
+                .await
+                .status()
+                == 201
+            {
+                accepted += 1;
+            }
+        }
+    }
+    assert_eq!(accepted, 60, "all sources together: a burst of 60");
+    assert_eq!(clients(&fx), 60);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_request_flood() {
+    let fx = Fixture::start("").await;
+    let mut urls = Vec::new();
+    for i in 0..21 {
+        // Spread over sources so the registration limit is not what stops them.
+        let http = from(&format!("127.0.1.{}", i % 3 + 1));
+        let r = register(&fx, &http, &format!("Asker {i}")).await;
+        let body: Value = r.json().await.unwrap();
+        urls.push(fx.authorize_url(body["client_id"].as_str().unwrap(), &[]));
+    }
+    for url in &urls[..20] {
+        assert_eq!(fx.authorize(url).await.0, 303);
+    }
+    let before = stored(&fx);
+    let (status, location) = fx.authorize(&urls[20]).await;
+    assert_eq!(status, 302);
+    let back = url::Url::parse(&location).unwrap();
+    assert_eq!(
+        query(&back, "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert!(
+        query(&back, "error_description").unwrap().contains("20"),
+        "{location}"
+    );
+    assert_unchanged(&fx, &before);
+    assert_eq!(fx.pending().await.len(), 20);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_registration() {
+    let fx = Fixture::start("").await;
+    let before = stored(&fx);
+    let r = fx
+        .http
+        .post(format!("{}/register", fx.url))
+        .json(&json!({"client_name": "x".repeat(200_000), "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_unchanged(&fx, &before);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_authorization_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::start("").await;
+    let client_id = fx.register("Agent").await;
+    let before = stored(&fx);
+    let url = fx.authorize_url(&client_id, &[("scope", &"s".repeat(200_000))]);
+    let path = &url[fx.url.len()..];
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", fx.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        fx.port
+    );
+    // The server may answer and close before it has read all of it.
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let status: u16 = answer.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    assert!(
+        (400..500).contains(&status),
+        "{}",
+        answer.lines().next().unwrap_or("")
+    );
+    assert!(!answer.to_lowercase().contains("location:"), "{answer}");
+    assert_unchanged(&fx, &before);
+    fx.stop().await;
+}
