@@ -45,6 +45,8 @@ mod testing;
 
 #[doc(hidden)]
 pub mod bench;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use api::Gatehouse;
 pub use config::Config;

@@ -65,20 +65,23 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// [`MAX_NAME_CHARS`]. An empty name becomes "Unnamed client".
 pub fn clean_name(name: &str) -> String {
     let mut out = String::new();
+    let mut count = 0;
     let mut space = false;
     for c in name.chars().filter(|c| c.is_whitespace() || !is_unsafe(*c)) {
         if c.is_whitespace() {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(' ');
-                space = false;
-            }
-            out.push(c);
+            space = count > 0;
+            continue;
         }
-        if out.chars().count() >= MAX_NAME_CHARS {
+        let needed = if space { 2 } else { 1 };
+        if count + needed > MAX_NAME_CHARS {
             break;
         }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        count += needed;
     }
     if out.is_empty() {
         "Unnamed client".to_string()
@@ -197,6 +200,9 @@ mod tests {
         let padded = format!("Claude (verified: anthropic.com){}", " ".repeat(500) + "x");
         assert_eq!(clean_name(&padded), "Claude (verified: anthropic.com) x");
         assert_eq!(clean_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
+        // Found by fuzzing: a space before the last character went over the cap.
+        let edge = format!("{} b", "a".repeat(MAX_NAME_CHARS - 1));
+        assert_eq!(clean_name(&edge), "a".repeat(MAX_NAME_CHARS - 1));
     }
 
     #[test]

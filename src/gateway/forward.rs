@@ -24,6 +24,8 @@ use crate::store::Store;
 
 /// Argument summaries in the audit log are cut at this size.
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
+/// The least time a new upstream gets to answer `initialize`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who makes a request, on which session.
 pub(super) struct Call<'a> {
@@ -38,18 +40,28 @@ pub(super) fn argument_summary(arguments: &Value) -> Value {
 }
 
 impl Gateway {
-    fn call_timeout(&self) -> Duration {
+    /// How long a call may take.
+    pub(super) fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.config.call_timeout_ms as u64)
     }
 
+    /// How long a new upstream may take to answer `initialize`: starting a
+    /// server (`npx` fetching a package, a cold interpreter) may take longer
+    /// than any one call should, so at least [`START_TIMEOUT`].
+    pub(super) fn start_timeout(&self) -> Duration {
+        self.call_timeout().max(START_TIMEOUT)
+    }
+
     /// Sends a request upstream and relays its messages, ending with the
-    /// response; a timeout becomes a JSON-RPC error and a cancellation upstream.
+    /// response; after `timeout` that becomes a JSON-RPC error and a
+    /// cancellation upstream.
     pub(super) async fn exchange(
         &self,
         session: &Arc<Session>,
         id: Value,
         msg: Value,
         headers: &UpstreamHeaders,
+        timeout: Duration,
     ) -> Result<MessageStream, McpError> {
         let failed = |id: &Value, message: String| McpError::UpstreamFailed {
             id: id.clone(),
@@ -61,7 +73,6 @@ impl Gateway {
             .await
             .map_err(|e| failed(&id, e.to_string()))?;
         let (tx, rx) = mpsc::channel(64);
-        let timeout = self.call_timeout();
         let session = session.clone();
         let headers = headers.clone();
         tokio::spawn(async move {
@@ -111,7 +122,10 @@ impl Gateway {
         });
         let ClientRequest { id, method, msg } = req;
         let (session, access) = (call.session, call.access);
-        let mut upstream_rx = match self.exchange(session, id, msg, call.headers).await {
+        let mut upstream_rx = match self
+            .exchange(session, id, msg, call.headers, self.call_timeout())
+            .await
+        {
             Ok(rx) => rx,
             Err(e) => {
                 if let Some((tool, mut detail)) = tool_call {

@@ -175,7 +175,10 @@ impl Gateway {
             }
         };
         let session = Arc::new(Session::new(&req.access.client_id, req.server, upstream));
-        let mut messages = match self.exchange(&session, id, msg, &req.headers).await {
+        let mut messages = match self
+            .exchange(&session, id, msg, &req.headers, self.start_timeout())
+            .await
+        {
             Ok(m) => m,
             Err(e) => return e.into(),
         };

@@ -125,7 +125,7 @@ async fn ask_every_time_holds_destructive_calls_for_the_person() {
     let dir = tempfile::tempdir().unwrap();
     let calls_log = dir.path().join("purged.txt");
     let fx = Fixture::start(&format!(
-        "consent_timeout = \"2s\"\n{}",
+        "consent_timeout = \"5s\"\n{}",
         fixture_server("fx", &[("CALLS_LOG", calls_log.display().to_string())])
     ))
     .await;

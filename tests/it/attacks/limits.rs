@@ -30,11 +30,17 @@ fn clients(fx: &Fixture) -> usize {
     stored(fx)["clients"].len()
 }
 
+/// How many more a bucket refilling at `per_minute` may have allowed since `started`.
+fn refilled(started: std::time::Instant, per_minute: f64) -> usize {
+    (started.elapsed().as_secs_f64() * per_minute / 60.0).ceil() as usize
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_flood_from_one_source() {
     let fx = Fixture::start("").await;
+    let started = std::time::Instant::now();
     let mut accepted = 0;
-    let mut refused = None;
+    let mut refused = 0;
     for i in 0..40 {
         let r = register(&fx, &fx.http, &format!("Flood {i}")).await;
         match r.status().as_u16() {
@@ -48,14 +54,18 @@ async fn registration_flood_from_one_source() {
                 assert!(wait >= 1, "{wait}");
                 let body: Value = r.json().await.unwrap();
                 assert_eq!(body["error"], "temporarily_unavailable", "{body}");
-                refused.get_or_insert(i);
+                refused += 1;
             }
             other => panic!("{other}"),
         }
     }
-    assert_eq!(refused, Some(20), "a burst of 20, then refused");
-    assert_eq!(accepted, 20);
-    assert_eq!(clients(&fx), 20, "nothing refused was stored");
+    // A burst of 20, then 10 a minute (a slow machine sees some refill).
+    assert!(
+        (20..=20 + refilled(started, 10.0)).contains(&accepted),
+        "{accepted}"
+    );
+    assert_eq!(accepted + refused, 40);
+    assert_eq!(clients(&fx), accepted, "nothing refused was stored");
     // Another local address is another source.
     assert_eq!(
         register(&fx, &from("127.0.0.2"), "Other").await.status(),
@@ -67,6 +77,7 @@ async fn registration_flood_from_one_source() {
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_flood_from_many_sources() {
     let fx = Fixture::start("").await;
+    let started = std::time::Instant::now();
     let mut accepted = 0;
     for source in 2..=9 {
         let http = from(&format!("127.0.0.{source}"));
@@ -80,8 +91,12 @@ async fn registration_flood_from_many_sources() {
             }
         }
     }
-    assert_eq!(accepted, 60, "all sources together: a burst of 60");
-    assert_eq!(clients(&fx), 60);
+    // All sources together: a burst of 60, then 30 a minute.
+    assert!(
+        (60..=60 + refilled(started, 30.0)).contains(&accepted),
+        "{accepted}"
+    );
+    assert_eq!(clients(&fx), accepted);
     fx.stop().await;
 }
 
