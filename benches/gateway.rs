@@ -403,8 +403,19 @@ impl Bench<'_> {
         ));
         let write = || bench::audit_write(gh, &chain.client_id).map_err(|e| anyhow!(e));
         out.push((
-            "audit write (one tool_call event)".into(),
+            "audit write (one tool_call event, sealed and committed)".into(),
             micro(n, write, ok)?,
+        ));
+        let prev = RefCell::new("0".repeat(64));
+        let seal = || Ok(bench::audit_seal(&prev.borrow()));
+        let next = |sealed: String| {
+            expect(sealed.len() == 64, "a seal is 64 hex digits")?;
+            *prev.borrow_mut() = sealed;
+            Ok(())
+        };
+        out.push((
+            "audit seal (the chaining part of that write: content + HMAC)".into(),
+            micro(n, seal, next)?,
         ));
         let refresh_token = RefCell::new(chain.refresh);
         let refresh = || {

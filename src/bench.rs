@@ -74,6 +74,28 @@ pub fn audit_write(g: &Gatehouse, client_id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Seals one tool-call event's content after a previous seal: the whole
+/// cost that chaining adds to an audit write (the rest is the same insert).
+pub fn audit_seal(prev: &str) -> String {
+    let content = crate::audit::chain::content(
+        1,
+        clock::now(),
+        "tool_call",
+        "allowed",
+        [
+            &Some("gh_client_0123456789abcdef".into()),
+            &Some("Agent".into()),
+            &Some("demo".into()),
+            &Some("read_note".into()),
+            &Some("gr_0123456789ab".into()),
+            &None,
+        ],
+        Some(3),
+        r#"{"arguments":{"title":"welcome"}}"#,
+    );
+    crate::audit::chain::seal(&crate::audit::chain::Key::new([7; 32]), prev, &content)
+}
+
 /// The token endpoint's refresh grant for a public client; returns the response body.
 pub fn refresh(g: &Gatehouse, client_id: &str, refresh_token: &str) -> Result<Value, String> {
     let creds = PresentedCredentials {

@@ -65,12 +65,15 @@ enum Command {
     Status,
     /// List consent requests waiting for a decision.
     Pending,
-    /// Approve a pending request (by ID, or every pending request of an agent):
-    /// a consent request, a held call (allowed once) or a changed tool (re-approved).
+    /// Approve a pending request (by ID, or the one consent request of an agent
+    /// as `gatehouse pending` listed it): a consent request, a held call
+    /// (allowed once) or a changed tool (re-approved).
     Approve {
         /// The request ID shown by `gatehouse pending`.
         id: Option<String>,
-        /// Approve the pending request(s) of this agent (name or client id) instead.
+        /// Approve the one pending consent request of this agent instead: its
+        /// exact name or client id; refused if it names several, or a request
+        /// you have not listed.
         #[arg(long)]
         client: Option<String>,
         /// Grant only these tools (comma-separated). Default: the read-only tools.
@@ -89,7 +92,7 @@ enum Command {
         #[arg(long = "for", default_value = "forever")]
         duration: String,
     },
-    /// Deny a pending request (by ID, or every pending request of an agent).
+    /// Deny a pending request (by ID, or the one consent request of an agent).
     Deny {
         id: Option<String>,
         #[arg(long)]
