@@ -173,6 +173,16 @@ impl CredentialStore {
         self.set_own(AUDIT_HEAD, &format!("{id} {seal}"))
     }
 
+    /// What `gatehouse bridge` keeps for one of its clients (its client id and
+    /// tokens, as JSON), under `key`. Not listed among the secrets.
+    pub fn bridge_state(&self, key: &str) -> Result<Option<String>, SecretError> {
+        self.get_own(&format!("bridge/{key}"))
+    }
+
+    pub fn set_bridge_state(&self, key: &str, value: &str) -> Result<(), SecretError> {
+        self.set_own(&format!("bridge/{key}"), value)
+    }
+
     /// A value of Gatehouse's own (not a server's secret, not listed).
     fn get_own(&self, account: &str) -> Result<Option<String>, SecretError> {
         match self {

@@ -53,6 +53,16 @@ enum Command {
     },
     /// Run the built-in demo MCP server on stdio (Gatehouse starts it for you).
     DemoServer,
+    /// A stdio MCP server that relays to one server behind the running
+    /// Gatehouse, for clients that can only launch stdio servers. It asks for
+    /// consent as "<NAME> via bridge" and keeps its tokens in the keychain.
+    Bridge {
+        /// The server behind Gatehouse (see `gatehouse status`).
+        server: String,
+        /// The client this bridge serves (shown to you when it asks).
+        #[arg(long, default_value = "MCP client")]
+        name: String,
+    },
     /// Manage upstream secrets (API keys for the fronted servers) in the OS keychain.
     Secret {
         #[command(subcommand)]
@@ -172,6 +182,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, port } => serve(data_dir, config, port),
         Command::DemoServer => gatehouse::demo::run().map_err(|e| format!("demo server: {e}")),
+        Command::Bridge { server, name } => crate::bridge::run(&data_dir, &server, &name),
         Command::Secret { action, config } => secret(&data_dir, config, action),
         command => run_command(command, &data_dir, cli.common.json),
     };
@@ -432,7 +443,10 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             client: agent,
             follow,
         },
-        Command::Serve { .. } | Command::DemoServer | Command::Secret { .. } => {
+        Command::Serve { .. }
+        | Command::DemoServer
+        | Command::Bridge { .. }
+        | Command::Secret { .. } => {
             unreachable!("handled in main")
         }
     };

@@ -7,6 +7,8 @@
 //! - `lifecycle`: denial and timeout, reloads, refresh reuse, restarts,
 //!   failing upstreams, CIMD, the live log, the CLI's messages, shutdown.
 //! - `per_tool`: step-up, ask-every-time, pinning, resources and prompts.
+//! - `attacks`: the attack suite, one named case per attack (see its module doc).
+//! - `bridge`: a stdio-only client (the TypeScript SDK) through `gatehouse bridge`.
 //! - `bad_input`: hostile and malformed requests get standard errors and
 //!   change nothing.
 //! - `secrets`: upstream secrets reach only the upstream.
@@ -21,6 +23,7 @@ mod support;
 
 mod attacks;
 mod bad_input;
+mod bridge;
 mod flow;
 mod golden;
 mod interop;

@@ -102,17 +102,36 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(sdk: Sdk, gatehouse: &Serve, server: &str, name: &str, args: &[&str]) -> Agent {
-        let stderr = gatehouse.dir().join(format!("{name}.stderr"));
-        let mut child = sdk
-            .command()
-            .arg(gatehouse.mcp_url(server))
+        let mut command = sdk.command();
+        command.arg(gatehouse.mcp_url(server)).arg(name).args(args);
+        Agent::run(command, gatehouse, name)
+    }
+
+    /// The official TypeScript SDK's stdio client (tests/interop/ts_bridge_client.mjs),
+    /// which launches `gatehouse bridge <server>` as its MCP server.
+    pub fn through_bridge(gatehouse: &Serve, server: &str, name: &str, args: &[&str]) -> Agent {
+        node_package("@modelcontextprotocol/sdk/package.json");
+        let dir = interop_dir();
+        let mut command = Command::new("node");
+        command
+            .current_dir(&dir)
+            .arg(dir.join("ts_bridge_client.mjs"))
+            .arg(super::gatehouse_bin())
+            .arg(&gatehouse.data_dir)
+            .arg(server)
             .arg(name)
-            .args(args)
+            .args(args);
+        Agent::run(command, gatehouse, &format!("{name} via bridge"))
+    }
+
+    fn run(mut command: Command, gatehouse: &Serve, name: &str) -> Agent {
+        let stderr = gatehouse.dir().join(format!("{name}.stderr"));
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).expect("stderr file"))
             .spawn()
-            .unwrap_or_else(|e| setup_missing(&format!("cannot start the {sdk:?} client: {e}")));
+            .unwrap_or_else(|e| setup_missing(&format!("cannot start the client {name:?}: {e}")));
         Agent {
             name: name.to_string(),
             lines: read_lines(child.stdout.take().expect("stdout")),
