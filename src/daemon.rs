@@ -198,6 +198,7 @@ fn register_preconfigured_clients(
                     created_at: now,
                     last_seen_at: None,
                     fetched_at: None,
+                    removed_at: None,
                 },
             )?;
         }

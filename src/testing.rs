@@ -74,6 +74,7 @@ pub fn public_client(auth: &AuthServer, name: &str, now: UnixMs) -> Client {
         created_at: now,
         last_seen_at: None,
         fetched_at: None,
+        removed_at: None,
     };
     auth.store
         .write(|tx| clients::insert(tx.conn(), &client))

@@ -19,6 +19,7 @@
 pub mod agents;
 pub mod arguments;
 pub mod audit;
+pub mod clients;
 mod error;
 pub mod pending;
 pub(crate) mod protocol;
@@ -42,6 +43,7 @@ pub use crate::store::pins::{ReviewStatus, ToolReview};
 pub use crate::tools::Risk;
 pub use arguments::ArgumentField;
 pub use audit::{verify_export, AuditPage, Follow};
+pub use clients::{AddedClient, NewClient, RegisteredClient};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
 pub use servers::{Server, Transport};

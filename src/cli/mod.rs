@@ -110,6 +110,11 @@ enum Command {
     },
     /// List agents and their grants.
     Agents,
+    /// Pre-registered clients: add one (as a `[clients.X]` config entry would), list, remove.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
     /// List grants in force (or all with --all).
     Grants {
         #[arg(long)]
@@ -170,6 +175,32 @@ enum SecretAction {
     List,
     /// Remove a secret.
     Rm { server: String, name: String },
+}
+
+#[derive(Subcommand)]
+enum ClientsAction {
+    /// Add a client; prints its client id (and its secret, once).
+    Add {
+        /// What you call it (shown in consent prompts and the log).
+        name: String,
+        /// Where it receives the authorization answer (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client: no secret, PKCE only (the default).
+        #[arg(long, conflicts_with = "secret")]
+        public: bool,
+        /// A confidential client: it gets a secret (printed once).
+        #[arg(long)]
+        secret: bool,
+        /// The server it may leave out `resource` for.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List the pre-registered clients.
+    List,
+    /// Remove a client added with `clients add` (exact name or client id):
+    /// everything it holds is revoked and it can never sign in again.
+    Rm { client: String },
 }
 
 pub fn main() -> ExitCode {
@@ -374,6 +405,24 @@ fn tool_list(names: Vec<String>) -> Vec<String> {
 fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), String> {
     let request = match command {
         Command::Status => Request::Status,
+        Command::Clients { action } => match action {
+            ClientsAction::Add {
+                name,
+                redirect_uris,
+                public: _,
+                secret,
+                server,
+            } => Request::AddClient {
+                client: gatehouse::api::NewClient {
+                    name,
+                    redirect_uris,
+                    confidential: secret,
+                    server,
+                },
+            },
+            ClientsAction::List => Request::Clients,
+            ClientsAction::Rm { client } => Request::RemoveClient { client },
+        },
         Command::Pending => Request::Pending,
         Command::Approve {
             id,

@@ -5,8 +5,8 @@
 //! ([`gatehouse::text`]): nothing an agent or a server chose can drive the terminal.
 
 use gatehouse::api::{
-    Agent, AuditEvent, AuditVerification, Decided, Grant, Lookalike, PendingItem, PendingKind,
-    Revoked, Status,
+    AddedClient, Agent, AuditEvent, AuditVerification, Decided, Grant, Lookalike, PendingItem,
+    PendingKind, RegisteredClient, Revoked, Status,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -99,6 +99,40 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             for e in read::<Vec<AuditEvent>>(answer)? {
                 print_event(&e);
             }
+        }
+        Request::AddClient { .. } => {
+            let added: AddedClient = read(answer)?;
+            println!(
+                "Added {} with client id {}",
+                shown(&added.client.name),
+                added.client.client_id
+            );
+            if let Some(secret) = &added.client_secret {
+                println!("Its client secret (shown this once, keep it safe): {secret}");
+            }
+        }
+        Request::Clients => {
+            let clients: Vec<RegisteredClient> = read(answer)?;
+            if clients.is_empty() {
+                println!("No pre-registered clients. Add one with `gatehouse clients add`.");
+            }
+            for c in &clients {
+                let kind = if c.confidential { "confidential" } else { "public" };
+                let from = if c.added { "added" } else { "config file" };
+                println!("{}  {}  [{kind}, {from}]", shown(&c.client_id), shown(&c.name));
+                println!("    redirect URIs: {}", shown_list(&c.redirect_uris));
+                if let Some(server) = &c.server {
+                    println!("    server: {}", shown(server));
+                }
+            }
+        }
+        Request::RemoveClient { .. } => {
+            let revoked: Revoked = read(answer)?;
+            println!(
+                "Removed; revoked {} grant(s) and {} token(s).",
+                revoked.grants.len(),
+                revoked.tokens
+            );
         }
         Request::VerifyAudit => verification(&read(answer)?, "The audit log", false),
         Request::ExportAudit { .. } => println!(

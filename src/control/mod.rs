@@ -45,6 +45,16 @@ pub enum Request {
         client: Option<String>,
         follow: bool,
     },
+    /// Adds a pre-registered client (its secret, if any, is in the answer once).
+    AddClient {
+        client: crate::api::NewClient,
+    },
+    /// The pre-registered clients.
+    Clients,
+    /// Removes a client added with `AddClient` (exact name or client id).
+    RemoveClient {
+        client: String,
+    },
     /// Checks the audit log's chain.
     VerifyAudit,
     /// Writes the whole audit log, with its seals, to a file (an absolute path).

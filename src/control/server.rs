@@ -166,6 +166,9 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
         Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
         Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
+        Request::AddClient { client } => to_value(g.add_client(client, Actor::Cli)?),
+        Request::Clients => to_value(g.clients()?),
+        Request::RemoveClient { client } => to_value(g.remove_client(&client, Actor::Cli)?),
         Request::VerifyAudit => to_value(g.verify_audit()?),
         Request::ExportAudit { format, path } => {
             let written = g.export_audit(&AuditFilter::default(), format, &path)?;

@@ -217,6 +217,7 @@ pub fn validate(client_id: &str, doc: &Value, now: UnixMs) -> Result<Client, OAu
         created_at: now,
         last_seen_at: None,
         fetched_at: Some(now),
+        removed_at: None,
     })
 }
 

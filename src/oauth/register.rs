@@ -114,6 +114,7 @@ pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OA
         created_at: now,
         last_seen_at: None,
         fetched_at: None,
+        removed_at: None,
     };
     auth.store.write(|tx| {
         clients::insert(tx.conn(), &client)?;

@@ -105,14 +105,16 @@ fn exchange_code(
     let verifier = require(form, "code_verifier")?;
     let code_hash = crypto::hash(code);
     auth.store.write(|tx| {
-        let client = client_auth::authenticate(tx.conn(), creds);
+        // A client that fails to authenticate changes nothing: without the
+        // secret, a confidential client's code can be neither spent nor
+        // replayed to revoke what it issued.
+        let client = client_auth::authenticate(tx.conn(), creds)?;
         let Some(row) = tokens::get_code(tx.conn(), &code_hash)? else {
-            client?;
             return Err(OAuthError::invalid_grant("unknown authorization code"));
         };
-        // A code is used once (RFC 6749 §4.1.2): whoever presents it, and
-        // whatever else is wrong with the request, it is spent now; a refusal
-        // below commits the spending alone.
+        // A code is used once (RFC 6749 §4.1.2): whichever client presents
+        // it, and whatever else is wrong with the request, it is spent now; a
+        // refusal below commits the spending alone.
         let first_use = row.used_at.is_none() && tokens::use_code(tx.conn(), &code_hash, now)?;
         tx.keep();
         if !first_use {
@@ -124,12 +126,10 @@ fn exchange_code(
                     .detail(json!({"tokens_revoked": revoked})),
                 now,
             )?;
-            client?;
             return Err(OAuthError::invalid_grant(
                 "authorization code was already used; the tokens it issued are revoked",
             ));
         }
-        let client = client?;
         // The tokens and their audit event commit together or not at all.
         tx.attempt(|tx| {
             let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;

@@ -93,6 +93,10 @@ pub struct Client {
     /// For a metadata-document client: when its document was last fetched.
     #[serde(default)]
     pub fetched_at: Option<UnixMs>,
+    /// When the person removed it (`gatehouse clients rm`): it can never
+    /// authenticate or authorize again.
+    #[serde(default)]
+    pub removed_at: Option<UnixMs>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
@@ -112,6 +116,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
         created_at: row.get("created_at")?,
         last_seen_at: row.get("last_seen_at")?,
         fetched_at: row.get("fetched_at")?,
+        removed_at: row.get("removed_at")?,
     })
 }
 
@@ -140,9 +145,10 @@ pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A client by id; a removed one is not found.
 pub fn get(conn: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
     conn.query_row(
-        "SELECT * FROM clients WHERE client_id = ?1",
+        "SELECT * FROM clients WHERE client_id = ?1 AND removed_at IS NULL",
         [client_id],
         from_row,
     )
@@ -150,12 +156,31 @@ pub fn get(conn: &Connection, client_id: &str) -> Result<Option<Client>, StoreEr
     .map_err(Into::into)
 }
 
+/// Every client but the removed ones, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
-    let mut stmt = conn.prepare("SELECT * FROM clients ORDER BY created_at")?;
+    let mut stmt =
+        conn.prepare("SELECT * FROM clients WHERE removed_at IS NULL ORDER BY created_at")?;
     let rows = stmt
         .query_map([], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Removes a client for good: it keeps its row (its history refers to it)
+/// but no redirect URI and no secret, and is never found again; its open
+/// consent requests end.
+pub fn remove(conn: &Connection, client_id: &str, now: UnixMs) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE clients SET removed_at = ?2, redirect_uris = '[]', secret_hash = NULL
+         WHERE client_id = ?1 AND removed_at IS NULL",
+        params![client_id, now],
+    )?;
+    conn.execute(
+        "UPDATE consent_requests SET status = 'expired', decided_at = ?2
+         WHERE client_id = ?1 AND status = 'pending'",
+        params![client_id, now],
+    )?;
+    Ok(changed == 1)
 }
 
 pub fn touch(conn: &Connection, client_id: &str, now: UnixMs) -> Result<(), StoreError> {
@@ -195,6 +220,7 @@ mod tests {
             created_at: 10,
             last_seen_at: None,
             fetched_at: None,
+            removed_at: None,
         }
     }
 

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_per_tool.sql"),
     include_str!("migrations/0003_client_fetched_at.sql"),
     include_str!("migrations/0004_audit_chain.sql"),
+    include_str!("migrations/0005_client_removed.sql"),
 ];
 
 pub struct Store {

@@ -341,11 +341,12 @@ async fn token_endpoint_errors() {
             "invalid_grant",
             true,
         ),
+        // A client that fails to authenticate changes nothing, not even the code.
         (
             vec![("client_id", "gh_client_nobody".into())],
             401,
             "invalid_client",
-            true,
+            false,
         ),
         (
             vec![("grant_type", "password".into())],
@@ -369,7 +370,7 @@ async fn token_endpoint_errors() {
             vec![("client_secret", "guess".into())],
             401,
             "invalid_client",
-            true,
+            false,
         ),
         (
             vec![("code_verifier", String::new())],

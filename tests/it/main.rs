@@ -24,6 +24,7 @@ mod support;
 mod attacks;
 mod bad_input;
 mod bridge;
+mod clients;
 mod flow;
 mod golden;
 mod interop;
