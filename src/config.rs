@@ -34,8 +34,9 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     pub command: Option<String>,
+    /// Arguments: written out, or a secret from the keychain (`{ secret = "NAME" }`).
     #[serde(default)]
-    pub args: Vec<String>,
+    pub args: Vec<Value>,
     #[serde(default)]
     pub env: BTreeMap<String, Value>,
     pub cwd: Option<PathBuf>,
@@ -121,7 +122,7 @@ pub struct ServerConfig {
 pub enum Upstream {
     Stdio {
         command: String,
-        args: Vec<String>,
+        args: Vec<Value>,
         env: BTreeMap<String, Value>,
         cwd: Option<PathBuf>,
     },
@@ -145,6 +146,16 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// The configuration with no file: the built-in demo server only.
+    /// The config at `path`; without one, the default file if it exists
+    /// (see [`default_config_path`]), else the built-in demo server.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => Config::load(path),
+            None if default_config_path().exists() => Config::load(&default_config_path()),
+            None => Ok(Config::demo()),
+        }
+    }
+
     pub fn demo() -> Config {
         Config::from_file(ConfigFile::default(), Path::new("(built-in)"))
             .expect("the built-in configuration is valid")
@@ -184,7 +195,17 @@ impl Config {
                     "server names use a-z, 0-9, '-' and '_' (at most 64)",
                 ));
             }
-            for (var, value) in server.env.iter().chain(&server.headers) {
+            let args = server
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("args[{i}]"), v));
+            let named = server
+                .env
+                .iter()
+                .chain(&server.headers)
+                .map(|(k, v)| (k.clone(), v));
+            for (var, value) in named.chain(args) {
                 if let Value::Secret(r) = value {
                     if r.secret.is_empty()
                         || r.secret.len() > 64
@@ -333,7 +354,7 @@ fn demo_server() -> ServerConfig {
         start_at_launch: false,
         upstream: Upstream::Stdio {
             command,
-            args: vec!["demo-server".to_string()],
+            args: vec![Value::Plain("demo-server".to_string())],
             env: BTreeMap::new(),
             cwd: None,
         },
@@ -347,6 +368,15 @@ pub fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The config file Gatehouse reads when none is given (and `gatehouse
+/// connect` writes): `gatehouse.toml` in the platform config directory
+/// (`~/.config/gatehouse/gatehouse.toml` on Linux).
+pub fn default_config_path() -> PathBuf {
+    dirs::config_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("gatehouse/gatehouse.toml")
 }
 
 /// The platform data directory for Gatehouse (e.g. `~/.local/share/gatehouse`).

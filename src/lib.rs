@@ -24,6 +24,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod control;
 pub mod daemon;
 pub mod demo;

@@ -14,10 +14,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         println!("Gatehouse is already running; brought its window to the front.");
         return Ok(());
     };
-    let mut config = match &opts.config {
-        Some(path) => gatehouse::Config::load(path)?,
-        None => gatehouse::Config::demo(),
-    };
+    let mut config = gatehouse::Config::load_or_default(opts.config.as_deref())?;
     if let Some(port) = opts.port {
         config.port = port;
     }

@@ -8,7 +8,7 @@ Usage: gatehouse-desktop [--data-dir DIR] [--port PORT] [--config FILE] [--hidde
   --data-dir DIR  where the database and sockets live (env GATEHOUSE_DATA_DIR;
                   default: the platform data directory, e.g. ~/.local/share/gatehouse)
   --port PORT     port on 127.0.0.1 (env GATEHOUSE_PORT; default 7390; 0 picks a free one)
-  --config FILE   MCP servers to front (env GATEHOUSE_CONFIG; default: the built-in demo server)
+  --config FILE   MCP servers to front (env GATEHOUSE_CONFIG; default: ~/.config/gatehouse/gatehouse.toml if it exists, else the built-in demo server)
   --hidden        start in the tray, without the main window
   --no-tray       no tray icon (env GATEHOUSE_NO_TRAY=1)
 

@@ -41,7 +41,10 @@ impl Gatehouse {
                 let (transport, target) = match &s.upstream {
                     Upstream::Stdio { command, args, .. } => {
                         let mut line = vec![command.clone()];
-                        line.extend(args.iter().cloned());
+                        line.extend(args.iter().map(|a| match a {
+                            crate::config::Value::Plain(p) => p.clone(),
+                            crate::config::Value::Secret(r) => format!("[secret {}]", r.secret),
+                        }));
                         (Transport::Stdio, line.join(" "))
                     }
                     Upstream::Http { url, .. } => (Transport::Http, url.to_string()),

@@ -3,6 +3,7 @@
 //! `--data-dir` and `--json`; failures print what to do and exit non-zero.
 //! It lives in the binary, so it can use only the library's public API.
 
+mod connect;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -31,20 +32,21 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct Common {
+pub(crate) struct Common {
     /// Where the database and the control socket live.
     #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run Gatehouse headless: the authorization server and MCP gateway on 127.0.0.1.
     Serve {
-        /// A TOML file listing the MCP servers to front (default: the built-in demo server).
+        /// A TOML file listing the MCP servers to front (default:
+        /// ~/.config/gatehouse/gatehouse.toml if it exists, else the built-in demo server).
         #[arg(long, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
         /// Port on 127.0.0.1 (default 7390; 0 picks a free one).
@@ -107,6 +109,39 @@ enum Command {
         id: Option<String>,
         #[arg(long)]
         client: Option<String>,
+    },
+    /// Put an AI client's MCP servers behind Gatehouse: shows the change as a
+    /// diff; `--apply` makes it (with a backup `disconnect` restores).
+    Connect {
+        /// claude-code, claude-desktop, cursor, vscode, windsurf or codex.
+        #[arg(required_unless_present = "list")]
+        client: Option<String>,
+        /// List the clients found on this machine and what each has configured.
+        #[arg(long)]
+        list: bool,
+        /// The project's (workspace's) file instead of the user's (Claude Code, Cursor, VS Code).
+        #[arg(long)]
+        project: Option<PathBuf>,
+        /// Make the change (without it, only show it).
+        #[arg(long)]
+        apply: bool,
+        /// Move the plaintext secrets found (API keys in env, headers, args) into the keychain.
+        #[arg(long)]
+        move_secrets: bool,
+        /// Gatehouse's config file to add the servers to.
+        #[arg(long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Restore a client's file as it was before `gatehouse connect`.
+    Disconnect {
+        client: String,
+        #[arg(long)]
+        project: Option<PathBuf>,
+        /// Restore the backup even if the file changed since connect wrote it.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// List agents and their grants.
     Agents,
@@ -214,6 +249,29 @@ pub fn main() -> ExitCode {
         Command::Serve { config, port } => serve(data_dir, config, port),
         Command::DemoServer => gatehouse::demo::run().map_err(|e| format!("demo server: {e}")),
         Command::Bridge { server, name } => crate::bridge::run(&data_dir, &server, &name),
+        Command::Connect {
+            client,
+            list,
+            project,
+            apply,
+            move_secrets,
+            config,
+        } => {
+            let setup = connect::Setup::new(&data_dir, &cli.common, config, project);
+            match (list, client) {
+                (true, _) | (false, None) => connect::list(&setup),
+                (false, Some(client)) => connect::connect(&setup, &client, apply, move_secrets),
+            }
+        }
+        Command::Disconnect {
+            client,
+            project,
+            force,
+            config,
+        } => {
+            let setup = connect::Setup::new(&data_dir, &cli.common, config, project);
+            connect::disconnect(&setup, &client, force)
+        }
         Command::Secret { action, config } => secret(&data_dir, config, action),
         command => run_command(command, &data_dir, cli.common.json),
     };
@@ -238,10 +296,7 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut config = match &config_path {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::demo(),
-    };
+    let mut config = Config::load_or_default(config_path.as_deref()).map_err(|e| e.to_string())?;
     if let Some(port) = port {
         config.port = port;
     }
@@ -495,6 +550,8 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
         Command::Serve { .. }
         | Command::DemoServer
         | Command::Bridge { .. }
+        | Command::Connect { .. }
+        | Command::Disconnect { .. }
         | Command::Secret { .. } => {
             unreachable!("handled in main")
         }

@@ -25,6 +25,7 @@ mod attacks;
 mod bad_input;
 mod bridge;
 mod clients;
+mod connect;
 mod flow;
 mod golden;
 mod interop;

@@ -7,7 +7,7 @@
 mod http;
 mod stdio;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -131,21 +131,22 @@ impl Connection {
         crashes: &Arc<Crashes>,
     ) -> Result<Connection, UpstreamError> {
         let mut redactor = Redactor::default();
-        let mut resolve = |values: &BTreeMap<String, ConfigValue>| -> Result<Vec<(String, String)>, UpstreamError> {
-            values
-                .iter()
-                .map(|(k, v)| match v {
-                    ConfigValue::Plain(p) => Ok((k.clone(), p.clone())),
-                    ConfigValue::Secret(r) => {
-                        let secret = secrets.get(&server.name, &r.secret).map_err(|e| {
-                            UpstreamError::Start { server: server.name.clone(), reason: e.to_string() }
-                        })?;
-                        let value = format!("{}{secret}", r.prefix);
-                        redactor.secrets.push(secret);
-                        Ok((k.clone(), value))
-                    }
-                })
-                .collect()
+        let mut resolve = |value: &ConfigValue| -> Result<String, UpstreamError> {
+            match value {
+                ConfigValue::Plain(p) => Ok(p.clone()),
+                ConfigValue::Secret(r) => {
+                    let secret =
+                        secrets
+                            .get(&server.name, &r.secret)
+                            .map_err(|e| UpstreamError::Start {
+                                server: server.name.clone(),
+                                reason: e.to_string(),
+                            })?;
+                    let value = format!("{}{secret}", r.prefix);
+                    redactor.secrets.push(secret);
+                    Ok(value)
+                }
+            }
         };
         match &server.upstream {
             UpstreamConfig::Stdio {
@@ -154,18 +155,28 @@ impl Connection {
                 env,
                 cwd,
             } => {
-                let env = resolve(env)?;
+                let env = env
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), resolve(v)?)))
+                    .collect::<Result<Vec<_>, UpstreamError>>()?;
+                let args = args
+                    .iter()
+                    .map(&mut resolve)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let command = stdio::Command {
                     server: &server.name,
                     program: command,
-                    args,
+                    args: &args,
                     env: &env,
                     cwd: cwd.as_deref(),
                 };
                 StdioConnection::spawn(command, crashes.clone(), redactor).map(Connection::Stdio)
             }
             UpstreamConfig::Http { url, headers } => {
-                let headers = resolve(headers)?;
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), resolve(v)?)))
+                    .collect::<Result<Vec<_>, UpstreamError>>()?;
                 Ok(Connection::Http(HttpConnection::new(
                     &server.name,
                     url.clone(),

@@ -1,0 +1,186 @@
+//! `gatehouse connect` and `disconnect`: the terminal side of
+//! [`gatehouse::connect`] (finding where things are, printing the change).
+
+use std::path::{Path, PathBuf};
+
+use gatehouse::api::CredentialStore;
+use gatehouse::config::{self, Config, CredentialStoreChoice};
+use gatehouse::connect::{self as change, App, Dirs, Options};
+use gatehouse::control::client::ControlClient;
+use gatehouse::control::Request;
+use gatehouse::text::inert;
+
+pub struct Setup<'a> {
+    pub data_dir: &'a Path,
+    /// `--data-dir` was given: bridges must be told it too.
+    pub explicit_dir: bool,
+    pub config: Option<PathBuf>,
+    pub project: Option<PathBuf>,
+    pub json: bool,
+}
+
+impl Setup<'_> {
+    pub fn new<'a>(
+        data_dir: &'a Path,
+        common: &super::Common,
+        config: Option<PathBuf>,
+        project: Option<PathBuf>,
+    ) -> Setup<'a> {
+        Setup {
+            data_dir,
+            explicit_dir: common.data_dir.is_some(),
+            config,
+            project,
+            json: common.json,
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(config::default_config_path)
+    }
+
+    /// Where the gateway is: the running Gatehouse's URL, else its config's port.
+    fn gateway(&self) -> String {
+        let running = ControlClient::connect(self.data_dir)
+            .and_then(|mut c| c.call(&Request::Status))
+            .ok()
+            .and_then(|s| s["url"].as_str().map(str::to_string));
+        running.unwrap_or_else(|| {
+            let port = Config::load(&self.config_path()).map_or(7390, |c| c.port);
+            format!("http://127.0.0.1:{port}")
+        })
+    }
+
+    fn options(&self, client: &str, move_secrets: bool) -> Result<Options, String> {
+        let app = App::parse(client).ok_or_else(|| {
+            let ids: Vec<&str> = App::ALL.iter().map(|a| a.id()).collect();
+            format!("unknown client {client:?}; use one of: {}", ids.join(", "))
+        })?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = vec![exe.display().to_string()];
+        if self.explicit_dir {
+            command.extend([
+                "--data-dir".to_string(),
+                self.data_dir.display().to_string(),
+            ]);
+        }
+        let project = match &self.project {
+            Some(p) => Some(std::path::absolute(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Options {
+            app,
+            project,
+            dirs: Dirs::from_env().ok_or("cannot find the home directory")?,
+            gatehouse_config: self.config_path(),
+            data_dir: self.data_dir.to_path_buf(),
+            gateway: self.gateway(),
+            gatehouse_command: command,
+            move_secrets,
+        })
+    }
+}
+
+pub fn list(setup: &Setup<'_>) -> Result<(), String> {
+    let dirs = Dirs::from_env().ok_or("cannot find the home directory")?;
+    let found = change::list(&dirs, &setup.gateway(), setup.project.as_deref());
+    if setup.json {
+        println!(
+            "{}",
+            gatehouse::text::inert_json(&serde_json::to_string_pretty(&found).unwrap_or_default())
+        );
+        return Ok(());
+    }
+    for f in &found {
+        let state = match (&f.error, f.exists) {
+            (Some(e), _) => format!("cannot read it: {}", inert(e)),
+            (None, false) => "not found".into(),
+            (None, true) if f.servers.is_empty() => "no MCP servers".into(),
+            (None, true) => format!("{} server(s)", f.servers.len()),
+        };
+        println!("{:<15} {}  ({state})", f.client, f.file.display());
+        for (name, how) in &f.servers {
+            println!("    {}: {}", inert(name), inert(how));
+        }
+    }
+    Ok(())
+}
+
+pub fn connect(
+    setup: &Setup<'_>,
+    client: &str,
+    apply: bool,
+    move_secrets: bool,
+) -> Result<(), String> {
+    let opts = setup.options(client, move_secrets)?;
+    let plan = change::plan(&opts)?;
+    for (name, why) in &plan.skipped {
+        println!("left as it is: {} ({})", inert(name), inert(why));
+    }
+    for name in &plan.connected {
+        println!("already through Gatehouse: {}", inert(name));
+    }
+    if plan.servers.is_empty() {
+        println!("Nothing to connect in {}.", plan.file.display());
+        return Ok(());
+    }
+    print!(
+        "{}",
+        inert_lines(&change::diff(&plan, &opts.gatehouse_config))
+    );
+    let secrets = plan.secrets();
+    let names: Vec<String> = secrets.iter().map(|(s, n)| format!("{s}/{n}")).collect();
+    if !secrets.is_empty() {
+        if move_secrets {
+            println!(
+                "{} secret(s) found ({}) go to the keychain, not into the config.",
+                secrets.len(),
+                names.join(", ")
+            );
+        } else {
+            println!(
+                "Found {} plaintext secret(s) ({}): they are copied into {} as they are. Add --move-secrets to keep them in the keychain instead.",
+                secrets.len(),
+                names.join(", "),
+                opts.gatehouse_config.display()
+            );
+        }
+    }
+    if !apply {
+        println!("This was a dry run: nothing was changed. Add --apply to make the change.");
+        return Ok(());
+    }
+    let credentials = CredentialStore::open(setup.data_dir, CredentialStoreChoice::Auto)
+        .map_err(|e| e.to_string())?;
+    change::apply(&plan, &opts, &credentials)?;
+    if move_secrets && !names.is_empty() {
+        println!(
+            "Moved into the keychain ({}): {}",
+            credentials.describe(),
+            names.join(", ")
+        );
+    }
+    let servers: Vec<String> = plan.servers.iter().map(|s| inert(&s.name)).collect();
+    println!(
+        "Connected {}: {} through Gatehouse now. Restart Gatehouse (or the app) so it serves {}; `gatehouse disconnect {}` undoes the change to {}.",
+        opts.app.title(),
+        servers.join(", "),
+        if servers.len() == 1 { "it" } else { "them" },
+        opts.app.id(),
+        plan.file.display()
+    );
+    Ok(())
+}
+
+pub fn disconnect(setup: &Setup<'_>, client: &str, force: bool) -> Result<(), String> {
+    let opts = setup.options(client, false)?;
+    println!("{}", change::disconnect(&opts, force)?);
+    Ok(())
+}
+
+/// A diff of files that may hold outside text, each line inert.
+fn inert_lines(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", inert(l))).collect()
+}
