@@ -20,6 +20,8 @@ pub struct ConfigFile {
     pub consent_timeout: Option<String>,
     /// How long one MCP request may wait for its upstream, e.g. "60s".
     pub call_timeout: Option<String>,
+    /// How long an access token lives (then the agent refreshes it), e.g. "1h".
+    pub access_token_ttl: Option<String>,
     /// Where upstream secrets live: "auto" (the OS keychain, else a 0600 file), "keychain" or "file".
     pub secret_store: Option<String>,
     #[serde(default)]
@@ -92,6 +94,8 @@ pub struct Config {
     pub port: u16,
     pub consent_timeout_ms: i64,
     pub call_timeout_ms: i64,
+    /// How long an access token lives.
+    pub access_token_ttl_ms: i64,
     pub servers: BTreeMap<String, ServerConfig>,
     pub clients: BTreeMap<String, PreregisteredClient>,
     pub allow_loopback_client_metadata: bool,
@@ -326,6 +330,14 @@ impl Config {
                 5 * clock::MINUTE,
             )?,
             call_timeout_ms: duration("call_timeout", &file.call_timeout, 60 * clock::SECOND)?,
+            access_token_ttl_ms: match duration(
+                "access_token_ttl",
+                &file.access_token_ttl,
+                clock::HOUR,
+            )? {
+                ttl if (clock::SECOND..=24 * clock::HOUR).contains(&ttl) => ttl,
+                _ => return Err(err("access_token_ttl", "between 1s and 24h")),
+            },
             servers,
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,

@@ -69,7 +69,6 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::ACCESS_TOKEN_TTL_MS;
     use crate::testing::*;
 
     #[test]
@@ -84,9 +83,15 @@ mod tests {
             authenticate(&auth, access, "other", T0 + 1).unwrap_err(),
             BearerError::Invalid("token was issued for another server")
         );
-        assert!(authenticate(&auth, access, "demo", T0 + ACCESS_TOKEN_TTL_MS - 1).is_ok());
+        assert!(authenticate(
+            &auth,
+            access,
+            "demo",
+            T0 + auth.config.access_token_ttl_ms - 1
+        )
+        .is_ok());
         assert_eq!(
-            authenticate(&auth, access, "demo", T0 + ACCESS_TOKEN_TTL_MS).unwrap_err(),
+            authenticate(&auth, access, "demo", T0 + auth.config.access_token_ttl_ms).unwrap_err(),
             BearerError::Invalid("token expired")
         );
     }

@@ -141,7 +141,7 @@ pub fn approve(
                     ));
                 }
                 let (kind, expires_at) = match duration {
-                    DurationChoice::Once => (Duration::Once, Some(now + super::ACCESS_TOKEN_TTL_MS)),
+                    DurationChoice::Once => (Duration::Once, Some(now + auth.config.access_token_ttl_ms)),
                     DurationChoice::For(ms) if ms > 0 && ms <= crate::clock::MAX_DURATION => {
                         (Duration::Timed, Some(now + ms))
                     }
@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(grant.tools, ["read_note"]);
         assert_eq!(
             (grant.duration, grant.expires_at),
-            (Duration::Once, Some(T0 + super::super::ACCESS_TOKEN_TTL_MS))
+            (Duration::Once, Some(T0 + auth.config.access_token_ttl_ms))
         );
     }
 

@@ -37,8 +37,6 @@ pub use error::{ErrorCode, OAuthError};
 use crate::config::Config;
 use crate::store::Store;
 
-/// Access tokens live an hour at most (less when the grant ends sooner).
-pub const ACCESS_TOKEN_TTL_MS: i64 = crate::clock::HOUR;
 /// Authorization codes live a minute at most and are single-use.
 pub const CODE_TTL_MS: i64 = crate::clock::MINUTE;
 /// Refresh tokens of an until-revoked grant live 30 days past their last use.

@@ -12,10 +12,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::client_auth::{self, PresentedCredentials};
-use super::{
-    AuthServer, ErrorCode, OAuthError, ACCESS_TOKEN_TTL_MS, REFRESH_REUSE_GRACE_MS,
-    REFRESH_TOKEN_TTL_MS,
-};
+use super::{AuthServer, ErrorCode, OAuthError, REFRESH_REUSE_GRACE_MS, REFRESH_TOKEN_TTL_MS};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto::{self, Secret};
@@ -283,9 +280,8 @@ fn issue(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let access = Secret::generate("gh_at_");
-    let access_expires = grant.expires_at.map_or(now + ACCESS_TOKEN_TTL_MS, |e| {
-        e.min(now + ACCESS_TOKEN_TTL_MS)
-    });
+    let ttl = auth.config.access_token_ttl_ms;
+    let access_expires = grant.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
     let row = |hash: String, kind, expires_at| TokenRow {
         token_hash: hash,
         kind,

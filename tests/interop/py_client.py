@@ -1,4 +1,4 @@
-"""An MCP client written with the official Python SDK (`mcp` 2.x), driven by tests/it/interop.rs.
+"""An MCP client written with the official Python SDK (`mcp` 2.x, or 1.x in .venv1), driven by tests/it/interop.rs.
 
 It proves that a second, independently written client completes Gatehouse's whole flow:
 the 401 challenge, metadata discovery (the SDK checks the metadata `issuer` and the RFC 9207
@@ -11,7 +11,8 @@ following redirects, follows Gatehouse's same-origin redirect to the waiting pag
 until it redirects to our redirect_uri. The `callback_handler` hands the SDK what arrived
 there (`code`, `state`, `iss`), or raises `AccessDenied` when the person said no.
 
-Usage: python py_client.py <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause]
+Usage: python py_client.py <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--store FILE]
+(--store keeps the registration and tokens in FILE, as an app that remembers them does.)
 Output: one JSON object per line on stdout ({"event": ...}), the same events as
 ts_client.mjs; exit 0 unless something unexpected happened ({"event":"error"}, exit 1).
 """
@@ -25,12 +26,26 @@ import time
 import traceback
 from urllib.parse import parse_qs, urljoin, urlparse
 
-import httpx2
-from mcp.client import Client
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-from mcp.client.streamable_http import streamable_http_client
+from contextlib import asynccontextmanager
+
+from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-from mcp.shared.exceptions import MCPError
+
+try:  # the 2.x SDK
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.auth import AuthorizationCodeResult
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    SDK = 2
+except ImportError:  # the 1.x SDK
+    import httpx as httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.shared.exceptions import McpError as MCPError
+
+    SDK = 1
 
 POLL_SECONDS = 0.3
 DECISION_TIMEOUT_SECONDS = 90
@@ -50,17 +65,35 @@ class AccessDenied(Exception):
 
 
 class MemoryStorage:
-    """The SDK's TokenStorage, kept in memory."""
+    """The SDK's TokenStorage, kept in memory (and in a file, with --store)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
         self.tokens: OAuthToken | None = None
         self.client_info: OAuthClientInformationFull | None = None
+        if path and os.path.exists(path):
+            with open(path) as f:
+                kept = json.load(f)
+            if kept.get("tokens"):
+                self.tokens = OAuthToken.model_validate(kept["tokens"])
+            if kept.get("client_info"):
+                self.client_info = OAuthClientInformationFull.model_validate(kept["client_info"])
+
+    def keep(self) -> None:
+        if self.path:
+            kept = {
+                "tokens": self.tokens.model_dump(mode="json") if self.tokens else None,
+                "client_info": self.client_info.model_dump(mode="json") if self.client_info else None,
+            }
+            with open(self.path, "w") as f:
+                json.dump(kept, f)
 
     async def get_tokens(self) -> OAuthToken | None:
         return self.tokens
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         self.tokens = tokens
+        self.keep()
         emit("tokens", scope=tokens.scope, has_refresh_token=tokens.refresh_token is not None)
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
@@ -68,6 +101,7 @@ class MemoryStorage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self.client_info = client_info
+        self.keep()
         emit(
             "registered",
             client_id=client_info.client_id,
@@ -111,12 +145,14 @@ class Browser:
                     raise RuntimeError("nobody decided within the timeout")
                 await asyncio.sleep(POLL_SECONDS)
 
-    async def callback(self) -> AuthorizationCodeResult:
+    async def callback(self):
         result, self.result = self.result or {}, None
         if "error" in result:
             emit("denied", error=result["error"], description=result.get("error_description"))
             raise AccessDenied(result["error"], result.get("error_description"))
         emit("authorized", issuer=result.get("iss"))
+        if SDK == 1:
+            return result["code"], result.get("state")
         return AuthorizationCodeResult(code=result["code"], state=result.get("state"), iss=result.get("iss"))
 
 
@@ -136,13 +172,29 @@ def find(error: BaseException, kind: type, seen: set[int] | None = None) -> Base
     return None
 
 
-async def run_calls(client: Client, calls: list[tuple[str, dict]]) -> None:
+async def run_calls(client, calls: list[tuple[str, dict]]) -> None:
     for name, args in calls:
         try:
             result = await client.call_tool(name, args)
-            emit("call", tool=name, ok=not result.is_error, result=result.model_dump(mode="json", exclude_none=True))
+            is_error = result.is_error if SDK == 2 else result.isError
+            emit("call", tool=name, ok=not is_error, result=result.model_dump(mode="json", exclude_none=True))
         except MCPError as error:
             emit("call", tool=name, ok=False, error={"code": error.error.code, "message": error.error.message})
+
+
+@asynccontextmanager
+async def session(url: str, auth: OAuthClientProvider):
+    """A connected MCP session through the SDK's streamable HTTP client: (client, server name, protocol)."""
+    if SDK == 2:
+        http = httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30, read=300))
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+            info = client.server_info
+            yield client, info.name if info else None, client.protocol_version
+    else:
+        async with streamablehttp_client(url, auth=auth, timeout=30, sse_read_timeout=300) as (read, write, _):
+            async with ClientSession(read, write) as client:
+                init = await client.initialize()
+                yield client, init.serverInfo.name, init.protocolVersion
 
 
 async def main() -> None:
@@ -152,6 +204,7 @@ async def main() -> None:
     parser.add_argument("--call", action="append", default=[])
     parser.add_argument("--relist", action="store_true")
     parser.add_argument("--pause", action="store_true")
+    parser.add_argument("--store")
     options = parser.parse_args()
     calls = []
     for spec in options.call:
@@ -164,16 +217,14 @@ async def main() -> None:
     auth = OAuthClientProvider(
         server_url=options.url,
         client_metadata=OAuthClientMetadata(client_name=options.name, redirect_uris=[redirect_uri]),
-        storage=MemoryStorage(),
+        storage=MemoryStorage(options.store),
         redirect_handler=browser.open,
         callback_handler=browser.callback,
     )
-    http = httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30, read=300))
     paused = False
     try:
-        async with http, Client(streamable_http_client(options.url, http_client=http)) as client:
-            info = client.server_info
-            emit("connected", server=info.name if info else None, protocol_version=client.protocol_version)
+        async with session(options.url, auth) as (client, server, protocol):
+            emit("connected", server=server, protocol_version=protocol)
             emit("tools", names=[t.name for t in (await client.list_tools()).tools])
             await run_calls(client, calls)
             if options.relist:

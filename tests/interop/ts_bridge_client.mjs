@@ -11,8 +11,15 @@
 // Output: one JSON object per line on stdout ({"event": ...}).
 
 import { createInterface } from 'node:readline';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+// MCP_TS_SDK=2 runs the same client on the 2.x SDK (@modelcontextprotocol/client).
+const SDK2 = process.env.MCP_TS_SDK === '2';
+const { Client } = SDK2
+  ? await import('@modelcontextprotocol/client')
+  : await import('@modelcontextprotocol/sdk/client/index.js');
+const { StdioClientTransport } = SDK2
+  ? await import('@modelcontextprotocol/client/stdio')
+  : await import('@modelcontextprotocol/sdk/client/stdio.js');
 
 function emit(event, fields = {}) {
   process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');

@@ -19,14 +19,26 @@
 //                      progressToken); each notification is printed as {"event":"progress"}
 //   --resources        after the calls, list the resources ({"event":"resources"})
 //   --read URI         after that, read this resource ({"event":"resource_read"}; repeatable)
+//   --store FILE       keep the client registration and tokens in FILE (as an app
+//                      that remembers them across runs does)
+// A call refused for lack of authorization (a revoked grant, a tool outside it) is
+// retried once after the new authorization the SDK asks for, if the person allows it.
 // Output: one JSON object per line on stdout ({"event": ...}); exit 0 unless something
 // unexpected happened (then {"event":"error"} and exit 1).
 
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+// MCP_TS_SDK=2 runs the same client on the 2.x SDK (@modelcontextprotocol/client).
+const SDK2 = process.env.MCP_TS_SDK === '2';
+const { Client, StreamableHTTPClientTransport, UnauthorizedError } = SDK2
+  ? await import('@modelcontextprotocol/client')
+  : {
+      ...(await import('@modelcontextprotocol/sdk/client/index.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/streamableHttp.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/auth.js')),
+    };
 
 const POLL_MS = 300;
 const DECISION_TIMEOUT_MS = 90_000;
@@ -46,6 +58,7 @@ function parseArgs(argv) {
   let relist = false;
   let progress = false;
   let resources = false;
+  let store;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--progress') {
       progress = true;
@@ -53,6 +66,8 @@ function parseArgs(argv) {
       resources = true;
     } else if (rest[i] === '--read') {
       reads.push(rest[++i] ?? '');
+    } else if (rest[i] === '--store') {
+      store = rest[++i];
     } else if (rest[i] === '--pause') {
       pause = true;
     } else if (rest[i] === '--relist') {
@@ -65,7 +80,7 @@ function parseArgs(argv) {
       throw new Error(`unknown argument ${rest[i]}`);
     }
   }
-  return { url, name, calls, pause, relist, progress, resources, reads };
+  return { url, name, calls, pause, relist, progress, resources, reads, store };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,11 +121,15 @@ async function browse(authorizationUrl, redirectUri) {
 
 // In-memory OAuthClientProvider, as an app that keeps nothing on disk would write it.
 class Provider {
-  constructor(name, redirectUri) {
+  constructor(name, redirectUri, store) {
     this.name = name;
     this._redirectUri = redirectUri;
-    this._clientInformation = undefined;
-    this._tokens = undefined;
+    this._store = store;
+    const kept = store ? JSON.parse(readFileSync(store, { encoding: 'utf8', flag: 'a+' }) || '{}') : {};
+    this._clientInformation = kept.clientInformation;
+    this._tokens = kept.tokens;
+    this._discoveryState = kept.discoveryState;
+    this.issuer = kept.discoveryState?.authorizationServerMetadata?.issuer;
     this._codeVerifier = undefined;
     this.issuer = undefined;
     this.authorization = undefined; // Promise of {code} or {error, description}
@@ -133,8 +152,15 @@ class Provider {
   clientInformation() {
     return this._clientInformation;
   }
+  _keep() {
+    if (this._store) {
+      const kept = { clientInformation: this._clientInformation, tokens: this._tokens, discoveryState: this._discoveryState };
+      writeFileSync(this._store, JSON.stringify(kept));
+    }
+  }
   saveClientInformation(info) {
     this._clientInformation = info;
+    this._keep();
     emit('registered', { client_id: info.client_id });
   }
   tokens() {
@@ -142,6 +168,7 @@ class Provider {
   }
   saveTokens(tokens) {
     this._tokens = tokens;
+    this._keep();
     emit('tokens', { scope: tokens.scope, has_refresh_token: Boolean(tokens.refresh_token) });
   }
   saveCodeVerifier(verifier) {
@@ -151,13 +178,20 @@ class Provider {
     return this._codeVerifier;
   }
   saveDiscoveryState(state) {
+    this._discoveryState = state;
     this.issuer = state.authorizationServerMetadata?.issuer;
+    this._keep();
+  }
+  // The 2.x SDK binds the credentials to the authorization server it discovered.
+  discoveryState() {
+    return this._discoveryState;
   }
   invalidateCredentials(scope) {
     emit('invalidate_credentials', { scope });
     if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
     if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
     if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
+    this._keep();
   }
   redirectToAuthorization(authorizationUrl) {
     emit('authorize', {
@@ -178,7 +212,7 @@ class Provider {
       if (params.get('error')) {
         return { error: params.get('error'), description: params.get('error_description') };
       }
-      return { code: params.get('code') };
+      return { code: params.get('code'), params };
     });
   }
 }
@@ -215,20 +249,33 @@ async function finishAuthorization(provider, transport) {
     return false;
   }
   emit('authorized', { issuer: provider.issuer });
-  await transport.finishAuth(result.code);
+  // The 2.x SDK takes the whole callback (it checks `iss`, RFC 9207); 1.x takes the code.
+  await (SDK2 ? transport.finishAuth(result.params) : transport.finishAuth(result.code));
   return true;
 }
 
-async function runCalls(client, calls, progress = false) {
+// Each call; one refused for lack of authorization is retried once after the
+// authorization the SDK started (a revoked grant, or a step-up for a new tool).
+async function runCalls(client, provider, calls, progress = false) {
   for (const call of calls) {
-    try {
-      const onprogress = (p) => emit('progress', { tool: call.name, progress: p.progress, total: p.total });
-      const options = progress ? { onprogress } : undefined;
-      const result = await client.callTool({ name: call.name, arguments: call.args }, undefined, options);
-      emit('call', { tool: call.name, ok: !result.isError, result });
-    } catch (error) {
-      if (error instanceof UnauthorizedError) throw error;
-      emit('call', { tool: call.name, ok: false, error: { code: error.code, message: error.message } });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const onprogress = (p) => emit('progress', { tool: call.name, progress: p.progress, total: p.total });
+        const options = progress ? { onprogress } : undefined;
+        const result = await client.callTool({ name: call.name, arguments: call.args }, undefined, options);
+        emit('call', { tool: call.name, ok: !result.isError, result });
+        break;
+      } catch (error) {
+        if (error instanceof UnauthorizedError && attempt === 0) {
+          emit('call_unauthorized', { tool: call.name, message: error.message, reauthorizing: Boolean(provider.authorization) });
+          if (provider.authorization && (await finishAuthorization(provider, client.transport))) continue;
+          emit('call', { tool: call.name, ok: false, error: { message: 'not authorized' } });
+          return;
+        }
+        if (error instanceof UnauthorizedError) throw error;
+        emit('call', { tool: call.name, ok: false, error: { code: error.code, message: error.message } });
+        break;
+      }
     }
   }
 }
@@ -250,10 +297,10 @@ async function runResources(client, list, reads) {
 }
 
 async function main() {
-  const { url, name, calls, pause, relist, progress, resources, reads } = parseArgs(process.argv.slice(2));
+  const { url, name, calls, pause, relist, progress, resources, reads, store } = parseArgs(process.argv.slice(2));
   // A loopback redirect URI on a port nothing listens on: the browser stops at the redirect.
   const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
-  const provider = new Provider(name, redirectUri);
+  const provider = new Provider(name, redirectUri, store);
   const client = await connect(url, provider);
   if (!client) {
     emit('done');
@@ -263,7 +310,7 @@ async function main() {
   emit('connected', { server: info?.name, protocol_version: client.transport?.protocolVersion });
   const listTools = async () => emit('tools', { names: (await client.listTools()).tools.map((t) => t.name) });
   await listTools();
-  await runCalls(client, calls, progress);
+  await runCalls(client, provider, calls, progress);
   await runResources(client, resources, reads);
   if (relist) await listTools();
   if (pause) {
@@ -271,14 +318,7 @@ async function main() {
     const lines = createInterface({ input: process.stdin });
     await new Promise((resolve) => lines.once('line', resolve));
     lines.close();
-    try {
-      await runCalls(client, calls);
-    } catch (error) {
-      if (!(error instanceof UnauthorizedError)) throw error;
-      // The gateway refused the token and the SDK started a new authorization.
-      emit('call_unauthorized', { message: error.message, reauthorizing: Boolean(provider.authorization) });
-      if (provider.authorization) await finishAuthorization(provider, client.transport);
-    }
+    await runCalls(client, provider, calls);
   }
   await client.close();
   emit('done');

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use crate::support::sdk::{events, Agent};
+use crate::support::sdk::{events, Agent, Sdk};
 use crate::support::serve::Serve;
 use crate::support::*;
 use serde_json::{json, Value};
@@ -27,6 +27,7 @@ fn approve(gh: &Serve, item: &Value, options: &[&str]) {
 fn a_stdio_client_goes_through_the_bridge() {
     let gh = demo();
     let mut agent = Agent::through_bridge(
+        Sdk::TypeScript,
         &gh,
         "demo",
         "Desktop",
@@ -82,12 +83,24 @@ fn names_of(tools: &Value) -> Vec<String> {
 #[test]
 fn the_bridge_keeps_its_tokens_between_runs() {
     let gh = demo();
-    let mut first = Agent::through_bridge(&gh, "demo", "Keeper", &["--call", "list_notes={}"]);
+    let mut first = Agent::through_bridge(
+        Sdk::TypeScript,
+        &gh,
+        "demo",
+        "Keeper",
+        &["--call", "list_notes={}"],
+    );
     let request = gh.pending_request(&mut first);
     approve(&gh, &request, &[]);
     first.finish();
     // The second run needs no consent: it would wait (and time out) if it did.
-    let mut second = Agent::through_bridge(&gh, "demo", "Keeper", &["--call", "list_notes={}"]);
+    let mut second = Agent::through_bridge(
+        Sdk::TypeScript,
+        &gh,
+        "demo",
+        "Keeper",
+        &["--call", "list_notes={}"],
+    );
     let events = second.finish();
     assert_eq!(crate::support::sdk::one(&events, "call")["text"], "welcome");
     let pending = gh.cli_json(&["pending"]);

@@ -9,6 +9,8 @@
 //! - `per_tool`: step-up, ask-every-time, pinning, resources and prompts.
 //! - `attacks`: the attack suite, one named case per attack (see its module doc).
 //! - `bridge`: a stdio-only client (the TypeScript SDK) through `gatehouse bridge`.
+//! - `clients`, `connect`: pre-registered clients; `gatehouse connect` on every client's file.
+//! - `matrix`: every SDK client through every scenario; writes the table in docs/CLIENTS.md.
 //! - `bad_input`: hostile and malformed requests get standard errors and
 //!   change nothing.
 //! - `secrets`: upstream secrets reach only the upstream.
@@ -31,5 +33,6 @@ mod golden;
 mod interop;
 mod interop_servers;
 mod lifecycle;
+mod matrix;
 mod per_tool;
 mod secrets;

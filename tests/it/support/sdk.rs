@@ -31,32 +31,55 @@ pub fn node_package(path: &str) -> PathBuf {
     full
 }
 
-#[derive(Clone, Copy, Debug)]
+/// The official SDK clients, each pinned (tests/interop/package.json,
+/// requirements.txt, requirements-py1.txt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sdk {
+    /// `@modelcontextprotocol/sdk` 1.x.
     TypeScript,
+    /// `@modelcontextprotocol/client` 2.x.
+    TypeScript2,
+    /// `mcp` 2.x.
     Python,
+    /// `mcp` 1.x.
+    Python1,
 }
 
 impl Sdk {
-    /// The command that runs this client, after checking its installation.
-    pub fn command(self) -> Command {
+    /// The client as the docs name it, with its pinned version.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sdk::TypeScript => "TypeScript SDK 1.32.2 (`@modelcontextprotocol/sdk`)",
+            Sdk::TypeScript2 => "TypeScript SDK 2.4.0 (`@modelcontextprotocol/client`)",
+            Sdk::Python => "Python SDK 2.3.0 (`mcp`)",
+            Sdk::Python1 => "Python SDK 1.30.0 (`mcp`)",
+        }
+    }
+
+    /// `script` (an HTTP client, or a stdio client that launches the bridge)
+    /// run on this SDK, after checking its installation.
+    fn run(self, http_script: &str, bridge_script: &str, bridge: bool) -> Command {
         let dir = interop_dir();
-        let (program, script, probe) = match self {
-            Sdk::TypeScript => {
+        let (program, probe): (PathBuf, &[&str]) = match self {
+            Sdk::TypeScript | Sdk::TypeScript2 => {
                 for path in [
                     "node_modules/@modelcontextprotocol/sdk/package.json",
+                    "node_modules/@modelcontextprotocol/client/package.json",
                     "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
                 ] {
                     if !dir.join(path).exists() {
                         setup_missing(&format!("tests/interop/{path}"));
                     }
                 }
-                ("node".into(), "ts_client.mjs", &["--version"][..])
+                ("node".into(), &["--version"][..])
             }
             Sdk::Python => (
                 dir.join(".venv/bin/python"),
-                "py_client.py",
                 &["-c", "import mcp, httpx2"][..],
+            ),
+            Sdk::Python1 => (
+                dir.join(".venv1/bin/python"),
+                &["-c", "import mcp, httpx"][..],
             ),
         };
         let ok = Command::new(&program)
@@ -71,8 +94,28 @@ impl Sdk {
             ));
         }
         let mut command = Command::new(program);
+        let script = if bridge { bridge_script } else { http_script };
         command.current_dir(&dir).arg(dir.join(script));
+        if self == Sdk::TypeScript2 {
+            command.env("MCP_TS_SDK", "2");
+        }
         command
+    }
+
+    /// The command that runs this SDK's HTTP client (`ts_client.mjs`, `py_client.py`).
+    pub fn command(self) -> Command {
+        match self {
+            Sdk::TypeScript | Sdk::TypeScript2 => self.run("ts_client.mjs", "", false),
+            Sdk::Python | Sdk::Python1 => self.run("py_client.py", "", false),
+        }
+    }
+
+    /// The command that runs this SDK's stdio client, which launches `gatehouse bridge`.
+    pub fn bridge_command(self) -> Command {
+        match self {
+            Sdk::TypeScript | Sdk::TypeScript2 => self.run("", "ts_bridge_client.mjs", true),
+            Sdk::Python | Sdk::Python1 => self.run("", "py_bridge_client.py", true),
+        }
     }
 }
 
@@ -107,15 +150,24 @@ impl Agent {
         Agent::run(command, gatehouse, name)
     }
 
-    /// The official TypeScript SDK's stdio client (tests/interop/ts_bridge_client.mjs),
+    /// An SDK client at a URL of its own (e.g. with `localhost` for the host).
+    pub fn spawn_url(sdk: Sdk, gatehouse: &Serve, url: &str, name: &str, args: &[&str]) -> Agent {
+        let mut command = sdk.command();
+        command.arg(url).arg(name).args(args);
+        Agent::run(command, gatehouse, name)
+    }
+
+    /// An SDK's stdio client (tests/interop/ts_bridge_client.mjs, py_bridge_client.py),
     /// which launches `gatehouse bridge <server>` as its MCP server.
-    pub fn through_bridge(gatehouse: &Serve, server: &str, name: &str, args: &[&str]) -> Agent {
-        node_package("@modelcontextprotocol/sdk/package.json");
-        let dir = interop_dir();
-        let mut command = Command::new("node");
+    pub fn through_bridge(
+        sdk: Sdk,
+        gatehouse: &Serve,
+        server: &str,
+        name: &str,
+        args: &[&str],
+    ) -> Agent {
+        let mut command = sdk.bridge_command();
         command
-            .current_dir(&dir)
-            .arg(dir.join("ts_bridge_client.mjs"))
             .arg(super::gatehouse_bin())
             .arg(&gatehouse.data_dir)
             .arg(server)

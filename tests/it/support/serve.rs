@@ -2,7 +2,6 @@
 //! `data/`, `serve.log`), and the `gatehouse` CLI as the person. Stopped with
 //! SIGTERM on drop (its log is printed when a test fails).
 
-use std::fs::File;
 use std::io::Write;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -18,6 +17,45 @@ pub struct Serve {
     child: Child,
     dir: tempfile::TempDir,
     gh: Gh,
+    env: Vec<(String, String)>,
+}
+
+/// Starts `gatehouse serve` (config in `dir`, log appended to `dir/serve.log`)
+/// and waits for the line that says where it listens.
+fn spawn(dir: &Path, data_dir: &Path, port: u16, env: &[(&str, &str)]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("log file");
+    let mut child = Command::new(gatehouse_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(["--port", &port.to_string()])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start gatehouse serve");
+    let lines = read_lines(child.stdout.take().expect("stdout"));
+    let first = lines.recv_timeout(STEP);
+    let url = first
+        .as_ref()
+        .ok()
+        .and_then(|l| l.as_str())
+        .and_then(|l| l.strip_prefix("Gatehouse is running at "))
+        .map(|u| u.trim().to_string());
+    let Some(url) = url else {
+        let _ = child.kill();
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        panic!("gatehouse serve did not start ({first:?}):\n{log}");
+    };
+    std::thread::spawn(move || lines.iter().for_each(drop));
+    (child, url)
 }
 
 impl Deref for Serve {
@@ -33,38 +71,30 @@ impl Serve {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("config.toml"), config).expect("write config");
         let data_dir = dir.path().join("data");
-        let mut child = Command::new(gatehouse_bin())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .args(["--port", "0"])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(dir.path().join("serve.log")).expect("log file"))
-            .spawn()
-            .expect("start gatehouse serve");
-        let lines = read_lines(child.stdout.take().expect("stdout"));
-        let first = lines.recv_timeout(STEP);
-        let url = first
-            .as_ref()
-            .ok()
-            .and_then(|l| l.as_str())
-            .and_then(|l| l.strip_prefix("Gatehouse is running at "))
-            .map(|u| u.trim().to_string());
-        let Some(url) = url else {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
-            panic!("gatehouse serve did not start ({first:?}):\n{log}");
-        };
-        std::thread::spawn(move || lines.iter().for_each(drop));
+        let (child, url) = spawn(dir.path(), &data_dir, 0, env);
         Serve {
             child,
             gh: Gh::new(url, data_dir),
             dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
+    }
+
+    /// Stops it and starts it again on the same port and data directory
+    /// (what a client sees when the person restarts Gatehouse).
+    pub fn restart(&mut self) {
+        self.stop();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (child, url) = spawn(self.dir.path(), &self.gh.data_dir, self.gh.port, &env);
+        assert_eq!(url, self.gh.url);
+        self.child = child;
     }
 
     pub fn mcp_url(&self, server: &str) -> String {
