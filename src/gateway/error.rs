@@ -19,8 +19,6 @@ pub enum McpError {
     /// A notification (no `id`) that is not one of MCP's `notifications/…`:
     /// it could not be answered, so it cannot be checked, and it is refused.
     NotANotification { method: String },
-    /// The agent already has as many sessions on this server as it may.
-    TooManySessions { id: Value, limit: usize },
     /// A message outside a session, other than `initialize`.
     NoSession { id: Value, message: &'static str },
     /// The session id is unknown, ended, or not this agent's.
@@ -52,7 +50,6 @@ impl McpError {
             | McpError::InvalidMessage(_)
             | McpError::NotANotification { .. }
             | McpError::NoSession { .. } => 400,
-            McpError::TooManySessions { .. } => 429,
             McpError::SessionNotFound | McpError::UnknownServer(_) => 404,
             McpError::StreamUnavailable => 405,
             McpError::InsufficientScope { .. } => 403,
@@ -70,7 +67,6 @@ impl McpError {
             McpError::Parse => jsonrpc::PARSE_ERROR,
             McpError::InvalidMessage(_)
             | McpError::NotANotification { .. }
-            | McpError::TooManySessions { .. }
             | McpError::NoSession { .. }
             | McpError::SessionNotFound
             | McpError::UnknownServer(_)
@@ -93,9 +89,6 @@ impl McpError {
             McpError::NotANotification { method } => format!(
                 "{method:?} was sent without an id; send it as a request: Gatehouse checks it against the grant and answers it"
             ),
-            McpError::TooManySessions { limit, .. } => format!(
-                "this agent already has {limit} open sessions on this server; end one (HTTP DELETE) or reuse it"
-            ),
             McpError::SessionNotFound => {
                 "session not found: it ended or belongs to someone else; initialize a new one".into()
             }
@@ -116,7 +109,6 @@ impl McpError {
     pub fn id(&self) -> Value {
         match self {
             McpError::NoSession { id, .. }
-            | McpError::TooManySessions { id, .. }
             | McpError::MethodNotFound { id, .. }
             | McpError::NotGranted { id, .. }
             | McpError::CallDenied { id, .. }

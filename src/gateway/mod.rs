@@ -167,6 +167,6 @@ impl Gateway {
     }
 }
 
-fn close_later(session: Arc<Session>) {
+pub(super) fn close_later(session: Arc<Session>) {
     tokio::spawn(async move { session.upstream.close().await });
 }

@@ -161,8 +161,12 @@ impl Gateway {
             return McpError::SessionNotFound.into();
         };
         let limit = super::MAX_SESSIONS_PER_AGENT;
-        if self.sessions.count_of(&req.access.client_id, req.server) >= limit {
-            return McpError::TooManySessions { id, limit }.into();
+        for old in self
+            .sessions
+            .make_room(&req.access.client_id, req.server, limit)
+        {
+            tracing::info!(client = %old.client_id, server = %old.server, "closed the agent's least recently used session to open a new one ({limit} at most)");
+            super::close_later(old);
         }
         let upstream = match self.launcher.open(server).await {
             Ok(c) => c,

@@ -101,11 +101,23 @@ impl Sessions {
     }
 
     /// How many sessions an agent has open on a server.
-    pub fn count_of(&self, client_id: &str, server: &str) -> usize {
-        lock(&self.by_id)
+    /// Makes room for one more session of this agent on this server: while it
+    /// has `limit` or more, the one it used least recently is removed (and
+    /// returned, to be closed). A client that never ends its sessions keeps
+    /// working; it never holds more than `limit` upstreams.
+    pub fn make_room(&self, client_id: &str, server: &str, limit: usize) -> Vec<Arc<Session>> {
+        let mut sessions = lock(&self.by_id);
+        let mut mine: Vec<(Duration, String)> = sessions
             .values()
             .filter(|s| s.client_id == client_id && s.server == server)
-            .count()
+            .map(|s| (s.idle_for(), s.id.clone()))
+            .collect();
+        mine.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let excess = (mine.len() + 1).saturating_sub(limit);
+        mine.into_iter()
+            .take(excess)
+            .filter_map(|(_, id)| sessions.remove(&id))
+            .collect()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {

@@ -27,6 +27,7 @@ mod attacks;
 mod bad_input;
 mod bridge;
 mod clients;
+mod conformance;
 mod connect;
 mod flow;
 mod golden;

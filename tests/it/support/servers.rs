@@ -152,6 +152,11 @@ net.Server.prototype.listen = function (...args) {
 ";
 
 impl HttpEverything {
+    /// Its MCP endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
     pub fn start() -> HttpEverything {
         let script = node_package(EVERYTHING);
         for _attempt in 0..5 {
