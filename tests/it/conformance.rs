@@ -14,7 +14,6 @@ use std::time::Duration;
 use crate::support::serve::Serve;
 use crate::support::servers::HttpEverything;
 use crate::support::*;
-use gatehouse::api::{AskChoice, ToolChoice};
 use serde_json::Value;
 
 fn suite_dir() -> PathBuf {
