@@ -24,7 +24,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let gh = running.gatehouse().clone();
     let (hidden, no_tray, data_dir) = (opts.hidden, opts.no_tray, opts.data_dir.clone());
     let app = tauri::Builder::default()
-        .manage(Desktop::new(running))
+        .manage(Desktop::new(
+            running,
+            opts.config
+                .clone()
+                .unwrap_or_else(gatehouse::config::default_config_path),
+        ))
         .invoke_handler(crate::commands::handler())
         .setup(move |app| {
             let handle = app.handle().clone();

@@ -84,6 +84,8 @@ fn generate() -> String {
         Status::decl(),
         ErrorCode::decl(),
         Error::decl(),
+        gatehouse::connect::Found::decl(),
+        gatehouse::connect::Preview::decl(),
     ];
     for d in decls {
         out.push_str("export ");

@@ -12,6 +12,8 @@ use gatehouse::api::{
     ExportFormat, Grant, PendingId, PendingItem, Revoked, Server, Status, Tool,
 };
 
+use gatehouse::connect::{Found as ConnectFound, Preview as ConnectPreview};
+
 use crate::state::Desktop;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -147,6 +149,41 @@ commands! {
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
         d.gh.revoke_all(Actor::Desktop)
+    }
+
+    /// The AI clients found on this machine, and the MCP servers each has.
+    fn connect_clients(d, app) -> Vec<ConnectFound> {
+        let status = d.gh.status()?;
+        Ok(gatehouse::connect::Dirs::from_env()
+            .map(|dirs| gatehouse::connect::list(&dirs, &status.url, None))
+            .unwrap_or_default())
+    }
+
+    /// The change that would put a client's servers behind Gatehouse (nothing is written).
+    fn connect_preview(d, app, client: String, move_secrets: bool) -> ConnectPreview {
+        let opts = d.connect_options(&client, move_secrets)?;
+        let plan = gatehouse::connect::plan(&opts).map_err(Error::bad_request)?;
+        Ok(plan.preview(&opts.gatehouse_config))
+    }
+
+    /// Makes that change (with a backup `gatehouse disconnect` restores); says what was done.
+    fn connect_apply(d, app, client: String, move_secrets: bool) -> String {
+        let opts = d.connect_options(&client, move_secrets)?;
+        let data_dir = opts.data_dir.clone();
+        blocking(move || {
+            let plan = gatehouse::connect::plan(&opts).map_err(Error::bad_request)?;
+            let credentials = gatehouse::api::CredentialStore::open(&data_dir, gatehouse::config::CredentialStoreChoice::Auto)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            gatehouse::connect::apply(&plan, &opts, &credentials).map_err(Error::bad_request)?;
+            Ok(format!(
+                "{} now reaches {} through Gatehouse. Restart Gatehouse so it serves them; `gatehouse disconnect {}` undoes the change to {}.",
+                opts.app.title(),
+                plan.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                opts.app.id(),
+                plan.file.display()
+            ))
+        })
+        .await
     }
 
     /// Brings up the consent window for the waiting requests (from the main window's banner).

@@ -22,6 +22,9 @@ pub struct Desktop {
     pub consent_window: Mutex<()>,
     pub tray: Mutex<Option<Tray>>,
     running: Mutex<Option<Running>>,
+    /// The config file `gatehouse connect` adds servers to (the one the app
+    /// was started with, or the default one).
+    pub config_path: std::path::PathBuf,
 }
 
 /// Locks a mutex even if a panicking holder poisoned it.
@@ -30,14 +33,42 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Desktop {
-    pub fn new(running: Running) -> Desktop {
+    pub fn new(running: Running, config_path: std::path::PathBuf) -> Desktop {
         Desktop {
+            config_path,
             gh: running.gatehouse().clone(),
             shown: Mutex::default(),
             consent_window: Mutex::new(()),
             tray: Mutex::new(None),
             running: Mutex::new(Some(running)),
         }
+    }
+
+    /// The options for connecting `client` from the app: the servers go to its
+    /// config file, stdio-only clients get the `gatehouse` command's bridge.
+    pub fn connect_options(
+        &self,
+        client: &str,
+        move_secrets: bool,
+    ) -> Result<gatehouse::connect::Options, gatehouse::api::Error> {
+        let status = self.gh.status()?;
+        let command = vec![
+            gatehouse::connect::gatehouse_command()
+                .display()
+                .to_string(),
+            "--data-dir".to_string(),
+            status.data_dir.clone(),
+        ];
+        gatehouse::connect::Options::new(
+            client,
+            None,
+            self.config_path.clone(),
+            status.data_dir.into(),
+            status.url,
+            command,
+            move_secrets,
+        )
+        .map_err(gatehouse::api::Error::bad_request)
     }
 
     /// The consent window shows this request now (the first report counts).

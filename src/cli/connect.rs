@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use gatehouse::api::CredentialStore;
 use gatehouse::config::{self, Config, CredentialStoreChoice};
-use gatehouse::connect::{self as change, App, Dirs, Options};
+use gatehouse::connect::{self as change, Dirs, Options};
 use gatehouse::control::client::ControlClient;
 use gatehouse::control::Request;
 use gatehouse::text::inert;
@@ -54,10 +54,6 @@ impl Setup<'_> {
     }
 
     fn options(&self, client: &str, move_secrets: bool) -> Result<Options, String> {
-        let app = App::parse(client).ok_or_else(|| {
-            let ids: Vec<&str> = App::ALL.iter().map(|a| a.id()).collect();
-            format!("unknown client {client:?}; use one of: {}", ids.join(", "))
-        })?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut command = vec![exe.display().to_string()];
         if self.explicit_dir {
@@ -66,20 +62,15 @@ impl Setup<'_> {
                 self.data_dir.display().to_string(),
             ]);
         }
-        let project = match &self.project {
-            Some(p) => Some(std::path::absolute(p).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        Ok(Options {
-            app,
-            project,
-            dirs: Dirs::from_env().ok_or("cannot find the home directory")?,
-            gatehouse_config: self.config_path(),
-            data_dir: self.data_dir.to_path_buf(),
-            gateway: self.gateway(),
-            gatehouse_command: command,
+        Options::new(
+            client,
+            self.project.clone(),
+            self.config_path(),
+            self.data_dir.to_path_buf(),
+            self.gateway(),
+            command,
             move_secrets,
-        })
+        )
     }
 }
 

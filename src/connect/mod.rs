@@ -25,6 +25,33 @@ pub use apps::{App, Dirs, Entry, Upstream};
 
 use crate::credentials::CredentialStore;
 
+/// Where the `gatehouse` command is, for the bridge entries of stdio-only
+/// clients: next to this program, else on the PATH.
+pub fn gatehouse_command() -> PathBuf {
+    let name = if cfg!(windows) {
+        "gatehouse.exe"
+    } else {
+        "gatehouse"
+    };
+    let here = std::env::current_exe().ok();
+    if let Some(exe) = &here {
+        if exe.file_stem().is_some_and(|s| s == "gatehouse") {
+            return exe.clone();
+        }
+        let sibling = exe.with_file_name(name);
+        if sibling.exists() {
+            return sibling;
+        }
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// What to connect, and where things are.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -41,6 +68,40 @@ pub struct Options {
     pub gatehouse_command: Vec<String>,
     /// Move the secrets found into the keychain (else they are copied as they are).
     pub move_secrets: bool,
+}
+
+impl Options {
+    /// The options for `client` (its id, as `App::parse` reads it) with the
+    /// home directories from the environment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: &str,
+        project: Option<PathBuf>,
+        gatehouse_config: PathBuf,
+        data_dir: PathBuf,
+        gateway: String,
+        gatehouse_command: Vec<String>,
+        move_secrets: bool,
+    ) -> Result<Options, String> {
+        let app = App::parse(client).ok_or_else(|| {
+            let ids: Vec<&str> = App::ALL.iter().map(|a| a.id()).collect();
+            format!("unknown client {client:?}; use one of: {}", ids.join(", "))
+        })?;
+        let project = match project {
+            Some(p) => Some(std::path::absolute(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Options {
+            app,
+            project,
+            dirs: Dirs::from_env().ok_or("cannot find the home directory")?,
+            gatehouse_config,
+            data_dir,
+            gateway,
+            gatehouse_command,
+            move_secrets,
+        })
+    }
 }
 
 /// A server the change puts behind Gatehouse.
@@ -601,15 +662,57 @@ pub fn disconnect(opts: &Options, force: bool) -> Result<String, String> {
 }
 
 /// One client found on this machine, for `connect --list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(rename = "ConnectFound")]
 pub struct Found {
-    pub client: &'static str,
-    pub title: &'static str,
+    pub client: String,
+    pub title: String,
+    #[ts(type = "string")]
     pub file: PathBuf,
     pub exists: bool,
     /// Each server: its name and whether it goes through Gatehouse.
     pub servers: Vec<(String, String)>,
     pub error: Option<String>,
+}
+
+/// A change shown before it is made (the app's preview).
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(rename = "ConnectPreview")]
+pub struct Preview {
+    pub client: String,
+    pub title: String,
+    #[ts(type = "string")]
+    pub file: PathBuf,
+    /// Both files' change as a unified diff.
+    pub diff: String,
+    /// The servers it puts behind Gatehouse (their names in the client's file).
+    pub servers: Vec<String>,
+    /// Entries left as they are, and why.
+    pub skipped: Vec<(String, String)>,
+    /// Entries that already go through Gatehouse.
+    pub connected: Vec<String>,
+    /// The secrets found (server/NAME), moved to the keychain when asked.
+    pub secrets: Vec<String>,
+}
+
+impl Plan {
+    /// What the person is shown before the change is made.
+    pub fn preview(&self, gatehouse_config: &Path) -> Preview {
+        Preview {
+            client: self.app.id().into(),
+            title: self.app.title().into(),
+            file: self.file.clone(),
+            diff: diff(self, gatehouse_config),
+            servers: self.servers.iter().map(|s| s.name.clone()).collect(),
+            skipped: self.skipped.clone(),
+            connected: self.connected.clone(),
+            secrets: self
+                .secrets()
+                .into_iter()
+                .map(|(s, n)| format!("{s}/{n}"))
+                .collect(),
+        }
+    }
 }
 
 /// Every known client, with what it has configured.
@@ -620,8 +723,8 @@ pub fn list(dirs: &Dirs, gateway: &str, project: Option<&Path>) -> Vec<Found> {
         .filter_map(|app| {
             let file = app.file(dirs, project).ok()?;
             let mut found = Found {
-                client: app.id(),
-                title: app.title(),
+                client: app.id().into(),
+                title: app.title().into(),
                 exists: file.exists(),
                 file: file.clone(),
                 servers: Vec::new(),

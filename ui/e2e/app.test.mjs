@@ -5,7 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { APP, ARTIFACTS, startAgent, startApp } from './harness.mjs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APP, ARTIFACTS, ROOT, startAgent, startApp } from './harness.mjs';
 import { KEYS, waitFor } from './webdriver.mjs';
 
 describe('consent, timeline and revocation', () => {
@@ -185,5 +188,46 @@ describe('consent, timeline and revocation', () => {
     // The first one still answers.
     await app.session.window('main');
     await app.session.waitFind('.sidebar');
+  });
+});
+
+describe('connecting an AI client from the Servers view', () => {
+  let app;
+  let home;
+  let file;
+  before(async () => {
+    // A home of its own, with Claude Desktop's config as its documentation writes it.
+    home = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-home-'));
+    file = join(home, '.config/Claude/claude_desktop_config.json');
+    mkdirSync(join(home, '.config/Claude'), { recursive: true });
+    copyFileSync(join(ROOT, 'tests/fixtures/clients/claude-desktop.json'), file);
+    app = await startApp({ HOME: home, XDG_CONFIG_HOME: join(home, '.config') });
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  it('lists the client, previews the change, and applies it', async () => {
+    const s = app.session;
+    const before = readFileSync(file, 'utf8');
+    await s.click(await s.find('[data-view=servers]'));
+    const client = await s.waitFind('[data-client=claude-desktop]');
+    assert.match(await s.text(client), /Claude Desktop/);
+    assert.match(await s.text(client), /filesystem: direct/);
+    await s.click(await s.find('[data-client=claude-desktop] button'));
+    const preview = await s.waitFind('[data-testid=connect-preview]');
+    await waitFor('the diff', async () => /"bridge",/.test(await s.text(preview)));
+    assert.match(await s.text(preview), /\[servers\.filesystem\]/);
+    assert.equal(readFileSync(file, 'utf8'), before, 'a preview writes nothing');
+    await s.screenshot(ARTIFACTS, '06-connect-preview');
+    await s.click(await s.find('[data-testid=connect-preview] button.primary'));
+    await waitFor('the confirmation', async () => /now reaches filesystem through Gatehouse/.test(await s.text(await s.find('.connect'))));
+    const after = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(after.mcpServers.filesystem.args.slice(-4), ['bridge', 'filesystem', '--name', 'Claude Desktop']);
+    assert.equal(after.globalShortcut, '', 'the rest of the file is as it was');
+    await waitFor('the client listed as connected', async () =>
+      /filesystem: through Gatehouse/.test(await s.text(await s.find('[data-client=claude-desktop]'))),
+    );
+    await s.screenshot(ARTIFACTS, '07-connect-applied');
   });
 });

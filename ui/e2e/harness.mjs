@@ -15,10 +15,13 @@ export const ARTIFACTS = process.env.GATEHOUSE_ARTIFACTS ?? join(ROOT, 'test-art
 export const APP =
   process.env.GATEHOUSE_DESKTOP_BIN ?? join(ROOT, 'target/desktop/debug/gatehouse-desktop');
 
-/** Starts the app with a fresh data dir on a free port; returns the WebDriver session and the app's URL. */
-export async function startApp() {
+/**
+ * Starts the app with a fresh data dir on a free port (and `env` added to its
+ * environment, e.g. a HOME of its own); returns the WebDriver session and the app's URL.
+ */
+export async function startApp(env = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
-  const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1', RUST_LOG: process.env.RUST_LOG ?? 'info' });
+  const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1', RUST_LOG: process.env.RUST_LOG ?? 'info', ...env });
   const started = Date.now();
   let session;
   try {

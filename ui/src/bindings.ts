@@ -231,6 +231,34 @@ export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "conflict" |
 
 export type ApiError = { code: ErrorCode, message: string, };
 
+export type ConnectFound = { client: string, title: string, file: string, exists: boolean, 
+/**
+ * Each server: its name and whether it goes through Gatehouse.
+ */
+servers: Array<[string, string]>, error: string | null, };
+
+export type ConnectPreview = { client: string, title: string, file: string, 
+/**
+ * Both files' change as a unified diff.
+ */
+diff: string, 
+/**
+ * The servers it puts behind Gatehouse (their names in the client's file).
+ */
+servers: Array<string>, 
+/**
+ * Entries left as they are, and why.
+ */
+skipped: Array<[string, string]>, 
+/**
+ * Entries that already go through Gatehouse.
+ */
+connected: Array<string>, 
+/**
+ * The secrets found (server/NAME), moved to the keychain when asked.
+ */
+secrets: Array<string>, };
+
 /** The app's commands (src-tauri/src/commands.rs); they reject with an `ApiError`. */
 export const commands = {
   /** The running Gatehouse: its URL, servers, data directory. */
@@ -263,6 +291,12 @@ export const commands = {
   revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
   /** The panic button: every agent loses every grant. */
   revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** The AI clients found on this machine, and the MCP servers each has. */
+  connectClients: () => invoke<Array<ConnectFound>>('connect_clients'),
+  /** The change that would put a client's servers behind Gatehouse (nothing is written). */
+  connectPreview: (client: string, move_secrets: boolean) => invoke<ConnectPreview>('connect_preview', { client, move_secrets }),
+  /** Makes that change (with a backup `gatehouse disconnect` restores); says what was done. */
+  connectApply: (client: string, move_secrets: boolean) => invoke<string>('connect_apply', { client, move_secrets }),
   /** Brings up the consent window for the waiting requests (from the main window's banner). */
   showConsent: () => invoke<null>('show_consent'),
 };
