@@ -102,6 +102,29 @@ pub struct Config {
     pub secret_store: CredentialStoreChoice,
 }
 
+/// The config in force, shared by the authorization server and the gateway,
+/// and swapped whole when the person changes it (a reload never leaves half
+/// of one config and half of another in use).
+#[derive(Debug, Clone)]
+pub struct Live(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Config>>>);
+
+impl Live {
+    pub fn new(config: Config) -> Live {
+        Live(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(config))))
+    }
+
+    /// The config in force now (keep it for the length of one operation).
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `config` in force; returns the one it replaces.
+    pub fn replace(&self, config: Config) -> std::sync::Arc<Config> {
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, std::sync::Arc::new(config))
+    }
+}
+
 /// Where upstream secrets live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialStoreChoice {

@@ -127,7 +127,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         );
     }
     register_preconfigured_clients(&store, &config, clock::now())?;
-    let config = Arc::new(config);
+    let config = crate::config::Live::new(config);
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "local user".into());
@@ -208,8 +208,8 @@ fn register_preconfigured_clients(
 
 /// Servers with `start = "at_start"` are started (and list their tools) now.
 fn start_at_launch(gatehouse: &Arc<Gatehouse>) {
-    let servers = gatehouse.config().servers.values();
-    for server in servers.filter(|s| s.start_at_launch) {
+    let config = gatehouse.config();
+    for server in config.servers.values().filter(|s| s.start_at_launch) {
         let (g, name) = (gatehouse.clone(), server.name.clone());
         tokio::spawn(async move {
             match g.gateway().catalog(&name).await {

@@ -54,7 +54,7 @@ fn auth_server() -> &'static AuthServer {
     static AUTH: OnceLock<AuthServer> = OnceLock::new();
     AUTH.get_or_init(|| AuthServer {
         store: Arc::new(Store::open_in_memory().expect("an in-memory store")),
-        config: Arc::new(Config::demo()),
+        config: crate::config::Live::new(Config::demo()),
         issuer: "http://127.0.0.1:7390".into(),
         port: 7390,
         user: "fuzz".into(),

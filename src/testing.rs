@@ -32,7 +32,7 @@ pub const REDIRECT: &str = "http://127.0.0.1:8976/callback";
 pub fn auth_server(toml: &str) -> AuthServer {
     AuthServer {
         store: Arc::new(Store::open_in_memory().unwrap()),
-        config: Arc::new(Config::parse(toml, Path::new("t.toml")).unwrap()),
+        config: crate::config::Live::new(Config::parse(toml, Path::new("t.toml")).unwrap()),
         issuer: "http://127.0.0.1:7390".into(),
         port: 7390,
         user: "me".into(),

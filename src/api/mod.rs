@@ -113,8 +113,9 @@ impl Gatehouse {
         &self.auth.issuer
     }
 
-    pub fn config(&self) -> &Config {
-        &self.auth.config
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.auth.config.get()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -42,7 +42,7 @@ pub(super) fn argument_summary(arguments: &Value) -> Value {
 impl Gateway {
     /// How long a call may take.
     pub(super) fn call_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.call_timeout_ms as u64)
+        Duration::from_millis(self.config.get().call_timeout_ms as u64)
     }
 
     /// How long a new upstream may take to answer `initialize`: starting a

@@ -26,7 +26,6 @@ pub mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::credentials::CredentialStore;
 use crate::store::Store;
 use crate::tools::ToolInfo;
@@ -42,7 +41,7 @@ pub const MAX_SESSIONS_PER_AGENT: usize = 10;
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 pub struct Gateway {
-    config: Arc<Config>,
+    config: crate::config::Live,
     store: Arc<Store>,
     sessions: Sessions,
     catalogs: catalog::Catalogs,
@@ -71,7 +70,7 @@ impl From<McpError> for Reply {
 
 impl Gateway {
     pub fn new(
-        config: Arc<Config>,
+        config: crate::config::Live,
         store: Arc<Store>,
         credentials: Arc<CredentialStore>,
     ) -> Gateway {
@@ -153,12 +152,12 @@ impl Gateway {
     /// The server's tools with their risk classes (and its resources and
     /// prompts items), from the upstream itself, reused for a minute.
     pub async fn catalog(&self, server: &str) -> Result<Vec<ToolInfo>, String> {
-        let config = self
-            .config
+        let config = self.config.get();
+        let server = config
             .servers
             .get(server)
             .ok_or_else(|| format!("no server {server:?}"))?;
-        self.catalogs.get(config, &self.launcher).await
+        self.catalogs.get(server, &self.launcher).await
     }
 
     /// The cached tool list, if any (never starts an upstream or waits for one).

@@ -157,7 +157,8 @@ impl Gateway {
     /// agent's `initialize`. Only a successful answer keeps the session.
     async fn initialize(&self, req: Incoming<'_>, msg: Value) -> Reply {
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
-        let Some(server) = self.config.servers.get(req.server) else {
+        let config = self.config.get();
+        let Some(server) = config.servers.get(req.server) else {
             return McpError::SessionNotFound.into();
         };
         let limit = super::MAX_SESSIONS_PER_AGENT;
@@ -334,7 +335,7 @@ impl Gateway {
     ) -> Reply {
         // The person sees every argument (redacted where secret), never a cut.
         let shown = redact(req.arguments());
-        let timeout = Duration::from_millis(self.config.consent_timeout_ms as u64);
+        let timeout = Duration::from_millis(self.config.get().consent_timeout_ms as u64);
         let verdict = self
             .holds
             .hold(

@@ -73,7 +73,8 @@ pub async fn protected_resource_root(
     State(g): State<Arc<Gatehouse>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut names = g.config().servers.keys();
+    let config = g.config();
+    let mut names = config.servers.keys();
     match (names.next(), names.next()) {
         (Some(only), None) => prm(&g, &headers, &only.clone()).await,
         _ => not_found().await,

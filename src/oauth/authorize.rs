@@ -282,7 +282,7 @@ pub fn create_request(
             phrase: crypto::match_phrase(),
             status: Status::Pending,
             created_at: now,
-            expires_at: now + auth.config.consent_timeout_ms,
+            expires_at: now + auth.config.get().consent_timeout_ms,
             decided_at: None,
             decided_by: None,
             grant_id: None,

@@ -87,11 +87,11 @@ mod tests {
             &auth,
             access,
             "demo",
-            T0 + auth.config.access_token_ttl_ms - 1
+            T0 + auth.config.get().access_token_ttl_ms - 1
         )
         .is_ok());
         assert_eq!(
-            authenticate(&auth, access, "demo", T0 + auth.config.access_token_ttl_ms).unwrap_err(),
+            authenticate(&auth, access, "demo", T0 + auth.config.get().access_token_ttl_ms).unwrap_err(),
             BearerError::Invalid("token expired")
         );
     }

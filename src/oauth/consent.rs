@@ -141,7 +141,7 @@ pub fn approve(
                     ));
                 }
                 let (kind, expires_at) = match duration {
-                    DurationChoice::Once => (Duration::Once, Some(now + auth.config.access_token_ttl_ms)),
+                    DurationChoice::Once => (Duration::Once, Some(now + auth.config.get().access_token_ttl_ms)),
                     DurationChoice::For(ms) if ms > 0 && ms <= crate::clock::MAX_DURATION => {
                         (Duration::Timed, Some(now + ms))
                     }
@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(grant.tools, ["read_note"]);
         assert_eq!(
             (grant.duration, grant.expires_at),
-            (Duration::Once, Some(T0 + auth.config.access_token_ttl_ms))
+            (Duration::Once, Some(T0 + auth.config.get().access_token_ttl_ms))
         );
     }
 
@@ -437,11 +437,11 @@ mod tests {
         let client = public_client(&auth, "late", T0);
         let (late, _) = request(&auth, &client, None, T0);
         assert_eq!(
-            expire_overdue(&auth, T0 + auth.config.consent_timeout_ms - 1).unwrap(),
+            expire_overdue(&auth, T0 + auth.config.get().consent_timeout_ms - 1).unwrap(),
             0
         );
         assert_eq!(
-            expire_overdue(&auth, T0 + auth.config.consent_timeout_ms).unwrap(),
+            expire_overdue(&auth, T0 + auth.config.get().consent_timeout_ms).unwrap(),
             1
         );
         let e = approve(

@@ -34,7 +34,6 @@ use std::sync::Arc;
 
 pub use error::{ErrorCode, OAuthError};
 
-use crate::config::Config;
 use crate::store::Store;
 
 /// Authorization codes live a minute at most and are single-use.
@@ -48,7 +47,7 @@ pub const REFRESH_REUSE_GRACE_MS: i64 = 10 * crate::clock::SECOND;
 /// The authorization server's shared state.
 pub struct AuthServer {
     pub store: Arc<Store>,
-    pub config: Arc<Config>,
+    pub config: crate::config::Live,
     /// `http://127.0.0.1:<port>`: byte-identical in metadata, PRM and `iss`.
     pub issuer: String,
     pub port: u16,
@@ -79,7 +78,8 @@ impl AuthServer {
             if let Some(server) = bound_server {
                 return Ok(server.to_string());
             }
-            let mut names = self.config.servers.keys();
+            let config = self.config.get();
+            let mut names = config.servers.keys();
             match (names.next(), names.next()) {
                 (Some(only), None) => Ok(only.clone()),
                 _ => Err(OAuthError::invalid_target(format!(
@@ -111,7 +111,7 @@ impl AuthServer {
         }
         let name = path
             .strip_prefix("/mcp/")
-            .filter(|n| self.config.servers.contains_key(*n))
+            .filter(|n| self.config.get().servers.contains_key(*n))
             .ok_or_else(|| {
                 OAuthError::invalid_target(format!("no MCP server at resource {resource:?}"))
             })?;

@@ -280,7 +280,7 @@ fn issue(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let access = Secret::generate("gh_at_");
-    let ttl = auth.config.access_token_ttl_ms;
+    let ttl = auth.config.get().access_token_ttl_ms;
     let access_expires = grant.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
     let row = |hash: String, kind, expires_at| TokenRow {
         token_hash: hash,

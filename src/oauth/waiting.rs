@@ -188,7 +188,7 @@ mod tests {
         let auth = auth_server("");
         let client = public_client(&auth, "agent", T0);
         let (_, handle) = request(&auth, &client, None, T0);
-        let late = T0 + auth.config.consent_timeout_ms;
+        let late = T0 + auth.config.get().consent_timeout_ms;
         let back = redirect_after(&auth, &handle, late);
         assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
         assert!(audit_kinds(&auth.store).contains(&"consent_expired".to_string()));

@@ -17,7 +17,7 @@ use crate::store::Credentials;
 
 /// How an authorization ended, when nothing went wrong.
 pub enum Outcome {
-    Authorized(AuthorizationManager),
+    Authorized(Box<AuthorizationManager>),
     /// The person (or the server) said no: the redirect carried an `error`.
     Denied,
 }
@@ -41,8 +41,8 @@ impl Authorizer {
     /// Authorizes from scratch. `challenge` is the `WWW-Authenticate` value of the response
     /// that refused us; rmcp starts its discovery from its `resource_metadata` and `scope`.
     pub async fn authorize(&self, challenge: Option<&str>) -> anyhow::Result<Outcome> {
-        let mut request = AuthorizationRequest::new(&self.redirect_uri)
-            .with_client_name(&self.client_name);
+        let mut request =
+            AuthorizationRequest::new(&self.redirect_uri).with_client_name(&self.client_name);
         if let Some(challenge) = challenge {
             request = request.with_challenge(challenge);
         }
@@ -108,6 +108,6 @@ impl Authorizer {
         let manager = state
             .into_authorization_manager()
             .context("rmcp did not end in the authorized state")?;
-        Ok(Outcome::Authorized(manager))
+        Ok(Outcome::Authorized(Box::new(manager)))
     }
 }

@@ -4,7 +4,7 @@
 //! Nothing listens at the redirect URI: the browser stops at the redirect and reads the
 //! authorization response from its query.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use reqwest::{StatusCode, Url, header::LOCATION, redirect::Policy};
@@ -32,13 +32,18 @@ impl Callback {
 
 /// Runs the browser from `authorization_url` until it is redirected to `redirect_uri`.
 pub async fn authorize(authorization_url: &str, redirect_uri: &str) -> anyhow::Result<Callback> {
+    tokio::time::timeout(DECISION_TIMEOUT, browse(authorization_url, redirect_uri))
+        .await
+        .map_err(|_| anyhow!("nobody decided within {} s", DECISION_TIMEOUT.as_secs()))?
+}
+
+async fn browse(authorization_url: &str, redirect_uri: &str) -> anyhow::Result<Callback> {
     let browser = reqwest::Client::builder()
         .redirect(Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
     let mut url = Url::parse(authorization_url)?;
     let origin = url.origin();
-    let deadline = Instant::now() + DECISION_TIMEOUT;
     let mut announced = false;
     loop {
         let response = browser
@@ -73,9 +78,6 @@ pub async fn authorize(authorization_url: &str, redirect_uri: &str) -> anyhow::R
                 json!({"path": url.path(), "refreshes": body.contains(r#"http-equiv="refresh""#)}),
             );
             announced = true;
-        }
-        if Instant::now() > deadline {
-            bail!("nobody decided within {} s", DECISION_TIMEOUT.as_secs());
         }
         tokio::time::sleep(POLL_EVERY).await;
     }

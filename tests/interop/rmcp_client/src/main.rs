@@ -30,9 +30,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::AuthClient;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ServiceError, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncBufReadExt;
@@ -41,8 +41,7 @@ use auth::{Authorizer, Outcome};
 use events::emit;
 use store::Credentials;
 
-const USAGE: &str =
-    "usage: rmcp_client <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--store FILE]";
+const USAGE: &str = "usage: rmcp_client <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--store FILE]";
 
 type Client = RunningService<RoleClient, ClientConfig>;
 /// The HTTP client of the MCP transport: reqwest, with rmcp's OAuth on top.
@@ -81,8 +80,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                 let (tool, arguments) = match spec.split_once('=') {
                     Some((tool, json)) => (
                         tool.to_string(),
-                        serde_json::from_str(json)
-                            .with_context(|| format!("--call {tool}: arguments must be a JSON object"))?,
+                        serde_json::from_str(json).with_context(|| {
+                            format!("--call {tool}: arguments must be a JSON object")
+                        })?,
                     ),
                     None => (spec, Map::new()),
                 };
@@ -116,7 +116,10 @@ async fn run() -> anyhow::Result<()> {
     // A loopback redirect URI on a port nothing listens on: the browser stops at the
     // redirect. Gatehouse, as RFC 8252 asks, accepts any port for a loopback URI, so a
     // registration kept with --store still fits a later run's port.
-    let redirect_uri = format!("http://127.0.0.1:{}/callback", 20000 + std::process::id() % 20000);
+    let redirect_uri = format!(
+        "http://127.0.0.1:{}/callback",
+        20000 + std::process::id() % 20000
+    );
     let authorizer = Authorizer {
         server_url: args.url.clone(),
         client_name: args.name.clone(),
@@ -162,7 +165,11 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// Connects, authorizing first if the server asks for it. `None` when the person said no.
-async fn connect(args: &Args, authorizer: &Authorizer, http: &Http) -> anyhow::Result<Option<Client>> {
+async fn connect(
+    args: &Args,
+    authorizer: &Authorizer,
+    http: &Http,
+) -> anyhow::Result<Option<Client>> {
     let config = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new(args.name.clone(), env!("CARGO_PKG_VERSION")),
@@ -184,7 +191,7 @@ async fn connect(args: &Args, authorizer: &Authorizer, http: &Http) -> anyhow::R
             return Err(error).context("still refused after a new authorization");
         }
         match authorizer.authorize(Some(&challenge)).await? {
-            Outcome::Authorized(manager) => *http.auth_manager.lock().await = manager,
+            Outcome::Authorized(manager) => *http.auth_manager.lock().await = *manager,
             Outcome::Denied => return Ok(None),
         }
         authorized = true;
@@ -215,24 +222,33 @@ async fn run_calls(
             let error = match client.call_tool(params.clone()).await {
                 Ok(result) => {
                     let ok = result.is_error != Some(true);
-                    emit("call", json!({"tool": call.tool, "ok": ok, "result": result}));
+                    emit(
+                        "call",
+                        json!({"tool": call.tool, "ok": ok, "result": result}),
+                    );
                     break;
                 }
                 Err(error) => error,
             };
-            let challenge = error.auth_challenge().map(str::to_string);
-            let (Some(challenge), false) = (challenge, reauthorized) else {
-                emit("call", json!({"tool": call.tool, "ok": false, "error": error_json(&error)}));
-                break;
+            let challenge = match error.auth_challenge() {
+                Some(challenge) if !reauthorized => challenge.to_string(),
+                // Another failure, or refused again right after a new authorization.
+                _ => {
+                    emit(
+                        "call",
+                        json!({"tool": call.tool, "ok": false, "error": error_json(&error)}),
+                    );
+                    break;
+                }
             };
             emit(
                 "call_unauthorized",
-                json!({"tool": call.tool, "message": error.to_string(), "reauthorizing": true}),
+                json!({"tool": call.tool, "message": innermost(&error), "reauthorizing": true}),
             );
             match authorizer.authorize(Some(&challenge)).await? {
                 // The transport's AuthClient shares this manager: the retry carries the
                 // new token on the same MCP session.
-                Outcome::Authorized(manager) => *http.auth_manager.lock().await = manager,
+                Outcome::Authorized(manager) => *http.auth_manager.lock().await = *manager,
                 Outcome::Denied => {
                     emit(
                         "call",
@@ -245,6 +261,16 @@ async fn run_calls(
         }
     }
     Ok(())
+}
+
+/// The innermost cause of an error: for a refused request, rmcp's "authorization
+/// required" or "insufficient scope" with the server's `WWW-Authenticate` value.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// A failed call as JSON: the JSON-RPC error's code and message, or the transport's message.

@@ -68,7 +68,11 @@ impl CredentialStore for Credentials {
             // The scope the server granted, or (when its response omitted it) what rmcp
             // took the grant to be.
             let scope = match tokens.scopes() {
-                Some(scopes) => scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+                Some(scopes) => scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 None => credentials.granted_scopes.join(" "),
             };
             emit(
