@@ -43,6 +43,8 @@ pub struct ServerFile {
     pub env: BTreeMap<String, Value>,
     pub cwd: Option<PathBuf>,
     pub url: Option<String>,
+    /// false: kept in the file, not served (its grants stay).
+    pub enabled: Option<bool>,
     /// "on_demand" (default: started with each agent session) or "at_start"
     /// (also started once when Gatehouse starts, to check it and list its tools).
     pub start: Option<String>,
@@ -96,10 +98,15 @@ pub struct Config {
     pub call_timeout_ms: i64,
     /// How long an access token lives.
     pub access_token_ttl_ms: i64,
+    /// The servers served.
     pub servers: BTreeMap<String, ServerConfig>,
+    /// Servers in the file with `enabled = false`: not served, grants kept.
+    pub disabled: BTreeMap<String, ServerConfig>,
     pub clients: BTreeMap<String, PreregisteredClient>,
     pub allow_loopback_client_metadata: bool,
     pub secret_store: CredentialStoreChoice,
+    /// The file it was read from (none for the built-in demo configuration).
+    pub path: Option<PathBuf>,
 }
 
 /// The config in force, shared by the authorization server and the gateway,
@@ -110,7 +117,9 @@ pub struct Live(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Config>>>);
 
 impl Live {
     pub fn new(config: Config) -> Live {
-        Live(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(config))))
+        Live(std::sync::Arc::new(std::sync::RwLock::new(
+            std::sync::Arc::new(config),
+        )))
     }
 
     /// The config in force now (keep it for the length of one operation).
@@ -136,7 +145,7 @@ pub enum CredentialStoreChoice {
     File,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
     pub upstream: Upstream,
@@ -145,7 +154,7 @@ pub struct ServerConfig {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Upstream {
     Stdio {
         command: String,
@@ -173,26 +182,65 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// The configuration with no file: the built-in demo server only.
-    /// The config at `path`; without one, the default file if it exists
-    /// (see [`default_config_path`]), else the built-in demo server.
+    /// The config at `path`; without one, the default file (see
+    /// [`default_config_path`]), written on a first run with the demo server.
     pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            Some(path) => Config::load(path),
-            None if default_config_path().exists() => Config::load(&default_config_path()),
-            None => Ok(Config::demo()),
+        let path = match path {
+            Some(path) => path.to_path_buf(),
+            None => default_config_path(),
+        };
+        if !path.exists() {
+            let write = || -> std::io::Result<()> {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, Config::first_run_text())
+            };
+            write().map_err(|e| {
+                ConfigError(format!(
+                    "cannot create the config file {}: {e}",
+                    path.display()
+                ))
+            })?;
         }
+        Config::load(&path)
     }
 
     pub fn demo() -> Config {
-        Config::from_file(ConfigFile::default(), Path::new("(built-in)"))
-            .expect("the built-in configuration is valid")
+        let mut config = Config::from_file(ConfigFile::default(), Path::new("(built-in)"))
+            .expect("the built-in configuration is valid");
+        config.servers.insert("demo".to_string(), demo_server());
+        config
+    }
+
+    /// What a first run writes to the default config file: the demo server,
+    /// as an example the person can remove.
+    pub fn first_run_text() -> String {
+        let command = match &demo_server().upstream {
+            Upstream::Stdio { command, .. } => command.clone(),
+            Upstream::Http { .. } => unreachable!("the demo server runs on stdio"),
+        };
+        format!(
+            "# Gatehouse: the MCP servers it fronts for the AI agents on this computer.\n\
+             # Gatehouse notices changes to this file while it runs. `gatehouse servers`\n\
+             # (or the app's Servers view) edits it for you and keeps your comments.\n\
+             \n\
+             # The built-in demo server, a small notes store: an example to try Gatehouse\n\
+             # with. Remove it when you have added your own servers.\n\
+             [servers.demo]\n\
+             command = {command:?}\n\
+             args = [\"demo-server\"]\n\
+             description = \"Built-in demo notes server\"\n"
+        )
     }
 
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -214,6 +262,7 @@ impl Config {
                 .ok_or_else(|| err(key, "expected a duration such as \"30s\", \"5m\" or \"1h\"")),
         };
         let mut servers = BTreeMap::new();
+        let mut disabled = BTreeMap::new();
         for (name, server) in file.servers {
             let key = format!("servers.{name}");
             if !is_valid_name(&name) {
@@ -267,6 +316,15 @@ impl Config {
                     if !matches!(url.scheme(), "http" | "https") {
                         return Err(err(&format!("{key}.url"), "must be an http or https URL"));
                     }
+                    let loopback = url
+                        .host_str()
+                        .is_some_and(crate::oauth::redirect::is_loopback_host);
+                    if url.scheme() == "http" && !loopback {
+                        return Err(err(
+                            &format!("{key}.url"),
+                            "plain http only for this machine (127.0.0.1, localhost); use https",
+                        ));
+                    }
                     if !server.args.is_empty() || !server.env.is_empty() || server.cwd.is_some() {
                         return Err(err(
                             &key,
@@ -301,18 +359,17 @@ impl Config {
                     ))
                 }
             };
-            servers.insert(
-                name.clone(),
-                ServerConfig {
-                    name,
-                    upstream,
-                    start_at_launch,
-                    description: server.description,
-                },
-            );
-        }
-        if servers.is_empty() {
-            servers.insert("demo".to_string(), demo_server());
+            let config = ServerConfig {
+                name: name.clone(),
+                upstream,
+                start_at_launch,
+                description: server.description,
+            };
+            if server.enabled == Some(false) {
+                disabled.insert(name, config);
+            } else {
+                servers.insert(name, config);
+            }
         }
         let mut clients = BTreeMap::new();
         for (client_id, client) in file.clients {
@@ -362,8 +419,10 @@ impl Config {
                 _ => return Err(err("access_token_ttl", "between 1s and 24h")),
             },
             servers,
+            disabled,
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
+            path: None,
             secret_store: match file.secret_store.as_deref() {
                 None | Some("auto") => CredentialStoreChoice::Auto,
                 Some("keychain") => CredentialStoreChoice::Keychain,
@@ -451,10 +510,36 @@ mod tests {
     }
 
     #[test]
-    fn empty_config_fronts_the_demo_server() {
+    fn an_empty_file_fronts_nothing_and_the_first_run_file_the_demo() {
         let c = Config::parse("", Path::new("c.toml")).unwrap();
         assert_eq!(c.port, DEFAULT_PORT);
-        assert!(c.servers.contains_key("demo"));
+        assert!(
+            c.servers.is_empty(),
+            "a server removed from the file stays removed"
+        );
+        let first = Config::parse(&Config::first_run_text(), Path::new("c.toml")).unwrap();
+        assert_eq!(first.servers.keys().collect::<Vec<_>>(), ["demo"]);
+        assert!(Config::demo().servers.contains_key("demo"));
+    }
+
+    #[test]
+    fn disabled_servers_and_plain_http_urls() {
+        let c = Config::parse(
+            "[servers.a]\ncommand = \"x\"\nenabled = false\n[servers.b]\nurl = \"http://127.0.0.1:9/mcp\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(c.disabled.contains_key("a") && !c.servers.contains_key("a"));
+        assert!(c.servers.contains_key("b"));
+        let e = Config::parse(
+            "[servers.c]\nurl = \"http://mcp.example/mcp\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("plain http only for this machine"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -91,7 +91,13 @@ mod tests {
         )
         .is_ok());
         assert_eq!(
-            authenticate(&auth, access, "demo", T0 + auth.config.get().access_token_ttl_ms).unwrap_err(),
+            authenticate(
+                &auth,
+                access,
+                "demo",
+                T0 + auth.config.get().access_token_ttl_ms
+            )
+            .unwrap_err(),
             BearerError::Invalid("token expired")
         );
     }

@@ -395,7 +395,10 @@ mod tests {
         assert_eq!(grant.tools, ["read_note"]);
         assert_eq!(
             (grant.duration, grant.expires_at),
-            (Duration::Once, Some(T0 + auth.config.get().access_token_ttl_ms))
+            (
+                Duration::Once,
+                Some(T0 + auth.config.get().access_token_ttl_ms)
+            )
         );
     }
 

@@ -149,7 +149,7 @@ fn demo_subset(sdk: Sdk) {
         // the same 403 and gives up: typescript-sdk issue #2255. No new request is made.
         Sdk::TypeScript => false,
         // The matrix (tests/it/matrix.rs) covers the other clients.
-        Sdk::TypeScript2 | Sdk::Python1 => {
+        Sdk::TypeScript2 | Sdk::Python1 | Sdk::Rust => {
             unreachable!("run for the TypeScript 1.x and Python 2.x clients")
         }
     };

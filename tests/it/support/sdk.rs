@@ -43,6 +43,8 @@ pub enum Sdk {
     Python,
     /// `mcp` 1.x.
     Python1,
+    /// `rmcp` (the Rust SDK) with its `auth` feature (tests/interop/rmcp_client).
+    Rust,
 }
 
 impl Sdk {
@@ -53,6 +55,7 @@ impl Sdk {
             Sdk::TypeScript2 => "TypeScript SDK 2.4.0 (`@modelcontextprotocol/client`)",
             Sdk::Python => "Python SDK 2.3.0 (`mcp`)",
             Sdk::Python1 => "Python SDK 1.30.0 (`mcp`)",
+            Sdk::Rust => "Rust SDK 3.11.0 (`rmcp`, `auth`)",
         }
     }
 
@@ -81,6 +84,10 @@ impl Sdk {
                 dir.join(".venv1/bin/python"),
                 &["-c", "import mcp, httpx"][..],
             ),
+            Sdk::Rust => (
+                dir.join("rmcp_client/target/debug/rmcp_client"),
+                &["--help"][..],
+            ),
         };
         let ok = Command::new(&program)
             .args(probe)
@@ -94,8 +101,11 @@ impl Sdk {
             ));
         }
         let mut command = Command::new(program);
+        command.current_dir(&dir);
         let script = if bridge { bridge_script } else { http_script };
-        command.current_dir(&dir).arg(dir.join(script));
+        if !script.is_empty() {
+            command.arg(dir.join(script));
+        }
         if self == Sdk::TypeScript2 {
             command.env("MCP_TS_SDK", "2");
         }
@@ -107,6 +117,7 @@ impl Sdk {
         match self {
             Sdk::TypeScript | Sdk::TypeScript2 => self.run("ts_client.mjs", "", false),
             Sdk::Python | Sdk::Python1 => self.run("py_client.py", "", false),
+            Sdk::Rust => self.run("", "", false),
         }
     }
 
@@ -115,6 +126,7 @@ impl Sdk {
         match self {
             Sdk::TypeScript | Sdk::TypeScript2 => self.run("", "ts_bridge_client.mjs", true),
             Sdk::Python | Sdk::Python1 => self.run("", "py_bridge_client.py", true),
+            Sdk::Rust => unreachable!("the rmcp test client speaks streamable HTTP only"),
         }
     }
 }

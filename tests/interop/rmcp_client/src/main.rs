@@ -99,6 +99,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> anyhow::Result<Args> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match run().await {
         Ok(()) => {
             emit("done", json!({}));
