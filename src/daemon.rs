@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::credentials::CredentialStore;
 use crate::gateway::Gateway;
 use crate::oauth::{consent, AuthServer};
-use crate::store::clients::{self, AuthMethod, Client, ClientKind};
 use crate::store::{Store, StoreError};
 
 /// The SQLite file in the data directory.
@@ -91,11 +90,11 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 /// starts the HTTP server, the control socket and upkeep.
 pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     prepare_data_dir(data_dir)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await.map_err(|e| {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.listen_port())).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("port {} on 127.0.0.1 is in use (is Gatehouse already running?); choose another with --port or `port` in the config", config.port)
+            anyhow::anyhow!("port {} on 127.0.0.1 is in use (is Gatehouse already running?); choose another with --port or `port` in the config", config.listen_port())
         } else {
-            anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", config.port)
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", config.listen_port())
         }
     })?;
     let addr = listener.local_addr()?;
@@ -182,28 +181,7 @@ fn register_preconfigured_clients(
     config: &Config,
     now: clock::UnixMs,
 ) -> Result<(), StoreError> {
-    store.write(|tx| {
-        for c in config.clients.values() {
-            clients::insert(
-                tx.conn(),
-                &Client {
-                    client_id: c.client_id.clone(),
-                    name: c.name.clone(),
-                    kind: ClientKind::Preconfigured,
-                    redirect_uris: c.redirect_uris.clone(),
-                    auth_method: AuthMethod::None,
-                    secret_hash: None,
-                    bound_server: c.server.clone(),
-                    metadata: serde_json::json!({"preconfigured": true}),
-                    created_at: now,
-                    last_seen_at: None,
-                    fetched_at: None,
-                    removed_at: None,
-                },
-            )?;
-        }
-        Ok(())
-    })
+    store.write(|tx| crate::oauth::register::preconfigured(tx, &config.clients, now))
 }
 
 /// Servers with `start = "at_start"` are started (and list their tools) now.
@@ -279,6 +257,8 @@ fn sweep(g: &Gatehouse, now: clock::UnixMs) {
         tracing::error!(error = %e, "expiring consent requests failed");
     }
     g.gateway().close_idle();
+    // A hand edit of the config file takes effect (or is reported) here.
+    let _ = g.reload_from_file(crate::api::Actor::ConfigFile);
 }
 
 /// Resolves once shutdown was asked for.

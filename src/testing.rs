@@ -32,7 +32,14 @@ pub const REDIRECT: &str = "http://127.0.0.1:8976/callback";
 pub fn auth_server(toml: &str) -> AuthServer {
     AuthServer {
         store: Arc::new(Store::open_in_memory().unwrap()),
-        config: crate::config::Live::new(Config::parse(toml, Path::new("t.toml")).unwrap()),
+        config: crate::config::Live::new({
+            // The demo server unless the test names its own.
+            let mut config = Config::parse(toml, Path::new("t.toml")).unwrap();
+            if config.servers.is_empty() {
+                config.servers = Config::demo().servers;
+            }
+            config
+        }),
         issuer: "http://127.0.0.1:7390".into(),
         port: 7390,
         user: "me".into(),

@@ -16,7 +16,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     };
     let mut config = gatehouse::Config::load_or_default(opts.config.as_deref())?;
     if let Some(port) = opts.port {
-        config.port = port;
+        config.port_override = Some(port);
     }
     let running = tauri::async_runtime::block_on(gatehouse::daemon::start(config, &opts.data_dir))?;
     // Tests and scripts read this line (the core also writes <data-dir>/server.json).

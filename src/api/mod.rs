@@ -46,7 +46,7 @@ pub use audit::{verify_export, AuditPage, Follow};
 pub use clients::{AddedClient, NewClient, RegisteredClient};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
-pub use servers::{Server, Transport};
+pub use servers::{ConfigChange, Server, ServerState, Transport};
 pub use views::{Agent, Lookalike, ServerRef, Status, Tool};
 
 use crate::config::Config;
@@ -63,6 +63,8 @@ pub enum Actor {
     Cli,
     /// The desktop app.
     Desktop,
+    /// The person, by editing the config file.
+    ConfigFile,
 }
 
 /// The running Gatehouse: its store, authorization server and gateway, and
@@ -73,18 +75,33 @@ pub struct Gatehouse {
     data_dir: PathBuf,
     /// Which pending items each face has listed (see `Gatehouse::pending_shown`).
     shown: pending::Shown,
+    /// Why the config file, as it is now, is not in force (a bad edit).
+    config_problem: std::sync::Mutex<Option<String>>,
+    /// The SHA-256 of the config file's text as last read.
+    config_seen: std::sync::Mutex<Option<String>>,
     registrations: crate::limits::Registrations,
 }
 
 impl Gatehouse {
     pub(crate) fn new(auth: AuthServer, gateway: Gateway, data_dir: &Path) -> Gatehouse {
-        Gatehouse {
+        let gatehouse = Gatehouse {
             auth,
             gateway,
             data_dir: data_dir.to_path_buf(),
             shown: Default::default(),
             registrations: Default::default(),
+            config_problem: Default::default(),
+            config_seen: Default::default(),
+        };
+        if let Some(text) = gatehouse
+            .config()
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            gatehouse.config_changed(&text);
         }
+        gatehouse
     }
 
     pub(crate) fn auth(&self) -> &AuthServer {
@@ -118,6 +135,32 @@ impl Gatehouse {
         self.auth.config.get()
     }
 
+    /// Why the config file is not in force, if it is not (a bad edit: the
+    /// config before it keeps running).
+    pub fn config_problem(&self) -> Option<String> {
+        self.config_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether the config file's text differs from what was last read (and
+    /// remembers this text).
+    pub(crate) fn config_changed(&self, text: &str) -> bool {
+        let hash = crate::crypto::hash(text);
+        let mut seen = self.config_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = seen.as_deref() != Some(hash.as_str());
+        *seen = Some(hash);
+        changed
+    }
+
+    pub(crate) fn set_config_problem(&self, problem: Option<String>) {
+        *self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -127,6 +170,7 @@ impl Gatehouse {
         let face = match actor {
             Actor::Cli => "cli",
             Actor::Desktop => "desktop",
+            Actor::ConfigFile => "config file",
         };
         format!("{} ({face})", self.auth.user)
     }
@@ -150,6 +194,8 @@ impl Gatehouse {
                 .collect(),
             sessions: self.gateway.session_count(),
             pending: self.pending()?.len(),
+            config_path: config.path.as_ref().map(|p| p.display().to_string()),
+            config_problem: self.config_problem(),
         })
     }
 }

@@ -116,4 +116,8 @@ pub struct Status {
     /// Items waiting for the person.
     #[ts(type = "number")]
     pub pending: usize,
+    /// The config file in force (none: the built-in demo configuration).
+    pub config_path: Option<String>,
+    /// Why the config file as it is now is not in force (the one before runs on).
+    pub config_problem: Option<String>,
 }

@@ -33,6 +33,9 @@ pub enum EventKind {
     /// At start, the newest audit events Gatehouse remembered writing were
     /// gone: someone cut the end of the log while it was stopped.
     AuditTruncated,
+    /// The config changed while Gatehouse ran: servers added, removed,
+    /// changed or disabled.
+    ConfigChanged,
 }
 
 impl EventKind {
@@ -57,6 +60,7 @@ impl EventKind {
             EventKind::ToolChanged => "tool_changed",
             EventKind::ToolReviewed => "tool_reviewed",
             EventKind::AuditTruncated => "audit_truncated",
+            EventKind::ConfigChanged => "config_changed",
         }
     }
 

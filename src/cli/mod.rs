@@ -5,6 +5,7 @@
 
 mod connect;
 mod output;
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -143,6 +144,15 @@ enum Command {
         #[arg(long, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The MCP servers Gatehouse fronts: list, add, remove, enable, disable,
+    /// restart, logs, tools. Changes take effect at once.
+    Servers {
+        #[command(subcommand)]
+        action: servers::ServersAction,
+        /// The config file (default: the one the running Gatehouse reads).
+        #[arg(long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// List agents and their grants.
     Agents,
     /// Pre-registered clients: add one (as a `[clients.X]` config entry would), list, remove.
@@ -273,6 +283,9 @@ pub fn main() -> ExitCode {
             connect::disconnect(&setup, &client, force)
         }
         Command::Secret { action, config } => secret(&data_dir, config, action),
+        Command::Servers { action, config } => {
+            servers::run(&data_dir, config, cli.common.json, action)
+        }
         command => run_command(command, &data_dir, cli.common.json),
     };
     match result {
@@ -298,7 +311,7 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
         .init();
     let mut config = Config::load_or_default(config_path.as_deref()).map_err(|e| e.to_string())?;
     if let Some(port) = port {
-        config.port = port;
+        config.port_override = Some(port);
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
@@ -551,6 +564,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
         | Command::DemoServer
         | Command::Bridge { .. }
         | Command::Connect { .. }
+        | Command::Servers { .. }
         | Command::Disconnect { .. }
         | Command::Secret { .. } => {
             unreachable!("handled in main")

@@ -5,8 +5,9 @@
 //! ([`gatehouse::text`]): nothing an agent or a server chose can drive the terminal.
 
 use gatehouse::api::{
-    AddedClient, Agent, AuditEvent, AuditVerification, Decided, Grant, Lookalike, PendingItem,
-    PendingKind, RegisteredClient, Revoked, Status,
+    AddedClient, Agent, AuditEvent, AuditVerification, ConfigChange, Decided, Grant, Lookalike,
+    PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Status, Tool,
+    Transport,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -134,6 +135,49 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 revoked.tokens
             );
         }
+        Request::Servers => {
+            let servers: Vec<Server> = read(answer)?;
+            if servers.is_empty() {
+                println!("No servers. Add one with `gatehouse servers add`.");
+            }
+            for s in &servers {
+                println!("{:<16} {}", shown(&s.name), state(&s.state));
+                println!("    {}  ({} {})", s.url, transport(s), shown(&s.target));
+                if let Some(tools) = &s.tools {
+                    let names: Vec<String> = tools.iter().map(|t| format!("{} ({})", shown(&t.name), t.risk.label().trim())).collect();
+                    println!("    tools: {}", names.join(", "));
+                }
+                if let ServerState::Crashed { stderr } | ServerState::HeldBack { stderr, .. } = &s.state {
+                    for line in stderr {
+                        println!("    | {}", shown(line));
+                    }
+                }
+            }
+        }
+        Request::ServerTools { server } => {
+            let tools: Vec<Tool> = read(answer)?;
+            println!("{} offers {} tool(s):", shown(server), tools.len());
+            for t in &tools {
+                println!("    [{:<14}] {:<24} {}", t.risk.label(), shown(&t.name), shown(t.description.lines().next().unwrap_or("")));
+            }
+        }
+        Request::ReloadConfig => {
+            let change: Option<ConfigChange> = read(answer)?;
+            config_change(change.as_ref());
+        }
+        Request::RestartServer { server } => {
+            let ended: usize = read(answer)?;
+            println!("Restarted {}: {ended} session(s) ended; agents open new ones.", shown(server));
+        }
+        Request::ServerLogs { server, .. } => {
+            let lines: Vec<String> = read(answer)?;
+            if lines.is_empty() {
+                println!("{} has written nothing to stderr since Gatehouse started.", shown(server));
+            }
+            for line in &lines {
+                println!("{}", shown(line));
+            }
+        }
         Request::VerifyAudit => verification(&read(answer)?, "The audit log", false),
         Request::ExportAudit { .. } => println!(
             "Wrote {} event(s) with their seals to {}; check it with `gatehouse log verify --file`.",
@@ -150,6 +194,12 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 "  {} open session(s), {} pending request(s)",
                 s.sessions, s.pending
             );
+            if let Some(path) = &s.config_path {
+                println!("  config: {path}");
+            }
+            if let Some(problem) = &s.config_problem {
+                println!("  THE CONFIG FILE IS NOT IN FORCE: {}", shown(problem).replace("\\u{A}", " "));
+            }
         }
     }
     Ok(())
@@ -215,6 +265,44 @@ fn print_event(e: &AuditEvent) {
         or_dash(&e.tool),
         duration
     );
+}
+
+fn state(state: &ServerState) -> String {
+    match state {
+        ServerState::NotStarted => "not started (it starts with the first agent session)".into(),
+        ServerState::Idle => "idle".into(),
+        ServerState::Running { sessions } => format!("running, {sessions} session(s)"),
+        ServerState::Crashed { .. } => "CRASHED (its last words below)".into(),
+        ServerState::HeldBack { seconds, .. } => {
+            format!("HELD BACK after crashing again and again (next try in {seconds} s)")
+        }
+        ServerState::Disabled => "disabled".into(),
+    }
+}
+
+fn transport(s: &Server) -> &'static str {
+    match s.transport {
+        Transport::Stdio => "runs",
+        Transport::Http => "forwards to",
+    }
+}
+
+/// What a change of the config did, one line each.
+pub fn config_change(change: Option<&ConfigChange>) {
+    let Some(change) = change.filter(|c| !c.is_empty()) else {
+        println!("The config in force is the file as it is: nothing changed.");
+        return;
+    };
+    let list = |what: &str, names: &[String]| {
+        if !names.is_empty() {
+            println!("{what}: {}", shown_list(names));
+        }
+    };
+    list("Added", &change.added);
+    list("Changed (sessions restarted)", &change.changed);
+    list("Removed (sessions ended, grants revoked)", &change.removed);
+    list("Disabled (sessions ended, grants kept)", &change.disabled);
+    list("Applies when Gatehouse starts again", &change.after_restart);
 }
 
 fn print_decided(decided: &Decided) {

@@ -23,6 +23,7 @@ use sha2::Digest;
 
 pub use apps::{App, Dirs, Entry, Upstream};
 
+use crate::config::edit::{self, write_atomic};
 use crate::credentials::CredentialStore;
 
 /// Where the `gatehouse` command is, for the bridge entries of stdio-only
@@ -370,8 +371,9 @@ fn write_entries(
     }
 }
 
-/// Adds `[servers.<name>]` to Gatehouse's config; true when an identical
-/// one is already there. A different server of that name is an error.
+/// Adds `[servers.<name>]` to Gatehouse's config (the secrets found as
+/// keychain references when they are moved); true when an identical one is
+/// already there. A different server of that name is an error.
 fn add_server(
     config: &mut toml_edit::DocumentMut,
     name: &str,
@@ -380,88 +382,67 @@ fn add_server(
     opts: &Options,
     path: &Path,
 ) -> Result<bool, String> {
-    let value = |text: &str, secret: Option<&secrets::Found>, prefix: &str| -> toml_edit::Value {
+    use crate::config::{SecretRef, Value};
+    use secrets::Place;
+    // The value as written: a keychain reference where a secret was found
+    // (and is moved), else the text as it was.
+    let value = |text: &str, here: &dyn Fn(&Place) -> bool| -> Value {
+        let secret = found
+            .iter()
+            .find(|s| here(&s.place))
+            .filter(|_| opts.move_secrets);
         match secret {
-            Some(s) if opts.move_secrets => {
-                let mut t = toml_edit::InlineTable::new();
-                t.insert("secret", s.name.as_str().into());
-                if !prefix.is_empty() {
-                    t.insert("prefix", prefix.into());
-                }
-                toml_edit::Value::InlineTable(t)
-            }
-            _ => text.into(),
+            Some(s) => Value::Secret(SecretRef {
+                secret: s.name.clone(),
+                prefix: match &s.place {
+                    Place::Arg { prefix, .. } | Place::Header { prefix, .. } => prefix.clone(),
+                    Place::Env(_) => String::new(),
+                },
+            }),
+            None => Value::Plain(text.to_string()),
         }
     };
-    let mut table = toml_edit::Table::new();
-    match upstream {
-        Upstream::Stdio { command, args, env } => {
-            table.insert("command", toml_edit::value(command.as_str()));
-            let mut list = toml_edit::Array::new();
-            for (i, arg) in args.iter().enumerate() {
-                let secret = found
-                    .iter()
-                    .find(|s| matches!(&s.place, secrets::Place::Arg { index, .. } if *index == i));
-                let prefix = match secret.map(|s| &s.place) {
-                    Some(secrets::Place::Arg { prefix, .. }) => prefix.as_str(),
-                    _ => "",
-                };
-                list.push(value(arg, secret, prefix));
-            }
-            table.insert("args", toml_edit::value(list));
-            if !env.is_empty() {
-                let mut t = toml_edit::InlineTable::new();
-                for (k, v) in env {
-                    let secret = found
-                        .iter()
-                        .find(|s| s.place == secrets::Place::Env(k.clone()));
-                    t.insert(k, value(v, secret, ""));
-                }
-                table.insert("env", toml_edit::value(t));
-            }
-        }
-        Upstream::Http { url, headers } => {
-            table.insert("url", toml_edit::value(url.as_str()));
-            if !headers.is_empty() {
-                let mut t = toml_edit::InlineTable::new();
-                for (k, v) in headers {
-                    let secret = found.iter().find(
-                        |s| matches!(&s.place, secrets::Place::Header { name, .. } if name == k),
-                    );
-                    let prefix = match secret.map(|s| &s.place) {
-                        Some(secrets::Place::Header { prefix, .. }) => prefix.as_str(),
-                        _ => "",
-                    };
-                    t.insert(k, value(v, secret, prefix));
-                }
-                table.insert("headers", toml_edit::value(t));
-            }
-        }
-    }
-    let servers = config
-        .entry("servers")
-        .or_insert_with(|| {
-            let mut t = toml_edit::Table::new();
-            t.set_implicit(true);
-            toml_edit::Item::Table(t)
-        })
-        .as_table_mut()
-        .ok_or_else(|| format!("{}: `servers` is not a table", path.display()))?;
-    if let Some(existing) = servers.get(name) {
-        let same = |key: &str| {
-            existing.get(key).map(|i| i.to_string().trim().to_string())
-                == table.get(key).map(|i| i.to_string().trim().to_string())
-        };
-        if same("command") && same("args") && same("url") {
-            return Ok(true);
-        }
-        return Err(format!(
-            "Gatehouse already fronts another server named {name:?} ({}); rename one of them first",
+    let entry = match upstream {
+        Upstream::Stdio { command, args, env } => edit::Entry {
+            command: Some(command.clone()),
+            args: args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| value(a, &|p| matches!(p, Place::Arg { index, .. } if *index == i)))
+                .collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        value(v, &|p| matches!(p, Place::Env(name) if name == k)),
+                    )
+                })
+                .collect(),
+            ..edit::Entry::default()
+        },
+        Upstream::Http { url, headers } => edit::Entry {
+            url: Some(url.clone()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        value(v, &|p| matches!(p, Place::Header { name, .. } if name == k)),
+                    )
+                })
+                .collect(),
+            ..edit::Entry::default()
+        },
+    };
+    match edit::insert_server(config, name, &entry) {
+        Ok(edit::Added::Added) => Ok(false),
+        Ok(edit::Added::AlreadyThere) => Ok(true),
+        Err(e) => Err(format!(
+            "Gatehouse already fronts another server named {name:?} ({}): {e}; rename one of them first",
             path.display()
-        ));
+        )),
     }
-    servers.insert(name, toml_edit::Item::Table(table));
-    Ok(false)
 }
 
 /// The change as a unified diff of both files.
@@ -490,30 +471,6 @@ impl Plan {
             .map(|(server, s)| (server.clone(), s.name.clone()))
             .collect()
     }
-}
-
-/// Writes `text` to `path` with a temp file and a rename (keeping the
-/// file's permissions), so a reader never sees half of it.
-fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.gatehouse-tmp"));
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut file = std::fs::File::create(&temp).map_err(fail)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        file.set_permissions(meta.permissions()).map_err(fail)?;
-    }
-    file.write_all(text.as_bytes()).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e)
-    })
 }
 
 fn writable(path: &Path) -> Result<(), String> {

@@ -55,6 +55,23 @@ pub enum Request {
     RemoveClient {
         client: String,
     },
+    /// The servers with their state.
+    Servers,
+    /// A server's tools, from the server itself.
+    ServerTools {
+        server: String,
+    },
+    /// Reads the config file again and puts it in force.
+    ReloadConfig,
+    /// Starts a server afresh (its sessions end).
+    RestartServer {
+        server: String,
+    },
+    /// The last lines a server wrote to stderr.
+    ServerLogs {
+        server: String,
+        lines: usize,
+    },
     /// Checks the audit log's chain.
     VerifyAudit,
     /// Writes the whole audit log, with its seals, to a file (an absolute path).

@@ -169,6 +169,14 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::AddClient { client } => to_value(g.add_client(client, Actor::Cli)?),
         Request::Clients => to_value(g.clients()?),
         Request::RemoveClient { client } => to_value(g.remove_client(&client, Actor::Cli)?),
+        Request::Servers => to_value(g.servers()),
+        Request::ServerTools { server } => {
+            let tools = tokio::runtime::Handle::current().block_on(g.server_tools(&server));
+            to_value(tools?)
+        }
+        Request::ReloadConfig => to_value(g.reload_from_file(Actor::Cli)?),
+        Request::RestartServer { server } => to_value(g.restart_server(&server)?),
+        Request::ServerLogs { server, lines } => to_value(g.server_logs(&server, lines)?),
         Request::VerifyAudit => to_value(g.verify_audit()?),
         Request::ExportAudit { format, path } => {
             let written = g.export_audit(&AuditFilter::default(), format, &path)?;

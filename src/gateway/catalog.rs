@@ -65,6 +65,14 @@ impl Catalogs {
         cached.as_ref().map(|(_, tools)| tools.clone())
     }
 
+    /// Drops what was listed of a server (its command changed, or it is gone).
+    pub fn forget(&self, server: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(server);
+    }
+
     fn slot(&self, server: &str) -> Arc<Slot> {
         self.slots
             .lock()

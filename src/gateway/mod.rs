@@ -49,6 +49,31 @@ pub struct Gateway {
     launcher: upstream::Launcher,
 }
 
+/// How a server is doing, as the person sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ServerState {
+    /// Nothing has started it yet (it starts with the first agent session).
+    NotStarted,
+    /// It ran (it listed its tools) and has no session now.
+    Idle,
+    /// Agents have sessions on it.
+    Running {
+        #[ts(type = "number")]
+        sessions: usize,
+    },
+    /// It exited on its own recently; the last lines it wrote.
+    Crashed { stderr: Vec<String> },
+    /// It crashed again and again: the next start waits.
+    HeldBack {
+        #[ts(type = "number")]
+        seconds: u64,
+        stderr: Vec<String>,
+    },
+    /// Not served (`enabled = false`).
+    Disabled,
+}
+
 /// What the HTTP edge sends back for one POST.
 pub enum Reply {
     /// Messages for one request: zero or more server messages, then the response.
@@ -128,6 +153,43 @@ impl Gateway {
             close_later(s.clone());
         }
         ended.len()
+    }
+
+    /// Starts a server afresh: its sessions end (agents open new ones), what
+    /// was listed of it is dropped, its crash record is forgotten. Used when
+    /// the person restarts it, changes or removes it.
+    pub fn reset_server(&self, server: &str) -> usize {
+        let ended = self.sessions.remove_server(server);
+        for s in &ended {
+            close_later(s.clone());
+        }
+        self.catalogs.forget(server);
+        self.launcher.health().reset(server);
+        ended.len()
+    }
+
+    /// How a server is doing now.
+    pub fn server_state(&self, server: &str) -> ServerState {
+        let health = self.launcher.health();
+        let sessions = self.sessions.count_on(server);
+        let stderr = health.stderr_tail(server, 5);
+        if let Some(wait) = health.backoff(server) {
+            return ServerState::HeldBack {
+                seconds: wait.as_secs() + 1,
+                stderr,
+            };
+        }
+        match (sessions, health.recent_crashes(server)) {
+            (0, 0) if self.catalogs.cached(server).is_none() => ServerState::NotStarted,
+            (0, 0) => ServerState::Idle,
+            (0, _) => ServerState::Crashed { stderr },
+            (n, _) => ServerState::Running { sessions: n },
+        }
+    }
+
+    /// The last `n` lines a server wrote to stderr.
+    pub fn server_logs(&self, server: &str, n: usize) -> Vec<String> {
+        self.launcher.health().stderr_tail(server, n)
     }
 
     /// Closes sessions idle longer than [`SESSION_IDLE`].

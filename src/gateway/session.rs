@@ -120,6 +120,25 @@ impl Sessions {
             .collect()
     }
 
+    /// Removes (and returns, to be closed) every session on one server.
+    pub fn remove_server(&self, server: &str) -> Vec<Arc<Session>> {
+        let mut sessions = lock(&self.by_id);
+        let ids: Vec<String> = sessions
+            .values()
+            .filter(|s| s.server == server)
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    }
+
+    /// Open sessions on one server.
+    pub fn count_on(&self, server: &str) -> usize {
+        lock(&self.by_id)
+            .values()
+            .filter(|s| s.server == server)
+            .count()
+    }
+
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         lock(&self.by_id).remove(id)
     }

@@ -132,3 +132,31 @@ pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OA
     }
     Ok(response)
 }
+
+/// Registers (or updates) the clients the config file lists.
+pub fn preconfigured(
+    tx: &crate::store::Tx<'_>,
+    clients: &std::collections::BTreeMap<String, crate::config::PreregisteredClient>,
+    now: UnixMs,
+) -> Result<(), crate::store::StoreError> {
+    for c in clients.values() {
+        crate::store::clients::insert(
+            tx.conn(),
+            &Client {
+                client_id: c.client_id.clone(),
+                name: c.name.clone(),
+                kind: ClientKind::Preconfigured,
+                redirect_uris: c.redirect_uris.clone(),
+                auth_method: AuthMethod::None,
+                secret_hash: None,
+                bound_server: c.server.clone(),
+                metadata: json!({"preconfigured": true}),
+                created_at: now,
+                last_seen_at: None,
+                fetched_at: None,
+                removed_at: None,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -143,6 +143,22 @@ pub fn revoke_for_client(
     Ok(ids)
 }
 
+/// Revokes the grants still in force on a server; returns them.
+pub fn revoke_for_server(
+    conn: &Connection,
+    server: &str,
+    now: UnixMs,
+) -> Result<Vec<Grant>, StoreError> {
+    let grants: Vec<Grant> = list(conn, None, false, now)?
+        .into_iter()
+        .filter(|g| g.server == server)
+        .collect();
+    for g in &grants {
+        revoke(conn, &g.id, now)?;
+    }
+    Ok(grants)
+}
+
 /// Revokes one grant; false if it was already revoked.
 pub fn revoke(conn: &Connection, id: &str, now: UnixMs) -> Result<bool, StoreError> {
     let n = conn.execute(

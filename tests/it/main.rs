@@ -37,3 +37,4 @@ mod lifecycle;
 mod matrix;
 mod per_tool;
 mod secrets;
+mod servers;

@@ -122,7 +122,7 @@ verified_domain: string | null,
  */
 lookalike_of: Lookalike | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
@@ -199,6 +199,8 @@ export type ExportFormat = "jsonl" | "csv";
 
 export type Transport = "stdio" | "http";
 
+export type ServerState = { "state": "not_started" } | { "state": "idle" } | { "state": "running", sessions: number, } | { "state": "crashed", stderr: Array<string>, } | { "state": "held_back", seconds: number, stderr: Array<string>, } | { "state": "disabled" };
+
 export type Server = { name: string, 
 /**
  * The URL to give to an AI client.
@@ -211,7 +213,25 @@ target: string, description: string | null,
 /**
  * The tools, when the gateway has listed them recently.
  */
-tools: Array<Tool> | null, };
+tools: Array<Tool> | null, state: ServerState, };
+
+export type ConfigChange = { added: Array<string>, 
+/**
+ * Gone from the file: sessions ended, grants revoked (still listed as such).
+ */
+removed: Array<string>, 
+/**
+ * Command, URL, environment or headers changed: sessions restarted.
+ */
+changed: Array<string>, 
+/**
+ * `enabled = false` now: sessions ended, grants kept.
+ */
+disabled: Array<string>, 
+/**
+ * Settings that apply only when Gatehouse starts again (the port, where secrets live).
+ */
+after_restart: Array<string>, };
 
 export type Revoked = { client_ids: Array<string>, grants: Array<string>, tokens: number, };
 
@@ -225,7 +245,15 @@ sessions: number,
 /**
  * Items waiting for the person.
  */
-pending: number, };
+pending: number, 
+/**
+ * The config file in force (none: the built-in demo configuration).
+ */
+config_path: string | null, 
+/**
+ * Why the config file as it is now is not in force (the one before runs on).
+ */
+config_problem: string | null, };
 
 export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "conflict" | "too_soon" | "internal";
 

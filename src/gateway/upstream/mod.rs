@@ -62,28 +62,70 @@ pub enum Connection {
 }
 
 /// Opens upstream connections: reads their secrets and holds back a server
-/// that keeps crashing (at most 3 crashes a minute, then an exponential wait
+/// that keeps crashing (at most 3 health a minute, then an exponential wait
 /// of up to 30 s before the next start).
 pub struct Launcher {
     secrets: Arc<CredentialStore>,
-    crashes: Arc<Crashes>,
+    health: Arc<Health>,
 }
 
+/// How each server's processes fared: when they crashed (to hold a server
+/// back that keeps crashing), and the last lines they wrote to stderr (for
+/// `gatehouse servers logs` and the app), inert and without secret values.
 #[derive(Default)]
-pub struct Crashes {
+pub struct Health {
     recent: Mutex<HashMap<String, Vec<Instant>>>,
+    stderr: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
 }
+
+/// Lines of stderr kept per server.
+const STDERR_LINES: usize = 200;
 
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 const CRASHES_BEFORE_BACKOFF: usize = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-impl Crashes {
+impl Health {
     fn record(&self, server: &str) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let list = recent.entry(server.to_string()).or_default();
         list.retain(|t| t.elapsed() < CRASH_WINDOW);
         list.push(Instant::now());
+    }
+
+    /// Keeps one line the server wrote to stderr (already cleaned).
+    pub fn note_stderr(&self, server: &str, line: String) {
+        let mut all = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = all.entry(server.to_string()).or_default();
+        if lines.len() == STDERR_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The last `n` lines the server wrote to stderr, oldest first.
+    pub fn stderr_tail(&self, server: &str, n: usize) -> Vec<String> {
+        let all = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(server)
+            .map(|l| l.iter().skip(l.len().saturating_sub(n)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Crashes in the last minute.
+    pub fn recent_crashes(&self, server: &str) -> usize {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.get_mut(server).map_or(0, |list| {
+            list.retain(|t| t.elapsed() < CRASH_WINDOW);
+            list.len()
+        })
+    }
+
+    /// Forgets the crashes (a restart by the person, or a changed command).
+    pub fn reset(&self, server: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(server);
     }
 
     /// How long a new start must still wait, if the server keeps crashing.
@@ -101,15 +143,19 @@ impl Crashes {
 }
 
 impl Launcher {
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     pub fn new(secrets: Arc<CredentialStore>) -> Launcher {
         Launcher {
             secrets,
-            crashes: Arc::default(),
+            health: Arc::default(),
         }
     }
 
     pub async fn open(&self, server: &ServerConfig) -> Result<Connection, UpstreamError> {
-        if let Some(wait) = self.crashes.backoff(&server.name) {
+        if let Some(wait) = self.health.backoff(&server.name) {
             return Err(UpstreamError::Start {
                 server: server.name.clone(),
                 reason: format!(
@@ -118,7 +164,7 @@ impl Launcher {
                 ),
             });
         }
-        Connection::open(server, &self.secrets, &self.crashes).await
+        Connection::open(server, &self.secrets, &self.health).await
     }
 }
 
@@ -128,7 +174,7 @@ impl Connection {
     async fn open(
         server: &ServerConfig,
         secrets: &CredentialStore,
-        crashes: &Arc<Crashes>,
+        health: &Arc<Health>,
     ) -> Result<Connection, UpstreamError> {
         let mut redactor = Redactor::default();
         let mut resolve = |value: &ConfigValue| -> Result<String, UpstreamError> {
@@ -170,7 +216,7 @@ impl Connection {
                     env: &env,
                     cwd: cwd.as_deref(),
                 };
-                StdioConnection::spawn(command, crashes.clone(), redactor).map(Connection::Stdio)
+                StdioConnection::spawn(command, health.clone(), redactor).map(Connection::Stdio)
             }
             UpstreamConfig::Http { url, headers } => {
                 let headers = headers

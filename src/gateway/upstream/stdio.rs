@@ -12,8 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{
-    note_list_changed, Crashes, MessageStream, Redactor, ServerStream, UpstreamError,
-    INHERITED_ENV, MAX_MESSAGE_BYTES,
+    note_list_changed, Health, MessageStream, Redactor, ServerStream, UpstreamError, INHERITED_ENV,
+    MAX_MESSAGE_BYTES,
 };
 
 /// What to start: a server's command line, its environment and directory.
@@ -58,7 +58,7 @@ pub struct StdioConnection {
 impl StdioConnection {
     pub(super) fn spawn(
         launch: Command<'_>,
-        crashes: Arc<Crashes>,
+        health: Arc<Health>,
         redactor: Redactor,
     ) -> Result<StdioConnection, UpstreamError> {
         let Command {
@@ -109,11 +109,13 @@ impl StdioConnection {
                 }
             }
         });
-        let (name, shown) = (server.to_string(), redactor.clone());
+        let (name, shown, kept) = (server.to_string(), redactor.clone(), health.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(server = %name, "upstream stderr: {}", shown.clean(&line));
+                let line = shown.clean(&line);
+                tracing::info!(server = %name, "upstream stderr: {line}");
+                kept.note_stderr(&name, line);
             }
         });
         let list_changed = Arc::new(AtomicBool::new(false));
@@ -152,7 +154,7 @@ impl StdioConnection {
             // Count the crash before anyone can see the connection dead.
             let crashed = reader_alive.load(Ordering::SeqCst);
             if crashed {
-                crashes.record(&name);
+                health.record(&name);
             }
             reader_alive.store(false, Ordering::SeqCst);
             let status = child

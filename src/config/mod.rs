@@ -2,7 +2,10 @@
 //! may say (unknown keys are errors that name the file, line and key); it is
 //! validated into a [`Config`], where every default lives.
 
+pub mod edit;
+
 use std::collections::BTreeMap;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -93,7 +96,10 @@ pub struct TestingFile {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The port the file asks for.
     pub port: u16,
+    /// The port given on the command line, which wins over the file's.
+    pub port_override: Option<u16>,
     pub consent_timeout_ms: i64,
     pub call_timeout_ms: i64,
     /// How long an access token lives.
@@ -182,6 +188,11 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// The configuration with no file: the built-in demo server only.
+    /// The port to listen on.
+    pub fn listen_port(&self) -> u16 {
+        self.port_override.unwrap_or(self.port)
+    }
+
     /// The config at `path`; without one, the default file (see
     /// [`default_config_path`]), written on a first run with the demo server.
     pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -404,6 +415,7 @@ impl Config {
         }
         Ok(Config {
             port: file.port.unwrap_or(DEFAULT_PORT),
+            port_override: None,
             consent_timeout_ms: duration(
                 "consent_timeout",
                 &file.consent_timeout,
