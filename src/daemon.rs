@@ -138,7 +138,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         user,
     };
     let gateway = Gateway::new(config.clone(), store, credentials.clone());
-    let gatehouse = Arc::new(Gatehouse::new(auth, gateway, data_dir));
+    let gatehouse = Arc::new(Gatehouse::new(auth, gateway, credentials.clone(), data_dir));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 

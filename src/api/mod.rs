@@ -46,7 +46,9 @@ pub use audit::{verify_export, AuditPage, Follow};
 pub use clients::{AddedClient, NewClient, RegisteredClient};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
-pub use servers::{ConfigChange, Server, ServerState, Transport};
+pub use servers::{
+    ConfigChange, NewSecret, NewServer, Server, ServerState, ToolHolders, Transport,
+};
 pub use views::{Agent, Lookalike, ServerRef, Status, Tool};
 
 use crate::config::Config;
@@ -79,11 +81,18 @@ pub struct Gatehouse {
     config_problem: std::sync::Mutex<Option<String>>,
     /// The SHA-256 of the config file's text as last read.
     config_seen: std::sync::Mutex<Option<String>>,
+    /// Where upstream secrets live.
+    credentials: Arc<CredentialStore>,
     registrations: crate::limits::Registrations,
 }
 
 impl Gatehouse {
-    pub(crate) fn new(auth: AuthServer, gateway: Gateway, data_dir: &Path) -> Gatehouse {
+    pub(crate) fn new(
+        auth: AuthServer,
+        gateway: Gateway,
+        credentials: Arc<CredentialStore>,
+        data_dir: &Path,
+    ) -> Gatehouse {
         let gatehouse = Gatehouse {
             auth,
             gateway,
@@ -92,6 +101,7 @@ impl Gatehouse {
             registrations: Default::default(),
             config_problem: Default::default(),
             config_seen: Default::default(),
+            credentials,
         };
         if let Some(text) = gatehouse
             .config()
@@ -106,6 +116,10 @@ impl Gatehouse {
 
     pub(crate) fn auth(&self) -> &AuthServer {
         &self.auth
+    }
+
+    pub(crate) fn credentials(&self) -> &CredentialStore {
+        &self.credentials
     }
 
     pub(crate) fn gateway(&self) -> &Gateway {

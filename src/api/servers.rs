@@ -34,6 +34,105 @@ pub struct Server {
     /// The tools, when the gateway has listed them recently.
     pub tools: Option<Vec<Tool>>,
     pub state: ServerState,
+    /// For each tool granted to someone: the agents that hold it now.
+    pub holders: Vec<ToolHolders>,
+    /// The names of its secrets (values never leave the keychain).
+    pub secrets: Vec<String>,
+}
+
+/// A server to add, as the person gives it (the app's form, the CLI).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
+pub struct NewServer {
+    pub name: String,
+    /// A stdio server: the command and its arguments.
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A remote (streamable HTTP) server.
+    pub url: Option<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Values kept in the keychain, never in the file.
+    #[serde(default)]
+    pub secrets: Vec<NewSecret>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub start_at_launch: bool,
+}
+
+/// A secret environment variable or header of a new server.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct NewSecret {
+    /// The variable or header name.
+    pub key: String,
+    pub value: String,
+    /// A header (else an environment variable).
+    #[serde(default)]
+    pub header: bool,
+    /// What goes before the value, e.g. "Bearer ".
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl NewServer {
+    /// The entry written to the file (secrets as keychain references).
+    pub fn entry(&self) -> Result<crate::config::edit::Entry> {
+        use crate::config::{SecretRef, Value};
+        if self.command.is_some() == self.url.is_some() {
+            return Err(Error::bad_request(
+                "give a command (a stdio server) or a URL (a remote one)",
+            ));
+        }
+        let plain = |m: &std::collections::BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::Plain(v.clone())))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let mut entry = crate::config::edit::Entry {
+            command: self.command.clone(),
+            args: self.args.iter().cloned().map(Value::Plain).collect(),
+            env: plain(&self.env),
+            url: self.url.clone(),
+            headers: plain(&self.headers),
+            description: self.description.clone().filter(|d| !d.trim().is_empty()),
+            start_at_launch: self.start_at_launch,
+        };
+        for s in &self.secrets {
+            let reference = Value::Secret(SecretRef {
+                secret: secret_name(&s.key),
+                prefix: s.prefix.clone(),
+            });
+            let place = if s.header {
+                &mut entry.headers
+            } else {
+                &mut entry.env
+            };
+            place.insert(s.key.clone(), reference);
+        }
+        Ok(entry)
+    }
+}
+
+/// The keychain name of a variable or header: letters, digits, '_' and '-'.
+pub fn secret_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Which agents hold grants on one tool of a server.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+pub struct ToolHolders {
+    pub tool: String,
+    pub agents: Vec<String>,
 }
 
 /// What a change of the config did.
@@ -61,6 +160,8 @@ impl Gatehouse {
     /// what was listed recently, if anything.
     pub fn servers(&self) -> Vec<Server> {
         let config = self.config();
+        let holders = self.tool_holders().unwrap_or_default();
+        let secrets = self.credentials().names().unwrap_or_default();
         let enabled = config.servers.iter().map(|(n, s)| (n, s, true));
         let disabled = config.disabled.iter().map(|(n, s)| (n, s, false));
         let mut all: Vec<Server> = enabled
@@ -79,11 +180,122 @@ impl Gatehouse {
                     } else {
                         ServerState::Disabled
                     },
+                    holders: holders.get(name).cloned().unwrap_or_default(),
+                    secrets: secrets.get(name).cloned().unwrap_or_default(),
                 }
             })
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// Per server, the tools granted now and the agents holding each.
+    fn tool_holders(&self) -> Result<std::collections::BTreeMap<String, Vec<ToolHolders>>> {
+        let now = clock::now();
+        let (grants, clients) = self.store().read(|c| {
+            Ok::<_, crate::store::StoreError>((
+                grants::list(c, None, false, now)?,
+                crate::store::clients::list(c)?,
+            ))
+        })?;
+        let name_of = |id: &str| {
+            clients
+                .iter()
+                .find(|c| c.client_id == id)
+                .map_or_else(|| id.to_string(), |c| c.name.clone())
+        };
+        let mut by_server: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, Vec<String>>,
+        > = Default::default();
+        for g in &grants {
+            for tool in &g.tools {
+                let agents = by_server
+                    .entry(g.server.clone())
+                    .or_default()
+                    .entry(tool.clone())
+                    .or_default();
+                let agent = name_of(&g.client_id);
+                if !agents.contains(&agent) {
+                    agents.push(agent);
+                }
+            }
+        }
+        Ok(by_server
+            .into_iter()
+            .map(|(server, tools)| {
+                let holders = tools
+                    .into_iter()
+                    .map(|(tool, agents)| ToolHolders { tool, agents })
+                    .collect();
+                (server, holders)
+            })
+            .collect())
+    }
+
+    /// The config file changes are written to (none with the built-in demo configuration).
+    fn config_file(&self) -> Result<std::path::PathBuf> {
+        self.config().path.clone().ok_or_else(|| {
+            Error::bad_request("Gatehouse runs on its built-in configuration (no config file): start it with a config file to manage servers")
+        })
+    }
+
+    /// Adds a server: its secrets to the keychain, the rest to the config
+    /// file; in force at once.
+    pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {
+        let entry = new.entry()?;
+        let path = self.config_file()?;
+        crate::config::edit::add_to_file(&path, &new.name, &entry).map_err(Error::bad_request)?;
+        for s in &new.secrets {
+            self.credentials()
+                .set(&new.name, &secret_name(&s.key), &s.value)
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
+        self.reload_from_file(actor).map(Option::unwrap_or_default)
+    }
+
+    /// Removes a server from the config file (its sessions end, its grants are revoked).
+    pub fn remove_server(&self, name: &str, actor: Actor) -> Result<ConfigChange> {
+        let path = self.config_file()?;
+        crate::config::edit::change_in_file(&path, name, crate::config::edit::remove_server)
+            .map_err(Error::bad_request)?;
+        self.reload_from_file(actor).map(Option::unwrap_or_default)
+    }
+
+    /// Serves a server again, or stops serving it (keeping it and its grants).
+    pub fn set_server_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        actor: Actor,
+    ) -> Result<ConfigChange> {
+        let path = self.config_file()?;
+        crate::config::edit::change_in_file(&path, name, |doc, name| {
+            crate::config::edit::set_enabled(doc, name, enabled)
+        })
+        .map_err(Error::bad_request)?;
+        self.reload_from_file(actor).map(Option::unwrap_or_default)
+    }
+
+    /// Sets (or replaces) one secret of a server; its next session uses it.
+    pub fn set_server_secret(&self, server: &str, name: &str, value: &str) -> Result<()> {
+        if value.is_empty() {
+            return Err(Error::bad_request("a secret needs a value"));
+        }
+        self.credentials()
+            .set(server, name, value)
+            .map_err(|e| Error::bad_request(e.to_string()))
+    }
+
+    /// Removes one secret of a server.
+    pub fn remove_server_secret(&self, server: &str, name: &str) -> Result<()> {
+        match self.credentials().remove(server, name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::not_found(format!(
+                "{server} has no secret named {name:?}"
+            ))),
+            Err(e) => Err(Error::internal(e.to_string())),
+        }
     }
 
     /// Starts a server afresh: its sessions end (agents reconnect), its tool

@@ -165,6 +165,10 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             let change: Option<ConfigChange> = read(answer)?;
             config_change(change.as_ref());
         }
+        Request::AddServer { .. } | Request::RemoveServer { .. } | Request::SetServerEnabled { .. } => {
+            let change: ConfigChange = read(answer)?;
+            config_change(Some(&change));
+        }
         Request::RestartServer { server } => {
             let ended: usize = read(answer)?;
             println!("Restarted {}: {ended} session(s) ended; agents open new ones.", shown(server));

@@ -8,9 +8,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use gatehouse::api::{ConfigChange, CredentialStore, Tool};
-use gatehouse::config::edit::{self, Entry};
-use gatehouse::config::{self, CredentialStoreChoice, SecretRef, Value};
+use gatehouse::api::servers::secret_name;
+use gatehouse::api::{ConfigChange, CredentialStore, NewSecret, NewServer, Tool};
+use gatehouse::config::edit;
+use gatehouse::config::{self, CredentialStoreChoice};
 use gatehouse::control::client::ControlClient;
 use gatehouse::control::Request;
 use gatehouse::text::inert;
@@ -106,9 +107,7 @@ pub fn run(
             output::answer(&request, answer)
         };
     }
-    let path = config_path(data_dir, config.clone());
-    let mut doc = edit::read(&path)?;
-    let name = match action {
+    let (request, secrets) = match action {
         ServersAction::Add {
             name,
             url,
@@ -131,123 +130,128 @@ pub fn run(
                     )
                 }
             };
-            if let Some(program) = &program {
-                check_command(program)?;
-            }
-            let mut entry = Entry {
+            let keys: Vec<(String, bool)> = secret_env
+                .iter()
+                .map(|k| (k.clone(), false))
+                .chain(secret_headers.iter().map(|h| (h.clone(), true)))
+                .collect();
+            let values = read_secrets(&keys)?;
+            let secrets: Vec<NewSecret> = keys
+                .into_iter()
+                .zip(values)
+                .map(|((key, header), value)| NewSecret {
+                    key,
+                    value,
+                    header,
+                    prefix: if header {
+                        header_prefix.clone()
+                    } else {
+                        String::new()
+                    },
+                })
+                .collect();
+            let server = NewServer {
+                name,
                 command: program,
-                args: args.into_iter().map(Value::Plain).collect(),
-                env: pairs(&env)?,
+                args,
                 url,
+                env: pairs(&env)?,
                 headers: pairs(&headers)?,
+                secrets: secrets.clone(),
                 description,
                 start_at_launch: at_start,
             };
-            let secrets: Vec<(String, String)> = secret_env
-                .iter()
-                .map(|k| (k.clone(), String::new()))
-                .chain(
-                    secret_headers
-                        .iter()
-                        .map(|h| (h.clone(), header_prefix.clone())),
-                )
-                .collect();
-            let values = read_secrets(&secrets)?;
-            for (key, prefix) in &secrets {
-                let reference = Value::Secret(SecretRef {
-                    secret: secret_name(key),
-                    prefix: prefix.clone(),
-                });
-                if secret_env.contains(key) {
-                    entry.env.insert(key.clone(), reference);
-                } else {
-                    entry.headers.insert(key.clone(), reference);
-                }
-            }
-            if edit::insert_server(&mut doc, &name, &entry)? == edit::Added::AlreadyThere {
-                println!(
-                    "{} is already in {} as given.",
-                    inert(&name),
-                    path.display()
-                );
-            }
-            edit::write(&path, &doc)?;
-            if !values.is_empty() {
-                let store = credentials(data_dir, &path)?;
-                for ((key, _), value) in secrets.iter().zip(values) {
-                    store
-                        .set(&name, &secret_name(key), &value)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            name
+            (Request::AddServer { server }, secrets)
         }
-        ServersAction::Rm { name } => {
-            edit::remove_server(&mut doc, &name)?;
-            edit::write(&path, &doc)?;
-            name
-        }
-        ServersAction::Enable { name } => {
-            edit::set_enabled(&mut doc, &name, true)?;
-            edit::write(&path, &doc)?;
-            name
-        }
-        ServersAction::Disable { name } => {
-            edit::set_enabled(&mut doc, &name, false)?;
-            edit::write(&path, &doc)?;
-            name
-        }
+        ServersAction::Rm { name } => (Request::RemoveServer { server: name }, Vec::new()),
+        ServersAction::Enable { name } => (
+            Request::SetServerEnabled {
+                server: name,
+                enabled: true,
+            },
+            Vec::new(),
+        ),
+        ServersAction::Disable { name } => (
+            Request::SetServerEnabled {
+                server: name,
+                enabled: false,
+            },
+            Vec::new(),
+        ),
         _ => unreachable!("answered above"),
     };
-    put_in_force(data_dir, &path, &name)
+    match ControlClient::connect(data_dir) {
+        Ok(mut control) => in_force(&mut control, &request),
+        Err(_) => offline(data_dir, config, &request, &secrets),
+    }
 }
 
-/// Tells the running Gatehouse to read the file now, says what changed,
-/// and lists the tools of a server that was just added.
-fn put_in_force(data_dir: &Path, path: &Path, name: &str) -> Result<(), String> {
-    let Ok(mut control) = ControlClient::connect(data_dir) else {
-        println!(
-            "Written to {}. Gatehouse is not running: it takes effect when it starts.",
-            path.display()
-        );
-        return Ok(());
-    };
-    let change = control
-        .call(&Request::ReloadConfig)
-        .map_err(|e| e.message)?;
-    let change: Option<ConfigChange> = serde_json::from_value(change).map_err(|e| e.to_string())?;
-    println!("Written to {}.", path.display());
-    output::config_change(change.as_ref());
-    if change.is_some_and(|c| c.added.iter().any(|a| a == name)) {
-        let tools = control.call(&Request::ServerTools {
-            server: name.to_string(),
-        });
-        match tools.map(serde_json::from_value::<Vec<Tool>>) {
-            Ok(Ok(tools)) => {
-                let names: Vec<String> = tools.iter().map(|t| inert(&t.name)).collect();
-                println!(
-                    "{} answers with {} tool(s): {}",
-                    inert(name),
-                    tools.len(),
-                    names.join(", ")
-                );
+/// Asks the running Gatehouse to make the change; says what changed, and
+/// lists the tools of a server that was just added.
+fn in_force(control: &mut ControlClient, request: &Request) -> Result<(), String> {
+    let change = control.call(request).map_err(|e| e.message)?;
+    let change: ConfigChange = serde_json::from_value(change).map_err(|e| e.to_string())?;
+    output::config_change(Some(&change));
+    if let Request::AddServer { server } = request {
+        let name = &server.name;
+        if change.added.contains(name) {
+            let tools = control.call(&Request::ServerTools {
+                server: name.clone(),
+            });
+            match tools.map(serde_json::from_value::<Vec<Tool>>) {
+                Ok(Ok(tools)) => {
+                    let names: Vec<String> = tools.iter().map(|t| inert(&t.name)).collect();
+                    println!(
+                        "{} answers with {} tool(s): {}",
+                        inert(name),
+                        tools.len(),
+                        names.join(", ")
+                    );
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(e) => println!("{} did not list its tools: {}", inert(name), e.message),
             }
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(e) => println!("{} did not list its tools: {}", inert(name), e.message),
         }
     }
     Ok(())
 }
 
-/// The config file the running Gatehouse reads, else the one given, else the default.
-fn config_path(data_dir: &Path, given: Option<PathBuf>) -> PathBuf {
-    let running = ControlClient::connect(data_dir)
-        .and_then(|mut c| c.call(&Request::Status))
-        .ok()
-        .and_then(|s| s["config_path"].as_str().map(PathBuf::from));
-    running
-        .or(given)
-        .unwrap_or_else(config::default_config_path)
+/// Gatehouse is not running: the change goes to the file, in force when it starts.
+fn offline(
+    data_dir: &Path,
+    config: Option<PathBuf>,
+    request: &Request,
+    secrets: &[NewSecret],
+) -> Result<(), String> {
+    let path = config.unwrap_or_else(config::default_config_path);
+    match request {
+        Request::AddServer { server } => {
+            let entry = server.entry().map_err(|e| e.message)?;
+            edit::add_to_file(&path, &server.name, &entry)?;
+            if !secrets.is_empty() {
+                let store = credentials(data_dir, &path)?;
+                for s in secrets {
+                    store
+                        .set(&server.name, &secret_name(&s.key), &s.value)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Request::RemoveServer { server } => {
+            edit::change_in_file(&path, server, edit::remove_server)?
+        }
+        Request::SetServerEnabled { server, enabled } => {
+            edit::change_in_file(&path, server, |doc, name| {
+                edit::set_enabled(doc, name, *enabled)
+            })?
+        }
+        _ => unreachable!("only changes of the file"),
+    }
+    println!(
+        "Written to {}. Gatehouse is not running: it takes effect when it starts.",
+        path.display()
+    );
+    Ok(())
 }
 
 fn credentials(data_dir: &Path, config_path: &Path) -> Result<CredentialStore, String> {
@@ -257,50 +261,19 @@ fn credentials(data_dir: &Path, config_path: &Path) -> Result<CredentialStore, S
     CredentialStore::open(data_dir, choice).map_err(|e| e.to_string())
 }
 
-/// A command that can be started: a path to a file, or a name on the PATH.
-fn check_command(program: &str) -> Result<(), String> {
-    let found = if program.contains('/') {
-        Path::new(program).is_file()
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
-    };
-    if found {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: no such command (give its full path, or install it first); nothing was written",
-            inert(program)
-        ))
-    }
-}
-
 /// KEY=VALUE pairs.
-fn pairs(items: &[String]) -> Result<BTreeMap<String, Value>, String> {
+fn pairs(items: &[String]) -> Result<BTreeMap<String, String>, String> {
     items
         .iter()
         .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), Value::Plain(v.to_string()))),
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
             _ => Err(format!("{item:?}: expected KEY=VALUE")),
         })
         .collect()
 }
 
-/// The keychain name of a variable or header: letters, digits, '_' and '-'.
-fn secret_name(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// One line of stdin per secret, in order.
-fn read_secrets(secrets: &[(String, String)]) -> Result<Vec<String>, String> {
+fn read_secrets(secrets: &[(String, bool)]) -> Result<Vec<String>, String> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     secrets

@@ -143,6 +143,43 @@ pub fn set_enabled(
     Ok(())
 }
 
+/// Whether a command can be started: a path to a file, or a name on the PATH.
+pub fn command_exists(program: &str) -> bool {
+    if program.contains('/') || program.contains('\\') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+/// Adds a server to the file at `path` (checked: a command that exists, a
+/// name not taken by another server, a valid config), written whole.
+pub fn add_to_file(path: &Path, name: &str, entry: &Entry) -> Result<Added, String> {
+    if let Some(program) = &entry.command {
+        if !command_exists(program) {
+            return Err(format!(
+                "{}: no such command (give its full path, or install it first); nothing was written",
+                crate::text::inert(program)
+            ));
+        }
+    }
+    let mut doc = read(path)?;
+    let added = insert_server(&mut doc, name, entry)?;
+    write(path, &doc)?;
+    Ok(added)
+}
+
+/// Changes one server in the file at `path`: removes it, or switches it.
+pub fn change_in_file(
+    path: &Path,
+    name: &str,
+    change: impl FnOnce(&mut toml_edit::DocumentMut, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut doc = read(path)?;
+    change(&mut doc, name)?;
+    write(path, &doc)
+}
+
 /// Reads the config file (an empty document when there is none).
 pub fn read(path: &Path) -> Result<toml_edit::DocumentMut, String> {
     let text = match std::fs::read_to_string(path) {

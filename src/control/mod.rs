@@ -63,6 +63,19 @@ pub enum Request {
     },
     /// Reads the config file again and puts it in force.
     ReloadConfig,
+    /// Adds a server (to the config file; its secrets to the keychain).
+    AddServer {
+        server: crate::api::NewServer,
+    },
+    /// Removes a server from the config file.
+    RemoveServer {
+        server: String,
+    },
+    /// Serves a server again, or stops serving it.
+    SetServerEnabled {
+        server: String,
+        enabled: bool,
+    },
     /// Starts a server afresh (its sessions end).
     RestartServer {
         server: String,

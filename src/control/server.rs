@@ -175,6 +175,11 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
             to_value(tools?)
         }
         Request::ReloadConfig => to_value(g.reload_from_file(Actor::Cli)?),
+        Request::AddServer { server } => to_value(g.add_server(server, Actor::Cli)?),
+        Request::RemoveServer { server } => to_value(g.remove_server(&server, Actor::Cli)?),
+        Request::SetServerEnabled { server, enabled } => {
+            to_value(g.set_server_enabled(&server, enabled, Actor::Cli)?)
+        }
         Request::RestartServer { server } => to_value(g.restart_server(&server)?),
         Request::ServerLogs { server, lines } => to_value(g.server_logs(&server, lines)?),
         Request::VerifyAudit => to_value(g.verify_audit()?),

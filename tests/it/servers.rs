@@ -263,3 +263,64 @@ fn a_first_run_writes_the_default_config_with_the_demo_server() {
     assert_eq!(status["config_path"], file.display().to_string());
     assert_eq!(status["servers"][0]["name"], "demo");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_given_to_servers_add_reaches_only_the_server() {
+    let gh = Serve::start(
+        &format!("secret_store = \"file\"\n{}", config_text("")),
+        &[],
+    );
+    let probe = gh.dir().join("seen");
+    let probe_env = format!("SECRET_PROBE_OUT={}", probe.display());
+    let out = gh.cli_with_stdin(
+        &[
+            "servers",
+            "add",
+            "keyed",
+            "--secret-env",
+            "API_KEY",
+            "--env",
+            "SECRET_PROBE_NAME=API_KEY",
+            "--env",
+            &probe_env,
+            "--",
+            "python3",
+            fixture_script(),
+        ],
+        "sk-typed-once-0123456789\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(gh.config_path()).unwrap();
+    assert!(
+        text.contains("API_KEY = { secret = \"API_KEY\" }"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("sk-typed-once"),
+        "the value never goes to the file"
+    );
+    let (_, s) = gh
+        .agent("Agent", "keyed", ToolChoice::All, AskChoice::None)
+        .await;
+    assert_eq!(
+        s.call_text("lookup", json!({"word": "w"})).await,
+        "lookup:w"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&probe).unwrap(),
+        "sk-typed-once-0123456789"
+    );
+    let list = gh.cli_json(&["servers", "list"]);
+    let keyed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "keyed")
+        .unwrap();
+    assert_eq!(keyed["secrets"], json!(["API_KEY"]), "{keyed}");
+    assert!(keyed["holders"].to_string().contains("Agent"), "{keyed}");
+}
