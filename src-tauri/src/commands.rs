@@ -8,8 +8,8 @@
 //! their snake_case names on the wire.
 
 use gatehouse::api::{
-    Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, Decided, Error,
-    ExportFormat, Grant, PendingId, PendingItem, Revoked, Server, Status, Tool,
+    Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, ConfigChange, Decided,
+    Error, ExportFormat, Grant, NewServer, PendingId, PendingItem, Revoked, Server, Status, Tool,
 };
 
 use gatehouse::connect::{Found as ConnectFound, Preview as ConnectPreview};
@@ -149,6 +149,44 @@ commands! {
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
         d.gh.revoke_all(Actor::Desktop)
+    }
+
+    /// Adds a server (its secrets to the keychain, the rest to the config file); in force at once.
+    fn server_add(d, app, server: NewServer) -> ConfigChange {
+        let gh = d.gh.clone();
+        blocking(move || gh.add_server(server, Actor::Desktop)).await
+    }
+
+    /// Removes a server: its sessions end, its grants are revoked.
+    fn server_remove(d, app, name: String) -> ConfigChange {
+        let gh = d.gh.clone();
+        blocking(move || gh.remove_server(&name, Actor::Desktop)).await
+    }
+
+    /// Serves a server again, or stops serving it (keeping it and its grants).
+    fn server_set_enabled(d, app, name: String, enabled: bool) -> ConfigChange {
+        let gh = d.gh.clone();
+        blocking(move || gh.set_server_enabled(&name, enabled, Actor::Desktop)).await
+    }
+
+    /// Starts a server afresh; returns how many sessions ended.
+    fn server_restart(d, app, name: String) -> u32 {
+        d.gh.restart_server(&name).map(|n| n as u32)
+    }
+
+    /// The last lines a server wrote to stderr.
+    fn server_logs(d, app, name: String, lines: u32) -> Vec<String> {
+        d.gh.server_logs(&name, lines as usize)
+    }
+
+    /// Sets or replaces a server's secret (typed once, kept in the keychain).
+    fn server_secret_set(d, app, server: String, name: String, value: String) -> () {
+        d.gh.set_server_secret(&server, &name, &value)
+    }
+
+    /// Removes a server's secret.
+    fn server_secret_remove(d, app, server: String, name: String) -> () {
+        d.gh.remove_server_secret(&server, &name)
     }
 
     /// The AI clients found on this machine, and the MCP servers each has.

@@ -231,3 +231,45 @@ describe('connecting an AI client from the Servers view', () => {
     await s.screenshot(ARTIFACTS, '07-connect-applied');
   });
 });
+
+describe('managing servers from the Servers view', () => {
+  let app;
+  before(async () => {
+    app = await startApp();
+  });
+  after(async () => {
+    await app?.stop();
+  });
+
+  it('adds a server from the form, sets a secret, and shows its state and tools', async () => {
+    const s = app.session;
+    await s.click(await s.find('[data-view=servers]'));
+    await s.click(await s.waitFind('[data-testid=add-server]'));
+    const form = await s.waitFind('[data-testid=add-server-form]');
+    await s.type(await s.find('[data-testid=add-server-form] input[name=name]'), 'lookup');
+    await s.type(await s.find('[data-testid=add-server-form] input[name=command]'), 'python3');
+    await s.type(
+      await s.find('[data-testid=add-server-form] textarea[name=args]'),
+      join(ROOT, 'tests/fixtures/upstream.py'),
+    );
+    await s.type(await s.find('[data-testid=add-server-form] input[name=secret-key]'), 'API_KEY');
+    await s.type(await s.find('[data-testid=add-server-form] input[name=secret-value]'), 'sk-typed-in-the-app-42');
+    await s.screenshot(ARTIFACTS, '08-add-server-form');
+    await s.click(await s.find('[data-testid=add-server-form] button[type=submit]'));
+    await waitFor('the change said', async () =>
+      /added lookup/.test(await s.text(await s.find('[data-testid=server-change]'))),
+    );
+    const card = await s.waitFind('[data-server=lookup]');
+    assert.match(await s.text(card), /Not started|Idle/);
+    assert.match(await s.text(card), /API_KEY/, 'the secret is listed by name');
+    assert.doesNotMatch(await s.text(card), /sk-typed-in-the-app/, 'never its value');
+    const config = readFileSync(join(app.home, '.config/gatehouse/gatehouse.toml'), 'utf8');
+    assert.match(config, /\[servers\.lookup\]/);
+    assert.match(config, /API_KEY = \{ secret = "API_KEY" \}/);
+    assert.doesNotMatch(config, /sk-typed-in-the-app/);
+    await s.click(await s.find('[data-server=lookup] [data-testid=show-tools]'));
+    await waitFor('its tools', async () => /lookup/.test(await s.text(await s.find('[data-server=lookup] .server-tools'))));
+    assert.match(await s.text(await s.find('[data-server=lookup] .server-tools')), /purge/);
+    await s.screenshot(ARTIFACTS, '09-server-added');
+  });
+});

@@ -21,6 +21,9 @@ export const APP =
  */
 export async function startApp(env = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
+  // A home of its own, so the app's config file is never the person's.
+  const home = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-home-'));
+  env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), ...env };
   const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1', RUST_LOG: process.env.RUST_LOG ?? 'info', ...env });
   const started = Date.now();
   let session;
@@ -44,6 +47,7 @@ export async function startApp(env = {}) {
     session,
     url,
     dataDir,
+    home: env.HOME,
     startedMs: Date.now() - started,
     driverLog: driver.log,
     async stop() {

@@ -213,7 +213,15 @@ target: string, description: string | null,
 /**
  * The tools, when the gateway has listed them recently.
  */
-tools: Array<Tool> | null, state: ServerState, };
+tools: Array<Tool> | null, state: ServerState, 
+/**
+ * For each tool granted to someone: the agents that hold it now.
+ */
+holders: Array<ToolHolders>, 
+/**
+ * The names of its secrets (values never leave the keychain).
+ */
+secrets: Array<string>, };
 
 export type ConfigChange = { added: Array<string>, 
 /**
@@ -232,6 +240,36 @@ disabled: Array<string>,
  * Settings that apply only when Gatehouse starts again (the port, where secrets live).
  */
 after_restart: Array<string>, };
+
+export type ToolHolders = { tool: string, agents: Array<string>, };
+
+export type NewSecret = { 
+/**
+ * The variable or header name.
+ */
+key: string, value: string, 
+/**
+ * A header (else an environment variable).
+ */
+header: boolean, 
+/**
+ * What goes before the value, e.g. "Bearer ".
+ */
+prefix: string, };
+
+export type NewServer = { name: string, 
+/**
+ * A stdio server: the command and its arguments.
+ */
+command: string | null, args: Array<string>, 
+/**
+ * A remote (streamable HTTP) server.
+ */
+url: string | null, env: { [key in string]?: string }, headers: { [key in string]?: string }, 
+/**
+ * Values kept in the keychain, never in the file.
+ */
+secrets: Array<NewSecret>, description: string | null, start_at_launch: boolean, };
 
 export type Revoked = { client_ids: Array<string>, grants: Array<string>, tokens: number, };
 
@@ -319,6 +357,20 @@ export const commands = {
   revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
   /** The panic button: every agent loses every grant. */
   revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** Adds a server (its secrets to the keychain, the rest to the config file); in force at once. */
+  serverAdd: (server: NewServer) => invoke<ConfigChange>('server_add', { server }),
+  /** Removes a server: its sessions end, its grants are revoked. */
+  serverRemove: (name: string) => invoke<ConfigChange>('server_remove', { name }),
+  /** Serves a server again, or stops serving it (keeping it and its grants). */
+  serverSetEnabled: (name: string, enabled: boolean) => invoke<ConfigChange>('server_set_enabled', { name, enabled }),
+  /** Starts a server afresh; returns how many sessions ended. */
+  serverRestart: (name: string) => invoke<number>('server_restart', { name }),
+  /** The last lines a server wrote to stderr. */
+  serverLogs: (name: string, lines: number) => invoke<Array<string>>('server_logs', { name, lines }),
+  /** Sets or replaces a server's secret (typed once, kept in the keychain). */
+  serverSecretSet: (server: string, name: string, value: string) => invoke<null>('server_secret_set', { server, name, value }),
+  /** Removes a server's secret. */
+  serverSecretRemove: (server: string, name: string) => invoke<null>('server_secret_remove', { server, name }),
   /** The AI clients found on this machine, and the MCP servers each has. */
   connectClients: () => invoke<Array<ConnectFound>>('connect_clients'),
   /** The change that would put a client's servers behind Gatehouse (nothing is written). */

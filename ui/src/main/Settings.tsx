@@ -24,6 +24,21 @@ export function Settings({ info }: { info: Status | null }) {
         </dd>
         <dt>Consent requests</dt>
         <dd>Denied on their own after {minutes} min without an answer. Nothing is granted on timeout.</dd>
+        <dt>Config file</dt>
+        <dd data-testid="config-path">
+          {info.config_path ? (
+            <>
+              <code>{info.config_path}</code>. Edits to it take effect while Gatehouse runs.
+            </>
+          ) : (
+            'None: the built-in demo configuration.'
+          )}
+          {info.config_problem && (
+            <p class="error" role="alert">
+              Not in force: {inert(info.config_problem)}
+            </p>
+          )}
+        </dd>
         <dt>Data</dt>
         <dd>
           <code>{info.data_dir}</code>

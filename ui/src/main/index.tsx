@@ -44,6 +44,8 @@ function App() {
 
   useEffect(() => {
     api.status().then(setInfo);
+    // The config file can change while the app runs (and a bad edit be reported).
+    const timer = setInterval(() => api.status().then(setInfo), 5000);
     api.pending().then(setPending);
     reloadAgents();
     const subs = [
@@ -52,7 +54,10 @@ function App() {
         if (AGENT_EVENTS.has(e.kind)) reloadAgents();
       }),
     ];
-    return () => subs.forEach((s) => s.then((f) => f()));
+    return () => {
+      clearInterval(timer);
+      subs.forEach((s) => s.then((f) => f()));
+    };
   }, []);
 
   return (
