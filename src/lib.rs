@@ -34,6 +34,7 @@ pub mod text;
 pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod crypto;
+pub(crate) mod fetch;
 pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod limits;

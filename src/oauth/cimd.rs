@@ -5,7 +5,7 @@
 //! verified. SSRF guards: the host must resolve only to public addresses, and
 //! the connection goes to the address that was checked (no DNS rebinding).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -115,63 +115,15 @@ pub async fn fetch(
             "a client_id URL needs a path and no fragment or credentials",
         ));
     }
-    let port = url.port_or_known_default().unwrap_or(443);
-    // An address literal is checked as it is; a name is resolved once, every
-    // address it has is checked, and the fetch goes to the one checked.
-    let (host, addrs): (String, Vec<SocketAddr>) = match url.host() {
-        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-        Some(url::Host::Domain(name)) => {
-            let addrs = tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|e| invalid(format!("cannot resolve {name}: {e}")))?
-                .collect();
-            (name.to_string(), addrs)
-        }
-        None => return Err(invalid("client_id URL has no host")),
+    let reach = if loopback_test {
+        crate::fetch::Reach::AlsoLoopback
+    } else {
+        crate::fetch::Reach::Public
     };
-    let Some(addr) = addrs.first().copied() else {
-        return Err(invalid(format!("{host} has no address")));
-    };
-    if !loopback_test && addrs.iter().any(|a| is_forbidden_address(a.ip())) {
-        return Err(invalid(format!("{host} is or resolves to a private or local address; refusing to fetch client metadata there")));
-    }
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(5))
-        .resolve(&host, addr)
-        .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| invalid(format!("cannot build HTTP client: {e}")))?;
-    let mut response = http
-        .get(url.clone())
-        .header("accept", "application/json")
-        .send()
+    let doc = crate::fetch::json(&url, reach, MAX_BYTES)
         .await
-        .map_err(|e| {
-            invalid(format!(
-                "cannot fetch client metadata from {client_id}: {e}"
-            ))
-        })?;
-    if !response.status().is_success() {
-        return Err(invalid(format!(
-            "client metadata at {client_id} answered {}",
-            response.status()
-        )));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| invalid(format!("reading client metadata: {e}")))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BYTES {
-            return Err(invalid("client metadata document is too large"));
-        }
-    }
-    let doc: Value =
-        serde_json::from_slice(&body).map_err(|_| invalid("client metadata is not JSON"))?;
+        .map_err(|e| invalid(format!("client metadata: {e}")))?
+        .ok_or_else(|| invalid(format!("client metadata at {client_id} answered 404")))?;
     validate(client_id, &doc, now)
 }
 
