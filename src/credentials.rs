@@ -183,6 +183,24 @@ impl CredentialStore {
         self.set_own(&format!("bridge/{key}"), value)
     }
 
+    /// A remote server's login kept by Gatehouse (its tokens, or the client
+    /// it registered there), under `key`. Not listed among the secrets.
+    pub(crate) fn upstream_login(&self, key: &str) -> Result<Option<String>, SecretError> {
+        self.get_own(key)
+    }
+
+    /// Keeps (or, with `None`, forgets) a remote server's login.
+    pub(crate) fn set_upstream_login(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), SecretError> {
+        match value {
+            Some(v) => self.set_own(key, v),
+            None => self.remove_own(key),
+        }
+    }
+
     /// A value of Gatehouse's own (not a server's secret, not listed).
     fn get_own(&self, account: &str) -> Result<Option<String>, SecretError> {
         match self {
@@ -210,6 +228,24 @@ impl CredentialStore {
                 let mut all: BTreeMap<String, String> = read_map(path)?;
                 all.insert(account.to_string(), value.to_string());
                 write_private(path, &all)
+            }
+        }
+    }
+
+    fn remove_own(&self, account: &str) -> Result<(), SecretError> {
+        match self {
+            CredentialStore::Keychain { .. } => {
+                match keyring::Entry::new(SERVICE, account).and_then(|e| e.delete_credential()) {
+                    Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                    Err(e) => Err(SecretError::Keychain(e.to_string())),
+                }
+            }
+            CredentialStore::File { path, .. } => {
+                let mut all: BTreeMap<String, String> = read_map(path)?;
+                if all.remove(account).is_some() {
+                    write_private(path, &all)?;
+                }
+                Ok(())
             }
         }
     }

@@ -138,6 +138,9 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         user,
     };
     let gateway = Gateway::new(config.clone(), store, credentials.clone());
+    gateway
+        .login()
+        .set_base(&format!("http://127.0.0.1:{}", addr.port()));
     let gatehouse = Arc::new(Gatehouse::new(auth, gateway, credentials.clone(), data_dir));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();

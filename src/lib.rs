@@ -22,6 +22,7 @@
 //!   ids, hashes, PKCE. `credentials`: upstream secrets in the OS keychain.
 
 pub mod api;
+pub mod browser;
 pub mod clock;
 pub mod config;
 pub mod connect;
@@ -41,6 +42,7 @@ pub(crate) mod limits;
 pub(crate) mod oauth;
 pub(crate) mod store;
 pub(crate) mod tools;
+pub(crate) mod upstream_oauth;
 
 #[cfg(test)]
 mod testing;

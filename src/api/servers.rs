@@ -38,6 +38,8 @@ pub struct Server {
     pub holders: Vec<ToolHolders>,
     /// The names of its secrets (values never leave the keychain).
     pub secrets: Vec<String>,
+    /// A remote server: whether Gatehouse holds a login there.
+    pub logged_in: bool,
 }
 
 /// A server to add, as the person gives it (the app's form, the CLI).
@@ -182,6 +184,7 @@ impl Gatehouse {
                     },
                     holders: holders.get(name).cloned().unwrap_or_default(),
                     secrets: secrets.get(name).cloned().unwrap_or_default(),
+                    logged_in: self.gateway().login().logged_in(name),
                 }
             })
             .collect();
@@ -296,6 +299,59 @@ impl Gatehouse {
             ))),
             Err(e) => Err(Error::internal(e.to_string())),
         }
+    }
+
+    /// Starts the person's login at a remote server: the URL to open in the
+    /// browser. The browser comes back to Gatehouse (`finish_login`).
+    pub async fn start_login(&self, name: &str) -> Result<String> {
+        let config = self.config();
+        let server = config.servers.get(name).ok_or_else(|| unknown(name))?;
+        let headers: Vec<(String, String)> = match &server.upstream {
+            Upstream::Http { headers, .. } => headers
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    crate::config::Value::Plain(p) => Some((k.clone(), p.clone())),
+                    crate::config::Value::Secret(_) => None,
+                })
+                .collect(),
+            Upstream::Stdio { .. } => Vec::new(),
+        };
+        self.gateway()
+            .login()
+            .start(server, &headers)
+            .await
+            .map_err(Error::bad_request)
+    }
+
+    /// The browser came back from a login: the server logged in to. Its
+    /// sessions start afresh with the new login.
+    pub async fn finish_login(
+        &self,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<String> {
+        let server = self
+            .gateway()
+            .login()
+            .finish(query)
+            .await
+            .map_err(Error::bad_request)?;
+        self.gateway().reset_server(&server);
+        Ok(server)
+    }
+
+    /// The metadata document Gatehouse serves about itself as a client.
+    pub fn upstream_client_metadata(&self) -> serde_json::Value {
+        self.gateway().login().client_metadata()
+    }
+
+    /// Forgets Gatehouse's login at a server.
+    pub fn logout(&self, name: &str) -> Result<()> {
+        if !self.config().servers.contains_key(name) {
+            return Err(unknown(name));
+        }
+        self.gateway().login().logout(name);
+        self.gateway().reset_server(name);
+        Ok(())
     }
 
     /// Starts a server afresh: its sessions end (agents reconnect), its tool

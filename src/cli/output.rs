@@ -165,6 +165,8 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             let change: Option<ConfigChange> = read(answer)?;
             config_change(change.as_ref());
         }
+        Request::StartLogin { .. } => println!("{}", shown(answer.as_str().unwrap_or_default())),
+        Request::Logout { server } => println!("Gatehouse no longer holds a login at {}.", shown(server)),
         Request::AddServer { .. } | Request::RemoveServer { .. } | Request::SetServerEnabled { .. } => {
             let change: ConfigChange = read(answer)?;
             config_change(Some(&change));
@@ -281,6 +283,10 @@ fn state(state: &ServerState) -> String {
             format!("HELD BACK after crashing again and again (next try in {seconds} s)")
         }
         ServerState::Disabled => "disabled".into(),
+        ServerState::NeedsLogin { reason } => format!(
+            "NEEDS LOGIN ({}): `gatehouse servers login <name>`",
+            shown(reason)
+        ),
     }
 }
 

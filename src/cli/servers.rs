@@ -72,6 +72,16 @@ pub enum ServersAction {
     Tools { name: String },
     /// Read the config file again now (Gatehouse also notices edits by itself).
     Reload,
+    /// Log Gatehouse in to a remote server that asks for it: opens the
+    /// browser (or prints the URL) and waits until you are done.
+    Login {
+        name: String,
+        /// Only print the URL.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget Gatehouse's login at a remote server.
+    Logout { name: String },
 }
 
 /// Runs one `servers` command.
@@ -81,6 +91,9 @@ pub fn run(
     json: bool,
     action: ServersAction,
 ) -> Result<(), String> {
+    if let ServersAction::Login { name, no_browser } = &action {
+        return login(data_dir, name, *no_browser);
+    }
     let simple = match &action {
         ServersAction::List => Some(Request::Servers),
         ServersAction::Restart { name } => Some(Request::RestartServer {
@@ -94,6 +107,9 @@ pub fn run(
             server: name.clone(),
         }),
         ServersAction::Reload => Some(Request::ReloadConfig),
+        ServersAction::Logout { name } => Some(Request::Logout {
+            server: name.clone(),
+        }),
         _ => None,
     };
     if let Some(request) = simple {
@@ -184,6 +200,47 @@ pub fn run(
         Ok(mut control) => in_force(&mut control, &request),
         Err(_) => offline(data_dir, config, &request, &secrets),
     }
+}
+
+/// Starts the login, sends the person to the browser, and waits for the
+/// browser to come back to Gatehouse.
+#[allow(clippy::disallowed_methods)] // it waits for the person in real time
+fn login(data_dir: &Path, name: &str, no_browser: bool) -> Result<(), String> {
+    let mut control = ControlClient::connect(data_dir).map_err(|e| e.message)?;
+    let url = control
+        .call(&Request::StartLogin {
+            server: name.to_string(),
+        })
+        .map_err(|e| e.message)?;
+    let url = url.as_str().unwrap_or_default().to_string();
+    if no_browser || !gatehouse::browser::open(&url) {
+        println!(
+            "Open this address in your browser to log Gatehouse in to {}:\n{url}",
+            inert(name)
+        );
+    } else {
+        println!(
+            "Log in to {} in the browser window that opened.",
+            inert(name)
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let servers = control.call(&Request::Servers).map_err(|e| e.message)?;
+        let server = servers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name);
+        if server.is_some_and(|s| s["logged_in"] == true && s["state"]["state"] != "needs_login") {
+            println!("Gatehouse is logged in to {}.", inert(name));
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "no login came back within 10 minutes; run `gatehouse servers login {name}` again"
+    ))
 }
 
 /// Asks the running Gatehouse to make the change; says what changed, and

@@ -55,6 +55,20 @@ pub struct ServerFile {
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
     pub description: Option<String>,
+    /// A client registered with the server's authorization server by hand
+    /// (when it supports neither metadata documents nor registration).
+    pub oauth: Option<OAuthClientFile>,
+}
+
+/// `[servers.x.oauth]`: Gatehouse's own client at a remote server's
+/// authorization server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientFile {
+    pub client_id: String,
+    pub client_secret: Option<Value>,
+    /// The scope to ask for (default: what the server's challenge or metadata say).
+    pub scope: Option<String>,
 }
 
 /// An environment variable or header value: written out, or a secret from
@@ -155,6 +169,8 @@ pub enum CredentialStoreChoice {
 pub struct ServerConfig {
     pub name: String,
     pub upstream: Upstream,
+    /// For an HTTP server: a hand-registered OAuth client, if any.
+    pub oauth: Option<OAuthClientFile>,
     /// Start it (and list its tools) when Gatehouse starts, not only on first use.
     pub start_at_launch: bool,
     pub description: Option<String>,
@@ -370,8 +386,15 @@ impl Config {
                     ))
                 }
             };
+            if server.oauth.is_some() && !matches!(upstream, Upstream::Http { .. }) {
+                return Err(err(
+                    &format!("{key}.oauth"),
+                    "`oauth` is for HTTP servers (with `url`)",
+                ));
+            }
             let config = ServerConfig {
                 name: name.clone(),
+                oauth: server.oauth,
                 upstream,
                 start_at_launch,
                 description: server.description,
@@ -457,6 +480,7 @@ fn demo_server() -> ServerConfig {
         .unwrap_or_else(|_| "gatehouse".to_string());
     ServerConfig {
         name: "demo".to_string(),
+        oauth: None,
         start_at_launch: false,
         upstream: Upstream::Stdio {
             command,

@@ -71,6 +71,14 @@ pub enum Request {
     RemoveServer {
         server: String,
     },
+    /// Starts Gatehouse's login at a remote server: the URL for the browser.
+    StartLogin {
+        server: String,
+    },
+    /// Forgets Gatehouse's login at a remote server.
+    Logout {
+        server: String,
+    },
     /// Serves a server again, or stops serving it.
     SetServerEnabled {
         server: String,

@@ -177,6 +177,11 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::ReloadConfig => to_value(g.reload_from_file(Actor::Cli)?),
         Request::AddServer { server } => to_value(g.add_server(server, Actor::Cli)?),
         Request::RemoveServer { server } => to_value(g.remove_server(&server, Actor::Cli)?),
+        Request::StartLogin { server } => {
+            let url = tokio::runtime::Handle::current().block_on(g.start_login(&server));
+            to_value(url?)
+        }
+        Request::Logout { server } => to_value(g.logout(&server)?),
         Request::SetServerEnabled { server, enabled } => {
             to_value(g.set_server_enabled(&server, enabled, Actor::Cli)?)
         }

@@ -72,6 +72,8 @@ pub enum ServerState {
     },
     /// Not served (`enabled = false`).
     Disabled,
+    /// A remote server that needs the person to log in (`gatehouse servers login`).
+    NeedsLogin { reason: String },
 }
 
 /// What the HTTP edge sends back for one POST.
@@ -170,6 +172,11 @@ impl Gateway {
 
     /// How a server is doing now.
     pub fn server_state(&self, server: &str) -> ServerState {
+        if let Some(needs) = self.launcher.login().needs_login(server) {
+            return ServerState::NeedsLogin {
+                reason: needs.reason,
+            };
+        }
         let health = self.launcher.health();
         let sessions = self.sessions.count_on(server);
         let stderr = health.stderr_tail(server, 5);
@@ -185,6 +192,11 @@ impl Gateway {
             (0, _) => ServerState::Crashed { stderr },
             (n, _) => ServerState::Running { sessions: n },
         }
+    }
+
+    /// Gatehouse's own logins at the remote servers.
+    pub fn login(&self) -> &Arc<crate::upstream_oauth::UpstreamAuth> {
+        self.launcher.login()
     }
 
     /// The last `n` lines a server wrote to stderr.

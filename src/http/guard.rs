@@ -85,7 +85,13 @@ async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
         }
     }
     let fetch_site = req.headers().get("sec-fetch-site");
-    if !fetch_site_allowed(fetch_site.map(|s| s.to_str().unwrap_or("cross-site"))) {
+    // The one page another site sends the browser to: a remote server's
+    // authorization server, back from a login Gatehouse started (its state
+    // ties it to that login).
+    let login_callback = req.method() == Method::GET && req.uri().path() == super::LOGIN_CALLBACK;
+    if !login_callback
+        && !fetch_site_allowed(fetch_site.map(|s| s.to_str().unwrap_or("cross-site")))
+    {
         return forbidden("requests from other web sites are not allowed");
     }
     if req.method() == Method::OPTIONS && origin.is_some() {

@@ -21,6 +21,9 @@ pub const OAUTH_BODY_LIMIT: usize = 64 * 1024;
 /// Largest MCP message accepted from an agent.
 pub const MCP_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Where the browser comes back from Gatehouse's own login at a remote server.
+pub const LOGIN_CALLBACK: &str = "/oauth/callback";
+
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     let oauth = Router::new()
         .route(
@@ -55,6 +58,8 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
         .route("/revoke", post(oauth::revoke))
         .route("/introspect", post(oauth::introspect))
         .route("/", get(pages::home))
+        .route(LOGIN_CALLBACK, get(oauth::login_callback))
+        .route("/oauth/client.json", get(oauth::client_metadata))
         .layer(RequestBodyLimitLayer::new(OAUTH_BODY_LIMIT));
     let mcp = Router::new()
         .route(

@@ -201,3 +201,26 @@ pub async fn introspect(
         Err(e) => e.into_response(),
     }
 }
+
+/// The browser comes back from Gatehouse's login at a remote server.
+pub async fn login_callback(
+    State(g): State<Arc<Gatehouse>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match g.finish_login(&query).await {
+        Ok(server) => pages::info(
+            "Gatehouse: logged in",
+            &format!("Gatehouse is logged in to {server}. You can close this page."),
+        ),
+        Err(e) => pages::error_text(
+            StatusCode::BAD_REQUEST,
+            "Gatehouse could not log in",
+            &e.message,
+        ),
+    }
+}
+
+/// Gatehouse's own Client ID Metadata Document, for authorization servers that take them.
+pub async fn client_metadata(State(g): State<Arc<Gatehouse>>) -> Response {
+    Json(g.upstream_client_metadata()).into_response()
+}

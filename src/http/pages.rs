@@ -90,6 +90,18 @@ pub fn error(status: StatusCode, e: &OAuthError) -> Response {
     page(status, "Gatehouse: error", &body, false)
 }
 
+/// A page that says one thing (`text` is escaped).
+pub fn info(title: &str, text: &str) -> Response {
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
+    page(StatusCode::OK, title, &body, false)
+}
+
+/// An error page that says what went wrong (`text` is escaped).
+pub fn error_text(status: StatusCode, title: &str, text: &str) -> Response {
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
+    page(status, title, &body, false)
+}
+
 pub async fn home() -> Response {
     page(
         StatusCode::OK,

@@ -38,3 +38,4 @@ mod matrix;
 mod per_tool;
 mod secrets;
 mod servers;
+mod upstream_login;

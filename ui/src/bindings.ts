@@ -199,7 +199,7 @@ export type ExportFormat = "jsonl" | "csv";
 
 export type Transport = "stdio" | "http";
 
-export type ServerState = { "state": "not_started" } | { "state": "idle" } | { "state": "running", sessions: number, } | { "state": "crashed", stderr: Array<string>, } | { "state": "held_back", seconds: number, stderr: Array<string>, } | { "state": "disabled" };
+export type ServerState = { "state": "not_started" } | { "state": "idle" } | { "state": "running", sessions: number, } | { "state": "crashed", stderr: Array<string>, } | { "state": "held_back", seconds: number, stderr: Array<string>, } | { "state": "disabled" } | { "state": "needs_login", reason: string, };
 
 export type Server = { name: string, 
 /**
@@ -221,7 +221,11 @@ holders: Array<ToolHolders>,
 /**
  * The names of its secrets (values never leave the keychain).
  */
-secrets: Array<string>, };
+secrets: Array<string>, 
+/**
+ * A remote server: whether Gatehouse holds a login there.
+ */
+logged_in: boolean, };
 
 export type ConfigChange = { added: Array<string>, 
 /**

@@ -14,9 +14,12 @@ use super::{
     MAX_MESSAGE_BYTES,
 };
 use crate::gateway::jsonrpc;
+use crate::upstream_oauth::UpstreamAuth;
 
 pub struct HttpConnection {
     server: String,
+    /// Gatehouse's own login at the server, if it asks for one.
+    login: Arc<UpstreamAuth>,
     /// Held by the one open GET stream.
     stream_lock: Arc<tokio::sync::Mutex<()>>,
     pub(super) list_changed: Arc<AtomicBool>,
@@ -30,6 +33,7 @@ impl HttpConnection {
         server: &str,
         url: url::Url,
         headers: &[(String, String)],
+        login: Arc<UpstreamAuth>,
     ) -> Result<HttpConnection, UpstreamError> {
         let start_error = |reason: String| UpstreamError::Start {
             server: server.to_string(),
@@ -51,6 +55,7 @@ impl HttpConnection {
             .map_err(|e| start_error(e.to_string()))?;
         Ok(HttpConnection {
             server: server.to_string(),
+            login,
             stream_lock: Arc::default(),
             list_changed: Arc::default(),
             url,
@@ -74,6 +79,47 @@ impl HttpConnection {
             .header("content-type", "application/json")
             .body(msg.to_string());
         self.with_session(req, headers)
+    }
+
+    /// Sends a request with Gatehouse's login at the server (if it has one);
+    /// a refusal (401, or 403 for more scope) is retried once after a
+    /// refresh, else the server needs the person to log in.
+    async fn authorized(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        for attempt in 0..2 {
+            let mut req = build();
+            if let Some(token) = self.login.bearer(&self.server).await {
+                req = req.bearer_auth(token);
+            }
+            let response = req.send().await.map_err(|e| self.failed(e.to_string()))?;
+            let status = response.status().as_u16();
+            if status != 401 && status != 403 {
+                return Ok(response);
+            }
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if challenge.is_empty() && status == 403 {
+                return Ok(response);
+            }
+            if attempt == 0 && self.login.refused(&self.server, status, &challenge).await {
+                continue;
+            }
+            let reason = self
+                .login
+                .needs_login(&self.server)
+                .map_or_else(|| format!("answered HTTP {status}"), |n| n.reason);
+            return Err(UpstreamError::NeedsLogin {
+                server: self.server.clone(),
+                reason,
+            });
+        }
+        unreachable!("the loop returns")
     }
 
     /// Adds the upstream's session id and the client's protocol version.
@@ -101,11 +147,7 @@ impl HttpConnection {
         msg: Value,
         headers: &UpstreamHeaders,
     ) -> Result<MessageStream, UpstreamError> {
-        let response = self
-            .post(&msg, headers)
-            .send()
-            .await
-            .map_err(|e| self.failed(e.to_string()))?;
+        let response = self.authorized(|| self.post(&msg, headers)).await?;
         if let Some(sid) = response
             .headers()
             .get("mcp-session-id")
@@ -145,11 +187,7 @@ impl HttpConnection {
         msg: Value,
         headers: &UpstreamHeaders,
     ) -> Result<(), UpstreamError> {
-        let response = self
-            .post(&msg, headers)
-            .send()
-            .await
-            .map_err(|e| self.failed(e.to_string()))?;
+        let response = self.authorized(|| self.post(&msg, headers)).await?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -160,11 +198,14 @@ impl HttpConnection {
     /// The upstream's GET stream of server messages, relayed (one at a time).
     pub(super) async fn open_stream(&self, headers: &UpstreamHeaders) -> Option<ServerStream> {
         let lease = self.stream_lock.clone().try_lock_owned().ok()?;
-        let req = self
-            .http
-            .get(self.url.clone())
-            .header("accept", "text/event-stream");
-        let response = self.with_session(req, headers).send().await.ok()?;
+        let get = || {
+            let req = self
+                .http
+                .get(self.url.clone())
+                .header("accept", "text/event-stream");
+            self.with_session(req, headers)
+        };
+        let response = self.authorized(get).await.ok()?;
         let is_sse = response
             .headers()
             .get("content-type")
@@ -189,10 +230,11 @@ impl HttpConnection {
             .take();
         if let Some(sid) = sid {
             let _ = self
-                .http
-                .delete(self.url.clone())
-                .header("mcp-session-id", sid)
-                .send()
+                .authorized(|| {
+                    self.http
+                        .delete(self.url.clone())
+                        .header("mcp-session-id", sid.as_str())
+                })
                 .await;
         }
     }

@@ -46,6 +46,8 @@ pub enum UpstreamError {
     Exited(String),
     #[error("upstream server {server:?} failed: {reason}")]
     Failed { server: String, reason: String },
+    #[error("server {server:?} needs the person to log in to it ({reason}): `gatehouse servers login {server}`, or Log in in the app")]
+    NeedsLogin { server: String, reason: String },
 }
 
 /// Messages belonging to one request: zero or more server messages
@@ -66,6 +68,7 @@ pub enum Connection {
 /// of up to 30 s before the next start).
 pub struct Launcher {
     secrets: Arc<CredentialStore>,
+    login: Arc<crate::upstream_oauth::UpstreamAuth>,
     health: Arc<Health>,
 }
 
@@ -147,8 +150,14 @@ impl Launcher {
         &self.health
     }
 
+    /// Gatehouse's own logins at the remote servers.
+    pub fn login(&self) -> &Arc<crate::upstream_oauth::UpstreamAuth> {
+        &self.login
+    }
+
     pub fn new(secrets: Arc<CredentialStore>) -> Launcher {
         Launcher {
+            login: Arc::new(crate::upstream_oauth::UpstreamAuth::new(secrets.clone())),
             secrets,
             health: Arc::default(),
         }
@@ -164,7 +173,7 @@ impl Launcher {
                 ),
             });
         }
-        Connection::open(server, &self.secrets, &self.health).await
+        Connection::open(server, &self.secrets, &self.health, &self.login).await
     }
 }
 
@@ -175,6 +184,7 @@ impl Connection {
         server: &ServerConfig,
         secrets: &CredentialStore,
         health: &Arc<Health>,
+        login: &Arc<crate::upstream_oauth::UpstreamAuth>,
     ) -> Result<Connection, UpstreamError> {
         let mut redactor = Redactor::default();
         let mut resolve = |value: &ConfigValue| -> Result<String, UpstreamError> {
@@ -227,6 +237,7 @@ impl Connection {
                     &server.name,
                     url.clone(),
                     &headers,
+                    login.clone(),
                 )?))
             }
         }

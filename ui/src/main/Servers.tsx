@@ -96,6 +96,8 @@ function stateText(state: ServerState): string {
       return `Held back after repeated crashes (next try in ${state.seconds} s)`;
     case 'disabled':
       return 'Disabled';
+    case 'needs_login':
+      return `Needs you to log in (${state.reason})`;
   }
 }
 
