@@ -179,6 +179,20 @@ commands! {
         d.gh.server_logs(&name, lines as usize)
     }
 
+    /// Starts Gatehouse's login at a remote server in the browser; returns the URL it opened.
+    fn server_login(d, app, name: String) -> String {
+        let url = d.gh.start_login(&name).await?;
+        if !gatehouse::browser::open(&url) {
+            tracing::warn!("could not open the browser; the app shows the login URL");
+        }
+        Ok(url)
+    }
+
+    /// Forgets Gatehouse's login at a remote server.
+    fn server_logout(d, app, name: String) -> () {
+        d.gh.logout(&name)
+    }
+
     /// Sets or replaces a server's secret (typed once, kept in the keychain).
     fn server_secret_set(d, app, server: String, name: String, value: String) -> () {
         d.gh.set_server_secret(&server, &name, &value)

@@ -371,6 +371,10 @@ export const commands = {
   serverRestart: (name: string) => invoke<number>('server_restart', { name }),
   /** The last lines a server wrote to stderr. */
   serverLogs: (name: string, lines: number) => invoke<Array<string>>('server_logs', { name, lines }),
+  /** Starts Gatehouse's login at a remote server in the browser; returns the URL it opened. */
+  serverLogin: (name: string) => invoke<string>('server_login', { name }),
+  /** Forgets Gatehouse's login at a remote server. */
+  serverLogout: (name: string) => invoke<null>('server_logout', { name }),
   /** Sets or replaces a server's secret (typed once, kept in the keychain). */
   serverSecretSet: (server: string, name: string, value: string) => invoke<null>('server_secret_set', { server, name, value }),
   /** Removes a server's secret. */

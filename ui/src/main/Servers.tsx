@@ -185,6 +185,7 @@ function ServerCard({
           </button>
         )
       )}
+      {server.transport === 'http' && <Login server={server} onChange={onReload} />}
       <Secrets server={server} onChange={onReload} />
       <div class="detail-actions">
         {!disabled && (
@@ -235,6 +236,47 @@ function ServerCard({
         </p>
       )}
     </article>
+  );
+}
+
+/** A remote server's login: Gatehouse's own, done once in the browser. */
+function Login({ server, onChange }: { server: Server; onChange: () => void }) {
+  const [url, setUrl] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const needs = server.state.state === 'needs_login';
+  const login = async () => {
+    setError(null);
+    try {
+      setUrl(await api.serverLogin(server.name));
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+  };
+  return (
+    <div class="login" data-testid="server-login">
+      {server.logged_in && !needs ? (
+        <p>
+          Gatehouse is logged in to this server.{' '}
+          <button type="button" class="plain small" onClick={() => api.serverLogout(server.name).then(onChange)}>
+            Log out
+          </button>
+        </p>
+      ) : (
+        <p>
+          {needs ? <strong>This server needs you to log in. </strong> : 'If this server asks for a login: '}
+          <button type="button" class={needs ? 'primary small' : 'plain small'} onClick={login}>
+            Log in
+          </button>
+        </p>
+      )}
+      {url && (
+        <p class="muted">
+          Log in in the browser window that opened (or open <code>{inert(url)}</code>). Gatehouse keeps the login in the
+          keychain; agents never see it.
+        </p>
+      )}
+      {error && <p class="error">{inert(error)}</p>}
+    </div>
   );
 }
 
