@@ -141,6 +141,9 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     gateway
         .login()
         .set_base(&format!("http://127.0.0.1:{}", addr.port()));
+    gateway
+        .login()
+        .set_client_metadata_url(gatehouse_config_metadata_url(&config));
     let gatehouse = Arc::new(Gatehouse::new(auth, gateway, credentials.clone(), data_dir));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -185,6 +188,10 @@ fn register_preconfigured_clients(
     now: clock::UnixMs,
 ) -> Result<(), StoreError> {
     store.write(|tx| crate::oauth::register::preconfigured(tx, &config.clients, now))
+}
+
+fn gatehouse_config_metadata_url(config: &crate::config::Live) -> Option<String> {
+    config.get().client_metadata_url.clone()
 }
 
 /// Servers with `start = "at_start"` are started (and list their tools) now.

@@ -91,18 +91,30 @@ pub async fn json(url: &url::Url, reach: Reach, max_bytes: usize) -> Result<Opti
     if !status.is_success() {
         return Err(format!("{url} answered {status}"));
     }
+    let body = capped_body(&mut response, max_bytes)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|_| format!("{url}: the answer is not JSON"))
+}
+
+/// Reads a response's body, stopping (with an error) once it passes
+/// `max_bytes`: a server cannot make Gatehouse hold more.
+pub async fn capped_body(
+    response: &mut reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("reading {url}: {e}"))?
+        .map_err(|e| format!("reading the answer: {e}"))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > max_bytes {
-            return Err(format!("{url}: the document is too large"));
+            return Err("the answer is too large".into());
         }
     }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|_| format!("{url}: the answer is not JSON"))
+    Ok(body)
 }

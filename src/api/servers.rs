@@ -344,6 +344,17 @@ impl Gatehouse {
         self.gateway().login().client_metadata()
     }
 
+    /// Calls a tool of a server as Gatehouse itself, outside any grant: only
+    /// for `gatehouse conformance-client`, which checks Gatehouse's login at
+    /// a remote server against the MCP conformance suite. No face uses it.
+    #[doc(hidden)]
+    pub async fn call_as_gatehouse(&self, server: &str, tool: &str) -> Result<serde_json::Value> {
+        self.gateway()
+            .call_as_gatehouse(server, tool, json!({}))
+            .await
+            .map_err(Error::bad_request)
+    }
+
     /// Forgets Gatehouse's login at a server.
     pub fn logout(&self, name: &str) -> Result<()> {
         if !self.config().servers.contains_key(name) {

@@ -3,6 +3,7 @@
 //! `--data-dir` and `--json`; failures print what to do and exit non-zero.
 //! It lives in the binary, so it can use only the library's public API.
 
+mod conformance;
 mod connect;
 mod output;
 mod servers;
@@ -56,6 +57,10 @@ enum Command {
     },
     /// Run the built-in demo MCP server on stdio (Gatehouse starts it for you).
     DemoServer,
+    /// Gatehouse as the client of the MCP conformance suite's authorization
+    /// scenarios: fronts the server at URL, logs in, lists and calls its tools.
+    #[command(hide = true)]
+    ConformanceClient { url: String },
     /// A stdio MCP server that relays to one server behind the running
     /// Gatehouse, for clients that can only launch stdio servers. It asks for
     /// consent as "<NAME> via bridge" and keeps its tokens in the keychain.
@@ -259,6 +264,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config, port } => serve(data_dir, config, port),
         Command::DemoServer => gatehouse::demo::run().map_err(|e| format!("demo server: {e}")),
         Command::Bridge { server, name } => crate::bridge::run(&data_dir, &server, &name),
+        Command::ConformanceClient { url } => conformance::run(&url),
         Command::Connect {
             client,
             list,
@@ -563,6 +569,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
         Command::Serve { .. }
         | Command::DemoServer
         | Command::Bridge { .. }
+        | Command::ConformanceClient { .. }
         | Command::Connect { .. }
         | Command::Servers { .. }
         | Command::Disconnect { .. }

@@ -25,6 +25,9 @@ pub struct ConfigFile {
     pub call_timeout: Option<String>,
     /// How long an access token lives (then the agent refreshes it), e.g. "1h".
     pub access_token_ttl: Option<String>,
+    /// Where Gatehouse's own Client ID Metadata Document is published (an
+    /// https URL), for logins at remote authorization servers that take them.
+    pub client_metadata_url: Option<String>,
     /// Where upstream secrets live: "auto" (the OS keychain, else a 0600 file), "keychain" or "file".
     pub secret_store: Option<String>,
     #[serde(default)]
@@ -127,6 +130,9 @@ pub struct Config {
     pub secret_store: CredentialStoreChoice,
     /// The file it was read from (none for the built-in demo configuration).
     pub path: Option<PathBuf>,
+    /// Where Gatehouse's own client metadata document is published, if the
+    /// person publishes it.
+    pub client_metadata_url: Option<String>,
 }
 
 /// The config in force, shared by the authorization server and the gateway,
@@ -458,6 +464,17 @@ impl Config {
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
             path: None,
+            client_metadata_url: match file.client_metadata_url {
+                Some(u)
+                    if url::Url::parse(&u)
+                        .map(|u| u.scheme() == "https")
+                        .unwrap_or(false) =>
+                {
+                    Some(u)
+                }
+                Some(_) => return Err(err("client_metadata_url", "an https URL")),
+                None => None,
+            },
             secret_store: match file.secret_store.as_deref() {
                 None | Some("auto") => CredentialStoreChoice::Auto,
                 Some("keychain") => CredentialStoreChoice::Keychain,

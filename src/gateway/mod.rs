@@ -17,6 +17,7 @@ pub mod error;
 mod forward;
 pub mod holds;
 pub mod jsonrpc;
+mod own_session;
 pub mod pinning;
 pub mod policy;
 mod request;
@@ -232,6 +233,21 @@ impl Gateway {
             .get(server)
             .ok_or_else(|| format!("no server {server:?}"))?;
         self.catalogs.get(server, &self.launcher).await
+    }
+
+    /// Calls a tool as Gatehouse itself (see `catalog::call_as_gatehouse`).
+    pub async fn call_as_gatehouse(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let config = self.config.get();
+        let server = config
+            .servers
+            .get(server)
+            .ok_or_else(|| format!("no server {server:?}"))?;
+        catalog::call_as_gatehouse(server, &self.launcher, tool, arguments).await
     }
 
     /// The cached tool list, if any (never starts an upstream or waits for one).

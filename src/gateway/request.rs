@@ -395,7 +395,9 @@ impl Gateway {
         };
         let session = call.session;
         if session.seen_tool(tool).is_none() {
-            let listed = super::catalog::list_tools(&session.upstream, call.headers).await?;
+            let listed = super::own_session::OwnSession::within(&session.upstream, call.headers)
+                .list_tools()
+                .await?;
             session.remember_tools(&listed);
         }
         let Some(current) = session.seen_tool(tool) else {

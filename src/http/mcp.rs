@@ -33,6 +33,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn upstream_headers(headers: &HeaderMap) -> UpstreamHeaders {
     UpstreamHeaders {
         protocol_version: header_str(headers, "mcp-protocol-version").map(str::to_string),
+        ..UpstreamHeaders::default()
     }
 }
 

@@ -112,12 +112,36 @@ pub async fn resource(server_url: &url::Url, challenge: &Challenge) -> Result<Re
             if meta.authorization_servers.is_empty() {
                 return Err(format!("{url} names no authorization server"));
             }
+            if !covers(&meta.resource, server_url) {
+                return Err(format!(
+                    "{url} describes the resource {:?}, not {server_url}: refusing it (a token for it would be another server's)",
+                    meta.resource
+                ));
+            }
             return Ok(meta);
         }
     }
     Err(format!(
         "{server_url} publishes no protected-resource metadata (RFC 9728): it cannot be logged in to"
     ))
+}
+
+/// Whether protected-resource metadata for `resource` may speak for the
+/// server at `server_url` (RFC 9728 §3.3, MCP "canonical server URI"): the
+/// same origin, and the server's path at or under the resource's.
+fn covers(resource: &str, server_url: &url::Url) -> bool {
+    let Ok(resource) = url::Url::parse(resource) else {
+        return false;
+    };
+    if resource.origin() != server_url.origin()
+        || resource.query().is_some()
+        || resource.fragment().is_some()
+    {
+        return false;
+    }
+    let base = resource.path().trim_end_matches('/');
+    let path = server_url.path().trim_end_matches('/');
+    path == base || path.starts_with(&format!("{base}/"))
 }
 
 /// The metadata of the authorization server `issuer`.
@@ -201,6 +225,33 @@ mod tests {
                 .as_str(),
             "https://mcp.example/.well-known/oauth-authorization-server"
         );
+    }
+
+    #[test]
+    fn resource_metadata_speaks_only_for_its_own_server() {
+        let server = url::Url::parse("https://mcp.example/tenant/mcp").unwrap();
+        for ok in [
+            "https://mcp.example/tenant/mcp",
+            "https://mcp.example/tenant/mcp/",
+            "https://mcp.example/tenant",
+            "https://mcp.example/",
+            "https://mcp.example",
+            "HTTPS://MCP.EXAMPLE/tenant/mcp",
+        ] {
+            assert!(covers(ok, &server), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/tenant/mcp",
+            "http://mcp.example/tenant/mcp",
+            "https://mcp.example:8443/tenant/mcp",
+            "https://mcp.example/tenant/mc",
+            "https://mcp.example/tenant/mcp/more",
+            "https://mcp.example/other",
+            "https://mcp.example/tenant/mcp?x=1",
+            "not a url",
+        ] {
+            assert!(!covers(bad, &server), "{bad}");
+        }
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub struct UpstreamAuth {
     base: OnceLock<String>,
     pending: Mutex<HashMap<String, Attempt>>,
     needs: Mutex<HashMap<String, NeedsLogin>>,
+    /// The last challenge each server answered with (where its metadata is,
+    /// what scope it wants).
+    challenges: Mutex<HashMap<String, Challenge>>,
+    /// Where Gatehouse's Client ID Metadata Document is published, when the
+    /// person publishes it at an https URL of their own (else the loopback one).
+    metadata_url: Mutex<Option<String>>,
     cache: Mutex<HashMap<String, Tokens>>,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -132,6 +138,8 @@ impl UpstreamAuth {
             base: OnceLock::new(),
             pending: Mutex::default(),
             needs: Mutex::default(),
+            challenges: Mutex::default(),
+            metadata_url: Mutex::default(),
             cache: Mutex::default(),
             refreshing: tokio::sync::Mutex::new(()),
         }
@@ -151,20 +159,24 @@ impl UpstreamAuth {
         format!("{}/oauth/callback", self.base())
     }
 
-    /// The Client ID Metadata Document Gatehouse serves about itself.
+    /// Where Gatehouse's Client ID Metadata Document is: the URL the person
+    /// published it at (config `client_metadata_url`), else the one
+    /// Gatehouse serves on loopback (which only a local authorization server can read).
     pub fn client_metadata_url(&self) -> String {
-        format!("{}/oauth/client.json", self.base())
+        lock(&self.metadata_url)
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth/client.json", self.base()))
+    }
+
+    /// Uses a published metadata document URL (or, with `None`, the loopback one).
+    pub fn set_client_metadata_url(&self, url: Option<String>) {
+        *lock(&self.metadata_url) = url;
     }
 
     pub fn client_metadata(&self) -> serde_json::Value {
-        json!({
-            "client_id": self.client_metadata_url(),
-            "client_name": "Gatehouse",
-            "redirect_uris": [self.redirect_uri()],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
-        })
+        let mut doc = client_description(&self.redirect_uri());
+        doc["client_id"] = json!(self.client_metadata_url());
+        doc
     }
 
     /// Why the server needs a login now, if it does.
@@ -221,11 +233,42 @@ impl UpstreamAuth {
         self.refresh(server, &tokens.access_token).await.ok()
     }
 
-    /// The server refused Gatehouse's request (`status`, its challenge).
-    /// True when a retry may work (the token was refreshed); otherwise the
-    /// server is marked as needing a login.
-    pub async fn refused(&self, server: &str, status: u16, challenge: &str) -> bool {
+    /// The server at `url` refused Gatehouse's request (`status`, its
+    /// challenge). True when a retry may work (the token was refreshed);
+    /// otherwise the server is marked as needing a login. A request refused
+    /// again after a retry (`retried`) needs a login too.
+    pub async fn refused(
+        &self,
+        server: &str,
+        url: &url::Url,
+        status: u16,
+        challenge: &str,
+        retried: bool,
+    ) -> bool {
         let c = Challenge::parse(challenge);
+        lock(&self.challenges).insert(server.to_string(), c.clone());
+        if retried {
+            let scope = self.tokens(server).and_then(|t| t.scope).or(c.scope);
+            self.mark(
+                server,
+                format!("the server refused Gatehouse's renewed login (HTTP {status})"),
+                scope,
+            );
+            return false;
+        }
+        if status == 401 {
+            if let Some(moved) = self.moved_to(server, url, &c).await {
+                self.logout(server);
+                self.mark(
+                    server,
+                    format!(
+                        "the server now takes logins from another authorization server ({moved})"
+                    ),
+                    c.scope,
+                );
+                return false;
+            }
+        }
         if status == 403 && c.error.as_deref() == Some("insufficient_scope") {
             let have = self.tokens(server).and_then(|t| t.scope);
             let scope = union(have.as_deref(), c.scope.as_deref());
@@ -244,6 +287,16 @@ impl UpstreamAuth {
                 false
             }
         }
+    }
+
+    /// The authorization server the server at `url` now names, when its
+    /// protected-resource metadata no longer lists the one Gatehouse's
+    /// login came from (its tokens and client are not valid there).
+    async fn moved_to(&self, server: &str, url: &url::Url, c: &Challenge) -> Option<String> {
+        let tokens = self.tokens(server)?;
+        let now = discovery::resource(url, c).await.ok()?;
+        (!now.authorization_servers.contains(&tokens.issuer))
+            .then(|| now.authorization_servers[0].clone())
     }
 
     /// Renews the access token with the refresh token (once, if several
@@ -304,7 +357,12 @@ impl UpstreamAuth {
         headers: &[(String, String)],
     ) -> Result<String, String> {
         let url = server_url(server)?;
-        let challenge = probe(&url, headers).await?;
+        // The challenge the server refused a request with; else ask it now.
+        let known = lock(&self.challenges).get(&server.name).cloned();
+        let challenge = match known {
+            Some(c) => c,
+            None => probe(&url, headers).await?,
+        };
         let resource = discovery::resource(&url, &challenge).await?;
         let reach = discovery::reach_for(&url);
         let issuer = resource.authorization_servers[0].clone();
@@ -508,6 +566,20 @@ async fn probe(url: &url::Url, headers: &[(String, String)]) -> Result<Challenge
     }
 }
 
+/// How Gatehouse describes itself to an authorization server, both in
+/// dynamic registration (RFC 7591) and in its client metadata document: a
+/// public native client (RFC 8252) with a loopback redirect.
+fn client_description(redirect_uri: &str) -> serde_json::Value {
+    json!({
+        "client_name": "Gatehouse",
+        "application_type": "native",
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    })
+}
+
 /// Dynamic client registration (RFC 7591) as a public client.
 async fn register(
     endpoint: &str,
@@ -519,13 +591,7 @@ async fn register(
     let http = crate::fetch::client_for(&url, reach).await?;
     let answer = http
         .post(url)
-        .json(&json!({
-            "client_name": "Gatehouse",
-            "redirect_uris": [redirect_uri],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
-        }))
+        .json(&client_description(redirect_uri))
         .send()
         .await
         .map_err(|e| format!("cannot register at {endpoint}: {e}"))?;

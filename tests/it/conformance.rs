@@ -318,3 +318,122 @@ async fn the_gateway_is_transparent_to_the_server_suite() {
     );
     assert_eq!(direct.len(), gated.len(), "every check ran both ways");
 }
+
+/// The authorization scenarios for a client that each revision requires,
+/// as the suite names them (its `--requirements`, less the extensions it
+/// does not score).
+const CLIENT_AUTH_SCENARIOS_2025_11_25: &[&str] = &[
+    "metadata-default",
+    "metadata-var1",
+    "metadata-var2",
+    "metadata-var3",
+    "basic-cimd",
+    "scope-from-www-authenticate",
+    "scope-from-scopes-supported",
+    "scope-omitted-when-undefined",
+    "scope-step-up",
+    "scope-retry-limit",
+    "token-endpoint-auth-basic",
+    "token-endpoint-auth-post",
+    "token-endpoint-auth-none",
+    "pre-registration",
+];
+const CLIENT_AUTH_SCENARIOS_NEW_IN_2026_07_28: &[&str] = &[
+    "resource-mismatch",
+    "offline-access-scope",
+    "offline-access-not-supported",
+    "authorization-server-migration",
+    "iss-supported",
+    "iss-not-advertised",
+    "iss-supported-missing",
+    "iss-wrong-issuer",
+    "iss-unexpected",
+    "iss-normalized",
+    "metadata-issuer-mismatch",
+];
+
+/// The suite's client scenarios that `revision` requires, with
+/// `gatehouse conformance-client` as the client: every check of every scored
+/// scenario, and the names of the scenarios the suite ran but does not score.
+fn client_requirements(revision: &str) -> (BTreeMap<(String, String), String>, Vec<String>) {
+    let out = tempfile::tempdir().unwrap();
+    let command = format!("{} conformance-client", crate::support::gatehouse_bin());
+    let output = suite(&[
+        "client",
+        "--command",
+        &command,
+        "--requirements",
+        revision,
+        "-o",
+        out.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    // "Not scored for <revision>: …" then one "  ✗ <scenario> (<why>)" line each.
+    let unscored: Vec<String> = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("Not scored for"))
+        .skip(1)
+        .filter_map(|l| l.trim().strip_prefix("✗ ").or(l.trim().strip_prefix("✓ ")))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let mut all = BTreeMap::new();
+    for dir in [out.path().to_path_buf(), out.path().join("auth")] {
+        for ((scenario, id), status) in checks(&dir) {
+            let scenario = if dir.ends_with("auth") {
+                format!("auth/{scenario}")
+            } else {
+                scenario
+            };
+            if !unscored.contains(&scenario) {
+                all.insert((scenario, id), status);
+            }
+        }
+    }
+    (all, unscored)
+}
+
+#[test]
+fn gatehouse_logs_in_upstream_as_the_suite_requires() {
+    for revision in ["2025-11-25", "2026-07-28"] {
+        let (all, unscored) = client_requirements(revision);
+        let mut expected: Vec<String> = CLIENT_AUTH_SCENARIOS_2025_11_25
+            .iter()
+            .map(|s| format!("auth/{s}"))
+            .collect();
+        if revision == "2026-07-28" {
+            expected.extend(
+                CLIENT_AUTH_SCENARIOS_NEW_IN_2026_07_28
+                    .iter()
+                    .map(|s| format!("auth/{s}")),
+            );
+        }
+        let ran: std::collections::BTreeSet<&String> = all
+            .keys()
+            .map(|(s, _)| s)
+            .filter(|s| s.starts_with("auth/"))
+            .collect();
+        let expected_set: std::collections::BTreeSet<&String> = expected.iter().collect();
+        assert_eq!(
+            ran, expected_set,
+            "{revision}: the scored authorization scenarios"
+        );
+        let failed: Vec<_> = all
+            .iter()
+            .filter(|((s, _), status)| {
+                s.starts_with("auth/")
+                    && !(status.starts_with("SUCCESS") || status.starts_with("INFO"))
+            })
+            .collect();
+        assert!(failed.is_empty(), "{revision}: {failed:#?}");
+        let passed = all
+            .iter()
+            .filter(|((s, _), v)| s.starts_with("auth/") && v.starts_with("SUCCESS"))
+            .count();
+        eprintln!(
+            "{revision}: all {} authorization scenarios pass ({passed} checks); run but not scored by the suite: {unscored:?}",
+            expected.len()
+        );
+    }
+}

@@ -107,7 +107,12 @@ impl HttpConnection {
             if challenge.is_empty() && status == 403 {
                 return Ok(response);
             }
-            if attempt == 0 && self.login.refused(&self.server, status, &challenge).await {
+            let retried = attempt > 0;
+            if self
+                .login
+                .refused(&self.server, &self.url, status, &challenge, retried)
+                .await
+            {
                 continue;
             }
             let reason = self
@@ -139,6 +144,12 @@ impl HttpConnection {
         if let Some(v) = &headers.protocol_version {
             req = req.header("mcp-protocol-version", v);
         }
+        if let Some(v) = &headers.method {
+            req = req.header("mcp-method", v);
+        }
+        if let Some(v) = &headers.name {
+            req = req.header("mcp-name", v);
+        }
         req
     }
 
@@ -147,7 +158,7 @@ impl HttpConnection {
         msg: Value,
         headers: &UpstreamHeaders,
     ) -> Result<MessageStream, UpstreamError> {
-        let response = self.authorized(|| self.post(&msg, headers)).await?;
+        let mut response = self.authorized(|| self.post(&msg, headers)).await?;
         if let Some(sid) = response
             .headers()
             .get("mcp-session-id")
@@ -157,7 +168,20 @@ impl HttpConnection {
         }
         let status = response.status();
         if !status.is_success() {
-            return Err(self.failed(format!("answered HTTP {status}")));
+            // A JSON-RPC error in the body says more than the status does
+            // (an unsupported protocol version, a bad request): pass it on.
+            let body = crate::fetch::capped_body(&mut response, MAX_MESSAGE_BYTES)
+                .await
+                .unwrap_or_default();
+            let error = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .filter(|m| m.get("error").is_some() && jsonrpc::is_response(m));
+            let Some(error) = error else {
+                return Err(self.failed(format!("answered HTTP {status}")));
+            };
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx.send(error).await;
+            return Ok(rx);
         }
         let is_sse = response
             .headers()
@@ -168,13 +192,9 @@ impl HttpConnection {
         if is_sse {
             tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), true));
         } else {
-            let body = response
-                .bytes()
+            let body = crate::fetch::capped_body(&mut response, MAX_MESSAGE_BYTES)
                 .await
-                .map_err(|e| self.failed(e.to_string()))?;
-            if body.len() > MAX_MESSAGE_BYTES {
-                return Err(self.failed("response too large"));
-            }
+                .map_err(|e| self.failed(e))?;
             let msg: Value = serde_json::from_slice(&body)
                 .map_err(|_| self.failed("answered with a body that is not JSON"))?;
             let _ = tx.send(msg).await;

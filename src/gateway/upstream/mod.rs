@@ -326,6 +326,10 @@ impl Redactor {
 #[derive(Debug, Default, Clone)]
 pub struct UpstreamHeaders {
     pub protocol_version: Option<String>,
+    /// From the 2026-07-28 revision on: the request's method and what it
+    /// names (a tool, prompt or resource), mirrored from the body.
+    pub method: Option<String>,
+    pub name: Option<String>,
 }
 
 /// Remembers that the upstream said its tool list changed.
