@@ -40,6 +40,8 @@ pub struct Server {
     pub secrets: Vec<String>,
     /// A remote server: whether Gatehouse holds a login there.
     pub logged_in: bool,
+    /// Why the last login the person started failed (until the next one).
+    pub login_error: Option<String>,
 }
 
 /// A server to add, as the person gives it (the app's form, the CLI).
@@ -185,6 +187,7 @@ impl Gatehouse {
                     holders: holders.get(name).cloned().unwrap_or_default(),
                     secrets: secrets.get(name).cloned().unwrap_or_default(),
                     logged_in: self.gateway().login().logged_in(name),
+                    login_error: self.gateway().login().login_error(name),
                 }
             })
             .collect();

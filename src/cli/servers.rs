@@ -237,6 +237,13 @@ fn login(data_dir: &Path, name: &str, no_browser: bool) -> Result<(), String> {
             println!("Gatehouse is logged in to {}.", inert(name));
             return Ok(());
         }
+        if let Some(error) = server.and_then(|s| s["login_error"].as_str()) {
+            return Err(format!(
+                "the login to {} failed: {}",
+                inert(name),
+                inert(error)
+            ));
+        }
     }
     Err(format!(
         "no login came back within 10 minutes; run `gatehouse servers login {name}` again"

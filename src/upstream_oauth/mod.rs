@@ -89,6 +89,8 @@ pub struct UpstreamAuth {
     base: OnceLock<String>,
     pending: Mutex<HashMap<String, Attempt>>,
     needs: Mutex<HashMap<String, NeedsLogin>>,
+    /// Why the last login the person started at a server failed.
+    failures: Mutex<HashMap<String, String>>,
     /// The last challenge each server answered with (where its metadata is,
     /// what scope it wants).
     challenges: Mutex<HashMap<String, Challenge>>,
@@ -138,6 +140,7 @@ impl UpstreamAuth {
             base: OnceLock::new(),
             pending: Mutex::default(),
             needs: Mutex::default(),
+            failures: Mutex::default(),
             challenges: Mutex::default(),
             metadata_url: Mutex::default(),
             cache: Mutex::default(),
@@ -184,6 +187,11 @@ impl UpstreamAuth {
         lock(&self.needs).get(server).cloned()
     }
 
+    /// Why the last login the person started at the server failed, if it did.
+    pub fn login_error(&self, server: &str) -> Option<String> {
+        lock(&self.failures).get(server).cloned()
+    }
+
     /// Whether Gatehouse holds a login for the server.
     pub fn logged_in(&self, server: &str) -> bool {
         self.tokens(server).is_some()
@@ -206,6 +214,7 @@ impl UpstreamAuth {
             .map_err(|e| format!("cannot keep the login in the keychain: {e}"))?;
         lock(&self.cache).insert(server.to_string(), tokens);
         lock(&self.needs).remove(server);
+        lock(&self.failures).remove(server);
         Ok(())
     }
 
@@ -356,6 +365,7 @@ impl UpstreamAuth {
         server: &ServerConfig,
         headers: &[(String, String)],
     ) -> Result<String, String> {
+        lock(&self.failures).remove(&server.name);
         let url = server_url(server)?;
         // The challenge the server refused a request with; else ask it now.
         let known = lock(&self.challenges).get(&server.name).cloned();
@@ -483,6 +493,21 @@ impl UpstreamAuth {
             .remove(state)
             .filter(|a| a.started.elapsed() < LOGIN_TIMEOUT)
             .ok_or("this answer is not for a login Gatehouse started (or it took too long): start it again")?;
+        let server = attempt.server.clone();
+        let finished = self.complete(attempt, query).await;
+        if let Err(e) = &finished {
+            tracing::warn!(server, error = %e, "the login failed");
+            lock(&self.failures).insert(server, e.clone());
+        }
+        finished
+    }
+
+    /// Checks the browser's answer to an attempt and exchanges its code.
+    async fn complete(
+        &self,
+        attempt: Attempt,
+        query: &HashMap<String, String>,
+    ) -> Result<String, String> {
         // RFC 9207: the answer must come from the authorization server the
         // request went to.
         match query.get("iss") {

@@ -293,3 +293,190 @@ async fn an_expiring_token_is_refreshed_and_a_failed_refresh_asks_for_a_login() 
         "the other servers keep running"
     );
 }
+
+/// How a hostile remote server (and its authorization server) misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// Its challenge points the metadata fetch at a private address.
+    MetadataAtPrivateAddress,
+    /// Its metadata URL redirects to the cloud metadata service.
+    MetadataRedirects,
+    /// Its protected-resource metadata describes another server.
+    ResourceOfAnotherServer,
+    /// Its authorization server's metadata names another issuer.
+    IssuerMismatch,
+    /// Its token endpoint answers without `token_type`.
+    NoTokenType,
+}
+
+/// A remote server that asks for a login and then misbehaves as `how`
+/// (built for the test: it is the attacker). Returns its MCP URL.
+async fn hostile(how: Hostile) -> String {
+    use axum::extract::{Query, State};
+    use axum::http::{header, StatusCode};
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let challenge = match how {
+        Hostile::MetadataAtPrivateAddress => {
+            "Bearer resource_metadata=\"https://10.0.0.1/.well-known/oauth-protected-resource\""
+                .to_string()
+        }
+        _ => {
+            format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"")
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            post(move || {
+                let challenge = challenge.clone();
+                async move {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, challenge)],
+                    )
+                }
+            }),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(|State((base, how)): State<(String, Hostile)>| async move {
+                if let Hostile::MetadataRedirects = how {
+                    return Redirect::temporary("http://169.254.169.254/latest/meta-data/")
+                        .into_response();
+                }
+                let resource = match how {
+                    Hostile::ResourceOfAnotherServer => "https://mail.example/mcp".to_string(),
+                    _ => format!("{base}/mcp"),
+                };
+                axum::Json(json!({"resource": resource, "authorization_servers": [base]}))
+                    .into_response()
+            }),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(|State((base, how)): State<(String, Hostile)>| async move {
+                let issuer = match how {
+                    Hostile::IssuerMismatch => "https://login.example".to_string(),
+                    _ => base.clone(),
+                };
+                axum::Json(json!({"issuer": issuer,
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                    "registration_endpoint": format!("{base}/register"),
+                    "code_challenge_methods_supported": ["S256"]}))
+            }),
+        )
+        .route(
+            "/register",
+            post(|| async {
+                (
+                    StatusCode::CREATED,
+                    axum::Json(json!({"client_id": "hostile-client"})),
+                )
+            }),
+        )
+        .route(
+            "/authorize",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let back = format!(
+                    "{}?code=hostile-code&state={}",
+                    q["redirect_uri"], q["state"]
+                );
+                Redirect::to(&back)
+            }),
+        )
+        .route(
+            "/token",
+            post(|| async {
+                axum::Json(json!({"access_token": "hostile-token", "expires_in": 3600}))
+            }),
+        )
+        .with_state((base.clone(), how));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("{base}/mcp")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_server_gets_a_clear_refusal_and_the_rest_runs_on() {
+    let gh = Serve::start(&config_text(""), &[]);
+    let (_, demo) = gh
+        .agent("Agent", "demo", ToolChoice::All, AskChoice::None)
+        .await;
+    for (how, says) in [
+        (
+            Hostile::MetadataAtPrivateAddress,
+            "private or local address",
+        ),
+        (Hostile::MetadataRedirects, "redirects are not followed"),
+        (
+            Hostile::ResourceOfAnotherServer,
+            "describes the resource \"https://mail.example/mcp\"",
+        ),
+        (
+            Hostile::IssuerMismatch,
+            "says its issuer is \"https://login.example\"",
+        ),
+        (Hostile::NoTokenType, "token_type"),
+    ] {
+        let url = hostile(how).await;
+        let name = format!("{how:?}").to_lowercase();
+        gh.cli_ok(&["servers", "add", &name, "--url", &url]);
+        let (data_dir, base, server) = (gh.data_dir.clone(), gh.url.clone(), name.clone());
+        let said = tokio::task::spawn_blocking(move || failed_login(&data_dir, &base, &server))
+            .await
+            .unwrap();
+        assert!(said.contains(says), "{how:?}: {said}");
+        assert!(!said.contains("hostile-token"), "{said}");
+        let state = state_of(&gh, &name);
+        assert_eq!(state["logged_in"], false, "{how:?}");
+        // The other servers, and the agents on them, go on as before.
+        assert!(!demo.tool_names().await.is_empty(), "{how:?}");
+    }
+}
+
+/// `gatehouse servers login <name> --no-browser` when the login must fail:
+/// plays the browser if a URL is printed, and returns what the CLI said.
+fn failed_login(data_dir: &Path, base: &str, name: &str) -> String {
+    let mut cli = Command::new(gatehouse_bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["servers", "login", name, "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(cli.stdout.take().unwrap());
+    let mut said = String::new();
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if line.starts_with("http") {
+            let browser = reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let to_authorize = browser.get(line.trim()).send().unwrap();
+            let back = to_authorize.headers()["location"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                back.starts_with(&format!("{base}/oauth/callback?")),
+                "{back}"
+            );
+            let page = browser.get(&back).send().unwrap();
+            assert_eq!(page.status(), 400);
+            said.push_str(&page.text().unwrap());
+        }
+        said.push_str(&line);
+        line.clear();
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut cli.stderr.take().unwrap(), &mut err).unwrap();
+    let status = cli.wait().unwrap();
+    assert!(!status.success(), "{said}{err}");
+    said + &err
+}

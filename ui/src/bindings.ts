@@ -225,7 +225,11 @@ secrets: Array<string>,
 /**
  * A remote server: whether Gatehouse holds a login there.
  */
-logged_in: boolean, };
+logged_in: boolean, 
+/**
+ * Why the last login the person started failed (until the next one).
+ */
+login_error: string | null, };
 
 export type ConfigChange = { added: Array<string>, 
 /**

@@ -269,12 +269,13 @@ function Login({ server, onChange }: { server: Server; onChange: () => void }) {
           </button>
         </p>
       )}
-      {url && (
+      {url && !server.login_error && (
         <p class="muted">
           Log in in the browser window that opened (or open <code>{inert(url)}</code>). Gatehouse keeps the login in the
           keychain; agents never see it.
         </p>
       )}
+      {server.login_error && <p class="error">The last login failed: {inert(server.login_error)}</p>}
       {error && <p class="error">{inert(error)}</p>}
     </div>
   );
