@@ -173,6 +173,10 @@ mod tests {
             Decision::Answer(json!({"prompts": []}))
         );
         assert_eq!(
+            check_request("resources/templates/list", None, &g),
+            Decision::Answer(json!({"resourceTemplates": []}))
+        );
+        assert_eq!(
             check_request(
                 "resources/read",
                 Some(&json!({"uri": "file:///etc/passwd"})),

@@ -154,6 +154,8 @@ mod tests {
             "https://127.0.0.1:7390/mcp/demo",
             "http://evil.com:7390/mcp/demo",
             "http://127.0.0.1:7390/mcp/nope",
+            "http://127.0.0.1:7390/mcp/demo?x=1",
+            "http://127.0.0.1:7390/mcp/demo#top",
             "nonsense",
         ] {
             assert_eq!(

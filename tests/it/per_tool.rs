@@ -211,8 +211,12 @@ async fn a_changed_tool_is_blocked_until_re_approved() {
         "lookup:x"
     );
 
-    // The server swaps the tool's description.
+    // The server swaps the tool's description. A session that never listed
+    // calls it straight away: Gatehouse lists for it first, and refuses.
     std::fs::write(&marker, "").unwrap();
+    let unlisted = fx.session("fx", agent.access()).await;
+    let (_, body) = unlisted.call("lookup", json!({"word": "x"})).await;
+    assert_eq!(body["error"]["code"], -32001, "{body}");
     assert!(
         session.tool_names().await.is_empty(),
         "the changed tool is hidden"
