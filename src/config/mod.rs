@@ -209,7 +209,6 @@ pub struct PreregisteredClient {
 pub struct ConfigError(pub String);
 
 impl Config {
-    /// The configuration with no file: the built-in demo server only.
     /// The port to listen on.
     pub fn listen_port(&self) -> u16 {
         self.port_override.unwrap_or(self.port)
@@ -239,6 +238,7 @@ impl Config {
         Config::load(&path)
     }
 
+    /// The configuration with no file: the built-in demo server only.
     pub fn demo() -> Config {
         let mut config = Config::from_file(ConfigFile::default(), Path::new("(built-in)"))
             .expect("the built-in configuration is valid");
