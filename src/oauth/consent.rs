@@ -88,11 +88,17 @@ pub fn approve(
 ) -> Result<Grant, DecisionError> {
     auth.store.write(|tx| {
         let request = pending(tx.conn(), request_id, now)?;
+        // A step-up widens this grant; naming a tool it already holds is no error.
+        let base = match &request.base_grant_id {
+            Some(id) => grants::get(tx.conn(), id)?.filter(|g| g.is_active(now)),
+            None => None,
+        };
+        let held = |name: &String| base.as_ref().is_some_and(|b| b.tools.contains(name));
         let chosen: Vec<String> = match tools {
             ToolChoice::All => request.tools.iter().map(|t| t.name.clone()).collect(),
             ToolChoice::ReadOnly => request.tools.iter().filter(|t| t.risk == Risk::Read).map(|t| t.name.clone()).collect(),
             ToolChoice::Only(names) => {
-                if let Some(unknown) = names.iter().find(|n| !request.tools.iter().any(|t| &t.name == *n)) {
+                if let Some(unknown) = names.iter().find(|n| !held(n) && !request.tools.iter().any(|t| &t.name == *n)) {
                     let offered: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
                     return Err(DecisionError::BadChoice(format!(
                         "tool {unknown:?} is not part of request {request_id}; it asks for: {}",
@@ -116,10 +122,6 @@ pub fn approve(
                 }
                 names.clone()
             }
-        };
-        let base = match &request.base_grant_id {
-            Some(id) => grants::get(tx.conn(), id)?.filter(|g| g.is_active(now)),
-            None => None,
         };
         let grant = match base {
             Some(mut base) => {
@@ -430,6 +432,32 @@ mod tests {
             .read(|c| grants::list(c, None, true, T0 + 10_002))
             .unwrap();
         assert_eq!(all.len(), 1, "widened, not duplicated");
+    }
+
+    #[test]
+    fn a_step_up_may_name_tools_the_grant_already_holds() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let only_read = ToolChoice::Only(vec!["read_note".into()]);
+        approved_code(&auth, &client, only_read, DurationChoice::Forever, T0);
+        let (id, _) = request(&auth, &client, Some("tool:write_note"), T0 + 10_000);
+        let names = |n: &[&str]| ToolChoice::Only(n.iter().map(|s| s.to_string()).collect());
+        let approve_with = |tools: &ToolChoice| {
+            approve(
+                &auth,
+                &id,
+                tools,
+                &AskChoice::None,
+                DurationChoice::Once,
+                "me",
+                T0 + 10_001,
+            )
+        };
+        // A tool neither held nor asked for is still refused, and nothing changes.
+        let e = approve_with(&names(&["read_note", "delete_note"])).unwrap_err();
+        assert!(matches!(e, DecisionError::BadChoice(_)), "{e}");
+        let widened = approve_with(&names(&["read_note", "write_note"])).unwrap();
+        assert_eq!(widened.tools, ["read_note", "write_note"]);
     }
 
     #[test]
