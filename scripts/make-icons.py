@@ -10,6 +10,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "icons"
 TILE = (31, 58, 95)       # deep blue
+PAUSED = (112, 117, 125)  # grey: every agent is paused
 GATE = (255, 255, 255)
 DOT = (245, 166, 35)      # amber: something is waiting for you
 
@@ -34,15 +35,15 @@ def gate(x, y):
     return in_pillar or in_arch or in_sill
 
 
-def pixel(x, y, tray, dot):
+def pixel(x, y, tray, dot, paused):
     if dot and (x - 0.80) ** 2 + (y - 0.20) ** 2 <= 0.17 ** 2:
         return DOT + (255,)
     if not inside_rounded(x, y, 0.22 if tray else 0.2):
         return (0, 0, 0, 0)
-    return GATE + (255,) if gate(x, y) else TILE + (255,)
+    return GATE + (255,) if gate(x, y) else (PAUSED if paused else TILE) + (255,)
 
 
-def render(size, tray=False, dot=False, ss=4):
+def render(size, tray=False, dot=False, paused=False, ss=4):
     rows = []
     for py in range(size):
         row = bytearray([0])
@@ -50,7 +51,7 @@ def render(size, tray=False, dot=False, ss=4):
             acc = [0, 0, 0, 0]
             for sy in range(ss):
                 for sx in range(ss):
-                    c = pixel((px + (sx + 0.5) / ss) / size, (py + (sy + 0.5) / ss) / size, tray, dot)
+                    c = pixel((px + (sx + 0.5) / ss) / size, (py + (sy + 0.5) / ss) / size, tray, dot, paused)
                     a = c[3]
                     for i in range(3):
                         acc[i] += c[i] * a
@@ -76,6 +77,8 @@ def main():
         (OUT / name).write_bytes(render(size))
     (OUT / "tray.png").write_bytes(render(64, tray=True))
     (OUT / "tray-pending.png").write_bytes(render(64, tray=True, dot=True))
+    (OUT / "tray-paused.png").write_bytes(render(64, tray=True, paused=True))
+    (OUT / "tray-paused-pending.png").write_bytes(render(64, tray=True, dot=True, paused=True))
 
 
 if __name__ == "__main__":

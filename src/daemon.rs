@@ -137,7 +137,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         port: addr.port(),
         user,
     };
-    let gateway = Gateway::new(config.clone(), store, credentials.clone());
+    let gateway = Gateway::new(config.clone(), store, credentials.clone())?;
     gateway
         .login()
         .set_base(&format!("http://127.0.0.1:{}", addr.port()));

@@ -43,6 +43,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             quit_on_signals(handle.clone());
             tauri::async_runtime::spawn(crate::relay::relay(handle.clone(), gh.clone()));
             windows::sync_pending(&handle);
+            crate::relay::sync_paused(&handle, &gh);
             if hidden {
                 if let Some(w) = app.get_webview_window(MAIN) {
                     let _ = w.hide();

@@ -9,7 +9,8 @@
 
 use gatehouse::api::{
     Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, ConfigChange, Decided,
-    Error, ExportFormat, Grant, NewServer, PendingId, PendingItem, Revoked, Server, Status, Tool,
+    Error, ExportFormat, Grant, NewServer, PauseState, PendingId, PendingItem, Revoked, Server,
+    Status, Tool,
 };
 
 use gatehouse::connect::{Found as ConnectFound, Preview as ConnectPreview};
@@ -149,6 +150,16 @@ commands! {
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
         d.gh.revoke_all(Actor::Desktop)
+    }
+
+    /// Pauses every agent (no client id) or one: calls refused until resumed, nothing revoked.
+    fn pause(d, app, client_id: Option<String>) -> PauseState {
+        d.gh.pause(client_id.as_deref(), Actor::Desktop)
+    }
+
+    /// Resumes every agent (no client id), or one paused on its own.
+    fn resume(d, app, client_id: Option<String>) -> PauseState {
+        d.gh.resume(client_id.as_deref(), Actor::Desktop)
     }
 
     /// Adds a server (its secrets to the keychain, the rest to the config file); in force at once.

@@ -2,8 +2,9 @@
 //! one agent, one grant, or everything. A revocation also ends the agent's
 //! open sessions, so its very next request fails.
 
-use super::{Actor, Agent, Gatehouse, Grant, Result, Revoked};
+use super::{Actor, Agent, Gatehouse, Grant, PauseState, Result, Revoked};
 use crate::clock;
+use crate::gateway::pause::Target;
 use crate::oauth::agents;
 use crate::store::{clients, grants};
 
@@ -11,12 +12,13 @@ impl Gatehouse {
     /// Every agent that ever registered, oldest first, with its grants in force.
     pub fn agents(&self) -> Result<Vec<Agent>> {
         let now = clock::now();
+        let pauses = self.gateway().pauses().state();
         Ok(self.store().read(|c| {
             let all = clients::list(c)?;
             all.iter()
                 .map(|client| {
                     let grants = grants::list(c, Some(&client.client_id), false, now)?;
-                    Ok(Agent::new(client.clone(), grants, &all))
+                    Ok(Agent::new(client.clone(), grants, &all, &pauses))
                 })
                 .collect::<std::result::Result<Vec<_>, crate::store::StoreError>>()
         })?)
@@ -69,6 +71,27 @@ impl Gatehouse {
         let revoked = agents::revoke_all(self.auth(), &actor, clock::now())?;
         self.end_sessions(&revoked);
         Ok(revoked)
+    }
+
+    /// Pauses every agent (`None`), or one (name or client id): their calls
+    /// are refused, and audited, until resumed; nothing is revoked. In force
+    /// for the very next request, and after a restart.
+    pub fn pause(&self, agent: Option<&str>, actor: Actor) -> Result<PauseState> {
+        self.set_paused(agent, true, actor)
+    }
+
+    /// Ends a pause of every agent (`None`), or of one.
+    pub fn resume(&self, agent: Option<&str>, actor: Actor) -> Result<PauseState> {
+        self.set_paused(agent, false, actor)
+    }
+
+    fn set_paused(&self, agent: Option<&str>, paused: bool, actor: Actor) -> Result<PauseState> {
+        let client_id = agent.map(|a| self.find_agent(a)).transpose()?;
+        let target = client_id.as_deref().map_or(Target::All, Target::Agent);
+        let actor = self.actor_name(actor);
+        let pauses = self.gateway().pauses();
+        pauses.set(self.store(), target, paused, &actor, clock::now())?;
+        Ok(pauses.state())
     }
 
     fn end_sessions(&self, revoked: &Revoked) {

@@ -34,6 +34,7 @@ pub use crate::audit::chain::{
 };
 pub use crate::audit::{AuditEvent, EventKind, ExportFormat, Filter as AuditFilter, Outcome};
 pub use crate::credentials::{CredentialStore, SecretError};
+pub use crate::gateway::pause::{PauseState, Paused};
 pub use crate::oauth::agents::Revoked;
 pub use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
 pub use crate::store::clients::ClientKind;
@@ -210,6 +211,7 @@ impl Gatehouse {
             pending: self.pending()?.len(),
             config_path: config.path.as_ref().map(|p| p.display().to_string()),
             config_problem: self.config_problem(),
+            paused: self.gateway.pauses().state(),
         })
     }
 }

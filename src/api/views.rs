@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::pause::{PauseState, Paused};
 use crate::store::clients::{Client, ClientKind};
 use crate::store::grants::Grant;
 use crate::tools::{Risk, ToolInfo};
@@ -48,11 +49,19 @@ pub struct Agent {
     #[ts(type = "number | null")]
     pub last_seen: Option<i64>,
     pub grants: Vec<Grant>,
+    /// Paused on its own (see also `Status::paused` for every agent).
+    pub paused: Option<Paused>,
 }
 
 impl Agent {
-    pub(crate) fn new(client: Client, grants: Vec<Grant>, all: &[Client]) -> Agent {
+    pub(crate) fn new(
+        client: Client,
+        grants: Vec<Grant>,
+        all: &[Client],
+        pauses: &PauseState,
+    ) -> Agent {
         Agent {
+            paused: pauses.agents.get(&client.client_id).cloned(),
             lookalike_of: Lookalike::of(&client, all),
             verified: client.kind.is_verified(),
             verified_domain: client.verified_domain(),
@@ -120,4 +129,6 @@ pub struct Status {
     pub config_path: Option<String>,
     /// Why the config file as it is now is not in force (the one before runs on).
     pub config_problem: Option<String>,
+    /// Every agent, or which agents, the person paused.
+    pub paused: PauseState,
 }

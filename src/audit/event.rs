@@ -36,6 +36,10 @@ pub enum EventKind {
     /// The config changed while Gatehouse ran: servers added, removed,
     /// changed or disabled.
     ConfigChanged,
+    /// The person paused every agent, or one agent: calls are refused.
+    Paused,
+    /// The person resumed what they had paused.
+    Resumed,
 }
 
 impl EventKind {
@@ -61,6 +65,8 @@ impl EventKind {
             EventKind::ToolReviewed => "tool_reviewed",
             EventKind::AuditTruncated => "audit_truncated",
             EventKind::ConfigChanged => "config_changed",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
         }
     }
 

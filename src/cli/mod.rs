@@ -181,6 +181,11 @@ enum Command {
         #[arg(long, conflicts_with_all = ["agent", "grant"])]
         all: bool,
     },
+    /// Pause every agent, or one (name or client id): their calls are refused
+    /// (and audited) until you resume; nothing is revoked. Survives a restart.
+    Pause { agent: Option<String> },
+    /// Resume every agent, or one paused on its own.
+    Resume { agent: Option<String> },
     /// Show the audit log (newest last); --follow keeps printing new events.
     Log {
         #[command(subcommand)]
@@ -538,6 +543,8 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                 return Err("give an agent (see `gatehouse agents`), --grant <ID>, or --all".into())
             }
         },
+        Command::Pause { agent } => Request::Pause { agent },
+        Command::Resume { agent } => Request::Resume { agent },
         Command::Log {
             action: Some(LogAction::Verify { file, config }),
             ..

@@ -6,8 +6,8 @@
 
 use gatehouse::api::{
     AddedClient, Agent, AuditEvent, AuditVerification, ConfigChange, Decided, Grant, Lookalike,
-    PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Status, Tool,
-    Transport,
+    PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Status,
+    Tool, Transport,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -71,6 +71,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 if let Some(other) = &a.lookalike_of {
                     println!("    !! its name looks like {}", lookalike(other));
                 }
+                if let Some(p) = &a.paused {
+                    println!("    PAUSED since {} (`gatehouse resume <agent>`)", time(p.at));
+                }
                 if a.grants.is_empty() {
                     println!("    no grants in force");
                 }
@@ -95,6 +98,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 r.grants.len(),
                 r.tokens
             );
+        }
+        Request::Pause { .. } | Request::Resume { .. } => {
+            print_pauses(&read::<PauseState>(answer)?);
         }
         Request::Log { .. } => {
             for e in read::<Vec<AuditEvent>>(answer)? {
@@ -206,9 +212,33 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
             if let Some(problem) = &s.config_problem {
                 println!("  THE CONFIG FILE IS NOT IN FORCE: {}", shown(problem).replace("\\u{A}", " "));
             }
+            if s.paused != PauseState::default() {
+                print_pauses(&s.paused);
+            }
         }
     }
     Ok(())
+}
+
+/// Says what is paused: every agent, and agents one by one.
+fn print_pauses(p: &PauseState) {
+    match &p.all {
+        Some(all) => println!(
+            "PAUSED: every agent's calls are refused (since {}, by {}). `gatehouse resume` to go on.",
+            time(all.at),
+            shown(&all.by)
+        ),
+        None if p.agents.is_empty() => println!("Not paused: agents' calls go through."),
+        None => {}
+    }
+    for (client_id, paused) in &p.agents {
+        println!(
+            "  agent {} paused (since {}, by {})",
+            shown(client_id),
+            time(paused.at),
+            shown(&paused.by)
+        );
+    }
 }
 
 /// Prints what verifying the audit log found.

@@ -39,6 +39,14 @@ pub enum Request {
         grant: String,
     },
     RevokeAll,
+    /// Pauses every agent, or one (name or client id).
+    Pause {
+        agent: Option<String>,
+    },
+    /// Resumes every agent, or one.
+    Resume {
+        agent: Option<String>,
+    },
     Log {
         limit: u32,
         /// An agent's name or client id.

@@ -166,6 +166,8 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
         Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
         Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
+        Request::Pause { agent } => to_value(g.pause(agent.as_deref(), Actor::Cli)?),
+        Request::Resume { agent } => to_value(g.resume(agent.as_deref(), Actor::Cli)?),
         Request::AddClient { client } => to_value(g.add_client(client, Actor::Cli)?),
         Request::Clients => to_value(g.clients()?),
         Request::RemoveClient { client } => to_value(g.remove_client(&client, Actor::Cli)?),

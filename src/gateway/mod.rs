@@ -18,6 +18,7 @@ mod forward;
 pub mod holds;
 pub mod jsonrpc;
 mod own_session;
+pub mod pause;
 pub mod pinning;
 pub mod policy;
 mod request;
@@ -47,6 +48,7 @@ pub struct Gateway {
     sessions: Sessions,
     catalogs: catalog::Catalogs,
     holds: holds::Holds,
+    pauses: pause::Pauses,
     launcher: upstream::Launcher,
 }
 
@@ -101,19 +103,24 @@ impl Gateway {
         config: crate::config::Live,
         store: Arc<Store>,
         credentials: Arc<CredentialStore>,
-    ) -> Gateway {
-        Gateway {
+    ) -> Result<Gateway, crate::store::StoreError> {
+        Ok(Gateway {
             config,
+            pauses: pause::Pauses::load(&store)?,
             store,
             sessions: Sessions::default(),
             catalogs: Default::default(),
             holds: Default::default(),
             launcher: upstream::Launcher::new(credentials),
-        }
+        })
     }
 
     pub fn holds(&self) -> &holds::Holds {
         &self.holds
+    }
+
+    pub fn pauses(&self) -> &pause::Pauses {
+        &self.pauses
     }
 
     /// Server messages outside any request, for the agent's GET stream.

@@ -64,6 +64,20 @@ fn gated_item(method: &str, params: Option<&Value>) -> Option<(&'static str, Opt
     })
 }
 
+/// Whether a request acts (calls a tool, reads, gets a prompt…) rather than
+/// keeping the session alive or listing: what a pause refuses.
+pub fn acts(method: &str) -> bool {
+    !matches!(
+        method,
+        "ping"
+            | "tools/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "prompts/list"
+            | "logging/setLevel"
+    )
+}
+
 /// Decides a client request before it goes upstream.
 pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>) -> Decision {
     if let Some((item, hidden)) = gated_item(method, params) {

@@ -244,6 +244,13 @@ impl Gateway {
             access,
             headers,
         };
+        if let Some(why) = self.pauses.refusal(&access.client_id) {
+            if policy::acts(&req.method) {
+                let tool = req.tool().to_string();
+                let error = call_denied(&req, why);
+                return self.refuse(&call, &req, &tool, error, json!({"paused": true}), now);
+            }
+        }
         match policy::check_request(&req.method, req.params(), &grantee) {
             policy::Decision::Forward => self.forward(&call, req, pins, None).await,
             policy::Decision::Answer(result) => Reply::Messages {

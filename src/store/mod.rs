@@ -9,6 +9,7 @@ pub mod clients;
 pub mod consent;
 pub mod grants;
 pub mod held_calls;
+pub mod pauses;
 pub mod pins;
 pub mod tokens;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_client_fetched_at.sql"),
     include_str!("migrations/0004_audit_chain.sql"),
     include_str!("migrations/0005_client_removed.sql"),
+    include_str!("migrations/0006_pauses.sql"),
 ];
 
 pub struct Store {

@@ -35,6 +35,7 @@ mod interop;
 mod interop_servers;
 mod lifecycle;
 mod matrix;
+mod pause;
 mod per_tool;
 mod secrets;
 mod servers;

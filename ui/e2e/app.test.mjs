@@ -104,6 +104,52 @@ describe('consent, timeline and revocation', () => {
     }
   });
 
+  it('pauses every agent, or one, and resumes them', async () => {
+    const s = app.session;
+    const agent = startAgent(`${app.url}/mcp/demo`, 'Pause Agent');
+    try {
+      await agent.next('waiting_page');
+      await s.window('consent');
+      const allow = await s.waitFind('[data-testid=allow]');
+      await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
+      await s.clickClosing(allow);
+      await agent.next('tools');
+      assert.equal((await agent.call('list_notes')).ok, true);
+
+      // Pause all (the sidebar): a banner says so; the agent's calls are refused.
+      await s.window('main');
+      await s.click(await s.waitFind('[data-testid=pause-all]'));
+      const banner = await s.waitFind('[data-testid=paused-banner]');
+      assert.match(await s.text(banner), /Every agent is paused/);
+      const paused = await agent.call('list_notes');
+      assert.equal(paused.ok, false, JSON.stringify(paused));
+      assert.match(paused.error, /paused every agent/, JSON.stringify(paused));
+      await s.click(await s.find('[data-view=activity]'));
+      await s.waitFind('.row[data-kind=paused]');
+      await s.screenshot(ARTIFACTS, '06b-paused-all');
+      await s.click(await s.find('[data-testid=resume-all]'));
+      await waitFor('the banner to go', async () => (await s.findAll('[data-testid=paused-banner]')).length === 0);
+      assert.equal((await agent.call('list_notes')).ok, true);
+
+      // One agent, from its card: a Paused badge; its calls are refused until Resume.
+      await s.click(await s.find('[data-view=agents]'));
+      const pauseOne = '.card[data-agent="Pause Agent"] [data-testid=pause-agent]';
+      await s.click(await s.waitFind(pauseOne));
+      await waitFor('the Paused badge', async () =>
+        /Paused/.test(await s.text(await s.find('.card[data-agent="Pause Agent"] .badge.paused'))),
+      );
+      await s.screenshot(ARTIFACTS, '06c-agent-paused');
+      const one = await agent.call('list_notes');
+      assert.equal(one.ok, false);
+      assert.match(one.error, /this agent is paused/, JSON.stringify(one));
+      await s.click(await s.find(pauseOne));
+      await waitFor('Resume to take effect', async () => /^Pause$/.test(await s.text(await s.find(pauseOne))));
+      assert.equal((await agent.call('list_notes')).ok, true);
+    } finally {
+      agent.stop();
+    }
+  });
+
   it('queues requests in one window; Esc and Deny refuse them', async () => {
     const s = app.session;
     const first = startAgent(`${app.url}/mcp/demo`, 'Queued One');

@@ -108,6 +108,10 @@ export type Decided = { "kind": "grant", "value": Grant } | { "kind": "call", "v
 
 export type ClientKind = "registered" | "metadata_document" | "preconfigured";
 
+export type Paused = { at: number, by: string, };
+
+export type PauseState = { all: Paused | null, agents: { [key in string]?: Paused }, };
+
 export type Agent = { client_id: string, 
 /**
  * What the agent calls itself (a claim unless `verified`).
@@ -120,9 +124,13 @@ verified_domain: string | null,
 /**
  * Another agent, registered earlier, whose name looks like this one's.
  */
-lookalike_of: Lookalike | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, };
+lookalike_of: Lookalike | null, redirect_uris: Array<string>, first_seen: number, last_seen: number | null, grants: Array<Grant>, 
+/**
+ * Paused on its own (see also `Status::paused` for every agent).
+ */
+paused: Paused | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
@@ -299,7 +307,11 @@ config_path: string | null,
 /**
  * Why the config file as it is now is not in force (the one before runs on).
  */
-config_problem: string | null, };
+config_problem: string | null, 
+/**
+ * Every agent, or which agents, the person paused.
+ */
+paused: PauseState, };
 
 export type ErrorCode = "not_found" | "bad_request" | "ambiguous" | "conflict" | "too_soon" | "internal";
 
@@ -365,6 +377,10 @@ export const commands = {
   revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
   /** The panic button: every agent loses every grant. */
   revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** Pauses every agent (no client id) or one: calls refused until resumed, nothing revoked. */
+  pause: (client_id: string | null) => invoke<PauseState>('pause', { client_id }),
+  /** Resumes every agent (no client id), or one paused on its own. */
+  resume: (client_id: string | null) => invoke<PauseState>('resume', { client_id }),
   /** Adds a server (its secrets to the keychain, the rest to the config file); in force at once. */
   serverAdd: (server: NewServer) => invoke<ConfigChange>('server_add', { server }),
   /** Removes a server: its sessions end, its grants are revoked. */

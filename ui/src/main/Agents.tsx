@@ -1,5 +1,5 @@
-// Agents: one card per agent with its grants; Revoke per agent and per
-// grant; a red Revoke all (with a confirmation) at the top.
+// Agents: one card per agent with its grants; Pause/Resume and Revoke per
+// agent, Revoke per grant; a red Revoke all (with a confirmation) at the top.
 
 import { useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
@@ -84,6 +84,11 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
               <header>
                 <div>
                   <span class={`badge ${badge.tone}`}>{badge.text}</span>
+                  {a.paused && (
+                    <span class="badge paused" title={`Paused ${ago(a.paused.at, now)}`}>
+                      Paused
+                    </span>
+                  )}
                   <h2>{inert(a.name)}</h2>
                   {a.lookalike_of && (
                     <p class="warning small">
@@ -91,6 +96,19 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
                     </p>
                   )}
                 </div>
+                <button
+                  type="button"
+                  class="plain"
+                  disabled={busy !== null}
+                  onClick={() =>
+                    a.paused
+                      ? run(a.client_id, () => api.resume(a.client_id), `${inert(a.name)} is resumed.`)
+                      : run(a.client_id, () => api.pause(a.client_id), `${inert(a.name)} is paused: its calls are refused.`)
+                  }
+                  data-testid="pause-agent"
+                >
+                  {a.paused ? 'Resume' : 'Pause'}
+                </button>
                 <button
                   type="button"
                   class="danger plain"

@@ -30,6 +30,8 @@ const AGENT_EVENTS = new Set([
   'agent_revoked',
   'token_issued',
   'token_revoked',
+  'paused',
+  'resumed',
 ]);
 
 function App() {
@@ -52,6 +54,7 @@ function App() {
       on.pendingChanged(setPending),
       on.auditEvent((e) => {
         if (AGENT_EVENTS.has(e.kind)) reloadAgents();
+        if (e.kind === 'paused' || e.kind === 'resumed') api.status().then(setInfo);
       }),
     ];
     return () => {
@@ -81,6 +84,17 @@ function App() {
             </li>
           ))}
         </ul>
+        {info && !info.paused.all && (
+          <button
+            type="button"
+            class="plain small pause-all"
+            onClick={() => api.pause(null).then(() => api.status().then(setInfo))}
+            data-testid="pause-all"
+            title="Refuse every agent's calls until you resume; nothing is revoked"
+          >
+            Pause all agents
+          </button>
+        )}
         {info && (
           <p class="sidebar-foot" title={info.data_dir}>
             {info.url.replace('http://', '')}
@@ -88,6 +102,19 @@ function App() {
         )}
       </nav>
       <div class="content">
+        {info?.paused.all && (
+          <div class="banner paused" role="status" data-testid="paused-banner">
+            Every agent is paused: their calls are refused until you resume.
+            <button
+              type="button"
+              class="primary small"
+              onClick={() => api.resume(null).then(() => api.status().then(setInfo))}
+              data-testid="resume-all"
+            >
+              Resume
+            </button>
+          </div>
+        )}
         {pending.length > 0 && (
           <div class="banner" role="status">
             {plural(pending.length, 'request')} waiting for your decision.
