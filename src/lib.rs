@@ -20,6 +20,7 @@
 //! - `audit`: the event model, redaction, filters, export.
 //! - `tools`: what a server offers (tools, risk classes). `crypto`: random
 //!   ids, hashes, PKCE. `credentials`: upstream secrets in the OS keychain.
+//!   `peer`: which program is on the other end of a loopback connection.
 
 pub mod api;
 pub mod browser;
@@ -40,6 +41,7 @@ pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod limits;
 pub(crate) mod oauth;
+pub(crate) mod peer;
 pub(crate) mod store;
 pub(crate) mod tools;
 pub(crate) mod upstream_oauth;

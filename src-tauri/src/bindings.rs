@@ -67,6 +67,8 @@ fn generate() -> String {
         ToolReview::decl(),
         Decided::decl(),
         ClientKind::decl(),
+        Ancestor::decl(),
+        Program::decl(),
         Paused::decl(),
         PauseState::decl(),
         Agent::decl(),

@@ -6,6 +6,7 @@ use super::{Actor, Agent, Gatehouse, Grant, PauseState, Result, Revoked};
 use crate::clock;
 use crate::gateway::pause::Target;
 use crate::oauth::agents;
+use crate::store::programs::{self, Owner};
 use crate::store::{clients, grants};
 
 impl Gatehouse {
@@ -18,7 +19,9 @@ impl Gatehouse {
             all.iter()
                 .map(|client| {
                     let grants = grants::list(c, Some(&client.client_id), false, now)?;
-                    Ok(Agent::new(client.clone(), grants, &all, &pauses))
+                    let mut agent = Agent::new(client.clone(), grants, &all, &pauses);
+                    agent.program = programs::get(c, Owner::Client(&client.client_id))?;
+                    Ok(agent)
                 })
                 .collect::<std::result::Result<Vec<_>, crate::store::StoreError>>()
         })?)

@@ -37,6 +37,7 @@ pub use crate::credentials::{CredentialStore, SecretError};
 pub use crate::gateway::pause::{PauseState, Paused};
 pub use crate::oauth::agents::Revoked;
 pub use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
+pub use crate::peer::{Ancestor, Program};
 pub use crate::store::clients::ClientKind;
 pub use crate::store::grants::{Duration as GrantDuration, Grant};
 pub use crate::store::held_calls::{CallStatus, HeldCall};

@@ -17,6 +17,7 @@ use crate::gateway::{catalog, pinning};
 use crate::oauth::authorize::redirect_host;
 use crate::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
 use crate::store::clients::{self, Client};
+use crate::store::programs::{self, Owner};
 use crate::store::{consent as requests, grants, held_calls, pins, StoreError};
 use crate::tools::{Risk, ToolInfo};
 
@@ -119,6 +120,9 @@ pub struct PendingItem {
     pub verified_domain: Option<String>,
     /// Another agent, registered earlier, whose name looks like this one's.
     pub lookalike_of: Option<super::views::Lookalike>,
+    /// The program that registered the agent, as the kernel saw it (evidence,
+    /// where the name is a claim); none when unknown.
+    pub program: Option<crate::peer::Program>,
     /// Where the browser returns (authorization and step-up).
     pub redirect_host: Option<String>,
     pub server: String,
@@ -375,6 +379,7 @@ fn queue(
             verified,
             verified_domain,
             lookalike_of,
+            program: programs::get(c, Owner::Client(client_id))?,
             redirect_host: None,
             server: server.to_string(),
             phrase: None,

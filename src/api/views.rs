@@ -51,6 +51,8 @@ pub struct Agent {
     pub grants: Vec<Grant>,
     /// Paused on its own (see also `Status::paused` for every agent).
     pub paused: Option<Paused>,
+    /// The program that registered it, as the kernel saw it (none when unknown).
+    pub program: Option<crate::peer::Program>,
 }
 
 impl Agent {
@@ -62,6 +64,7 @@ impl Agent {
     ) -> Agent {
         Agent {
             paused: pauses.agents.get(&client.client_id).cloned(),
+            program: None,
             lookalike_of: Lookalike::of(&client, all),
             verified: client.kind.is_verified(),
             verified_domain: client.verified_domain(),

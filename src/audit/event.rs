@@ -40,6 +40,8 @@ pub enum EventKind {
     Paused,
     /// The person resumed what they had paused.
     Resumed,
+    /// A token was presented by another program than the one it was granted to.
+    ProgramMismatch,
 }
 
 impl EventKind {
@@ -67,6 +69,7 @@ impl EventKind {
             EventKind::ConfigChanged => "config_changed",
             EventKind::Paused => "paused",
             EventKind::Resumed => "resumed",
+            EventKind::ProgramMismatch => "program_mismatch",
         }
     }
 

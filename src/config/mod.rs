@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub client_metadata_url: Option<String>,
     /// Where upstream secrets live: "auto" (the OS keychain, else a 0600 file), "keychain" or "file".
     pub secret_store: Option<String>,
+    /// Refuse a token presented by another program than the one it was granted to.
+    #[serde(default)]
+    pub bind_grants_to_program: bool,
     #[serde(default)]
     pub servers: BTreeMap<String, ServerFile>,
     #[serde(default)]
@@ -133,6 +136,9 @@ pub struct Config {
     /// Where Gatehouse's own client metadata document is published, if the
     /// person publishes it.
     pub client_metadata_url: Option<String>,
+    /// A token presented by another executable than the one it was granted
+    /// to is refused (401), not only flagged.
+    pub bind_grants_to_program: bool,
 }
 
 /// The config in force, shared by the authorization server and the gateway,
@@ -463,6 +469,7 @@ impl Config {
             disabled,
             clients,
             allow_loopback_client_metadata: file.testing.allow_loopback_client_metadata,
+            bind_grants_to_program: file.bind_grants_to_program,
             path: None,
             client_metadata_url: match file.client_metadata_url {
                 Some(u)

@@ -260,6 +260,17 @@ impl CallEvent<'_> {
         detail: Value,
         now: UnixMs,
     ) {
+        let mut detail = detail;
+        if let (Some(program), Some(d)) = (&self.access.program, detail.as_object_mut()) {
+            // Which program made the call, and whom the grant was given to when that differs.
+            d.insert(
+                "program".into(),
+                json!({"pid": program.pid, "exe": program.exe}),
+            );
+            if let Some(granted) = &self.access.granted_program {
+                d.insert("granted_to".into(), json!(granted.exe));
+            }
+        }
         let mut event = NewEvent::new(EventKind::ToolCall, outcome)
             .client(&self.access.client_id)
             .server(self.server)

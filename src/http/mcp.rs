@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,8 @@ use crate::gateway::upstream::UpstreamHeaders;
 use crate::gateway::{jsonrpc, Incoming, McpError, Reply};
 use crate::oauth::bearer::{self, AccessGrant, BearerError};
 use crate::oauth::metadata::protected_resource_metadata_url;
+use crate::oauth::programs;
+use crate::peer::Peer;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -51,6 +53,7 @@ fn refused(e: &McpError, headers: &HeaderMap, server: &str) -> Response {
 /// The bearer check every MCP request passes; a refusal is the RFC 9728 challenge.
 async fn authenticate(
     g: &Gatehouse,
+    peer: &Peer,
     headers: &HeaderMap,
     server: &str,
 ) -> Result<AccessGrant, Response> {
@@ -68,6 +71,14 @@ async fn authenticate(
         Some(t) if !t.is_empty() => bearer::authenticate(g.auth(), t, server, clock::now()),
         _ => Err(BearerError::Missing),
     };
+    let result = match result {
+        Ok(mut access) => {
+            let first = peer.first_time(&access.grant.id);
+            let seen = peer.program().await;
+            programs::check(g.auth(), &mut access, seen, first, clock::now()).map(|()| access)
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok(access) => Ok(access),
         Err(e) => {
@@ -83,11 +94,12 @@ async fn authenticate(
 
 pub async fn post(
     State(g): State<Arc<Gatehouse>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(server): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let access = match authenticate(&g, &headers, &server).await {
+    let access = match authenticate(&g, &peer, &headers, &server).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -147,10 +159,11 @@ fn sse(messages: impl futures::Stream<Item = Value> + Send + 'static) -> Respons
 /// `GET`: the session's stream of server messages outside any request.
 pub async fn get(
     State(g): State<Arc<Gatehouse>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let access = match authenticate(&g, &headers, &server).await {
+    let access = match authenticate(&g, &peer, &headers, &server).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -174,10 +187,11 @@ pub async fn get(
 /// `DELETE`: the client ends its session.
 pub async fn delete(
     State(g): State<Arc<Gatehouse>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let access = match authenticate(&g, &headers, &server).await {
+    let access = match authenticate(&g, &peer, &headers, &server).await {
         Ok(a) => a,
         Err(r) => return r,
     };

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -18,7 +17,8 @@ use crate::api::Gatehouse;
 use crate::clock;
 use crate::oauth::authorize::AuthorizeError;
 use crate::oauth::waiting::{self, PollOutcome};
-use crate::oauth::{metadata, register as registration, token, ErrorCode, OAuthError};
+use crate::oauth::{metadata, programs, register as registration, token, ErrorCode, OAuthError};
+use crate::peer::Peer;
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -83,7 +83,7 @@ pub async fn protected_resource_root(
 
 pub async fn register(
     State(g): State<Arc<Gatehouse>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -97,12 +97,19 @@ pub async fn register(
         )
         .into_response();
     }
-    if let Err(seconds) = g.registrations().allow(peer.ip(), now) {
+    if let Err(seconds) = g.registrations().allow(peer.addr.ip(), now) {
         let why = format!("too many clients registered just now; try again in {seconds} s");
         return OAuthError::slow_down(why, seconds).into_response();
     }
     match registration::register(g.auth(), &body, now) {
-        Ok(body) => json_no_store(StatusCode::CREATED, body),
+        Ok(body) => {
+            if let (Some(program), Some(id)) = (peer.program().await, body["client_id"].as_str()) {
+                if let Err(e) = programs::registered(g.auth(), id, &program, now) {
+                    tracing::error!(error = %e, "could not keep the program that registered a client");
+                }
+            }
+            json_no_store(StatusCode::CREATED, body)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -171,11 +178,31 @@ fn form_request(
     Ok((form, creds))
 }
 
-pub async fn token(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = form_request(&headers, &body)
-        .and_then(|(form, creds)| token::exchange(g.auth(), &form, &creds, clock::now()));
+pub async fn token(
+    State(g): State<Arc<Gatehouse>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = clock::now();
+    let mut code_exchange = false;
+    let result = form_request(&headers, &body).and_then(|(form, creds)| {
+        code_exchange = form
+            .get("grant_type")
+            .is_some_and(|t| t == "authorization_code");
+        token::exchange(g.auth(), &form, &creds, now)
+    });
     match result {
-        Ok(body) => json_no_store(StatusCode::OK, body),
+        Ok(body) => {
+            // A grant whose client never registered here is given to the program that redeems its code.
+            let access = body["access_token"].as_str().filter(|_| code_exchange);
+            if let (Some(access), Some(program)) = (access, peer.program().await) {
+                if let Err(e) = programs::redeemed(g.auth(), access, &program, now) {
+                    tracing::error!(error = %e, "could not keep the program that redeemed a code");
+                }
+            }
+            json_no_store(StatusCode::OK, body)
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -14,6 +14,10 @@ use crate::store::tokens::{self, TokenKind};
 pub struct AccessGrant {
     pub client_id: String,
     pub grant: Grant,
+    /// The program presenting the token, when known ([`super::programs::check`]).
+    pub program: Option<crate::peer::Program>,
+    /// The program the grant was given to, when another one presents it.
+    pub granted_program: Option<crate::peer::Program>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub fn authenticate(
     Ok(AccessGrant {
         client_id: row.client_id,
         grant,
+        program: None,
+        granted_program: None,
     })
 }
 

@@ -168,6 +168,7 @@ pub fn approve(
                     decided_by: actor.to_string(),
                 };
                 grants::insert(tx.conn(), &grant)?;
+                super::programs::grant_made(tx.conn(), &grant.client_id, &grant.id, now)?;
                 grant
             }
         };

@@ -15,6 +15,7 @@
 //! - Bearer checks for the gateway (RFC 6750, audience per RFC 8707): [`bearer::authenticate`].
 //! - RFC 7009 revocation: [`token::revoke`]; RFC 7662 introspection: [`token::introspect`].
 //! - Revocation by the person (an agent, a grant, everything): [`agents`].
+//! - Which program an agent is (kept at registration, compared on each MCP request): [`programs`].
 
 pub mod agents;
 pub mod authorize;
@@ -24,6 +25,7 @@ pub mod client_auth;
 pub mod consent;
 pub mod error;
 pub mod metadata;
+pub mod programs;
 pub mod redirect;
 pub mod register;
 pub mod scope;

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod held_calls;
 pub mod pauses;
 pub mod pins;
+pub mod programs;
 pub mod tokens;
 
 use std::path::Path;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_audit_chain.sql"),
     include_str!("migrations/0005_client_removed.sql"),
     include_str!("migrations/0006_pauses.sql"),
+    include_str!("migrations/0007_programs.sql"),
 ];
 
 pub struct Store {

@@ -37,6 +37,7 @@ mod lifecycle;
 mod matrix;
 mod pause;
 mod per_tool;
+mod program;
 mod secrets;
 mod servers;
 mod upstream_login;

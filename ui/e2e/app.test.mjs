@@ -51,6 +51,8 @@ describe('consent, timeline and revocation', () => {
       assert.equal(await s.text(await s.find('[data-testid=identity]')), 'Unverified: registered itself');
       assert.equal(await s.text(await s.find('[data-testid=server]')), 'demo');
       assert.match(await s.text(await s.find('[data-testid=phrase]')), /^[a-z]+-[a-z]+-\d+$/);
+      // The program behind the agent, as the kernel saw it: the node process the test started.
+      assert.match(await s.text(await s.find('[data-testid=program]')), new RegExp(`/node, pid ${agent.pid}, started by `));
       // Defaults: reads ticked, changes and destructive unticked.
       for (const [tool, ticked] of [['list_notes', true], ['read_note', true], ['wait', true], ['write_note', false], ['delete_note', false]]) {
         assert.equal(await s.selected(await s.find(`[data-tool=${tool}]`)), ticked, tool);
@@ -86,6 +88,7 @@ describe('consent, timeline and revocation', () => {
       await s.click(await s.find('[data-view=agents]'));
       const card = await s.waitFind('.card[data-agent="E2E Agent"]');
       assert.match(await s.text(card), /demo/);
+      assert.match(await s.text(await s.find('.card[data-agent="E2E Agent"] [data-testid=agent-program]')), /\/node, pid \d+/);
       await s.screenshot(ARTIFACTS, '05-agents');
       await s.click(await s.find('.card[data-agent="E2E Agent"] [data-testid=revoke-agent]'));
       await waitFor('the agent to show no access', async () =>

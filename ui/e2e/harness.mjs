@@ -80,6 +80,8 @@ export function startAgent(mcpUrl, name) {
   let seen = 0;
   return {
     events,
+    /** The agent's process id (the program Gatehouse should see). */
+    pid: child.pid,
     /** The next event of this kind (after those already consumed). */
     next(kind, timeout = 30_000) {
       return new Promise((resolvePromise, reject) => {

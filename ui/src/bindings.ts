@@ -43,6 +43,11 @@ verified_domain: string | null,
  */
 lookalike_of: Lookalike | null, 
 /**
+ * The program that registered the agent, as the kernel saw it (evidence,
+ * where the name is a claim); none when unknown.
+ */
+program: Program | null, 
+/**
  * Where the browser returns (authorization and step-up).
  */
 redirect_host: string | null, server: string, 
@@ -108,6 +113,27 @@ export type Decided = { "kind": "grant", "value": Grant } | { "kind": "call", "v
 
 export type ClientKind = "registered" | "metadata_document" | "preconfigured";
 
+export type Ancestor = { pid: number, 
+/**
+ * The executable's path, or the process name when the path is unreadable.
+ */
+name: string, };
+
+export type Program = { pid: number, 
+/**
+ * The executable's path (`None` when the kernel would not say, e.g.
+ * another user's process).
+ */
+exe: string | null, 
+/**
+ * Its arguments, joined with spaces, cut at 2 KiB (untrusted text).
+ */
+cmdline: string, 
+/**
+ * Who started it: parent first, as far as four levels up.
+ */
+started_by: Array<Ancestor>, };
+
 export type Paused = { at: number, by: string, };
 
 export type PauseState = { all: Paused | null, agents: { [key in string]?: Paused }, };
@@ -128,9 +154,13 @@ lookalike_of: Lookalike | null, redirect_uris: Array<string>, first_seen: number
 /**
  * Paused on its own (see also `Status::paused` for every agent).
  */
-paused: Paused | null, };
+paused: Paused | null, 
+/**
+ * The program that registered it, as the kernel saw it (none when unknown).
+ */
+program: Program | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 

@@ -7,6 +7,7 @@ import '../styles/base.css';
 import '../styles/consent.css';
 import { reportFatalErrors } from '../lib/fatal';
 import { inert, inertJson } from '../lib/inert';
+import { programText } from '../lib/format';
 import { api, errorCode, errorMessage, on } from '../api';
 import type { PendingItem } from '../bindings';
 import {
@@ -153,6 +154,11 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
           {sentence.before}
           <strong data-testid="server">{inert(request.server)}</strong>
           {sentence.after}
+        </p>
+        <p class="program small" data-testid="program">
+          <span class="muted">Program, as Gatehouse sees it: </span>
+          <code>{programText(request.program)}</code>
+          <span class="muted"> (the name above is what the agent says about itself)</span>
         </p>
         {request.lookalike_of && (
           <p class="warning" data-testid="lookalike">

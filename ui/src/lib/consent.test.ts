@@ -28,6 +28,7 @@ const request = (id: string, extra: Partial<PendingItem> = {}): PendingItem => (
   client_name: 'Agent',
   verified: false,
   verified_domain: null,
+  program: null,
   lookalike_of: null,
   redirect_host: '127.0.0.1:3000',
   server: 'demo',

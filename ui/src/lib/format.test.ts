@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Grant } from '../bindings';
-import { ago, grantLifetime, grantStatus, hostOf, plural, until } from './format';
+import { ago, grantLifetime, grantStatus, hostOf, plural, programText, until } from './format';
 
 const grant = (extra: Partial<Grant> = {}): Grant => ({
   id: 'gr_1',
@@ -43,5 +43,13 @@ describe('format', () => {
     expect(hostOf('not a url')).toBe('not a url');
     expect(plural(1, 'event')).toBe('1 event');
     expect(plural(100000, 'event')).toBe('100,000 events');
+  });
+
+  it('names the program behind an agent, inert', () => {
+    expect(programText(null)).toMatch(/^unknown/);
+    const p = { pid: 42, exe: '/usr/bin/node', cmdline: 'node a.js', started_by: [{ pid: 7, name: '/bin/bash' }] };
+    expect(programText(p)).toBe('/usr/bin/node, pid 42, started by /bin/bash (pid 7)');
+    expect(programText({ ...p, exe: null, started_by: [] })).toBe('an executable it may not read, pid 42');
+    expect(programText({ ...p, exe: '/tmp/\u202eevil' })).toContain('\\u{202E}');
   });
 });

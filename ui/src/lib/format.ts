@@ -1,6 +1,7 @@
 // Small text helpers shared by the views.
 
-import type { Grant } from '../bindings';
+import type { Grant, Program } from '../bindings';
+import { inert } from './inert';
 
 /** "just now", "5 min ago", "3 h ago", "2 days ago". */
 export function ago(at: number | null, now: number): string {
@@ -65,4 +66,16 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 export function clientUrl(info: { url: string; servers: { url: string }[] } | null): string {
   if (!info) return 'http://127.0.0.1:…/mcp/demo';
   return info.servers[0]?.url ?? `${info.url}/mcp/demo`;
+}
+
+/**
+ * The program behind an agent, as the kernel saw it: "/usr/bin/node, pid 4242,
+ * started by /usr/bin/bash (pid 4100)". Every part is outside text, made inert.
+ */
+export function programText(p: Program | null): string {
+  if (!p) return 'unknown (not traced to a process on this computer)';
+  const exe = p.exe === null ? 'an executable it may not read' : inert(p.exe);
+  const parent = p.started_by[0];
+  const by = parent ? `, started by ${inert(parent.name)} (pid ${parent.pid})` : '';
+  return `${exe}, pid ${p.pid}${by}`;
 }

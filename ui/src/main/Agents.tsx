@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
 import type { Agent, Status } from '../bindings';
 import { identityBadge } from '../lib/consent';
-import { ago, clientUrl, grantLifetime, hostOf, plural } from '../lib/format';
+import { ago, clientUrl, grantLifetime, hostOf, plural, programText } from '../lib/format';
 import { inert } from '../lib/inert';
 
 export function Agents({ info, agents, reload }: { info: Status | null; agents: Agent[]; reload: () => void }) {
@@ -125,6 +125,9 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
               </p>
               <p class="meta mono" title="Client ID">
                 {inert(a.client_id)}
+              </p>
+              <p class="meta" title="The program that registered it, as Gatehouse saw it" data-testid="agent-program">
+                Program: <code>{programText(a.program)}</code>
               </p>
               {a.grants.length === 0 ? (
                 <p class="muted">No access in force.</p>

@@ -1,0 +1,118 @@
+//! Which program an agent really is. Its name is a claim; the executable on
+//! the other end of its connections ([`crate::peer`]) is evidence. The
+//! program that registers a client is kept with it; a grant gets the program
+//! of the client that asked for it (or, for a client that never registered
+//! here, the one that first redeems its code). Every MCP request then
+//! compares the program presenting the token with the grant's: another
+//! executable is flagged once per connection (an audit event), and refused
+//! when the person turned on `bind_grants_to_program`.
+
+use serde_json::json;
+
+use super::bearer::{AccessGrant, BearerError};
+use super::AuthServer;
+use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock::UnixMs;
+use crate::crypto;
+use crate::peer::Program;
+use crate::store::programs::{self, Owner};
+use crate::store::{tokens, StoreError};
+
+/// The program that registered a client (the first sighting counts).
+pub fn registered(
+    auth: &AuthServer,
+    client_id: &str,
+    program: &Program,
+    now: UnixMs,
+) -> Result<(), StoreError> {
+    auth.store.write(|tx| {
+        programs::set_if_absent(tx.conn(), Owner::Client(client_id), program, now)?;
+        Ok(())
+    })
+}
+
+/// A grant is given to the program of the client that asked for it.
+pub(super) fn grant_made(
+    conn: &rusqlite::Connection,
+    client_id: &str,
+    grant_id: &str,
+    now: UnixMs,
+) -> Result<(), StoreError> {
+    if let Some(program) = programs::get(conn, Owner::Client(client_id))? {
+        programs::set_if_absent(conn, Owner::Grant(grant_id), &program, now)?;
+    }
+    Ok(())
+}
+
+/// After a code exchange: the grant behind this access token gets the
+/// program that redeemed it, if it has none yet.
+pub fn redeemed(
+    auth: &AuthServer,
+    access_token: &str,
+    program: &Program,
+    now: UnixMs,
+) -> Result<(), StoreError> {
+    let hash = crypto::hash(access_token);
+    auth.store.write(|tx| {
+        if let Some(row) = tokens::get_token(tx.conn(), &hash)? {
+            programs::set_if_absent(tx.conn(), Owner::Grant(&row.grant_id), program, now)?;
+        }
+        Ok(())
+    })
+}
+
+/// Compares the program presenting a token (`seen`) with the grant's, and
+/// notes both on `access` for the audit events. `first_sighting` is true once
+/// per connection and grant: a mismatch is audited then, not on every request.
+pub fn check(
+    auth: &AuthServer,
+    access: &mut AccessGrant,
+    seen: Option<Program>,
+    first_sighting: bool,
+    now: UnixMs,
+) -> Result<(), BearerError> {
+    access.program = seen;
+    let Some(seen) = &access.program else {
+        return Ok(());
+    };
+    let granted = match auth
+        .store
+        .read(|c| programs::get(c, Owner::Grant(&access.grant.id)))
+    {
+        Ok(Some(granted)) => granted,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure reading a grant's program");
+            return Err(BearerError::Invalid("token could not be checked"));
+        }
+    };
+    if granted.same_program(seen) || granted.exe.is_none() || seen.exe.is_none() {
+        return Ok(());
+    }
+    let bound = auth.config.get().bind_grants_to_program;
+    if first_sighting {
+        let outcome = if bound {
+            Outcome::Denied
+        } else {
+            Outcome::Allowed
+        };
+        let event = NewEvent::new(EventKind::ProgramMismatch, outcome)
+            .client(&access.client_id)
+            .server(&access.grant.server)
+            .grant(&access.grant.id)
+            .detail(json!({
+                "granted_to": granted.exe, "used_by": seen.exe, "pid": seen.pid,
+                "cmdline": seen.cmdline, "refused": bound,
+            }));
+        if let Err(e) = auth.store.write(|tx| tx.record(event, now)) {
+            tracing::error!(error = %e, "could not audit a token used by another program");
+        }
+    }
+    access.granted_program = Some(granted);
+    if bound {
+        return Err(BearerError::Invalid(
+            "this token was granted to another program",
+        ));
+    }
+    Ok(())
+}
