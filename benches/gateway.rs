@@ -14,7 +14,8 @@
 //!    and `/introspect` (confidential client) vs. a no-op axum handler in the same
 //!    process, driven by the same reqwest load loop at the same concurrency.
 //!
-//! Tokens come the real way, one new client per consent: /register, /authorize,
+//! Tokens come the real way, one new client per consent: a pre-registered client
+//! (`gatehouse clients add`; /register is rate-limited per source), /authorize,
 //! `api::Gatehouse::approve` (what the app and CLI call; every tool, none held
 //! for the person), the waiting page for the code, /token with PKCE. The
 //! in-process steps are timed through `gatehouse::bench`, which runs exactly
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse::api::{Actor, Approval, AskChoice, DurationChoice, ToolChoice};
+use gatehouse::api::{Actor, Approval, AskChoice, DurationChoice, NewClient, ToolChoice};
 use gatehouse::bench;
 use gatehouse::daemon::Running;
 use serde_json::{json, Value};
@@ -417,6 +418,22 @@ impl Bench<'_> {
             "audit seal (the chaining part of that write: content + HMAC)".into(),
             micro(n, seal, next)?,
         ));
+        // The peer-process lookup a new HTTP connection pays once (Linux /proc scan).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let server = listener.local_addr()?;
+        let _client = std::net::TcpStream::connect(server)?;
+        let (_accepted, peer) = listener.accept()?;
+        let processes = std::fs::read_dir("/proc").map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                .count()
+        });
+        let lookup = || Ok(bench::peer_lookup(server, peer));
+        let mine = |pid: Option<u32>| expect(pid == Some(std::process::id()), "peer not found");
+        out.push((
+            format!("peer-process lookup, once per connection ({processes} processes)"),
+            micro(n.min(500), lookup, mine)?,
+        ));
         let refresh_token = RefCell::new(chain.refresh);
         let refresh = || {
             bench::refresh(gh, &chain.client_id, &refresh_token.borrow()).map_err(|e| anyhow!(e))
@@ -465,10 +482,19 @@ fn location(resp: &reqwest::Response) -> Result<String> {
 }
 
 /// RFC 7591 registration; the reply holds `client_id` (and `client_secret`).
-async fn register(http: &reqwest::Client, gh: &Running, method: &str) -> Result<Value> {
-    let body = json!({"redirect_uris": [REDIRECT], "client_name": "bench", "token_endpoint_auth_method": method});
-    let url = format!("{}/register", gh.url());
-    json_ok(http.post(url).json(&body).send().await?).await
+/// A new client, added as `gatehouse clients add` does (dynamic registration
+/// is rate-limited per source, and this bench needs more clients than a burst).
+async fn register(_http: &reqwest::Client, gh: &Running, method: &str) -> Result<Value> {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let client = NewClient {
+        name: format!("bench {n}"),
+        redirect_uris: vec![REDIRECT.to_string()],
+        confidential: method != "none",
+        server: None,
+    };
+    let added = gh.gatehouse().add_client(client, Actor::Cli)?;
+    Ok(json!({"client_id": added.client.client_id, "client_secret": added.client_secret}))
 }
 
 async fn noop_server() -> Result<String> {

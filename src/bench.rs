@@ -74,6 +74,12 @@ pub fn audit_write(g: &Gatehouse, client_id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Finds the program on the client end of a loopback connection (what each
+/// new HTTP connection costs, once); its pid.
+pub fn peer_lookup(server: std::net::SocketAddr, client: std::net::SocketAddr) -> Option<u32> {
+    crate::peer::lookup(server, client).map(|p| p.pid)
+}
+
 /// Seals one tool-call event's content after a previous seal: the whole
 /// cost that chaining adds to an audit write (the rest is the same insert).
 pub fn audit_seal(prev: &str) -> String {

@@ -57,8 +57,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     local: Option<SocketAddr>,
     program: Arc<OnceCell<Option<Program>>>,
-    /// Keys [`Peer::first_time`] has seen on this connection.
-    seen: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Programs this connection has looked up by key ([`Peer::memo`]).
+    known: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<Program>>>>,
 }
 
 impl Peer {
@@ -67,15 +67,27 @@ impl Peer {
             addr,
             local,
             program: Arc::default(),
-            seen: Arc::default(),
+            known: Arc::default(),
         }
     }
 
-    /// True the first time this connection asks about `key` (e.g. a grant id),
-    /// so something is reported once per connection, not per request.
-    pub fn first_time(&self, key: &str) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.len() < 1024 && seen.insert(key.to_string())
+    /// A program this connection looks up by `key` (e.g. the one a grant was
+    /// given to): computed on the first ask, then kept for the connection's
+    /// life. Also says whether this was the first ask.
+    pub fn memo<E>(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<Option<Program>, E>,
+    ) -> Result<(Option<Program>, bool), E> {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = known.get(key) {
+            return Ok((found.clone(), false));
+        }
+        let found = compute()?;
+        if known.len() < 1024 {
+            known.insert(key.to_string(), found.clone());
+        }
+        Ok((found, true))
     }
 
     /// The program on the other end (looked up on the first call, then kept).
@@ -125,25 +137,148 @@ mod imp {
     use super::{Ancestor, Program, ANCESTORS, CMDLINE_MAX};
 
     pub fn lookup(server: SocketAddr, client: SocketAddr) -> Option<Program> {
-        let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
-            .iter()
-            .filter_map(|table| std::fs::read_to_string(table).ok())
-            .find_map(|text| socket_inode(&text, client, server))?;
-        let pid = holder(inode)?;
+        // The kernel's socket-diagnostics query finds the one socket directly;
+        // /proc/net/tcp is read (all of it, milliseconds) only if that fails.
+        let (inode, uid) = diag::find(client, server).or_else(|| {
+            ["/proc/net/tcp", "/proc/net/tcp6"]
+                .iter()
+                .filter_map(|table| std::fs::read_to_string(table).ok())
+                .find_map(|text| socket_inode(&text, client, server))
+        })?;
+        let pid = holder(inode, uid)?;
         Some(program(pid))
     }
 
-    /// The inode of the socket whose local end is `local` and remote end `remote`.
-    pub(super) fn socket_inode(table: &str, local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    /// NETLINK_SOCK_DIAG (what `ss` uses): one request naming the socket's
+    /// four-tuple, one answer with its inode and owner.
+    pub(super) mod diag {
+        use std::net::{IpAddr, SocketAddr};
+
+        const SOCK_DIAG_BY_FAMILY: u16 = 20;
+        const NLMSG_ERROR: u16 = 2;
+        const NLMSG_HEADER: usize = 16;
+        const REQUEST: usize = 56; // struct inet_diag_req_v2
+        const MESSAGE: usize = 72; // struct inet_diag_msg
+
+        /// The inode and uid of the TCP socket from `local` to `remote`.
+        pub fn find(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u32)> {
+            let v4 = |a: SocketAddr| match a.ip() {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+            };
+            // An IPv4 socket first; else an IPv6 one (with mapped addresses, if IPv4).
+            let mut tries = Vec::new();
+            if let (Some(l), Some(r)) = (v4(local), v4(remote)) {
+                tries.push((libc::AF_INET as u8, words(&l.octets()), words(&r.octets())));
+                let (l6, r6) = (l.to_ipv6_mapped().octets(), r.to_ipv6_mapped().octets());
+                tries.push((libc::AF_INET6 as u8, words(&l6), words(&r6)));
+            } else if let (IpAddr::V6(l), IpAddr::V6(r)) = (local.ip(), remote.ip()) {
+                tries.push((libc::AF_INET6 as u8, words(&l.octets()), words(&r.octets())));
+            }
+            tries.into_iter().find_map(|(family, src, dst)| {
+                query(family, local.port(), remote.port(), &src, &dst)
+            })
+        }
+
+        /// Address bytes as the kernel's four 32-bit words (network order kept).
+        fn words(bytes: &[u8]) -> [u8; 16] {
+            let mut out = [0u8; 16];
+            out[..bytes.len()].copy_from_slice(bytes);
+            out
+        }
+
+        fn query(
+            family: u8,
+            sport: u16,
+            dport: u16,
+            src: &[u8; 16],
+            dst: &[u8; 16],
+        ) -> Option<(u64, u32)> {
+            let mut msg = Vec::with_capacity(NLMSG_HEADER + REQUEST);
+            msg.extend(((NLMSG_HEADER + REQUEST) as u32).to_ne_bytes());
+            msg.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+            msg.extend((libc::NLM_F_REQUEST as u16).to_ne_bytes());
+            msg.extend(1u32.to_ne_bytes()); // sequence
+            msg.extend(0u32.to_ne_bytes()); // port id: the kernel
+            msg.extend([family, libc::IPPROTO_TCP as u8, 0, 0]);
+            msg.extend(u32::MAX.to_ne_bytes()); // every state
+            msg.extend(sport.to_be_bytes());
+            msg.extend(dport.to_be_bytes());
+            msg.extend(src);
+            msg.extend(dst);
+            msg.extend(0u32.to_ne_bytes()); // interface
+            msg.extend(u32::MAX.to_ne_bytes()); // no cookie
+            msg.extend(u32::MAX.to_ne_bytes());
+            let reply = exchange(&msg)?;
+            let header = reply.get(..NLMSG_HEADER)?;
+            let kind = u16::from_ne_bytes([header[4], header[5]]);
+            if kind == NLMSG_ERROR || kind != SOCK_DIAG_BY_FAMILY {
+                return None;
+            }
+            let body = reply.get(NLMSG_HEADER..NLMSG_HEADER + MESSAGE)?;
+            let u32_at =
+                |i: usize| u32::from_ne_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+            let (uid, inode) = (u32_at(64), u32_at(68));
+            (inode != 0).then_some((inode as u64, uid))
+        }
+
+        /// Sends one netlink message and reads one answer.
+        fn exchange(msg: &[u8]) -> Option<Vec<u8>> {
+            // SAFETY: plain socket calls on a descriptor this function owns and
+            // closes; the buffers outlive the calls that use them.
+            unsafe {
+                let fd = libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_SOCK_DIAG,
+                );
+                if fd < 0 {
+                    return None;
+                }
+                let timeout = libc::timeval {
+                    tv_sec: 1,
+                    tv_usec: 0,
+                };
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&timeout as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                );
+                let sent = libc::send(fd, msg.as_ptr().cast(), msg.len(), 0);
+                let mut buf = vec![0u8; 8192];
+                let got = if sent == msg.len() as isize {
+                    libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)
+                } else {
+                    -1
+                };
+                libc::close(fd);
+                if got <= 0 {
+                    return None;
+                }
+                buf.truncate(got as usize);
+                Some(buf)
+            }
+        }
+    }
+
+    /// The inode and owner uid of the socket whose local end is `local` and remote end `remote`.
+    pub(super) fn socket_inode(
+        table: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<(u64, u32)> {
         table.lines().skip(1).find_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (l, r, inode) = (fields.get(1)?, fields.get(2)?, fields.get(9)?);
+            let (l, r) = (fields.get(1)?, fields.get(2)?);
             let same =
                 |hex: &str, want: SocketAddr| parse_addr(hex).is_some_and(|a| same_end(a, want));
-            (same(l, local) && same(r, remote))
-                .then(|| inode.parse().ok())
-                .flatten()
-                .filter(|i| *i != 0)
+            if !(same(l, local) && same(r, remote)) {
+                return None;
+            }
+            let inode: u64 = fields.get(9)?.parse().ok().filter(|i| *i != 0)?;
+            Some((inode, fields.get(7)?.parse().ok()?))
         })
     }
 
@@ -182,18 +317,26 @@ mod imp {
         Some(SocketAddr::new(ip, port))
     }
 
-    /// The process that holds the socket with this inode.
-    fn holder(inode: u64) -> Option<u32> {
+    /// The process that holds the socket with this inode: only the socket
+    /// owner's processes are searched, newest first (an agent that just
+    /// connected is usually young).
+    fn holder(inode: u64, uid: u32) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
         let wanted = format!("socket:[{inode}]");
-        let procs = std::fs::read_dir("/proc").ok()?;
-        procs.flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
-            fds.flatten()
-                .any(|fd| {
-                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
-                })
-                .then_some(pid)
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable_by(|a, b| b.cmp(a));
+        pids.into_iter().find(|pid| {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                return false;
+            };
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+            })
         })
     }
 
@@ -290,6 +433,18 @@ mod tests {
         assert!(!program.started_by.is_empty(), "{program:?}");
         // Not a loopback peer: not looked up.
         assert_eq!(lookup(server, "10.0.0.1:5555".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn the_diagnostics_query_and_the_table_agree() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(server).unwrap();
+        let local = client.local_addr().unwrap();
+        let from_diag = imp::diag::find(local, server).expect("sock_diag answers");
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        assert_eq!(Some(from_diag), imp::socket_inode(&table, local, server));
+        assert_eq!(imp::diag::find(local, "127.0.0.1:1".parse().unwrap()), None);
     }
 
     #[test]

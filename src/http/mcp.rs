@@ -72,11 +72,9 @@ async fn authenticate(
         _ => Err(BearerError::Missing),
     };
     let result = match result {
-        Ok(mut access) => {
-            let first = peer.first_time(&access.grant.id);
-            let seen = peer.program().await;
-            programs::check(g.auth(), &mut access, seen, first, clock::now()).map(|()| access)
-        }
+        Ok(mut access) => programs::check(g.auth(), &mut access, peer, clock::now())
+            .await
+            .map(|()| access),
         Err(e) => Err(e),
     };
     match result {

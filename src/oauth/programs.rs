@@ -14,7 +14,7 @@ use super::AuthServer;
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto;
-use crate::peer::Program;
+use crate::peer::{Peer, Program};
 use crate::store::programs::{self, Owner};
 use crate::store::{tokens, StoreError};
 
@@ -61,32 +61,38 @@ pub fn redeemed(
     })
 }
 
-/// Compares the program presenting a token (`seen`) with the grant's, and
-/// notes both on `access` for the audit events. `first_sighting` is true once
-/// per connection and grant: a mismatch is audited then, not on every request.
-pub fn check(
+/// Compares the program presenting a token on this connection with the
+/// grant's (read once per connection and grant), and notes both on `access`
+/// for the audit events. A mismatch is audited on the connection's first
+/// request with that grant, not on every one.
+pub async fn check(
     auth: &AuthServer,
     access: &mut AccessGrant,
-    seen: Option<Program>,
-    first_sighting: bool,
+    peer: &Peer,
     now: UnixMs,
 ) -> Result<(), BearerError> {
-    access.program = seen;
-    let Some(seen) = &access.program else {
+    let Some(seen) = peer.program().await else {
         return Ok(());
     };
-    let granted = match auth
-        .store
-        .read(|c| programs::get(c, Owner::Grant(&access.grant.id)))
-    {
-        Ok(Some(granted)) => granted,
-        Ok(None) => return Ok(()),
+    let grant_id = access.grant.id.clone();
+    let granted = peer.memo(&grant_id, || {
+        auth.store
+            .read(|c| programs::get(c, Owner::Grant(&grant_id)))
+    });
+    let (granted, first_sighting) = match granted {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "store failure reading a grant's program");
             return Err(BearerError::Invalid("token could not be checked"));
         }
     };
-    if granted.same_program(seen) || granted.exe.is_none() || seen.exe.is_none() {
+    access.program = Some(seen.clone());
+    let Some(granted) = granted else {
+        return Ok(());
+    };
+    // An executable Gatehouse may not read (another OS user's process) is
+    // not the one the grant was given to.
+    if granted.exe.is_none() || granted.same_program(&seen) {
         return Ok(());
     }
     let bound = auth.config.get().bind_grants_to_program;
