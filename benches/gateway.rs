@@ -300,6 +300,7 @@ impl Bench<'_> {
             tools: ToolChoice::All,
             ask: AskChoice::None,
             duration: DurationChoice::Forever,
+            ask_for_more: false,
         };
         gh.approve(&id, &approval, Actor::Cli)?;
         let back = url::Url::parse(&location(&http.get(format!("{base}{wait}")).send().await?)?)?;

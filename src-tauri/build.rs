@@ -8,6 +8,7 @@ mod command_names;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/commands.rs");
+    ui_built();
     let source = std::fs::read_to_string("src/commands.rs").expect("src/commands.rs");
     let names = command_names::command_names(&source);
     assert!(!names.is_empty(), "no commands found in src/commands.rs");
@@ -22,4 +23,23 @@ fn main() {
             .app_manifest(tauri_build::AppManifest::new().commands(names)),
     )
     .expect("tauri build script");
+}
+
+/// The app embeds the built UI (`ui/dist`): from a clean checkout, build it
+/// first (`scripts/build-ui`, which needs Node.js), so a plain `cargo build`
+/// works. A UI that is already built is left as it is; `scripts/build-ui`
+/// (run by `scripts/test-desktop`, CI and `tauri build`) rebuilds it.
+fn ui_built() {
+    println!("cargo:rerun-if-changed=../ui/dist/index.html");
+    if std::path::Path::new("../ui/dist/index.html").exists() {
+        return;
+    }
+    let built = std::process::Command::new("bash")
+        .arg("../scripts/build-ui")
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        panic!(
+            "ui/dist is missing and scripts/build-ui failed: building the UI needs Node.js and npm (see docs/DESKTOP.md)"
+        );
+    }
 }

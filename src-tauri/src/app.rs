@@ -30,6 +30,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(gatehouse::config::default_config_path),
         ))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
         .invoke_handler(crate::commands::handler())
         .setup(move |app| {
             let handle = app.handle().clone();

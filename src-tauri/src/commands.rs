@@ -10,8 +10,9 @@
 use gatehouse::api::{
     Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, ConfigChange, Decided,
     Error, ExportFormat, Grant, NewServer, PauseState, PendingId, PendingItem, Revoked, Server,
-    Status, Tool,
+    Settings, SettingsChange, SettingsChanged, Status, Tool,
 };
+use tauri_plugin_autostart::ManagerExt;
 
 use gatehouse::connect::{Found as ConnectFound, Preview as ConnectPreview};
 
@@ -150,6 +151,35 @@ commands! {
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
         d.gh.revoke_all(Actor::Desktop)
+    }
+
+    /// The settings the person can change.
+    fn settings(d, app) -> Settings {
+        Ok(d.gh.settings())
+    }
+
+    /// Writes changed settings to the config file; in force at once (a new port at the next start).
+    fn change_settings(d, app, change: SettingsChange) -> SettingsChanged {
+        let gh = d.gh.clone();
+        blocking(move || gh.change_settings(change, Actor::Desktop)).await
+    }
+
+    /// Whether the app starts (hidden, in the tray) when the person logs in.
+    fn autostart(d, app) -> bool {
+        app.autolaunch().is_enabled().map_err(|e| Error::internal(e.to_string()))
+    }
+
+    /// Starts the app at login (hidden, in the tray), or stops that.
+    fn set_autostart(d, app, on: bool) -> bool {
+        let launcher = app.autolaunch();
+        let done = if on { launcher.enable() } else { launcher.disable() };
+        done.and_then(|()| launcher.is_enabled())
+            .map_err(|e| Error::internal(e.to_string()))
+    }
+
+    /// Lets a grant's agent see the tools it was not granted and ask for one by calling it (or stops that).
+    fn set_may_ask_more(d, app, grant_id: String, on: bool) -> Grant {
+        d.gh.set_may_ask_more(&grant_id, on, Actor::Desktop)
     }
 
     /// Pauses every agent (no client id) or one: calls refused until resumed, nothing revoked.

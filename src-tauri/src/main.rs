@@ -8,6 +8,7 @@
 //! - [`tray`]: the tray icon and its menu.
 //! - [`instance`]: one app per data directory.
 //! - [`relay`]: committed audit events pushed to the windows.
+//! - [`notify`]: OS notifications for what wants the person, folded per agent.
 //! - [`commands`]: the IPC commands, thin adapters over `gatehouse::api`.
 //! - [`bindings`]: the generated TypeScript contract (types, commands, events).
 //! - [`export`]: the timeline to a file. [`options`]: command line and environment.
@@ -22,6 +23,7 @@ mod bindings;
 mod commands;
 mod export;
 mod instance;
+mod notify;
 mod options;
 mod relay;
 mod state;

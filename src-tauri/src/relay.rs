@@ -1,11 +1,12 @@
 //! The live event relay: each committed audit event goes to the main window
 //! as it commits (pushed, never polled), from the same live stream the CLI's
 //! `log --follow` reads; an event that changes the queue also updates the
-//! consent window and the tray, and a pause or resume the tray.
+//! consent window and the tray, and a pause or resume the tray; what wants
+//! the person raises an OS notification (see `notify`).
 
 use std::sync::Arc;
 
-use gatehouse::api::{AuditFilter, EventKind, Gatehouse};
+use gatehouse::api::{AuditEvent, AuditFilter, EventKind, Gatehouse};
 use tauri::{AppHandle, Emitter, Manager};
 
 use crate::bindings::EVENT_AUDIT;
@@ -28,7 +29,9 @@ pub async fn relay(app: AppHandle, gh: Arc<Gatehouse>) {
             return;
         }
     };
+    let mut coalescer = crate::notify::Coalescer::default();
     while let Some(event) = follow.next().await {
+        notify(&app, &event, &mut coalescer);
         let changes_pending = event.kind.changes_pending();
         let changes_pause = matches!(event.kind, EventKind::Paused | EventKind::Resumed);
         let _ = app.emit_to(MAIN, EVENT_AUDIT, event);
@@ -39,4 +42,31 @@ pub async fn relay(app: AppHandle, gh: Arc<Gatehouse>) {
             sync_paused(&app, &gh);
         }
     }
+}
+
+/// Raises an OS notification for an event that wants the person, unless a
+/// Gatehouse window is in front of them; a flood from one agent is folded.
+fn notify(app: &AppHandle, event: &AuditEvent, coalescer: &mut crate::notify::Coalescer) {
+    let Some(note) = crate::notify::note_for(event) else {
+        return;
+    };
+    if app
+        .webview_windows()
+        .values()
+        .any(|w| w.is_focused().unwrap_or(false))
+    {
+        return;
+    }
+    let key = event.client_id.as_deref().unwrap_or("");
+    let Some(folded) = coalescer.offer(key, std::time::Instant::now()) else {
+        return;
+    };
+    let (app, to_consent) = (app.clone(), note.to_consent);
+    crate::notify::show(note, folded, move || {
+        if to_consent {
+            crate::windows::open_consent(&app, true);
+        } else {
+            crate::windows::show_main(&app);
+        }
+    });
 }

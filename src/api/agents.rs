@@ -76,6 +76,19 @@ impl Gatehouse {
         Ok(revoked)
     }
 
+    /// Lets a grant's agent see the tools it was not granted (marked as
+    /// needing approval) and ask for one by calling it, or stops that.
+    pub fn set_may_ask_more(&self, grant_id: &str, on: bool, actor: Actor) -> Result<Grant> {
+        let actor = self.actor_name(actor);
+        Ok(agents::set_may_ask_more(
+            self.auth(),
+            grant_id,
+            on,
+            &actor,
+            clock::now(),
+        )?)
+    }
+
     /// Pauses every agent (`None`), or one (name or client id): their calls
     /// are refused, and audited, until resumed; nothing is revoked. In force
     /// for the very next request, and after a restart.

@@ -24,6 +24,7 @@ mod error;
 pub mod pending;
 pub(crate) mod protocol;
 pub mod servers;
+pub mod settings;
 pub mod views;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use crate::audit::chain::{
     Problem as AuditProblem, ProblemKind as AuditProblemKind, Verification as AuditVerification,
 };
 pub use crate::audit::{AuditEvent, EventKind, ExportFormat, Filter as AuditFilter, Outcome};
+pub use crate::config::{AskDefault, DefaultDuration, Theme};
 pub use crate::credentials::{CredentialStore, SecretError};
 pub use crate::gateway::pause::{PauseState, Paused};
 pub use crate::oauth::agents::Revoked;
@@ -51,6 +53,7 @@ pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target
 pub use servers::{
     ConfigChange, NewSecret, NewServer, Server, ServerState, ToolHolders, Transport,
 };
+pub use settings::{Settings, SettingsChange, SettingsChanged};
 pub use views::{Agent, Lookalike, ServerRef, Status, Tool};
 
 use crate::config::Config;

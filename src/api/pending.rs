@@ -14,6 +14,7 @@ use super::views::Lookalike;
 use super::{Actor, Error, ErrorCode, Gatehouse, Grant, HeldCall, Result, Tool, ToolReview};
 use crate::clock::{self, UnixMs};
 use crate::gateway::{catalog, pinning};
+use crate::oauth::agents;
 use crate::oauth::authorize::redirect_host;
 use crate::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
 use crate::store::clients::{self, Client};
@@ -185,6 +186,10 @@ pub struct Approval {
     #[serde(default)]
     pub ask: AskChoice,
     pub duration: DurationChoice,
+    /// Let the agent see the tools it was not granted and ask for one by
+    /// calling it (a step-up); off by default.
+    #[serde(default)]
+    pub ask_for_more: bool,
 }
 
 /// What an approval produced.
@@ -279,8 +284,13 @@ impl Gatehouse {
                     tools,
                     ask,
                     duration,
+                    ask_for_more,
                 } = approval;
-                let grant = consent::approve(self.auth(), id, tools, ask, *duration, &actor, now)?;
+                let mut grant =
+                    consent::approve(self.auth(), id, tools, ask, *duration, &actor, now)?;
+                if *ask_for_more && !grant.may_ask_more {
+                    grant = agents::set_may_ask_more(self.auth(), &grant.id, true, &actor, now)?;
+                }
                 Ok(Decided::Grant(grant))
             }
             PendingId::HeldCall(id) => {

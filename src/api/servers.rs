@@ -240,9 +240,9 @@ impl Gatehouse {
     }
 
     /// The config file changes are written to (none with the built-in demo configuration).
-    fn config_file(&self) -> Result<std::path::PathBuf> {
+    pub(super) fn config_file(&self) -> Result<std::path::PathBuf> {
         self.config().path.clone().ok_or_else(|| {
-            Error::bad_request("Gatehouse runs on its built-in configuration (no config file): start it with a config file to manage servers")
+            Error::bad_request("Gatehouse runs on its built-in configuration (no config file): start it with a config file to change it from here")
         })
     }
 

@@ -42,6 +42,8 @@ pub enum EventKind {
     Resumed,
     /// A token was presented by another program than the one it was granted to.
     ProgramMismatch,
+    /// The person changed a grant in force (other than revoking it).
+    GrantChanged,
 }
 
 impl EventKind {
@@ -70,6 +72,7 @@ impl EventKind {
             EventKind::Paused => "paused",
             EventKind::Resumed => "resumed",
             EventKind::ProgramMismatch => "program_mismatch",
+            EventKind::GrantChanged => "grant_changed",
         }
     }
 

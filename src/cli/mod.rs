@@ -109,6 +109,17 @@ enum Command {
         /// How long: `once`, a duration such as `1h` or `7d`, or `forever` (until revoked).
         #[arg(long = "for", default_value = "forever")]
         duration: String,
+        /// Let the agent see the tools it was not granted, and ask for one by calling it.
+        #[arg(long)]
+        ask_more: bool,
+    },
+    /// Let a grant's agent see the tools it was not granted (marked as needing
+    /// your approval) and ask for one by calling it (`on`), or stop that (`off`).
+    AskMore {
+        /// The grant (see `gatehouse grants`).
+        grant: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
     /// Deny a pending request (by ID, or the one consent request of an agent).
     Deny {
@@ -180,6 +191,28 @@ enum Command {
         /// Revoke every agent's grants and tokens.
         #[arg(long, conflicts_with_all = ["agent", "grant"])]
         all: bool,
+    },
+    /// Show the settings, or change some: written to the config file (comments
+    /// kept) and in force at once; a new port at the next start.
+    Settings {
+        /// The port to listen on (at the next start).
+        #[arg(long)]
+        port: Option<u16>,
+        /// How long a consent request waits for you, e.g. 2m (10s to 1h).
+        #[arg(long)]
+        consent_timeout: Option<String>,
+        /// What the consent window picks first.
+        #[arg(long, value_parser = ["once", "1h", "1d", "forever"])]
+        default_duration: Option<String>,
+        /// Which granted tools ask every time unless you pick otherwise.
+        #[arg(long, value_parser = ["destructive", "none"])]
+        ask_every_time: Option<String>,
+        /// Refuse a token presented by another program than the one it was granted to.
+        #[arg(long, value_parser = ["on", "off"])]
+        bind_grants_to_program: Option<String>,
+        /// The app's look.
+        #[arg(long, value_parser = ["system", "light", "dark"])]
+        theme: Option<String>,
     },
     /// Pause every agent, or one (name or client id): their calls are refused
     /// (and audited) until you resume; nothing is revoked. Survives a restart.
@@ -511,6 +544,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             ask,
             ask_none,
             duration,
+            ask_more,
         } => Request::Approve {
             target: target(id, client)?,
             approval: Approval {
@@ -525,7 +559,12 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                     (None, false) => AskChoice::Destructive,
                 },
                 duration: parse_duration(&duration)?,
+                ask_for_more: ask_more,
             },
+        },
+        Command::AskMore { grant, state } => Request::SetMayAskMore {
+            grant,
+            on: state == "on",
         },
         Command::Deny { id, client } => Request::Deny {
             target: target(id, client)?,
@@ -543,6 +582,48 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                 return Err("give an agent (see `gatehouse agents`), --grant <ID>, or --all".into())
             }
         },
+        Command::Settings {
+            port,
+            consent_timeout,
+            default_duration,
+            ask_every_time,
+            bind_grants_to_program,
+            theme,
+        } => {
+            let change = gatehouse::api::SettingsChange {
+                port,
+                consent_timeout_secs: match consent_timeout {
+                    Some(t) => Some(
+                        clock::parse_duration(&t).ok_or_else(|| {
+                            format!("--consent-timeout {t:?}: use a duration such as 90s or 5m")
+                        })? / clock::SECOND,
+                    ),
+                    None => None,
+                },
+                default_duration: default_duration
+                    .as_deref()
+                    .and_then(gatehouse::api::DefaultDuration::parse),
+                ask_every_time: ask_every_time.map(|a| match a.as_str() {
+                    "none" => gatehouse::api::AskDefault::None,
+                    _ => gatehouse::api::AskDefault::Destructive,
+                }),
+                bind_grants_to_program: bind_grants_to_program.map(|b| b == "on"),
+                theme: theme.map(|t| match t.as_str() {
+                    "light" => gatehouse::api::Theme::Light,
+                    "dark" => gatehouse::api::Theme::Dark,
+                    _ => gatehouse::api::Theme::System,
+                }),
+            };
+            let nothing = serde_json::to_value(&change).is_ok_and(|v| {
+                v.as_object()
+                    .is_some_and(|o| o.values().all(serde_json::Value::is_null))
+            });
+            if nothing {
+                Request::Settings
+            } else {
+                Request::ChangeSettings { change }
+            }
+        }
         Command::Pause { agent } => Request::Pause { agent },
         Command::Resume { agent } => Request::Resume { agent },
         Command::Log {

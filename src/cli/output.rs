@@ -6,8 +6,8 @@
 
 use gatehouse::api::{
     AddedClient, Agent, AuditEvent, AuditVerification, ConfigChange, Decided, Grant, Lookalike,
-    PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Status,
-    Tool, Transport,
+    PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Settings,
+    SettingsChanged, Status, Tool, Transport,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -98,6 +98,23 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 r.grants.len(),
                 r.tokens
             );
+        }
+        Request::Settings => print_settings(&read::<Settings>(answer)?),
+        Request::ChangeSettings { .. } => {
+            let changed: SettingsChanged = read(answer)?;
+            print_settings(&changed.settings);
+            if let Some(note) = &changed.restart_needed {
+                println!("{note}.");
+            }
+        }
+        Request::SetMayAskMore { .. } => {
+            let g: Grant = read(answer)?;
+            if g.may_ask_more {
+                println!("The agent now sees the tools it was not granted, and may ask for one by calling it:");
+            } else {
+                println!("The agent now sees only the tools it was granted:");
+            }
+            print_grant(&g);
         }
         Request::Pause { .. } | Request::Resume { .. } => {
             print_pauses(&read::<PauseState>(answer)?);
@@ -218,6 +235,34 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn print_settings(s: &Settings) {
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    println!("port                    {}", s.port);
+    println!("consent timeout         {} s", s.consent_timeout_secs);
+    println!("default duration        {}", s.default_duration.as_str());
+    println!(
+        "ask every time          {}",
+        serde_json::to_value(s.ask_every_time)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("")
+    );
+    println!(
+        "bind grants to program  {}",
+        on_off(s.bind_grants_to_program)
+    );
+    println!(
+        "theme                   {}",
+        serde_json::to_value(s.theme)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("")
+    );
+    if let Some(path) = &s.config_path {
+        println!("config file             {}", shown(path));
+    }
 }
 
 /// Says what is paused: every agent, and agents one by one.
@@ -454,8 +499,13 @@ fn print_grant(g: &Grant) {
         (None, Some(e)) => format!("until {}", time(e)),
         (None, None) => "until revoked".to_string(),
     };
+    let more = if g.may_ask_more {
+        "  (may ask for more)"
+    } else {
+        ""
+    };
     println!(
-        "    {}  {:<10} {}  [{}]",
+        "    {}  {:<10} {}  [{}]{more}",
         shown(&g.id),
         shown(&g.server),
         until,

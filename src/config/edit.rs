@@ -193,9 +193,35 @@ pub fn read(path: &Path) -> Result<toml_edit::DocumentMut, String> {
 
 /// Checks that `doc` is a valid config, then writes it to `path` whole.
 pub fn write(path: &Path, doc: &toml_edit::DocumentMut) -> Result<(), String> {
-    let text = doc.to_string();
+    let before = std::fs::read_to_string(path).unwrap_or_default();
+    let text = keep_header(&before, doc.to_string());
     Config::parse(&text, path).map_err(|e| e.to_string())?;
     write_atomic(path, &text)
+}
+
+/// The file's opening comment (its first lines that are comments, up to a
+/// blank line) stays at the top: a setting added to a file that had none
+/// would otherwise land above it (toml_edit puts top-level keys before every
+/// table, and the comment belongs to the first table).
+fn keep_header(before: &str, after: String) -> String {
+    let lines: Vec<&str> = before.split_inclusive('\n').collect();
+    let n = lines.iter().take_while(|l| l.starts_with('#')).count();
+    if n == 0 || lines.get(n).is_none_or(|l| !l.trim().is_empty()) {
+        return after;
+    }
+    let header: String = lines[..=n].concat();
+    match after.find(&header) {
+        Some(at) if at > 0 => {
+            let (keys, rest) = (&after[..at], &after[at + header.len()..]);
+            let gap = if rest.is_empty() || rest.starts_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            format!("{header}{keys}{gap}{rest}")
+        }
+        _ => after,
+    }
 }
 
 /// Writes `text` to `path` with a temp file and a rename (keeping the
@@ -227,6 +253,23 @@ mod tests {
     use super::*;
 
     const FILE: &str = "# my servers\nport = 7390\n\n# notes\n[servers.notes]\ncommand = \"npx\" # pinned\nargs = [\"-y\", \"notes\"]\n";
+
+    #[test]
+    fn the_opening_comment_stays_on_top_when_a_setting_is_added() {
+        let before =
+            "# Gatehouse: my file\n# second line\n\n# the demo\n[servers.demo]\ncommand = \"x\"\n";
+        let mut doc: toml_edit::DocumentMut = before.parse().unwrap();
+        doc["theme"] = toml_edit::value("dark");
+        let after = keep_header(before, doc.to_string());
+        assert_eq!(
+            after,
+            "# Gatehouse: my file\n# second line\n\ntheme = \"dark\"\n\n# the demo\n[servers.demo]\ncommand = \"x\"\n"
+        );
+        // A file whose top-level keys already come first is left as toml_edit writes it.
+        let mut doc: toml_edit::DocumentMut = FILE.parse().unwrap();
+        doc["theme"] = toml_edit::value("dark");
+        assert_eq!(keep_header(FILE, doc.to_string()), doc.to_string());
+    }
 
     #[test]
     fn edits_keep_the_rest_of_the_file() {

@@ -33,6 +33,12 @@ pub struct ConfigFile {
     /// Refuse a token presented by another program than the one it was granted to.
     #[serde(default)]
     pub bind_grants_to_program: bool,
+    /// What the consent window picks first: "once", "1h", "1d" or "forever".
+    pub default_duration: Option<String>,
+    /// Which granted tools ask every time by default: "destructive" or "none".
+    pub ask_every_time: Option<String>,
+    /// The app's look: "system", "light" or "dark".
+    pub theme: Option<String>,
     #[serde(default)]
     pub servers: BTreeMap<String, ServerFile>,
     #[serde(default)]
@@ -139,6 +145,68 @@ pub struct Config {
     /// A token presented by another executable than the one it was granted
     /// to is refused (401), not only flagged.
     pub bind_grants_to_program: bool,
+    /// What the consent window picks first.
+    pub default_duration: DefaultDuration,
+    pub ask_every_time: AskDefault,
+    pub theme: Theme,
+}
+
+/// The duration the consent window picks first (the person can change it).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultDuration {
+    Once,
+    Hour,
+    Day,
+    #[default]
+    Forever,
+}
+
+impl DefaultDuration {
+    pub const CHOICES: &'static str = "\"once\", \"1h\", \"1d\" or \"forever\"";
+    pub fn parse(s: &str) -> Option<DefaultDuration> {
+        Some(match s {
+            "once" => DefaultDuration::Once,
+            "1h" => DefaultDuration::Hour,
+            "1d" => DefaultDuration::Day,
+            "forever" => DefaultDuration::Forever,
+            _ => return None,
+        })
+    }
+    /// As the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultDuration::Once => "once",
+            DefaultDuration::Hour => "1h",
+            DefaultDuration::Day => "1d",
+            DefaultDuration::Forever => "forever",
+        }
+    }
+}
+
+/// Which granted tools ask every time unless the person picks otherwise.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AskDefault {
+    #[default]
+    Destructive,
+    None,
+}
+
+/// The app's look.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
 }
 
 /// The config in force, shared by the authorization server and the gateway,
@@ -481,6 +549,31 @@ impl Config {
                 }
                 Some(_) => return Err(err("client_metadata_url", "an https URL")),
                 None => None,
+            },
+            default_duration: match file.default_duration.as_deref() {
+                None => DefaultDuration::default(),
+                Some(d) => DefaultDuration::parse(d).ok_or_else(|| {
+                    err(
+                        "default_duration",
+                        &format!("expected {}", DefaultDuration::CHOICES),
+                    )
+                })?,
+            },
+            ask_every_time: match file.ask_every_time.as_deref() {
+                None | Some("destructive") => AskDefault::Destructive,
+                Some("none") => AskDefault::None,
+                Some(_) => {
+                    return Err(err(
+                        "ask_every_time",
+                        "expected \"destructive\" or \"none\"",
+                    ))
+                }
+            },
+            theme: match file.theme.as_deref() {
+                None | Some("system") => Theme::System,
+                Some("light") => Theme::Light,
+                Some("dark") => Theme::Dark,
+                Some(_) => return Err(err("theme", "expected \"system\", \"light\" or \"dark\"")),
             },
             secret_store: match file.secret_store.as_deref() {
                 None | Some("auto") => CredentialStoreChoice::Auto,

@@ -39,6 +39,15 @@ pub enum Request {
         grant: String,
     },
     RevokeAll,
+    Settings,
+    ChangeSettings {
+        change: crate::api::SettingsChange,
+    },
+    /// Lets a grant's agent ask for more tools, or stops that.
+    SetMayAskMore {
+        grant: String,
+        on: bool,
+    },
     /// Pauses every agent, or one (name or client id).
     Pause {
         agent: Option<String>,

@@ -166,6 +166,11 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
         Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
         Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
+        Request::Settings => to_value(g.settings()),
+        Request::ChangeSettings { change } => to_value(g.change_settings(change, Actor::Cli)?),
+        Request::SetMayAskMore { grant, on } => {
+            to_value(g.set_may_ask_more(&grant, on, Actor::Cli)?)
+        }
         Request::Pause { agent } => to_value(g.pause(agent.as_deref(), Actor::Cli)?),
         Request::Resume { agent } => to_value(g.resume(agent.as_deref(), Actor::Cli)?),
         Request::AddClient { client } => to_value(g.add_client(client, Actor::Cli)?),

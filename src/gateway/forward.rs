@@ -209,15 +209,21 @@ fn filter_listing(
     let granted: HashSet<&str> = access.grant.tools.iter().map(String::as_str).collect();
     let pins: HashMap<&str, &Pin> = pins.iter().map(|p| (p.tool.as_str(), p)).collect();
     let mut seen = Vec::new();
+    let may_ask_more = access.grant.may_ask_more;
     policy::filter_tools_list(result, |tool| {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
         if !granted.contains(name) {
-            return false;
+            // Shown, marked, to an agent that may ask for more: calling it is a step-up.
+            if may_ask_more {
+                policy::mark_askable(tool);
+            }
+            return may_ask_more;
         }
+        let name = name.to_string();
         let current = pinning::pinned_fields(tool);
-        let verdict = match pins.get(name) {
+        let verdict = match pins.get(name.as_str()) {
             None => true,
             Some(pin) if pin.suspended_at.is_some() => false,
             Some(pin) if pinning::pin_hash(&current) == pin.hash => true,
@@ -230,7 +236,7 @@ fn filter_listing(
                 false
             }
         };
-        seen.push((name.to_string(), current));
+        seen.push((name, current));
         verdict
     });
     session.remember(seen);

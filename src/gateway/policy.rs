@@ -118,10 +118,32 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
     }
 }
 
-/// Removes ungranted (and blocked) tools from a `tools/list` result, in place.
-pub fn filter_tools_list(result: &mut Value, visible: impl FnMut(&Value) -> bool) {
+/// Removes ungranted (and blocked) tools from a `tools/list` result, in place;
+/// `visible` may also change a tool it keeps (see [`mark_askable`]).
+pub fn filter_tools_list(result: &mut Value, visible: impl FnMut(&mut Value) -> bool) {
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(visible);
+        tools.retain_mut(visible);
+    }
+}
+
+/// What an agent that may ask for more reads on a tool it was not granted.
+pub const ASKABLE_NOTE: &str =
+    "[Not granted yet: calling it asks the person to allow it in Gatehouse.]";
+
+/// Marks a tool the agent was not granted but may ask for (its description
+/// says so first, so an agent reading it knows a call waits for the person).
+pub fn mark_askable(tool: &mut Value) {
+    let description = tool
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let marked = if description.is_empty() {
+        ASKABLE_NOTE.to_string()
+    } else {
+        format!("{ASKABLE_NOTE} {description}")
+    };
+    if let Some(t) = tool.as_object_mut() {
+        t.insert("description".into(), Value::String(marked));
     }
 }
 
@@ -212,6 +234,19 @@ mod tests {
             check_request("completion/complete", Some(&completion), &g),
             Decision::StepUp(PROMPTS.into())
         );
+    }
+
+    #[test]
+    fn marks_a_tool_the_agent_may_ask_for() {
+        let mut tool = json!({"name": "rm", "description": "Deletes a file."});
+        mark_askable(&mut tool);
+        assert_eq!(
+            tool["description"],
+            format!("{ASKABLE_NOTE} Deletes a file.")
+        );
+        let mut bare = json!({"name": "rm"});
+        mark_askable(&mut bare);
+        assert_eq!(bare["description"], ASKABLE_NOTE);
     }
 
     #[test]

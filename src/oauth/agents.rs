@@ -1,6 +1,7 @@
 //! Revocation by the person: one agent, one grant, or everything. Revocation
 //! ends the grants and their tokens in one transaction, with its audit event,
-//! so the agent's very next request fails.
+//! so the agent's very next request fails. Also the person's other change to a
+//! grant in force: letting its agent ask for more tools.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,7 +20,7 @@ pub enum RevokeError {
     NoSuchAgent(String),
     #[error("{0:?} matches several agents ({1}); give the client id")]
     Ambiguous(String, String),
-    #[error("no grant {0}")]
+    #[error("no grant {0} in force; see `gatehouse grants`")]
     NoSuchGrant(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -108,6 +109,36 @@ pub fn revoke_grant(
             grants: vec![grant_id.to_string()],
             tokens,
         })
+    })
+}
+
+/// Lets a grant's agent see the tools it was not granted (marked as needing
+/// approval) and ask for one by calling it, or stops that. Audited.
+pub fn set_may_ask_more(
+    auth: &AuthServer,
+    grant_id: &str,
+    on: bool,
+    actor: &str,
+    now: UnixMs,
+) -> Result<grants::Grant, RevokeError> {
+    auth.store.write(|tx| {
+        let mut grant = grants::get(tx.conn(), grant_id)?
+            .filter(|g| g.is_active(now))
+            .ok_or_else(|| RevokeError::NoSuchGrant(grant_id.to_string()))?;
+        if grant.may_ask_more != on {
+            grants::set_may_ask_more(tx.conn(), grant_id, on)?;
+            grant.may_ask_more = on;
+            tx.record(
+                NewEvent::new(EventKind::GrantChanged, Outcome::Allowed)
+                    .client(&grant.client_id)
+                    .server(&grant.server)
+                    .grant(grant_id)
+                    .actor(actor)
+                    .detail(json!({"may_ask_more": on})),
+                now,
+            )?;
+        }
+        Ok(grant)
     })
 }
 

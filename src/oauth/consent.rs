@@ -166,6 +166,7 @@ pub fn approve(
                     expires_at,
                     revoked_at: None,
                     decided_by: actor.to_string(),
+                    may_ask_more: false,
                 };
                 grants::insert(tx.conn(), &grant)?;
                 super::programs::grant_made(tx.conn(), &grant.client_id, &grant.id, now)?;

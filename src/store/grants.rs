@@ -55,6 +55,10 @@ pub struct Grant {
     #[ts(type = "number | null")]
     pub revoked_at: Option<UnixMs>,
     pub decided_by: String,
+    /// The agent sees the tools it was not granted (marked as needing
+    /// approval) and may ask for one by calling it (a step-up).
+    #[serde(default)]
+    pub may_ask_more: bool,
 }
 
 impl Grant {
@@ -79,13 +83,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
         expires_at: row.get("expires_at")?,
         revoked_at: row.get("revoked_at")?,
         decided_by: row.get("decided_by")?,
+        may_ask_more: row.get("may_ask_more")?,
     })
 }
 
 pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by, ask_tools)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by, ask_tools, may_ask_more)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             g.id,
             g.client_id,
@@ -97,10 +102,19 @@ pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
             g.expires_at,
             g.revoked_at,
             g.decided_by,
-            to_json(&g.ask_tools)
+            to_json(&g.ask_tools),
+            g.may_ask_more
         ],
     )?;
     Ok(())
+}
+
+/// Lets the grant's agent ask for more tools (or stops it); false when no such grant.
+pub fn set_may_ask_more(conn: &Connection, id: &str, on: bool) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE grants SET may_ask_more = ?2 WHERE id = ?1",
+        params![id, on],
+    )? == 1)
 }
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Grant>, StoreError> {
@@ -218,6 +232,7 @@ mod tests {
             expires_at,
             revoked_at: None,
             decided_by: "me".into(),
+            may_ask_more: false,
         }
     }
 

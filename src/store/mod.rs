@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_client_removed.sql"),
     include_str!("migrations/0006_pauses.sql"),
     include_str!("migrations/0007_programs.sql"),
+    include_str!("migrations/0008_may_ask_more.sql"),
 ];
 
 pub struct Store {

@@ -40,4 +40,5 @@ mod per_tool;
 mod program;
 mod secrets;
 mod servers;
+mod settings;
 mod upstream_login;

@@ -94,6 +94,100 @@ async fn step_up_asks_only_for_the_missing_tool_and_widens_the_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_may_ask_for_more_sees_what_it_may_ask_for() {
+    let fx = Fixture::start("").await;
+    let (agent, session) = fx
+        .agent("Asker", "demo", ToolChoice::ReadOnly, AskChoice::None)
+        .await;
+    let granted = ["list_notes", "read_note", "wait"];
+    assert_eq!(session.tool_names().await, granted, "hidden by default");
+    let grants = fx
+        .control(Request::Grants {
+            client: None,
+            include_ended: false,
+        })
+        .await
+        .unwrap();
+    let grant_id = grants[0]["id"].as_str().unwrap().to_string();
+    let on = Request::SetMayAskMore {
+        grant: grant_id.clone(),
+        on: true,
+    };
+    assert_eq!(fx.control(on).await.unwrap()["may_ask_more"], true);
+
+    // Every tool is listed; the ungranted ones say that a call asks the person.
+    let listed = session.ok("tools/list", json!({})).await;
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 5, "{listed}");
+    for tool in tools {
+        let name = tool["name"].as_str().unwrap();
+        let marked = tool["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("[Not granted yet");
+        assert_eq!(marked, !granted.contains(&name), "{tool}");
+    }
+    // Calling one is a step-up for it (with what the agent holds); nothing ran.
+    let (status, body) = session
+        .call("write_note", json!({"title": "a", "text": "b"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["scope"].as_str().unwrap().contains("tool:write_note"),
+        "{body}"
+    );
+    let (_, wait) = fx
+        .authorize(&fx.authorize_url(
+            &agent.client_id,
+            &[
+                ("scope", body["scope"].as_str().unwrap()),
+                ("resource", &fx.resource("demo")),
+            ],
+        ))
+        .await;
+    let pending = fx.pending().await;
+    assert_eq!(pending[0]["kind"], "step_up");
+    assert_eq!(pending[0]["tools"][0]["name"], "write_note");
+    // The person may name tools the agent already holds along with the new one.
+    let decided = fx
+        .approve(
+            "Asker",
+            ToolChoice::Only(vec![
+                "list_notes".into(),
+                "read_note".into(),
+                "write_note".into(),
+            ]),
+            DurationChoice::Forever,
+        )
+        .await;
+    assert_eq!(decided["value"]["may_ask_more"], true, "kept: {decided}");
+    let code = query(&fx.wait_for_redirect(&wait).await, "code").unwrap();
+    let (_, union) = fx.exchange_code(&agent.client_id, &code).await;
+    let widened = fx
+        .session("demo", union["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        widened
+            .call_text("write_note", json!({"title": "a", "text": "b"}))
+            .await,
+        "saved \"a\""
+    );
+
+    // Off again: only what it holds is listed.
+    let off = Request::SetMayAskMore {
+        grant: grant_id,
+        on: false,
+    };
+    fx.control(off).await.unwrap();
+    assert_eq!(
+        widened.tool_names().await,
+        ["list_notes", "read_note", "wait", "write_note"]
+    );
+    assert!(fx.audit_kinds().contains(&"grant_changed".to_string()));
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn one_open_request_per_agent_and_server() {
     let fx = Fixture::start("").await;
     let client_id = fx.register("Pushy").await;

@@ -321,4 +321,30 @@ describe('managing servers from the Servers view', () => {
     assert.match(await s.text(await s.find('[data-server=lookup] .server-tools')), /purge/);
     await s.screenshot(ARTIFACTS, '09-server-added');
   });
+
+  it('changes settings: saved to the config file and in force at once', async () => {
+    const s = app.session;
+    await s.click(await s.find('[data-view=settings]'));
+    await s.waitFind('[data-testid=save-settings]');
+    await s.click(await s.find('[data-testid=setting-consent-timeout] option[value="120"]'));
+    await s.click(await s.find('[data-testid=setting-default-duration] option[value="day"]'));
+    await s.click(await s.find('[data-testid=setting-theme] option[value="dark"]'));
+    await s.click(await s.find('[data-testid=save-settings]'));
+    await waitFor('the save said', async () =>
+      /Saved; in force now/.test(await s.text(await s.find('[data-testid=settings-saved]'))),
+    );
+    // The dark theme is applied, the file has the new values with its comments, and the core uses them.
+    const theme = await s.execAsync(`arguments[arguments.length - 1](document.documentElement.dataset.theme);`);
+    assert.equal(theme, 'dark');
+    const config = readFileSync(join(app.home, '.config/gatehouse/gatehouse.toml'), 'utf8');
+    assert.match(config, /^# Gatehouse: the MCP servers/);
+    assert.match(config, /consent_timeout = "2m"/);
+    assert.match(config, /default_duration = "day"|default_duration = "1d"/);
+    const status = await s.execAsync(
+      `const done = arguments[arguments.length - 1];
+       window.__TAURI_INTERNALS__.invoke('status').then((st) => done(st.consent_timeout_ms), (e) => done(String(e)));`,
+    );
+    assert.equal(status, 120000);
+    await s.screenshot(ARTIFACTS, '10-settings');
+  });
 });

@@ -87,7 +87,12 @@ export type Approval = { tools: ToolChoice,
 /**
  * Which granted tools are held for a decision on every call (default: the destructive ones).
  */
-ask: AskChoice, duration: DurationChoice, };
+ask: AskChoice, duration: DurationChoice, 
+/**
+ * Let the agent see the tools it was not granted and ask for one by
+ * calling it (a step-up); off by default.
+ */
+ask_for_more: boolean, };
 
 export type GrantDuration = "once" | "timed" | "forever";
 
@@ -95,7 +100,12 @@ export type Grant = { id: string, client_id: string, server: string, tools: Arra
 /**
  * Granted tools whose every call is held for the person's decision.
  */
-ask_tools: Array<string>, scope: string, duration: GrantDuration, created_at: number, expires_at: number | null, revoked_at: number | null, decided_by: string, };
+ask_tools: Array<string>, scope: string, duration: GrantDuration, created_at: number, expires_at: number | null, revoked_at: number | null, decided_by: string, 
+/**
+ * The agent sees the tools it was not granted (marked as needing
+ * approval) and may ask for one by calling it (a step-up).
+ */
+may_ask_more: boolean, };
 
 export type CallStatus = "pending" | "allowed" | "denied" | "expired";
 
@@ -160,7 +170,7 @@ paused: Paused | null,
  */
 program: Program | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
@@ -321,6 +331,34 @@ export type Revoked = { client_ids: Array<string>, grants: Array<string>, tokens
 
 export type ServerRef = { name: string, url: string, };
 
+export type DefaultDuration = "once" | "hour" | "day" | "forever";
+
+export type AskDefault = "destructive" | "none";
+
+export type Theme = "system" | "light" | "dark";
+
+export type Settings = { 
+/**
+ * The port in the config file.
+ */
+port: number, 
+/**
+ * The port Gatehouse listens on now (differs until a restart, or when given on the command line).
+ */
+listening_port: number, 
+/**
+ * Set when the command line gave the port (`--port`): it wins over the file's.
+ */
+port_from_command_line: boolean, consent_timeout_secs: number, default_duration: DefaultDuration, ask_every_time: AskDefault, bind_grants_to_program: boolean, theme: Theme, config_path: string | null, };
+
+export type SettingsChange = { port: number | null, consent_timeout_secs: number | null, default_duration: DefaultDuration | null, ask_every_time: AskDefault | null, bind_grants_to_program: boolean | null, theme: Theme | null, };
+
+export type SettingsChanged = { settings: Settings, 
+/**
+ * Set when the port changed: Gatehouse listens on the new one after a restart.
+ */
+restart_needed: string | null, };
+
 export type Status = { url: string, port: number, data_dir: string, version: string, consent_timeout_ms: number, servers: Array<ServerRef>, 
 /**
  * Open agent sessions.
@@ -407,6 +445,16 @@ export const commands = {
   revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
   /** The panic button: every agent loses every grant. */
   revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** The settings the person can change. */
+  settings: () => invoke<Settings>('settings'),
+  /** Writes changed settings to the config file; in force at once (a new port at the next start). */
+  changeSettings: (change: SettingsChange) => invoke<SettingsChanged>('change_settings', { change }),
+  /** Whether the app starts (hidden, in the tray) when the person logs in. */
+  autostart: () => invoke<boolean>('autostart'),
+  /** Starts the app at login (hidden, in the tray), or stops that. */
+  setAutostart: (on: boolean) => invoke<boolean>('set_autostart', { on }),
+  /** Lets a grant's agent see the tools it was not granted and ask for one by calling it (or stops that). */
+  setMayAskMore: (grant_id: string, on: boolean) => invoke<Grant>('set_may_ask_more', { grant_id, on }),
   /** Pauses every agent (no client id) or one: calls refused until resumed, nothing revoked. */
   pause: (client_id: string | null) => invoke<PauseState>('pause', { client_id }),
   /** Resumes every agent (no client id), or one paused on its own. */

@@ -81,6 +81,7 @@ pub fn approval(tools: ToolChoice, ask: AskChoice, duration: DurationChoice) -> 
         tools,
         ask,
         duration,
+        ask_for_more: false,
     }
 }
 

@@ -9,7 +9,8 @@ import { reportFatalErrors } from '../lib/fatal';
 import { inert, inertJson } from '../lib/inert';
 import { programText } from '../lib/format';
 import { api, errorCode, errorMessage, on } from '../api';
-import type { PendingItem } from '../bindings';
+import type { PendingItem, Settings } from '../bindings';
+import { applyTheme } from '../lib/theme';
 import {
   ALLOW_DELAY_MS,
   DURATIONS,
@@ -42,6 +43,13 @@ function useNow(intervalMs: number): number {
 function ConsentApp() {
   const [queue, setQueue] = useState<PendingItem[] | null>(null);
   const [showingId, setShowingId] = useState<string | null>(null);
+  const [settings, setSettings] = useState<Settings | null>(null);
+  useEffect(() => {
+    api.settings().then((s) => {
+      applyTheme(s.theme);
+      setSettings(s);
+    }, () => setSettings(null));
+  }, []);
   useEffect(() => {
     let live = true;
     const unlisten = on.pendingChanged((p) => live && setQueue(p));
@@ -70,13 +78,26 @@ function ConsentApp() {
     );
   }
   const position = queue.findIndex((r) => r.id === request.id);
-  return <Prompt key={request.id} request={request} position={position} waiting={queue.length} />;
+  return (
+    <Prompt key={request.id} request={request} position={position} waiting={queue.length} settings={settings} />
+  );
 }
 
-function Prompt({ request, position, waiting }: { request: PendingItem; position: number; waiting: number }) {
+function Prompt({
+  request,
+  position,
+  waiting,
+  settings,
+}: {
+  request: PendingItem;
+  position: number;
+  waiting: number;
+  settings: Settings | null;
+}) {
   const groups = useMemo(() => groupTools(request.tools), [request]);
   const [selected, setSelected] = useState(() => defaultSelection(request.tools));
-  const [duration, setDuration] = useState<Duration>('forever');
+  const [duration, setDuration] = useState<Duration>(settings?.default_duration ?? 'forever');
+  const [askForMore, setAskForMore] = useState(false);
   const [shownAt, setShownAt] = useState<number | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -106,7 +127,7 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
     setBusy(true);
     setError(null);
     try {
-      if (allow) await api.approve(request.id, approvalFor(request, selected, duration));
+      if (allow) await api.approve(request.id, approvalFor(request, selected, duration, askForMore, settings?.ask_every_time));
       else await api.deny(request.id);
       // The window moves to the next request (or closes) when the core reports the change.
     } catch (e) {
@@ -258,6 +279,19 @@ function Prompt({ request, position, waiting }: { request: PendingItem; position
             </label>
           ))}
         </fieldset>
+      )}
+
+      {request.kind === 'authorization' && (
+        <label class="ask-more small">
+          <input
+            type="checkbox"
+            checked={askForMore}
+            onChange={() => setAskForMore(!askForMore)}
+            data-testid="ask-for-more"
+          />
+          Let it ask for more tools when it needs them{' '}
+          <span class="muted">(it sees the others, marked; calling one asks you)</span>
+        </label>
       )}
 
       {error && (

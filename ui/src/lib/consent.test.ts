@@ -4,6 +4,7 @@ import {
   ALLOW_DELAY_MS,
   allowEnabled,
   allowLabel,
+  approvalFor,
   askSentence,
   buttonLabels,
   chosenTools,
@@ -129,5 +130,12 @@ describe('kinds of question', () => {
     const held = request('h', { kind: 'tool_call', tools: [tool('delete_note', 'destructive')] });
     expect(toolsToSend(held, new Set())).toEqual(['delete_note']);
     expect(picksTools('tool_changed')).toBe(false);
+  });
+
+  it('lets an agent ask for more only on a first authorization', () => {
+    const sel = new Set(['list_notes']);
+    expect(approvalFor(request('a'), sel, 'forever', true).ask_for_more).toBe(true);
+    expect(approvalFor(request('a'), sel, 'forever').ask_for_more).toBe(false);
+    expect(approvalFor(request('s', { kind: 'step_up' }), sel, 'forever', true).ask_for_more).toBe(false);
   });
 });

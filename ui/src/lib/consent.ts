@@ -2,7 +2,7 @@
 // unit-tested: which request to show, the tools grouped by risk with their
 // default ticks, the group checkboxes, and the Allow delay.
 
-import type { Approval, DurationChoice, PendingItem, Risk, Tool } from '../bindings';
+import type { Approval, AskDefault, DurationChoice, PendingItem, Risk, Tool } from '../bindings';
 
 /** How long a request is on screen before Allow works (the Rust side checks it too). */
 export const ALLOW_DELAY_MS = 1000;
@@ -159,10 +159,17 @@ export function toolsToSend(request: PendingItem, selected: Set<string>): string
 }
 
 /** What Allow sends: the tools to grant (destructive ones ask every time, the core's default), for how long. */
-export function approvalFor(request: PendingItem, selected: Set<string>, duration: Duration): Approval {
+export function approvalFor(
+  request: PendingItem,
+  selected: Set<string>,
+  duration: Duration,
+  askForMore = false,
+  askDefault: AskDefault = 'destructive',
+): Approval {
   return {
     tools: { kind: 'only', tools: toolsToSend(request, selected) },
-    ask: { kind: 'destructive' },
+    ask: { kind: askDefault },
     duration: durationChoice(duration),
+    ask_for_more: askForMore && request.kind === 'authorization',
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Grant } from '../bindings';
+import { isDark } from './theme';
 import { ago, grantLifetime, grantStatus, hostOf, plural, programText, until } from './format';
 
 const grant = (extra: Partial<Grant> = {}): Grant => ({
@@ -14,6 +15,7 @@ const grant = (extra: Partial<Grant> = {}): Grant => ({
   expires_at: null,
   revoked_at: null,
   decided_by: 'me (desktop)',
+  may_ask_more: false,
   ...extra,
 });
 
@@ -51,5 +53,12 @@ describe('format', () => {
     expect(programText(p)).toBe('/usr/bin/node, pid 42, started by /bin/bash (pid 7)');
     expect(programText({ ...p, exe: null, started_by: [] })).toBe('an executable it may not read, pid 42');
     expect(programText({ ...p, exe: '/tmp/\u202eevil' })).toContain('\\u{202E}');
+  });
+
+  it('resolves the theme setting', () => {
+    expect(isDark('dark', false)).toBe(true);
+    expect(isDark('light', true)).toBe(false);
+    expect(isDark('system', true)).toBe(true);
+    expect(isDark('system', false)).toBe(false);
   });
 });

@@ -149,6 +149,24 @@ export function Agents({ info, agents, reload }: { info: Status | null; agents: 
                           )}
                         </ul>
                       </div>
+                      <label class="small ask-more" title="It sees the tools it was not granted, marked; calling one asks you">
+                        <input
+                          type="checkbox"
+                          checked={g.may_ask_more}
+                          disabled={busy !== null}
+                          onChange={() =>
+                            run(
+                              `${g.id}-more`,
+                              () => api.setMayAskMore(g.id, !g.may_ask_more),
+                              g.may_ask_more
+                                ? `${inert(a.name)} sees only what it was granted on ${inert(g.server)}.`
+                                : `${inert(a.name)} may ask for more tools on ${inert(g.server)}.`,
+                            )
+                          }
+                          data-testid="may-ask-more"
+                        />
+                        May ask for more
+                      </label>
                       <button
                         type="button"
                         class="plain small"

@@ -1,29 +1,33 @@
-// Settings: what this Gatehouse runs with, and how to drive it from a terminal.
+// Settings: what the person can change (saved to the config file, in force
+// at once), what this Gatehouse runs with, and how to drive it from a terminal.
 
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
-import type { AuditVerification, Status } from '../bindings';
+import type {
+  AskDefault,
+  AuditVerification,
+  DefaultDuration,
+  Settings as SettingsType,
+  SettingsChange,
+  Status,
+  Theme,
+} from '../bindings';
+import { applyTheme } from '../lib/theme';
 import { inert } from '../lib/inert';
 
 export function Settings({ info }: { info: Status | null }) {
   if (!info) return null;
-  const minutes = Math.round(info.consent_timeout_ms / 60_000);
   return (
     <section class="settings" aria-label="Settings">
       <header class="view-head">
         <h1>Settings</h1>
       </header>
+      <SettingsForm />
       <dl class="facts">
         <dt>Address</dt>
         <dd>
           <code>{info.url}</code> (loopback only)
         </dd>
-        <dt>Port</dt>
-        <dd>
-          {info.port}. Choose another with <code>--port</code> or <code>port</code> in the config file.
-        </dd>
-        <dt>Consent requests</dt>
-        <dd>Denied on their own after {minutes} min without an answer. Nothing is granted on timeout.</dd>
         <dt>Config file</dt>
         <dd data-testid="config-path">
           {info.config_path ? (
@@ -43,8 +47,6 @@ export function Settings({ info }: { info: Status | null }) {
         <dd>
           <code>{info.data_dir}</code>
         </dd>
-        <dt>Theme</dt>
-        <dd>Follows the system (light or dark).</dd>
         <dt>Version</dt>
         <dd>{info.version}</dd>
       </dl>
@@ -53,9 +55,188 @@ export function Settings({ info }: { info: Status | null }) {
       <p class="muted">The CLI talks to this running app:</p>
       <pre class="json">{`gatehouse --data-dir '${info.data_dir}' pending
 gatehouse --data-dir '${info.data_dir}' agents
+gatehouse --data-dir '${info.data_dir}' settings
 gatehouse --data-dir '${info.data_dir}' log --follow`}</pre>
     </section>
   );
+}
+
+const TIMEOUTS = [30, 60, 120, 300, 600, 1800, 3600];
+const DURATIONS: { value: DefaultDuration; label: string }[] = [
+  { value: 'once', label: 'Once' },
+  { value: 'hour', label: '1 hour' },
+  { value: 'day', label: '1 day' },
+  { value: 'forever', label: 'Until revoked' },
+];
+
+/** The settings that can be changed: saved to the config file, in force at once (a new port at the next start). */
+function SettingsForm() {
+  const [saved, setSaved] = useState<SettingsType | null>(null);
+  const [draft, setDraft] = useState<SettingsType | null>(null);
+  const [autostart, setAutostart] = useState<boolean | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.settings().then((s) => {
+      setSaved(s);
+      setDraft(s);
+    });
+    api.autostart().then(setAutostart, () => setAutostart(null));
+  }, []);
+  if (!saved || !draft) return null;
+  const set = (change: Partial<SettingsType>) => setDraft({ ...draft, ...change });
+  const changed = JSON.stringify(saved) !== JSON.stringify(draft);
+  const save = async () => {
+    setMessage(null);
+    setError(null);
+    try {
+      const result = await api.changeSettings(settingsChange(saved, draft));
+      setSaved(result.settings);
+      setDraft(result.settings);
+      applyTheme(result.settings.theme);
+      setMessage(result.restart_needed ? `Saved. ${result.restart_needed}.` : 'Saved; in force now.');
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+  };
+  const toggleAutostart = async () => {
+    try {
+      setAutostart(await api.setAutostart(!autostart));
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+  };
+  const timeouts = TIMEOUTS.includes(draft.consent_timeout_secs)
+    ? TIMEOUTS
+    : [...TIMEOUTS, draft.consent_timeout_secs].sort((a, b) => a - b);
+  return (
+    <form
+      class="settings-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save();
+      }}
+      aria-label="Change settings"
+    >
+      <label>
+        <span>Port</span>
+        <input
+          type="number"
+          min={1}
+          max={65535}
+          value={draft.port}
+          onInput={(e) => set({ port: Number((e.target as HTMLInputElement).value) })}
+          data-testid="setting-port"
+        />
+        <span class="muted small">
+          Listening on {saved.listening_port}
+          {saved.port_from_command_line
+            ? ' (given on the command line, which wins over this setting)'
+            : saved.port !== saved.listening_port && ` (${saved.port} after a restart)`}
+          . A change takes effect at the next start.
+        </span>
+      </label>
+      <label>
+        <span>A consent request waits</span>
+        <select
+          value={String(draft.consent_timeout_secs)}
+          onChange={(e) => set({ consent_timeout_secs: Number((e.target as HTMLSelectElement).value) })}
+          data-testid="setting-consent-timeout"
+        >
+          {timeouts.map((t) => (
+            <option key={t} value={String(t)}>
+              {t < 60 ? `${t} seconds` : `${t / 60} min`}
+            </option>
+          ))}
+        </select>
+        <span class="muted small">then it is denied; nothing is granted on timeout.</span>
+      </label>
+      <label>
+        <span>Consent window picks first</span>
+        <select
+          value={draft.default_duration}
+          onChange={(e) => set({ default_duration: (e.target as HTMLSelectElement).value as DefaultDuration })}
+          data-testid="setting-default-duration"
+        >
+          {DURATIONS.map((d) => (
+            <option key={d.value} value={d.value}>
+              {d.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        <span>Ask every time for</span>
+        <select
+          value={draft.ask_every_time}
+          onChange={(e) => set({ ask_every_time: (e.target as HTMLSelectElement).value as AskDefault })}
+          data-testid="setting-ask"
+        >
+          <option value="destructive">destructive tools</option>
+          <option value="none">no tool</option>
+        </select>
+      </label>
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={draft.bind_grants_to_program}
+          onChange={() => set({ bind_grants_to_program: !draft.bind_grants_to_program })}
+          data-testid="setting-bind"
+        />
+        <span>Bind grants to the program that asked (another program's use of a token is refused, not only flagged)</span>
+      </label>
+      <label>
+        <span>Theme</span>
+        <select
+          value={draft.theme}
+          onChange={(e) => set({ theme: (e.target as HTMLSelectElement).value as Theme })}
+          data-testid="setting-theme"
+        >
+          <option value="system">Follow the system</option>
+          <option value="light">Light</option>
+          <option value="dark">Dark</option>
+        </select>
+      </label>
+      <p>
+        <button type="submit" class="primary" disabled={!changed} data-testid="save-settings">
+          Save
+        </button>
+      </p>
+      {message && (
+        <p class="notice" role="status" data-testid="settings-saved">
+          {message}
+        </p>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={autostart === true}
+          disabled={autostart === null}
+          onChange={toggleAutostart}
+          data-testid="setting-autostart"
+        />
+        <span>Start Gatehouse when I log in (in the tray){autostart === null && ' — not available here'}</span>
+      </label>
+    </form>
+  );
+}
+
+/** Only what the person changed goes to the config file. */
+export function settingsChange(saved: SettingsType, draft: SettingsType): SettingsChange {
+  const pick = <K extends keyof SettingsType>(k: K) => (saved[k] === draft[k] ? null : draft[k]);
+  return {
+    port: pick('port'),
+    consent_timeout_secs: pick('consent_timeout_secs'),
+    default_duration: pick('default_duration'),
+    ask_every_time: pick('ask_every_time'),
+    bind_grants_to_program: pick('bind_grants_to_program'),
+    theme: pick('theme'),
+  };
 }
 
 /** The audit log's chain: verified on request, and every broken event named. */

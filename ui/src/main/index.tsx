@@ -12,6 +12,7 @@ import { Agents } from './Agents';
 import { Servers } from './Servers';
 import { Settings } from './Settings';
 import { plural } from '../lib/format';
+import { applyTheme } from '../lib/theme';
 
 type View = 'activity' | 'agents' | 'servers' | 'settings';
 
@@ -45,6 +46,7 @@ function App() {
   }, []);
 
   useEffect(() => {
+    api.settings().then((s) => applyTheme(s.theme), () => {});
     api.status().then(setInfo);
     // The config file can change while the app runs (and a bad edit be reported).
     const timer = setInterval(() => api.status().then(setInfo), 5000);
