@@ -301,6 +301,7 @@ impl Bench<'_> {
             ask: AskChoice::None,
             duration: DurationChoice::Forever,
             ask_for_more: false,
+            remember: false,
         };
         gh.approve(&id, &approval, Actor::Cli)?;
         let back = url::Url::parse(&location(&http.get(format!("{base}{wait}")).send().await?)?)?;

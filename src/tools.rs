@@ -22,6 +22,15 @@ pub enum Risk {
 impl Risk {
     pub const ALL: [Risk; 3] = [Risk::Read, Risk::Write, Risk::Destructive];
 
+    /// As scopes and rules spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Read => "read",
+            Risk::Write => "write",
+            Risk::Destructive => "destructive",
+        }
+    }
+
     pub fn from_annotations(annotations: Option<&serde_json::Value>) -> Risk {
         let flag = |key: &str| {
             annotations

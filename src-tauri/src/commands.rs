@@ -9,8 +9,8 @@
 
 use gatehouse::api::{
     Actor, Agent, Approval, AuditFilter, AuditPage, AuditVerification, ConfigChange, Decided,
-    Error, ExportFormat, Grant, NewServer, PauseState, PendingId, PendingItem, Revoked, Server,
-    Settings, SettingsChange, SettingsChanged, Status, Tool,
+    Error, ExportFormat, Grant, NewRule, NewServer, PauseState, PendingId, PendingItem, Revoked,
+    Rule, RuleAction, Server, Settings, SettingsChange, SettingsChanged, Status, Tool,
 };
 use tauri_plugin_autostart::ManagerExt;
 
@@ -151,6 +151,21 @@ commands! {
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
         d.gh.revoke_all(Actor::Desktop)
+    }
+
+    /// Every agent's rules (applied when it asks for tools).
+    fn rules(d, app) -> Vec<Rule> {
+        d.gh.rules(None)
+    }
+
+    /// Adds a rule for an agent (replacing one for the same tools).
+    fn add_rule(d, app, rule: NewRule) -> Rule {
+        d.gh.add_rule(rule, Actor::Desktop)
+    }
+
+    /// Changes what a rule decides, or removes it (no action).
+    fn change_rule(d, app, id: String, action: Option<RuleAction>) -> () {
+        d.gh.change_rule(&id, action, Actor::Desktop)
     }
 
     /// The settings the person can change.

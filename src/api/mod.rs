@@ -23,6 +23,7 @@ pub mod clients;
 mod error;
 pub mod pending;
 pub(crate) mod protocol;
+pub mod rules;
 pub mod servers;
 pub mod settings;
 pub mod views;
@@ -39,17 +40,20 @@ pub use crate::credentials::{CredentialStore, SecretError};
 pub use crate::gateway::pause::{PauseState, Paused};
 pub use crate::oauth::agents::Revoked;
 pub use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
+pub use crate::oauth::rules::RuleChoice;
 pub use crate::peer::{Ancestor, Program};
 pub use crate::store::clients::ClientKind;
 pub use crate::store::grants::{Duration as GrantDuration, Grant};
 pub use crate::store::held_calls::{CallStatus, HeldCall};
 pub use crate::store::pins::{ReviewStatus, ToolReview};
+pub use crate::store::rules::{Rule, RuleAction, RuleTarget};
 pub use crate::tools::Risk;
 pub use arguments::ArgumentField;
 pub use audit::{verify_export, AuditPage, Follow};
 pub use clients::{AddedClient, NewClient, RegisteredClient};
 pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
+pub use rules::NewRule;
 pub use servers::{
     ConfigChange, NewSecret, NewServer, Server, ServerState, ToolHolders, Transport,
 };

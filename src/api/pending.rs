@@ -14,11 +14,12 @@ use super::views::Lookalike;
 use super::{Actor, Error, ErrorCode, Gatehouse, Grant, HeldCall, Result, Tool, ToolReview};
 use crate::clock::{self, UnixMs};
 use crate::gateway::{catalog, pinning};
-use crate::oauth::agents;
 use crate::oauth::authorize::redirect_host;
 use crate::oauth::consent::{self, AskChoice, DurationChoice, ToolChoice};
+use crate::oauth::{agents, rules};
 use crate::store::clients::{self, Client};
 use crate::store::programs::{self, Owner};
+use crate::store::rules as rule_table;
 use crate::store::{consent as requests, grants, held_calls, pins, StoreError};
 use crate::tools::{Risk, ToolInfo};
 
@@ -124,6 +125,9 @@ pub struct PendingItem {
     /// The program that registered the agent, as the kernel saw it (evidence,
     /// where the name is a claim); none when unknown.
     pub program: Option<crate::peer::Program>,
+    /// For a consent request: what the agent's rules say about some of its
+    /// tools (the window starts from these).
+    pub rule_choices: Vec<rules::RuleChoice>,
     /// Where the browser returns (authorization and step-up).
     pub redirect_host: Option<String>,
     pub server: String,
@@ -190,6 +194,10 @@ pub struct Approval {
     /// calling it (a step-up); off by default.
     #[serde(default)]
     pub ask_for_more: bool,
+    /// Remember these choices for this agent on this server (rules applied
+    /// the next time it asks).
+    #[serde(default)]
+    pub remember: bool,
 }
 
 /// What an approval produced.
@@ -285,11 +293,28 @@ impl Gatehouse {
                     ask,
                     duration,
                     ask_for_more,
+                    remember,
                 } = approval;
+                let asked = self.store().read(|c| requests::get(c, id))?;
                 let mut grant =
                     consent::approve(self.auth(), id, tools, ask, *duration, &actor, now)?;
                 if *ask_for_more && !grant.may_ask_more {
                     grant = agents::set_may_ask_more(self.auth(), &grant.id, true, &actor, now)?;
+                }
+                if let (true, Some(asked)) = (*remember, asked) {
+                    let kept = rules::remembered(&asked.tools, &grant.tools, &grant.ask_tools);
+                    for (target, action) in kept {
+                        let server = Some(asked.server.as_str());
+                        rules::add(
+                            self.auth(),
+                            &asked.client_id,
+                            server,
+                            target,
+                            action,
+                            &actor,
+                            now,
+                        )?;
+                    }
                 }
                 Ok(Decided::Grant(grant))
             }
@@ -390,6 +415,7 @@ fn queue(
             verified_domain,
             lookalike_of,
             program: programs::get(c, Owner::Client(client_id))?,
+            rule_choices: Vec::new(),
             redirect_host: None,
             server: server.to_string(),
             phrase: None,
@@ -420,6 +446,11 @@ fn queue(
             tools: r.tools.iter().map(Tool::from).collect(),
             granted_tools: base.map(|g| g.tools).unwrap_or_default(),
             expires_at: Some(r.expires_at),
+            rule_choices: rules::choices(
+                &rule_table::list(c, Some(&r.client_id))?,
+                &r.server,
+                &r.tools,
+            ),
             ..item(id, kind, &r.client_id, &r.server, r.created_at)?
         });
     }

@@ -44,6 +44,8 @@ pub enum EventKind {
     ProgramMismatch,
     /// The person changed a grant in force (other than revoking it).
     GrantChanged,
+    /// The person added, changed or removed a rule for an agent.
+    RuleChanged,
 }
 
 impl EventKind {
@@ -73,6 +75,7 @@ impl EventKind {
             EventKind::Resumed => "resumed",
             EventKind::ProgramMismatch => "program_mismatch",
             EventKind::GrantChanged => "grant_changed",
+            EventKind::RuleChanged => "rule_changed",
         }
     }
 

@@ -112,6 +112,18 @@ enum Command {
         /// Let the agent see the tools it was not granted, and ask for one by calling it.
         #[arg(long)]
         ask_more: bool,
+        /// Remember these choices for this agent on this server (as rules).
+        #[arg(long)]
+        remember: bool,
+    },
+    /// Rules you keep for an agent, applied when it asks for tools: list them,
+    /// add one, change one, or remove one.
+    Rules {
+        #[command(subcommand)]
+        action: Option<RulesAction>,
+        /// Only this agent's rules (name or client id).
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// Let a grant's agent see the tools it was not granted (marked as needing
     /// your approval) and ask for one by calling it (`on`), or stop that (`off`).
@@ -263,6 +275,69 @@ enum SecretAction {
     List,
     /// Remove a secret.
     Rm { server: String, name: String },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Add a rule for an agent: what it gets for a risk class or one tool.
+    Add {
+        /// The agent (name or client id).
+        agent: String,
+        /// Every tool of this risk class.
+        #[arg(long, value_enum, conflicts_with = "tool")]
+        risk: Option<RiskArg>,
+        /// One tool, by name.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only on this server (default: every server).
+        #[arg(long)]
+        server: Option<String>,
+        /// allow (granted without asking), ask (granted; each call asks you) or deny (never granted).
+        #[arg(long = "to", value_enum)]
+        decide: DecideArg,
+    },
+    /// Change what a rule decides.
+    Set {
+        id: String,
+        #[arg(long = "to", value_enum)]
+        decide: DecideArg,
+    },
+    /// Remove a rule.
+    Rm { id: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RiskArg {
+    Read,
+    Write,
+    Destructive,
+}
+
+impl From<RiskArg> for gatehouse::api::Risk {
+    fn from(r: RiskArg) -> Self {
+        match r {
+            RiskArg::Read => gatehouse::api::Risk::Read,
+            RiskArg::Write => gatehouse::api::Risk::Write,
+            RiskArg::Destructive => gatehouse::api::Risk::Destructive,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DecideArg {
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl From<DecideArg> for gatehouse::api::RuleAction {
+    fn from(d: DecideArg) -> Self {
+        match d {
+            DecideArg::Allow => gatehouse::api::RuleAction::Allow,
+            DecideArg::Ask => gatehouse::api::RuleAction::Ask,
+            DecideArg::Deny => gatehouse::api::RuleAction::Deny,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -545,6 +620,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             ask_none,
             duration,
             ask_more,
+            remember,
         } => Request::Approve {
             target: target(id, client)?,
             approval: Approval {
@@ -560,7 +636,34 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                 },
                 duration: parse_duration(&duration)?,
                 ask_for_more: ask_more,
+                remember,
             },
+        },
+        Command::Rules { action, agent } => match action {
+            None => Request::Rules { agent },
+            Some(RulesAction::Add {
+                agent,
+                risk,
+                tool,
+                server,
+                decide,
+            }) => Request::AddRule {
+                rule: gatehouse::api::NewRule {
+                    agent,
+                    server,
+                    target: match (risk, tool) {
+                        (Some(r), None) => gatehouse::api::RuleTarget::Risk(r.into()),
+                        (None, Some(t)) => gatehouse::api::RuleTarget::Tool(t),
+                        _ => return Err("give --risk or --tool".into()),
+                    },
+                    action: decide.into(),
+                },
+            },
+            Some(RulesAction::Set { id, decide }) => Request::ChangeRule {
+                id,
+                action: Some(decide.into()),
+            },
+            Some(RulesAction::Rm { id }) => Request::ChangeRule { id, action: None },
         },
         Command::AskMore { grant, state } => Request::SetMayAskMore {
             grant,

@@ -6,8 +6,8 @@
 
 use gatehouse::api::{
     AddedClient, Agent, AuditEvent, AuditVerification, ConfigChange, Decided, Grant, Lookalike,
-    PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Server, ServerState, Settings,
-    SettingsChanged, Status, Tool, Transport,
+    PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Rule, RuleTarget, Server,
+    ServerState, Settings, SettingsChanged, Status, Tool, Transport,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -99,6 +99,23 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
                 r.tokens
             );
         }
+        Request::Rules { .. } => {
+            let rules: Vec<Rule> = read(answer)?;
+            if rules.is_empty() {
+                println!("No rules. Add one with `gatehouse rules add <agent> --risk read --to allow`, or tick \"Remember\" when you decide.");
+            }
+            for r in &rules {
+                print_rule(r);
+            }
+        }
+        Request::AddRule { .. } => {
+            print!("Added: ");
+            print_rule(&read::<Rule>(answer)?);
+        }
+        Request::ChangeRule { action, .. } => match action {
+            Some(_) => println!("Changed."),
+            None => println!("Removed."),
+        },
         Request::Settings => print_settings(&read::<Settings>(answer)?),
         Request::ChangeSettings { .. } => {
             let changed: SettingsChanged = read(answer)?;
@@ -235,6 +252,22 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn print_rule(r: &Rule) {
+    let what = match &r.target {
+        RuleTarget::Risk(risk) => format!("{} tools", risk.as_str()),
+        RuleTarget::Tool(name) => format!("tool {}", shown(name)),
+    };
+    let server = r.server.as_deref().map_or("every server".to_string(), |s| {
+        format!("server {}", shown(s))
+    });
+    println!(
+        "{}  agent {}  {what} on {server}: {}",
+        shown(&r.id),
+        shown(&r.client_id),
+        r.action.as_str()
+    );
 }
 
 fn print_settings(s: &Settings) {

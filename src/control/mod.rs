@@ -39,6 +39,17 @@ pub enum Request {
         grant: String,
     },
     RevokeAll,
+    Rules {
+        agent: Option<String>,
+    },
+    AddRule {
+        rule: crate::api::NewRule,
+    },
+    /// Changes what a rule decides, or removes it (`None`).
+    ChangeRule {
+        id: String,
+        action: Option<crate::api::RuleAction>,
+    },
     Settings,
     ChangeSettings {
         change: crate::api::SettingsChange,

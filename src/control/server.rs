@@ -166,6 +166,9 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
         Request::RevokeAgent { agent } => to_value(g.revoke_agent(&agent, Actor::Cli)?),
         Request::RevokeGrant { grant } => to_value(g.revoke_grant(&grant, Actor::Cli)?),
         Request::RevokeAll => to_value(g.revoke_all(Actor::Cli)?),
+        Request::Rules { agent } => to_value(g.rules(agent.as_deref())?),
+        Request::AddRule { rule } => to_value(g.add_rule(rule, Actor::Cli)?),
+        Request::ChangeRule { id, action } => to_value(g.change_rule(&id, action, Actor::Cli)?),
         Request::Settings => to_value(g.settings()),
         Request::ChangeSettings { change } => to_value(g.change_settings(change, Actor::Cli)?),
         Request::SetMayAskMore { grant, on } => {

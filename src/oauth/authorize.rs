@@ -303,7 +303,11 @@ pub fn create_request(
         )?;
         Ok(request)
     });
-    result.map_err(fail)?;
+    let request = result.map_err(fail)?;
+    // The agent's rules may decide it at once (no window); else the person does.
+    if let Err(e) = super::rules::apply(auth, &request, now) {
+        tracing::error!(error = %e, request = %request.id, "could not apply the agent's rules; the person decides");
+    }
     Ok(handle)
 }
 

@@ -9,7 +9,8 @@
 //!   the authorization response through the waiting page: [`waiting::poll`].
 //!   Redirect URI rules (RFC 8252 loopback ports): [`redirect`].
 //! - Scopes that mean tools: [`scope`].
-//! - The person's decision: [`consent::approve`], [`consent::deny`], [`consent::expire_overdue`].
+//! - The person's decision: [`consent::approve`], [`consent::deny`], [`consent::expire_overdue`];
+//!   the decisions they keep for an agent, applied when it asks: [`rules`].
 //! - `/token` (§4.1.3 code exchange, §4.3 refresh with rotation): [`token::exchange`];
 //!   client authentication (§2.3.1): [`client_auth`].
 //! - Bearer checks for the gateway (RFC 6750, audience per RFC 8707): [`bearer::authenticate`].
@@ -28,6 +29,7 @@ pub mod metadata;
 pub mod programs;
 pub mod redirect;
 pub mod register;
+pub mod rules;
 pub mod scope;
 pub mod token;
 pub mod waiting;

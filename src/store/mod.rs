@@ -12,6 +12,7 @@ pub mod held_calls;
 pub mod pauses;
 pub mod pins;
 pub mod programs;
+pub mod rules;
 pub mod tokens;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_pauses.sql"),
     include_str!("migrations/0007_programs.sql"),
     include_str!("migrations/0008_may_ask_more.sql"),
+    include_str!("migrations/0009_rules.sql"),
 ];
 
 pub struct Store {

@@ -38,6 +38,7 @@ mod matrix;
 mod pause;
 mod per_tool;
 mod program;
+mod rules;
 mod secrets;
 mod servers;
 mod settings;

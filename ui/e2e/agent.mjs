@@ -4,6 +4,8 @@
 // consent window, then exchanges the code through the SDK.
 //
 // Usage: node agent.mjs <mcp-url> <client-name>
+// (AGENT_CLIENT_ID and AGENT_REDIRECT_URI: a client registered beforehand,
+// as a client that keeps its registration would be, instead of registering.)
 // stdout: one JSON event per line: authorize, waiting_page, denied, connected,
 //   tools {names}, call {tool, ok, status, error?}, error.
 // stdin:  one JSON command per line: {"call": "name", "args": {...}} | {"exit": true}
@@ -18,7 +20,7 @@ const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const [url, name] = process.argv.slice(2);
-const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
+const redirectUri = process.env.AGENT_REDIRECT_URI ?? `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
 let lastStatus = null;
 let mayAuthorize = true;
 
@@ -45,7 +47,7 @@ async function browse(authorizationUrl) {
 }
 
 const provider = {
-  info: undefined,
+  info: process.env.AGENT_CLIENT_ID ? { client_id: process.env.AGENT_CLIENT_ID, redirect_uris: [redirectUri] } : undefined,
   tokensValue: undefined,
   verifier: undefined,
   authorization: undefined,

@@ -153,6 +153,51 @@ describe('consent, timeline and revocation', () => {
     }
   });
 
+  it('a rule decides a request whole: no window, and the audit log names the rule', async () => {
+    const s = app.session;
+    // A client that keeps its registration (as real clients do): registered once, before the rules.
+    const redirect = 'http://127.0.0.1:29999/callback';
+    const registered = await fetch(`${app.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'Ruled Agent', redirect_uris: [redirect], token_endpoint_auth_method: 'none' }),
+    }).then((r) => r.json());
+    await s.window('main');
+    for (const [risk, action] of [['read', 'allow'], ['write', 'allow'], ['destructive', 'ask']]) {
+      const added = await s.execAsync(
+        `const done = arguments[arguments.length - 1];
+         window.__TAURI_INTERNALS__.invoke('add_rule', { rule: { agent: arguments[0], server: null,
+           target: { kind: 'risk', value: arguments[1] }, action: arguments[2] } }).then((r) => done(r.id), (e) => done(String(e.message ?? e)));`,
+        [registered.client_id, risk, action],
+      );
+      assert.match(added, /^ru_/);
+    }
+    const agent = startAgent(`${app.url}/mcp/demo`, 'Ruled Agent', {
+      AGENT_CLIENT_ID: registered.client_id,
+      AGENT_REDIRECT_URI: redirect,
+    });
+    try {
+      const { names } = await agent.next('tools');
+      assert.deepEqual(names.sort(), ['delete_note', 'list_notes', 'read_note', 'wait', 'write_note']);
+      assert.equal((await s.handles()).length, 1, 'no consent window appeared');
+      const page = await s.execAsync(
+        `const done = arguments[arguments.length - 1];
+         window.__TAURI_INTERNALS__.invoke('audit_page', { filter: { client_id: arguments[0], server: null, outcome: null,
+           since: null, until: null, text: null }, before_id: null, limit: 50 }).then(done, (e) => done(String(e)));`,
+        [registered.client_id],
+      );
+      const approved = page.events.find((e) => e.kind === 'consent_approved');
+      assert.match(approved.actor, /^rule ru_/, JSON.stringify(approved));
+      // The rules are listed in Settings, where they can be changed or deleted.
+      await s.click(await s.find('[data-view=settings]'));
+      await waitFor('the rules listed', async () => (await s.findAll('[data-testid=rules] tr')).length === 3);
+      await s.screenshot(ARTIFACTS, '06d-rules');
+      await s.click(await s.find('[data-view=activity]'));
+    } finally {
+      agent.stop();
+    }
+  });
+
   it('queues requests in one window; Esc and Deny refuse them', async () => {
     const s = app.session;
     const first = startAgent(`${app.url}/mcp/demo`, 'Queued One');

@@ -34,8 +34,9 @@ export async function startApp(env = {}) {
     throw new Error(`${e.message}\n--- driver log ---\n${driver.log.join('')}`);
   }
   let url;
+  let pid;
   try {
-    url = await waitFor('server.json', () => JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8')).url);
+    ({ url, pid } = await waitFor('server.json', () => JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8'))));
     await session.window('main');
     await session.waitFind('.sidebar');
   } catch (e) {
@@ -53,15 +54,19 @@ export async function startApp(env = {}) {
     async stop() {
       await session.delete();
       await driver.stop();
+      // WebKitWebDriver does not always end the app it launched (seen about one run in
+      // three here): quit it the way the person's system would (SIGTERM: a clean shutdown).
+      await endProcess(pid);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
 
 /** A real MCP client (official TypeScript SDK) as a child process, driven by lines. */
-export function startAgent(mcpUrl, name) {
+export function startAgent(mcpUrl, name, env = {}) {
   const child = spawn(process.execPath, [join(here, 'agent.mjs'), mcpUrl, name], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const events = [];
   const waiters = [];
@@ -122,4 +127,21 @@ export function startAgent(mcpUrl, name) {
       if (child.exitCode === null) child.kill('SIGTERM');
     },
   };
+}
+
+/** Ends a process that is still running: SIGTERM, then SIGKILL after 10 s. */
+async function endProcess(pid) {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!pid || !alive()) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
 }

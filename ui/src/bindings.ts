@@ -48,6 +48,11 @@ lookalike_of: Lookalike | null,
  */
 program: Program | null, 
 /**
+ * For a consent request: what the agent's rules say about some of its
+ * tools (the window starts from these).
+ */
+rule_choices: Array<RuleChoice>, 
+/**
  * Where the browser returns (authorization and step-up).
  */
 redirect_host: string | null, server: string, 
@@ -92,7 +97,12 @@ ask: AskChoice, duration: DurationChoice,
  * Let the agent see the tools it was not granted and ask for one by
  * calling it (a step-up); off by default.
  */
-ask_for_more: boolean, };
+ask_for_more: boolean, 
+/**
+ * Remember these choices for this agent on this server (rules applied
+ * the next time it asks).
+ */
+remember: boolean, };
 
 export type GrantDuration = "once" | "timed" | "forever";
 
@@ -144,6 +154,20 @@ cmdline: string,
  */
 started_by: Array<Ancestor>, };
 
+export type RuleAction = "allow" | "ask" | "deny";
+
+export type RuleTarget = { "kind": "risk", "value": Risk } | { "kind": "tool", "value": string };
+
+export type Rule = { id: string, client_id: string, 
+/**
+ * The server it applies on; `None`: every server.
+ */
+server: string | null, target: RuleTarget, action: RuleAction, created_at: number, created_by: string, };
+
+export type RuleChoice = { tool: string, action: RuleAction, rule_id: string, };
+
+export type NewRule = { agent: string, server: string | null, target: RuleTarget, action: RuleAction, };
+
 export type Paused = { at: number, by: string, };
 
 export type PauseState = { all: Paused | null, agents: { [key in string]?: Paused }, };
@@ -170,7 +194,7 @@ paused: Paused | null,
  */
 program: Program | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed" | "rule_changed";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
@@ -445,6 +469,12 @@ export const commands = {
   revokeGrant: (grant_id: string) => invoke<Revoked>('revoke_grant', { grant_id }),
   /** The panic button: every agent loses every grant. */
   revokeAll: () => invoke<Revoked>('revoke_all'),
+  /** Every agent's rules (applied when it asks for tools). */
+  rules: () => invoke<Array<Rule>>('rules'),
+  /** Adds a rule for an agent (replacing one for the same tools). */
+  addRule: (rule: NewRule) => invoke<Rule>('add_rule', { rule }),
+  /** Changes what a rule decides, or removes it (no action). */
+  changeRule: (id: string, action: RuleAction | null) => invoke<null>('change_rule', { id, action }),
   /** The settings the person can change. */
   settings: () => invoke<Settings>('settings'),
   /** Writes changed settings to the config file; in force at once (a new port at the next start). */

@@ -82,6 +82,7 @@ pub fn approval(tools: ToolChoice, ask: AskChoice, duration: DurationChoice) -> 
         ask,
         duration,
         ask_for_more: false,
+        remember: false,
     }
 }
 

@@ -20,6 +20,7 @@ import {
   buttonLabels,
   countdown,
   currentRequest,
+  defaultAsking,
   defaultSelection,
   groupState,
   groupTools,
@@ -43,7 +44,8 @@ function useNow(intervalMs: number): number {
 function ConsentApp() {
   const [queue, setQueue] = useState<PendingItem[] | null>(null);
   const [showingId, setShowingId] = useState<string | null>(null);
-  const [settings, setSettings] = useState<Settings | null>(null);
+  // Undefined while loading (the window's defaults come from it), null if it could not be read.
+  const [settings, setSettings] = useState<Settings | null | undefined>(undefined);
   useEffect(() => {
     api.settings().then((s) => {
       applyTheme(s.theme);
@@ -69,7 +71,7 @@ function ConsentApp() {
     const t = setTimeout(() => api.pending().then(setQueue), Math.max(0, request.expires_at - Date.now()) + 500);
     return () => clearTimeout(t);
   }, [request?.id, request?.expires_at]);
-  if (queue === null) return <main class="consent" aria-busy="true" />;
+  if (queue === null || settings === undefined) return <main class="consent" aria-busy="true" />;
   if (!request) {
     return (
       <main class="consent consent-empty">
@@ -95,7 +97,11 @@ function Prompt({
   settings: Settings | null;
 }) {
   const groups = useMemo(() => groupTools(request.tools), [request]);
-  const [selected, setSelected] = useState(() => defaultSelection(request.tools));
+  const [selected, setSelected] = useState(() => defaultSelection(request.tools, request.rule_choices));
+  const [asking, setAsking] = useState(() =>
+    defaultAsking(request.tools, settings?.ask_every_time ?? 'destructive', request.rule_choices),
+  );
+  const [remember, setRemember] = useState(false);
   const [duration, setDuration] = useState<Duration>(settings?.default_duration ?? 'forever');
   const [askForMore, setAskForMore] = useState(false);
   const [shownAt, setShownAt] = useState<number | null>(null);
@@ -127,7 +133,7 @@ function Prompt({
     setBusy(true);
     setError(null);
     try {
-      if (allow) await api.approve(request.id, approvalFor(request, selected, duration, askForMore, settings?.ask_every_time));
+      if (allow) await api.approve(request.id, approvalFor(request, selected, duration, { asking, askForMore, remember }));
       else await api.deny(request.id);
       // The window moves to the next request (or closes) when the core reports the change.
     } catch (e) {
@@ -176,10 +182,13 @@ function Prompt({
           <strong data-testid="server">{inert(request.server)}</strong>
           {sentence.after}
         </p>
-        <p class="program small" data-testid="program">
-          <span class="muted">Program, as Gatehouse sees it: </span>
+        <p
+          class="program small"
+          data-testid="program"
+          title="What Gatehouse saw on the other end of the connection; the name above is what the agent says about itself"
+        >
+          <span class="muted">Program: </span>
           <code>{programText(request.program)}</code>
-          <span class="muted"> (the name above is what the agent says about itself)</span>
         </p>
         {request.lookalike_of && (
           <p class="warning" data-testid="lookalike">
@@ -217,21 +226,34 @@ function Prompt({
                   </label>
                 </legend>
                 {g.tools.map((t) => (
-                  <label class="tool" key={t.name} title={inert(t.description)}>
-                    <input
-                      type="checkbox"
-                      checked={selected.has(t.name)}
-                      onChange={() => setSelected(toggleTool(t.name, selected))}
-                      data-tool={t.name}
-                    />
-                    <span class="tool-text">
-                      <span class="tool-title">
-                        {inert(t.title ?? t.name)}
-                        {t.title && <code class="tool-name">{inert(t.name)}</code>}
+                  <div class="tool-row" key={t.name}>
+                    <label class="tool" title={inert(t.description)}>
+                      <input
+                        type="checkbox"
+                        checked={selected.has(t.name)}
+                        onChange={() => setSelected(toggleTool(t.name, selected))}
+                        data-tool={t.name}
+                      />
+                      <span class="tool-text">
+                        <span class="tool-title">
+                          {inert(t.title ?? t.name)}
+                          {t.title && <code class="tool-name">{inert(t.name)}</code>}
+                        </span>
+                        <span class="tool-desc">{inert(t.description)}</span>
                       </span>
-                      <span class="tool-desc">{inert(t.description)}</span>
-                    </span>
-                  </label>
+                    </label>
+                    {selected.has(t.name) && (
+                      <label class="asks" title="Each call waits for you to allow it">
+                        <input
+                          type="checkbox"
+                          checked={asking.has(t.name)}
+                          onChange={() => setAsking(toggleTool(t.name, asking))}
+                          data-ask-tool={t.name}
+                        />
+                        asks each call
+                      </label>
+                    )}
+                  </div>
                 ))}
                 {g.risk === 'destructive' && <p class="group-note">Each call of these asks you again.</p>}
               </fieldset>
@@ -281,17 +303,24 @@ function Prompt({
         </fieldset>
       )}
 
-      {request.kind === 'authorization' && (
-        <label class="ask-more small">
-          <input
-            type="checkbox"
-            checked={askForMore}
-            onChange={() => setAskForMore(!askForMore)}
-            data-testid="ask-for-more"
-          />
-          Let it ask for more tools when it needs them{' '}
-          <span class="muted">(it sees the others, marked; calling one asks you)</span>
-        </label>
+      {picking && (
+        <div class="extras">
+          <label class="ask-more small" title="Next time this agent asks for these tools, the same answer, without a window">
+            <input type="checkbox" checked={remember} onChange={() => setRemember(!remember)} data-testid="remember" />
+            Remember for this agent
+          </label>
+          {request.kind === 'authorization' && (
+            <label class="ask-more small" title="It sees the tools it was not granted, marked; calling one asks you">
+              <input
+                type="checkbox"
+                checked={askForMore}
+                onChange={() => setAskForMore(!askForMore)}
+                data-testid="ask-for-more"
+              />
+              Let it ask for more tools
+            </label>
+          )}
+        </div>
       )}
 
       {error && (

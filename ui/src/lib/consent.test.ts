@@ -10,6 +10,7 @@ import {
   chosenTools,
   countdown,
   currentRequest,
+  defaultAsking,
   defaultSelection,
   groupState,
   groupTools,
@@ -30,6 +31,7 @@ const request = (id: string, extra: Partial<PendingItem> = {}): PendingItem => (
   verified: false,
   verified_domain: null,
   program: null,
+  rule_choices: [],
   lookalike_of: null,
   redirect_host: '127.0.0.1:3000',
   server: 'demo',
@@ -132,10 +134,26 @@ describe('kinds of question', () => {
     expect(picksTools('tool_changed')).toBe(false);
   });
 
-  it('lets an agent ask for more only on a first authorization', () => {
-    const sel = new Set(['list_notes']);
-    expect(approvalFor(request('a'), sel, 'forever', true).ask_for_more).toBe(true);
+  it('lets an agent ask for more only on a first authorization, and remembers only what was picked', () => {
+    const sel = new Set(['list_notes', 'delete_note']);
+    const extras = { asking: new Set(['delete_note']), askForMore: true, remember: true };
+    const first = approvalFor(request('a'), sel, 'forever', extras);
+    expect(first.ask_for_more).toBe(true);
+    expect(first.remember).toBe(true);
+    expect(first.ask).toEqual({ kind: 'only', tools: ['delete_note'] });
     expect(approvalFor(request('a'), sel, 'forever').ask_for_more).toBe(false);
-    expect(approvalFor(request('s', { kind: 'step_up' }), sel, 'forever', true).ask_for_more).toBe(false);
+    expect(approvalFor(request('s', { kind: 'step_up' }), sel, 'forever', extras).ask_for_more).toBe(false);
+    const held = request('h', { kind: 'tool_call', tools: [tool('delete_note', 'destructive')] });
+    expect(approvalFor(held, new Set(), 'forever', extras).remember).toBe(false);
+  });
+
+  it('starts from the rules where they say something', () => {
+    const rules = [
+      { tool: 'read_note', action: 'deny' as const, rule_id: 'ru_1' },
+      { tool: 'write_note', action: 'ask' as const, rule_id: 'ru_2' },
+    ];
+    expect([...defaultSelection(tools, rules)].sort()).toEqual(['list_notes', 'write_note']);
+    expect([...defaultAsking(tools, 'destructive', rules)].sort()).toEqual(['delete_note', 'write_note']);
+    expect([...defaultAsking(tools, 'none')]).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 // unit-tested: which request to show, the tools grouped by risk with their
 // default ticks, the group checkboxes, and the Allow delay.
 
-import type { Approval, AskDefault, DurationChoice, PendingItem, Risk, Tool } from '../bindings';
+import type { Approval, AskDefault, DurationChoice, PendingItem, Risk, RuleChoice, Tool } from '../bindings';
 
 /** How long a request is on screen before Allow works (the Rust side checks it too). */
 export const ALLOW_DELAY_MS = 1000;
@@ -27,9 +27,33 @@ export function groupTools(tools: Tool[]): ToolGroup[] {
   );
 }
 
-/** Read-only tools start ticked; tools that change or destroy start unticked. */
-export function defaultSelection(tools: Tool[]): Set<string> {
-  return new Set(tools.filter((t) => t.risk === 'read').map((t) => t.name));
+/**
+ * Read-only tools start ticked; tools that change or destroy start unticked.
+ * The agent's rules, where they say something, win: allow and ask tick, deny unticks.
+ */
+export function defaultSelection(tools: Tool[], rules: RuleChoice[] = []): Set<string> {
+  const ruled = new Map(rules.map((r) => [r.tool, r.action]));
+  return new Set(
+    tools
+      .filter((t) => {
+        const rule = ruled.get(t.name);
+        return rule ? rule !== 'deny' : t.risk === 'read';
+      })
+      .map((t) => t.name),
+  );
+}
+
+/** Which tools, once ticked, ask before each call: by the setting (destructive ones, or none), or as the rules say. */
+export function defaultAsking(tools: Tool[], askDefault: AskDefault, rules: RuleChoice[] = []): Set<string> {
+  const ruled = new Map(rules.map((r) => [r.tool, r.action]));
+  return new Set(
+    tools
+      .filter((t) => {
+        const rule = ruled.get(t.name);
+        return rule ? rule === 'ask' : askDefault === 'destructive' && t.risk === 'destructive';
+      })
+      .map((t) => t.name),
+  );
 }
 
 export type GroupState = 'all' | 'none' | 'some';
@@ -158,18 +182,22 @@ export function toolsToSend(request: PendingItem, selected: Set<string>): string
   return picksTools(request.kind) ? chosenTools(request, selected) : request.tools.map((t) => t.name);
 }
 
-/** What Allow sends: the tools to grant (destructive ones ask every time, the core's default), for how long. */
-export function approvalFor(
-  request: PendingItem,
-  selected: Set<string>,
-  duration: Duration,
-  askForMore = false,
-  askDefault: AskDefault = 'destructive',
-): Approval {
+/** What the person chose, besides the ticks: which ticked tools ask each call, and the extras. */
+export interface Extras {
+  asking: Set<string>;
+  askForMore: boolean;
+  remember: boolean;
+}
+
+/** What Allow sends: the ticked tools, which of them ask before each call, for how long, and the extras. */
+export function approvalFor(request: PendingItem, selected: Set<string>, duration: Duration, extras?: Extras): Approval {
+  const tools = toolsToSend(request, selected);
+  const picking = picksTools(request.kind);
   return {
-    tools: { kind: 'only', tools: toolsToSend(request, selected) },
-    ask: { kind: askDefault },
+    tools: { kind: 'only', tools },
+    ask: extras && picking ? { kind: 'only', tools: tools.filter((t) => extras.asking.has(t)) } : { kind: 'destructive' },
     duration: durationChoice(duration),
-    ask_for_more: askForMore && request.kind === 'authorization',
+    ask_for_more: (extras?.askForMore ?? false) && request.kind === 'authorization',
+    remember: (extras?.remember ?? false) && picking,
   };
 }

@@ -4,9 +4,12 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorMessage } from '../api';
 import type {
+  Agent,
   AskDefault,
   AuditVerification,
   DefaultDuration,
+  Rule,
+  RuleAction,
   Settings as SettingsType,
   SettingsChange,
   Status,
@@ -23,6 +26,7 @@ export function Settings({ info }: { info: Status | null }) {
         <h1>Settings</h1>
       </header>
       <SettingsForm />
+      <Rules />
       <dl class="facts">
         <dt>Address</dt>
         <dd>
@@ -223,6 +227,84 @@ function SettingsForm() {
         <span>Start Gatehouse when I log in (in the tray){autostart === null && ' — not available here'}</span>
       </label>
     </form>
+  );
+}
+
+const ACTIONS: { value: RuleAction; label: string }[] = [
+  { value: 'allow', label: 'allow' },
+  { value: 'ask', label: 'ask every call' },
+  { value: 'deny', label: "don't allow" },
+];
+
+/** The rules kept for agents: what each decides, changed or deleted here. */
+function Rules() {
+  const [rules, setRules] = useState<Rule[] | null>(null);
+  const [agents, setAgents] = useState<Agent[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const reload = () => {
+    api.rules().then(setRules, (e) => setError(errorMessage(e)));
+    api.agents().then(setAgents, () => {});
+  };
+  useEffect(reload, []);
+  const change = async (id: string, action: RuleAction | null) => {
+    setError(null);
+    try {
+      await api.changeRule(id, action);
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+    reload();
+  };
+  if (rules === null) return null;
+  const nameOf = (id: string) => agents.find((a) => a.client_id === id)?.name ?? id;
+  return (
+    <section aria-label="Rules" data-testid="rules">
+      <h2>Rules</h2>
+      <p class="muted">
+        What you decided once for an agent, applied when it asks for tools: a request the rules decide whole gets no
+        window. Tick “Remember for this agent” in the consent window to add some.
+      </p>
+      {rules.length === 0 ? (
+        <p class="muted">No rules yet.</p>
+      ) : (
+        <table class="rules">
+          <tbody>
+            {rules.map((r) => (
+              <tr key={r.id} data-rule={r.id}>
+                <td>{inert(nameOf(r.client_id))}</td>
+                <td>
+                  {r.target.kind === 'risk' ? `${r.target.value} tools` : <code>{inert(r.target.value)}</code>}
+                  {r.server ? <> on {inert(r.server)}</> : ' on every server'}
+                </td>
+                <td>
+                  <select
+                    value={r.action}
+                    onChange={(e) => change(r.id, (e.target as HTMLSelectElement).value as RuleAction)}
+                    aria-label="What the rule decides"
+                  >
+                    {ACTIONS.map((a) => (
+                      <option key={a.value} value={a.value}>
+                        {a.label}
+                      </option>
+                    ))}
+                  </select>
+                </td>
+                <td>
+                  <button type="button" class="plain small" onClick={() => change(r.id, null)} data-testid="delete-rule">
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
   );
 }
 
