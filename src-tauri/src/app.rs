@@ -46,6 +46,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             crate::instance::serve(instance, handle.clone());
             quit_on_signals(handle.clone());
             tauri::async_runtime::spawn(crate::relay::relay(handle.clone(), gh.clone()));
+            windows::prepare_consent(&handle);
             windows::sync_pending(&handle);
             crate::relay::sync_paused(&handle, &gh);
             if hidden {
@@ -56,11 +57,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the main window keeps Gatehouse running (in the tray).
+            // Closing the main window keeps Gatehouse running (in the tray);
+            // closing the consent window leaves its requests pending (it is kept, hidden).
             if let WindowEvent::CloseRequested { api, .. } = event {
-                if window.label() == MAIN {
+                if window.label() == MAIN || window.label() == windows::CONSENT {
                     api.prevent_close();
                     let _ = window.hide();
+                }
+                if window.label() == windows::CONSENT {
+                    window.state::<Desktop>().consent_hidden();
                 }
             }
         })

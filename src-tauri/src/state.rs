@@ -20,6 +20,8 @@ pub struct Desktop {
     shown: Mutex<HashMap<PendingId, Instant>>,
     /// Serializes opening and closing the consent window.
     pub consent_window: Mutex<()>,
+    /// Since when the consent window is on screen (none while it is hidden).
+    consent_visible_since: Mutex<Option<Instant>>,
     pub tray: Mutex<Option<Tray>>,
     running: Mutex<Option<Running>>,
     /// The config file `gatehouse connect` adds servers to (the one the app
@@ -39,6 +41,7 @@ impl Desktop {
             gh: running.gatehouse().clone(),
             shown: Mutex::default(),
             consent_window: Mutex::new(()),
+            consent_visible_since: Mutex::new(None),
             tray: Mutex::new(None),
             running: Mutex::new(Some(running)),
         }
@@ -95,11 +98,26 @@ impl Desktop {
         }
     }
 
+    /// The consent window came on screen (it is kept, hidden, between requests).
+    pub fn consent_visible(&self) {
+        *lock(&self.consent_visible_since) = Some(Instant::now());
+    }
+
+    pub fn consent_hidden(&self) {
+        *lock(&self.consent_visible_since) = None;
+    }
+
     /// Allow must not land within a second of the request appearing (a click
-    /// or keystroke meant for another window must not approve anything).
+    /// or keystroke meant for another window must not approve anything): a
+    /// second since the page showed the request and since the window came on
+    /// screen (a warm window may paint a request while still hidden).
     pub fn check_allow_delay(&self, id: &PendingId) -> Result<(), Error> {
+        let enough = |at: &Instant| at.elapsed() >= ALLOW_DELAY - Duration::from_millis(50);
+        let window_on_screen = lock(&self.consent_visible_since)
+            .as_ref()
+            .is_some_and(enough);
         match lock(&self.shown).get(id) {
-            Some(at) if at.elapsed() >= ALLOW_DELAY - Duration::from_millis(50) => Ok(()),
+            Some(at) if enough(at) && window_on_screen => Ok(()),
             _ => Err(Error::new(
                 ErrorCode::TooSoon,
                 "the request has not been on screen for a second yet",

@@ -1,5 +1,8 @@
-//! The windows: the main window, and the one consent window that opens while
-//! anything waits for the person and closes when nothing does.
+//! The windows: the main window, and the one consent window, which shows
+//! while anything waits for the person and hides when nothing does. The
+//! consent window is made once, hidden, at start and kept: showing a warm
+//! window is what makes it appear at once after an agent asks (a new webview
+//! takes hundreds of milliseconds).
 
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
 
@@ -31,42 +34,68 @@ pub fn sync_pending(app: &AppHandle) {
     if pending.is_empty() {
         let _guard = lock(&desktop.consent_window);
         if let Some(w) = app.get_webview_window(CONSENT) {
-            let _ = w.destroy();
+            let _ = w.hide();
         }
+        desktop.consent_hidden();
     } else {
         open_consent(app, false);
     }
 }
 
-/// Opens the consent window if it is not open (it reads the queue itself);
-/// with `focus`, also brings an open one to the front.
+/// Makes the consent window, hidden, ready for the first request.
+pub fn prepare_consent(app: &AppHandle) {
+    let desktop = app.state::<Desktop>();
+    let _guard = lock(&desktop.consent_window);
+    if app.get_webview_window(CONSENT).is_none() {
+        if let Err(e) = build_consent(app, false) {
+            tracing::error!(error = %e, "cannot make the consent window");
+        }
+    }
+}
+
+/// Shows the consent window (it reads the queue itself); with `focus`, also
+/// brings one already showing to the front.
 pub fn open_consent(app: &AppHandle, focus: bool) {
     let desktop = app.state::<Desktop>();
     let _guard = lock(&desktop.consent_window);
-    if let Some(w) = app.get_webview_window(CONSENT) {
-        if focus {
-            let _ = w.show();
-            let _ = w.unminimize();
-            let _ = w.set_focus();
-        }
-        return;
+    let window = match app.get_webview_window(CONSENT) {
+        Some(w) => w,
+        None => match build_consent(app, true) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the consent window");
+                return;
+            }
+        },
+    };
+    let showing = window.is_visible().unwrap_or(false);
+    if !showing {
+        let _ = window.center();
+        let _ = window.show();
+        desktop.consent_visible();
     }
-    let built = WebviewWindowBuilder::new(app, CONSENT, WebviewUrl::App("consent.html".into()))
+    if focus || !showing {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+fn build_consent(app: &AppHandle, visible: bool) -> tauri::Result<tauri::WebviewWindow> {
+    let window = WebviewWindowBuilder::new(app, CONSENT, WebviewUrl::App("consent.html".into()))
         .title("Gatehouse: allow access?")
         .inner_size(460.0, 600.0)
         .resizable(false)
         .maximizable(false)
         .minimizable(false)
         .always_on_top(true)
-        .focused(true)
+        .visible(visible)
+        .focused(visible)
         .center()
-        .build();
-    match built {
-        Ok(w) => {
-            let _ = w.set_focus();
-        }
-        Err(e) => tracing::error!(error = %e, "cannot open the consent window"),
+        .build()?;
+    if visible {
+        app.state::<Desktop>().consent_visible();
     }
+    Ok(window)
 }
 
 pub fn show_main(app: &AppHandle) {

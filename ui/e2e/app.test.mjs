@@ -179,7 +179,8 @@ describe('consent, timeline and revocation', () => {
     try {
       const { names } = await agent.next('tools');
       assert.deepEqual(names.sort(), ['delete_note', 'list_notes', 'read_note', 'wait', 'write_note']);
-      assert.equal((await s.handles()).length, 1, 'no consent window appeared');
+      assert.equal(await s.consentShowing(), false, 'no consent window appeared');
+      await s.window('main');
       const page = await s.execAsync(
         `const done = arguments[arguments.length - 1];
          window.__TAURI_INTERNALS__.invoke('audit_page', { filter: { client_id: arguments[0], server: null, outcome: null,
@@ -227,7 +228,7 @@ describe('consent, timeline and revocation', () => {
       assert.equal((await second.next('denied')).error, 'access_denied');
 
       // The queue is empty: the consent window closes.
-      await waitFor('the consent window to close', async () => (await s.handles()).length === 1);
+      await s.consentGone();
       await s.window('main');
       await s.click(await s.find('[data-view=activity]'));
       await s.waitFind('.row[data-kind=consent_denied]');

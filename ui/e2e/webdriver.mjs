@@ -120,15 +120,33 @@ export class Session {
   }
 
   /** Switches to the consent window or the main window; waits until it exists. */
+  /** Switches to the main window, or to the consent window once it is on screen (it is kept hidden between requests). */
   async window(which, opts) {
-    const wanted = (url) => url.includes('consent.html') === (which === 'consent');
     return waitFor(`the ${which} window`, async () => {
-      for (const h of await this.handles()) {
-        await this.switchTo(h);
-        if (wanted(await this.url())) return h;
-      }
-      return null;
+      const h = await this.findWindow(which);
+      if (h && which === 'consent' && (await this.exec('return document.visibilityState')) !== 'visible') return null;
+      return h;
     }, opts);
+  }
+
+  /** Switches to the window (shown or not); its handle, or null. */
+  async findWindow(which) {
+    for (const h of await this.handles()) {
+      await this.switchTo(h);
+      if ((await this.url()).includes('consent.html') === (which === 'consent')) return h;
+    }
+    return null;
+  }
+
+  /** Whether the consent window is on screen now. */
+  async consentShowing() {
+    const h = await this.findWindow('consent');
+    return h !== null && (await this.exec('return document.visibilityState')) === 'visible';
+  }
+
+  /** Waits until the consent window is off screen (hidden, kept for the next request). */
+  async consentGone(opts) {
+    await waitFor('the consent window to hide', async () => !(await this.consentShowing()), opts);
   }
 
   async find(css) {

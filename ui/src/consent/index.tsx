@@ -111,14 +111,29 @@ function Prompt({
   const heading = useRef<HTMLHeadingElement>(null);
   const picking = picksTools(request.kind);
 
-  // The Allow delay starts once the request is painted on screen.
+  // The Allow delay starts once the request is painted on screen: the window
+  // is kept hidden between requests, so a request painted while it is hidden
+  // counts from when the window shows (and again after it was hidden).
   useEffect(() => {
-    const frame = requestAnimationFrame(() => {
-      setShownAt(Date.now());
-      api.consentShown(request.id).catch(() => {});
-      heading.current?.focus();
-    });
-    return () => cancelAnimationFrame(frame);
+    let frame = 0;
+    const onScreen = () => {
+      cancelAnimationFrame(frame);
+      if (document.visibilityState !== 'visible') {
+        setShownAt(null);
+        return;
+      }
+      frame = requestAnimationFrame(() => {
+        setShownAt(Date.now());
+        api.consentShown(request.id).catch(() => {});
+        heading.current?.focus();
+      });
+    };
+    onScreen();
+    document.addEventListener('visibilitychange', onScreen);
+    return () => {
+      cancelAnimationFrame(frame);
+      document.removeEventListener('visibilitychange', onScreen);
+    };
   }, [request.id]);
 
   const tools = toolsToSend(request, selected);
