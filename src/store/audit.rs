@@ -197,6 +197,9 @@ pub fn insert(
 }
 
 /// The WHERE clause for a [`Filter`], with its parameters numbered from 1.
+/// The columns the timeline's text search reads (also those of `audit_text`).
+const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail"];
+
 fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -220,17 +223,26 @@ fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
         push("at", "<", Value::Integer(t));
     }
     if let Some(text) = f.search_text() {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        args.push(Value::Text(format!("%{escaped}%")));
-        let n = args.len();
-        let any: Vec<String> = ["agent", "server", "tool", "kind", "actor", "detail"]
-            .iter()
-            .map(|column| format!("{column} LIKE ?{n} ESCAPE '\\'"))
-            .collect();
-        clauses.push(format!("({})", any.join(" OR ")));
+        if text.chars().count() >= 3 {
+            // The trigram index: the same case-insensitive substring match, without a scan.
+            args.push(Value::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+            let n = args.len();
+            clauses.push(format!(
+                "id IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?{n})"
+            ));
+        } else {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            args.push(Value::Text(format!("%{escaped}%")));
+            let n = args.len();
+            let any: Vec<String> = SEARCHED
+                .iter()
+                .map(|column| format!("{column} LIKE ?{n} ESCAPE '\\'"))
+                .collect();
+            clauses.push(format!("({})", any.join(" OR ")));
+        }
     }
     let sql = if clauses.is_empty() {
         "1".to_string()
@@ -385,6 +397,20 @@ mod tests {
                 text: Some("0%x".into()),
                 ..Default::default()
             },
+            // Under three characters the index cannot help: a scan, same answers.
+            Filter {
+                text: Some("_2".into()),
+                ..Default::default()
+            },
+            // A quote in the search is text, not index query syntax.
+            Filter {
+                text: Some("l_2\" OR x".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("OOL".into()),
+                ..Default::default()
+            },
         ];
         for f in filters {
             let sql = store
@@ -399,5 +425,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.read(|c| count(c, &f)).unwrap(), 11); // 4, 40..49
+        let upper = Filter {
+            text: Some("OOL".into()),
+            ..Default::default()
+        };
+        assert!(store.read(|c| count(c, &upper)).unwrap() > 0, "any case");
     }
 }

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_programs.sql"),
     include_str!("migrations/0008_may_ask_more.sql"),
     include_str!("migrations/0009_rules.sql"),
+    include_str!("migrations/0010_audit_text.sql"),
 ];
 
 pub struct Store {
