@@ -33,7 +33,7 @@ pub fn bearer_check(g: &Gatehouse, token: &str, server: &str) -> Result<(String,
 
 /// Reads every pin of a grant (what a `tools/list` reads); returns how many.
 pub fn read_pins(g: &Gatehouse, grant_id: &str) -> Result<usize, String> {
-    let pins = g.store().read(|c| pins::for_grant(c, grant_id));
+    let pins = g.store().read(|c| pins::heads_for_grant(c, grant_id));
     pins.map(|p| p.len()).map_err(|e| e.to_string())
 }
 

@@ -56,6 +56,9 @@ pub fn record_change(
         if let Some(open) = pins::pending_review(tx.conn(), &pin.grant_id, &pin.tool)? {
             return Ok(open.id);
         }
+        // The pin as stored (a listing reads pins without their definitions).
+        let old_definition = pins::for_tool(tx.conn(), &pin.grant_id, &pin.tool)?
+            .map_or_else(|| pin.definition.clone(), |p| p.definition);
         pins::suspend(tx.conn(), &pin.grant_id, &pin.tool, now)?;
         let review = ToolReview {
             id: crypto::short_id("tr_"),
@@ -63,7 +66,7 @@ pub fn record_change(
             client_id: access.client_id.clone(),
             server: server.to_string(),
             tool: pin.tool.clone(),
-            old_definition: pin.definition.clone(),
+            old_definition: old_definition.clone(),
             new_definition: new_definition.clone(),
             new_hash: pin_of(new_definition),
             status: ReviewStatus::Pending,
@@ -78,7 +81,7 @@ pub fn record_change(
                 .server(server)
                 .tool(&pin.tool)
                 .grant(&pin.grant_id)
-                .detail(json!({"review": review.id, "changes": describe_change(&pin.definition, new_definition)})),
+                .detail(json!({"review": review.id, "changes": describe_change(&old_definition, new_definition)})),
             now,
         )?;
         Ok(review.id)

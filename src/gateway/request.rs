@@ -286,7 +286,7 @@ impl Gateway {
     ) -> Result<Vec<Pin>, crate::store::StoreError> {
         let grant_id = &access.grant.id;
         match req.method.as_str() {
-            "tools/list" => self.store.read(|c| pins::for_grant(c, grant_id)),
+            "tools/list" => self.store.read(|c| pins::heads_for_grant(c, grant_id)),
             "tools/call" if !req.tool().is_empty() => self
                 .store
                 .read(|c| pins::for_tool(c, grant_id, req.tool()))

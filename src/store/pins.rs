@@ -43,10 +43,32 @@ pub fn pin(
     Ok(())
 }
 
+#[cfg(test)]
 pub fn for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, StoreError> {
     let mut stmt = conn.prepare("SELECT * FROM tool_pins WHERE grant_id = ?1 ORDER BY tool")?;
     let rows = stmt
         .query_map([grant_id], pin_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// A grant's pins without their definitions (tool, hash, suspension): what a
+/// listing checks, read without parsing a definition per tool. `definition`
+/// is `null`; [`for_tool`] reads a whole pin.
+pub fn heads_for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT grant_id, tool, hash, suspended_at FROM tool_pins WHERE grant_id = ?1 ORDER BY tool",
+    )?;
+    let rows = stmt
+        .query_map([grant_id], |row| {
+            Ok(Pin {
+                grant_id: row.get(0)?,
+                tool: row.get(1)?,
+                hash: row.get(2)?,
+                definition: serde_json::Value::Null,
+                suspended_at: row.get(3)?,
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -10,7 +10,7 @@
 // e.g. `node e2e/bench.mjs 100000 1000000`. Prints a JSON summary.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APP, startAgent } from './harness.mjs';
@@ -196,6 +196,9 @@ for (const n of sizes) {
   const seedStart = performance.now();
   seed(join(dir, 'gatehouse.db'), n);
   const seedMs = performance.now() - seedStart;
+  const dbMb = ['gatehouse.db', 'gatehouse.db-wal']
+    .map((f) => (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0))
+    .reduce((a, b) => a + b, 0) / 1048576;
 
   const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1' });
   const s = await Session.create(driver.base, APP, ['--data-dir', dir, '--port', '0']);
@@ -239,6 +242,7 @@ for (const n of sizes) {
   out[`timeline_${n}`] = {
     dom_rows_after_scroll_settled: domRowsLater,
     seed_ms: Math.round(seedMs),
+    database_mb: +dbMb.toFixed(1),
     first_page_query_ms: Math.round(first_render.queryMs),
     first_render_ms: Math.round(first_render.paintedMs),
     total: first_render.total,
