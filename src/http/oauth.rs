@@ -185,13 +185,21 @@ pub async fn token(
     body: Bytes,
 ) -> Response {
     let now = clock::now();
-    let mut code_exchange = false;
-    let result = form_request(&headers, &body).and_then(|(form, creds)| {
-        code_exchange = form
-            .get("grant_type")
-            .is_some_and(|t| t == "authorization_code");
-        token::exchange(g.auth(), &form, &creds, now)
-    });
+    let (form, creds) = match form_request(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(e) => return e.into_response(),
+    };
+    let code_exchange = form
+        .get("grant_type")
+        .is_some_and(|t| t == "authorization_code");
+    if let (true, Some(code)) = (code_exchange, form.get("code")) {
+        // A code the agent's rules approved comes back only from its program.
+        let seen = peer.program().await;
+        if let Err(e) = programs::may_redeem(g.auth(), code, seen.as_ref(), now) {
+            return e.into_response();
+        }
+    }
+    let result = token::exchange(g.auth(), &form, &creds, now);
     match result {
         Ok(body) => {
             // A grant whose client never registered here is given to the program that redeems its code.

@@ -5,7 +5,10 @@
 //! here, the one that first redeems its code). Every MCP request then
 //! compares the program presenting the token with the grant's: another
 //! executable is flagged once per connection (an audit event), and refused
-//! when the person turned on `bind_grants_to_program`.
+//! when the person turned on `bind_grants_to_program`. A request the agent's
+//! rules decided (no one saw a window) is redeemed only by the program that
+//! registered the agent: a client id is public, and anyone could otherwise
+//! start a flow under it and collect the code the rules let through.
 
 use serde_json::json;
 
@@ -59,6 +62,57 @@ pub fn redeemed(
         }
         Ok(())
     })
+}
+
+/// Before a code is redeemed: a code the agent's rules approved must come
+/// back from the program that registered the agent. Another program's
+/// attempt spends the code, is audited, and gets `invalid_grant`.
+pub fn may_redeem(
+    auth: &AuthServer,
+    code: &str,
+    seen: Option<&Program>,
+    now: UnixMs,
+) -> Result<(), super::OAuthError> {
+    let code_hash = crypto::hash(code);
+    let refused = auth.store.write(|tx| {
+        let Some(row) = tokens::get_code(tx.conn(), &code_hash)? else {
+            return Ok(None);
+        };
+        let by_rule = crate::store::consent::get(tx.conn(), &row.request_id)?
+            .and_then(|r| r.decided_by)
+            .is_some_and(|d| d.starts_with("rule "));
+        if !by_rule {
+            return Ok(None);
+        }
+        let registered = programs::get(tx.conn(), Owner::Client(&row.client_id))?;
+        let same = match (&registered, seen) {
+            (Some(r), Some(s)) => r.same_program(s),
+            _ => false,
+        };
+        if same {
+            return Ok(None);
+        }
+        tokens::use_code(tx.conn(), &code_hash, now)?;
+        tx.record(
+            NewEvent::new(EventKind::ProgramMismatch, Outcome::Denied)
+                .client(&row.client_id)
+                .grant(&row.grant_id)
+                .detail(json!({
+                    "granted_to": registered.and_then(|r| r.exe),
+                    "used_by": seen.and_then(|s| s.exe.clone()),
+                    "refused": true, "code_from_rules": true,
+                })),
+            now,
+        )?;
+        Ok::<_, StoreError>(Some(()))
+    });
+    match refused {
+        Ok(None) => Ok(()),
+        Ok(Some(())) => Err(super::OAuthError::invalid_grant(
+            "this code was approved by the agent's rules for the program that registered it; another program presented it, and it is spent",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Compares the program presenting a token on this connection with the

@@ -6,7 +6,10 @@
 //! person decides, with the rules' choices shown as the starting point.
 //!
 //! Rules apply when tools are asked for; a grant already made stays as it is
-//! (revoke it, or change it, to change what it allows).
+//! (revoke it, or change it, to change what it allows). They apply only to an
+//! agent whose registering program is known, and the code they let through
+//! is redeemed only by that program (`programs::may_redeem`): a client id is
+//! public, and the flow could otherwise be started by anyone under it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,6 +20,7 @@ use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto;
 use crate::store::consent::ConsentRequest;
+use crate::store::programs::Owner;
 use crate::store::rules::{self as table, Rule, RuleAction, RuleTarget};
 use crate::store::StoreError;
 use crate::tools::ToolInfo;
@@ -71,10 +75,14 @@ pub fn apply(
     request: &ConsentRequest,
     now: UnixMs,
 ) -> Result<Applied, DecisionError> {
-    let rules = auth
-        .store
-        .read(|c| table::list(c, Some(&request.client_id)))?;
-    if rules.is_empty() {
+    let (rules, program) = auth.store.read(|c| {
+        let rules = table::list(c, Some(&request.client_id))?;
+        let program = crate::store::programs::get(c, Owner::Client(&request.client_id))?;
+        Ok::<_, StoreError>((rules, program))
+    })?;
+    // Rules stand in for the person only for the program that registered the
+    // agent (its code must come back from it: `programs::may_redeem`).
+    if rules.is_empty() || program.is_none_or(|p| p.exe.is_none()) {
         return Ok(Applied::Undecided);
     }
     let decided = choices(&rules, &request.server, &request.tools);

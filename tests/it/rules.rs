@@ -142,3 +142,58 @@ async fn rules_that_allow_nothing_deny_at_once() {
     assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
     assert!(gh.cli_json(&["pending"]).as_array().unwrap().is_empty());
 }
+
+/// A client id is public: a flow started under it by another program gets a
+/// code from the rules, but only the program that registered the agent can
+/// redeem it. Another program's attempt spends the code and is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_from_the_rules_is_redeemed_only_by_the_agents_program() {
+    let gh = Serve::start(&config_text(""), &[]);
+    let client_id = gh.register("Ruled").await;
+    gh.cli_ok(&[
+        "rules", "add", &client_id, "--risk", "read", "--to", "allow",
+    ]);
+    let url = gh.authorize_url(
+        &client_id,
+        &[("scope", "tools:read"), ("resource", &gh.resource("demo"))],
+    );
+    let (_, wait) = gh.authorize(&url).await;
+    let code = query(&gh.wait_for_redirect(&wait).await, "code").unwrap();
+    let script = r#"
+import sys, urllib.request, urllib.parse, urllib.error
+form = urllib.parse.urlencode({"grant_type": "authorization_code", "code": sys.argv[2],
+    "code_verifier": sys.argv[3], "client_id": sys.argv[4], "redirect_uri": sys.argv[5]}).encode()
+try:
+    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=form)); print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &format!("{}/token", gh.url),
+            &code,
+            VERIFIER,
+            &client_id,
+            REDIRECT,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("400"), "{said}");
+    assert!(
+        said.contains("invalid_grant") && said.contains("another program"),
+        "{said}"
+    );
+    // Spent: the agent itself cannot use it either now.
+    let (status, body) = gh.exchange_code(&client_id, &code).await;
+    assert_eq!(status, 400, "{body}");
+    let flagged = gh
+        .log()
+        .into_iter()
+        .find(|e| e["kind"] == "program_mismatch")
+        .unwrap();
+    assert_eq!(flagged["outcome"], "denied", "{flagged}");
+    assert_eq!(flagged["detail"]["code_from_rules"], true, "{flagged}");
+}
