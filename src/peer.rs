@@ -145,8 +145,14 @@ mod imp {
                 .filter_map(|table| std::fs::read_to_string(table).ok())
                 .find_map(|text| socket_inode(&text, client, server))
         })?;
-        let pid = holder(inode, uid)?;
-        Some(program(pid))
+        let pids = holders(inode, uid);
+        let mut found = program(*pids.first()?);
+        // Held by processes of different executables (a socket handed to a
+        // child of another program): which program speaks is not known.
+        if pids[1..].iter().any(|p| exe(*p) != found.exe) {
+            found.exe = None;
+        }
+        Some(found)
     }
 
     /// NETLINK_SOCK_DIAG (what `ss` uses): one request naming the socket's
@@ -317,27 +323,30 @@ mod imp {
         Some(SocketAddr::new(ip, port))
     }
 
-    /// The process that holds the socket with this inode: only the socket
-    /// owner's processes are searched, newest first (an agent that just
-    /// connected is usually young).
-    fn holder(inode: u64, uid: u32) -> Option<u32> {
+    /// The processes that hold the socket with this inode (only the socket
+    /// owner's are searched). A socket can be passed to a child, so every
+    /// holder counts.
+    fn holders(inode: u64, uid: u32) -> Vec<u32> {
         use std::os::unix::fs::MetadataExt;
         let wanted = format!("socket:[{inode}]");
-        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-            .ok()?
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut pids: Vec<u32> = procs
             .flatten()
             .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        pids.sort_unstable_by(|a, b| b.cmp(a));
-        pids.into_iter().find(|pid| {
-            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-                return false;
-            };
-            fds.flatten().any(|fd| {
-                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+            .filter(|pid| {
+                let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                    return false;
+                };
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+                })
             })
-        })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     fn program(pid: u32) -> Program {

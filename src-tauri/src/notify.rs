@@ -25,17 +25,26 @@ pub struct Note {
     pub to_consent: bool,
 }
 
+/// Outside text made inert, and plain for notification servers that read
+/// markup in the body (`&`, `<`, `>` escaped).
+fn plain(text: &str) -> String {
+    inert(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The notification an audit event deserves, if any.
 pub fn note_for(event: &AuditEvent) -> Option<Note> {
-    let agent = inert(
+    let agent = plain(
         event
             .agent
             .as_deref()
             .or(event.client_id.as_deref())
             .unwrap_or("An agent"),
     );
-    let server = inert(event.server.as_deref().unwrap_or("a server"));
-    let tool = inert(event.tool.as_deref().unwrap_or("a tool"));
+    let server = plain(event.server.as_deref().unwrap_or("a server"));
+    let tool = plain(event.tool.as_deref().unwrap_or("a tool"));
     let (title, body, to_consent) = match event.kind {
         EventKind::ConsentRequested if event.detail["step_up"].is_string() => (
             format!("{agent} asks for more tools"),
@@ -60,7 +69,7 @@ pub fn note_for(event: &AuditEvent) -> Option<Note> {
         EventKind::ProgramMismatch => {
             let by = event.detail["used_by"]
                 .as_str()
-                .map_or("an executable it may not read".into(), inert);
+                .map_or("an executable it may not read".into(), plain);
             let verb = if event.detail["refused"] == true {
                 "was refused"
             } else {
@@ -208,6 +217,15 @@ mod tests {
         ))
         .unwrap();
         assert!(mismatch.body.contains("/usr/bin/python3") && mismatch.body.contains("refused"));
+        let markup = note_for(&event(
+            EventKind::ProgramMismatch,
+            json!({"used_by": "/tmp/<b>x</b>&"}),
+        ))
+        .unwrap();
+        assert!(
+            markup.body.contains("/tmp/&lt;b&gt;x&lt;/b&gt;&amp;"),
+            "{markup:?}"
+        );
         assert!(!mismatch.to_consent);
         assert_eq!(note_for(&event(EventKind::ToolCall, json!({}))), None);
     }

@@ -50,6 +50,16 @@ fn notify(app: &AppHandle, event: &AuditEvent, coalescer: &mut crate::notify::Co
     let Some(note) = crate::notify::note_for(event) else {
         return;
     };
+    // A request the agent's rules decided at once needs no one.
+    if let Some(request) = event.detail["request"].as_str() {
+        let gh = &app.state::<crate::state::Desktop>().gh;
+        let waiting = gh
+            .pending()
+            .is_ok_and(|p| p.iter().any(|i| i.id.to_string() == request));
+        if !waiting {
+            return;
+        }
+    }
     if app
         .webview_windows()
         .values()

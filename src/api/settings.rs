@@ -119,13 +119,17 @@ impl Gatehouse {
         crate::config::edit::write(&path, &doc).map_err(Error::bad_request)?;
         self.reload_from_file(actor)?;
         let settings = self.settings();
-        let port_changed = change.port.is_some() && settings.port != settings.listening_port;
-        let restart_needed = port_changed.then(|| {
-            format!(
-                "Gatehouse listens on port {} until it is restarted; then on {}",
+        let restart_needed = match change.port {
+            Some(_) if settings.port_from_command_line => Some(format!(
+                "Gatehouse was started with --port {}, which wins over the file's port {}",
                 settings.listening_port, settings.port
-            )
-        });
+            )),
+            Some(port) if port != settings.listening_port => Some(format!(
+                "Gatehouse listens on port {} until it is restarted; then on {port}",
+                settings.listening_port
+            )),
+            _ => None,
+        };
         Ok(SettingsChanged {
             settings,
             restart_needed,

@@ -367,6 +367,10 @@ impl Gateway {
                     let detail = json!({"held_call": call_id});
                     return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
                 }
+                if let Some(why) = self.pauses.refusal(&call.access.client_id) {
+                    let detail = json!({"held_call": call_id, "paused": true});
+                    return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
+                }
                 self.forward(call, req, pins, Some(call_id)).await
             }
             Ok(Verdict::Denied { call_id, why }) => {

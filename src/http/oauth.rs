@@ -194,8 +194,7 @@ pub async fn token(
         .is_some_and(|t| t == "authorization_code");
     if let (true, Some(code)) = (code_exchange, form.get("code")) {
         // A code the agent's rules approved comes back only from its program.
-        let seen = peer.program().await;
-        if let Err(e) = programs::may_redeem(g.auth(), code, seen.as_ref(), now) {
+        if let Err(e) = programs::may_redeem(g.auth(), code, &peer, now).await {
             return e.into_response();
         }
     }

@@ -66,32 +66,36 @@ pub fn redeemed(
 
 /// Before a code is redeemed: a code the agent's rules approved must come
 /// back from the program that registered the agent. Another program's
-/// attempt spends the code, is audited, and gets `invalid_grant`.
-pub fn may_redeem(
+/// attempt spends the code, is audited, and gets `invalid_grant`. (The peer
+/// is looked up only for such a code.)
+pub async fn may_redeem(
     auth: &AuthServer,
     code: &str,
-    seen: Option<&Program>,
+    peer: &Peer,
     now: UnixMs,
 ) -> Result<(), super::OAuthError> {
     let code_hash = crypto::hash(code);
-    let refused = auth.store.write(|tx| {
-        let Some(row) = tokens::get_code(tx.conn(), &code_hash)? else {
-            return Ok(None);
+    let by_rule = auth.store.read(|c| {
+        let Some(row) = tokens::get_code(c, &code_hash)? else {
+            return Ok::<_, StoreError>(None);
         };
-        let by_rule = crate::store::consent::get(tx.conn(), &row.request_id)?
-            .and_then(|r| r.decided_by)
-            .is_some_and(|d| d.starts_with("rule "));
-        if !by_rule {
+        let decided_by = crate::store::consent::get(c, &row.request_id)?.and_then(|r| r.decided_by);
+        if !decided_by.is_some_and(|d| d.starts_with("rule ")) {
             return Ok(None);
         }
-        let registered = programs::get(tx.conn(), Owner::Client(&row.client_id))?;
-        let same = match (&registered, seen) {
-            (Some(r), Some(s)) => r.same_program(s),
-            _ => false,
-        };
-        if same {
-            return Ok(None);
+        let registered = programs::get(c, Owner::Client(&row.client_id))?;
+        Ok(Some((row, registered)))
+    })?;
+    let Some((row, registered)) = by_rule else {
+        return Ok(());
+    };
+    let seen = peer.program().await;
+    if let (Some(r), Some(s)) = (&registered, &seen) {
+        if r.same_program(s) {
+            return Ok(());
         }
+    }
+    auth.store.write(|tx| {
         tokens::use_code(tx.conn(), &code_hash, now)?;
         tx.record(
             NewEvent::new(EventKind::ProgramMismatch, Outcome::Denied)
@@ -99,20 +103,15 @@ pub fn may_redeem(
                 .grant(&row.grant_id)
                 .detail(json!({
                     "granted_to": registered.and_then(|r| r.exe),
-                    "used_by": seen.and_then(|s| s.exe.clone()),
+                    "used_by": seen.and_then(|s| s.exe),
                     "refused": true, "code_from_rules": true,
                 })),
             now,
-        )?;
-        Ok::<_, StoreError>(Some(()))
-    });
-    match refused {
-        Ok(None) => Ok(()),
-        Ok(Some(())) => Err(super::OAuthError::invalid_grant(
-            "this code was approved by the agent's rules for the program that registered it; another program presented it, and it is spent",
-        )),
-        Err(e) => Err(e.into()),
-    }
+        )
+    })?;
+    Err(super::OAuthError::invalid_grant(
+        "this code was approved by the agent's rules for the program that registered it; another program presented it, and it is spent",
+    ))
 }
 
 /// Compares the program presenting a token on this connection with the
@@ -125,9 +124,14 @@ pub async fn check(
     peer: &Peer,
     now: UnixMs,
 ) -> Result<(), BearerError> {
-    let Some(seen) = peer.program().await else {
-        return Ok(());
-    };
+    // Not identified (another OS user's process, one that hides itself, a
+    // connection already gone): an unknown program, which is not the grant's.
+    let seen = peer.program().await.unwrap_or(Program {
+        pid: 0,
+        exe: None,
+        cmdline: String::new(),
+        started_by: Vec::new(),
+    });
     let grant_id = access.grant.id.clone();
     let granted = peer.memo(&grant_id, || {
         auth.store
@@ -140,7 +144,7 @@ pub async fn check(
             return Err(BearerError::Invalid("token could not be checked"));
         }
     };
-    access.program = Some(seen.clone());
+    access.program = (seen.pid != 0).then(|| seen.clone());
     let Some(granted) = granted else {
         return Ok(());
     };

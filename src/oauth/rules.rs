@@ -18,6 +18,7 @@ use super::consent::{self, AskChoice, DecisionError, DurationChoice, ToolChoice}
 use super::AuthServer;
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
+use crate::config::DefaultDuration;
 use crate::crypto;
 use crate::store::consent::ConsentRequest;
 use crate::store::programs::Owner;
@@ -82,7 +83,12 @@ pub fn apply(
     })?;
     // Rules stand in for the person only for the program that registered the
     // agent (its code must come back from it: `programs::may_redeem`).
-    if rules.is_empty() || program.is_none_or(|p| p.exe.is_none()) {
+    // Nor for a step-up: approving one widens the grant in force at once,
+    // before anyone has shown they are the agent; the person decides those.
+    if rules.is_empty()
+        || program.is_none_or(|p| p.exe.is_none())
+        || request.base_grant_id.is_some()
+    {
         return Ok(Applied::Undecided);
     }
     let decided = choices(&rules, &request.server, &request.tools);
@@ -106,62 +112,48 @@ pub fn apply(
         consent::deny(auth, &request.id, &actor, now)?;
         return Ok(Applied::Denied);
     }
+    // For as long as the window would have offered first (the Settings' default).
+    let duration = match auth.config.get().default_duration {
+        DefaultDuration::Once => DurationChoice::Once,
+        DefaultDuration::Hour => DurationChoice::For(crate::clock::HOUR),
+        DefaultDuration::Day => DurationChoice::For(24 * crate::clock::HOUR),
+        DefaultDuration::Forever => DurationChoice::Forever,
+    };
     consent::approve(
         auth,
         &request.id,
         &ToolChoice::Only(granted),
         &AskChoice::Only(ask),
-        DurationChoice::Forever,
+        duration,
         &actor,
         now,
     )?;
     Ok(Applied::Approved)
 }
 
-/// The rules that remember the person's choices on a request: one per risk
-/// class where every tool of that class got the same choice, one per tool
-/// where they differ. `granted` and `ask` are what was approved.
+/// The rules that remember the person's choices on a request: one per tool
+/// it asked about (allow, ask each call, or don't allow). A rule for a whole
+/// risk class is only ever made on purpose (`gatehouse rules add`, Settings):
+/// a class comes from annotations the server chooses, and a tool the server
+/// adds later must not be covered by a choice about other tools.
 pub fn remembered(
     tools: &[ToolInfo],
     granted: &[String],
     ask: &[String],
 ) -> Vec<(RuleTarget, RuleAction)> {
-    let action_of = |t: &ToolInfo| {
-        if !granted.contains(&t.name) {
-            RuleAction::Deny
-        } else if ask.contains(&t.name) {
-            RuleAction::Ask
-        } else {
-            RuleAction::Allow
-        }
-    };
-    let mut out = Vec::new();
-    for risk in crate::tools::Risk::ALL {
-        let of_risk: Vec<&ToolInfo> = tools
-            .iter()
-            .filter(|t| t.is_tool() && t.risk == risk)
-            .collect();
-        let Some(first) = of_risk.first() else {
-            continue;
-        };
-        let action = action_of(first);
-        if of_risk.iter().all(|t| action_of(t) == action) {
-            out.push((RuleTarget::Risk(risk), action));
-        } else {
-            out.extend(
-                of_risk
-                    .iter()
-                    .map(|t| (RuleTarget::Tool(t.name.clone()), action_of(t))),
-            );
-        }
-    }
-    out.extend(
-        tools
-            .iter()
-            .filter(|t| !t.is_tool())
-            .map(|t| (RuleTarget::Tool(t.name.clone()), action_of(t))),
-    );
-    out
+    tools
+        .iter()
+        .map(|t| {
+            let action = if !granted.contains(&t.name) {
+                RuleAction::Deny
+            } else if ask.contains(&t.name) {
+                RuleAction::Ask
+            } else {
+                RuleAction::Allow
+            };
+            (RuleTarget::Tool(t.name.clone()), action)
+        })
+        .collect()
 }
 
 /// A rule for an agent, kept and audited. A rule with the same agent,
@@ -311,23 +303,20 @@ mod tests {
     }
 
     #[test]
-    fn remembering_keeps_a_class_together_and_names_the_odd_ones() {
+    fn remembering_names_each_tool_asked_about() {
         let tools = [
             tool("read", Risk::Read),
-            tool("peek", Risk::Read),
             tool("rm", Risk::Destructive),
-            tool("edit", Risk::Write),
             tool("write", Risk::Write),
         ];
-        let granted = ["read", "peek", "rm", "edit"].map(String::from);
+        let granted = ["read", "rm"].map(String::from);
         let remembered = remembered(&tools, &granted, &["rm".to_string()]);
         assert_eq!(
             remembered,
             [
-                (RuleTarget::Risk(Risk::Read), RuleAction::Allow),
-                (RuleTarget::Tool("edit".into()), RuleAction::Allow),
+                (RuleTarget::Tool("read".into()), RuleAction::Allow),
+                (RuleTarget::Tool("rm".into()), RuleAction::Ask),
                 (RuleTarget::Tool("write".into()), RuleAction::Deny),
-                (RuleTarget::Risk(Risk::Destructive), RuleAction::Ask),
             ]
         );
     }

@@ -96,7 +96,7 @@ async fn a_rule_decides_what_it_covers_and_leaves_the_rest_to_the_person() {
         .collect();
     assert!(
         kept.contains(&(
-            serde_json::json!({"kind": "risk", "value": "destructive"}),
+            serde_json::json!({"kind": "tool", "value": "delete_note"}),
             "ask".into(),
             "demo".into()
         )),

@@ -29,8 +29,9 @@ fn settings_are_written_kept_and_in_force_at_once() {
         "7499",
     ]);
     assert!(said.contains("consent timeout         120 s"), "{said}");
+    // The test starts Gatehouse with --port, which wins over the file's port.
     assert!(
-        said.contains("until it is restarted; then on 7499"),
+        said.contains("which wins over the file's port 7499"),
         "{said}"
     );
     let text = std::fs::read_to_string(gh.config_path()).unwrap();
