@@ -91,15 +91,28 @@ async fn log_in(gh: &Serve, name: &str) -> String {
         .unwrap()
 }
 
-fn play_browser(data_dir: &Path, base: &str, name: &str) -> String {
-    let mut cli = Command::new(gatehouse_bin())
+/// `gatehouse servers login <name> --no-browser`, its output piped.
+fn login_cli(data_dir: &Path, name: &str) -> std::process::Child {
+    Command::new(gatehouse_bin())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["servers", "login", name, "--no-browser"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// A browser that shows each redirect instead of following it.
+fn browser() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn play_browser(data_dir: &Path, base: &str, name: &str) -> String {
+    let mut cli = login_cli(data_dir, name);
     let mut out = BufReader::new(cli.stdout.take().unwrap());
     let mut said = String::new();
     let url = loop {
@@ -110,10 +123,7 @@ fn play_browser(data_dir: &Path, base: &str, name: &str) -> String {
             break line.trim().to_string();
         }
     };
-    let browser = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = browser();
     let to_authorize = browser.get(&url).send().unwrap();
     assert_eq!(
         to_authorize.status(),
@@ -441,23 +451,13 @@ async fn a_hostile_server_gets_a_clear_refusal_and_the_rest_runs_on() {
 /// `gatehouse servers login <name> --no-browser` when the login must fail:
 /// plays the browser if a URL is printed, and returns what the CLI said.
 fn failed_login(data_dir: &Path, base: &str, name: &str) -> String {
-    let mut cli = Command::new(gatehouse_bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["servers", "login", name, "--no-browser"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cli = login_cli(data_dir, name);
     let mut out = BufReader::new(cli.stdout.take().unwrap());
     let mut said = String::new();
     let mut line = String::new();
     while out.read_line(&mut line).unwrap() > 0 {
         if line.starts_with("http") {
-            let browser = reqwest::blocking::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
+            let browser = browser();
             let to_authorize = browser.get(line.trim()).send().unwrap();
             let back = to_authorize.headers()["location"]
                 .to_str()
