@@ -7,8 +7,9 @@
 //!    server (grants of 1 and 5 tools) and on a 200-tool upstream, `tools/list` of a
 //!    1,000-tool upstream (grants of 1,000 and 1). A no-op axum handler shows what
 //!    HTTP alone costs. Cases run interleaved in blocks so load changes hit all alike.
-//! 2. In-process cost of single steps: bearer check, reading a grant's pins, policy,
-//!    list filter, pin hashes, JSON round trip, audit write, a refresh and an
+//! 2. In-process cost of single steps: bearer check + policy (among the run's
+//!    live tokens and among 100,000 more; grants of 5 and 1,000 tools), list
+//!    filter, pin hashes, JSON round trip, audit write, a refresh and an
 //!    introspection (the store work behind those two endpoints).
 //! 3. Requests/s of `/token` (refresh_token grant, one rotation chain per worker)
 //!    and `/introspect` (confidential client) vs. a no-op axum handler in the same
@@ -337,38 +338,32 @@ impl Bench<'_> {
     fn in_process(&self, tokens: &[String], chain: Agent, rs: (&str, &str)) -> Result<Steps> {
         let (gh, n) = (self.gh.gatehouse().as_ref(), self.s.calls);
         let mut out: Steps = Vec::new();
-        for (token, server, tools) in [(&tokens[2], "demo", 5), (&tokens[7], "tools1000", 1000)] {
-            let bearer = || {
-                bench::bearer_check(gh, token, server)
-                    .map_err(|e| anyhow!("bearer check failed: {e}"))
-            };
-            let (grant_id, count) = bearer()?;
-            ensure!(count == tools, "unexpected grant");
-            out.push((
-                format!("bearer check, grant of {tools} tools"),
-                micro(n, bearer, ok)?,
-            ));
-            let read = || bench::read_pins(gh, &grant_id).map_err(|e| anyhow!(e));
-            let check = |pins: usize| expect(pins == tools, "pins missing");
-            out.push((
-                format!("read the pins of a grant of {tools} tools"),
-                micro(n, read, check)?,
-            ));
+        // Bearer check + policy: what every request pays before it goes on,
+        // among the live tokens the run made, then among 100,000 more.
+        let cases = [
+            (&tokens[2], "demo", 5, "read_note"),
+            (&tokens[7], "tools1000", 1000, "tool_0999"),
+        ];
+        for extra in [0, 100_000] {
+            if extra > 0 {
+                bench::add_live_tokens(gh, &tokens[2], extra).map_err(|e| anyhow!(e))?;
+            }
+            let (live, _) = bench::live_size(gh);
+            for (token, server, tools, tool) in cases {
+                let params = json!({"name": tool, "arguments": {"title": "welcome"}});
+                let authorize = || {
+                    bench::authorize_call(gh, token, server, tool, &params)
+                        .map_err(|e| anyhow!("refused: {e}"))
+                };
+                let check = |count: usize| expect(count == tools, "unexpected grant");
+                out.push((
+                    format!("bearer check + policy, grant of {tools} tools, {live} live tokens"),
+                    micro(n, authorize, check)?,
+                ));
+            }
         }
-        let granted: Vec<String> = (0..1000).map(|i| format!("tool_{i:04}")).collect();
-        let params = json!({"name": "tool_0199", "arguments": {"id": "x"}});
-        let decide = || {
-            Ok(bench::policy_allows_call(
-                &granted[..200],
-                "tool_0199",
-                &params,
-            ))
-        };
-        let check = |allowed| expect(allowed, "refused");
-        out.push((
-            "policy check of tools/call, grant of 200".into(),
-            micro(n, decide, check)?,
-        ));
+        let granted: std::collections::HashSet<String> =
+            (0..1000).map(|i| format!("tool_{i:04}")).collect();
         let list = json!({"tools": fake_tools(1000)});
         let result = RefCell::new(list.clone());
         // The grant part of the gateway's filter_listing (which also checks each pin).

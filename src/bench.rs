@@ -15,7 +15,6 @@ use crate::clock;
 use crate::gateway::{pinning, policy};
 use crate::oauth::client_auth::PresentedCredentials;
 use crate::oauth::{bearer, token};
-use crate::store::pins;
 
 fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -24,36 +23,38 @@ fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// The gateway's bearer check; returns the grant's id and tool count.
-pub fn bearer_check(g: &Gatehouse, token: &str, server: &str) -> Result<(String, usize), String> {
+/// What every agent request pays before anything else: the bearer check
+/// and the policy's decision on a `tools/call` of `tool`. Returns the
+/// grant's tool count, or why it would not go upstream.
+pub fn authorize_call(
+    g: &Gatehouse,
+    token: &str,
+    server: &str,
+    tool: &str,
+    params: &Value,
+) -> Result<usize, String> {
     let access = bearer::authenticate(g.auth(), token, server, clock::now())
         .map_err(|e| format!("{e:?}"))?;
-    Ok((access.grant.id, access.grant.tools.len()))
+    match policy::check_request(
+        "tools/call",
+        Some(params),
+        &policy::Grantee::of(&access.live),
+    ) {
+        policy::Decision::Call(t) if t == tool => Ok(access.grant().tools.len()),
+        other => Err(format!("{other:?}")),
+    }
 }
 
-/// Reads every pin of a grant (what a `tools/list` reads); returns how many.
-pub fn read_pins(g: &Gatehouse, grant_id: &str) -> Result<usize, String> {
-    let pins = g.store().read(|c| pins::heads_for_grant(c, grant_id));
-    pins.map(|p| p.len()).map_err(|e| e.to_string())
-}
-
-/// The policy's decision on a `tools/call` of `tool` for a grant of `granted`:
-/// whether it may go upstream.
-pub fn policy_allows_call(granted: &[String], tool: &str, params: &Value) -> bool {
-    let grantee = policy::Grantee {
-        tools: granted,
-        ask: &[],
-        suspended: &[],
-    };
-    policy::check_request("tools/call", Some(params), &grantee)
-        == policy::Decision::Call(tool.to_string())
+/// How many live tokens and grants the gateway holds in memory.
+pub fn live_size(g: &Gatehouse) -> (usize, usize) {
+    g.store().live().size()
 }
 
 /// The grant part of filtering a `tools/list` result, in place.
-pub fn filter_listing(result: &mut Value, granted: &[String]) {
+pub fn filter_listing(result: &mut Value, granted: &std::collections::HashSet<String>) {
     policy::filter_tools_list(result, |tool| {
         let name = tool.get("name").and_then(Value::as_str);
-        name.is_some_and(|name| granted.iter().any(|g| g == name))
+        name.is_some_and(|name| granted.contains(name))
     });
 }
 
@@ -122,5 +123,33 @@ pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<
         ..Default::default()
     };
     token::introspect(g.auth(), &form(&[("token", token)]), &creds, clock::now())
+        .map_err(|e| e.to_string())
+}
+
+/// Issues `n` more live access tokens for the grant of `token` (as /token
+/// stores them, in one transaction), so the bearer check runs among many.
+pub fn add_live_tokens(g: &Gatehouse, token: &str, n: usize) -> Result<(), String> {
+    use crate::store::tokens::{self, TokenKind, TokenRow};
+    let hash = crate::crypto::hash(token);
+    let row = g
+        .store()
+        .read(|c| tokens::get_token(c, &hash))
+        .map_err(|e| e.to_string())?
+        .ok_or("unknown token")?;
+    let now = clock::now();
+    g.store()
+        .write(|tx| {
+            for i in 0..n {
+                let t = TokenRow {
+                    token_hash: crate::crypto::hash(&format!("bench-{i}-{token}")),
+                    kind: TokenKind::Access,
+                    issued_at: now,
+                    expires_at: now + 3_600_000,
+                    ..row.clone()
+                };
+                tokens::insert_token(tx.conn(), &t)?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
         .map_err(|e| e.to_string())
 }

@@ -113,7 +113,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         .context("cannot read or make the key that seals the audit log")?;
     let db_path = data_dir.join(DB_FILE);
     let store = Arc::new(
-        Store::open(&db_path, audit_key)
+        Store::open(&db_path, audit_key, clock::now())
             .with_context(|| format!("cannot open the database {}", db_path.display()))?,
     );
     // The database and its WAL files SQLite just created: 0600.
@@ -262,6 +262,9 @@ fn note_audit_head(
 fn sweep(g: &Gatehouse, now: clock::UnixMs) {
     if let Err(e) = g.store().checkpoint() {
         tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+    if let Err(e) = g.store().upkeep_live(now) {
+        tracing::error!(error = %e, "loading the live authorization state failed");
     }
     if let Err(e) = consent::expire_overdue(g.auth(), now) {
         tracing::error!(error = %e, "expiring consent requests failed");

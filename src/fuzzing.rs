@@ -105,11 +105,18 @@ pub fn jsonrpc_policy(data: &[u8]) {
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
         return;
     };
-    let tools = ["read".to_string(), "ask".to_string(), "changed".to_string()];
+    let set = |items: &[&str]| -> std::collections::HashSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    };
+    let (tools, ask, suspended) = (
+        set(&["read", "ask", "changed"]),
+        set(&["ask"]),
+        set(&["changed"]),
+    );
     let grantee = policy::Grantee {
         tools: &tools,
-        ask: &tools[1..2],
-        suspended: &tools[2..],
+        ask: &ask,
+        suspended: &suspended,
     };
     let params = msg.get("params");
     let named = params

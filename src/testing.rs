@@ -30,8 +30,17 @@ pub const REDIRECT: &str = "http://127.0.0.1:8976/callback";
 /// An authorization server on port 7390 over an in-memory store, fronting
 /// the servers of `toml` (the demo server when empty).
 pub fn auth_server(toml: &str) -> AuthServer {
+    auth_server_with(Store::open_in_memory().unwrap(), toml)
+}
+
+/// An authorization server for the demo server over `store`.
+pub fn auth_server_on(store: Store) -> AuthServer {
+    auth_server_with(store, "")
+}
+
+fn auth_server_with(store: Store, toml: &str) -> AuthServer {
     AuthServer {
-        store: Arc::new(Store::open_in_memory().unwrap()),
+        store: Arc::new(store),
         config: crate::config::Live::new({
             // The demo server unless the test names its own.
             let mut config = Config::parse(toml, Path::new("t.toml")).unwrap();

@@ -5,7 +5,6 @@
 //! audited with its outcome, its duration and the held call that allowed it.
 #![allow(clippy::disallowed_methods)] // an edge: calls are timed and audited as they end
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,6 @@ use super::{jsonrpc, pinning, policy, Gateway, McpError, Reply};
 use crate::audit::{summarize_arguments, EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
-use crate::store::pins::Pin;
 use crate::store::Store;
 
 /// Argument summaries in the audit log are cut at this size.
@@ -111,7 +109,6 @@ impl Gateway {
         &self,
         call: &Call<'_>,
         req: ClientRequest,
-        pins: Vec<Pin>,
         held_call: Option<String>,
     ) -> Reply {
         let started = Instant::now();
@@ -148,7 +145,7 @@ impl Gateway {
                 let done = jsonrpc::is_response(&m);
                 if done && method == "tools/list" {
                     if let Some(result) = m.get_mut("result") {
-                        filter_listing(&store, &session, &access, &pins, result, clock::now());
+                        filter_listing(&store, &session, &access, result, clock::now());
                     }
                 }
                 if let (true, Some((tool, detail))) = (done, &tool_call) {
@@ -202,14 +199,12 @@ fn filter_listing(
     store: &Store,
     session: &Session,
     access: &AccessGrant,
-    pins: &[Pin],
     result: &mut Value,
     now: UnixMs,
 ) {
-    let granted: HashSet<&str> = access.grant.tools.iter().map(String::as_str).collect();
-    let pins: HashMap<&str, &Pin> = pins.iter().map(|p| (p.tool.as_str(), p)).collect();
+    let (granted, pins) = (&access.live.tools, &access.live.pins);
     let mut seen = Vec::new();
-    let may_ask_more = access.grant.may_ask_more;
+    let may_ask_more = access.grant().may_ask_more;
     policy::filter_tools_list(result, |tool| {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
@@ -225,11 +220,11 @@ fn filter_listing(
         let current = pinning::pinned_fields(tool);
         let verdict = match pins.get(name.as_str()) {
             None => true,
-            Some(pin) if pin.suspended_at.is_some() => false,
+            Some(pin) if pin.suspended => false,
             Some(pin) if pinning::pin_hash(&current) == pin.hash => true,
-            Some(pin) => {
+            Some(_) => {
                 if let Err(e) =
-                    pinning::record_change(store, access, &session.server, pin, &current, now)
+                    pinning::record_change(store, access, &session.server, &name, &current, now)
                 {
                     tracing::error!(error = %e, "could not record a changed tool");
                 }
@@ -281,7 +276,7 @@ impl CallEvent<'_> {
             .client(&self.access.client_id)
             .server(self.server)
             .tool(self.tool)
-            .grant(&self.access.grant.id)
+            .grant(&self.access.grant().id)
             .detail(detail);
         if let Some(elapsed) = elapsed {
             event = event.duration_ms(elapsed.as_millis() as i64);

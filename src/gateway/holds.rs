@@ -45,7 +45,7 @@ impl Holds {
             id: crypto::short_id("hc_"),
             client_id: access.client_id.clone(),
             server: server.to_string(),
-            grant_id: access.grant.id.clone(),
+            grant_id: access.grant().id.clone(),
             tool: tool.to_string(),
             arguments,
             status: CallStatus::Pending,

@@ -10,7 +10,7 @@ use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto;
 use crate::oauth::bearer::AccessGrant;
-use crate::store::pins::{self, Pin, ReviewStatus, ToolReview};
+use crate::store::pins::{self, ReviewStatus, ToolReview};
 use crate::store::{Store, StoreError};
 
 /// The fields of a tool definition that a pin covers: what the person (and the
@@ -48,24 +48,26 @@ pub fn record_change(
     store: &Store,
     access: &AccessGrant,
     server: &str,
-    pin: &Pin,
+    tool: &str,
     new_definition: &Value,
     now: UnixMs,
 ) -> Result<String, StoreError> {
+    let grant_id = &access.grant().id;
     store.write(|tx| {
-        if let Some(open) = pins::pending_review(tx.conn(), &pin.grant_id, &pin.tool)? {
+        if let Some(open) = pins::pending_review(tx.conn(), grant_id, tool)? {
             return Ok(open.id);
         }
-        // The pin as stored (a listing reads pins without their definitions).
-        let old_definition = pins::for_tool(tx.conn(), &pin.grant_id, &pin.tool)?
-            .map_or_else(|| pin.definition.clone(), |p| p.definition);
-        pins::suspend(tx.conn(), &pin.grant_id, &pin.tool, now)?;
+        let Some(pin) = pins::for_tool(tx.conn(), grant_id, tool)? else {
+            return Err(StoreError::Corrupt(format!("no pin of {tool:?} to review")));
+        };
+        let old_definition = pin.definition;
+        pins::suspend(tx.conn(), grant_id, tool, now)?;
         let review = ToolReview {
             id: crypto::short_id("tr_"),
-            grant_id: pin.grant_id.clone(),
+            grant_id: grant_id.clone(),
             client_id: access.client_id.clone(),
             server: server.to_string(),
-            tool: pin.tool.clone(),
+            tool: tool.to_string(),
             old_definition: old_definition.clone(),
             new_definition: new_definition.clone(),
             new_hash: pin_of(new_definition),
@@ -79,8 +81,8 @@ pub fn record_change(
             NewEvent::new(EventKind::ToolChanged, Outcome::Denied)
                 .client(&access.client_id)
                 .server(server)
-                .tool(&pin.tool)
-                .grant(&pin.grant_id)
+                .tool(tool)
+                .grant(grant_id)
                 .detail(json!({"review": review.id, "changes": describe_change(&old_definition, new_definition)})),
             now,
         )?;

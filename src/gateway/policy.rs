@@ -3,22 +3,33 @@
 //! real tool the agent was never granted, answered with a step-up challenge)
 //! before it can reach the upstream.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Value};
 
+use crate::store::live::LiveGrant;
 use crate::tools::{PROMPTS, RESOURCES};
 
 /// What the agent holds on this server.
 pub struct Grantee<'a> {
-    pub tools: &'a [String],
+    pub tools: &'a HashSet<String>,
     /// Granted tools whose every call is held for the person.
-    pub ask: &'a [String],
+    pub ask: &'a HashSet<String>,
     /// Granted tools blocked because their definition changed upstream.
-    pub suspended: &'a [String],
+    pub suspended: &'a HashSet<String>,
 }
 
-impl Grantee<'_> {
+impl<'a> Grantee<'a> {
+    pub fn of(grant: &'a LiveGrant) -> Grantee<'a> {
+        Grantee {
+            tools: &grant.tools,
+            ask: &grant.ask,
+            suspended: &grant.suspended,
+        }
+    }
+
     fn has(&self, item: &str) -> bool {
-        self.tools.iter().any(|t| t == item)
+        self.tools.contains(item)
     }
 }
 
@@ -106,12 +117,12 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
     if name.starts_with('@') || !grantee.has(name) {
         return Decision::StepUp(name.to_string());
     }
-    if grantee.suspended.iter().any(|s| s == name) {
+    if grantee.suspended.contains(name) {
         return Decision::Refuse(format!(
             "tool {name:?} changed on the server since it was approved; it is blocked until the user re-approves it"
         ));
     }
-    if grantee.ask.iter().any(|a| a == name) {
+    if grantee.ask.contains(name) {
         Decision::Hold(name.to_string())
     } else {
         Decision::Call(name.to_string())
@@ -151,7 +162,11 @@ pub fn mark_askable(tool: &mut Value) {
 mod tests {
     use super::*;
 
-    fn grantee<'a>(tools: &'a [String], ask: &'a [String], suspended: &'a [String]) -> Grantee<'a> {
+    fn grantee<'a>(
+        tools: &'a HashSet<String>,
+        ask: &'a HashSet<String>,
+        suspended: &'a HashSet<String>,
+    ) -> Grantee<'a> {
         Grantee {
             tools,
             ask,
@@ -159,11 +174,15 @@ mod tests {
         }
     }
 
+    fn set(items: &[&str]) -> HashSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn calls_only_granted_tools() {
-        let tools = vec!["read".to_string(), "rm".to_string(), "changed".to_string()];
-        let ask = vec!["rm".to_string()];
-        let suspended = vec!["changed".to_string()];
+        let tools = set(&["read", "rm", "changed"]);
+        let ask = set(&["rm"]);
+        let suspended = set(&["changed"]);
         let g = grantee(&tools, &ask, &suspended);
         let call = |p: Value| check_request("tools/call", Some(&p), &g);
         assert_eq!(
@@ -197,8 +216,8 @@ mod tests {
 
     #[test]
     fn resources_and_prompts_are_granted_like_tools() {
-        let none: Vec<String> = vec![];
-        let with = vec![RESOURCES.to_string()];
+        let none = set(&[]);
+        let with = set(&[RESOURCES]);
         let g = grantee(&none, &none, &none);
         assert_eq!(
             check_request("resources/list", None, &g),

@@ -19,7 +19,6 @@ use super::{pinning, policy, Gateway, McpError, Reply};
 use crate::audit::{redact, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
-use crate::store::pins::{self, Pin};
 
 /// The parts of an MCP POST the gateway needs.
 pub struct Incoming<'a> {
@@ -219,26 +218,7 @@ impl Gateway {
         headers: &UpstreamHeaders,
         now: UnixMs,
     ) -> Reply {
-        let pins = match self.pins_for(access, &req) {
-            Ok(p) => p,
-            Err(e) => {
-                return McpError::Internal {
-                    id: req.id,
-                    message: e.to_string(),
-                }
-                .into()
-            }
-        };
-        let suspended: Vec<String> = pins
-            .iter()
-            .filter(|p| p.suspended_at.is_some())
-            .map(|p| p.tool.clone())
-            .collect();
-        let grantee = policy::Grantee {
-            tools: &access.grant.tools,
-            ask: &access.grant.ask_tools,
-            suspended: &suspended,
-        };
+        let grantee = policy::Grantee::of(&access.live);
         let call = Call {
             session,
             access,
@@ -252,7 +232,7 @@ impl Gateway {
             }
         }
         match policy::check_request(&req.method, req.params(), &grantee) {
-            policy::Decision::Forward => self.forward(&call, req, pins, None).await,
+            policy::Decision::Forward => self.forward(&call, req, None).await,
             policy::Decision::Answer(result) => Reply::Messages {
                 session_id: None,
                 messages: one(json!({"jsonrpc": "2.0", "id": req.id, "result": result})),
@@ -263,35 +243,17 @@ impl Gateway {
             }
             policy::Decision::StepUp(tool) => self.step_up(&call, &req, tool, now).await,
             policy::Decision::Call(tool) => {
-                if let Err(why) = self.check_pin(&call, &tool, &pins, now).await {
+                if let Err(why) = self.check_pin(&call, &tool, now).await {
                     return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
                 }
-                self.forward(&call, req, pins, None).await
+                self.forward(&call, req, None).await
             }
             policy::Decision::Hold(tool) => {
-                if let Err(why) = self.check_pin(&call, &tool, &pins, now).await {
+                if let Err(why) = self.check_pin(&call, &tool, now).await {
                     return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
                 }
-                self.hold(&call, req, tool, pins).await
+                self.hold(&call, req, tool).await
             }
-        }
-    }
-
-    /// The pins a request needs: all of them to filter a listing, the called
-    /// tool's for a call, none otherwise.
-    fn pins_for(
-        &self,
-        access: &AccessGrant,
-        req: &ClientRequest,
-    ) -> Result<Vec<Pin>, crate::store::StoreError> {
-        let grant_id = &access.grant.id;
-        match req.method.as_str() {
-            "tools/list" => self.store.read(|c| pins::heads_for_grant(c, grant_id)),
-            "tools/call" if !req.tool().is_empty() => self
-                .store
-                .read(|c| pins::for_tool(c, grant_id, req.tool()))
-                .map(|p| p.into_iter().collect()),
-            _ => Ok(Vec::new()),
         }
     }
 
@@ -314,7 +276,7 @@ impl Gateway {
             let why = format!("tool {tool:?} is not granted to this agent");
             return self.refuse(call, req, &tool, not_granted(req, why), json!({}), now);
         }
-        let mut items = call.access.grant.tools.clone();
+        let mut items = call.access.grant().tools.clone();
         items.push(tool.clone());
         let scope = crate::oauth::scope::scope_for_tools(&items);
         let message =
@@ -333,13 +295,7 @@ impl Gateway {
 
     /// An ask-every-time call: held until the person allows it (then sent, if
     /// the grant is still in force) or denies it (or nobody answers).
-    async fn hold(
-        &self,
-        call: &Call<'_>,
-        req: ClientRequest,
-        tool: String,
-        pins: Vec<Pin>,
-    ) -> Reply {
+    async fn hold(&self, call: &Call<'_>, req: ClientRequest, tool: String) -> Reply {
         // The person sees every argument (redacted where secret), never a cut.
         let shown = redact(req.arguments());
         let timeout = Duration::from_millis(self.config.get().consent_timeout_ms as u64);
@@ -360,8 +316,9 @@ impl Gateway {
                 let now = clock::now();
                 let in_force = self
                     .store
-                    .read(|c| crate::store::grants::get(c, &call.access.grant.id))
-                    .is_ok_and(|g| g.is_some_and(|g| g.is_active(now)));
+                    .live()
+                    .grant(&call.access.grant().id)
+                    .is_some_and(|g| g.grant.is_active(now));
                 if !in_force {
                     let why = "the grant was revoked while the call waited".to_string();
                     let detail = json!({"held_call": call_id});
@@ -371,7 +328,7 @@ impl Gateway {
                     let detail = json!({"held_call": call_id, "paused": true});
                     return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
                 }
-                self.forward(call, req, pins, Some(call_id)).await
+                self.forward(call, req, Some(call_id)).await
             }
             Ok(Verdict::Denied { call_id, why }) => {
                 let detail = json!({"held_call": call_id});
@@ -394,14 +351,8 @@ impl Gateway {
 
     /// Checks that a granted tool is still the one the person approved. A
     /// session that never listed tools lists them first (Gatehouse's own request).
-    async fn check_pin(
-        &self,
-        call: &Call<'_>,
-        tool: &str,
-        pins: &[Pin],
-        now: UnixMs,
-    ) -> Result<(), String> {
-        let Some(pin) = pins.iter().find(|p| p.tool == tool) else {
+    async fn check_pin(&self, call: &Call<'_>, tool: &str, now: UnixMs) -> Result<(), String> {
+        let Some(pin) = call.access.live.pins.get(tool) else {
             return Ok(());
         };
         let session = call.session;
@@ -421,7 +372,7 @@ impl Gateway {
             &self.store,
             call.access,
             &session.server,
-            pin,
+            tool,
             &current,
             now,
         )

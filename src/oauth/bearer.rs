@@ -1,23 +1,35 @@
 //! Bearer checks for the gateway (RFC 6750 §2.1; audience per RFC 8707):
 //! the token is an unexpired, unrevoked access token whose grant is in force,
-//! issued for the server it is presented to. Tokens are looked up by hash, so
-//! a revocation is effective on the very next request.
+//! issued for the server it is presented to. Tokens are looked up by hash in
+//! the store's live state ([`crate::store::live`]), which every write keeps
+//! current, so a revocation is effective on the very next request; only a
+//! token that is not live reads the database, to say why.
+
+use std::sync::Arc;
 
 use super::AuthServer;
 use crate::clock::UnixMs;
 use crate::crypto;
 use crate::store::grants::{self, Grant};
+use crate::store::live::LiveGrant;
 use crate::store::tokens::{self, TokenKind};
 
 /// Who a valid access token speaks for, and what it may use.
 #[derive(Debug, Clone)]
 pub struct AccessGrant {
     pub client_id: String,
-    pub grant: Grant,
+    /// The grant with its tool sets and pins, as of this request.
+    pub live: Arc<LiveGrant>,
     /// The program presenting the token, when known ([`super::programs::check`]).
     pub program: Option<crate::peer::Program>,
     /// The program the grant was given to, when another one presents it.
     pub granted_program: Option<crate::peer::Program>,
+}
+
+impl AccessGrant {
+    pub fn grant(&self) -> &Grant {
+        &self.live.grant
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +49,31 @@ pub fn authenticate(
     now: UnixMs,
 ) -> Result<AccessGrant, BearerError> {
     let hash = crypto::hash(token);
+    let holder = auth.store.live().access(&hash, now);
+    if let Some(holder) = holder {
+        if holder.grant.grant.server != server {
+            return Err(BearerError::Invalid("token was issued for another server"));
+        }
+        return Ok(AccessGrant {
+            client_id: holder.client_id.to_string(),
+            live: holder.grant,
+            program: None,
+            granted_program: None,
+        });
+    }
+    refused_why(auth, &hash, server, now)
+}
+
+/// Why a token that is not live was refused, read from the database. (Were
+/// it valid there, the live state missed a write: the database is the truth.)
+fn refused_why(
+    auth: &AuthServer,
+    hash: &str,
+    server: &str,
+    now: UnixMs,
+) -> Result<AccessGrant, BearerError> {
     let found: Result<_, crate::store::StoreError> = auth.store.read(|c| {
-        let Some(row) = tokens::get_token(c, &hash)? else {
+        let Some(row) = tokens::get_token(c, hash)? else {
             return Ok(None);
         };
         let grant = grants::get(c, &row.grant_id)?;
@@ -64,9 +99,17 @@ pub fn authenticate(
     if grant.server != server {
         return Err(BearerError::Invalid("token was issued for another server"));
     }
+    tracing::error!(grant = %grant.id, "a valid token was missing from the live state");
+    let live = auth
+        .store
+        .read(|c| LiveGrant::load(c, grant))
+        .map_err(|e| {
+            tracing::error!(error = %e, "store failure checking a bearer token");
+            BearerError::Invalid("token could not be checked")
+        })?;
     Ok(AccessGrant {
         client_id: row.client_id,
-        grant,
+        live: Arc::new(live),
         program: None,
         granted_program: None,
     })

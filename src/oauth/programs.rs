@@ -132,7 +132,7 @@ pub async fn check(
         cmdline: String::new(),
         started_by: Vec::new(),
     });
-    let grant_id = access.grant.id.clone();
+    let grant_id = access.grant().id.clone();
     let granted = peer.memo(&grant_id, || {
         auth.store
             .read(|c| programs::get(c, Owner::Grant(&grant_id)))
@@ -162,8 +162,8 @@ pub async fn check(
         };
         let event = NewEvent::new(EventKind::ProgramMismatch, outcome)
             .client(&access.client_id)
-            .server(&access.grant.server)
-            .grant(&access.grant.id)
+            .server(&access.grant().server)
+            .grant(&access.grant().id)
             .detail(json!({
                 "granted_to": granted.exe, "used_by": seen.exe, "pid": seen.pid,
                 "cmdline": seen.cmdline, "refused": bound,

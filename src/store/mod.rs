@@ -9,6 +9,7 @@ pub mod clients;
 pub mod consent;
 pub mod grants;
 pub mod held_calls;
+pub mod live;
 pub mod pauses;
 pub mod pins;
 pub mod programs;
@@ -47,24 +48,38 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_audit_text.sql"),
 ];
 
+/// Read connections (WAL readers do not wait for the writer or each other).
+const READERS: usize = 4;
+static NEXT_READER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub struct Store {
     /// Seals the audit log (`audit::chain`).
     key: Key,
     /// The one writer.
     conn: Mutex<Connection>,
     /// Readers do not wait for writers (WAL); an in-memory store has none.
-    reader: Option<Mutex<Connection>>,
+    readers: Vec<Mutex<Connection>>,
     /// Checkpoints the WAL off the request path ([`Store::checkpoint`]).
     checkpointer: Option<Mutex<Connection>>,
     events: broadcast::Sender<AuditEvent>,
     /// The newest audit event this Gatehouse knows was written (its id and
     /// seal): the log must still hold it, or its end was cut off.
     head: Mutex<Option<(i64, String)>>,
+    /// What an agent's request is decided by, kept coherent by [`Store::write`].
+    live: live::Live,
+    /// A reload of `live` failed: it was emptied and must be loaded again.
+    live_stale: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
-    pub fn open(path: &Path, key: Key) -> Result<Store, StoreError> {
+    /// Opens (and migrates) the database; `now` decides which tokens and
+    /// grants are still live.
+    pub fn open(path: &Path, key: Key, now: UnixMs) -> Result<Store, StoreError> {
         let mut store = Store::init(Connection::open(path)?, key)?;
+        store.live.load(
+            store.conn.get_mut().unwrap_or_else(|p| p.into_inner()),
+            Some(now),
+        )?;
         // Commits never checkpoint (that stalled requests for milliseconds);
         // the daemon's upkeep calls `checkpoint` on its own connection.
         store
@@ -78,7 +93,7 @@ impl Store {
             c.pragma_update(None, "foreign_keys", "ON")?;
             Ok(Mutex::new(c))
         };
-        store.reader = Some(side()?);
+        store.readers = (0..READERS).map(|_| side()).collect::<Result<_, _>>()?;
         store.checkpointer = Some(side()?);
         Ok(store)
     }
@@ -96,11 +111,15 @@ impl Store {
         migrate(&mut conn, &key)?;
         let head = audit::last_seal(&conn)?;
         let (events, _) = broadcast::channel(4096);
+        let live = live::Live::default();
+        live.watch(&conn);
         Ok(Store {
+            live,
+            live_stale: Default::default(),
             head: Mutex::new(head),
             key,
             conn: Mutex::new(conn),
-            reader: None,
+            readers: Vec::new(),
             checkpointer: None,
             events,
         })
@@ -114,6 +133,26 @@ impl Store {
             let c = c.lock().unwrap_or_else(|p| p.into_inner());
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
+        Ok(())
+    }
+
+    /// What an agent's request is decided by (live tokens and grants).
+    pub fn live(&self) -> &live::Live {
+        &self.live
+    }
+
+    /// Upkeep of the live state: forgets what expired by `now`, and loads it
+    /// again if a reload failed.
+    pub fn upkeep_live(&self, now: UnixMs) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.live_stale.swap(false, Ordering::SeqCst) {
+            let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = self.live.load(&conn, Some(now)) {
+                self.live_stale.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        self.live.prune(now);
         Ok(())
     }
 
@@ -151,27 +190,25 @@ impl Store {
     {
         let (result, recorded) = {
             let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction().map_err(StoreError::from)?;
-            let mut w = Tx {
-                tx,
-                key: &self.key,
-                recorded: Vec::new(),
-                keep: false,
-            };
-            let result = f(&mut w);
-            let Tx {
-                tx, recorded, keep, ..
-            } = w;
-            if result.is_ok() || keep {
-                tx.commit().map_err(StoreError::from)?;
-                if let Some(last) = recorded.last() {
-                    let seal = last.seal.clone().unwrap_or_default();
-                    *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some((last.id, seal));
+            let (result, recorded) = Self::transact(&mut conn, &self.key, f);
+            match &recorded {
+                Ok(_) => {
+                    // Before this write returns: the next request sees it.
+                    if let Err(e) = self.live.apply(&conn) {
+                        tracing::error!(error = %e, "could not reload the live authorization state; requests read the database until it is loaded again");
+                        self.live.forget();
+                        self.live_stale
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
-                (result, recorded)
-            } else {
-                (result, Vec::new())
+                Err(_) => self.live.discard(),
             }
+            let recorded = recorded.map_err(E::from)?;
+            if let Some(last) = recorded.last() {
+                let seal = last.seal.clone().unwrap_or_default();
+                *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some((last.id, seal));
+            }
+            (result, recorded)
         };
         for event in recorded {
             let _ = self.events.send(event);
@@ -179,17 +216,61 @@ impl Store {
         result
     }
 
+    /// Runs `f` in a transaction on `conn`: its result, and the audit events
+    /// committed (none when it rolled back), or why the commit failed.
+    fn transact<T, E>(
+        conn: &mut Connection,
+        key: &Key,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> (Result<T, E>, Result<Vec<AuditEvent>, StoreError>)
+    where
+        E: From<StoreError>,
+    {
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return (Err(StoreError::from(e).into()), Ok(Vec::new())),
+        };
+        let mut w = Tx {
+            tx,
+            key,
+            recorded: Vec::new(),
+            keep: false,
+        };
+        let result = f(&mut w);
+        let Tx {
+            tx, recorded, keep, ..
+        } = w;
+        if result.is_ok() || keep {
+            match tx.commit() {
+                Ok(()) => (result, Ok(recorded)),
+                Err(e) => (result, Err(e.into())),
+            }
+        } else {
+            drop(tx);
+            (result, Ok(Vec::new()))
+        }
+    }
+
     /// Runs a read-only query.
     pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let conn = self
-            .reader
-            .as_ref()
-            .unwrap_or(&self.conn)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        // A free reader if there is one, else wait for one (the in-memory
+        // store has none: it reads on its one connection).
+        let free = self.readers.iter().find_map(|r| r.try_lock().ok());
+        let conn = match free {
+            Some(c) => c,
+            None => {
+                let n = self.readers.len();
+                let any = NEXT_READER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n.max(1);
+                self.readers
+                    .get(any)
+                    .unwrap_or(&self.conn)
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            }
+        };
         f(&conn)
     }
 }

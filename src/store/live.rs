@@ -1,0 +1,457 @@
+//! The authorization state an agent's request needs, kept in memory: every
+//! live access token (by hash) and the grant it speaks for, with the grant's
+//! tool set, ask-every-time set and pins. A request is decided from this
+//! without touching SQLite.
+//!
+//! It is built when the store opens and kept coherent by the write path, not
+//! by expiry: the write connection reports every row of `tokens`, `grants`
+//! and `tool_pins` a transaction touches (SQLite's update hook), and
+//! [`super::Store::write`] reloads those rows after COMMIT, under the
+//! writer's lock, before it returns. A revocation is therefore in force for
+//! the very next request: there is no cache to expire and no window.
+//!
+//! Only success is answered from here. A token that is not live (unknown,
+//! revoked, expired, a refresh token) misses, and the caller reads the store
+//! to say why.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::hooks::Action;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::grants::{self, Grant};
+use super::{pins, StoreError};
+use crate::clock::UnixMs;
+
+/// A live access token: whom it speaks for, until when.
+#[derive(Debug, Clone)]
+struct LiveToken {
+    client_id: Arc<str>,
+    grant_id: Arc<str>,
+    expires_at: UnixMs,
+}
+
+/// A granted tool's pin as a request checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinHead {
+    pub hash: String,
+    pub suspended: bool,
+}
+
+/// A grant in force, with the sets a request is decided by.
+#[derive(Debug)]
+pub struct LiveGrant {
+    pub grant: Grant,
+    /// Granted tools (and `resources`/`prompts`).
+    pub tools: HashSet<String>,
+    /// Granted tools whose every call is held for the person.
+    pub ask: HashSet<String>,
+    /// Granted tools blocked because their definition changed upstream.
+    pub suspended: HashSet<String>,
+    /// Each pinned tool's pin.
+    pub pins: HashMap<String, PinHead>,
+}
+
+impl LiveGrant {
+    /// A grant and its pins as stored.
+    pub fn load(conn: &Connection, grant: Grant) -> Result<LiveGrant, StoreError> {
+        let pins: HashMap<String, PinHead> = pins::heads_for_grant(conn, &grant.id)?
+            .into_iter()
+            .map(|p| {
+                let head = PinHead {
+                    hash: p.hash,
+                    suspended: p.suspended_at.is_some(),
+                };
+                (p.tool, head)
+            })
+            .collect();
+        Ok(LiveGrant {
+            tools: grant.tools.iter().cloned().collect(),
+            ask: grant.ask_tools.iter().cloned().collect(),
+            suspended: pins
+                .iter()
+                .filter(|(_, p)| p.suspended)
+                .map(|(t, _)| t.clone())
+                .collect(),
+            pins,
+            grant,
+        })
+    }
+}
+
+/// A live token's holder: the agent and its grant.
+pub struct Holder {
+    pub client_id: Arc<str>,
+    pub grant: Arc<LiveGrant>,
+}
+
+/// The rows a transaction touched, as the update hook reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touched {
+    Token(i64),
+    Grant(i64),
+    Pin(i64),
+    /// A row of one of these tables was deleted: reload everything.
+    Deleted,
+}
+
+#[derive(Default)]
+pub struct Live {
+    tokens: RwLock<HashMap<String, LiveToken>>,
+    grants: RwLock<HashMap<Arc<str>, Arc<LiveGrant>>>,
+    touched: Arc<Mutex<Vec<Touched>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Live {
+    /// The holder of a live access token at `now`, or `None` (the caller
+    /// reads the store to say why).
+    pub fn access(&self, token_hash: &str, now: UnixMs) -> Option<Holder> {
+        let token = {
+            let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
+            let t = tokens.get(token_hash)?;
+            if t.expires_at <= now {
+                return None;
+            }
+            (t.client_id.clone(), t.grant_id.clone())
+        };
+        let grant = self.grant(&token.1)?;
+        grant.grant.is_active(now).then_some(Holder {
+            client_id: token.0,
+            grant,
+        })
+    }
+
+    /// A grant that was in force when last written (check `is_active`).
+    pub fn grant(&self, id: &str) -> Option<Arc<LiveGrant>> {
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        grants.get(id).cloned()
+    }
+
+    /// How many live tokens and grants are held.
+    pub fn size(&self) -> (usize, usize) {
+        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).len();
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner()).len();
+        (tokens, grants)
+    }
+
+    /// Reports the rows of `tokens`, `grants` and `tool_pins` that `conn`
+    /// writes; [`Live::apply`] reloads them after COMMIT.
+    pub(super) fn watch(&self, conn: &Connection) {
+        let touched = self.touched.clone();
+        conn.update_hook(Some(
+            move |action: Action, _db: &str, table: &str, rowid: i64| {
+                let t = match (action, table) {
+                    (Action::SQLITE_DELETE, "tokens" | "grants" | "tool_pins") => Touched::Deleted,
+                    (_, "tokens") => Touched::Token(rowid),
+                    (_, "grants") => Touched::Grant(rowid),
+                    (_, "tool_pins") => Touched::Pin(rowid),
+                    _ => return,
+                };
+                lock(&touched).push(t);
+            },
+        ));
+    }
+
+    /// Forgets what a rolled-back transaction touched.
+    pub(super) fn discard(&self) {
+        lock(&self.touched).clear();
+    }
+
+    /// Brings the state up to date with what the transaction just committed
+    /// on `conn` touched. Called with the writer's lock held, so writes are
+    /// applied in commit order.
+    pub(super) fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
+        let touched = std::mem::take(&mut *lock(&self.touched));
+        if touched.is_empty() {
+            return Ok(());
+        }
+        if touched.contains(&Touched::Deleted) {
+            return self.load(conn, None);
+        }
+        let mut grant_rows = Vec::new();
+        for t in &touched {
+            match *t {
+                Touched::Token(rowid) => self.reload_token(conn, rowid)?,
+                Touched::Grant(rowid) => grant_rows.push(rowid),
+                Touched::Pin(rowid) => {
+                    let grant: Option<i64> = conn
+                        .query_row(
+                            "SELECT g.rowid FROM tool_pins p JOIN grants g ON g.id = p.grant_id WHERE p.rowid = ?1",
+                            [rowid],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    // None: inserted and undone in a savepoint, it never existed.
+                    grant_rows.extend(grant);
+                }
+                Touched::Deleted => {}
+            }
+        }
+        grant_rows.sort_unstable();
+        grant_rows.dedup();
+        for rowid in grant_rows {
+            self.reload_grant(conn, rowid)?;
+        }
+        Ok(())
+    }
+
+    fn reload_token(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
+        let row = conn
+            .query_row(
+                "SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, expires_at FROM tokens WHERE rowid = ?1",
+                [rowid],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, UnixMs>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((hash, live, client_id, grant_id, expires_at)) = row else {
+            return Ok(());
+        };
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        if live {
+            let token = LiveToken {
+                client_id: client_id.into(),
+                grant_id: grant_id.into(),
+                expires_at,
+            };
+            tokens.insert(hash, token);
+        } else {
+            tokens.remove(&hash);
+        }
+        Ok(())
+    }
+
+    /// Reloads a grant; one that was revoked is dropped (one that expired
+    /// stays until [`Live::prune`]: requests check `is_active`).
+    fn reload_grant(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
+        let id: Option<String> = conn
+            .query_row("SELECT id FROM grants WHERE rowid = ?1", [rowid], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(grant) = id.map(|id| grants::get(conn, &id)).transpose()?.flatten() else {
+            return Ok(());
+        };
+        let id: Arc<str> = grant.id.as_str().into();
+        let live = grant
+            .revoked_at
+            .is_none()
+            .then(|| LiveGrant::load(conn, grant))
+            .transpose()?;
+        let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
+        match live {
+            Some(g) => grants.insert(id, Arc::new(g)),
+            None => grants.remove(&id),
+        };
+        Ok(())
+    }
+
+    /// Reads every live token and grant from the store: those in force at
+    /// `now`, or all not revoked when `now` is not known.
+    pub(super) fn load(&self, conn: &Connection, now: Option<UnixMs>) -> Result<(), StoreError> {
+        let now = now.unwrap_or(UnixMs::MIN);
+        let mut grants = HashMap::new();
+        for grant in grants::list(conn, None, false, now)? {
+            let id: Arc<str> = grant.id.as_str().into();
+            grants.insert(id, Arc::new(LiveGrant::load(conn, grant)?));
+        }
+        let mut tokens = HashMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT token_hash, client_id, grant_id, expires_at FROM tokens
+             WHERE kind = 'access' AND revoked_at IS NULL AND expires_at > ?1",
+        )?;
+        let mut clients: HashSet<Arc<str>> = HashSet::new();
+        let rows = stmt.query_map(params![now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, UnixMs>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (hash, client_id, grant_id, expires_at) = row?;
+            // Tokens of a grant no longer in force are not live.
+            let Some((grant_id, _)) = grants.get_key_value(grant_id.as_str()) else {
+                continue;
+            };
+            let client_id = match clients.get(client_id.as_str()) {
+                Some(c) => c.clone(),
+                None => {
+                    let c: Arc<str> = client_id.into();
+                    clients.insert(c.clone());
+                    c
+                }
+            };
+            let token = LiveToken {
+                client_id,
+                grant_id: grant_id.clone(),
+                expires_at,
+            };
+            tokens.insert(hash, token);
+        }
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+        *self.grants.write().unwrap_or_else(|p| p.into_inner()) = grants;
+        Ok(())
+    }
+
+    /// Forgets everything: every request then reads the store, until the next
+    /// [`Live::load`]. For when a reload failed and the state may be stale.
+    pub(super) fn forget(&self) {
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Forgets tokens and grants that have expired by `now` (upkeep).
+    pub fn prune(&self, now: UnixMs) {
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, g| g.grant.is_active(now));
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t.expires_at > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto;
+    use crate::oauth::agents;
+    use crate::store::{pins, Store};
+    use crate::testing::*;
+
+    fn hash_of(body: &serde_json::Value, field: &str) -> String {
+        crypto::hash(body[field].as_str().unwrap())
+    }
+
+    #[test]
+    fn a_token_is_live_from_its_issue_until_its_revocation() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = hash_of(&body, "access_token");
+        let live = auth.store.live();
+        let holder = live.access(&access, T0 + 1).expect("live once issued");
+        assert_eq!(&*holder.client_id, client.client_id);
+        assert!(holder.grant.tools.contains("read_note"));
+        assert!(
+            live.access(&hash_of(&body, "refresh_token"), T0 + 1)
+                .is_none(),
+            "a refresh token is no bearer token"
+        );
+        agents::revoke_agent(&auth, &client.client_id, "me", T0 + 2).unwrap();
+        assert!(
+            live.access(&access, T0 + 3).is_none(),
+            "gone when revoke returns"
+        );
+    }
+
+    #[test]
+    fn rotation_and_expiry_end_a_token() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let first = hash_of(&body, "access_token");
+        let ttl = auth.config.get().access_token_ttl_ms;
+        let live = auth.store.live();
+        assert!(live.access(&first, T0 + ttl).is_none(), "expired");
+        let refresh = body["refresh_token"].as_str().unwrap();
+        let next = refresh_grant(&auth, &client, refresh, T0 + 5).unwrap();
+        assert!(live
+            .access(&hash_of(&next, "access_token"), T0 + 6)
+            .is_some());
+        live.prune(T0 + ttl);
+        assert!(live.access(&first, T0 + 6).is_none(), "pruned once expired");
+        assert_eq!(live.size(), (1, 1));
+    }
+
+    #[test]
+    fn a_suspended_pin_is_seen_by_the_next_request() {
+        let auth = auth_server("");
+        let (_, body) = tokens(&auth, "agent", T0);
+        let access = hash_of(&body, "access_token");
+        let grant_id = auth
+            .store
+            .live()
+            .access(&access, T0)
+            .unwrap()
+            .grant
+            .grant
+            .id
+            .clone();
+        auth.store
+            .write(|tx| {
+                pins::pin(
+                    tx.conn(),
+                    &grant_id,
+                    "read_note",
+                    "h1",
+                    &serde_json::json!({}),
+                )
+            })
+            .unwrap();
+        let pinned = auth.store.live().access(&access, T0).unwrap().grant;
+        assert_eq!(pinned.pins["read_note"].hash, "h1");
+        assert!(pinned.suspended.is_empty());
+        auth.store
+            .write(|tx| pins::suspend(tx.conn(), &grant_id, "read_note", T0))
+            .unwrap();
+        let after = auth.store.live().access(&access, T0).unwrap().grant;
+        assert!(after.suspended.contains("read_note"));
+        assert!(
+            pinned.suspended.is_empty(),
+            "a request in flight keeps its snapshot"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_write_changes_nothing() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = hash_of(&body, "access_token");
+        let undone: Result<(), StoreError> = auth.store.write(|tx| {
+            crate::store::tokens::revoke_for_client(tx.conn(), &client.client_id, T0)?;
+            Err(StoreError::Corrupt("refused".into()))
+        });
+        assert!(undone.is_err());
+        assert!(auth.store.live().access(&access, T0 + 1).is_some());
+    }
+
+    #[test]
+    fn a_reopened_store_loads_what_is_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let key = crate::audit::chain::Key::new([7; 32]);
+        let hashes = {
+            let store = Store::open(&path, key.clone(), T0).unwrap();
+            let auth = auth_server_on(store);
+            let (_, a) = tokens(&auth, "a", T0);
+            let (client, b) = tokens(&auth, "b", T0);
+            agents::revoke_agent(&auth, &client.client_id, "me", T0 + 1).unwrap();
+            (hash_of(&a, "access_token"), hash_of(&b, "access_token"))
+        };
+        let store = Store::open(&path, key, T0 + 2).unwrap();
+        assert!(store.live().access(&hashes.0, T0 + 2).is_some());
+        assert!(store.live().access(&hashes.1, T0 + 2).is_none());
+        assert_eq!(store.live().size(), (1, 1));
+    }
+}
