@@ -227,7 +227,23 @@ impl Bench<'_> {
         for (name, target) in targets {
             loads.push((name, load(&client()?, target, &mut agents, s).await));
         }
+        let mut audit = Vec::new();
+        for writers in [1, 16, 64] {
+            let started = Instant::now();
+            let events = bench::audit_appends(self.gh.gatehouse(), writers, s.load_for)
+                .await
+                .map_err(|e| anyhow!(e))?;
+            audit.push((writers, events as f64 / started.elapsed().as_secs_f64()));
+        }
         print_tables(&latency, &steps, &loads, s);
+        println!(
+            "\nAudit appends by group commit ({} s each)",
+            s.load_for.as_secs()
+        );
+        println!("{:<30} {:>10}", "concurrent writers", "events/s");
+        for (writers, per_sec) in audit {
+            println!("{writers:<30} {per_sec:>10.0}");
+        }
         let cases = latency
             .iter()
             .flat_map(|g| g.1.iter().map(|c| (c.label, &c.tally)));

@@ -153,3 +153,40 @@ pub fn add_live_tokens(g: &Gatehouse, token: &str, n: usize) -> Result<(), Strin
         })
         .map_err(|e| e.to_string())
 }
+
+/// Audit events committed in `time` by `writers` concurrent tasks, each
+/// appending one tool-call event after another (the gateway's group commit).
+pub async fn audit_appends(
+    g: &Gatehouse,
+    writers: usize,
+    time: std::time::Duration,
+) -> Result<usize, String> {
+    let deadline = std::time::Instant::now() + time;
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let store = g.auth().store.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while std::time::Instant::now() < deadline {
+                    let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
+                        .server("demo")
+                        .tool("read_note")
+                        .detail(
+                            serde_json::json!({"arguments": {"title": format!("note {i}-{n}")}}),
+                        );
+                    store
+                        .append(event, clock::now())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    n += 1;
+                }
+                Ok::<usize, String>(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(total)
+}

@@ -21,6 +21,11 @@ pub enum EventKind {
     GrantRevoked,
     AgentRevoked,
     ToolCall,
+    /// A tool call is about to go upstream: written (and committed) before
+    /// it is sent. Its outcome's `tool_call` event names it (`call_started`
+    /// in its detail); one with no outcome is a call whose end was never
+    /// recorded (Gatehouse stopped while it ran).
+    CallStarted,
     McpRequest,
     /// A call to an ask-every-time tool is waiting for the person.
     CallHeld,
@@ -64,6 +69,7 @@ impl EventKind {
             EventKind::GrantRevoked => "grant_revoked",
             EventKind::AgentRevoked => "agent_revoked",
             EventKind::ToolCall => "tool_call",
+            EventKind::CallStarted => "call_started",
             EventKind::McpRequest => "mcp_request",
             EventKind::CallHeld => "call_held",
             EventKind::CallDecided => "call_decided",
@@ -81,6 +87,13 @@ impl EventKind {
 
     pub fn parse(s: &str) -> Option<EventKind> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Whether live listeners (the timeline, `log --follow`) are sent events
+    /// of this kind as they are written. A call's start is not: its outcome
+    /// follows, and a view of the log shows a start only while it has none.
+    pub fn shown_live(self) -> bool {
+        self != EventKind::CallStarted
     }
 
     /// Whether an event of this kind adds to or takes from the person's queue

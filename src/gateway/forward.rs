@@ -61,41 +61,14 @@ impl Gateway {
         headers: &UpstreamHeaders,
         timeout: Duration,
     ) -> Result<MessageStream, McpError> {
-        let failed = |id: &Value, message: String| McpError::UpstreamFailed {
-            id: id.clone(),
-            message,
-        };
-        let mut upstream_rx = session
-            .upstream
-            .request(msg, headers)
-            .await
-            .map_err(|e| failed(&id, e.to_string()))?;
+        let exchange = Exchange::send(session, id, msg, headers, timeout).await?;
         let (tx, rx) = mpsc::channel(64);
-        let session = session.clone();
-        let headers = headers.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
+            let mut exchange = exchange;
             loop {
-                match tokio::time::timeout_at(deadline, upstream_rx.recv()).await {
-                    Ok(Some(m)) => {
-                        let done = jsonrpc::is_response(&m);
-                        if tx.send(m).await.is_err() || done {
-                            return;
-                        }
-                    }
-                    Ok(None) => {
-                        let why = "upstream closed the request without answering".to_string();
-                        let _ = tx.send(failed(&id, why).to_message()).await;
-                        return;
-                    }
-                    Err(_) => {
-                        session.upstream.abandon(&id);
-                        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timed out in Gatehouse"}});
-                        let _ = session.upstream.send(cancel, &headers).await;
-                        let why = format!("upstream did not answer within {} s", timeout.as_secs());
-                        let _ = tx.send(failed(&id, why).to_message()).await;
-                        return;
-                    }
+                let (m, done) = exchange.next().await;
+                if tx.send(m).await.is_err() || done {
+                    return;
                 }
             }
         });
@@ -104,73 +77,247 @@ impl Gateway {
 
     /// Sends a request upstream and relays its messages. A `tools/list`
     /// answer is filtered to the grant (and checked against the pins); a
-    /// `tools/call` is audited with its outcome and the held call that allowed it.
+    /// `tools/call` is audited before it is sent (nothing reaches an upstream
+    /// unless its record is committed) and again with its outcome, naming
+    /// the held call that allowed it.
     pub(super) async fn forward(
         &self,
         call: &Call<'_>,
         req: ClientRequest,
         held_call: Option<String>,
     ) -> Reply {
-        let started = Instant::now();
-        let tool_call = (req.method == "tools/call").then(|| {
+        let (session, access) = (call.session, call.access);
+        let started = match (req.method == "tools/call").then(|| {
             let detail =
                 json!({"arguments": argument_summary(req.arguments()), "held_call": held_call});
             (req.tool().to_string(), detail)
-        });
-        let ClientRequest { id, method, msg } = req;
-        let (session, access) = (call.session, call.access);
-        let mut upstream_rx = match self
-            .exchange(session, id, msg, call.headers, self.call_timeout())
-            .await
-        {
-            Ok(rx) => rx,
-            Err(e) => {
-                if let Some((tool, mut detail)) = tool_call {
-                    detail["error"] = json!(e.message());
-                    let event = CallEvent {
-                        access,
-                        server: &session.server,
-                        tool: &tool,
-                    };
-                    let elapsed = Some(started.elapsed());
-                    event.record(&self.store, Outcome::Error, elapsed, detail, clock::now());
-                }
-                return e.into();
-            }
-        };
-        let (tx, rx) = mpsc::channel(64);
-        let (store, access, session) = (self.store.clone(), access.clone(), session.clone());
-        tokio::spawn(async move {
-            while let Some(mut m) = upstream_rx.recv().await {
-                let done = jsonrpc::is_response(&m);
-                if done && method == "tools/list" {
-                    if let Some(result) = m.get_mut("result") {
-                        filter_listing(&store, &session, &access, result, clock::now());
+        }) {
+            None => None,
+            Some((tool, detail)) => {
+                let event = CallEvent {
+                    access,
+                    server: &session.server,
+                    tool: &tool,
+                };
+                let start = event.event(
+                    EventKind::CallStarted,
+                    Outcome::Allowed,
+                    None,
+                    detail.clone(),
+                );
+                match self.store.append(start, clock::now()).await {
+                    Ok(recorded) => Some(StartedCall {
+                        tool,
+                        detail,
+                        id: recorded.id,
+                        at: Instant::now(),
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not audit a tool call; it was not sent");
+                        let message = format!("the call could not be recorded in the audit log, so it was not sent: {e}");
+                        return McpError::Internal {
+                            id: req.id,
+                            message,
+                        }
+                        .into();
                     }
                 }
-                if let (true, Some((tool, detail))) = (done, &tool_call) {
-                    let (outcome, detail) = call_outcome(&m, detail.clone());
-                    let event = CallEvent {
-                        access: &access,
-                        server: &session.server,
-                        tool,
-                    };
-                    event.record(
-                        &store,
-                        outcome,
-                        Some(started.elapsed()),
-                        detail,
-                        clock::now(),
-                    );
-                }
-                if tx.send(m).await.is_err() || done {
-                    break;
-                }
             }
-        });
+        };
+        let relay = Relay {
+            store: self.store.clone(),
+            session: session.clone(),
+            access: access.clone(),
+            method: req.method.clone(),
+            call: started,
+        };
+        let ClientRequest { id, msg, .. } = req;
+        let exchange =
+            match Exchange::send(session, id, msg, call.headers, self.call_timeout()).await {
+                Ok(e) => e,
+                Err(e) => {
+                    relay.ended(&mut e.to_message()).await;
+                    return e.into();
+                }
+            };
+        // Most answers come with no message before them: relayed from here,
+        // with no task in between. Were this request dropped (the agent went
+        // away), `Unfinished` sees the exchange to its end and audits it.
+        let mut unfinished = Unfinished(Some((exchange, relay)));
+        let (mut first, done) = match unfinished.0.as_mut() {
+            Some((exchange, _)) => exchange.next().await,
+            None => unreachable!("just set"),
+        };
+        let Some((exchange, relay)) = unfinished.0.take() else {
+            unreachable!("just set");
+        };
+        if done {
+            relay.ended(&mut first).await;
+            return Reply::Messages {
+                session_id: None,
+                messages: one(first),
+            };
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let _ = tx.try_send(first);
+        tokio::spawn(relay.rest(exchange, Some(tx)));
         Reply::Messages {
             session_id: None,
             messages: rx,
+        }
+    }
+}
+
+/// A request sent upstream, waiting for its messages until a deadline.
+struct Exchange {
+    session: Arc<Session>,
+    id: Value,
+    headers: UpstreamHeaders,
+    rx: MessageStream,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+impl Exchange {
+    async fn send(
+        session: &Arc<Session>,
+        id: Value,
+        msg: Value,
+        headers: &UpstreamHeaders,
+        timeout: Duration,
+    ) -> Result<Exchange, McpError> {
+        let rx = session
+            .upstream
+            .request(msg, headers)
+            .await
+            .map_err(|e| failed(&id, e.to_string()))?;
+        Ok(Exchange {
+            session: session.clone(),
+            id,
+            headers: headers.clone(),
+            rx,
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// The next message, and whether it ends the exchange (the response, or
+    /// the error that stands for it when the upstream went away or timed out).
+    async fn next(&mut self) -> (Value, bool) {
+        match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
+            Ok(Some(m)) => {
+                let done = jsonrpc::is_response(&m);
+                (m, done)
+            }
+            Ok(None) => {
+                let why = "upstream closed the request without answering".to_string();
+                (failed(&self.id, why).to_message(), true)
+            }
+            Err(_) => {
+                let (upstream, id) = (&self.session.upstream, &self.id);
+                upstream.abandon(id);
+                let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timed out in Gatehouse"}});
+                let _ = upstream.send(cancel, &self.headers).await;
+                let why = format!(
+                    "upstream did not answer within {} s",
+                    self.timeout.as_secs()
+                );
+                (failed(id, why).to_message(), true)
+            }
+        }
+    }
+}
+
+fn failed(id: &Value, message: String) -> McpError {
+    McpError::UpstreamFailed {
+        id: id.clone(),
+        message,
+    }
+}
+
+/// A tool call audited as started, waiting for its outcome.
+struct StartedCall {
+    tool: String,
+    detail: Value,
+    /// The `call_started` event.
+    id: i64,
+    at: Instant,
+}
+
+/// What a forwarded request's answer goes through before the agent sees it.
+struct Relay {
+    store: Arc<Store>,
+    session: Arc<Session>,
+    access: AccessGrant,
+    method: String,
+    call: Option<StartedCall>,
+}
+
+impl Relay {
+    /// The answer (or the error standing for it): a listing is filtered to
+    /// the grant, a call's outcome audited.
+    async fn ended(&self, answer: &mut Value) {
+        if self.method == "tools/list" {
+            if let Some(result) = answer.get_mut("result") {
+                filter_listing(
+                    &self.store,
+                    &self.session,
+                    &self.access,
+                    result,
+                    clock::now(),
+                );
+            }
+        }
+        if let Some(call) = &self.call {
+            let (outcome, mut detail) = call_outcome(answer, call.detail.clone());
+            detail["call_started"] = json!(call.id);
+            let event = CallEvent {
+                access: &self.access,
+                server: &self.session.server,
+                tool: &call.tool,
+            };
+            let event = event.event(
+                EventKind::ToolCall,
+                outcome,
+                Some(call.at.elapsed()),
+                detail,
+            );
+            if let Err(e) = self.store.append(event, clock::now()).await {
+                tracing::error!(error = %e, "could not write a tool-call audit event");
+            }
+        }
+    }
+
+    /// Relays the rest of an exchange to `tx` (or to nobody, when the agent
+    /// went away), ending with the answer.
+    async fn rest(self, mut exchange: Exchange, mut tx: Option<mpsc::Sender<Value>>) {
+        loop {
+            let (mut m, done) = exchange.next().await;
+            if done {
+                self.ended(&mut m).await;
+            }
+            if let Some(to) = &tx {
+                if to.send(m).await.is_err() {
+                    tx = None;
+                }
+            }
+            if done {
+                return;
+            }
+        }
+    }
+}
+
+/// An exchange whose request was dropped before its answer: it is seen to
+/// its end on a task of its own, so the call's outcome is still audited.
+struct Unfinished(Option<(Exchange, Relay)>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let (Some((exchange, relay)), Ok(rt)) =
+            (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            rt.spawn(relay.rest(exchange, None));
         }
     }
 }
@@ -261,6 +408,20 @@ impl CallEvent<'_> {
         detail: Value,
         now: UnixMs,
     ) {
+        let event = self.event(EventKind::ToolCall, outcome, elapsed, detail);
+        if let Err(e) = store.write(|tx| tx.record(event, now)) {
+            tracing::error!(error = %e, "could not write a tool-call audit event");
+        }
+    }
+
+    /// The call's audit event of `kind`.
+    fn event(
+        &self,
+        kind: EventKind,
+        outcome: Outcome,
+        elapsed: Option<Duration>,
+        detail: Value,
+    ) -> NewEvent {
         let mut detail = detail;
         if let (Some(program), Some(d)) = (&self.access.program, detail.as_object_mut()) {
             // Which program made the call, and whom the grant was given to when that differs.
@@ -272,7 +433,7 @@ impl CallEvent<'_> {
                 d.insert("granted_to".into(), json!(granted.exe));
             }
         }
-        let mut event = NewEvent::new(EventKind::ToolCall, outcome)
+        let mut event = NewEvent::new(kind, outcome)
             .client(&self.access.client_id)
             .server(self.server)
             .tool(self.tool)
@@ -281,8 +442,6 @@ impl CallEvent<'_> {
         if let Some(elapsed) = elapsed {
             event = event.duration_ms(elapsed.as_millis() as i64);
         }
-        if let Err(e) = store.write(|tx| tx.record(event, now)) {
-            tracing::error!(error = %e, "could not write a tool-call audit event");
-        }
+        event
     }
 }

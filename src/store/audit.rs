@@ -33,11 +33,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
 /// The seal of the newest event (the chain's start when there is none).
 fn head(conn: &Connection) -> Result<String, StoreError> {
     let seal: Option<Option<String>> = conn
-        .query_row(
-            "SELECT seal FROM audit_events ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT seal FROM audit_events ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     Ok(seal.flatten().unwrap_or_else(|| GENESIS.to_string()))
 }
@@ -132,12 +129,12 @@ pub fn insert(
         Some(id) => super::clients::name_of(conn, id)?,
         None => None,
     };
-    let id: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM audit_events
-           UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'audit_events')",
-        [],
-        |r| r.get(0),
-    )?;
+    let id: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM audit_events
+               UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'audit_events')",
+        )?
+        .query_row([], |r| r.get(0))?;
     let prev = head(conn)?;
     let detail = e.detail.to_string();
     let who = [
@@ -158,9 +155,11 @@ pub fn insert(
         &detail,
     );
     let seal = chain::seal(key, &prev, &content);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit_events (id, at, kind, outcome, client_id, agent, server, tool, grant_id, actor, duration_ms, detail, prev_seal, seal)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(
         params![
             id,
             now,
@@ -196,12 +195,17 @@ pub fn insert(
     })
 }
 
-/// The WHERE clause for a [`Filter`], with its parameters numbered from 1.
 /// The columns the timeline's text search reads (also those of `audit_text`).
 const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail"];
 
+/// A call's start is shown only while it has no outcome (running, or its
+/// end was never recorded); its outcome's event stands for it after.
+const UNFINISHED_STARTS_ONLY: &str = "NOT (kind = 'call_started' AND EXISTS \
+     (SELECT 1 FROM audit_events AS outcome WHERE outcome.started_id = audit_events.id))";
+
+/// The WHERE clause for a [`Filter`], with its parameters numbered from 1.
 fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
-    let mut clauses: Vec<String> = Vec::new();
+    let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
     let mut args: Vec<Value> = Vec::new();
     let mut push = |column: &str, op: &str, value: Value| {
         args.push(value);
@@ -244,12 +248,7 @@ fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
             clauses.push(format!("({})", any.join(" OR ")));
         }
     }
-    let sql = if clauses.is_empty() {
-        "1".to_string()
-    } else {
-        clauses.join(" AND ")
-    };
-    (sql, args)
+    (clauses.join(" AND "), args)
 }
 
 /// Where a page of the log starts.

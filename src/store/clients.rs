@@ -194,11 +194,8 @@ pub fn touch(conn: &Connection, client_id: &str, now: UnixMs) -> Result<(), Stor
 /// The client's display name, for audit rows.
 pub fn name_of(conn: &Connection, client_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT name FROM clients WHERE client_id = ?1",
-            [client_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT name FROM clients WHERE client_id = ?1")?
+        .query_row([client_id], |r| r.get(0))
         .optional()?)
 }
 

@@ -4,6 +4,7 @@
 //! Writes go through [`Store::write`], whose [`Tx`] records audit events in
 //! the same transaction; the events reach live listeners only after COMMIT.
 
+mod appender;
 pub mod audit;
 pub mod clients;
 pub mod consent;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_may_ask_more.sql"),
     include_str!("migrations/0009_rules.sql"),
     include_str!("migrations/0010_audit_text.sql"),
+    include_str!("migrations/0011_call_started.sql"),
 ];
 
 /// Read connections (WAL readers do not wait for the writer or each other).
@@ -69,6 +71,8 @@ pub struct Store {
     live: live::Live,
     /// A reload of `live` failed: it was emptied and must be loaded again.
     live_stale: std::sync::atomic::AtomicBool,
+    /// Audit events waiting for the next group commit ([`Store::append`]).
+    appender: appender::Appender,
 }
 
 impl Store {
@@ -116,6 +120,7 @@ impl Store {
         Ok(Store {
             live,
             live_stale: Default::default(),
+            appender: Default::default(),
             head: Mutex::new(head),
             key,
             conn: Mutex::new(conn),
@@ -210,7 +215,7 @@ impl Store {
             }
             (result, recorded)
         };
-        for event in recorded {
+        for event in recorded.into_iter().filter(|e| e.kind.shown_live()) {
             let _ = self.events.send(event);
         }
         result
@@ -290,9 +295,14 @@ impl Tx<'_> {
 
     /// Writes an audit event in this transaction.
     pub fn record(&mut self, event: NewEvent, now: UnixMs) -> Result<(), StoreError> {
+        self.record_returning(event, now).map(drop)
+    }
+
+    /// Writes an audit event in this transaction; the event as stored.
+    fn record_returning(&mut self, event: NewEvent, now: UnixMs) -> Result<AuditEvent, StoreError> {
         let stored = audit::insert(&self.tx, self.key, event, now)?;
-        self.recorded.push(stored);
-        Ok(())
+        self.recorded.push(stored.clone());
+        Ok(stored)
     }
 
     /// Commit even though the operation ends in a refusal.
@@ -308,19 +318,21 @@ impl Tx<'_> {
     where
         E: From<StoreError>,
     {
-        self.tx
-            .execute_batch("SAVEPOINT attempt")
-            .map_err(StoreError::from)?;
+        self.run("SAVEPOINT attempt")?;
         let recorded = self.recorded.len();
         let result = f(self);
-        let end = if result.is_ok() {
-            "RELEASE attempt"
-        } else {
+        if result.is_err() {
             self.recorded.truncate(recorded);
-            "ROLLBACK TO attempt; RELEASE attempt"
-        };
-        self.tx.execute_batch(end).map_err(StoreError::from)?;
+            self.run("ROLLBACK TO attempt")?;
+        }
+        self.run("RELEASE attempt")?;
         result
+    }
+
+    /// Runs one statement, parsed once per connection.
+    fn run(&self, sql: &str) -> Result<(), StoreError> {
+        self.tx.prepare_cached(sql)?.execute([])?;
+        Ok(())
     }
 }
 

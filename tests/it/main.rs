@@ -29,6 +29,7 @@ mod bridge;
 mod clients;
 mod conformance;
 mod connect;
+mod durability;
 mod flow;
 mod golden;
 mod interop;

@@ -185,6 +185,12 @@ impl Serve {
         log.as_array().expect("log is an array").clone()
     }
 
+    /// Kills it (SIGKILL: no chance to finish anything) and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops with SIGTERM and waits (SIGKILL after 10 s).
     pub fn stop(&mut self) {
         // SIGTERM lets Gatehouse stop its upstream servers; SIGKILL only as a last resort.

@@ -10,6 +10,7 @@ import {
   matches,
   mergeLive,
   needsMore,
+  outcomeLabel,
   toQuery,
   visibleRange,
   whatLabel,
@@ -94,6 +95,9 @@ describe('cells', () => {
     expect(whatLabel(ev(1, { tool: null, kind: 'agent_revoked' }))).toBe('agent revoked');
     // A kind a newer core may send reads as words.
     expect(whatLabel(ev(1, { tool: null, kind: 'something_new' as EventKind }))).toBe('something new');
+    expect(outcomeLabel(ev(1))).toBe('allowed');
+    // A call's start is listed only while no outcome was recorded for it.
+    expect(outcomeLabel(ev(1, { kind: 'call_started' }))).toBe('no outcome yet');
     expect(formatDuration(null)).toBe('');
     expect(formatDuration(42)).toBe('42 ms');
     expect(formatDuration(1_500)).toBe('1.5 s');

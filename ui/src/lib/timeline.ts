@@ -114,8 +114,17 @@ const KIND_LABELS: Record<string, string> = {
   grant_revoked: 'grant revoked',
   agent_revoked: 'agent revoked',
   tool_call: 'tool call',
+  call_started: 'call started',
   mcp_request: 'MCP request',
 };
+
+/**
+ * What the outcome column says. A call's start is listed only while it has
+ * no outcome: running, or Gatehouse stopped before its end was recorded.
+ */
+export function outcomeLabel(e: AuditEvent): string {
+  return e.kind === 'call_started' ? 'no outcome yet' : e.outcome;
+}
 
 /** What the "tool" column shows: the tool for calls, else what happened. */
 export function whatLabel(e: AuditEvent): string {

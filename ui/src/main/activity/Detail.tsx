@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, errorMessage } from '../../api';
 import type { AuditEvent, Grant } from '../../bindings';
 import { grantLifetime, grantStatus } from '../../lib/format';
-import { formatDuration, kindLabel } from '../../lib/timeline';
+import { formatDuration, kindLabel, outcomeLabel } from '../../lib/timeline';
 import { inert, inertJson } from '../../lib/inert';
 
 export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => void }) {
@@ -51,7 +51,7 @@ export function Detail({ event, onClose }: { event: AuditEvent; onClose: () => v
         <dd>{new Date(event.at).toLocaleString()}</dd>
         <dt>Outcome</dt>
         <dd>
-          <span class={`chip ${event.outcome}`}>{event.outcome}</span>
+          <span class={`chip ${event.outcome}`}>{outcomeLabel(event)}</span>
           {event.duration_ms !== null && <span class="muted"> in {formatDuration(event.duration_ms)}</span>}
         </dd>
         {event.agent && (

@@ -3,7 +3,7 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { AuditEvent } from '../../bindings';
-import { ROW_HEIGHT, formatDuration, formatTime, visibleRange, whatLabel } from '../../lib/timeline';
+import { ROW_HEIGHT, formatDuration, formatTime, outcomeLabel, visibleRange, whatLabel } from '../../lib/timeline';
 import { inert } from '../../lib/inert';
 
 export function Table({
@@ -96,7 +96,7 @@ export function Table({
                 {inert(whatLabel(e))}
               </span>
               <span role="gridcell">
-                <span class={`chip ${e.outcome}`}>{e.outcome}</span>
+                <span class={`chip ${e.outcome}`}>{outcomeLabel(e)}</span>
               </span>
               <span role="gridcell" class="num muted">
                 {formatDuration(e.duration_ms)}
