@@ -266,6 +266,19 @@ fn sweep(g: &Gatehouse, now: clock::UnixMs) {
     if let Err(e) = g.store().upkeep_live(now) {
         tracing::error!(error = %e, "loading the live authorization state failed");
     }
+    // What writes outside the audit writer recorded, searchable by index:
+    // small transactions (the writer's lock is short each time), 100 ms at most.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    while std::time::Instant::now() < until {
+        match g.store().index_text(500) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not index audit events for search");
+                break;
+            }
+        }
+    }
     if let Err(e) = consent::expire_overdue(g.auth(), now) {
         tracing::error!(error = %e, "expiring consent requests failed");
     }

@@ -5,6 +5,9 @@
 //! channel, never on the database lock, and a burst of N concurrent calls
 //! pays about one commit instead of N.
 //!
+//! When its queue is empty, the writer brings the text index up to date
+//! (`store::audit::index_text`), a chunk at a time between batches.
+//!
 //! The writer holds the store weakly: it ends when the store is dropped.
 
 use std::sync::mpsc;
@@ -18,6 +21,8 @@ use crate::clock::UnixMs;
 
 /// Most events in one commit (a bound on how long the writer holds the lock).
 const MAX_BATCH: usize = 1024;
+/// Events added to the text index per transaction while the writer is idle.
+const INDEX_CHUNK: usize = 256;
 
 struct Append {
     event: NewEvent,
@@ -62,38 +67,70 @@ impl Store {
 }
 
 fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Append>) {
-    while let Ok(first) = rx.recv() {
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
         let Some(store) = store.upgrade() else {
             return;
         };
-        let mut waiting = Vec::with_capacity(batch.len());
-        let written: Result<Vec<Result<AuditEvent, StoreError>>, StoreError> = store.write(|tx| {
-            let mut results = Vec::with_capacity(batch.len());
-            for Append { event, now, done } in batch {
-                waiting.push(done);
-                results.push(tx.attempt(|tx| tx.record_returning(event, now)));
+        commit(&store, batch);
+        // Idle: bring the text index up to date, a little at a time.
+        loop {
+            match rx.try_recv() {
+                Ok(job) => {
+                    next = Some(job);
+                    break;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                Err(mpsc::TryRecvError::Empty) => {}
             }
-            Ok(results)
-        });
-        match written {
-            Ok(results) => {
-                for (done, result) in waiting.into_iter().zip(results) {
-                    let _ = done.send(result);
+            match store.index_text(INDEX_CHUNK) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not index audit events for search");
+                    break;
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "an audit group commit failed");
-                let why = e.to_string();
-                for done in waiting {
-                    let _ = done.send(Err(StoreError::Corrupt(why.clone())));
-                }
+        }
+    }
+}
+
+/// Writes one batch in one transaction and tells each caller how it went.
+fn commit(store: &Store, batch: Vec<Append>) {
+    let mut waiting = Vec::with_capacity(batch.len());
+    let written: Result<Vec<Result<AuditEvent, StoreError>>, StoreError> = store.write(|tx| {
+        let mut results = Vec::with_capacity(batch.len());
+        for Append { event, now, done } in batch {
+            waiting.push(done);
+            results.push(tx.attempt(|tx| tx.record_returning(event, now)));
+        }
+        Ok(results)
+    });
+    match written {
+        Ok(results) => {
+            for (done, result) in waiting.into_iter().zip(results) {
+                let _ = done.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "an audit group commit failed");
+            let why = e.to_string();
+            for done in waiting {
+                let _ = done.send(Err(StoreError::Corrupt(why.clone())));
             }
         }
     }

@@ -227,25 +227,29 @@ fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
         push("at", "<", Value::Integer(t));
     }
     if let Some(text) = f.search_text() {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Value::Text(format!("%{escaped}%")));
+        let n = args.len();
+        let any: Vec<String> = SEARCHED
+            .iter()
+            .map(|column| format!("{column} LIKE ?{n} ESCAPE '\\'"))
+            .collect();
+        let scan = format!("({})", any.join(" OR "));
         if text.chars().count() >= 3 {
-            // The trigram index: the same case-insensitive substring match, without a scan.
+            // The trigram index (the same case-insensitive substring match,
+            // without a scan) up to where it reaches; the events above, scanned.
             args.push(Value::Text(format!("\"{}\"", text.replace('"', "\"\""))));
-            let n = args.len();
+            let m = args.len();
             clauses.push(format!(
-                "id IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?{n})"
+                "id IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?{m} \
+                 UNION ALL SELECT id FROM audit_events \
+                 WHERE id > (SELECT upto FROM audit_text_indexed) AND {scan})"
             ));
         } else {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            args.push(Value::Text(format!("%{escaped}%")));
-            let n = args.len();
-            let any: Vec<String> = SEARCHED
-                .iter()
-                .map(|column| format!("{column} LIKE ?{n} ESCAPE '\\'"))
-                .collect();
-            clauses.push(format!("({})", any.join(" OR ")));
+            clauses.push(scan);
         }
     }
     (clauses.join(" AND "), args)
@@ -295,6 +299,29 @@ pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
             r.get(0)
         })?,
     )
+}
+
+/// Brings the text index up to date by at most `limit` events (oldest
+/// first); how many it added. Run in a write transaction.
+pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
+    let upto: i64 = conn
+        .prepare_cached("SELECT upto FROM audit_text_indexed")?
+        .query_row([], |r| r.get(0))?;
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO audit_text (rowid, agent, server, tool, kind, actor, detail)
+             SELECT id, agent, server, tool, kind, actor, detail FROM audit_events
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?
+        .execute(params![upto, limit as i64])?;
+    if added > 0 {
+        conn.prepare_cached(
+            "UPDATE audit_text_indexed SET upto =
+               (SELECT MAX(id) FROM (SELECT id FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2))",
+        )?
+        .execute(params![upto, limit as i64])?;
+    }
+    Ok(added)
 }
 
 /// How many events match `f`.
@@ -411,13 +438,17 @@ mod tests {
                 ..Default::default()
             },
         ];
-        for f in filters {
-            let sql = store
-                .read(|c| page(c, &f, Cursor::Before(None), 100))
-                .unwrap();
-            let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
-            assert_eq!(sql, live, "{f:?}");
-            assert_eq!(store.read(|c| count(c, &f)).unwrap(), sql.len() as i64);
+        // The same answers with none, part and all of the log in the text index.
+        for more in [0, 20, 1_000] {
+            store.index_text(more).unwrap();
+            for f in &filters {
+                let sql = store
+                    .read(|c| page(c, f, Cursor::Before(None), 100))
+                    .unwrap();
+                let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
+                assert_eq!(sql, live, "{f:?}, {more} more indexed");
+                assert_eq!(store.read(|c| count(c, f)).unwrap(), sql.len() as i64);
+            }
         }
         let f = Filter {
             text: Some("100%_4".into()),
@@ -429,5 +460,35 @@ mod tests {
             ..Default::default()
         };
         assert!(store.read(|c| count(c, &upper)).unwrap() > 0, "any case");
+    }
+
+    #[test]
+    fn deleting_indexed_and_unindexed_events_keeps_the_index_whole() {
+        let store = Store::open_in_memory().unwrap();
+        seed(&store);
+        assert_eq!(store.index_text(30).unwrap(), 30);
+        store
+            .write(|tx| {
+                tx.conn()
+                    .execute("DELETE FROM audit_events WHERE id IN (5, 40)", [])?;
+                tx.conn().execute(
+                    "INSERT INTO audit_text (audit_text) VALUES ('integrity-check')",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(
+            store.index_text(1_000).unwrap(),
+            19,
+            "the rest, less the one deleted"
+        );
+        assert_eq!(store.index_text(1_000).unwrap(), 0, "up to date");
+        // Event 5 holds "100%_4" (as do 41..50): its text left the index with it.
+        let f = Filter {
+            text: Some("100%_4".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.read(|c| count(c, &f)).unwrap(), 10);
     }
 }

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_rules.sql"),
     include_str!("migrations/0010_audit_text.sql"),
     include_str!("migrations/0011_call_started.sql"),
+    include_str!("migrations/0012_audit_text_deferred.sql"),
 ];
 
 /// Read connections (WAL readers do not wait for the writer or each other).
@@ -139,6 +140,13 @@ impl Store {
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
         Ok(())
+    }
+
+    /// Adds up to `limit` events to the text index; how many it added (0:
+    /// the index is up to date). The audit writer calls it when idle, upkeep
+    /// for what other writes recorded.
+    pub fn index_text(&self, limit: usize) -> Result<usize, StoreError> {
+        self.write(|tx| audit::index_text(tx.conn(), limit))
     }
 
     /// What an agent's request is decided by (live tokens and grants).

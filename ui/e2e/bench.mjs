@@ -185,6 +185,9 @@ def rows():
                json.dumps({'arguments': {'title': 'note %d' % i}}))
 db.execute('PRAGMA journal_mode=WAL')
 db.executemany('INSERT INTO audit_events (at, kind, outcome, client_id, agent, server, tool, grant_id, actor, duration_ms, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)', rows())
+# The text index as the audit writer keeps it: up to date.
+db.execute('INSERT INTO audit_text (rowid, agent, server, tool, kind, actor, detail) SELECT id, agent, server, tool, kind, actor, detail FROM audit_events WHERE id > (SELECT upto FROM audit_text_indexed)')
+db.execute('UPDATE audit_text_indexed SET upto = (SELECT MAX(id) FROM audit_events)')
 db.commit()
 `, db, String(n)]);
 
