@@ -201,8 +201,19 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.write_on(self.conn.lock().unwrap_or_else(|p| p.into_inner()), f)
+    }
+
+    /// [`Store::write`] on the writer's connection, already locked.
+    fn write_on<T, E>(
+        &self,
+        mut conn: std::sync::MutexGuard<'_, Connection>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let (result, recorded) = {
-            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             let (result, recorded) = Self::transact(&mut conn, &self.key, f);
             match &recorded {
                 Ok(_) => {
@@ -221,6 +232,7 @@ impl Store {
                 let seal = last.seal.clone().unwrap_or_default();
                 *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some((last.id, seal));
             }
+            drop(conn);
             (result, recorded)
         };
         for event in recorded.into_iter().filter(|e| e.kind.shown_live()) {
