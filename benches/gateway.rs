@@ -406,6 +406,13 @@ impl Bench<'_> {
             "pin hashes of 1000 tool definitions".into(),
             micro(self.s.lists, hash, check)?,
         ));
+        let listed = fake_tools(1000);
+        let seen = bench::pinned(&listed);
+        let compare = || Ok(bench::unchanged_definitions(&listed, &seen));
+        out.push((
+            "the same 1000 definitions checked against those seen".into(),
+            micro(self.s.lists, compare, check)?,
+        ));
         let text = list.to_string();
         let round_trip = || Ok(serde_json::from_str::<Value>(&text)?.to_string());
         let check = |reply: String| expect(reply.len() == text.len(), "JSON changed");

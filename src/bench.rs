@@ -190,3 +190,18 @@ pub async fn audit_appends(
     }
     Ok(total)
 }
+
+/// The pinned fields of tool definitions, as a session keeps what it saw.
+pub fn pinned(tools: &[Value]) -> Vec<Value> {
+    tools.iter().map(pinning::pinned_fields).collect()
+}
+
+/// How many of a listing's definitions are the ones seen before (what a
+/// listing checks instead of hashing each definition again).
+pub fn unchanged_definitions(tools: &[Value], seen: &[Value]) -> usize {
+    tools
+        .iter()
+        .zip(seen)
+        .filter(|(t, s)| pinning::same_pinned(t, s))
+        .count()
+}

@@ -350,7 +350,6 @@ fn filter_listing(
     now: UnixMs,
 ) {
     let (granted, pins) = (&access.live.tools, &access.live.pins);
-    let mut seen = Vec::new();
     let may_ask_more = access.grant().may_ask_more;
     policy::filter_tools_list(result, |tool| {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
@@ -363,25 +362,28 @@ fn filter_listing(
             }
             return may_ask_more;
         }
-        let name = name.to_string();
-        let current = pinning::pinned_fields(tool);
-        let verdict = match pins.get(name.as_str()) {
+        let (name, Some(current)) = (name.to_string(), session.note(tool)) else {
+            return false;
+        };
+        match pins.get(name.as_str()) {
             None => true,
             Some(pin) if pin.suspended => false,
-            Some(pin) if pinning::pin_hash(&current) == pin.hash => true,
+            Some(pin) if current.hash == pin.hash => true,
             Some(_) => {
-                if let Err(e) =
-                    pinning::record_change(store, access, &session.server, &name, &current, now)
-                {
+                if let Err(e) = pinning::record_change(
+                    store,
+                    access,
+                    &session.server,
+                    &name,
+                    &current.fields,
+                    now,
+                ) {
                     tracing::error!(error = %e, "could not record a changed tool");
                 }
                 false
             }
-        };
-        seen.push((name, current));
-        verdict
+        }
     });
-    session.remember(seen);
 }
 
 /// A stream of one message.

@@ -365,7 +365,7 @@ impl Gateway {
         let Some(current) = session.seen_tool(tool) else {
             return Err(format!("tool {tool:?} is no longer offered by the server"));
         };
-        if pinning::pin_hash(&current) == pin.hash {
+        if current.hash == pin.hash {
             return Ok(());
         }
         let review = pinning::record_change(
@@ -373,7 +373,7 @@ impl Gateway {
             call.access,
             &session.server,
             tool,
-            &current,
+            &current.fields,
             now,
         )
         .map_err(|e| e.to_string())?;

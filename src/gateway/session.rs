@@ -10,8 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::pinning::pinned_fields;
+use super::pinning::{pin_hash, pinned_fields, same_pinned};
 use super::upstream::Connection;
+
+/// A tool definition this session's upstream listed: its pinned fields and
+/// their pin (hashed once, until the definition changes).
+#[derive(Debug)]
+pub struct SeenTool {
+    pub fields: Value,
+    pub hash: String,
+}
 
 pub struct Session {
     pub id: String,
@@ -19,9 +27,8 @@ pub struct Session {
     pub server: String,
     pub upstream: Connection,
     last_used: Mutex<Instant>,
-    /// The pinned fields of the tool definitions this session's upstream last
-    /// listed, by name.
-    seen: Mutex<HashMap<String, Value>>,
+    /// The tool definitions this session's upstream last listed, by name.
+    seen: Mutex<HashMap<String, Arc<SeenTool>>>,
 }
 
 impl Session {
@@ -38,21 +45,29 @@ impl Session {
 
     /// Records the definitions of tools the upstream listed.
     pub fn remember_tools(&self, tools: &[Value]) {
-        self.remember(
-            tools
-                .iter()
-                .filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), pinned_fields(t)))),
-        );
+        for tool in tools {
+            self.note(tool);
+        }
     }
 
-    /// Records definitions (pinned fields) the upstream listed, by name.
-    pub fn remember(&self, tools: impl IntoIterator<Item = (String, Value)>) {
-        lock(&self.seen).extend(tools);
+    /// Records a definition the upstream listed; its pinned fields and pin.
+    /// A definition the same as the one seen before is not hashed again.
+    pub fn note(&self, tool: &Value) -> Option<Arc<SeenTool>> {
+        let name = tool.get("name")?.as_str()?;
+        let mut seen = lock(&self.seen);
+        if let Some(known) = seen.get(name).filter(|k| same_pinned(tool, &k.fields)) {
+            return Some(known.clone());
+        }
+        let fields = pinned_fields(tool);
+        let hash = pin_hash(&fields);
+        let noted = Arc::new(SeenTool { fields, hash });
+        seen.insert(name.to_string(), noted.clone());
+        Some(noted)
     }
 
     /// What the upstream last listed for this tool, unless it said since that
     /// its tool list changed.
-    pub fn seen_tool(&self, name: &str) -> Option<Value> {
+    pub fn seen_tool(&self, name: &str) -> Option<Arc<SeenTool>> {
         let mut seen = lock(&self.seen);
         if self.upstream.take_list_changed() {
             seen.clear();
