@@ -50,6 +50,7 @@ const PROTOCOL: &str = "2025-06-18";
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 struct Settings {
+    revocations: usize,
     calls: usize,
     lists: usize,
     warmup: usize,
@@ -70,6 +71,7 @@ fn main() -> Result<()> {
     };
     let concurrency = std::env::var("GATEHOUSE_BENCH_CONCURRENCY").map_or(Ok(16), |c| c.parse())?;
     let s = Settings {
+        revocations: if quick { 20 } else { 200 },
         calls,
         lists,
         warmup,
@@ -235,7 +237,9 @@ impl Bench<'_> {
                 .map_err(|e| anyhow!(e))?;
             audit.push((writers, events as f64 / started.elapsed().as_secs_f64()));
         }
+        let revocation = self.revocation().await?;
         print_tables(&latency, &steps, &loads, s);
+        revocation.print();
         println!(
             "\nAudit appends by group commit ({} s each)",
             s.load_for.as_secs()
@@ -257,6 +261,88 @@ impl Bench<'_> {
             bail!("REQUESTS FAILED, the numbers are worthless:\n  {failures}");
         }
         Ok(())
+    }
+
+    /// Revocation with calls in flight: per run, a new agent with two
+    /// sessions calling `read_note` back to back; the agent is revoked through
+    /// the API the CLI and the app call. Counts the calls sent after revoke
+    /// returned that succeeded (must be none) and times the first refusal.
+    async fn revocation(&self) -> Result<Revocation> {
+        let mut out = Revocation::default();
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_note", "arguments": {"title": "welcome"}}});
+        for _ in 0..self.s.revocations {
+            let agent = self.authorize("demo", "").await?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut workers = Vec::new();
+            for _ in 0..2 {
+                let url = format!("{}/mcp/demo", self.gh.url());
+                let mut mcp = Mcp::Http {
+                    http: client()?,
+                    url,
+                    token: agent.access.clone(),
+                    session: String::new(),
+                };
+                mcp.handshake().await?;
+                let (stop, call) = (stop.clone(), call.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let sent = Instant::now();
+                        let reply = mcp.send(&call).await;
+                        let ok = reply.as_ref().is_ok_and(|r| r.get("result").is_some());
+                        // Refused: the bearer challenge, or, for a call in flight when
+                        // revoke closed its session, the JSON-RPC error that ends it.
+                        let refused = match &reply {
+                            Ok(r) => r.get("error").is_some(),
+                            Err(e) => e.to_string().starts_with("HTTP 401"),
+                        };
+                        let what = match &reply {
+                            Ok(r) => r.to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        seen.push((sent, Instant::now(), ok, refused, what));
+                        if refused {
+                            break; // as an agent would: its token no longer works
+                        }
+                    }
+                    seen
+                }));
+            }
+            // The probe: the agent's next request once revoke has returned.
+            let mut probe = Mcp::Http {
+                http: client()?,
+                url: format!("{}/mcp/demo", self.gh.url()),
+                token: agent.access.clone(),
+                session: String::new(),
+            };
+            probe.handshake().await?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let gh = self.gh.gatehouse();
+            gh.revoke_agent(&agent.client_id, Actor::Cli)?;
+            let returned = Instant::now();
+            let refused = probe.send(&call).await;
+            let probe_refused = returned.elapsed();
+            ensure!(
+                matches!(&refused, Err(e) if e.to_string().starts_with("HTTP 401")),
+                "the request after revoke was not refused: {refused:?}"
+            );
+            out.first_refusal.push(probe_refused);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            for w in workers {
+                for (sent, answered, ok, refused, what) in w.await? {
+                    ensure!(ok || refused, "a call failed other than by refusal: {what}");
+                    if ok && sent > returned {
+                        out.succeeded_after += 1;
+                    }
+                    if refused && answered > returned {
+                        out.refused_after += 1;
+                    }
+                    out.calls += 1;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn open(&self, to: &To) -> Result<Mcp> {
@@ -644,6 +730,32 @@ impl Tally {
 
 /// Median and p99 (nearest rank).
 type Stats = (Duration, Duration);
+
+#[derive(Default)]
+struct Revocation {
+    calls: usize,
+    succeeded_after: usize,
+    refused_after: usize,
+    first_refusal: Vec<Duration>,
+}
+
+impl Revocation {
+    fn print(&self) {
+        let (p50, p99) = stats(&self.first_refusal);
+        println!(
+            "\nRevocation with calls in flight ({} runs, 2 sessions calling back to back, {} calls)",
+            self.first_refusal.len(),
+            self.calls
+        );
+        let (ok, refused) = (self.succeeded_after, self.refused_after);
+        println!("  calls sent after revoke returned that succeeded: {ok} (refused: {refused})");
+        println!(
+            "  the agent's next request after revoke returned, refused in: median {}, p99 {}",
+            fmt(p50),
+            fmt(p99)
+        );
+    }
+}
 type Steps = Vec<(String, (Stats, Duration))>;
 
 fn stats(times: &[Duration]) -> Stats {
