@@ -22,9 +22,16 @@ const CATCH_UP_PAGE: u32 = 1_000;
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
+    /// On a first page: how many events match, counted up to
+    /// [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that).
     #[ts(type = "number | null")]
     pub total: Option<i64>,
+    pub total_more: bool,
 }
+
+/// A first page counts its matches up to this many, so that it costs no more
+/// than reading them: a count of a million matches took longer than the page.
+pub const AUDIT_COUNT_CAP: i64 = 10_000;
 
 impl Gatehouse {
     /// Checks the whole audit log: every event's seal, every link, and that
@@ -72,11 +79,18 @@ impl Gatehouse {
     ) -> Result<AuditPage> {
         let store = self.store();
         let events = store.read(|c| log::page(c, filter, Cursor::Before(before_id), limit))?;
-        let total = match before_id {
-            None => Some(store.read(|c| log::count(c, filter))?),
-            Some(_) => None,
+        let (total, total_more) = match before_id {
+            None => {
+                let (n, more) = store.read(|c| log::count_up_to(c, filter, AUDIT_COUNT_CAP))?;
+                (Some(n), more)
+            }
+            Some(_) => (None, false),
         };
-        Ok(AuditPage { events, total })
+        Ok(AuditPage {
+            events,
+            total,
+            total_more,
+        })
     }
 
     /// The most recent `limit` events matching `filter`, oldest first.

@@ -324,12 +324,24 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
     Ok(added)
 }
 
-/// How many events match `f`.
+/// How many events match `f`, all counted.
+#[cfg(test)]
 pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
-    let (clause, args) = filter_sql(f);
-    let sql = format!("SELECT COUNT(*) FROM audit_events WHERE {clause}");
+    Ok(count_up_to(conn, f, i64::MAX - 1)?.0)
+}
+
+/// How many events match `f`, counted up to `cap`: `(cap, true)` when there
+/// are more. It stops at the cap, so it costs no more than reading that many.
+pub fn count_up_to(conn: &Connection, f: &Filter, cap: i64) -> Result<(i64, bool), StoreError> {
+    let (clause, mut args) = filter_sql(f);
+    args.push(Value::Integer(cap + 1));
+    let n = args.len();
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM audit_events WHERE {clause} ORDER BY id DESC LIMIT ?{n})"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
-    Ok(stmt.query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+    let counted: i64 = stmt.query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    Ok((counted.min(cap), counted > cap))
 }
 
 #[cfg(test)]
@@ -455,6 +467,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.read(|c| count(c, &f)).unwrap(), 11); // 4, 40..49
+        let capped = store.read(|c| count_up_to(c, &f, 5)).unwrap();
+        assert_eq!(capped, (5, true), "counted up to the cap, and more");
+        assert_eq!(store.read(|c| count_up_to(c, &f, 11)).unwrap(), (11, false));
         let upper = Filter {
             text: Some("OOL".into()),
             ..Default::default()

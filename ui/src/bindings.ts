@@ -238,7 +238,12 @@ until: number | null,
  */
 text: string | null, };
 
-export type AuditPage = { events: Array<AuditEvent>, total: number | null, };
+export type AuditPage = { events: Array<AuditEvent>, 
+/**
+ * On a first page: how many events match, counted up to
+ * [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that).
+ */
+total: number | null, total_more: boolean, };
 
 export type ProblemKind = "edited" | "out_of_chain" | "unsealed" | "truncated";
 

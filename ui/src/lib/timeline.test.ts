@@ -4,6 +4,7 @@ import {
   EMPTY_FILTER,
   PAGE_SIZE,
   appendPage,
+  eventCount,
   formatDuration,
   formatTime,
   isFiltered,
@@ -98,6 +99,9 @@ describe('cells', () => {
     expect(outcomeLabel(ev(1))).toBe('allowed');
     // A call's start is listed only while no outcome was recorded for it.
     expect(outcomeLabel(ev(1, { kind: 'call_started' }))).toBe('no outcome yet');
+    expect(eventCount(null, false)).toBe('');
+    expect(eventCount(1, false)).toBe('1 event');
+    expect(eventCount(10_000, true)).toBe('10,000+ events');
     expect(formatDuration(null)).toBe('');
     expect(formatDuration(42)).toBe('42 ms');
     expect(formatDuration(1_500)).toBe('1.5 s');

@@ -2,6 +2,7 @@
 // into the loaded rows, the window of rows to render, and how cells read.
 
 import type { AuditEvent, AuditFilter, Outcome } from '../bindings';
+import { plural } from './format';
 
 export const ROW_HEIGHT = 30;
 export const PAGE_SIZE = 500;
@@ -124,6 +125,13 @@ const KIND_LABELS: Record<string, string> = {
  */
 export function outcomeLabel(e: AuditEvent): string {
   return e.kind === 'call_started' ? 'no outcome yet' : e.outcome;
+}
+
+/** The filter bar's count: "1,234 events", or "10,000+ events" past the count's cap. */
+export function eventCount(total: number | null, more: boolean): string {
+  if (total === null) return '';
+  if (!more) return plural(total, 'event');
+  return `${total.toLocaleString('en-US')}+ events`;
 }
 
 /** What the "tool" column shows: the tool for calls, else what happened. */

@@ -47,6 +47,7 @@ export function Activity({ info, agents }: { info: Status | null; agents: Agent[
         agents={agents}
         info={info}
         total={timeline.total}
+        totalMore={timeline.totalMore}
         onBar={setBar}
         onText={setText}
         onExport={exportAs}

@@ -2,8 +2,7 @@
 // range; the count of matching events; export.
 
 import type { Agent, ExportFormat, Outcome, Status } from '../../bindings';
-import { OUTCOMES, TIME_RANGES, type FilterBar as Bar, type TimeRange } from '../../lib/timeline';
-import { plural } from '../../lib/format';
+import { OUTCOMES, TIME_RANGES, eventCount, type FilterBar as Bar, type TimeRange } from '../../lib/timeline';
 
 export function FilterBar({
   bar,
@@ -11,6 +10,7 @@ export function FilterBar({
   agents,
   info,
   total,
+  totalMore,
   onBar,
   onText,
   onExport,
@@ -20,6 +20,7 @@ export function FilterBar({
   agents: Agent[];
   info: Status | null;
   total: number | null;
+  totalMore: boolean;
   onBar: (b: Bar) => void;
   onText: (t: string) => void;
   onExport: (f: ExportFormat) => void;
@@ -81,7 +82,7 @@ export function FilterBar({
       </select>
       <span class="spacer" />
       <span class="muted" data-testid="event-count" aria-live="polite">
-        {total === null ? '' : plural(total, 'event')}
+        {eventCount(total, totalMore)}
       </span>
       <button type="button" class="plain small" onClick={() => onExport('jsonl')} title="Export the filtered events as JSON Lines">
         JSONL

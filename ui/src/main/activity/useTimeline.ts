@@ -10,6 +10,8 @@ export interface Timeline {
   rows: AuditEvent[];
   /** Every event matching the query (counted with the first page). */
   total: number | null;
+  /** More than `total` match (the count stops at a cap). */
+  totalMore: boolean;
   loading: boolean;
   /** No older page is left. */
   exhausted: boolean;
@@ -22,6 +24,7 @@ export interface Timeline {
 export function useTimeline(query: AuditFilter): Timeline {
   const [rows, setRows] = useState<AuditEvent[]>([]);
   const [total, setTotal] = useState<number | null>(null);
+  const [totalMore, setTotalMore] = useState(false);
   const [exhausted, setExhausted] = useState(false);
   const [loading, setLoading] = useState(false);
   const [freshFrom, setFreshFrom] = useState(Infinity);
@@ -39,6 +42,7 @@ export function useTimeline(query: AuditFilter): Timeline {
         if (gen !== generation.current) return;
         setRows(page.events);
         setTotal(page.total);
+        setTotalMore(page.total_more);
         setExhausted(page.events.length < PAGE_SIZE);
         setFreshFrom(Infinity);
         setLoading(false);
@@ -82,7 +86,7 @@ export function useTimeline(query: AuditFilter): Timeline {
     );
   };
 
-  return { rows, total, loading, exhausted, freshFrom, error, loadMore };
+  return { rows, total, totalMore, loading, exhausted, freshFrom, error, loadMore };
 }
 
 /** For the benchmark (ui/e2e/bench.mjs): query time, and time until the rows are painted. */
