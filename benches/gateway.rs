@@ -58,12 +58,14 @@ struct Settings {
     concurrency: usize,
 }
 
+mod support;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--bench-upstream") {
         return fake_upstream(args.get(i + 1).context("tool count")?.parse()?);
     }
-    let quick = std::env::var("GATEHOUSE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let quick = support::quick();
     let (calls, lists, warmup, secs) = if quick {
         (200, 30, 10, 1)
     } else {

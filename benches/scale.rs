@@ -31,19 +31,15 @@ const GATEHOUSE_BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 const GRANTS: usize = 10_000;
 const AGENTS: usize = 8;
 
+mod support;
+
 fn main() -> Result<()> {
-    let quick = std::env::var("GATEHOUSE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let events = if quick { 100_000 } else { 1_000_000 };
-    let dir = tempfile::tempdir()?;
-    let (config_path, data_dir) = (dir.path().join("gatehouse.toml"), dir.path().join("data"));
-    std::fs::write(&config_path, "# benchmark\nport = 0\n")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let events = if support::quick() { 100_000 } else { 1_000_000 };
+    let setup = support::Setup::new()?;
+    let (config_path, data_dir, runtime) = (&setup.config_path, &setup.data_dir, &setup.runtime);
     // Gatehouse makes the schema and its keys; the rows come after it stops.
-    let config = gatehouse::Config::load(&config_path)?;
-    let gh = runtime.block_on(gatehouse::daemon::start(config.clone(), &data_dir))?;
+    let config = setup.config()?;
+    let gh = runtime.block_on(gatehouse::daemon::start(config.clone(), data_dir))?;
     runtime.block_on(gh.shutdown());
     let now = gatehouse::clock::now();
     let seeding = Instant::now();
@@ -65,7 +61,7 @@ fn main() -> Result<()> {
     let mut starts = Vec::new();
     let mut memory = (0, 0);
     for run in 0..5 {
-        let (took, child) = start_serve(&config_path, &data_dir)?;
+        let (took, child) = start_serve(config_path, data_dir)?;
         starts.push(took);
         if run == 4 {
             std::thread::sleep(Duration::from_secs(3));
@@ -85,7 +81,7 @@ fn main() -> Result<()> {
         memory.1 as f64 / 1024.0
     );
 
-    let gh = runtime.block_on(gatehouse::daemon::start(config, &data_dir))?;
+    let gh = runtime.block_on(gatehouse::daemon::start(config, data_dir))?;
     let api = gh.gatehouse();
     let hour_ago = now - 3_600_000;
     let cases: Vec<(&str, AuditFilter)> = vec![

@@ -38,20 +38,16 @@ struct Upstream {
     tool: &'static str,
 }
 
+mod support;
+
 fn main() -> Result<()> {
-    let quick = std::env::var("GATEHOUSE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let rounds = if quick { 3 } else { 30 };
-    let dir = tempfile::tempdir()?;
-    let (config_path, data_dir) = (dir.path().join("gatehouse.toml"), dir.path().join("data"));
-    std::fs::write(&config_path, "# benchmark\nport = 0\n")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let config = gatehouse::Config::load(&config_path)?;
-    let gh = runtime.block_on(gatehouse::daemon::start(config, &data_dir))?;
+    let rounds = if support::quick() { 3 } else { 30 };
+    let setup = support::Setup::new()?;
+    let (dir, data_dir, runtime) = (&setup.dir, &setup.data_dir, &setup.runtime);
+    let config = setup.config()?;
+    let gh = runtime.block_on(gatehouse::daemon::start(config, data_dir))?;
     println!("servers bench ({rounds} rounds): Gatehouse at {}", gh.url());
-    let result = run(&data_dir, dir.path(), rounds);
+    let result = run(data_dir, dir.path(), rounds);
     runtime.block_on(gh.shutdown());
     result
 }
