@@ -266,6 +266,9 @@ fn sweep(g: &Gatehouse, now: clock::UnixMs) {
     if let Err(e) = g.store().upkeep_live(now) {
         tracing::error!(error = %e, "loading the live authorization state failed");
     }
+    if let Err(e) = g.prune_audit(now) {
+        tracing::error!(error = %e, "could not cut the audit log to what retention keeps");
+    }
     // What writes outside the audit writer recorded, searchable by index:
     // small transactions (the writer's lock is short each time), 100 ms at most.
     let until = std::time::Instant::now() + std::time::Duration::from_millis(100);

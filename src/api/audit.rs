@@ -56,7 +56,8 @@ impl Gatehouse {
                 }
             }
         });
-        let mut found = chain::verify(store.key(), events, true);
+        let start = chain::Start::Whole(store.read(log::pruned_through)?);
+        let mut found = chain::verify(store.key(), events, true, &start);
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -154,6 +155,63 @@ impl Gatehouse {
             export::ExportError::Read(e) => Error::from(e),
             export::ExportError::Io(e) => Error::internal(format!("cannot write the export: {e}")),
         })
+    }
+}
+
+/// Events retention exports and deletes at most per upkeep (a short write).
+const PRUNE_CHUNK: i64 = 5_000;
+
+impl Gatehouse {
+    /// What the retention setting no longer keeps is exported (JSON Lines,
+    /// sealed: `gatehouse log verify --file` checks it) to the data
+    /// directory's `audit-archive/`, then deleted, with an `audit_pruned`
+    /// event saying up to where, so `log verify` knows where the log now
+    /// starts. At most [`PRUNE_CHUNK`] events a call (upkeep calls it).
+    /// Returns how many were cut.
+    pub fn prune_audit(&self, now: crate::clock::UnixMs) -> Result<usize> {
+        let keep = self.config().keep_audit;
+        if keep == crate::config::Retention::default() {
+            return Ok(0);
+        }
+        let store = self.store();
+        let Some(through) = store.read(|c| log::prune_through(c, keep, now, PRUNE_CHUNK))? else {
+            return Ok(0);
+        };
+        let archive = self.data_dir().join("audit-archive");
+        crate::private::ensure_dir(&archive).map_err(|e| Error::internal(e.to_string()))?;
+        let first = store.read(|c| log::range(c, 0, through, 1))?;
+        let first = first.first().map_or(through, |e| e.id);
+        let path = archive.join(format!("audit-{first:010}-{through:010}.jsonl"));
+        let cannot =
+            |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+        let file = crate::private::create_file(&path).map_err(cannot)?;
+        let mut out = std::io::BufWriter::new(file);
+        let written = export::export(ExportFormat::Jsonl, &mut out, |after| {
+            store.read(|c| log::range(c, after.unwrap_or(0), through, 2_000))
+        })
+        .map_err(|e| Error::internal(e.to_string()))?;
+        let file = out.into_inner().map_err(|e| cannot(e.into_error()))?;
+        file.sync_all().map_err(cannot)?;
+        let shown = path.display().to_string();
+        store.write(|tx| {
+            let through_seal = log::delete_through(tx.conn(), through)?;
+            let event = crate::audit::NewEvent::new(
+                crate::audit::EventKind::AuditPruned,
+                crate::audit::Outcome::Allowed,
+            )
+            .actor("retention")
+            .detail(serde_json::json!({
+                "through": through, "through_seal": through_seal,
+                "count": written, "exported_to": shown,
+            }));
+            tx.record(event, now)
+        })?;
+        tracing::info!(
+            count = written,
+            through,
+            "audit events exported to {shown} and deleted (retention)"
+        );
+        Ok(written)
     }
 }
 
@@ -292,7 +350,8 @@ pub fn verify_export(
         events.push(event);
     }
     events.sort_by_key(|e| e.id);
-    let mut found = chain::verify(&key, events.iter().map(chain::Sealed::from), false);
+    let sealed = events.iter().map(chain::Sealed::from);
+    let mut found = chain::verify(&key, sealed, false, &chain::Start::Part);
     // Consecutive ids must link; a missing id is a gap, counted above.
     for pair in events.windows(2) {
         let linked = pair[1].prev_seal.as_deref() == pair[0].seal.as_deref();

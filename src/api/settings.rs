@@ -24,6 +24,11 @@ pub struct Settings {
     pub ask_every_time: AskDefault,
     pub bind_grants_to_program: bool,
     pub theme: Theme,
+    /// Audit events older than this many days are archived and cut (0: kept).
+    pub keep_audit_days: u32,
+    /// Past this many audit events, the oldest are archived and cut (0: no limit).
+    #[ts(type = "number")]
+    pub keep_audit_events: u64,
     pub config_path: Option<String>,
 }
 
@@ -38,6 +43,11 @@ pub struct SettingsChange {
     pub ask_every_time: Option<AskDefault>,
     pub bind_grants_to_program: Option<bool>,
     pub theme: Option<Theme>,
+    /// 0: keep every event, whatever its age.
+    pub keep_audit_days: Option<u32>,
+    /// 0: no limit on the number of events.
+    #[ts(type = "number | null")]
+    pub keep_audit_events: Option<u64>,
 }
 
 /// The settings after a change, and whether a restart is needed for all of it.
@@ -63,6 +73,11 @@ impl Gatehouse {
             ask_every_time: c.ask_every_time,
             bind_grants_to_program: c.bind_grants_to_program,
             theme: c.theme,
+            keep_audit_days: c
+                .keep_audit
+                .for_ms
+                .map_or(0, |ms| ((ms + clock::DAY - 1) / clock::DAY) as u32),
+            keep_audit_events: c.keep_audit.events.unwrap_or(0),
             config_path: c.path.as_ref().map(|p| p.display().to_string()),
         }
     }
@@ -79,8 +94,24 @@ impl Gatehouse {
                 ));
             }
         }
+        if change.keep_audit_days.is_some_and(|d| d > 3650) {
+            return Err(Error::bad_request(
+                "keep the audit log at most 3650 days (0 keeps it all)",
+            ));
+        }
         let path = self.config_file()?;
         let mut doc = crate::config::edit::read(&path).map_err(Error::bad_request)?;
+        // 0 takes a retention key out: everything is kept.
+        match change.keep_audit_days {
+            Some(0) => drop(doc.remove("keep_audit_for")),
+            Some(days) => doc["keep_audit_for"] = toml_edit::value(format!("{days}d")),
+            None => {}
+        }
+        match change.keep_audit_events {
+            Some(0) => drop(doc.remove("keep_audit_events")),
+            Some(n) => doc["keep_audit_events"] = toml_edit::value(n as i64),
+            None => {}
+        }
         let mut set = |key: &str, value: toml_edit::Value| {
             doc[key] = toml_edit::value(value);
         };

@@ -180,18 +180,38 @@ pub enum ProblemKind {
 
 const LISTED: usize = 100;
 
+/// Where the events given to [`verify`] start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// A part of the log (an export): its first event may follow any other.
+    Part,
+    /// The whole log: it starts at the first event ever written, or right
+    /// after the last one retention cut (its id and seal, from the sealed
+    /// `audit_pruned` event that says so). Missing oldest events are a problem.
+    Whole(Option<(i64, String)>),
+}
+
 /// Walks `events` (oldest first, whole or a consecutive part of the log)
 /// and checks each seal and each link. `chained` says whether consecutive
 /// events must link (false for an export of a filtered view, where each event
 /// is still checked on its own).
-pub fn verify(key: &Key, events: impl IntoIterator<Item = Sealed>, chained: bool) -> Verification {
+pub fn verify(
+    key: &Key,
+    events: impl IntoIterator<Item = Sealed>,
+    chained: bool,
+    start: &Start,
+) -> Verification {
     let mut out = Verification {
         events: 0,
         problems: Vec::new(),
         problem_count: 0,
         gaps: 0,
     };
-    let mut before: Option<(i64, String)> = None;
+    let mut before: Option<(i64, String)> = match start {
+        Start::Whole(Some(cut)) => Some(cut.clone()),
+        Start::Whole(None) => Some((0, GENESIS.to_string())),
+        Start::Part => None,
+    };
     for e in events {
         out.events += 1;
         if let Some((_, seal)) = &before {
@@ -241,6 +261,10 @@ fn check_one(key: &Key, e: &Sealed, before: Option<&(i64, String)>) -> Option<Pr
     };
     if prev != expected_prev {
         let message = match before {
+            Some((0, _)) => format!(
+                "the log starts at #{}: the events before it are missing (deleted without a record that retention cut them)",
+                e.id
+            ),
             Some((id, _)) if e.id > id + 1 => format!(
                 "the events between #{id} and #{} are missing (deleted)",
                 e.id
@@ -298,7 +322,12 @@ mod tests {
 
     #[test]
     fn an_untouched_log_verifies() {
-        let v = verify(&Key::for_tests(), sealed(chain(5)), true);
+        let v = verify(
+            &Key::for_tests(),
+            sealed(chain(5)),
+            true,
+            &Start::Whole(None),
+        );
         assert_eq!((v.events, v.intact()), (5, true));
     }
 
@@ -307,7 +336,7 @@ mod tests {
         let key = Key::for_tests();
         let mut edited = chain(5);
         edited[2].tool = Some("delete_everything".into());
-        let v = verify(&key, sealed(edited), true);
+        let v = verify(&key, sealed(edited), true, &Start::Whole(None));
         assert_eq!(
             (v.problem_count, v.problems[0].id, v.problems[0].what),
             (1, 3, ProblemKind::Edited)
@@ -315,7 +344,7 @@ mod tests {
 
         let mut deleted = chain(5);
         deleted.remove(2);
-        let v = verify(&key, sealed(deleted), true);
+        let v = verify(&key, sealed(deleted), true, &Start::Whole(None));
         assert_eq!(
             (v.problems[0].id, v.problems[0].what),
             (4, ProblemKind::OutOfChain)
@@ -328,7 +357,7 @@ mod tests {
 
         let mut reordered = chain(5);
         reordered.swap(1, 3);
-        let v = verify(&key, sealed(reordered), true);
+        let v = verify(&key, sealed(reordered), true, &Start::Whole(None));
         assert!(v.problem_count >= 2, "{v:?}");
         assert_eq!(v.problems[0].what, ProblemKind::OutOfChain);
 
@@ -337,13 +366,18 @@ mod tests {
         forged.id = 6;
         forged.seal = Some("f".repeat(64));
         inserted.push(forged);
-        let v = verify(&key, sealed(inserted), true);
+        let v = verify(&key, sealed(inserted), true, &Start::Whole(None));
         assert_eq!(
             (v.problems[0].id, v.problems[0].what),
             (6, ProblemKind::Edited)
         );
 
-        let v = verify(&Key::new([8; 32]), sealed(chain(2)), true);
+        let v = verify(
+            &Key::new([8; 32]),
+            sealed(chain(2)),
+            true,
+            &Start::Whole(None),
+        );
         assert_eq!(v.problem_count, 2, "another key seals nothing of this log");
     }
 
@@ -359,7 +393,7 @@ mod tests {
         cut.prev_seal = Some(prev.clone());
         cut.seal = Some(seal(&key, &prev, &content_of(&cut)));
         events.push(cut);
-        let v = verify(&key, sealed(events), true);
+        let v = verify(&key, sealed(events), true, &Start::Whole(None));
         assert_eq!(
             (v.problem_count, v.problems[0].id, v.problems[0].what),
             (1, 4, ProblemKind::Truncated)
@@ -368,14 +402,33 @@ mod tests {
     }
 
     #[test]
+    fn the_log_starts_at_its_first_event_or_where_retention_cut_it() {
+        let key = Key::for_tests();
+        let events = chain(6);
+        let cut = Some((3, events[2].seal.clone().unwrap()));
+        let rest: Vec<AuditEvent> = events[3..].to_vec();
+        assert!(verify(&key, sealed(rest.clone()), true, &Start::Whole(cut)).intact());
+        let v = verify(&key, sealed(rest.clone()), true, &Start::Whole(None));
+        assert_eq!(
+            (v.problem_count, v.problems[0].id),
+            (1, 4),
+            "cut with no record: {v:?}"
+        );
+        assert!(v.problems[0].message.contains("starts at #4"), "{v:?}");
+        let told = Some((2, events[1].seal.clone().unwrap()));
+        let v = verify(&key, sealed(rest), true, &Start::Whole(told));
+        assert!(!v.intact(), "more was cut than the record says");
+    }
+
+    #[test]
     fn a_filtered_export_checks_each_event_on_its_own() {
         let key = Key::for_tests();
         let some: Vec<AuditEvent> = chain(6).into_iter().filter(|e| e.id % 2 == 0).collect();
-        let v = verify(&key, sealed(some.clone()), false);
+        let v = verify(&key, sealed(some.clone()), false, &Start::Part);
         assert!(v.intact());
         assert_eq!(v.gaps, 2, "said, not hidden");
         assert!(
-            !verify(&key, sealed(some), true).intact(),
+            !verify(&key, sealed(some), true, &Start::Part).intact(),
             "not consecutive"
         );
     }

@@ -51,6 +51,9 @@ pub enum EventKind {
     GrantChanged,
     /// The person added, changed or removed a rule for an agent.
     RuleChanged,
+    /// The oldest events were exported and deleted, as the retention setting
+    /// asks: its detail says up to which event (and its seal) and where they went.
+    AuditPruned,
 }
 
 impl EventKind {
@@ -82,6 +85,7 @@ impl EventKind {
             EventKind::ProgramMismatch => "program_mismatch",
             EventKind::GrantChanged => "grant_changed",
             EventKind::RuleChanged => "rule_changed",
+            EventKind::AuditPruned => "audit_pruned",
         }
     }
 

@@ -225,6 +225,12 @@ enum Command {
         /// The app's look.
         #[arg(long, value_parser = ["system", "light", "dark"])]
         theme: Option<String>,
+        /// Archive and cut audit events older than this many days (0: keep them all).
+        #[arg(long)]
+        keep_audit_days: Option<u32>,
+        /// Archive and cut the oldest audit events past this many (0: no limit).
+        #[arg(long)]
+        keep_audit_events: Option<u64>,
     },
     /// Pause every agent, or one (name or client id): their calls are refused
     /// (and audited) until you resume; nothing is revoked. Survives a restart.
@@ -692,6 +698,8 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             ask_every_time,
             bind_grants_to_program,
             theme,
+            keep_audit_days,
+            keep_audit_events,
         } => {
             let change = gatehouse::api::SettingsChange {
                 port,
@@ -716,6 +724,8 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                     "dark" => gatehouse::api::Theme::Dark,
                     _ => gatehouse::api::Theme::System,
                 }),
+                keep_audit_days,
+                keep_audit_events,
             };
             let nothing = serde_json::to_value(&change).is_ok_and(|v| {
                 v.as_object()

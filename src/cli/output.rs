@@ -275,6 +275,18 @@ fn print_settings(s: &Settings) {
     println!("port                    {}", s.port);
     println!("consent timeout         {} s", s.consent_timeout_secs);
     println!("default duration        {}", s.default_duration.as_str());
+    let kept = |n: u64, unit: &str| match n {
+        0 => "all".to_string(),
+        n => format!("{n} {unit}"),
+    };
+    println!(
+        "keep audit events for   {}",
+        kept(s.keep_audit_days.into(), "days")
+    );
+    println!(
+        "keep audit events, most {}",
+        kept(s.keep_audit_events, "events")
+    );
     println!(
         "ask every time          {}",
         serde_json::to_value(s.ask_every_time)

@@ -39,6 +39,10 @@ pub struct ConfigFile {
     pub ask_every_time: Option<String>,
     /// The app's look: "system", "light" or "dark".
     pub theme: Option<String>,
+    /// Audit events older than this are exported and then deleted, e.g. "90d".
+    pub keep_audit_for: Option<String>,
+    /// Beyond this many audit events, the oldest are exported and then deleted.
+    pub keep_audit_events: Option<u64>,
     #[serde(default)]
     pub servers: BTreeMap<String, ServerFile>,
     #[serde(default)]
@@ -149,6 +153,17 @@ pub struct Config {
     pub default_duration: DefaultDuration,
     pub ask_every_time: AskDefault,
     pub theme: Theme,
+    /// How much of the audit log to keep (everything unless set).
+    pub keep_audit: Retention,
+}
+
+/// How much of the audit log is kept: older events, and the oldest beyond a
+/// count, are exported to the data directory's `audit-archive/` and then
+/// deleted. Both unset: everything is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub for_ms: Option<i64>,
+    pub events: Option<u64>,
 }
 
 /// The duration the consent window picks first (the person can change it).
@@ -568,6 +583,21 @@ impl Config {
                         "expected \"destructive\" or \"none\"",
                     ))
                 }
+            },
+            keep_audit: Retention {
+                for_ms: match &file.keep_audit_for {
+                    None => None,
+                    Some(_) => Some(duration("keep_audit_for", &file.keep_audit_for, 0)?),
+                },
+                events: match file.keep_audit_events {
+                    Some(0) => {
+                        return Err(err(
+                            "keep_audit_events",
+                            "at least 1 (leave it out to keep every event)",
+                        ))
+                    }
+                    n => n,
+                },
             },
             theme: match file.theme.as_deref() {
                 None | Some("system") => Theme::System,

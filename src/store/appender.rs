@@ -181,7 +181,8 @@ mod tests {
         let stored = store.read(audit::last_id).unwrap();
         assert_eq!(stored, 200);
         let sealed = store.read(|c| audit::sealed_page(c, 0, 1_000)).unwrap();
-        let found = crate::audit::chain::verify(store.key(), sealed, true);
+        let whole = crate::audit::chain::Start::Whole(None);
+        let found = crate::audit::chain::verify(store.key(), sealed, true, &whole);
         assert!(found.intact(), "the group commits kept the chain");
     }
 

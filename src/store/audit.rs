@@ -324,6 +324,87 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
     Ok(added)
 }
 
+/// Up to which event the log may be cut, as `keep` asks at `now`: the newest
+/// event older than it keeps, or the newest beyond the count it keeps; at
+/// most `chunk` events from the oldest. `None`: nothing to cut.
+pub fn prune_through(
+    conn: &Connection,
+    keep: crate::config::Retention,
+    now: UnixMs,
+    chunk: i64,
+) -> Result<Option<i64>, StoreError> {
+    let by_age: Option<i64> = match keep.for_ms {
+        Some(ms) => conn
+            .prepare_cached("SELECT MAX(id) FROM audit_events WHERE at < ?1")?
+            .query_row([now - ms], |r| r.get(0))?,
+        None => None,
+    };
+    let by_count: Option<i64> = match keep.events {
+        Some(n) => conn
+            .prepare_cached("SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET ?1")?
+            .query_row([n as i64], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    let Some(through) = by_age.max(by_count) else {
+        return Ok(None);
+    };
+    let first: i64 = conn
+        .prepare_cached("SELECT MIN(id) FROM audit_events")?
+        .query_row([], |r| r.get(0))?;
+    Ok(Some(through.min(first + chunk - 1)))
+}
+
+/// Every event (a call's start too) with an id in `(after, through]`, oldest
+/// first, at most `limit`.
+pub fn range(
+    conn: &Connection,
+    after: i64,
+    through: i64,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM audit_events WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![after, through, limit], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Deletes every event up to `through`; the seal of the last one deleted.
+pub fn delete_through(conn: &Connection, through: i64) -> Result<String, StoreError> {
+    let seal: Option<String> = conn
+        .query_row(
+            "SELECT seal FROM audit_events WHERE id = ?1",
+            [through],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    conn.execute("DELETE FROM audit_events WHERE id <= ?1", [through])?;
+    Ok(seal.unwrap_or_default())
+}
+
+/// Where the log starts: the last event an `audit_pruned` event says was cut
+/// (its id and seal), or `None` if the log was never cut.
+pub fn pruned_through(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
+    let detail: Option<String> = conn
+        .query_row(
+            "SELECT detail FROM audit_events WHERE kind = 'audit_pruned' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(detail.and_then(|d| {
+        let d: serde_json::Value = serde_json::from_str(&d).ok()?;
+        Some((
+            d["through"].as_i64()?,
+            d["through_seal"].as_str()?.to_string(),
+        ))
+    }))
+}
+
 /// How many events match `f`, all counted.
 #[cfg(test)]
 pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {

@@ -39,6 +39,7 @@ mod matrix;
 mod pause;
 mod per_tool;
 mod program;
+mod retention;
 mod rules;
 mod secrets;
 mod servers;

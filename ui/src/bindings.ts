@@ -194,7 +194,7 @@ paused: Paused | null,
  */
 program: Program | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "call_started" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed" | "rule_changed";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "call_started" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed" | "rule_changed" | "audit_pruned";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 
@@ -378,9 +378,25 @@ listening_port: number,
 /**
  * Set when the command line gave the port (`--port`): it wins over the file's.
  */
-port_from_command_line: boolean, consent_timeout_secs: number, default_duration: DefaultDuration, ask_every_time: AskDefault, bind_grants_to_program: boolean, theme: Theme, config_path: string | null, };
+port_from_command_line: boolean, consent_timeout_secs: number, default_duration: DefaultDuration, ask_every_time: AskDefault, bind_grants_to_program: boolean, theme: Theme, 
+/**
+ * Audit events older than this many days are archived and cut (0: kept).
+ */
+keep_audit_days: number, 
+/**
+ * Past this many audit events, the oldest are archived and cut (0: no limit).
+ */
+keep_audit_events: number, config_path: string | null, };
 
-export type SettingsChange = { port: number | null, consent_timeout_secs: number | null, default_duration: DefaultDuration | null, ask_every_time: AskDefault | null, bind_grants_to_program: boolean | null, theme: Theme | null, };
+export type SettingsChange = { port: number | null, consent_timeout_secs: number | null, default_duration: DefaultDuration | null, ask_every_time: AskDefault | null, bind_grants_to_program: boolean | null, theme: Theme | null, 
+/**
+ * 0: keep every event, whatever its age.
+ */
+keep_audit_days: number | null, 
+/**
+ * 0: no limit on the number of events.
+ */
+keep_audit_events: number | null, };
 
 export type SettingsChanged = { settings: Settings, 
 /**

@@ -180,6 +180,32 @@ function SettingsForm() {
           <option value="none">no tool</option>
         </select>
       </label>
+      <label>
+        <span>Keep audit events for</span>
+        <input
+          type="number"
+          min={0}
+          max={3650}
+          value={draft.keep_audit_days}
+          onInput={(e) => set({ keep_audit_days: Number((e.target as HTMLInputElement).value) })}
+          data-testid="setting-keep-days"
+        />
+        <span class="muted small">days (0 keeps them all)</span>
+      </label>
+      <label>
+        <span>Keep at most</span>
+        <input
+          type="number"
+          min={0}
+          value={draft.keep_audit_events}
+          onInput={(e) => set({ keep_audit_events: Number((e.target as HTMLInputElement).value) })}
+          data-testid="setting-keep-events"
+        />
+        <span class="muted small">
+          audit events (0: no limit). Older ones are first exported to the data directory's audit-archive
+          folder, then deleted; the log still verifies.
+        </span>
+      </label>
       <label class="check">
         <input
           type="checkbox"
@@ -318,6 +344,8 @@ export function settingsChange(saved: SettingsType, draft: SettingsType): Settin
     ask_every_time: pick('ask_every_time'),
     bind_grants_to_program: pick('bind_grants_to_program'),
     theme: pick('theme'),
+    keep_audit_days: pick('keep_audit_days'),
+    keep_audit_events: pick('keep_audit_events'),
   };
 }
 
