@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 // Settings: what the person can change (saved to the config file, in force
 // at once), what this Gatehouse runs with, and how to drive it from a terminal.
 
@@ -122,16 +123,7 @@ function SettingsForm() {
       }}
       aria-label="Change settings"
     >
-      <label>
-        <span>Port</span>
-        <input
-          type="number"
-          min={1}
-          max={65535}
-          value={draft.port}
-          onInput={(e) => set({ port: Number((e.target as HTMLInputElement).value) })}
-          data-testid="setting-port"
-        />
+      <NumberSetting label="Port" min={1} max={65535} value={draft.port} onChange={(port) => set({ port })} testId="setting-port">
         <span class="muted small">
           Listening on {saved.listening_port}
           {saved.port_from_command_line
@@ -139,7 +131,7 @@ function SettingsForm() {
             : saved.port !== saved.listening_port && ` (${saved.port} after a restart)`}
           . A change takes effect at the next start.
         </span>
-      </label>
+      </NumberSetting>
       <label>
         <span>A consent request waits</span>
         <select
@@ -180,32 +172,28 @@ function SettingsForm() {
           <option value="none">no tool</option>
         </select>
       </label>
-      <label>
-        <span>Keep audit events for</span>
-        <input
-          type="number"
-          min={0}
-          max={3650}
-          value={draft.keep_audit_days}
-          onInput={(e) => set({ keep_audit_days: Number((e.target as HTMLInputElement).value) })}
-          data-testid="setting-keep-days"
-        />
+      <NumberSetting
+        label="Keep audit events for"
+        min={0}
+        max={3650}
+        value={draft.keep_audit_days}
+        onChange={(keep_audit_days) => set({ keep_audit_days })}
+        testId="setting-keep-days"
+      >
         <span class="muted small">days (0 keeps them all)</span>
-      </label>
-      <label>
-        <span>Keep at most</span>
-        <input
-          type="number"
-          min={0}
-          value={draft.keep_audit_events}
-          onInput={(e) => set({ keep_audit_events: Number((e.target as HTMLInputElement).value) })}
-          data-testid="setting-keep-events"
-        />
+      </NumberSetting>
+      <NumberSetting
+        label="Keep at most"
+        min={0}
+        value={draft.keep_audit_events}
+        onChange={(keep_audit_events) => set({ keep_audit_events })}
+        testId="setting-keep-events"
+      >
         <span class="muted small">
           audit events (0: no limit). Older ones are first exported to the data directory's audit-archive
           folder, then deleted; the log still verifies.
         </span>
-      </label>
+      </NumberSetting>
       <label class="check">
         <input
           type="checkbox"
@@ -331,6 +319,32 @@ function Rules() {
         </p>
       )}
     </section>
+  );
+}
+
+/** A number input with its label and a note. */
+function NumberSetting(props: {
+  label: string;
+  min: number;
+  max?: number;
+  value: number;
+  onChange: (n: number) => void;
+  testId: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <label>
+      <span>{props.label}</span>
+      <input
+        type="number"
+        min={props.min}
+        max={props.max}
+        value={props.value}
+        onInput={(e) => props.onChange(Number((e.target as HTMLInputElement).value))}
+        data-testid={props.testId}
+      />
+      {props.children}
+    </label>
   );
 }
 
