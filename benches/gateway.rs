@@ -32,22 +32,15 @@
 use std::cell::RefCell;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse::api::{Actor, Approval, AskChoice, DurationChoice, NewClient, ToolChoice};
+use gatehouse::api::Actor;
 use gatehouse::bench;
 use gatehouse::daemon::Running;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
 
 const GATEHOUSE_BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
-const PROTOCOL: &str = "2025-06-18";
-const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 struct Settings {
     revocations: usize,
@@ -59,6 +52,8 @@ struct Settings {
 }
 
 mod support;
+
+use support::{client, field, json_ok, register, Agent, Mcp};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -121,15 +116,6 @@ struct Bench<'a> {
     me: String,
     noop: String,
     s: Settings,
-}
-
-/// One agent's tokens from one consent. Each agent is its own public client: a
-/// second consent for the same client and server would widen its one grant.
-#[derive(Clone)]
-struct Agent {
-    client_id: String,
-    access: String,
-    refresh: String,
 }
 
 /// Where a latency case sends its requests.
@@ -212,7 +198,7 @@ impl Bench<'_> {
             agents.push(self.authorize("demo", "").await?);
         }
         let own_chain = agents.pop().context("no refresh chain")?;
-        let rs = register(&self.http, self.gh, "client_secret_basic").await?;
+        let rs = register(self.gh, "client_secret_basic")?;
         let (id, secret) = (field(&rs, "client_id")?, field(&rs, "client_secret")?);
         let steps = self.in_process(&tokens, own_chain, (&id, &secret))?;
         let (base, token) = (self.gh.url(), tokens[2].clone());
@@ -278,12 +264,7 @@ impl Bench<'_> {
             let mut workers = Vec::new();
             for _ in 0..2 {
                 let url = format!("{}/mcp/demo", self.gh.url());
-                let mut mcp = Mcp::Http {
-                    http: client()?,
-                    url,
-                    token: agent.access.clone(),
-                    session: String::new(),
-                };
+                let mut mcp = Mcp::http(url, Some(agent.access.clone()))?;
                 mcp.handshake().await?;
                 let (stop, call) = (stop.clone(), call.clone());
                 workers.push(tokio::spawn(async move {
@@ -311,12 +292,8 @@ impl Bench<'_> {
                 }));
             }
             // The probe: the agent's next request once revoke has returned.
-            let mut probe = Mcp::Http {
-                http: client()?,
-                url: format!("{}/mcp/demo", self.gh.url()),
-                token: agent.access.clone(),
-                session: String::new(),
-            };
+            let url = format!("{}/mcp/demo", self.gh.url());
+            let mut probe = Mcp::http(url, Some(agent.access.clone()))?;
             probe.handshake().await?;
             tokio::time::sleep(Duration::from_millis(5)).await;
             let gh = self.gh.gatehouse();
@@ -353,88 +330,21 @@ impl Bench<'_> {
             To::Direct(Some(n)) => {
                 return Mcp::direct(&self.me, &["--bench-upstream".into(), n.to_string()]).await
             }
-            To::Noop => (self.noop.clone(), String::new()),
+            To::Noop => (self.noop.clone(), None),
             To::Gateway(server, scope) => {
                 let url = format!("{}/mcp/{server}", self.gh.url());
-                (url, self.authorize(server, scope).await?.access)
+                (url, Some(self.authorize(server, scope).await?.access))
             }
         };
-        let (http, session) = (client()?, String::new());
-        let mut mcp = Mcp::Http {
-            http,
-            url,
-            token,
-            session,
-        };
+        let mut mcp = Mcp::http(url, token)?;
         if !matches!(to, To::Noop) {
             mcp.handshake().await?;
         }
         Ok(mcp)
     }
 
-    /// A new agent (public client, PKCE) and one authorization code flow,
-    /// approved for every requested tool until revoked, none of them held.
     async fn authorize(&self, server: &str, scope: &str) -> Result<Agent> {
-        let (base, http) = (self.gh.url(), &self.http);
-        let client_id = field(&register(http, self.gh, "none").await?, "client_id")?;
-        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let resource = format!("{base}/mcp/{server}");
-        let mut url = url::Url::parse(&format!("{base}/authorize"))?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", "bench")
-            .append_pair("resource", &resource);
-        if !scope.is_empty() {
-            url.query_pairs_mut().append_pair("scope", scope);
-        }
-        let wait = location(&http.get(url).send().await?)?;
-        let handle = wait
-            .strip_prefix("/authorize/wait/")
-            .context("not the waiting page")?;
-        ensure!(!handle.is_empty(), "no waiting page handle");
-        let gh = self.gh.gatehouse();
-        let pending = gh.pending()?;
-        let request = pending.iter().find(|p| p.client_id == client_id);
-        let id = request.context("no consent request")?.id.clone();
-        let approval = Approval {
-            tools: ToolChoice::All,
-            ask: AskChoice::None,
-            duration: DurationChoice::Forever,
-            ask_for_more: false,
-            remember: false,
-        };
-        gh.approve(&id, &approval, Actor::Cli)?;
-        let back = url::Url::parse(&location(&http.get(format!("{base}{wait}")).send().await?)?)?;
-        let code = back.query_pairs().find(|(k, _)| k == "code");
-        let code = code.context("no code")?.1;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client_id),
-            ("code_verifier", &verifier),
-            ("resource", &resource),
-        ];
-        let resp = http
-            .post(format!("{base}/token"))
-            .form(&form)
-            .send()
-            .await?;
-        let body = json_ok(resp).await?;
-        let (access, refresh) = (
-            field(&body, "access_token")?,
-            field(&body, "refresh_token")?,
-        );
-        Ok(Agent {
-            client_id,
-            access,
-            refresh,
-        })
+        support::authorize(self.gh, &self.http, server, scope).await
     }
 
     /// The gateway's and token endpoint's steps, called directly.
@@ -564,47 +474,6 @@ impl Bench<'_> {
 
 // ---------- HTTP helpers ----------
 
-fn client() -> Result<reqwest::Client> {
-    let builder = reqwest::Client::builder().no_proxy().tcp_nodelay(true);
-    let builder = builder.redirect(reqwest::redirect::Policy::none());
-    Ok(builder.build()?)
-}
-
-async fn json_ok(resp: reqwest::Response) -> Result<Value> {
-    let status = resp.status();
-    let text = resp.text().await?;
-    ensure!(status.is_success(), "HTTP {status}: {text}");
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn field(v: &Value, key: &str) -> Result<String> {
-    let value = v[key].as_str().with_context(|| format!("no {key} in {v}"));
-    Ok(value?.to_string())
-}
-
-fn location(resp: &reqwest::Response) -> Result<String> {
-    let status = resp.status();
-    ensure!(status.is_redirection(), "expected a redirect, got {status}");
-    let location = resp.headers().get("location").context("no Location")?;
-    Ok(location.to_str()?.to_string())
-}
-
-/// RFC 7591 registration; the reply holds `client_id` (and `client_secret`).
-/// A new client, added as `gatehouse clients add` does (dynamic registration
-/// is rate-limited per source, and this bench needs more clients than a burst).
-async fn register(_http: &reqwest::Client, gh: &Running, method: &str) -> Result<Value> {
-    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let client = NewClient {
-        name: format!("bench {n}"),
-        redirect_uris: vec![REDIRECT.to_string()],
-        confidential: method != "none",
-        server: None,
-    };
-    let added = gh.gatehouse().add_client(client, Actor::Cli)?;
-    Ok(json!({"client_id": added.client.client_id, "client_secret": added.client_secret}))
-}
-
 async fn noop_server() -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/noop", listener.local_addr()?);
@@ -612,102 +481,6 @@ async fn noop_server() -> Result<String> {
     let app = axum::Router::new().route("/noop", axum::routing::post(answer));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(url)
-}
-
-// ---------- MCP connections: stdio, or HTTP (the gateway, or the no-op handler) ----------
-
-enum Mcp {
-    /// The child (killed on drop), its stdin and its stdout's lines.
-    Stdio(Box<Child>, ChildStdin, Lines<BufReader<ChildStdout>>),
-    Http {
-        http: reqwest::Client,
-        url: String,
-        token: String,
-        session: String,
-    },
-}
-
-impl Mcp {
-    async fn direct(cmd: &str, args: &[String]) -> Result<Mcp> {
-        let mut child = tokio::process::Command::new(cmd)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut mcp = Mcp::Stdio(Box::new(child), stdin, stdout);
-        mcp.handshake().await?;
-        Ok(mcp)
-    }
-
-    fn token(&self) -> &str {
-        match self {
-            Mcp::Http { token, .. } => token,
-            Mcp::Stdio(..) => "",
-        }
-    }
-
-    async fn handshake(&mut self) -> Result<()> {
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
-        let reply = self.send(&init).await?;
-        ensure!(reply.get("result").is_some(), "initialize failed: {reply}");
-        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await?;
-        Ok(())
-    }
-
-    /// Sends one message: the response to a request, or `null` for a notification.
-    async fn send(&mut self, msg: &Value) -> Result<Value> {
-        let request = msg.get("id").is_some();
-        match self {
-            Mcp::Stdio(child, stdin, stdout) => {
-                stdin.write_all(format!("{msg}\n").as_bytes()).await?;
-                stdin.flush().await?;
-                if !request {
-                    return Ok(Value::Null);
-                }
-                loop {
-                    let line = stdout.next_line().await?;
-                    let line = line.with_context(|| format!("upstream {:?} exited", child.id()))?;
-                    let reply: Value = serde_json::from_str(&line)?;
-                    if reply.get("id") == msg.get("id") && reply.get("method").is_none() {
-                        return Ok(reply);
-                    }
-                }
-            }
-            Mcp::Http {
-                http,
-                url,
-                token,
-                session,
-            } => {
-                let mut req = http.post(url.as_str()).body(msg.to_string());
-                req = req.bearer_auth(&token);
-                req = req.header("content-type", "application/json");
-                req = req.header("accept", "application/json, text/event-stream");
-                req = req.header("mcp-protocol-version", PROTOCOL);
-                if !session.is_empty() {
-                    req = req.header("mcp-session-id", session.as_str());
-                }
-                let resp = req.send().await?;
-                if let Some(sid) = resp.headers().get("mcp-session-id") {
-                    *session = sid.to_str()?.to_string();
-                }
-                let status = resp.status();
-                let body = resp.bytes().await?;
-                let text = || String::from_utf8_lossy(&body).into_owned();
-                ensure!(status.is_success(), "HTTP {status}: {}", text());
-                if !request {
-                    ensure!(status.as_u16() == 202, "notification got HTTP {status}");
-                    return Ok(Value::Null);
-                }
-                serde_json::from_slice(&body).with_context(|| format!("not JSON: {}", text()))
-            }
-        }
-    }
 }
 
 // ---------- Timing ----------

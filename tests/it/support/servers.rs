@@ -141,15 +141,11 @@ pub struct HttpEverything {
     dir: tempfile::TempDir,
 }
 
-const LOOPBACK_ONLY: &str = "const net = require('node:net');
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  if (['number', 'string'].includes(typeof args[0]) && typeof args[1] !== 'string') {
-    args.splice(1, 0, '127.0.0.1');
-  }
-  return listen.apply(this, args);
-};
-";
+/// A preload that makes a Node server listen on loopback only (server-everything binds every interface).
+const LOOPBACK_ONLY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/loopback_only.cjs"
+);
 
 impl HttpEverything {
     /// Its MCP endpoint.
@@ -165,13 +161,11 @@ impl HttpEverything {
                 .expect("a free port")
                 .port();
             let dir = tempfile::tempdir().expect("temp dir");
-            let preload = dir.path().join("loopback-only.cjs");
-            std::fs::write(&preload, LOOPBACK_ONLY).expect("write the preload");
             let log = dir.path().join("server.log");
             let err = dir.path().join("server.err");
             let child = Command::new("node")
                 .arg("--require")
-                .arg(&preload)
+                .arg(LOOPBACK_ONLY)
                 .arg(&script)
                 .arg("streamableHttp")
                 .env_clear()
