@@ -121,14 +121,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
 }
 
 pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO clients (client_id, name, kind, redirect_uris, auth_method, secret_hash, bound_server, metadata, created_at, last_seen_at, fetched_at)
+    conn.prepare_cached("INSERT INTO clients (client_id, name, kind, redirect_uris, auth_method, secret_hash, bound_server, metadata, created_at, last_seen_at, fetched_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT(client_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
            redirect_uris = excluded.redirect_uris, auth_method = excluded.auth_method,
            secret_hash = excluded.secret_hash, bound_server = excluded.bound_server, metadata = excluded.metadata,
-           fetched_at = excluded.fetched_at",
-        params![
+           fetched_at = excluded.fetched_at")?.execute(params![
             c.client_id,
             c.name,
             c.kind.as_str(),
@@ -147,13 +145,10 @@ pub fn insert(conn: &Connection, c: &Client) -> Result<(), StoreError> {
 
 /// A client by id; a removed one is not found.
 pub fn get(conn: &Connection, client_id: &str) -> Result<Option<Client>, StoreError> {
-    conn.query_row(
-        "SELECT * FROM clients WHERE client_id = ?1 AND removed_at IS NULL",
-        [client_id],
-        from_row,
-    )
-    .optional()
-    .map_err(Into::into)
+    conn.prepare_cached("SELECT * FROM clients WHERE client_id = ?1 AND removed_at IS NULL")?
+        .query_row([client_id], from_row)
+        .optional()
+        .map_err(Into::into)
 }
 
 /// Every client but the removed ones, oldest first.
@@ -170,24 +165,23 @@ pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
 /// but no redirect URI and no secret, and is never found again; its open
 /// consent requests end.
 pub fn remove(conn: &Connection, client_id: &str, now: UnixMs) -> Result<bool, StoreError> {
-    let changed = conn.execute(
-        "UPDATE clients SET removed_at = ?2, redirect_uris = '[]', secret_hash = NULL
+    let changed = conn
+        .prepare_cached(
+            "UPDATE clients SET removed_at = ?2, redirect_uris = '[]', secret_hash = NULL
          WHERE client_id = ?1 AND removed_at IS NULL",
-        params![client_id, now],
-    )?;
-    conn.execute(
+        )?
+        .execute(params![client_id, now])?;
+    conn.prepare_cached(
         "UPDATE consent_requests SET status = 'expired', decided_at = ?2
          WHERE client_id = ?1 AND status = 'pending'",
-        params![client_id, now],
-    )?;
+    )?
+    .execute(params![client_id, now])?;
     Ok(changed == 1)
 }
 
 pub fn touch(conn: &Connection, client_id: &str, now: UnixMs) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE clients SET last_seen_at = ?2 WHERE client_id = ?1",
-        params![client_id, now],
-    )?;
+    conn.prepare_cached("UPDATE clients SET last_seen_at = ?2 WHERE client_id = ?1")?
+        .execute(params![client_id, now])?;
     Ok(())
 }
 

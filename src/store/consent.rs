@@ -100,11 +100,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConsentRequest> {
 }
 
 pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO consent_requests (id, handle_hash, client_id, server, resource, redirect_uri, redirect_uri_given,
+    conn.prepare_cached("INSERT INTO consent_requests (id, handle_hash, client_id, server, resource, redirect_uri, redirect_uri_given,
            state, code_challenge, scope, tools, phrase, status, created_at, expires_at, base_grant_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")?.execute(params![
             r.id,
             r.handle_hash,
             r.client_id,
@@ -128,11 +126,8 @@ pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<ConsentRequest>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM consent_requests WHERE id = ?1",
-            [id],
-            from_row,
-        )
+        .prepare_cached("SELECT * FROM consent_requests WHERE id = ?1")?
+        .query_row([id], from_row)
         .optional()?)
 }
 
@@ -141,11 +136,8 @@ pub fn by_handle(
     handle_hash: &str,
 ) -> Result<Option<ConsentRequest>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM consent_requests WHERE handle_hash = ?1",
-            [handle_hash],
-            from_row,
-        )
+        .prepare_cached("SELECT * FROM consent_requests WHERE handle_hash = ?1")?
+        .query_row([handle_hash], from_row)
         .optional()?)
 }
 
@@ -157,12 +149,11 @@ pub fn find_pending_duplicate(
     now: UnixMs,
 ) -> Result<Option<ConsentRequest>, StoreError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT * FROM consent_requests WHERE client_id = ?1 AND code_challenge = ?2
                AND status = 'pending' AND expires_at > ?3",
-            params![client_id, code_challenge, now],
-            from_row,
-        )
+        )?
+        .query_row(params![client_id, code_challenge, now], from_row)
         .optional()?)
 }
 
@@ -197,21 +188,17 @@ pub fn transition(
     decided_by: Option<&str>,
     grant_id: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let changed = conn.execute(
-        "UPDATE consent_requests SET status = ?3,
+    let changed = conn.prepare_cached("UPDATE consent_requests SET status = ?3,
            decided_at = COALESCE(decided_at, ?4), decided_by = COALESCE(?5, decided_by), grant_id = COALESCE(?6, grant_id)
-         WHERE id = ?1 AND status = ?2",
-        params![id, from.as_str(), to.as_str(), now, decided_by, grant_id],
+         WHERE id = ?1 AND status = ?2")?.execute(params![id, from.as_str(), to.as_str(), now, decided_by, grant_id],
     )?;
     Ok(changed == 1)
 }
 
 /// Gives a request a new browser handle (a reload of the same `/authorize`).
 pub fn replace_handle(conn: &Connection, id: &str, handle_hash: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE consent_requests SET handle_hash = ?2 WHERE id = ?1",
-        params![id, handle_hash],
-    )?;
+    conn.prepare_cached("UPDATE consent_requests SET handle_hash = ?2 WHERE id = ?1")?
+        .execute(params![id, handle_hash])?;
     Ok(())
 }
 
@@ -222,11 +209,8 @@ pub fn pending_for(
     server: &str,
     now: UnixMs,
 ) -> Result<Option<ConsentRequest>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT * FROM consent_requests WHERE client_id = ?1 AND server = ?2 AND status = 'pending' AND expires_at > ?3
-             ORDER BY created_at DESC LIMIT 1",
-            params![client_id, server, now],
+    Ok(conn.prepare_cached("SELECT * FROM consent_requests WHERE client_id = ?1 AND server = ?2 AND status = 'pending' AND expires_at > ?3
+             ORDER BY created_at DESC LIMIT 1")?.query_row(params![client_id, server, now],
             from_row,
         )
         .optional()?)

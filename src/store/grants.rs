@@ -88,10 +88,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
 }
 
 pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by, ask_tools, may_ask_more)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+    conn.prepare_cached("INSERT INTO grants (id, client_id, server, tools, scope, duration, created_at, expires_at, revoked_at, decided_by, ask_tools, may_ask_more)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?.execute(params![
             g.id,
             g.client_id,
             g.server,
@@ -111,15 +109,16 @@ pub fn insert(conn: &Connection, g: &Grant) -> Result<(), StoreError> {
 
 /// Lets the grant's agent ask for more tools (or stops it); false when no such grant.
 pub fn set_may_ask_more(conn: &Connection, id: &str, on: bool) -> Result<bool, StoreError> {
-    Ok(conn.execute(
-        "UPDATE grants SET may_ask_more = ?2 WHERE id = ?1",
-        params![id, on],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE grants SET may_ask_more = ?2 WHERE id = ?1")?
+        .execute(params![id, on])?
+        == 1)
 }
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Grant>, StoreError> {
     Ok(conn
-        .query_row("SELECT * FROM grants WHERE id = ?1", [id], from_row)
+        .prepare_cached("SELECT * FROM grants WHERE id = ?1")?
+        .query_row([id], from_row)
         .optional()?)
 }
 
@@ -175,10 +174,9 @@ pub fn revoke_for_server(
 
 /// Revokes one grant; false if it was already revoked.
 pub fn revoke(conn: &Connection, id: &str, now: UnixMs) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now],
-    )?;
+    let n = conn
+        .prepare_cached("UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![id, now])?;
     Ok(n == 1)
 }
 
@@ -190,10 +188,8 @@ pub fn set_tools(
     ask_tools: &[String],
     scope: &str,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE grants SET tools = ?2, ask_tools = ?3, scope = ?4 WHERE id = ?1",
-        params![id, to_json(&tools), to_json(&ask_tools), scope],
-    )?;
+    conn.prepare_cached("UPDATE grants SET tools = ?2, ask_tools = ?3, scope = ?4 WHERE id = ?1")?
+        .execute(params![id, to_json(&tools), to_json(&ask_tools), scope])?;
     Ok(())
 }
 

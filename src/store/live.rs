@@ -179,10 +179,7 @@ impl Live {
                 Touched::Token(rowid) => self.reload_token(conn, rowid)?,
                 Touched::Grant(rowid) => grant_rows.push(rowid),
                 Touched::Pin(rowid) => {
-                    let grant: Option<i64> = conn
-                        .query_row(
-                            "SELECT g.rowid FROM tool_pins p JOIN grants g ON g.id = p.grant_id WHERE p.rowid = ?1",
-                            [rowid],
+                    let grant: Option<i64> = conn.prepare_cached("SELECT g.rowid FROM tool_pins p JOIN grants g ON g.id = p.grant_id WHERE p.rowid = ?1")?.query_row([rowid],
                             |r| r.get(0),
                         )
                         .optional()?;
@@ -201,10 +198,7 @@ impl Live {
     }
 
     fn reload_token(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        let row = conn
-            .query_row(
-                "SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, expires_at FROM tokens WHERE rowid = ?1",
-                [rowid],
+        let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -237,9 +231,8 @@ impl Live {
     /// stays until [`Live::prune`]: requests check `is_active`).
     fn reload_grant(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
         let id: Option<String> = conn
-            .query_row("SELECT id FROM grants WHERE rowid = ?1", [rowid], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT id FROM grants WHERE rowid = ?1")?
+            .query_row([rowid], |r| r.get(0))
             .optional()?;
         let Some(grant) = id.map(|id| grants::get(conn, &id)).transpose()?.flatten() else {
             return Ok(());

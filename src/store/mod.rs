@@ -51,6 +51,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_audit_text_deferred.sql"),
 ];
 
+/// Statements each connection keeps parsed (every query the store runs fits).
+const STATEMENT_CACHE: usize = 256;
+
 /// Read connections (WAL readers do not wait for the writer or each other).
 const READERS: usize = 4;
 static NEXT_READER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -94,6 +97,7 @@ impl Store {
             .pragma_update(None, "wal_autocheckpoint", 0)?;
         let side = || -> Result<Mutex<Connection>, StoreError> {
             let c = Connection::open(path)?;
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             c.busy_timeout(std::time::Duration::from_secs(5))?;
             c.pragma_update(None, "foreign_keys", "ON")?;
             Ok(Mutex::new(c))
@@ -109,6 +113,7 @@ impl Store {
     }
 
     fn init(mut conn: Connection, key: Key) -> Result<Store, StoreError> {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

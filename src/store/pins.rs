@@ -35,10 +35,8 @@ pub fn pin(
     hash: &str,
     definition: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO tool_pins (grant_id, tool, hash, definition, suspended_at) VALUES (?1, ?2, ?3, ?4, NULL)
-         ON CONFLICT(grant_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition, suspended_at = NULL",
-        params![grant_id, tool, hash, definition.to_string()],
+    conn.prepare_cached("INSERT INTO tool_pins (grant_id, tool, hash, definition, suspended_at) VALUES (?1, ?2, ?3, ?4, NULL)
+         ON CONFLICT(grant_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition, suspended_at = NULL")?.execute(params![grant_id, tool, hash, definition.to_string()],
     )?;
     Ok(())
 }
@@ -76,11 +74,8 @@ pub fn heads_for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, St
 /// One tool's pin in a grant, if it has one.
 pub fn for_tool(conn: &Connection, grant_id: &str, tool: &str) -> Result<Option<Pin>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM tool_pins WHERE grant_id = ?1 AND tool = ?2",
-            params![grant_id, tool],
-            pin_from_row,
-        )
+        .prepare_cached("SELECT * FROM tool_pins WHERE grant_id = ?1 AND tool = ?2")?
+        .query_row(params![grant_id, tool], pin_from_row)
         .optional()?)
 }
 
@@ -91,9 +86,7 @@ pub fn suspend(
     tool: &str,
     now: UnixMs,
 ) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE tool_pins SET suspended_at = ?3 WHERE grant_id = ?1 AND tool = ?2 AND suspended_at IS NULL",
-        params![grant_id, tool, now],
+    let n = conn.prepare_cached("UPDATE tool_pins SET suspended_at = ?3 WHERE grant_id = ?1 AND tool = ?2 AND suspended_at IS NULL")?.execute(params![grant_id, tool, now],
     )?;
     Ok(n == 1)
 }
@@ -165,10 +158,8 @@ fn review_from_row(row: &Row<'_>) -> rusqlite::Result<ToolReview> {
 }
 
 pub fn insert_review(conn: &Connection, r: &ToolReview) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO tool_reviews (id, grant_id, client_id, server, tool, old_definition, new_definition, new_hash, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    conn.prepare_cached("INSERT INTO tool_reviews (id, grant_id, client_id, server, tool, old_definition, new_definition, new_hash, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
             r.id,
             r.grant_id,
             r.client_id,
@@ -191,21 +182,17 @@ pub fn pending_review(
     tool: &str,
 ) -> Result<Option<ToolReview>, StoreError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT * FROM tool_reviews WHERE grant_id = ?1 AND tool = ?2 AND status = 'pending'",
-            params![grant_id, tool],
-            review_from_row,
-        )
+        )?
+        .query_row(params![grant_id, tool], review_from_row)
         .optional()?)
 }
 
 pub fn get_review(conn: &Connection, id: &str) -> Result<Option<ToolReview>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM tool_reviews WHERE id = ?1",
-            [id],
-            review_from_row,
-        )
+        .prepare_cached("SELECT * FROM tool_reviews WHERE id = ?1")?
+        .query_row([id], review_from_row)
         .optional()?)
 }
 
@@ -226,9 +213,7 @@ pub fn decide_review(
     actor: &str,
     now: UnixMs,
 ) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE tool_reviews SET status = ?2, decided_at = ?3, decided_by = ?4 WHERE id = ?1 AND status = 'pending'",
-        params![id, to.as_str(), now, actor],
+    let n = conn.prepare_cached("UPDATE tool_reviews SET status = ?2, decided_at = ?3, decided_by = ?4 WHERE id = ?1 AND status = 'pending'")?.execute(params![id, to.as_str(), now, actor],
     )?;
     Ok(n == 1)
 }

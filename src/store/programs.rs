@@ -42,10 +42,11 @@ pub fn set_if_absent(
     now: UnixMs,
 ) -> Result<bool, StoreError> {
     let json = serde_json::to_string(program).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let added = conn.execute(
-        "INSERT OR IGNORE INTO programs (owner, program, seen_at) VALUES (?1, ?2, ?3)",
-        params![owner.key(), json, now],
-    )?;
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO programs (owner, program, seen_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![owner.key(), json, now])?;
     Ok(added == 1)
 }
 

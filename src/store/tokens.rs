@@ -18,40 +18,36 @@ pub struct CodeRow {
 }
 
 pub fn insert_code(conn: &Connection, c: &CodeRow) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO authorization_codes (code_hash, request_id, grant_id, client_id, created_at, expires_at, used_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![c.code_hash, c.request_id, c.grant_id, c.client_id, c.created_at, c.expires_at, c.used_at],
+    conn.prepare_cached("INSERT INTO authorization_codes (code_hash, request_id, grant_id, client_id, created_at, expires_at, used_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![c.code_hash, c.request_id, c.grant_id, c.client_id, c.created_at, c.expires_at, c.used_at],
     )?;
     Ok(())
 }
 
 pub fn get_code(conn: &Connection, code_hash: &str) -> Result<Option<CodeRow>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM authorization_codes WHERE code_hash = ?1",
-            [code_hash],
-            |row| {
-                Ok(CodeRow {
-                    code_hash: row.get("code_hash")?,
-                    request_id: row.get("request_id")?,
-                    grant_id: row.get("grant_id")?,
-                    client_id: row.get("client_id")?,
-                    created_at: row.get("created_at")?,
-                    expires_at: row.get("expires_at")?,
-                    used_at: row.get("used_at")?,
-                })
-            },
-        )
+        .prepare_cached("SELECT * FROM authorization_codes WHERE code_hash = ?1")?
+        .query_row([code_hash], |row| {
+            Ok(CodeRow {
+                code_hash: row.get("code_hash")?,
+                request_id: row.get("request_id")?,
+                grant_id: row.get("grant_id")?,
+                client_id: row.get("client_id")?,
+                created_at: row.get("created_at")?,
+                expires_at: row.get("expires_at")?,
+                used_at: row.get("used_at")?,
+            })
+        })
         .optional()?)
 }
 
 /// Marks a code used; false when it was already used (a replay racing us).
 pub fn use_code(conn: &Connection, code_hash: &str, now: UnixMs) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE authorization_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL",
-        params![code_hash, now],
-    )?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE authorization_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL",
+        )?
+        .execute(params![code_hash, now])?;
     Ok(n == 1)
 }
 
@@ -105,10 +101,8 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
 }
 
 pub fn insert_token(conn: &Connection, t: &TokenRow) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO tokens (token_hash, kind, client_id, grant_id, family_id, code_hash, issued_at, expires_at, rotated_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    conn.prepare_cached("INSERT INTO tokens (token_hash, kind, client_id, grant_id, family_id, code_hash, issued_at, expires_at, rotated_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
             t.token_hash,
             t.kind.as_str(),
             t.client_id,
@@ -126,35 +120,32 @@ pub fn insert_token(conn: &Connection, t: &TokenRow) -> Result<(), StoreError> {
 
 pub fn get_token(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT * FROM tokens WHERE token_hash = ?1",
-            [token_hash],
-            token_from_row,
-        )
+        .prepare_cached("SELECT * FROM tokens WHERE token_hash = ?1")?
+        .query_row([token_hash], token_from_row)
         .optional()?)
 }
 
 /// Marks a refresh token exchanged; false when it already was.
 pub fn rotate(conn: &Connection, token_hash: &str, now: UnixMs) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL AND revoked_at IS NULL",
-        params![token_hash, now],
+    let n = conn.prepare_cached("UPDATE tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL AND revoked_at IS NULL")?.execute(params![token_hash, now],
     )?;
     Ok(n == 1)
 }
 
 pub fn revoke_token(conn: &Connection, token_hash: &str, now: UnixMs) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
-        params![token_hash, now],
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![token_hash, now])?)
 }
 
 pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixMs) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-        params![family_id, now],
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![family_id, now])?)
 }
 
 pub fn revoke_for_code(
@@ -162,10 +153,11 @@ pub fn revoke_for_code(
     code_hash: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL",
-        params![code_hash, now],
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![code_hash, now])?)
 }
 
 pub fn revoke_for_grant(
@@ -173,10 +165,11 @@ pub fn revoke_for_grant(
     grant_id: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE grant_id = ?1 AND revoked_at IS NULL",
-        params![grant_id, now],
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE grant_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![grant_id, now])?)
 }
 
 pub fn revoke_for_client(
@@ -184,10 +177,11 @@ pub fn revoke_for_client(
     client_id: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
-        params![client_id, now],
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![client_id, now])?)
 }
 
 #[cfg(test)]
