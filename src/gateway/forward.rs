@@ -186,17 +186,23 @@ impl Exchange {
         headers: &UpstreamHeaders,
         timeout: Duration,
     ) -> Result<Exchange, McpError> {
-        let rx = session
-            .upstream
-            .request(msg, headers)
-            .await
-            .map_err(|e| failed(&id, e.to_string()))?;
+        // The deadline covers sending too: an HTTP upstream answers in the
+        // POST's own response, which a hanging server would never end.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent = tokio::time::timeout_at(deadline, session.upstream.request(msg, headers)).await;
+        let rx = match sent {
+            Ok(rx) => rx.map_err(|e| failed(&id, e.to_string()))?,
+            Err(_) => {
+                let why = format!("upstream did not answer within {} s", timeout.as_secs());
+                return Err(failed(&id, why));
+            }
+        };
         Ok(Exchange {
             session: session.clone(),
             id,
             headers: headers.clone(),
             rx,
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline,
             timeout,
         })
     }

@@ -190,7 +190,15 @@ impl HttpConnection {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let (tx, rx) = mpsc::channel(64);
         if is_sse {
-            tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), true));
+            let mut messages = SseMessages::new(response, self.list_changed.clone());
+            // Most answers are one event: read it here, with no relay task.
+            if let Some(first) = messages.next().await {
+                let done = jsonrpc::is_response(&first);
+                let _ = tx.send(first).await;
+                if !done {
+                    tokio::spawn(relay_sse(messages, tx, true));
+                }
+            }
         } else {
             let body = crate::fetch::capped_body(&mut response, MAX_MESSAGE_BYTES)
                 .await
@@ -235,7 +243,8 @@ impl HttpConnection {
             return None;
         }
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(relay_sse(response, tx, self.list_changed.clone(), false));
+        let messages = SseMessages::new(response, self.list_changed.clone());
+        tokio::spawn(relay_sse(messages, tx, false));
         Some(Box::pin(futures::stream::unfold(
             (rx, lease),
             |(mut rx, lease)| async move { rx.recv().await.map(|m| (m, (rx, lease))) },
@@ -260,42 +269,60 @@ impl HttpConnection {
     }
 }
 
-/// Reads an SSE response and forwards each `data:` message until the stream ends.
-async fn relay_sse(
-    response: reqwest::Response,
-    tx: mpsc::Sender<Value>,
+/// The messages of an SSE response, one `data:` event at a time.
+struct SseMessages {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: Vec<u8>,
+    data: String,
     list_changed: Arc<AtomicBool>,
-    until_response: bool,
-) {
-    let mut stream = response.bytes_stream();
-    let mut buffer: Vec<u8> = Vec::new();
-    let mut data = String::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        buffer.extend_from_slice(&chunk);
-        if buffer.len() > MAX_MESSAGE_BYTES {
-            return;
+}
+
+impl SseMessages {
+    fn new(response: reqwest::Response, list_changed: Arc<AtomicBool>) -> SseMessages {
+        SseMessages {
+            stream: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+            data: String::new(),
+            list_changed,
         }
-        while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !data.is_empty() {
+    }
+
+    /// The next message; `None` when the stream ends, fails or overflows.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if line.is_empty() {
+                    let data = std::mem::take(&mut self.data);
                     if let Ok(msg) = serde_json::from_str::<Value>(&data) {
-                        note_list_changed(&msg, &list_changed);
-                        let done = until_response && jsonrpc::is_response(&msg);
-                        if tx.send(msg).await.is_err() || done {
-                            return;
-                        }
+                        note_list_changed(&msg, &self.list_changed);
+                        return Some(msg);
                     }
-                    data.clear();
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    if !self.data.is_empty() {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
                 }
-            } else if let Some(rest) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
             }
+            let chunk = self.stream.next().await?.ok()?;
+            self.buffer.extend_from_slice(&chunk);
+            if self.buffer.len() > MAX_MESSAGE_BYTES {
+                return None;
+            }
+        }
+    }
+}
+
+/// Forwards each message of an SSE response until the stream ends (or, with
+/// `until_response`, until the response).
+async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Value>, until_response: bool) {
+    while let Some(msg) = messages.next().await {
+        let done = until_response && jsonrpc::is_response(&msg);
+        if tx.send(msg).await.is_err() || done {
+            return;
         }
     }
 }

@@ -89,3 +89,51 @@ async fn upstream_tool_names_reach_the_terminal() {
     assert!(serve.cli_ok(&["grants"]).contains("owned"));
     serve.stop();
 }
+
+/// An HTTP MCP server that takes a call and never answers: the agent gets a
+/// JSON-RPC error after the call timeout (the POST's own response counted),
+/// the call is audited, and Gatehouse goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_server_that_never_answers_a_call_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let answer = |body: axum::body::Bytes| async move {
+        let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let result = match msg["method"].as_str() {
+            Some("initialize") => {
+                json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                "serverInfo": {"name": "hang", "version": "1"}})
+            }
+            Some("tools/list") => {
+                json!({"tools": [{"name": "hang", "inputSchema": {"type": "object"},
+                "annotations": {"readOnlyHint": true}}]})
+            }
+            Some("tools/call") => std::future::pending().await,
+            _ if msg.get("id").is_none() => {
+                return axum::http::StatusCode::ACCEPTED.into_response()
+            }
+            _ => json!({}),
+        };
+        axum::Json(json!({"jsonrpc": "2.0", "id": msg["id"], "result": result})).into_response()
+    };
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().route("/mcp", axum::routing::post(answer));
+    let _server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let toml = format!("call_timeout = \"1s\"\n[servers.hang]\nurl = {url:?}\n");
+    let gh = crate::support::Fixture::start_with(&format!("port = 0\n{toml}")).await;
+    let (_, session) = gh
+        .agent("Patient Agent", "hang", ToolChoice::All, AskChoice::None)
+        .await;
+    let started = std::time::Instant::now();
+    let (status, body) = session.call("hang", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer within 1 s"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let outcome = gh
+        .audit_rows()
+        .into_iter()
+        .rev()
+        .find(|r| r.0 == "tool_call");
+    assert_eq!(outcome.map(|r| r.1), Some("error".to_string()));
+}
