@@ -198,7 +198,19 @@ pub async fn token(
             return e.into_response();
         }
     }
-    let result = token::exchange(g.auth(), &form, &creds, now);
+    // The exchange writes (one transaction on the store's writer): off the
+    // async workers, so a busy writer never stalls other requests.
+    let (g2, form2) = (g.clone(), form.clone());
+    let result =
+        tokio::task::spawn_blocking(move || token::exchange(g2.auth(), &form2, &creds, now))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the token exchange failed");
+                Err(crate::oauth::OAuthError::new(
+                    crate::oauth::ErrorCode::ServerError,
+                    "the token exchange failed",
+                ))
+            });
     match result {
         Ok(body) => {
             // A grant whose client never registered here is given to the program that redeems its code.
