@@ -87,42 +87,9 @@ impl Gateway {
         held_call: Option<String>,
     ) -> Reply {
         let (session, access) = (call.session, call.access);
-        let started = match (req.method == "tools/call").then(|| {
-            let detail =
-                json!({"arguments": argument_summary(req.arguments()), "held_call": held_call});
-            (req.tool().to_string(), detail)
-        }) {
-            None => None,
-            Some((tool, detail)) => {
-                let event = CallEvent {
-                    access,
-                    server: &session.server,
-                    tool: &tool,
-                };
-                let start = event.event(
-                    EventKind::CallStarted,
-                    Outcome::Allowed,
-                    None,
-                    detail.clone(),
-                );
-                match self.store.append(start, clock::now()).await {
-                    Ok(recorded) => Some(StartedCall {
-                        tool,
-                        detail,
-                        id: recorded.id,
-                        at: Instant::now(),
-                    }),
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not audit a tool call; it was not sent");
-                        let message = format!("the call could not be recorded in the audit log, so it was not sent: {e}");
-                        return McpError::Internal {
-                            id: req.id,
-                            message,
-                        }
-                        .into();
-                    }
-                }
-            }
+        let started = match self.record_start(call, &req, held_call).await {
+            Ok(started) => started,
+            Err(refused) => return refused,
         };
         let relay = Relay {
             store: self.store.clone(),
@@ -144,13 +111,8 @@ impl Gateway {
         // with no task in between. Were this request dropped (the agent went
         // away), `Unfinished` sees the exchange to its end and audits it.
         let mut unfinished = Unfinished(Some((exchange, relay)));
-        let (mut first, done) = match unfinished.0.as_mut() {
-            Some((exchange, _)) => exchange.next().await,
-            None => unreachable!("just set"),
-        };
-        let Some((exchange, relay)) = unfinished.0.take() else {
-            unreachable!("just set");
-        };
+        let (mut first, done) = unfinished.next().await;
+        let (exchange, relay) = unfinished.into_parts();
         if done {
             relay.ended(&mut first).await;
             return Reply::Messages {
@@ -164,6 +126,50 @@ impl Gateway {
         Reply::Messages {
             session_id: None,
             messages: rx,
+        }
+    }
+}
+
+impl Gateway {
+    /// A `tools/call` is recorded (`call_started`, committed) before it is
+    /// sent; other requests need no record. Refused when it cannot be.
+    async fn record_start(
+        &self,
+        call: &Call<'_>,
+        req: &ClientRequest,
+        held_call: Option<String>,
+    ) -> Result<Option<StartedCall>, Reply> {
+        if req.method != "tools/call" {
+            return Ok(None);
+        }
+        let (tool, arguments) = (req.tool().to_string(), argument_summary(req.arguments()));
+        let detail = json!({"arguments": arguments, "held_call": held_call});
+        let event = CallEvent {
+            access: call.access,
+            server: &call.session.server,
+            tool: &tool,
+        };
+        let start = event.event(
+            EventKind::CallStarted,
+            Outcome::Allowed,
+            None,
+            detail.clone(),
+        );
+        match self.store.append(start, clock::now()).await {
+            Ok(recorded) => Ok(Some(StartedCall {
+                tool,
+                detail,
+                id: recorded.id,
+                at: Instant::now(),
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "could not audit a tool call; it was not sent");
+                let message = format!(
+                    "the call could not be recorded in the audit log, so it was not sent: {e}"
+                );
+                let id = req.id.clone();
+                Err(McpError::Internal { id, message }.into())
+            }
         }
     }
 }
@@ -317,6 +323,19 @@ impl Relay {
 /// An exchange whose request was dropped before its answer: it is seen to
 /// its end on a task of its own, so the call's outcome is still audited.
 struct Unfinished(Option<(Exchange, Relay)>);
+
+impl Unfinished {
+    /// The exchange's next message, waited for on this task.
+    async fn next(&mut self) -> (Value, bool) {
+        let (exchange, _) = self.0.as_mut().expect("an exchange until it is taken");
+        exchange.next().await
+    }
+
+    /// The exchange back: from here on the caller sees it to its end.
+    fn into_parts(mut self) -> (Exchange, Relay) {
+        self.0.take().expect("an exchange until it is taken")
+    }
+}
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
