@@ -321,6 +321,11 @@ impl Bench<'_> {
                 }
             }
         }
+        ensure!(
+            out.succeeded_after == 0,
+            "{} calls sent after revoke returned went through",
+            out.succeeded_after
+        );
         Ok(out)
     }
 

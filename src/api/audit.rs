@@ -39,28 +39,7 @@ impl Gatehouse {
     /// call it off the async workers.
     pub fn verify_audit(&self) -> Result<Verification> {
         let store = self.store();
-        let mut failed = None;
-        let mut after = 0;
-        let mut page = Vec::<chain::Sealed>::new().into_iter();
-        let events = std::iter::from_fn(|| loop {
-            if let Some(e) = page.next() {
-                after = e.id;
-                return Some(e);
-            }
-            match store.read(|c| log::sealed_page(c, after, 2_000)) {
-                Ok(next) if !next.is_empty() => page = next.into_iter(),
-                Ok(_) => return None,
-                Err(e) => {
-                    failed = Some(e);
-                    return None;
-                }
-            }
-        });
-        let start = chain::Start::Whole(store.read(log::pruned_through)?);
-        let mut found = chain::verify(store.key(), events, true, &start);
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
+        let mut found = store.read(|c| verify_log(c, store.key(), None))?;
         if let Some((id, seal)) = store.head() {
             if !head_kept(store, id, &seal)? {
                 found.add(cut_off(id));
@@ -158,6 +137,40 @@ impl Gatehouse {
     }
 }
 
+/// Verifies the log from where it starts up to event `through` (all of it
+/// when `None`), on one snapshot of the database: a cut committed meanwhile
+/// is not mistaken for missing events.
+fn verify_log(
+    c: &rusqlite::Connection,
+    key: &crate::audit::chain::Key,
+    through: Option<i64>,
+) -> std::result::Result<Verification, crate::store::StoreError> {
+    let snapshot = c.unchecked_transaction()?;
+    let start = chain::Start::Whole(log::pruned_through(&snapshot)?);
+    let through = through.unwrap_or(i64::MAX);
+    let (mut failed, mut after) = (None, 0);
+    let mut page = Vec::<chain::Sealed>::new().into_iter();
+    let events = std::iter::from_fn(|| loop {
+        if let Some(e) = page.next() {
+            after = e.id;
+            return (e.id <= through).then_some(e);
+        }
+        match log::sealed_page(&snapshot, after, 2_000) {
+            Ok(next) if !next.is_empty() => page = next.into_iter(),
+            Ok(_) => return None,
+            Err(e) => {
+                failed = Some(e);
+                return None;
+            }
+        }
+    });
+    let found = chain::verify(key, events, true, &start);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
 /// Events retention exports and deletes at most per upkeep (a short write).
 const PRUNE_CHUNK: i64 = 5_000;
 
@@ -177,6 +190,15 @@ impl Gatehouse {
         let Some(through) = store.read(|c| log::prune_through(c, keep, now, PRUNE_CHUNK))? else {
             return Ok(0);
         };
+        // Only a log that holds is cut: cutting a tampered stretch would put
+        // a sealed record of a clean cut over the tampering.
+        let found = store.read(|c| verify_log(c, store.key(), Some(through)))?;
+        if !found.intact() {
+            return Err(Error::internal(format!(
+                "the audit log does not verify up to event #{through}, so retention cuts nothing until it does (`gatehouse log verify` names the events)"
+            )));
+        }
+        let previous = store.read(log::pruned_through)?;
         let archive = self.data_dir().join("audit-archive");
         crate::private::ensure_dir(&archive).map_err(|e| Error::internal(e.to_string()))?;
         let first = store.read(|c| log::range(c, 0, through, 1))?;
@@ -203,6 +225,9 @@ impl Gatehouse {
             .detail(serde_json::json!({
                 "through": through, "through_seal": through_seal,
                 "count": written, "exported_to": shown,
+                // The cut before this one: the archives chain, file to file.
+                "after": previous.as_ref().map(|p| p.0),
+                "after_seal": previous.map(|p| p.1),
             }));
             tx.record(event, now)
         })?;

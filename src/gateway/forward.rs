@@ -99,18 +99,25 @@ impl Gateway {
             call: started,
         };
         let ClientRequest { id, msg, .. } = req;
-        let exchange =
-            match Exchange::send(session, id, msg, call.headers, self.call_timeout()).await {
-                Ok(e) => e,
-                Err(e) => {
+        // Were this request dropped (the agent went away) from here on, the
+        // guard sees the exchange to its end, or records that it was cut
+        // short, so a call that started always gets its outcome.
+        let mut unfinished = Unfinished {
+            id: id.clone(),
+            relay: Some(relay),
+            exchange: None,
+        };
+        match Exchange::send(session, id, msg, call.headers, self.call_timeout()).await {
+            Ok(exchange) => unfinished.exchange = Some(exchange),
+            Err(e) => {
+                if let Some(relay) = unfinished.relay.take() {
                     relay.ended(&mut e.to_message()).await;
-                    return e.into();
                 }
-            };
+                return e.into();
+            }
+        }
         // Most answers come with no message before them: relayed from here,
-        // with no task in between. Were this request dropped (the agent went
-        // away), `Unfinished` sees the exchange to its end and audits it.
-        let mut unfinished = Unfinished(Some((exchange, relay)));
+        // with no task in between.
         let (mut first, done) = unfinished.next().await;
         let (exchange, relay) = unfinished.into_parts();
         if done {
@@ -320,29 +327,44 @@ impl Relay {
     }
 }
 
-/// An exchange whose request was dropped before its answer: it is seen to
-/// its end on a task of its own, so the call's outcome is still audited.
-struct Unfinished(Option<(Exchange, Relay)>);
+/// A forwarded request's exchange while the request waits for it. Dropped
+/// early (the agent went away), it sees the exchange to its end on a task of
+/// its own; dropped while still sending, it records the call as cut short.
+struct Unfinished {
+    id: Value,
+    relay: Option<Relay>,
+    exchange: Option<Exchange>,
+}
 
 impl Unfinished {
     /// The exchange's next message, waited for on this task.
     async fn next(&mut self) -> (Value, bool) {
-        let (exchange, _) = self.0.as_mut().expect("an exchange until it is taken");
+        let exchange = self.exchange.as_mut().expect("an exchange once sent");
         exchange.next().await
     }
 
     /// The exchange back: from here on the caller sees it to its end.
     fn into_parts(mut self) -> (Exchange, Relay) {
-        self.0.take().expect("an exchange until it is taken")
+        let parts = self.exchange.take().zip(self.relay.take());
+        parts.expect("an exchange once sent")
     }
 }
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let (Some((exchange, relay)), Ok(rt)) =
-            (self.0.take(), tokio::runtime::Handle::try_current())
-        {
-            rt.spawn(relay.rest(exchange, None));
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match (self.relay.take(), self.exchange.take()) {
+            (Some(relay), Some(exchange)) => {
+                rt.spawn(relay.rest(exchange, None));
+            }
+            (Some(relay), None) => {
+                let why = "the agent went away before the upstream answered".to_string();
+                let mut gone = failed(&self.id, why).to_message();
+                rt.spawn(async move { relay.ended(&mut gone).await });
+            }
+            _ => {}
         }
     }
 }

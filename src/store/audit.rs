@@ -580,6 +580,18 @@ mod tests {
             "the rest, less the one deleted"
         );
         assert_eq!(store.index_text(1_000).unwrap(), 0, "up to date");
+        // All indexed now: the index must match the log row for row (rank 1
+        // compares it with the content table, so a stray entry of event 40
+        // or a missing one would fail here).
+        store
+            .write(|tx| {
+                tx.conn().execute(
+                    "INSERT INTO audit_text (audit_text, rank) VALUES ('integrity-check', 1)",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
         // Event 5 holds "100%_4" (as do 41..50): its text left the index with it.
         let f = Filter {
             text: Some("100%_4".into()),

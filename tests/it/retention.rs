@@ -55,6 +55,23 @@ fn the_oldest_events_are_archived_then_cut_and_the_log_still_verifies() {
     assert!(!out.status.success(), "a hand-cut start was not caught");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("missing"), "{said}");
+    // Retention does not cut over it: new events would have it cut again,
+    // and a clean record of that cut would hide the hand-cut.
+    for _ in 0..3 {
+        gh.cli_ok(&["pause"]);
+        gh.cli_ok(&["resume"]);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let cuts = gh
+        .log()
+        .iter()
+        .filter(|e| e["kind"] == "audit_pruned")
+        .count();
+    assert_eq!(cuts, 1, "retention cut a log that does not verify");
+    assert!(
+        !gh.cli(&["log", "verify"]).status.success(),
+        "the hand-cut is hidden"
+    );
 
     // 0: no limit again, and the key is gone from the config file.
     gh.cli_ok(&["settings", "--keep-audit-events", "0"]);

@@ -90,11 +90,10 @@ async fn upstream_tool_names_reach_the_terminal() {
     serve.stop();
 }
 
-/// An HTTP MCP server that takes a call and never answers: the agent gets a
-/// JSON-RPC error after the call timeout (the POST's own response counted),
-/// the call is audited, and Gatehouse goes on.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_http_server_that_never_answers_a_call_times_out() {
+/// An HTTP MCP server (in this process) with one tool, `hang`, whose calls
+/// it takes and never answers. Its URL.
+async fn server_that_never_answers() -> String {
+    use axum::response::IntoResponse;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let answer = |body: axum::body::Bytes| async move {
@@ -116,11 +115,19 @@ async fn an_http_server_that_never_answers_a_call_times_out() {
         };
         axum::Json(json!({"jsonrpc": "2.0", "id": msg["id"], "result": result})).into_response()
     };
-    use axum::response::IntoResponse;
     let app = axum::Router::new().route("/mcp", axum::routing::post(answer));
-    let _server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let toml = format!("call_timeout = \"1s\"\n[servers.hang]\nurl = {url:?}\n");
-    let gh = crate::support::Fixture::start_with(&format!("port = 0\n{toml}")).await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// An HTTP MCP server that takes a call and never answers: the agent gets a
+/// JSON-RPC error after the call timeout (the POST's own response counted),
+/// the call is audited, and Gatehouse goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_server_that_never_answers_a_call_times_out() {
+    let url = server_that_never_answers().await;
+    let toml = format!("port = 0\ncall_timeout = \"1s\"\n[servers.hang]\nurl = {url:?}\n");
+    let gh = crate::support::Fixture::start_with(&toml).await;
     let (_, session) = gh
         .agent("Patient Agent", "hang", ToolChoice::All, AskChoice::None)
         .await;
@@ -136,4 +143,42 @@ async fn an_http_server_that_never_answers_a_call_times_out() {
         .rev()
         .find(|r| r.0 == "tool_call");
     assert_eq!(outcome.map(|r| r.1), Some("error".to_string()));
+}
+
+/// An agent that goes away while its call waits on an HTTP server: the call
+/// that started still gets its outcome in the log (cut short), not silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_the_agent_walks_away_from_still_gets_its_outcome() {
+    let url = server_that_never_answers().await;
+    let toml = format!("port = 0\ncall_timeout = \"60s\"\n[servers.hang]\nurl = {url:?}\n");
+    let gh = crate::support::Fixture::start_with(&toml).await;
+    let (_, session) = gh
+        .agent("Impatient Agent", "hang", ToolChoice::All, AskChoice::None)
+        .await;
+    let wait = std::time::Duration::from_millis(300);
+    let gave_up = tokio::time::timeout(wait, session.call("hang", json!({}))).await;
+    assert!(
+        gave_up.is_err(),
+        "the server answered a call it never answers"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let outcome = loop {
+        let rows = gh.audit_rows();
+        if let Some(r) = rows.into_iter().rev().find(|r| r.0 == "tool_call") {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no outcome for the call"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(outcome.1, "error", "{outcome:?}");
+    assert!(
+        outcome.3["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("went away"),
+        "{outcome:?}"
+    );
 }
