@@ -200,16 +200,26 @@ const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail
 
 /// A call's start is shown only while it has no outcome (running, or its
 /// end was never recorded); its outcome's event stands for it after.
-const UNFINISHED_STARTS_ONLY: &str = "NOT (kind = 'call_started' AND EXISTS \
+const UNFINISHED_STARTS_ONLY: &str = "NOT (audit_events.kind = 'call_started' AND EXISTS \
      (SELECT 1 FROM audit_events AS outcome WHERE outcome.started_id = audit_events.id))";
 
-/// The WHERE clause for a [`Filter`], with its parameters numbered from 1.
-fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
+/// A filter as SQL: the WHERE clause over `audit_events` (columns
+/// qualified, parameters numbered from 1) and, for a text search the trigram
+/// index can serve (3 characters or more), its MATCH expression. Such a
+/// search reads the index up to where it reaches and scans the events above
+/// (the clause then holds the scan, for that part only).
+struct FilterSql {
+    clause: String,
+    args: Vec<Value>,
+    text_match: Option<String>,
+}
+
+fn filter_sql(f: &Filter) -> FilterSql {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
     let mut args: Vec<Value> = Vec::new();
     let mut push = |column: &str, op: &str, value: Value| {
         args.push(value);
-        clauses.push(format!("{column} {op} ?{}", args.len()));
+        clauses.push(format!("audit_events.{column} {op} ?{}", args.len()));
     };
     if let Some(c) = &f.client_id {
         push("client_id", "=", Value::Text(c.clone()));
@@ -226,6 +236,7 @@ fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
     if let Some(t) = f.until {
         push("at", "<", Value::Integer(t));
     }
+    let mut text_match = None;
     if let Some(text) = f.search_text() {
         let escaped = text
             .replace('\\', "\\\\")
@@ -235,24 +246,105 @@ fn filter_sql(f: &Filter) -> (String, Vec<Value>) {
         let n = args.len();
         let any: Vec<String> = SEARCHED
             .iter()
-            .map(|column| format!("{column} LIKE ?{n} ESCAPE '\\'"))
+            .map(|column| format!("audit_events.{column} LIKE ?{n} ESCAPE '\\'"))
             .collect();
-        let scan = format!("({})", any.join(" OR "));
+        clauses.push(format!("({})", any.join(" OR ")));
         if text.chars().count() >= 3 {
-            // The trigram index (the same case-insensitive substring match,
-            // without a scan) up to where it reaches; the events above, scanned.
-            args.push(Value::Text(format!("\"{}\"", text.replace('"', "\"\""))));
-            let m = args.len();
-            clauses.push(format!(
-                "id IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?{m} \
-                 UNION ALL SELECT id FROM audit_events \
-                 WHERE id > (SELECT upto FROM audit_text_indexed) AND {scan})"
-            ));
-        } else {
-            clauses.push(scan);
+            // The same case-insensitive substring match, through the index.
+            text_match = Some(format!("\"{}\"", text.replace('"', "\"\"")));
         }
     }
-    (clauses.join(" AND "), args)
+    FilterSql {
+        clause: clauses.join(" AND "),
+        args,
+        text_match,
+    }
+}
+
+impl FilterSql {
+    /// The events matching, with an id `op` `bound`, in id `order`, at most
+    /// `limit`: one query, or, for an indexed text search, the scanned events
+    /// above the index and the index's matches below, each in that order.
+    #[allow(clippy::too_many_arguments)]
+    fn select<T>(
+        &self,
+        conn: &Connection,
+        (columns, row): (&str, fn(&Row<'_>) -> rusqlite::Result<T>),
+        op: &str,
+        bound: i64,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let run = |sql: String, extra: Vec<Value>| -> Result<Vec<T>, StoreError> {
+            let mut args = self.args.clone();
+            args.extend(extra);
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        };
+        let n = self.args.len();
+        let Some(text) = &self.text_match else {
+            let sql = format!(
+                "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id {op} ?{} \
+                 ORDER BY audit_events.id {order} LIMIT ?{}",
+                self.clause,
+                n + 1,
+                n + 2
+            );
+            return run(sql, vec![Value::Integer(bound), Value::Integer(limit)]);
+        };
+        let upto: i64 = conn
+            .prepare_cached("SELECT upto FROM audit_text_indexed")?
+            .query_row([], |r| r.get(0))?;
+        // Above the index: its scan (the clause holds it).
+        let above = format!(
+            "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id > ?{} \
+             AND audit_events.id {op} ?{} ORDER BY audit_events.id {order} LIMIT ?{}",
+            self.clause,
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let above = run(
+            above,
+            vec![
+                Value::Integer(upto),
+                Value::Integer(bound),
+                Value::Integer(limit),
+            ],
+        )?;
+        // Below: driven by the index in id order, so it stops at `limit`.
+        // The clause's scan is true of every match; SQLite checks it on those only.
+        let below = format!(
+            "SELECT {columns} FROM audit_text JOIN audit_events ON audit_events.id = audit_text.rowid \
+             WHERE audit_text MATCH ?{} AND audit_text.rowid <= ?{} AND audit_text.rowid {op} ?{} \
+             AND {} ORDER BY audit_text.rowid {order} LIMIT ?{}",
+            n + 1,
+            n + 2,
+            n + 3,
+            self.clause,
+            n + 4
+        );
+        let below = run(
+            below,
+            vec![
+                Value::Text(text.clone()),
+                Value::Integer(upto),
+                Value::Integer(bound),
+                Value::Integer(limit),
+            ],
+        )?;
+        let (mut all, rest) = if order == "DESC" {
+            (above, below)
+        } else {
+            (below, above)
+        };
+        all.extend(rest);
+        all.truncate(limit.max(0) as usize);
+        Ok(all)
+    }
 }
 
 /// Where a page of the log starts.
@@ -273,23 +365,15 @@ pub fn page(
     cursor: Cursor,
     limit: u32,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let (clause, mut args) = filter_sql(f);
     let (op, order, id) = match cursor {
         Cursor::Before(id) => ("<", "DESC", id.unwrap_or(i64::MAX)),
         Cursor::After(id) => (">", "ASC", id),
     };
-    args.push(Value::Integer(id));
-    args.push(Value::Integer(limit.min(10_000) as i64));
-    let n = args.len();
-    let sql = format!(
-        "SELECT * FROM audit_events WHERE {clause} AND id {op} ?{} ORDER BY id {order} LIMIT ?{n}",
-        n - 1
+    let rows = (
+        "audit_events.*",
+        from_row as fn(&Row<'_>) -> rusqlite::Result<AuditEvent>,
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    filter_sql(f).select(conn, rows, op, id, order, limit.min(10_000) as i64)
 }
 
 /// The id of the newest event (0 when the log is empty).
@@ -414,14 +498,16 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
 /// How many events match `f`, counted up to `cap`: `(cap, true)` when there
 /// are more. It stops at the cap, so it costs no more than reading that many.
 pub fn count_up_to(conn: &Connection, f: &Filter, cap: i64) -> Result<(i64, bool), StoreError> {
-    let (clause, mut args) = filter_sql(f);
-    args.push(Value::Integer(cap + 1));
-    let n = args.len();
-    let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM audit_events WHERE {clause} ORDER BY id DESC LIMIT ?{n})"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let counted: i64 = stmt.query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    let id: fn(&Row<'_>) -> rusqlite::Result<i64> = |r| r.get(0);
+    let ids = filter_sql(f).select(
+        conn,
+        ("audit_events.id", id),
+        "<",
+        i64::MAX,
+        "DESC",
+        cap + 1,
+    )?;
+    let counted = ids.len() as i64;
     Ok((counted.min(cap), counted > cap))
 }
 
