@@ -198,19 +198,7 @@ pub async fn token(
             return e.into_response();
         }
     }
-    // The exchange writes (one transaction on the store's writer): off the
-    // async workers, so a busy writer never stalls other requests.
-    let (g2, form2) = (g.clone(), form.clone());
-    let result =
-        tokio::task::spawn_blocking(move || token::exchange(g2.auth(), &form2, &creds, now))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the token exchange failed");
-                Err(crate::oauth::OAuthError::new(
-                    crate::oauth::ErrorCode::ServerError,
-                    "the token exchange failed",
-                ))
-            });
+    let result = token::exchange_queued(g.auth(), form, creds, now).await;
     match result {
         Ok(body) => {
             // A grant whose client never registered here is given to the program that redeems its code.
@@ -227,8 +215,10 @@ pub async fn token(
 }
 
 pub async fn revoke(State(g): State<Arc<Gatehouse>>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = form_request(&headers, &body)
-        .and_then(|(form, creds)| token::revoke(g.auth(), &form, &creds, clock::now()));
+    let result = match form_request(&headers, &body) {
+        Ok((form, creds)) => token::revoke(g.auth(), form, creds, clock::now()).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => json_no_store(StatusCode::OK, json!({})),
         Err(e) => e.into_response(),

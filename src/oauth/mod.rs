@@ -48,7 +48,9 @@ pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * crate::clock::DAY;
 /// refused without revoking its family (two racing refreshes of one client).
 pub const REFRESH_REUSE_GRACE_MS: i64 = 10 * crate::clock::SECOND;
 
-/// The authorization server's shared state.
+/// The authorization server's shared state (cheap to clone: the store and
+/// config are shared).
+#[derive(Clone)]
 pub struct AuthServer {
     pub store: Arc<Store>,
     pub config: crate::config::Live,

@@ -48,23 +48,80 @@ pub fn credentials(
     })
 }
 
-/// `POST /token`.
+/// A `/token` request whose grant type and parameters are in order; what
+/// it is checked against is read in the exchange's transaction.
+pub enum TokenRequest {
+    Code { code_hash: String, verifier: String },
+    Refresh { token_hash: String },
+}
+
+impl TokenRequest {
+    /// The form's grant type and the parameters it needs (no store access:
+    /// a malformed request never reaches the writer).
+    pub fn parse(form: &HashMap<String, String>) -> Result<TokenRequest, OAuthError> {
+        match form.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => Ok(TokenRequest::Code {
+                code_hash: crypto::hash(require(form, "code")?),
+                verifier: require(form, "code_verifier")?.to_string(),
+            }),
+            Some("refresh_token") => Ok(TokenRequest::Refresh {
+                token_hash: crypto::hash(require(form, "refresh_token")?),
+            }),
+            Some(other) => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+                ),
+            )),
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+        }
+    }
+}
+
+/// `POST /token`, as one write transaction.
 pub fn exchange(
     auth: &AuthServer,
     form: &HashMap<String, String>,
     creds: &PresentedCredentials,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => exchange_code(auth, form, creds, now),
-        Some("refresh_token") => refresh(auth, form, creds, now),
-        Some(other) => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!(
-                "grant_type {other:?} is not supported; use authorization_code or refresh_token"
-            ),
-        )),
-        None => Err(OAuthError::invalid_request("grant_type is required")),
+    let request = TokenRequest::parse(form)?;
+    auth.store
+        .write(|tx| exchange_in(auth, tx, &request, form, creds, now))
+}
+
+/// `POST /token` from an async handler: the exchange is one write in the
+/// store's group commit, so concurrent refreshes share commits and none
+/// holds the database lock on an async worker.
+pub async fn exchange_queued(
+    auth: &AuthServer,
+    form: HashMap<String, String>,
+    creds: PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    let request = TokenRequest::parse(&form)?;
+    let owned = auth.clone();
+    auth.store
+        .write_queued(move |tx| exchange_in(&owned, tx, &request, &form, &creds, now))
+        .await
+}
+
+/// The exchange inside its write transaction. A refusal that is itself
+/// recorded (a replayed code or refresh token) calls [`Tx::keep`].
+fn exchange_in(
+    auth: &AuthServer,
+    tx: &mut Tx<'_>,
+    request: &TokenRequest,
+    form: &HashMap<String, String>,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<Value, OAuthError> {
+    match request {
+        TokenRequest::Code {
+            code_hash,
+            verifier,
+        } => exchange_code(auth, tx, form, creds, code_hash, verifier, now),
+        TokenRequest::Refresh { token_hash } => refresh(auth, tx, form, creds, token_hash, now),
     }
 }
 
@@ -94,54 +151,52 @@ fn check_resource(
 
 fn exchange_code(
     auth: &AuthServer,
+    tx: &mut Tx<'_>,
     form: &HashMap<String, String>,
     creds: &PresentedCredentials,
+    code_hash: &str,
+    verifier: &str,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    let code = require(form, "code")?;
-    let verifier = require(form, "code_verifier")?;
-    let code_hash = crypto::hash(code);
-    auth.store.write(|tx| {
-        // A client that fails to authenticate changes nothing: without the
-        // secret, a confidential client's code can be neither spent nor
-        // replayed to revoke what it issued.
-        let client = client_auth::authenticate(tx.conn(), creds)?;
-        let Some(row) = tokens::get_code(tx.conn(), &code_hash)? else {
-            return Err(OAuthError::invalid_grant("unknown authorization code"));
-        };
-        // A code is used once (RFC 6749 §4.1.2): whichever client presents
-        // it, and whatever else is wrong with the request, it is spent now; a
-        // refusal below commits the spending alone.
-        let first_use = row.used_at.is_none() && tokens::use_code(tx.conn(), &code_hash, now)?;
-        tx.keep();
-        if !first_use {
-            let revoked = tokens::revoke_for_code(tx.conn(), &code_hash, now)?;
-            tx.record(
-                NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
-                    .client(&row.client_id)
-                    .grant(&row.grant_id)
-                    .detail(json!({"tokens_revoked": revoked})),
-                now,
-            )?;
-            return Err(OAuthError::invalid_grant(
-                "authorization code was already used; the tokens it issued are revoked",
-            ));
-        }
-        // The tokens and their audit event commit together or not at all.
-        tx.attempt(|tx| {
-            let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;
-            let family = crypto::short_id("fam_");
-            let body = issue(auth, tx, &client, &grant, &family, Some(&code_hash), now)?;
-            tx.record(
-                NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
-                    .client(&client.client_id)
-                    .server(&grant.server)
-                    .grant(&grant.id)
-                    .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
-                now,
-            )?;
-            Ok(body)
-        })
+    // A client that fails to authenticate changes nothing: without the
+    // secret, a confidential client's code can be neither spent nor
+    // replayed to revoke what it issued.
+    let client = client_auth::authenticate(tx.conn(), creds)?;
+    let Some(row) = tokens::get_code(tx.conn(), code_hash)? else {
+        return Err(OAuthError::invalid_grant("unknown authorization code"));
+    };
+    // A code is used once (RFC 6749 §4.1.2): whichever client presents
+    // it, and whatever else is wrong with the request, it is spent now; a
+    // refusal below commits the spending alone.
+    let first_use = row.used_at.is_none() && tokens::use_code(tx.conn(), code_hash, now)?;
+    tx.keep();
+    if !first_use {
+        let revoked = tokens::revoke_for_code(tx.conn(), code_hash, now)?;
+        tx.record(
+            NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
+                .client(&row.client_id)
+                .grant(&row.grant_id)
+                .detail(json!({"tokens_revoked": revoked})),
+            now,
+        )?;
+        return Err(OAuthError::invalid_grant(
+            "authorization code was already used; the tokens it issued are revoked",
+        ));
+    }
+    // The tokens and their audit event commit together or not at all.
+    tx.attempt(|tx| {
+        let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;
+        let family = crypto::short_id("fam_");
+        let body = issue(auth, tx, &client, &grant, &family, Some(code_hash), now)?;
+        tx.record(
+            NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
+                .client(&client.client_id)
+                .server(&grant.server)
+                .grant(&grant.id)
+                .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
+            now,
+        )?;
+        Ok(body)
     })
 }
 
@@ -190,75 +245,73 @@ fn check_redemption(
 
 fn refresh(
     auth: &AuthServer,
+    tx: &mut Tx<'_>,
     form: &HashMap<String, String>,
     creds: &PresentedCredentials,
+    hash: &str,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    let presented = require(form, "refresh_token")?;
-    let hash = crypto::hash(presented);
-    auth.store.write(|tx| {
-        let client = client_auth::authenticate(tx.conn(), creds)?;
-        let row = tokens::get_token(tx.conn(), &hash)?
-            .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client.client_id)
-            .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
-        if row.revoked_at.is_some() {
-            return Err(OAuthError::invalid_grant("refresh token was revoked"));
-        }
-        if let Some(rotated_at) = row.rotated_at {
-            if now - rotated_at <= REFRESH_REUSE_GRACE_MS {
-                return Err(OAuthError::invalid_grant("refresh token was already used"));
-            }
-            let revoked = tokens::revoke_family(tx.conn(), &row.family_id, now)?;
-            tx.record(
-                NewEvent::new(EventKind::RefreshReused, Outcome::Denied)
-                    .client(&client.client_id)
-                    .grant(&row.grant_id)
-                    .detail(json!({"family": row.family_id, "tokens_revoked": revoked})),
-                now,
-            )?;
-            tx.keep();
-            return Err(OAuthError::invalid_grant(
-                "refresh token reuse detected; this token family is revoked",
-            ));
-        }
-        if row.expires_at <= now {
-            return Err(OAuthError::invalid_grant("refresh token expired"));
-        }
-        let grant = active_grant(tx, &row.grant_id, now)?;
-        check_resource(auth, form, &grant)?;
-        if let Some(scope) = form.get("scope") {
-            if scope
-                .split_whitespace()
-                .any(|s| !grant.scope.split_whitespace().any(|g| g == s))
-            {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "a refresh cannot widen the granted scope",
-                ));
-            }
-        }
-        if !tokens::rotate(tx.conn(), &hash, now)? {
+    let client = client_auth::authenticate(tx.conn(), creds)?;
+    let row = tokens::get_token(tx.conn(), hash)?
+        .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client.client_id)
+        .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+    if row.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("refresh token was revoked"));
+    }
+    if let Some(rotated_at) = row.rotated_at {
+        if now - rotated_at <= REFRESH_REUSE_GRACE_MS {
             return Err(OAuthError::invalid_grant("refresh token was already used"));
         }
-        let body = issue(
-            auth,
-            tx,
-            &client,
-            &grant,
-            &row.family_id,
-            row.code_hash.as_deref(),
-            now,
-        )?;
+        let revoked = tokens::revoke_family(tx.conn(), &row.family_id, now)?;
         tx.record(
-            NewEvent::new(EventKind::TokenRefreshed, Outcome::Allowed)
+            NewEvent::new(EventKind::RefreshReused, Outcome::Denied)
                 .client(&client.client_id)
-                .server(&grant.server)
-                .grant(&grant.id)
-                .detail(json!({"expires_in": body["expires_in"]})),
+                .grant(&row.grant_id)
+                .detail(json!({"family": row.family_id, "tokens_revoked": revoked})),
             now,
         )?;
-        Ok(body)
-    })
+        tx.keep();
+        return Err(OAuthError::invalid_grant(
+            "refresh token reuse detected; this token family is revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant("refresh token expired"));
+    }
+    let grant = active_grant(tx, &row.grant_id, now)?;
+    check_resource(auth, form, &grant)?;
+    if let Some(scope) = form.get("scope") {
+        if scope
+            .split_whitespace()
+            .any(|s| !grant.scope.split_whitespace().any(|g| g == s))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "a refresh cannot widen the granted scope",
+            ));
+        }
+    }
+    if !tokens::rotate(tx.conn(), hash, now)? {
+        return Err(OAuthError::invalid_grant("refresh token was already used"));
+    }
+    let body = issue(
+        auth,
+        tx,
+        &client,
+        &grant,
+        &row.family_id,
+        row.code_hash.as_deref(),
+        now,
+    )?;
+    tx.record(
+        NewEvent::new(EventKind::TokenRefreshed, Outcome::Allowed)
+            .client(&client.client_id)
+            .server(&grant.server)
+            .grant(&grant.id)
+            .detail(json!({"expires_in": body["expires_in"]})),
+        now,
+    )?;
+    Ok(body)
 }
 
 fn active_grant(tx: &Tx<'_>, grant_id: &str, now: UnixMs) -> Result<Grant, OAuthError> {
@@ -322,12 +375,21 @@ fn issue(
 
 /// RFC 7009: revoke a token of the authenticated client. Always succeeds for
 /// unknown tokens (§2.2). A refresh token takes its whole family with it.
-pub fn revoke(
+/// One write in the store's group commit.
+pub async fn revoke(
     auth: &AuthServer,
-    form: &HashMap<String, String>,
-    creds: &PresentedCredentials,
+    form: HashMap<String, String>,
+    creds: PresentedCredentials,
     now: UnixMs,
 ) -> Result<(), OAuthError> {
+    let hash = revocation_request(&form)?;
+    auth.store
+        .write_queued(move |tx| revoke_in(tx, &hash, &creds, now))
+        .await
+}
+
+/// The hash of the token a revocation request names, its hint checked.
+fn revocation_request(form: &HashMap<String, String>) -> Result<String, OAuthError> {
     let token = require(form, "token")?;
     if let Some(hint) = form.get("token_type_hint") {
         if !matches!(hint.as_str(), "access_token" | "refresh_token") {
@@ -337,31 +399,44 @@ pub fn revoke(
             ));
         }
     }
-    let hash = crypto::hash(token);
-    auth.store.write(|tx| {
-        let client = client_auth::authenticate(tx.conn(), creds)?;
-        let Some(row) = tokens::get_token(tx.conn(), &hash)?.filter(|t| t.client_id == client.client_id) else {
-            return Ok(());
-        };
-        if row.revoked_at.is_some() {
-            return Ok(());
-        }
-        let count = match row.kind {
-            TokenKind::Refresh => tokens::revoke_family(tx.conn(), &row.family_id, now)?,
-            TokenKind::Access => tokens::revoke_token(tx.conn(), &hash, now)?,
-        };
-        tx.record(
-            NewEvent::new(EventKind::TokenRevoked, Outcome::Revoked)
-                .client(&client.client_id)
-                .grant(&row.grant_id)
-                .detail(json!({"by": "client", "kind": if row.kind == TokenKind::Refresh { "refresh_token" } else { "access_token" }, "tokens_revoked": count})),
-            now,
-        )?;
-        Ok(())
-    })
+    Ok(crypto::hash(token))
+}
+
+fn revoke_in(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    creds: &PresentedCredentials,
+    now: UnixMs,
+) -> Result<(), OAuthError> {
+    let client = client_auth::authenticate(tx.conn(), creds)?;
+    let Some(row) = tokens::get_token(tx.conn(), hash)?.filter(|t| t.client_id == client.client_id)
+    else {
+        return Ok(());
+    };
+    if row.revoked_at.is_some() {
+        return Ok(());
+    }
+    let count = match row.kind {
+        TokenKind::Refresh => tokens::revoke_family(tx.conn(), &row.family_id, now)?,
+        TokenKind::Access => tokens::revoke_token(tx.conn(), hash, now)?,
+    };
+    let kind = match row.kind {
+        TokenKind::Refresh => "refresh_token",
+        TokenKind::Access => "access_token",
+    };
+    tx.record(
+        NewEvent::new(EventKind::TokenRevoked, Outcome::Revoked)
+            .client(&client.client_id)
+            .grant(&row.grant_id)
+            .detail(json!({"by": "client", "kind": kind, "tokens_revoked": count})),
+        now,
+    )?;
+    Ok(())
 }
 
 /// RFC 7662 introspection, for a confidential client (a resource server).
+/// A live access token is answered from the store's live state (what the
+/// gateway itself decides by); any other token from the database.
 pub fn introspect(
     auth: &AuthServer,
     form: &HashMap<String, String>,
@@ -377,6 +452,16 @@ pub fn introspect(
                 "introspection needs a confidential client (with a secret)",
             ));
         }
+        if let Some(live) = auth.store.live().access(&hash, now) {
+            let active = Active {
+                grant: &live.grant.grant,
+                client_id: &live.client_id,
+                kind: TokenKind::Access,
+                issued_at: live.issued_at,
+                expires_at: live.expires_at,
+            };
+            return Ok(active.describe(auth));
+        }
         let Some(row) = tokens::get_token(c, &hash)? else {
             return Ok(json!({"active": false}));
         };
@@ -390,18 +475,40 @@ pub fn introspect(
         {
             return Ok(json!({"active": false}));
         }
-        Ok(json!({
-            "active": true,
-            "scope": grant.scope,
-            "client_id": row.client_id,
-            "token_type": if row.kind == TokenKind::Access { "Bearer" } else { "refresh_token" },
-            "exp": row.expires_at / 1000,
-            "iat": row.issued_at / 1000,
-            "sub": grant.decided_by,
-            "aud": auth.resource_url(&grant.server),
-            "iss": auth.issuer,
-        }))
+        let active = Active {
+            grant: &grant,
+            client_id: &row.client_id,
+            kind: row.kind,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+        };
+        Ok(active.describe(auth))
     })
+}
+
+/// An active token as introspection describes it.
+struct Active<'a> {
+    grant: &'a Grant,
+    client_id: &'a str,
+    kind: TokenKind,
+    issued_at: UnixMs,
+    expires_at: UnixMs,
+}
+
+impl Active<'_> {
+    fn describe(&self, auth: &AuthServer) -> Value {
+        json!({
+            "active": true,
+            "scope": self.grant.scope,
+            "client_id": self.client_id,
+            "token_type": if self.kind == TokenKind::Access { "Bearer" } else { "refresh_token" },
+            "exp": self.expires_at / 1000,
+            "iat": self.issued_at / 1000,
+            "sub": self.grant.decided_by,
+            "aud": auth.resource_url(&self.grant.server),
+            "iss": auth.issuer,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -647,5 +754,57 @@ mod tests {
         let e = introspect(&auth, &asked, &public(&client), T0).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidClient);
         assert!(e.description.contains("confidential"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod profile {
+    use super::*;
+    use crate::testing::*;
+
+    /// For `perf record`: refreshes on a file store by 1 and 16 concurrent
+    /// chains through the group-commit writer (what `/token` does).
+    #[allow(clippy::disallowed_methods)] // it times itself
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn refreshes_for_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::audit::chain::Key::new([7; 32]);
+        let store = crate::store::Store::open(&dir.path().join("p.db"), key, T0).unwrap();
+        let auth = auth_server_on(store);
+        for chains in [1, 16] {
+            let per_chain = 16_000 / chains;
+            let started = std::time::Instant::now();
+            let tasks: Vec<_> = (0..chains)
+                .map(|c| {
+                    let auth = auth.clone();
+                    let (client, body) = tokens(&auth, &format!("agent {chains}-{c}"), T0);
+                    let mut refresh = body["refresh_token"].as_str().unwrap().to_string();
+                    tokio::spawn(async move {
+                        for i in 0..per_chain {
+                            let form = form(&[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", &refresh),
+                            ]);
+                            let body = exchange_queued(&auth, form, public(&client), T0 + i as i64)
+                                .await
+                                .unwrap();
+                            refresh = body["refresh_token"].as_str().unwrap().to_string();
+                            if c == 0 && i % 1000 == 0 {
+                                auth.store.checkpoint().unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let s = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{chains} chains: {:.0} refreshes/s",
+                (per_chain * chains) as f64 / s
+            );
+        }
     }
 }

@@ -29,6 +29,7 @@ use crate::clock::UnixMs;
 struct LiveToken {
     client_id: Arc<str>,
     grant_id: Arc<str>,
+    issued_at: UnixMs,
     expires_at: UnixMs,
 }
 
@@ -84,6 +85,8 @@ impl LiveGrant {
 pub struct Holder {
     pub client_id: Arc<str>,
     pub grant: Arc<LiveGrant>,
+    pub issued_at: UnixMs,
+    pub expires_at: UnixMs,
 }
 
 /// The rows a transaction touched, as the update hook reports them.
@@ -117,12 +120,14 @@ impl Live {
             if t.expires_at <= now {
                 return None;
             }
-            (t.client_id.clone(), t.grant_id.clone())
+            t.clone()
         };
-        let grant = self.grant(&token.1)?;
+        let grant = self.grant(&token.grant_id)?;
         grant.grant.is_active(now).then_some(Holder {
-            client_id: token.0,
+            client_id: token.client_id,
             grant,
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
         })
     }
 
@@ -198,7 +203,7 @@ impl Live {
     }
 
     fn reload_token(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
+        let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, issued_at, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -206,11 +211,12 @@ impl Live {
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, UnixMs>(4)?,
+                        r.get::<_, UnixMs>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((hash, live, client_id, grant_id, expires_at)) = row else {
+        let Some((hash, live, client_id, grant_id, issued_at, expires_at)) = row else {
             return Ok(());
         };
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
@@ -218,6 +224,7 @@ impl Live {
             let token = LiveToken {
                 client_id: client_id.into(),
                 grant_id: grant_id.into(),
+                issued_at,
                 expires_at,
             };
             tokens.insert(hash, token);
@@ -262,7 +269,7 @@ impl Live {
         }
         let mut tokens = HashMap::new();
         let mut stmt = conn.prepare(
-            "SELECT token_hash, client_id, grant_id, expires_at FROM tokens
+            "SELECT token_hash, client_id, grant_id, issued_at, expires_at FROM tokens
              WHERE kind = 'access' AND revoked_at IS NULL AND expires_at > ?1",
         )?;
         let mut clients: HashSet<Arc<str>> = HashSet::new();
@@ -272,10 +279,11 @@ impl Live {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, UnixMs>(3)?,
+                r.get::<_, UnixMs>(4)?,
             ))
         })?;
         for row in rows {
-            let (hash, client_id, grant_id, expires_at) = row?;
+            let (hash, client_id, grant_id, issued_at, expires_at) = row?;
             // Tokens of a grant no longer in force are not live.
             let Some((grant_id, _)) = grants.get_key_value(grant_id.as_str()) else {
                 continue;
@@ -291,6 +299,7 @@ impl Live {
             let token = LiveToken {
                 client_id,
                 grant_id: grant_id.clone(),
+                issued_at,
                 expires_at,
             };
             tokens.insert(hash, token);

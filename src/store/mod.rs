@@ -4,7 +4,6 @@
 //! Writes go through [`Store::write`], whose [`Tx`] records audit events in
 //! the same transaction; the events reach live listeners only after COMMIT.
 
-mod appender;
 pub mod audit;
 pub mod clients;
 pub mod consent;
@@ -16,6 +15,7 @@ pub mod pins;
 pub mod programs;
 pub mod rules;
 pub mod tokens;
+mod writer;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -75,8 +75,8 @@ pub struct Store {
     live: live::Live,
     /// A reload of `live` failed: it was emptied and must be loaded again.
     live_stale: std::sync::atomic::AtomicBool,
-    /// Audit events waiting for the next group commit ([`Store::append`]).
-    appender: appender::Appender,
+    /// Writes waiting for the next group commit ([`Store::write_queued`]).
+    writer: writer::Writer,
 }
 
 impl Store {
@@ -126,7 +126,7 @@ impl Store {
         Ok(Store {
             live,
             live_stale: Default::default(),
-            appender: Default::default(),
+            writer: Default::default(),
             head: Mutex::new(head),
             key,
             conn: Mutex::new(conn),
@@ -351,6 +351,26 @@ impl Tx<'_> {
             self.run("ROLLBACK TO attempt")?;
         }
         self.run("RELEASE attempt")?;
+        result
+    }
+
+    /// Runs `f` as one write of a group commit ([`Store::write_queued`]): in
+    /// a savepoint, kept when it succeeds or called [`Tx::keep`], undone
+    /// otherwise; what it did leaves the rest of the transaction as it was.
+    fn job<T, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let outer = std::mem::replace(&mut self.keep, false);
+        self.run("SAVEPOINT job")?;
+        let recorded = self.recorded.len();
+        let result = f(self);
+        if result.is_err() && !self.keep {
+            self.recorded.truncate(recorded);
+            self.run("ROLLBACK TO job")?;
+        }
+        self.run("RELEASE job")?;
+        self.keep = outer;
         result
     }
 

@@ -1,12 +1,13 @@
-//! Audit appends by group commit. One writer thread takes every audit event
-//! queued since its last commit and writes them in one transaction (each in
-//! its own savepoint, so one bad event fails alone); each caller's future
-//! resolves when its event is committed. Callers in async handlers wait on a
-//! channel, never on the database lock, and a burst of N concurrent calls
-//! pays about one commit instead of N. When nothing is queued and the
-//! connection is free (one agent's calls in a row), the caller commits its
-//! event itself: it takes the lock only if no one holds it, and saves two
-//! hand-offs between threads.
+//! The store's one writer, by group commit. Writes queued from async
+//! handlers (audit events, token exchanges) go to one writer thread, which
+//! takes every write queued since its last commit and runs them in one
+//! transaction, each in its own savepoint ([`Tx::job`]): one that fails is
+//! undone alone, and the others commit. Each caller's future resolves when
+//! its write is committed. Callers wait on a channel, never on the database
+//! lock, and a burst of N concurrent writes pays about one commit instead of
+//! N. When nothing is queued and the connection is free (one agent's calls
+//! in a row), the caller runs its write itself: it takes the lock only if no
+//! one holds it, and saves two hand-offs between threads.
 //!
 //! When its queue is empty, the writer brings the text index up to date
 //! (`store::audit::index_text`), a chunk at a time between batches.
@@ -19,39 +20,38 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 use crate::audit::{AuditEvent, NewEvent};
 use crate::clock::UnixMs;
 
-/// Most events in one commit (a bound on how long the writer holds the lock).
+/// Most writes in one commit (a bound on how long the writer holds the lock).
 const MAX_BATCH: usize = 1024;
 /// Events added to the text index per transaction while the writer is idle.
 const INDEX_CHUNK: usize = 256;
 
-struct Append {
-    event: NewEvent,
-    now: UnixMs,
-    done: oneshot::Sender<Result<AuditEvent, StoreError>>,
-}
+/// One queued write: run inside the batch's transaction, it gives back how
+/// to answer its caller once the commit is known (`Some` = why it failed).
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 /// The queue to the writer thread, started on first use.
 #[derive(Default)]
-pub(super) struct Appender {
-    queue: OnceLock<mpsc::Sender<Append>>,
-    /// Events queued and not yet committed.
+pub(super) struct Writer {
+    queue: OnceLock<mpsc::Sender<Job>>,
+    /// Writes queued and not yet committed.
     waiting: Arc<AtomicUsize>,
 }
 
-impl Appender {
-    fn queue(&self, store: &Arc<Store>) -> &mpsc::Sender<Append> {
+impl Writer {
+    fn queue(&self, store: &Arc<Store>) -> &mpsc::Sender<Job> {
         self.queue.get_or_init(|| {
             let waiting = self.waiting.clone();
             let (tx, rx) = mpsc::channel();
             let store = Arc::downgrade(store);
             std::thread::Builder::new()
-                .name("audit-writer".into())
+                .name("store-writer".into())
                 .spawn(move || write_batches(&store, &rx, &waiting))
-                .expect("a thread for the audit writer");
+                .expect("a thread for the store's writer");
             tx
         })
     }
@@ -65,26 +65,55 @@ impl Store {
         event: NewEvent,
         now: UnixMs,
     ) -> Result<AuditEvent, StoreError> {
-        // Nothing queued and the connection free: commit here, with no hand-off
-        // to the writer and back (what one agent's calls in a row meet).
-        if self.appender.waiting.load(Ordering::SeqCst) == 0 {
+        self.write_queued(move |tx| tx.record_returning(event, now))
+            .await
+    }
+
+    /// [`Store::write`] for async callers: `f` runs on the writer, in the
+    /// next group commit, in its own savepoint (its refusal kept only if it
+    /// called [`Tx::keep`]); resolves with its result once that is committed.
+    pub async fn write_queued<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        // Nothing queued and the connection free: run it here, with no
+        // hand-off to the writer and back (what one agent's calls in a row meet).
+        if self.writer.waiting.load(Ordering::SeqCst) == 0 {
             if let Ok(conn) = self.conn.try_lock() {
-                return self.write_on(conn, |tx| tx.record_returning(event, now));
+                return self.write_on(conn, f);
             }
         }
-        let (done, committed) = oneshot::channel();
-        let gone = || StoreError::Corrupt("the audit writer stopped".into());
-        self.appender.waiting.fetch_add(1, Ordering::SeqCst);
-        let queued = self.appender.queue(self).send(Append { event, now, done });
-        if queued.is_err() {
-            self.appender.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(gone());
+        let (done, committed) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            let result = tx.job(f);
+            Box::new(move |failed| {
+                let answer = match failed {
+                    None => result,
+                    Some(e) => Err(not_committed(e).into()),
+                };
+                let _ = done.send(answer);
+            })
+        });
+        self.writer.waiting.fetch_add(1, Ordering::SeqCst);
+        if self.writer.queue(self).send(job).is_err() {
+            self.writer.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(stopped().into());
         }
-        committed.await.map_err(|_| gone())?
+        committed.await.map_err(|_| stopped())?
     }
 }
 
-fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Append>, waiting: &AtomicUsize) {
+fn stopped() -> StoreError {
+    StoreError::Corrupt("the store's writer stopped before this write was committed".into())
+}
+
+fn not_committed(e: &StoreError) -> StoreError {
+    StoreError::Corrupt(format!("the write was not committed: {e}"))
+}
+
+fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &AtomicUsize) {
     let mut next = None;
     loop {
         let first = match next.take() {
@@ -105,7 +134,11 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Append>, waiting: &Ato
             return;
         };
         let n = batch.len();
-        commit(&store, batch);
+        // A write that panics loses its batch (each caller is told), not the writer.
+        let run = std::panic::AssertUnwindSafe(|| commit(&store, batch));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("a write panicked on the store's writer; its batch was rolled back");
+        }
         waiting.fetch_sub(n, Ordering::SeqCst);
         // Idle: bring the text index up to date, a little at a time.
         loop {
@@ -129,30 +162,21 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Append>, waiting: &Ato
     }
 }
 
-/// Writes one batch in one transaction and tells each caller how it went.
-fn commit(store: &Store, batch: Vec<Append>) {
-    let mut waiting = Vec::with_capacity(batch.len());
-    let written: Result<Vec<Result<AuditEvent, StoreError>>, StoreError> = store.write(|tx| {
-        let mut results = Vec::with_capacity(batch.len());
-        for Append { event, now, done } in batch {
-            waiting.push(done);
-            results.push(tx.attempt(|tx| tx.record_returning(event, now)));
+/// Runs one batch in one transaction and tells each caller how it went.
+fn commit(store: &Store, batch: Vec<Job>) {
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    let written: Result<(), StoreError> = store.write(|tx| {
+        for job in batch {
+            replies.push(job(tx));
         }
-        Ok(results)
+        Ok(())
     });
-    match written {
-        Ok(results) => {
-            for (done, result) in waiting.into_iter().zip(results) {
-                let _ = done.send(result);
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "an audit group commit failed");
-            let why = e.to_string();
-            for done in waiting {
-                let _ = done.send(Err(StoreError::Corrupt(why.clone())));
-            }
-        }
+    let failed = written.err();
+    if let Some(e) = &failed {
+        tracing::error!(error = %e, "a group commit failed");
+    }
+    for reply in replies {
+        reply(failed.as_ref());
     }
 }
 
@@ -193,6 +217,67 @@ mod tests {
         let whole = crate::audit::chain::Start::Whole(None);
         let found = crate::audit::chain::verify(store.key(), sealed, true, &whole);
         assert!(found.intact(), "the group commits kept the chain");
+    }
+
+    #[allow(clippy::await_holding_lock)] // it holds the writer's lock on purpose
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_succeed_fail_or_keep_their_refusal_alone() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let kinds = |store: &Store| -> Vec<String> {
+            store
+                .read(|c| {
+                    let mut stmt = c.prepare("SELECT kind FROM audit_events ORDER BY id")?;
+                    let rows = stmt.query_map([], |r| r.get(0))?;
+                    Ok::<_, StoreError>(rows.collect::<Result<Vec<String>, _>>()?)
+                })
+                .unwrap()
+        };
+        // Hold the connection so the writes queue up: the writer takes the
+        // first alone or with the others, and the last two share a commit.
+        let held = store.conn.lock().unwrap();
+        let queue = |kind: EventKind, fail: bool, keep: bool| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write_queued(move |tx| {
+                        tx.record(NewEvent::new(kind, Outcome::Denied), 1)?;
+                        if keep {
+                            tx.keep();
+                        }
+                        if fail {
+                            return Err(StoreError::Corrupt("refused".into()));
+                        }
+                        Ok(kind)
+                    })
+                    .await
+            })
+        };
+        let mut jobs = Vec::new();
+        for (n, (kind, fail, keep)) in [
+            (EventKind::RefreshReused, true, true),
+            (EventKind::TokenRefreshed, false, false),
+            (EventKind::TokenIssued, true, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            jobs.push(queue(kind, fail, keep));
+            while store.writer.waiting.load(Ordering::SeqCst) <= n {
+                tokio::task::yield_now().await;
+            }
+        }
+        let [kept, ok, undone] = <[_; 3]>::try_from(jobs).unwrap();
+        drop(held);
+        assert_eq!(ok.await.unwrap().unwrap(), EventKind::TokenRefreshed);
+        assert!(undone.await.unwrap().is_err());
+        assert!(kept.await.unwrap().is_err());
+        let mut stored = kinds(&store);
+        stored.sort();
+        assert_eq!(
+            stored,
+            ["refresh_reused", "token_refreshed"],
+            "the refusal that kept its record stands; the other failure is undone"
+        );
     }
 
     #[tokio::test]
