@@ -470,7 +470,7 @@ impl Bench<'_> {
         let introspect = || bench::introspect(gh, rs.0, rs.1, &tokens[2]).map_err(|e| anyhow!(e));
         let check = |body: Value| expect(body["active"] == json!(true), "token not active");
         out.push((
-            "introspection (store reads)".into(),
+            "introspection (live state: client key + token)".into(),
             micro(n, introspect, check)?,
         ));
         Ok(out)

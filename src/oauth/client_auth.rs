@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 use super::OAuthError;
 use crate::store::clients::{self, AuthMethod, Client};
+use crate::store::live::Live;
 
 /// What the request carried.
 #[derive(Default)]
@@ -49,40 +50,88 @@ impl PresentedCredentials {
 
 /// Authenticates the client; `invalid_client` on any mismatch.
 pub fn authenticate(conn: &Connection, creds: &PresentedCredentials) -> Result<Client, OAuthError> {
-    let err = |d: &str| {
-        let mut e = OAuthError::invalid_client(d);
-        e.basic_auth_attempted = creds.basic.is_some();
-        e
-    };
+    let (client_id, secret) = presented(creds)?;
+    let client = clients::get(conn, &client_id)?.ok_or_else(|| refused(creds, "unknown client"))?;
+    check(
+        creds,
+        client.auth_method,
+        client.secret_hash.as_deref(),
+        secret,
+    )?;
+    Ok(client)
+}
+
+/// Authenticates a confidential client (one with a secret) from the store's
+/// live state, without a database read; its client id.
+pub fn authenticate_confidential(
+    live: &Live,
+    creds: &PresentedCredentials,
+    needed_for: &str,
+) -> Result<String, OAuthError> {
+    let (client_id, secret) = presented(creds)?;
+    let key = live
+        .client(&client_id)
+        .ok_or_else(|| refused(creds, "unknown client"))?;
+    check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
+    if key.secret_hash.is_none() {
+        return Err(OAuthError::invalid_client(format!(
+            "{needed_for} needs a confidential client (with a secret)"
+        )));
+    }
+    Ok(client_id)
+}
+
+fn refused(creds: &PresentedCredentials, why: &str) -> OAuthError {
+    let mut e = OAuthError::invalid_client(why);
+    e.basic_auth_attempted = creds.basic.is_some();
+    e
+}
+
+/// The client id the request names and the secret it gave, if any.
+fn presented(creds: &PresentedCredentials) -> Result<(String, Option<String>), OAuthError> {
     if creds.basic.is_some() && creds.form_secret.is_some() {
         return Err(OAuthError::invalid_request(
             "use one client authentication method, not two",
         ));
     }
-    let (client_id, secret) = match (&creds.basic, &creds.form_client_id) {
+    match (&creds.basic, &creds.form_client_id) {
         (Some((id, secret)), form_id) => {
             if form_id.as_ref().is_some_and(|f| f != id) {
-                return Err(err(
+                return Err(refused(
+                    creds,
                     "client_id in the body differs from the Basic credentials",
                 ));
             }
-            (id.clone(), Some(secret.clone()))
+            Ok((id.clone(), Some(secret.clone())))
         }
-        (None, Some(id)) => (id.clone(), creds.form_secret.clone()),
-        (None, None) => return Err(err("client authentication is required (client_id)")),
-    };
-    let client = clients::get(conn, &client_id)?.ok_or_else(|| err("unknown client"))?;
-    match (client.auth_method, &client.secret_hash, secret) {
-        (AuthMethod::None, _, None) => Ok(client),
-        (AuthMethod::None, _, Some(_)) => Err(err("this client is public and has no secret")),
+        (None, Some(id)) => Ok((id.clone(), creds.form_secret.clone())),
+        (None, None) => Err(refused(
+            creds,
+            "client authentication is required (client_id)",
+        )),
+    }
+}
+
+/// The secret given against the client's way of authenticating.
+fn check(
+    creds: &PresentedCredentials,
+    method: AuthMethod,
+    stored: Option<&str>,
+    given: Option<String>,
+) -> Result<(), OAuthError> {
+    match (method, stored, given) {
+        (AuthMethod::None, _, None) => Ok(()),
+        (AuthMethod::None, _, Some(_)) => {
+            Err(refused(creds, "this client is public and has no secret"))
+        }
         (_, Some(stored), Some(given)) => {
             let given = crate::crypto::hash(&given);
             if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), stored.as_bytes()).into() {
-                Ok(client)
+                Ok(())
             } else {
-                Err(err("client authentication failed"))
+                Err(refused(creds, "client authentication failed"))
             }
         }
-        _ => Err(err("client authentication failed")),
+        _ => Err(refused(creds, "client authentication failed")),
     }
 }

@@ -445,23 +445,18 @@ pub fn introspect(
 ) -> Result<Value, OAuthError> {
     let token = require(form, "token")?;
     let hash = crypto::hash(token);
+    client_auth::authenticate_confidential(auth.store.live(), creds, "introspection")?;
+    if let Some(live) = auth.store.live().access(&hash, now) {
+        let active = Active {
+            grant: &live.grant.grant,
+            client_id: &live.client_id,
+            kind: TokenKind::Access,
+            issued_at: live.issued_at,
+            expires_at: live.expires_at,
+        };
+        return Ok(active.describe(auth));
+    }
     auth.store.read(|c| {
-        let caller = client_auth::authenticate(c, creds)?;
-        if caller.secret_hash.is_none() {
-            return Err(OAuthError::invalid_client(
-                "introspection needs a confidential client (with a secret)",
-            ));
-        }
-        if let Some(live) = auth.store.live().access(&hash, now) {
-            let active = Active {
-                grant: &live.grant.grant,
-                client_id: &live.client_id,
-                kind: TokenKind::Access,
-                issued_at: live.issued_at,
-                expires_at: live.expires_at,
-            };
-            return Ok(active.describe(auth));
-        }
         let Some(row) = tokens::get_token(c, &hash)? else {
             return Ok(json!({"active": false}));
         };

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use rusqlite::hooks::Action;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::clients::AuthMethod;
 use super::grants::{self, Grant};
 use super::{pins, StoreError};
 use crate::clock::UnixMs;
@@ -81,6 +82,13 @@ impl LiveGrant {
     }
 }
 
+/// How a client that can still authenticate does so.
+#[derive(Debug)]
+pub struct ClientKey {
+    pub auth_method: AuthMethod,
+    pub secret_hash: Option<String>,
+}
+
 /// A live token's holder: the agent and its grant.
 pub struct Holder {
     pub client_id: Arc<str>,
@@ -95,6 +103,7 @@ enum Touched {
     Token(i64),
     Grant(i64),
     Pin(i64),
+    Client(i64),
     /// A row of one of these tables was deleted: reload everything.
     Deleted,
 }
@@ -103,6 +112,8 @@ enum Touched {
 pub struct Live {
     tokens: RwLock<HashMap<String, LiveToken>>,
     grants: RwLock<HashMap<Arc<str>, Arc<LiveGrant>>>,
+    /// Every client not removed, by id.
+    clients: RwLock<HashMap<String, Arc<ClientKey>>>,
     touched: Arc<Mutex<Vec<Touched>>>,
 }
 
@@ -137,6 +148,12 @@ impl Live {
         grants.get(id).cloned()
     }
 
+    /// How a client authenticates; `None` for one unknown or removed.
+    pub fn client(&self, client_id: &str) -> Option<Arc<ClientKey>> {
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        clients.get(client_id).cloned()
+    }
+
     /// How many live tokens and grants are held.
     pub fn size(&self) -> (usize, usize) {
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).len();
@@ -151,7 +168,10 @@ impl Live {
         conn.update_hook(Some(
             move |action: Action, _db: &str, table: &str, rowid: i64| {
                 let t = match (action, table) {
-                    (Action::SQLITE_DELETE, "tokens" | "grants" | "tool_pins") => Touched::Deleted,
+                    (Action::SQLITE_DELETE, "tokens" | "grants" | "tool_pins" | "clients") => {
+                        Touched::Deleted
+                    }
+                    (_, "clients") => Touched::Client(rowid),
                     (_, "tokens") => Touched::Token(rowid),
                     (_, "grants") => Touched::Grant(rowid),
                     (_, "tool_pins") => Touched::Pin(rowid),
@@ -182,6 +202,7 @@ impl Live {
         for t in &touched {
             match *t {
                 Touched::Token(rowid) => self.reload_token(conn, rowid)?,
+                Touched::Client(rowid) => self.reload_client(conn, rowid)?,
                 Touched::Grant(rowid) => grant_rows.push(rowid),
                 Touched::Pin(rowid) => {
                     let grant: Option<i64> = conn.prepare_cached("SELECT g.rowid FROM tool_pins p JOIN grants g ON g.id = p.grant_id WHERE p.rowid = ?1")?.query_row([rowid],
@@ -231,6 +252,22 @@ impl Live {
         } else {
             tokens.remove(&hash);
         }
+        Ok(())
+    }
+
+    fn reload_client(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
+        let row = conn
+            .prepare_cached(&format!("{CLIENT_KEYS} WHERE rowid = ?1"))?
+            .query_row([rowid], client_key)
+            .optional()?;
+        let Some((client_id, key)) = row else {
+            return Ok(());
+        };
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        match key {
+            Some(key) => clients.insert(client_id, Arc::new(key)),
+            None => clients.remove(&client_id),
+        };
         Ok(())
     }
 
@@ -304,8 +341,16 @@ impl Live {
             };
             tokens.insert(hash, token);
         }
+        let mut clients = HashMap::new();
+        let mut stmt = conn.prepare(CLIENT_KEYS)?;
+        for row in stmt.query_map([], client_key)? {
+            if let (client_id, Some(key)) = row? {
+                clients.insert(client_id, Arc::new(key));
+            }
+        }
         *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
         *self.grants.write().unwrap_or_else(|p| p.into_inner()) = grants;
+        *self.clients.write().unwrap_or_else(|p| p.into_inner()) = clients;
         Ok(())
     }
 
@@ -317,6 +362,10 @@ impl Live {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.clients
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -333,6 +382,21 @@ impl Live {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, t| t.expires_at > now);
     }
+}
+
+/// Each client's id and, unless it was removed, how it authenticates.
+const CLIENT_KEYS: &str =
+    "SELECT client_id, auth_method, secret_hash, removed_at IS NULL FROM clients";
+
+fn client_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<ClientKey>)> {
+    let method: String = r.get(1)?;
+    let auth_method = AuthMethod::parse(&method)
+        .ok_or_else(|| super::corrupt(StoreError::Corrupt(format!("auth method {method}"))))?;
+    let key = ClientKey {
+        auth_method,
+        secret_hash: r.get(2)?,
+    };
+    Ok((r.get(0)?, r.get::<_, bool>(3)?.then_some(key)))
 }
 
 #[cfg(test)]
@@ -426,6 +490,25 @@ mod tests {
     }
 
     #[test]
+    fn a_client_can_authenticate_from_its_registration_until_its_removal() {
+        let auth = auth_server("");
+        let client = public_client(&auth, "agent", T0);
+        let live = auth.store.live();
+        let key = live
+            .client(&client.client_id)
+            .expect("known once registered");
+        assert_eq!(key.auth_method, AuthMethod::None);
+        assert!(key.secret_hash.is_none());
+        auth.store
+            .write(|tx| crate::store::clients::remove(tx.conn(), &client.client_id, T0))
+            .unwrap();
+        assert!(
+            live.client(&client.client_id).is_none(),
+            "gone when the removal returns"
+        );
+    }
+
+    #[test]
     fn a_rolled_back_write_changes_nothing() {
         let auth = auth_server("");
         let (client, body) = tokens(&auth, "agent", T0);
@@ -446,12 +529,18 @@ mod tests {
         let hashes = {
             let store = Store::open(&path, key.clone(), T0).unwrap();
             let auth = auth_server_on(store);
-            let (_, a) = tokens(&auth, "a", T0);
+            let (a_client, a) = tokens(&auth, "a", T0);
             let (client, b) = tokens(&auth, "b", T0);
             agents::revoke_agent(&auth, &client.client_id, "me", T0 + 1).unwrap();
-            (hash_of(&a, "access_token"), hash_of(&b, "access_token"))
+            let a_id = a_client.client_id;
+            (
+                hash_of(&a, "access_token"),
+                hash_of(&b, "access_token"),
+                a_id,
+            )
         };
         let store = Store::open(&path, key, T0 + 2).unwrap();
+        assert!(store.live().client(&hashes.2).is_some());
         assert!(store.live().access(&hashes.0, T0 + 2).is_some());
         assert!(store.live().access(&hashes.1, T0 + 2).is_none());
         assert_eq!(store.live().size(), (1, 1));
