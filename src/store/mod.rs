@@ -118,6 +118,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The writer's statement journals (a savepoint per queued write) stay
+        // in memory: spilled, they were a temp file per group commit.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         migrate(&mut conn, &key)?;
         let head = audit::last_seal(&conn)?;
         let (events, _) = broadcast::channel(4096);
