@@ -5,15 +5,16 @@
 //! - `@modelcontextprotocol/server-everything` over streamable HTTP (`echo`):
 //!   straight to it; the official TypeScript SDK's bearer check
 //!   (`requireBearerAuth`) in front of a forwarding server
-//!   (`tests/interop/peers_front.mjs`); Gatehouse.
+//!   (`tests/interop/peers_front.mjs`); IBM's ContextForge gateway with its JWT
+//!   authentication on (`tests/interop/contextforge.sh`); Gatehouse.
 //! - the demo server over stdio (`read_note`): straight to it (one process per
 //!   agent); `supergateway` (stdio → streamable HTTP, stateful: one process per
 //!   session), the plain unauthenticated proxy people use; the SDK's bearer
 //!   check in front of supergateway; Gatehouse.
 //!
 //! At 1, 16 and 64 concurrent agents (1 and 16 with GATEHOUSE_BENCH_QUICK=1):
-//! requests/s and p50/p99, each as a ratio to direct and to Gatehouse. Not
-//! here: IBM's ContextForge (see docs/BENCHMARKS.md). Needs `scripts/setup-interop`.
+//! requests/s and p50/p99, each as a ratio to direct and to Gatehouse. Needs
+//! `scripts/setup-peers` (the interop set-up plus ContextForge).
 //!
 //! Run:   cargo bench --bench peers
 
@@ -43,6 +44,8 @@ enum Target {
     Http(String, Vec<Option<String>>),
     /// The demo server over stdio, one process per agent.
     Stdio,
+    /// A target that calls the tool by another name.
+    Renamed(Box<Target>, &'static str),
 }
 
 fn main() -> Result<()> {
@@ -54,8 +57,8 @@ fn main() -> Result<()> {
     };
     let most = *levels.iter().max().unwrap_or(&1);
     let modules = interop().join("node_modules");
-    if !modules.join("supergateway").exists() {
-        bail!("run scripts/setup-interop first (it installs server-everything, the SDK and supergateway)");
+    if !modules.join("supergateway").exists() || !interop().join(".venv-contextforge").exists() {
+        bail!("run scripts/setup-peers first (it installs server-everything, the SDK, supergateway and ContextForge)");
     }
     let setup = support::Setup::new()?;
     let mut children = Vec::new();
@@ -139,6 +142,8 @@ fn main() -> Result<()> {
             )?;
             Ok((child, format!("http://127.0.0.1:{port}/mcp")))
         };
+        let contextforge =
+            ContextForge::start(&setup.dir.path().join("contextforge"), &everything)?;
         let (front_everything, front_everything_url) = front(&everything)?;
         let (front_sg, front_sg_url) = front(&supergateway)?;
         wait_up(&front_everything_url).await?;
@@ -153,6 +158,17 @@ fn main() -> Result<()> {
                     (
                         "TS SDK requireBearerAuth + forward",
                         Target::Http(front_everything_url, static_tokens.clone()),
+                    ),
+                    (
+                        // It names an upstream's tools `<gateway>-<tool>`.
+                        "ContextForge (JWT auth)",
+                        Target::Renamed(
+                            Box::new(Target::Http(
+                                contextforge.url.clone(),
+                                vec![Some(contextforge.token.clone()); most],
+                            )),
+                            "everything-echo",
+                        ),
                     ),
                     (
                         "Gatehouse",
@@ -207,7 +223,7 @@ fn main() -> Result<()> {
                 }
             }
         }
-        drop((front_everything, front_sg));
+        drop((front_everything, front_sg, contextforge));
         Ok::<_, anyhow::Error>(())
     });
     rt.block_on(gh.shutdown());
@@ -229,6 +245,10 @@ async fn load(
     let mut sessions = Vec::new();
     for i in 0..c {
         sessions.push(open(target, i).await?);
+    }
+    let mut params = params.clone();
+    if let Target::Renamed(_, tool) = target {
+        params["name"] = json!(tool);
     }
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
     let started = Instant::now();
@@ -269,9 +289,55 @@ async fn open(target: &Target, agent: usize) -> Result<Mcp> {
     let mut mcp = match target {
         Target::Http(url, tokens) => Mcp::http(url.clone(), tokens[agent].clone())?,
         Target::Stdio => return Mcp::direct(GATEHOUSE_BIN, &["demo-server".into()]).await,
+        Target::Renamed(target, _) => return Box::pin(open(target, agent)).await,
     };
     mcp.handshake().await?;
     Ok(mcp)
+}
+
+/// IBM's ContextForge in front of an upstream, with its JWT auth on: its
+/// virtual server's MCP endpoint and a token for it. Stopped when dropped.
+struct ContextForge {
+    url: String,
+    token: String,
+    pid: String,
+}
+
+impl ContextForge {
+    fn start(work: &Path, upstream: &str) -> Result<ContextForge> {
+        let out = Command::new("bash")
+            .arg(interop().join("contextforge.sh"))
+            .args([
+                &work.display().to_string(),
+                &free_port()?.to_string(),
+                upstream,
+            ])
+            .stderr(Stdio::inherit())
+            .output()?;
+        ensure!(out.status.success(), "ContextForge did not start");
+        let text = String::from_utf8(out.stdout)?;
+        let mut lines = text.lines();
+        let (Some(url), Some(token)) = (lines.next(), lines.next()) else {
+            bail!("contextforge.sh printed {text:?}");
+        };
+        let pid = std::fs::read_to_string(work.join("cf.pid"))?
+            .trim()
+            .to_string();
+        Ok(ContextForge {
+            url: url.to_string(),
+            token: token.to_string(),
+            pid,
+        })
+    }
+}
+
+impl Drop for ContextForge {
+    fn drop(&mut self) {
+        // It leads its own process group (setsid): end the group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.pid)])
+            .status();
+    }
 }
 
 fn node(args: &[&str], env: &[(&str, String)]) -> Result<Child> {
