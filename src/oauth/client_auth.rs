@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use super::OAuthError;
 use crate::store::clients::{self, AuthMethod, Client};
-use crate::store::live::Live;
+use crate::store::Store;
 
 /// What the request carried.
 #[derive(Default)]
@@ -61,19 +61,26 @@ pub fn authenticate(conn: &Connection, creds: &PresentedCredentials) -> Result<C
     Ok(client)
 }
 
-/// Authenticates a confidential client (one with a secret) from the store's
-/// live state, without a database read; its client id.
+/// Authenticates a confidential client (one with a secret), from the store's
+/// live state when it holds the client (no database read), else from the
+/// database (the live state was emptied after a failed reload); its client id.
 pub fn authenticate_confidential(
-    live: &Live,
+    store: &Store,
     creds: &PresentedCredentials,
     needed_for: &str,
 ) -> Result<String, OAuthError> {
     let (client_id, secret) = presented(creds)?;
-    let key = live
-        .client(&client_id)
-        .ok_or_else(|| refused(creds, "unknown client"))?;
-    check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
-    if key.secret_hash.is_none() {
+    let secret_hash = match store.live().client(&client_id) {
+        Some(key) => {
+            check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
+            key.secret_hash.is_some()
+        }
+        None => store
+            .read(|c| authenticate(c, creds))?
+            .secret_hash
+            .is_some(),
+    };
+    if !secret_hash {
         return Err(OAuthError::invalid_client(format!(
             "{needed_for} needs a confidential client (with a secret)"
         )));

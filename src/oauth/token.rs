@@ -445,7 +445,7 @@ pub fn introspect(
 ) -> Result<Value, OAuthError> {
     let token = require(form, "token")?;
     let hash = crypto::hash(token);
-    client_auth::authenticate_confidential(auth.store.live(), creds, "introspection")?;
+    client_auth::authenticate_confidential(&auth.store, creds, "introspection")?;
     if let Some(live) = auth.store.live().access(&hash, now) {
         let active = Active {
             grant: &live.grant.grant,
@@ -749,6 +749,70 @@ mod tests {
         let e = introspect(&auth, &asked, &public(&client), T0).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidClient);
         assert!(e.description.contains("confidential"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod group_commit {
+    use super::*;
+    use crate::oauth::bearer;
+    use crate::testing::*;
+
+    /// The token rules hold inside one group commit: a refresh succeeds, a
+    /// replayed one revokes its family and keeps that record, an unknown one
+    /// changes nothing, each beside the others.
+    #[allow(clippy::await_holding_lock)] // it holds the writer's lock on purpose
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_of_refreshes_keeps_each_ones_outcome() {
+        let auth = auth_server("");
+        let (a, a_body) = tokens(&auth, "a", T0);
+        let (b, b_body) = tokens(&auth, "b", T0);
+        let b_first = b_body["refresh_token"].as_str().unwrap().to_string();
+        let b_next = refresh_grant(&auth, &b, &b_first, T0 + 1).unwrap();
+        let b_access = b_next["access_token"].as_str().unwrap().to_string();
+        let later = T0 + REFRESH_REUSE_GRACE_MS + 1_000;
+        let held = auth.store.hold_writer();
+        let mut queued = Vec::new();
+        for (client, token) in [
+            (
+                a.clone(),
+                a_body["refresh_token"].as_str().unwrap().to_string(),
+            ),
+            (b.clone(), b_first),
+            (a.clone(), "gh_rt_unknown".to_string()),
+        ] {
+            let owned = auth.clone();
+            let grant = form(&[("grant_type", "refresh_token"), ("refresh_token", &token)]);
+            queued.push(tokio::spawn(async move {
+                exchange_queued(&owned, grant, public(&client), later).await
+            }));
+            let n = queued.len();
+            while auth.store.queued() < n {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        let mut results = Vec::new();
+        for q in queued {
+            results.push(q.await.unwrap());
+        }
+        let refreshed = results[0].as_ref().expect("a's refresh succeeds");
+        let access = refreshed["access_token"].as_str().unwrap();
+        assert!(bearer::authenticate(&auth, access, "demo", later).is_ok());
+        let replay = results[1].as_ref().unwrap_err();
+        assert!(replay.description.contains("reuse detected"), "{replay}");
+        assert!(
+            bearer::authenticate(&auth, &b_access, "demo", later).is_err(),
+            "the replay revoked b's family, though its answer was a refusal"
+        );
+        assert!(results[2].is_err());
+        let kinds = audit_kinds(&auth.store);
+        assert!(kinds.contains(&"refresh_reused".to_string()), "{kinds:?}");
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "token_refreshed").count(),
+            2,
+            "b's first refresh and a's: {kinds:?}"
+        );
     }
 }
 

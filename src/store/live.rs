@@ -98,7 +98,7 @@ pub struct Holder {
 }
 
 /// The rows a transaction touched, as the update hook reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Touched {
     Token(i64),
     Grant(i64),
@@ -191,7 +191,10 @@ impl Live {
     /// on `conn` touched. Called with the writer's lock held, so writes are
     /// applied in commit order.
     pub(super) fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
-        let touched = std::mem::take(&mut *lock(&self.touched));
+        let mut touched = std::mem::take(&mut *lock(&self.touched));
+        // A batch of writes touches many rows more than once (a client's last use).
+        touched.sort_unstable();
+        touched.dedup();
         if touched.is_empty() {
             return Ok(());
         }
@@ -388,15 +391,19 @@ impl Live {
 const CLIENT_KEYS: &str =
     "SELECT client_id, auth_method, secret_hash, removed_at IS NULL FROM clients";
 
+/// A client whose row cannot be read is left out (it cannot authenticate
+/// from here; the database path says why), not the whole state.
 fn client_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<ClientKey>)> {
-    let method: String = r.get(1)?;
-    let auth_method = AuthMethod::parse(&method)
-        .ok_or_else(|| super::corrupt(StoreError::Corrupt(format!("auth method {method}"))))?;
+    let (client_id, method): (String, String) = (r.get(0)?, r.get(1)?);
+    let Some(auth_method) = AuthMethod::parse(&method) else {
+        tracing::error!(client = %client_id, "a client with an unknown auth method {method:?}");
+        return Ok((client_id, None));
+    };
     let key = ClientKey {
         auth_method,
         secret_hash: r.get(2)?,
     };
-    Ok((r.get(0)?, r.get::<_, bool>(3)?.then_some(key)))
+    Ok((client_id, r.get::<_, bool>(3)?.then_some(key)))
 }
 
 #[cfg(test)]

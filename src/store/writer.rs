@@ -81,7 +81,13 @@ impl Store {
         // Nothing queued and the connection free: run it here, with no
         // hand-off to the writer and back (what one agent's calls in a row meet).
         if self.writer.waiting.load(Ordering::SeqCst) == 0 {
-            if let Ok(conn) = self.conn.try_lock() {
+            let free = match self.conn.try_lock() {
+                Ok(conn) => Some(conn),
+                // A write that panicked does not end the fast path.
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(conn) = free {
                 return self.write_on(conn, f);
             }
         }
@@ -102,6 +108,19 @@ impl Store {
             return Err(stopped().into());
         }
         committed.await.map_err(|_| stopped())?
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Holds the writer's connection, so queued writes wait and share a commit.
+    pub fn hold_writer(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes queued and not yet committed.
+    pub fn queued(&self) -> usize {
+        self.writer.waiting.load(Ordering::SeqCst)
     }
 }
 
@@ -162,14 +181,26 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &Atomic
     }
 }
 
+/// SQLite rolls a whole transaction back on some errors (a full disk, an I/O
+/// error): the batch is over then; a write run after it would commit alone.
+fn rolled_back(tx: &Tx<'_>) -> Result<(), StoreError> {
+    if tx.conn().is_autocommit() {
+        return Err(StoreError::Corrupt(
+            "the database rolled the group commit back".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs one batch in one transaction and tells each caller how it went.
 fn commit(store: &Store, batch: Vec<Job>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     let written: Result<(), StoreError> = store.write(|tx| {
         for job in batch {
+            rolled_back(tx)?;
             replies.push(job(tx));
         }
-        Ok(())
+        rolled_back(tx)
     });
     let failed = written.err();
     if let Some(e) = &failed {

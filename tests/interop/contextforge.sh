@@ -76,7 +76,7 @@ setsid "$venv/bin/mcpgateway" --host 127.0.0.1 --port "$port" --workers 1 \
     --no-access-log --log-level warning >"$work/cf.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$work/cf.pid"
-trap 'rc=$?; [ $rc -eq 0 ] || kill "$pid" 2>/dev/null || true' EXIT
+trap 'rc=$?; [ $rc -eq 0 ] || kill -- "-$pid" 2>/dev/null || true' EXIT
 
 # ContextForge's own token tool: signed with JWT_SECRET_KEY, for the admin it creates.
 token="$("$py" -m mcpgateway.utils.create_jwt_token -u "$admin" --admin --exp 10080 2>/dev/null)"
