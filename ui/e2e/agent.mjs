@@ -9,6 +9,10 @@
 // stdout: one JSON event per line: authorize, waiting_page, denied, connected,
 //   tools {names}, call {tool, ok, status, error?}, error.
 // stdin:  one JSON command per line: {"call": "name", "args": {...}} | {"exit": true}
+//   | {"until_refused": "name", "args": {...}}: calls back to back until one is
+//     refused (at most 30 s); emits `calling` after the first call that
+//     succeeds, then `refused {calls: [{start, end, ok}...]}` (times in ms on the
+//     wall clock, `performance.timeOrigin + performance.now()`).
 
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
@@ -124,6 +128,26 @@ async function connect() {
   return client;
 }
 
+const now = () => performance.timeOrigin + performance.now();
+
+async function untilRefused(client, tool, args) {
+  const calls = [];
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const start = now();
+    let ok;
+    try {
+      ok = !(await client.callTool({ name: tool, arguments: args })).isError;
+    } catch {
+      ok = false;
+    }
+    calls.push({ start, end: now(), ok });
+    if (calls.length === 1 && ok) emit('calling');
+    if (!ok) break;
+  }
+  emit('refused', { calls });
+}
+
 async function main() {
   const client = await connect();
   mayAuthorize = false;
@@ -135,6 +159,10 @@ async function main() {
   for await (const line of lines) {
     const cmd = JSON.parse(line);
     if (cmd.exit) break;
+    if (cmd.until_refused) {
+      await untilRefused(client, cmd.until_refused, cmd.args ?? {});
+      continue;
+    }
     if (cmd.call) {
       lastStatus = null;
       try {

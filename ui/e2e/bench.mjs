@@ -4,6 +4,8 @@
 //   - idle memory: PSS of the app and its WebKit processes (shared pages split
 //     between the processes that map them, so they are not counted twice), and
 //     their RSS summed for comparison
+//   - revocation: the Revoke click → the agent's first refused call (19 runs: a
+//     source may register 20 clients at once)
 //   - timeline: first render and filter with 100k (and 1M) events
 //
 // Usage (from ui/): xvfb-run -a -s "-screen 0 1280x800x24" node e2e/bench.mjs [events...]
@@ -162,6 +164,66 @@ async function stopChild(child) {
   out.memory_after_consent_runs_mb = {
     pss: +(pids.reduce((n, p) => n + pssKb(p), 0) / 1024).toFixed(1),
     rss_double_counted: +(pids.reduce((n, p) => n + rssKb(p), 0) / 1024).toFixed(1),
+  };
+
+  await s.delete();
+  await driver.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// 2b. Revocation from the app (an app of its own: registrations are rate-limited per source).
+{
+  const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'));
+  const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1' });
+  const s = await Session.create(driver.base, APP, ['--data-dir', dir, '--port', '0']);
+  await s.window('main');
+  await s.waitFind('.sidebar', { interval: 10 });
+  const url = JSON.parse(readFileSync(join(dir, 'server.json'), 'utf8')).url;
+  // Revocation from the app: an approved agent calls back to back; the person
+  // clicks Revoke on its card. From the click (sent through WebDriver, so its
+  // own delivery is included) to the first refused call's answer; and the calls
+  // that succeeded though they started after the card said the access had ended.
+  const revokes = [];
+  const wall = () => performance.timeOrigin + performance.now();
+  for (let i = 0; i < Number(process.env.GATEHOUSE_BENCH_REVOKES ?? 19); i++) {
+    const name = `Revoke ${i}`;
+    const agent = startAgent(`${url}/mcp/demo`, name);
+    await agent.next('waiting_page');
+    await s.window('consent');
+    const allow = await s.waitFind('[data-testid=allow]');
+    await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
+    await s.clickClosing(allow);
+    await agent.next('tools');
+    await s.consentGone();
+    await s.window('main');
+    await s.click(await s.find('[data-view=agents]'));
+    const revoke = await s.waitFind(`.card[data-agent="${name}"] [data-testid=revoke-agent]`);
+    agent.send({ until_refused: 'list_notes' });
+    await agent.next('calling');
+    const clickedAt = wall();
+    await s.click(revoke);
+    await waitFor('the card to show no access', async () =>
+      /No access in force/.test(await s.text(await s.find(`.card[data-agent="${name}"]`))), { interval: 5 });
+    const shownAt = wall();
+    const { calls } = await agent.next('refused');
+    const refused = calls[calls.length - 1];
+    revokes.push({
+      click_to_refused_ms: +(refused.end - clickedAt).toFixed(1),
+      click_to_shown_ms: +(shownAt - clickedAt).toFixed(1),
+      ok_after_shown: calls.filter((c) => c.ok && c.start > shownAt).length,
+      calls: calls.length,
+    });
+    agent.stop();
+  }
+  const p95r = (xs) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1];
+  const toRefused = revokes.map((r) => r.click_to_refused_ms);
+  out.revoke_click = {
+    runs: revokes.length,
+    median_click_to_first_refused_ms: median(toRefused),
+    p95_click_to_first_refused_ms: p95r(toRefused),
+    median_click_to_card_updated_ms: median(revokes.map((r) => r.click_to_shown_ms)),
+    calls_ok_after_card_updated: revokes.reduce((n, r) => n + r.ok_after_shown, 0),
+    calls: revokes.reduce((n, r) => n + r.calls, 0),
   };
   await s.delete();
   await driver.stop();
