@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APP, ARTIFACTS, ROOT, startAgent, startApp } from './harness.mjs';
+import { allowAsProposed, APP, ARTIFACTS, ROOT, startAgent, startApp } from './harness.mjs';
 import { KEYS, waitFor } from './webdriver.mjs';
 
 describe('consent, timeline and revocation', () => {
@@ -111,12 +111,7 @@ describe('consent, timeline and revocation', () => {
     const s = app.session;
     const agent = startAgent(`${app.url}/mcp/demo`, 'Pause Agent');
     try {
-      await agent.next('waiting_page');
-      await s.window('consent');
-      const allow = await s.waitFind('[data-testid=allow]');
-      await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
-      await s.clickClosing(allow);
-      await agent.next('tools');
+      await allowAsProposed(s, agent);
       assert.equal((await agent.call('list_notes')).ok, true);
 
       // Pause all (the sidebar): a banner says so; the agent's calls are refused.

@@ -15,7 +15,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APP, startAgent } from './harness.mjs';
+import { APP, allowAsProposed, startAgent } from './harness.mjs';
 import { Session, sleep, startDriver, waitFor } from './webdriver.mjs';
 
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
@@ -188,12 +188,7 @@ async function stopChild(child) {
   for (let i = 0; i < Number(process.env.GATEHOUSE_BENCH_REVOKES ?? 19); i++) {
     const name = `Revoke ${i}`;
     const agent = startAgent(`${url}/mcp/demo`, name);
-    await agent.next('waiting_page');
-    await s.window('consent');
-    const allow = await s.waitFind('[data-testid=allow]');
-    await waitFor('Allow to be enabled', () => s.enabled(allow), { interval: 50 });
-    await s.clickClosing(allow);
-    await agent.next('tools');
+    await allowAsProposed(s, agent);
     await s.consentGone();
     await s.window('main');
     await s.click(await s.find('[data-view=agents]'));

@@ -129,6 +129,19 @@ export function startAgent(mcpUrl, name, env = {}) {
   };
 }
 
+/**
+ * The person allows an agent's request as the consent window proposes it
+ * (once Allow is enabled); resolves with the agent's `tools` event.
+ */
+export async function allowAsProposed(session, agent) {
+  await agent.next('waiting_page');
+  await session.window('consent');
+  const allow = await session.waitFind('[data-testid=allow]');
+  await waitFor('Allow to be enabled', () => session.enabled(allow), { interval: 50 });
+  await session.clickClosing(allow);
+  return agent.next('tools');
+}
+
 /** Ends a process that is still running: SIGTERM, then SIGKILL after 10 s. */
 async function endProcess(pid) {
   const alive = () => {
