@@ -113,6 +113,9 @@ pub async fn post(
         .await;
     match reply {
         Reply::Accepted => StatusCode::ACCEPTED.into_response(),
+        Reply::Refused(McpError::SessionNotFound) => {
+            session_gone(&g, &peer, &headers, &server).await
+        }
         Reply::Refused(e) => refused(&e, &headers, &server),
         Reply::Messages {
             session_id,
@@ -143,6 +146,17 @@ pub async fn post(
             }
             response
         }
+    }
+}
+
+/// A session that is not there. If the agent was revoked while its request
+/// was in flight (the token passed, then revocation ended the session), the
+/// answer is the bearer challenge its next request would get: the client
+/// learns its token is dead instead of opening a session it cannot use.
+async fn session_gone(g: &Gatehouse, peer: &Peer, headers: &HeaderMap, server: &str) -> Response {
+    match authenticate(g, peer, headers, server).await {
+        Ok(_) => refused(&McpError::SessionNotFound, headers, server),
+        Err(challenge) => challenge,
     }
 }
 
@@ -178,6 +192,7 @@ pub async fn get(
         .await;
     match opened {
         Ok(stream) => sse(stream),
+        Err(McpError::SessionNotFound) => session_gone(&g, &peer, &headers, &server).await,
         Err(e) => refused(&e, &headers, &server),
     }
 }
@@ -197,6 +212,6 @@ pub async fn delete(
         Some(sid) if g.gateway().end_own_session(sid, &access.client_id, &server) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => refused(&McpError::SessionNotFound, &headers, &server),
+        _ => session_gone(&g, &peer, &headers, &server).await,
     }
 }
