@@ -5,14 +5,15 @@
 #![doc(hidden)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock like an edge
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use crate::api::Gatehouse;
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock;
-use crate::gateway::{pinning, policy};
+use crate::gateway::jsonrpc::Message;
+use crate::gateway::{listing, pinning, policy};
 use crate::oauth::client_auth::PresentedCredentials;
 use crate::oauth::{bearer, token};
 
@@ -50,12 +51,22 @@ pub fn live_size(g: &Gatehouse) -> (usize, usize) {
     g.store().live().size()
 }
 
-/// The grant part of filtering a `tools/list` result, in place.
-pub fn filter_listing(result: &mut Value, granted: &std::collections::HashSet<String>) {
-    policy::filter_tools_list(result, |tool| {
-        let name = tool.get("name").and_then(Value::as_str);
-        name.is_some_and(|name| granted.contains(name))
-    });
+/// A session's cache of the tool definitions its upstream listed.
+#[derive(Default)]
+pub struct ListedTools(listing::Definitions);
+
+/// The grant part of filtering a `tools/list` answer as the gateway gets it
+/// (the upstream's text, read as the upstream reader reads it), with a
+/// session's cache; returns how long the filtered answer is.
+pub fn filter_listing(cache: &ListedTools, answer: &str, granted: &HashSet<String>) -> usize {
+    let Some(answer) = Message::read(answer.as_bytes()) else {
+        return 0;
+    };
+    let shown = |def: &listing::Definition| match def.name() {
+        Some(name) if granted.contains(name) => listing::Shown::AsListed,
+        _ => listing::Shown::Hidden,
+    };
+    listing::filter(&answer, &cache.0, shown).map_or(0, |m| m.text().len())
 }
 
 /// The pin of one tool definition.

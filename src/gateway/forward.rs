@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::jsonrpc::Message;
+use super::listing::{self, Definition, Shown};
 use super::request::ClientRequest;
 use super::session::Session;
 use super::upstream::{MessageStream, UpstreamHeaders};
-use super::{jsonrpc, pinning, policy, Gateway, McpError, Reply};
+use super::{pinning, Gateway, McpError, Reply};
 use crate::audit::{summarize_arguments, EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
@@ -111,7 +113,7 @@ impl Gateway {
             Ok(exchange) => unfinished.exchange = Some(exchange),
             Err(e) => {
                 if let Some(relay) = unfinished.relay.take() {
-                    relay.ended(&mut e.to_message()).await;
+                    relay.ended(&mut e.to_message().into()).await;
                 }
                 return e.into();
             }
@@ -222,15 +224,15 @@ impl Exchange {
 
     /// The next message, and whether it ends the exchange (the response, or
     /// the error that stands for it when the upstream went away or timed out).
-    async fn next(&mut self) -> (Value, bool) {
+    async fn next(&mut self) -> (Message, bool) {
         match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
             Ok(Some(m)) => {
-                let done = jsonrpc::is_response(&m);
+                let done = m.is_response();
                 (m, done)
             }
             Ok(None) => {
                 let why = "upstream closed the request without answering".to_string();
-                (failed(&self.id, why).to_message(), true)
+                (failed(&self.id, why).to_message().into(), true)
             }
             Err(_) => {
                 let (upstream, id) = (&self.session.upstream, &self.id);
@@ -241,7 +243,7 @@ impl Exchange {
                     "upstream did not answer within {} s",
                     self.timeout.as_secs()
                 );
-                (failed(id, why).to_message(), true)
+                (failed(id, why).to_message().into(), true)
             }
         }
     }
@@ -275,16 +277,13 @@ struct Relay {
 impl Relay {
     /// The answer (or the error standing for it): a listing is filtered to
     /// the grant, a call's outcome audited.
-    async fn ended(&self, answer: &mut Value) {
+    async fn ended(&self, answer: &mut Message) {
         if self.method == "tools/list" {
-            if let Some(result) = answer.get_mut("result") {
-                filter_listing(
-                    &self.store,
-                    &self.session,
-                    &self.access,
-                    result,
-                    clock::now(),
-                );
+            let now = clock::now();
+            let definitions = &self.session.definitions;
+            let shown = |def: &Definition| self.shown(def, now);
+            if let Some(filtered) = listing::filter(answer, definitions, shown) {
+                *answer = filtered;
             }
         }
         if let Some(call) = &self.call {
@@ -309,7 +308,7 @@ impl Relay {
 
     /// Relays the rest of an exchange to `tx` (or to nobody, when the agent
     /// went away), ending with the answer.
-    async fn rest(self, mut exchange: Exchange, mut tx: Option<mpsc::Sender<Value>>) {
+    async fn rest(self, mut exchange: Exchange, mut tx: Option<mpsc::Sender<Message>>) {
         loop {
             let (mut m, done) = exchange.next().await;
             if done {
@@ -338,7 +337,7 @@ struct Unfinished {
 
 impl Unfinished {
     /// The exchange's next message, waited for on this task.
-    async fn next(&mut self) -> (Value, bool) {
+    async fn next(&mut self) -> (Message, bool) {
         let exchange = self.exchange.as_mut().expect("an exchange once sent");
         exchange.next().await
     }
@@ -361,7 +360,7 @@ impl Drop for Unfinished {
             }
             (Some(relay), None) => {
                 let why = "the agent went away before the upstream answered".to_string();
-                let mut gone = failed(&self.id, why).to_message();
+                let mut gone = failed(&self.id, why).to_message().into();
                 rt.spawn(async move { relay.ended(&mut gone).await });
             }
             _ => {}
@@ -369,72 +368,70 @@ impl Drop for Unfinished {
     }
 }
 
-/// How an upstream's answer to a `tools/call` reads in the audit log.
-fn call_outcome(answer: &Value, mut detail: Value) -> (Outcome, Value) {
-    match (answer.get("result"), answer.get("error")) {
-        (Some(r), _) => {
-            detail["is_error"] = json!(r.get("isError").and_then(Value::as_bool).unwrap_or(false));
+/// How an upstream's answer to a `tools/call` reads in the audit log (read
+/// without parsing what the tool returned).
+fn call_outcome(answer: &Message, mut detail: Value) -> (Outcome, Value) {
+    /// The one member of a result the log keeps.
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(rename = "isError", default)]
+        is_error: Value,
+    }
+    match answer.member::<Flag>("result") {
+        Some(flag) => {
+            let is_error = flag.ok().and_then(|f| f.is_error.as_bool());
+            detail["is_error"] = json!(is_error.unwrap_or(false));
             (Outcome::Allowed, detail)
         }
-        (_, e) => {
-            detail["error"] = e
-                .and_then(|e| e.get("message"))
-                .cloned()
+        None => {
+            let error = answer.member::<Value>("error").and_then(Result::ok);
+            detail["error"] = error
+                .and_then(|e| e.get("message").cloned())
                 .unwrap_or(Value::Null);
             (Outcome::Error, detail)
         }
     }
 }
 
-/// Hides what the agent may not see in a `tools/list` answer: tools it was
-/// not granted, tools blocked after a change, and tools that changed just now
-/// (which are blocked and put up for review here).
-fn filter_listing(
-    store: &Store,
-    session: &Session,
-    access: &AccessGrant,
-    result: &mut Value,
-    now: UnixMs,
-) {
-    let (granted, pins) = (&access.live.tools, &access.live.pins);
-    let may_ask_more = access.grant().may_ask_more;
-    policy::filter_tools_list(result, |tool| {
-        let Some(name) = tool.get("name").and_then(Value::as_str) else {
-            return false;
+impl Relay {
+    /// What the agent sees of one tool its upstream listed: tools it was not
+    /// granted are hidden (or marked, to an agent that may ask for more),
+    /// and so are tools blocked after a change and tools that changed just
+    /// now (which are blocked and put up for review here).
+    fn shown(&self, def: &Definition, now: UnixMs) -> Shown {
+        let (access, session) = (&self.access, &self.session);
+        let Some(name) = def.name() else {
+            return Shown::Hidden;
         };
-        if !granted.contains(name) {
+        if !access.live.tools.contains(name) {
             // Shown, marked, to an agent that may ask for more: calling it is a step-up.
-            if may_ask_more {
-                policy::mark_askable(tool);
-            }
-            return may_ask_more;
+            return match access.grant().may_ask_more {
+                true => Shown::Askable,
+                false => Shown::Hidden,
+            };
         }
-        let (name, Some(current)) = (name.to_string(), session.note(tool)) else {
-            return false;
+        let Some(current) = session.note_listed(def) else {
+            return Shown::Hidden;
         };
-        match pins.get(name.as_str()) {
-            None => true,
-            Some(pin) if pin.suspended => false,
-            Some(pin) if current.hash == pin.hash => true,
+        match access.live.pins.get(name) {
+            None => Shown::AsListed,
+            Some(pin) if pin.suspended => Shown::Hidden,
+            Some(pin) if current.hash == pin.hash => Shown::AsListed,
             Some(_) => {
-                if let Err(e) = pinning::record_change(
-                    store,
-                    access,
-                    &session.server,
-                    &name,
-                    &current.fields,
-                    now,
-                ) {
+                let (store, server) = (&self.store, &session.server);
+                let changed =
+                    pinning::record_change(store, access, server, name, &current.fields, now);
+                if let Err(e) = changed {
                     tracing::error!(error = %e, "could not record a changed tool");
                 }
-                false
+                Shown::Hidden
             }
         }
-    });
+    }
 }
 
 /// A stream of one message.
-pub(super) fn one(msg: Value) -> MessageStream {
+pub(super) fn one(msg: Message) -> MessageStream {
     let (tx, rx) = mpsc::channel(1);
     let _ = tx.try_send(msg);
     rx

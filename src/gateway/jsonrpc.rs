@@ -1,5 +1,11 @@
 //! JSON-RPC 2.0 message shapes as MCP uses them.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -58,6 +64,169 @@ pub fn id_key(id: &Value) -> String {
     id.to_string()
 }
 
+/// A message on its way from an upstream to the agent. A response is kept
+/// as the text the upstream sent (checked, when it was read, to be one
+/// well-formed JSON-RPC response), so an answer that passes through unchanged
+/// is neither parsed into a tree nor written out again; whatever must look
+/// inside it parses it then. Everything else is parsed as it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Parsed(Value),
+    Response { id: Value, text: Box<str> },
+}
+
+impl From<Value> for Message {
+    fn from(v: Value) -> Message {
+        Message::Parsed(v)
+    }
+}
+
+impl Message {
+    /// Reads one message an upstream sent; `None` when it is not JSON. A
+    /// response is kept as text only when its envelope is unambiguous (no
+    /// repeated member, `"jsonrpc": "2.0"`, a string or integer id, a result
+    /// or an error, no method); anything else is parsed and judged as before.
+    pub fn read(bytes: &[u8]) -> Option<Message> {
+        let text = std::str::from_utf8(bytes).ok().map(str::trim);
+        if let Some(response) = text.and_then(Message::as_response) {
+            return Some(response);
+        }
+        serde_json::from_slice(bytes).ok().map(Message::Parsed)
+    }
+
+    fn as_response(text: &str) -> Option<Message> {
+        let Envelope(members) = serde_json::from_str(text).ok()?;
+        let member = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let answers = member("result").is_some() || member("error").is_some();
+        let is_response = member("jsonrpc")?.get() == "\"2.0\"" && member("method").is_none();
+        if !(answers && is_response) {
+            return None;
+        }
+        let id: Value = serde_json::from_str(member("id")?.get()).ok()?;
+        (id.is_string() || id.is_i64() || id.is_u64()).then(|| Message::Response {
+            id,
+            text: text.into(),
+        })
+    }
+
+    pub fn is_response(&self) -> bool {
+        match self {
+            Message::Parsed(v) => is_response(v),
+            Message::Response { .. } => true,
+        }
+    }
+
+    /// The id of the request this message answers, if it is a response.
+    pub fn response_id(&self) -> Option<Cow<'_, Value>> {
+        match self {
+            Message::Parsed(v) => match classify(v) {
+                Some(Kind::Response { id }) => Some(Cow::Owned(id)),
+                _ => None,
+            },
+            Message::Response { id, .. } => Some(Cow::Borrowed(id)),
+        }
+    }
+
+    /// Whether it is an answer with a result (not an error).
+    pub fn has_result(&self) -> bool {
+        self.member::<serde::de::IgnoredAny>("result").is_some()
+    }
+
+    /// One top-level member, read as `T` without parsing the others.
+    pub fn member<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Option<serde_json::Result<T>> {
+        match self {
+            Message::Parsed(v) => v.get(name).map(T::deserialize),
+            Message::Response { text, .. } => {
+                let (_, raw) = members(text)?.into_iter().find(|(k, _)| k == name)?;
+                Some(serde_json::from_str(raw.get()))
+            }
+        }
+    }
+
+    /// The message as a tree, parsed now if it was kept as text.
+    pub fn value(&mut self) -> &mut Value {
+        if let Message::Response { text, .. } = self {
+            // Checked to be JSON when it was read.
+            let parsed = serde_json::from_str(text).unwrap_or(Value::Null);
+            *self = Message::Parsed(parsed);
+        }
+        match self {
+            Message::Parsed(v) => v,
+            Message::Response { .. } => unreachable!("parsed above"),
+        }
+    }
+
+    pub fn into_value(mut self) -> Value {
+        std::mem::take(self.value())
+    }
+
+    pub fn into_text(self) -> String {
+        match self {
+            Message::Parsed(v) => v.to_string(),
+            Message::Response { text, .. } => text.into(),
+        }
+    }
+
+    /// The message as JSON text, as it goes to the agent.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Message::Parsed(v) => Cow::Owned(v.to_string()),
+            Message::Response { text, .. } => Cow::Borrowed(text),
+        }
+    }
+}
+
+/// A JSON object's members as written, each value unparsed; a member named
+/// twice makes it unreadable (parsers disagree on which one counts).
+struct Envelope<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut members = Vec::new();
+                read_members(map, |name, map| {
+                    members.push((name, map.next_value()?));
+                    Ok(())
+                })?;
+                Ok(Envelope(members))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// Reads a JSON object's members as written (see [`Envelope`]); `None` when
+/// the text is not one object or names a member twice.
+pub fn members(text: &str) -> Option<Vec<(String, &RawValue)>> {
+    serde_json::from_str::<Envelope>(text).ok().map(|e| e.0)
+}
+
+/// Reads a JSON object member by member: `read` gets each name and reads its
+/// value from `map`. A member named twice is refused.
+pub fn read_members<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut read: impl FnMut(String, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut names: Vec<String> = Vec::new();
+    while let Some(name) = map.next_key::<String>()? {
+        if names.contains(&name) {
+            return Err(serde::de::Error::custom("a member is named twice"));
+        }
+        names.push(name.clone());
+        read(name, &mut map)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +255,47 @@ mod tests {
             None
         );
         assert_eq!(classify(&json!([1, 2])), None);
+    }
+
+    #[test]
+    fn keeps_a_plain_response_as_its_text() {
+        let text = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}"#;
+        let msg = Message::read(format!("{text}\n").as_bytes()).unwrap();
+        assert_eq!(
+            msg,
+            Message::Response {
+                id: json!(7),
+                text: text.into()
+            }
+        );
+        assert!(msg.is_response());
+        assert_eq!(msg.text(), text);
+        assert_eq!(
+            msg.into_value(),
+            json!({"jsonrpc":"2.0","id":7,"result":{"tools":[]}})
+        );
+    }
+
+    #[test]
+    fn parses_what_is_not_plainly_a_response() {
+        for text in [
+            // a member named twice: parsers disagree on which one counts
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"id":2}"#,
+            // no id, a null id, a method, another version, a "2.0" spelled with an escape
+            r#"{"jsonrpc":"2.0","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":null,"result":{}}"#,
+            r#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"\u0032.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"[1,2]"#,
+        ] {
+            let msg = Message::read(text.as_bytes()).unwrap();
+            let parsed: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(msg.is_response(), is_response(&parsed), "{text}");
+            assert_eq!(msg, Message::Parsed(parsed), "{text}");
+        }
+        assert_eq!(Message::read(b"{\"jsonrpc\":"), None);
+        assert_eq!(Message::read(b"not json"), None);
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 mod forward;
 pub mod holds;
 pub mod jsonrpc;
+pub mod listing;
 mod own_session;
 pub mod pause;
 pub mod pinning;

@@ -20,7 +20,6 @@
 
 use serde_json::{json, Value};
 
-use super::jsonrpc;
 use super::upstream::{Connection, MessageStream, UpstreamHeaders};
 
 /// The newest legacy revision Gatehouse speaks.
@@ -171,8 +170,8 @@ fn modern_version_in(reply: &Value) -> Option<&'static str> {
 /// The response at the end of a request's messages, success or error.
 async fn final_reply(mut rx: MessageStream) -> Result<Value, String> {
     while let Some(m) = rx.recv().await {
-        if jsonrpc::is_response(&m) {
-            return Ok(m);
+        if m.is_response() {
+            return Ok(m.into_value());
         }
     }
     Err("upstream closed without answering".into())

@@ -129,14 +129,6 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
     }
 }
 
-/// Removes ungranted (and blocked) tools from a `tools/list` result, in place;
-/// `visible` may also change a tool it keeps (see [`mark_askable`]).
-pub fn filter_tools_list(result: &mut Value, visible: impl FnMut(&mut Value) -> bool) {
-    if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain_mut(visible);
-    }
-}
-
 /// What an agent that may ask for more reads on a tool it was not granted.
 pub const ASKABLE_NOTE: &str =
     "[Not granted yet: calling it asks the person to allow it in Gatehouse.]";
@@ -266,15 +258,5 @@ mod tests {
         let mut bare = json!({"name": "rm"});
         mark_askable(&mut bare);
         assert_eq!(bare["description"], ASKABLE_NOTE);
-    }
-
-    #[test]
-    fn hides_ungranted_tools() {
-        let mut result = json!({"tools": [{"name": "read"}, {"name": "write"}, {"nameless": true}], "nextCursor": "c"});
-        filter_tools_list(&mut result, |t| t["name"] == "read");
-        assert_eq!(
-            result,
-            json!({"tools": [{"name": "read"}], "nextCursor": "c"})
-        );
     }
 }

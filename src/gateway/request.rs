@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::forward::{argument_summary, one, Call, CallEvent};
 use super::holds::Verdict;
-use super::jsonrpc::{self, Kind};
+use super::jsonrpc::{self, Kind, Message};
 use super::session::Session;
 use super::upstream::UpstreamHeaders;
 use super::{pinning, policy, Gateway, McpError, Reply};
@@ -188,7 +188,7 @@ impl Gateway {
         };
         let (tx, rx) = mpsc::channel(64);
         let first = messages.recv().await;
-        let ok = first.as_ref().is_some_and(|m| m.get("result").is_some());
+        let ok = first.as_ref().is_some_and(Message::has_result);
         if ok {
             self.sessions.insert(session.clone());
             tracing::info!(client = %session.client_id, server = %session.server, "session opened");
@@ -235,7 +235,7 @@ impl Gateway {
             policy::Decision::Forward => self.forward(&call, req, None).await,
             policy::Decision::Answer(result) => Reply::Messages {
                 session_id: None,
-                messages: one(json!({"jsonrpc": "2.0", "id": req.id, "result": result})),
+                messages: one(json!({"jsonrpc": "2.0", "id": req.id, "result": result}).into()),
             },
             policy::Decision::Refuse(why) => {
                 let tool = req.tool().to_string();

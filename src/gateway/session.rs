@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::listing::{Definition, Definitions};
 use super::pinning::{pin_hash, pinned_fields, same_pinned};
 use super::upstream::Connection;
 
@@ -29,6 +30,8 @@ pub struct Session {
     last_used: Mutex<Instant>,
     /// The tool definitions this session's upstream last listed, by name.
     seen: Mutex<HashMap<String, Arc<SeenTool>>>,
+    /// The same, by their text (each read once while it stays the same).
+    pub definitions: Definitions,
 }
 
 impl Session {
@@ -40,6 +43,7 @@ impl Session {
             upstream,
             last_used: Mutex::new(Instant::now()),
             seen: Mutex::default(),
+            definitions: Definitions::default(),
         }
     }
 
@@ -63,6 +67,18 @@ impl Session {
         let noted = Arc::new(SeenTool { fields, hash });
         seen.insert(name.to_string(), noted.clone());
         Some(noted)
+    }
+
+    /// Records a definition the upstream listed (read from its listing); its
+    /// pinned fields and pin.
+    pub fn note_listed(&self, def: &Definition) -> Option<Arc<SeenTool>> {
+        let name = def.name()?;
+        let pin = def.pin();
+        let mut seen = lock(&self.seen);
+        if !seen.get(name).is_some_and(|known| Arc::ptr_eq(known, pin)) {
+            seen.insert(name.to_string(), pin.clone());
+        }
+        Some(pin.clone())
     }
 
     /// What the upstream last listed for this tool, unless it said since that

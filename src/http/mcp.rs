@@ -18,8 +18,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::error;
 use crate::api::Gatehouse;
 use crate::clock;
+use crate::gateway::jsonrpc::{self, Message};
 use crate::gateway::upstream::UpstreamHeaders;
-use crate::gateway::{jsonrpc, Incoming, McpError, Reply};
+use crate::gateway::{Incoming, McpError, Reply};
 use crate::oauth::bearer::{self, AccessGrant, BearerError};
 use crate::oauth::metadata::protected_resource_metadata_url;
 use crate::oauth::programs;
@@ -124,7 +125,7 @@ pub async fn post(
             let first = messages.recv().await;
             let mut response = match first {
                 // The answer came first: a plain JSON response.
-                Some(first) if jsonrpc::is_response(&first) => Json(first).into_response(),
+                Some(first) if first.is_response() => json(first),
                 // Server messages precede the answer: stream them all (SSE).
                 Some(first) => {
                     let stream = futures::stream::once(async move { first })
@@ -160,9 +161,15 @@ async fn session_gone(g: &Gatehouse, peer: &Peer, headers: &HeaderMap, server: &
     }
 }
 
-fn sse(messages: impl futures::Stream<Item = Value> + Send + 'static) -> Response {
-    let events = messages
-        .map(|m| Ok::<_, Infallible>(Event::default().event("message").data(m.to_string())));
+/// One message as a plain JSON response.
+fn json(message: Message) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "application/json")];
+    (content_type, message.into_text()).into_response()
+}
+
+fn sse(messages: impl futures::Stream<Item = Message> + Send + 'static) -> Response {
+    let events =
+        messages.map(|m| Ok::<_, Infallible>(Event::default().event("message").data(m.text())));
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

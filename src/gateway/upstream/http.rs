@@ -13,7 +13,7 @@ use super::{
     note_list_changed, MessageStream, ServerStream, UpstreamError, UpstreamHeaders,
     MAX_MESSAGE_BYTES,
 };
-use crate::gateway::jsonrpc;
+use crate::gateway::jsonrpc::{self, Message};
 use crate::upstream_oauth::UpstreamAuth;
 
 pub struct HttpConnection {
@@ -180,7 +180,7 @@ impl HttpConnection {
                 return Err(self.failed(format!("answered HTTP {status}")));
             };
             let (tx, rx) = mpsc::channel(1);
-            let _ = tx.send(error).await;
+            let _ = tx.send(error.into()).await;
             return Ok(rx);
         }
         let is_sse = response
@@ -193,7 +193,7 @@ impl HttpConnection {
             let mut messages = SseMessages::new(response, self.list_changed.clone());
             // Most answers are one event: read it here, with no relay task.
             if let Some(first) = messages.next().await {
-                let done = jsonrpc::is_response(&first);
+                let done = first.is_response();
                 let _ = tx.send(first).await;
                 if !done {
                     tokio::spawn(relay_sse(messages, tx, true));
@@ -203,8 +203,8 @@ impl HttpConnection {
             let body = crate::fetch::capped_body(&mut response, MAX_MESSAGE_BYTES)
                 .await
                 .map_err(|e| self.failed(e))?;
-            let msg: Value = serde_json::from_slice(&body)
-                .map_err(|_| self.failed("answered with a body that is not JSON"))?;
+            let msg = Message::read(&body)
+                .ok_or_else(|| self.failed("answered with a body that is not JSON"))?;
             let _ = tx.send(msg).await;
         }
         Ok(rx)
@@ -288,7 +288,7 @@ impl SseMessages {
     }
 
     /// The next message; `None` when the stream ends, fails or overflows.
-    async fn next(&mut self) -> Option<Value> {
+    async fn next(&mut self) -> Option<Message> {
         loop {
             while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buffer.drain(..=pos).collect();
@@ -296,7 +296,7 @@ impl SseMessages {
                 let line = line.trim_end_matches(['\n', '\r']);
                 if line.is_empty() {
                     let data = std::mem::take(&mut self.data);
-                    if let Ok(msg) = serde_json::from_str::<Value>(&data) {
+                    if let Some(msg) = Message::read(data.as_bytes()) {
                         note_list_changed(&msg, &self.list_changed);
                         return Some(msg);
                     }
@@ -318,9 +318,9 @@ impl SseMessages {
 
 /// Forwards each message of an SSE response until the stream ends (or, with
 /// `until_response`, until the response).
-async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Value>, until_response: bool) {
+async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Message>, until_response: bool) {
     while let Some(msg) = messages.next().await {
-        let done = until_response && jsonrpc::is_response(&msg);
+        let done = until_response && msg.is_response();
         if tx.send(msg).await.is_err() || done {
             return;
         }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ServerConfig, Upstream as UpstreamConfig, Value as ConfigValue};
 use crate::credentials::CredentialStore;
+use crate::gateway::jsonrpc::Message;
 use http::HttpConnection;
 use stdio::StdioConnection;
 
@@ -52,11 +53,11 @@ pub enum UpstreamError {
 
 /// Messages belonging to one request: zero or more server messages
 /// (progress, sampling…) and then the response.
-pub type MessageStream = mpsc::Receiver<Value>;
+pub type MessageStream = mpsc::Receiver<Message>;
 
 /// The lease on a session's server-message stream; dropping it (the client
 /// disconnected) lets the next GET take it.
-pub type ServerStream = std::pin::Pin<Box<dyn futures::Stream<Item = Value> + Send>>;
+pub type ServerStream = std::pin::Pin<Box<dyn futures::Stream<Item = Message> + Send>>;
 
 pub enum Connection {
     Stdio(StdioConnection),
@@ -333,7 +334,10 @@ pub struct UpstreamHeaders {
 }
 
 /// Remembers that the upstream said its tool list changed.
-fn note_list_changed(msg: &Value, flag: &AtomicBool) {
+fn note_list_changed(msg: &Message, flag: &AtomicBool) {
+    let Message::Parsed(msg) = msg else {
+        return; // a response
+    };
     if msg.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
         flag.store(true, Ordering::SeqCst);
     }

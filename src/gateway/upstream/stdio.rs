@@ -24,23 +24,23 @@ pub(super) struct Command<'a> {
     pub env: &'a [(String, String)],
     pub cwd: Option<&'a std::path::Path>,
 }
-use crate::gateway::jsonrpc::{self, Kind};
+use crate::gateway::jsonrpc::{self, Kind, Message};
 
 type Pending = Arc<Mutex<PendingRequests>>;
 
 #[derive(Default)]
 struct PendingRequests {
-    by_id: HashMap<String, mpsc::Sender<Value>>,
+    by_id: HashMap<String, mpsc::Sender<Message>>,
     order: Vec<String>,
 }
 
 impl PendingRequests {
-    fn remove(&mut self, key: &str) -> Option<mpsc::Sender<Value>> {
+    fn remove(&mut self, key: &str) -> Option<mpsc::Sender<Message>> {
         self.order.retain(|k| k != key);
         self.by_id.remove(key)
     }
     /// The newest request still waiting: server messages sent while it runs belong to it.
-    fn newest(&self) -> Option<&mpsc::Sender<Value>> {
+    fn newest(&self) -> Option<&mpsc::Sender<Message>> {
         self.order.last().and_then(|k| self.by_id.get(k))
     }
 }
@@ -98,7 +98,7 @@ impl StdioConnection {
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<String>(64);
-        let (unsolicited_tx, unsolicited_rx) = mpsc::channel::<Value>(256);
+        let (unsolicited_tx, unsolicited_rx) = mpsc::channel::<Message>(256);
 
         tokio::spawn(async move {
             while let Some(line) = stdin_rx.recv().await {
@@ -142,7 +142,7 @@ impl StdioConnection {
                     }
                     Ok(_) => {}
                 }
-                let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+                let Some(msg) = Message::read(&line) else {
                     let text = redactor.clean(String::from_utf8_lossy(&line).trim());
                     tracing::warn!(server = %name, "upstream wrote a line that is not JSON: {text}");
                     continue;
@@ -167,7 +167,7 @@ impl StdioConnection {
             } else {
                 tracing::debug!(server = %name, "upstream stopped ({status})");
             }
-            let waiting: Vec<(String, mpsc::Sender<Value>)> = {
+            let waiting: Vec<(String, mpsc::Sender<Message>)> = {
                 let mut p = reader_pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.order.clear();
                 p.by_id.drain().collect()
@@ -175,11 +175,14 @@ impl StdioConnection {
             for (key, tx) in waiting {
                 let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
                 let _ = tx
-                    .send(jsonrpc::error(
-                        id,
-                        jsonrpc::UPSTREAM_FAILED,
-                        format!("upstream server {name:?} exited ({status})"),
-                    ))
+                    .send(
+                        jsonrpc::error(
+                            id,
+                            jsonrpc::UPSTREAM_FAILED,
+                            format!("upstream server {name:?} exited ({status})"),
+                        )
+                        .into(),
+                    )
                     .await;
             }
         });
@@ -274,19 +277,19 @@ impl Drop for StdioConnection {
     }
 }
 
-async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Value>, msg: Value) {
+async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Message>, msg: Message) {
     let target = {
         let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
-        match jsonrpc::classify(&msg) {
-            Some(Kind::Response { id }) => p.remove(&jsonrpc::id_key(&id)),
-            _ => p.newest().cloned(),
+        match msg.response_id() {
+            Some(id) => p.remove(&jsonrpc::id_key(&id)),
+            None => p.newest().cloned(),
         }
     };
     match target {
         Some(tx) => {
             let _ = tx.send(msg).await;
         }
-        None if !jsonrpc::is_response(&msg) => {
+        None if !msg.is_response() => {
             // Nobody is listening for it right now: keep a bounded backlog for a GET stream.
             let _ = unsolicited.try_send(msg);
         }

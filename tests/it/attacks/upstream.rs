@@ -90,6 +90,27 @@ async fn upstream_tool_names_reach_the_terminal() {
     serve.stop();
 }
 
+/// A tool definition that names a member twice reaches the agent as
+/// Gatehouse read it (each member once), never as the upstream wrote it: an
+/// agent whose parser keeps a member's first value must not read another
+/// name or description than the ones the grant and the pin were checked on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_named_twice_reaches_the_agent_as_gatehouse_read_it() {
+    let mut serve = hostile_gatehouse();
+    let (_, session) = serve
+        .agent("Agent", "evil", ToolChoice::ReadOnly, AskChoice::None)
+        .await;
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}});
+    let listed = session.post(&list).await.text().await.unwrap();
+    assert!(!listed.contains("erase"), "{listed}");
+    assert_eq!(listed.matches("\"name\"").count(), 1, "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let tool = &listed["result"]["tools"][0];
+    assert_eq!(tool["name"], "lookup", "{listed}");
+    assert_eq!(tool["description"], "Look a word up.", "{listed}");
+    serve.stop();
+}
+
 /// An HTTP MCP server (in this process) with one tool, `hang`, whose calls
 /// it takes and never answers. Its URL.
 async fn server_that_never_answers() -> String {
