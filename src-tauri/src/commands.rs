@@ -63,8 +63,10 @@ macro_rules! commands {
     (@ts $ty:ty, $ts:literal) => { $ts.to_string() };
 }
 
-/// Runs a store read off the async workers (a filtered count over a million
-/// events takes a while; it must not stall the gateway).
+/// Runs a store operation off the async workers: a filtered count over a
+/// million events takes a while, and a person's decision (approve, revoke,
+/// pause) waits for the store's writer, which may be committing the agents'
+/// traffic; neither may stall the gateway.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tauri::async_runtime::spawn_blocking(f)
         .await
@@ -92,12 +94,14 @@ commands! {
     /// for the chosen time), a held call (this once), or a changed tool (its new version).
     fn approve(d, app, request_id: PendingId, approval: Approval) -> Decided {
         d.check_allow_delay(&request_id)?;
-        d.gh.approve(&request_id, &approval, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.approve(&request_id, &approval, Actor::Desktop)).await
     }
 
     /// Denies a pending item: nothing is granted; a held call gets an error.
     fn deny(d, app, request_id: PendingId) -> () {
-        d.gh.deny(&request_id, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.deny(&request_id, Actor::Desktop)).await
     }
 
     /// A page of the timeline, newest first; `before_id` continues below the previous page.
@@ -140,17 +144,20 @@ commands! {
 
     /// Revokes an agent: its next request fails, its sessions end.
     fn revoke_agent(d, app, client_id: String) -> Revoked {
-        d.gh.revoke_agent(&client_id, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.revoke_agent(&client_id, Actor::Desktop)).await
     }
 
     /// Revokes one grant and its tokens.
     fn revoke_grant(d, app, grant_id: String) -> Revoked {
-        d.gh.revoke_grant(&grant_id, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.revoke_grant(&grant_id, Actor::Desktop)).await
     }
 
     /// The panic button: every agent loses every grant.
     fn revoke_all(d, app) -> Revoked {
-        d.gh.revoke_all(Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.revoke_all(Actor::Desktop)).await
     }
 
     /// Every agent's rules (applied when it asks for tools).
@@ -160,12 +167,14 @@ commands! {
 
     /// Adds a rule for an agent (replacing one for the same tools).
     fn add_rule(d, app, rule: NewRule) -> Rule {
-        d.gh.add_rule(rule, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.add_rule(rule, Actor::Desktop)).await
     }
 
     /// Changes what a rule decides, or removes it (no action).
     fn change_rule(d, app, id: String, action: Option<RuleAction>) -> () {
-        d.gh.change_rule(&id, action, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.change_rule(&id, action, Actor::Desktop)).await
     }
 
     /// The settings the person can change.
@@ -194,17 +203,20 @@ commands! {
 
     /// Lets a grant's agent see the tools it was not granted and ask for one by calling it (or stops that).
     fn set_may_ask_more(d, app, grant_id: String, on: bool) -> Grant {
-        d.gh.set_may_ask_more(&grant_id, on, Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.set_may_ask_more(&grant_id, on, Actor::Desktop)).await
     }
 
     /// Pauses every agent (no client id) or one: calls refused until resumed, nothing revoked.
     fn pause(d, app, client_id: Option<String>) -> PauseState {
-        d.gh.pause(client_id.as_deref(), Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.pause(client_id.as_deref(), Actor::Desktop)).await
     }
 
     /// Resumes every agent (no client id), or one paused on its own.
     fn resume(d, app, client_id: Option<String>) -> PauseState {
-        d.gh.resume(client_id.as_deref(), Actor::Desktop)
+        let gh = d.gh.clone();
+        blocking(move || gh.resume(client_id.as_deref(), Actor::Desktop)).await
     }
 
     /// Adds a server (its secrets to the keychain, the rest to the config file); in force at once.

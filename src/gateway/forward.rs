@@ -294,15 +294,10 @@ impl Relay {
                 server: &self.session.server,
                 tool: &call.tool,
             };
-            let event = event.event(
-                EventKind::ToolCall,
-                outcome,
-                Some(call.at.elapsed()),
-                detail,
-            );
-            if let Err(e) = self.store.append(event, clock::now()).await {
-                tracing::error!(error = %e, "could not write a tool-call audit event");
-            }
+            let elapsed = Some(call.at.elapsed());
+            event
+                .record(&self.store, outcome, elapsed, detail, clock::now())
+                .await;
         }
     }
 
@@ -445,17 +440,18 @@ pub(super) struct CallEvent<'a> {
 }
 
 impl CallEvent<'_> {
-    /// Writes the call's audit event (allowed, refused or failed).
-    pub fn record(
+    /// Writes the call's audit event (allowed, refused or failed) in the
+    /// store's next group commit.
+    pub async fn record(
         &self,
-        store: &Store,
+        store: &Arc<Store>,
         outcome: Outcome,
         elapsed: Option<Duration>,
         detail: Value,
         now: UnixMs,
     ) {
         let event = self.event(EventKind::ToolCall, outcome, elapsed, detail);
-        if let Err(e) = store.write(|tx| tx.record(event, now)) {
+        if let Err(e) = store.append(event, now).await {
             tracing::error!(error = %e, "could not write a tool-call audit event");
         }
     }

@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods)] // an edge: a held call waits in real time
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -33,7 +33,7 @@ impl Holds {
     /// Records the held call and waits for the person (up to `timeout`).
     pub async fn hold(
         &self,
-        store: &Store,
+        store: &Arc<Store>,
         access: &AccessGrant,
         server: &str,
         tool: &str,
@@ -59,18 +59,21 @@ impl Holds {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(call.id.clone(), tx);
-        store.write(|w| {
-            held_calls::insert(w.conn(), &call)?;
-            w.record(
-                NewEvent::new(EventKind::CallHeld, Outcome::Allowed)
-                    .client(&call.client_id)
-                    .server(server)
-                    .tool(tool)
-                    .grant(&call.grant_id)
-                    .detail(json!({"call": call.id, "arguments": call.arguments})),
-                now,
-            )
-        })?;
+        let held = call.clone();
+        store
+            .write_queued(move |w| {
+                held_calls::insert(w.conn(), &held)?;
+                w.record(
+                    NewEvent::new(EventKind::CallHeld, Outcome::Allowed)
+                        .client(&held.client_id)
+                        .server(&held.server)
+                        .tool(&held.tool)
+                        .grant(&held.grant_id)
+                        .detail(json!({"call": held.id, "arguments": held.arguments})),
+                    now,
+                )
+            })
+            .await?;
         let answer = tokio::time::timeout(timeout, rx).await;
         self.waiting
             .lock()
@@ -85,21 +88,25 @@ impl Holds {
             },
             _ => {
                 let now = clock::now();
-                let expired = store.write(|w| {
-                    if !held_calls::decide(w.conn(), &call.id, CallStatus::Expired, None, now)? {
-                        return Ok::<_, StoreError>(false);
-                    }
-                    w.record(
-                        NewEvent::new(EventKind::CallDecided, Outcome::Denied)
-                            .client(&call.client_id)
-                            .server(server)
-                            .tool(tool)
-                            .grant(&call.grant_id)
-                            .detail(json!({"call": call.id, "expired": true})),
-                        now,
-                    )?;
-                    Ok(true)
-                })?;
+                let held = call.clone();
+                let expired = store
+                    .write_queued(move |w| {
+                        let id = &held.id;
+                        if !held_calls::decide(w.conn(), id, CallStatus::Expired, None, now)? {
+                            return Ok::<_, StoreError>(false);
+                        }
+                        w.record(
+                            NewEvent::new(EventKind::CallDecided, Outcome::Denied)
+                                .client(&held.client_id)
+                                .server(&held.server)
+                                .tool(&held.tool)
+                                .grant(&held.grant_id)
+                                .detail(json!({"call": id, "expired": true})),
+                            now,
+                        )?;
+                        Ok(true)
+                    })
+                    .await?;
                 // The person may have answered in the same instant the wait ran out.
                 let allowed_meanwhile = !expired
                     && store

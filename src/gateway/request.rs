@@ -109,6 +109,7 @@ impl Gateway {
                     headers: &req.headers,
                 };
                 self.refuse_notification(&call, msg, method, clock::now())
+                    .await
             }
             Kind::Notification { .. } | Kind::Response { .. } => {
                 match session.upstream.send(msg, &req.headers).await {
@@ -125,7 +126,7 @@ impl Gateway {
     /// A method sent as a notification (no `id`): `tools/call` and the rest of
     /// what the policy governs must be requests, or they would run unchecked
     /// and unaudited. Refused, audited, and nothing reaches the upstream.
-    fn refuse_notification(
+    async fn refuse_notification(
         &self,
         call: &Call<'_>,
         msg: Value,
@@ -150,6 +151,7 @@ impl Gateway {
             json!({"notification": true}),
             now,
         )
+        .await
     }
 
     /// Opens a session: its own upstream connection, initialized with the
@@ -228,7 +230,9 @@ impl Gateway {
             if policy::acts(&req.method) {
                 let tool = req.tool().to_string();
                 let error = call_denied(&req, why);
-                return self.refuse(&call, &req, &tool, error, json!({"paused": true}), now);
+                return self
+                    .refuse(&call, &req, &tool, error, json!({"paused": true}), now)
+                    .await;
             }
         }
         match policy::check_request(&req.method, req.params(), &grantee) {
@@ -240,17 +244,22 @@ impl Gateway {
             policy::Decision::Refuse(why) => {
                 let tool = req.tool().to_string();
                 self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now)
+                    .await
             }
             policy::Decision::StepUp(tool) => self.step_up(&call, &req, tool, now).await,
             policy::Decision::Call(tool) => {
                 if let Err(why) = self.check_pin(&call, &tool, now).await {
-                    return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
+                    return self
+                        .refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now)
+                        .await;
                 }
                 self.forward(&call, req, None).await
             }
             policy::Decision::Hold(tool) => {
                 if let Err(why) = self.check_pin(&call, &tool, now).await {
-                    return self.refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now);
+                    return self
+                        .refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now)
+                        .await;
                 }
                 self.hold(&call, req, tool).await
             }
@@ -274,7 +283,9 @@ impl Gateway {
                 .is_ok_and(|c| c.iter().any(|t| t.name == tool));
         if !offered {
             let why = format!("tool {tool:?} is not granted to this agent");
-            return self.refuse(call, req, &tool, not_granted(req, why), json!({}), now);
+            return self
+                .refuse(call, req, &tool, not_granted(req, why), json!({}), now)
+                .await;
         }
         let mut items = call.access.grant().tools.clone();
         items.push(tool.clone());
@@ -289,7 +300,8 @@ impl Gateway {
             not_granted(req, message.clone()),
             detail,
             now,
-        );
+        )
+        .await;
         McpError::InsufficientScope { scope, message }.into()
     }
 
@@ -322,11 +334,15 @@ impl Gateway {
                 if !in_force {
                     let why = "the grant was revoked while the call waited".to_string();
                     let detail = json!({"held_call": call_id});
-                    return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
+                    return self
+                        .refuse(call, &req, &tool, call_denied(&req, why), detail, now)
+                        .await;
                 }
                 if let Some(why) = self.pauses.refusal(&call.access.client_id) {
                     let detail = json!({"held_call": call_id, "paused": true});
-                    return self.refuse(call, &req, &tool, call_denied(&req, why), detail, now);
+                    return self
+                        .refuse(call, &req, &tool, call_denied(&req, why), detail, now)
+                        .await;
                 }
                 self.forward(call, req, Some(call_id)).await
             }
@@ -340,6 +356,7 @@ impl Gateway {
                     detail,
                     clock::now(),
                 )
+                .await
             }
             Err(e) => McpError::Internal {
                 id: req.id,
@@ -384,7 +401,7 @@ impl Gateway {
 
     /// Refuses a request: audited as a denied call with the reason, answered
     /// with the error. Nothing reaches the upstream.
-    fn refuse(
+    async fn refuse(
         &self,
         call: &Call<'_>,
         req: &ClientRequest,
@@ -402,7 +419,9 @@ impl Gateway {
             server,
             tool,
         };
-        event.record(&self.store, Outcome::Denied, None, detail, now);
+        event
+            .record(&self.store, Outcome::Denied, None, detail, now)
+            .await;
         error.into()
     }
 }

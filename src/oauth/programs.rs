@@ -168,7 +168,7 @@ pub async fn check(
                 "granted_to": granted.exe, "used_by": seen.exe, "pid": seen.pid,
                 "cmdline": seen.cmdline, "refused": bound,
             }));
-        if let Err(e) = auth.store.write(|tx| tx.record(event, now)) {
+        if let Err(e) = auth.store.append(event, now).await {
             tracing::error!(error = %e, "could not audit a token used by another program");
         }
     }
