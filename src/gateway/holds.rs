@@ -64,11 +64,7 @@ impl Holds {
             .write_queued(move |w| {
                 held_calls::insert(w.conn(), &held)?;
                 w.record(
-                    NewEvent::new(EventKind::CallHeld, Outcome::Allowed)
-                        .client(&held.client_id)
-                        .server(&held.server)
-                        .tool(&held.tool)
-                        .grant(&held.grant_id)
+                    event(&held, EventKind::CallHeld, Outcome::Allowed)
                         .detail(json!({"call": held.id, "arguments": held.arguments})),
                     now,
                 )
@@ -96,11 +92,7 @@ impl Holds {
                             return Ok::<_, StoreError>(false);
                         }
                         w.record(
-                            NewEvent::new(EventKind::CallDecided, Outcome::Denied)
-                                .client(&held.client_id)
-                                .server(&held.server)
-                                .tool(&held.tool)
-                                .grant(&held.grant_id)
+                            event(&held, EventKind::CallDecided, Outcome::Denied)
                                 .detail(json!({"call": id, "expired": true})),
                             now,
                         )?;
@@ -148,11 +140,7 @@ impl Holds {
             };
             held_calls::decide(tx.conn(), call_id, status, Some(actor), now)?;
             tx.record(
-                NewEvent::new(EventKind::CallDecided, outcome)
-                    .client(&call.client_id)
-                    .server(&call.server)
-                    .tool(&call.tool)
-                    .grant(&call.grant_id)
+                event(&call, EventKind::CallDecided, outcome)
                     .actor(actor)
                     .detail(json!({"call": call.id})),
                 now,
@@ -182,4 +170,13 @@ impl Holds {
             None => false,
         }
     }
+}
+
+/// An audit event about a held call: its agent, server, tool and grant.
+fn event(call: &HeldCall, kind: EventKind, outcome: Outcome) -> NewEvent {
+    NewEvent::new(kind, outcome)
+        .client(&call.client_id)
+        .server(&call.server)
+        .tool(&call.tool)
+        .grant(&call.grant_id)
 }
