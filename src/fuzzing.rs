@@ -50,6 +50,15 @@ pub fn token_form(data: &[u8]) {
     }
 }
 
+/// A runtime for the targets whose code is async (it writes to the store).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        runtime.expect("a runtime")
+    })
+}
+
 fn auth_server() -> &'static AuthServer {
     static AUTH: OnceLock<AuthServer> = OnceLock::new();
     AUTH.get_or_init(|| AuthServer {
@@ -63,9 +72,11 @@ fn auth_server() -> &'static AuthServer {
 
 /// Dynamic client registration's JSON body (`POST /register`).
 pub fn registration(data: &[u8]) {
-    let Ok(answer) = register::register(auth_server(), data, NOW) else {
+    let Ok(registration) = register::parse(data, NOW) else {
         return;
     };
+    let recorded = runtime().block_on(registration.record(auth_server(), None, NOW));
+    let answer = &recorded.expect("an accepted registration is recorded");
     let uris = answer["redirect_uris"].as_array().expect("redirect_uris");
     assert!(!uris.is_empty());
     for uri in uris {

@@ -42,7 +42,13 @@ impl Gatehouse {
                 )));
             }
         };
-        authorize::create_request(self.auth(), validated, tools, now)
+        // Recording the request waits for the store's writer: off the async workers.
+        let auth = self.auth().clone();
+        let recorded = move || authorize::create_request(&auth, validated, tools, now);
+        tokio::task::spawn_blocking(recorded).await.map_err(|e| {
+            let e = OAuthError::new(ErrorCode::ServerError, e.to_string());
+            AuthorizeError::Page(e)
+        })?
     }
 
     /// A registered client, or a Client ID Metadata Document fetched (and cached) now.

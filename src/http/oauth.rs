@@ -101,15 +101,14 @@ pub async fn register(
         let why = format!("too many clients registered just now; try again in {seconds} s");
         return OAuthError::slow_down(why, seconds).into_response();
     }
-    match registration::register(g.auth(), &body, now) {
-        Ok(body) => {
-            if let (Some(program), Some(id)) = (peer.program().await, body["client_id"].as_str()) {
-                if let Err(e) = programs::registered(g.auth(), id, &program, now) {
-                    tracing::error!(error = %e, "could not keep the program that registered a client");
-                }
-            }
-            json_no_store(StatusCode::CREATED, body)
-        }
+    let registration = match registration::parse(&body, now) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    // The program that registers a client is kept with it (the first sighting counts).
+    let program = peer.program().await;
+    match registration.record(g.auth(), program, now).await {
+        Ok(body) => json_no_store(StatusCode::CREATED, body),
         Err(e) => e.into_response(),
     }
 }

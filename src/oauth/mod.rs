@@ -2,7 +2,7 @@
 //!
 //! Each RFC step and the function that does it:
 //! - RFC 8414 metadata, RFC 9728 protected-resource metadata: [`metadata`].
-//! - RFC 7591 dynamic registration: [`register::register`]; Client ID
+//! - RFC 7591 dynamic registration: [`register::parse`], [`register::Registration::record`]; Client ID
 //!   Metadata Documents: [`cimd`].
 //! - `/authorize` (OAuth 2.1 §4.1.1, PKCE S256, RFC 8707 `resource`, RFC 9207
 //!   `iss`): [`authorize::parse`], [`authorize::validate`], [`authorize::create_request`];

@@ -21,19 +21,6 @@ use crate::peer::{Peer, Program};
 use crate::store::programs::{self, Owner};
 use crate::store::{tokens, StoreError};
 
-/// The program that registered a client (the first sighting counts).
-pub fn registered(
-    auth: &AuthServer,
-    client_id: &str,
-    program: &Program,
-    now: UnixMs,
-) -> Result<(), StoreError> {
-    auth.store.write(|tx| {
-        programs::set_if_absent(tx.conn(), Owner::Client(client_id), program, now)?;
-        Ok(())
-    })
-}
-
 /// A grant is given to the program of the client that asked for it.
 pub(super) fn grant_made(
     conn: &rusqlite::Connection,

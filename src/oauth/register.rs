@@ -8,7 +8,9 @@ use super::{redirect, AuthServer, ErrorCode, OAuthError};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto::Secret;
+use crate::peer::Program;
 use crate::store::clients::{self, AuthMethod, Client, ClientKind};
+use crate::store::programs::{self, Owner};
 
 #[derive(Debug, Deserialize)]
 pub struct RegistrationRequest {
@@ -28,8 +30,53 @@ fn bad_metadata(d: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, d)
 }
 
-/// Registers a client and returns the RFC 7591 §3.2.1 response body.
-pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OAuthError> {
+/// A registration checked and ready to record: the client, its secret (for
+/// a confidential client) and the response body without the secret.
+pub struct Registration {
+    client: Client,
+    secret: Option<Secret>,
+    response: Value,
+}
+
+impl Registration {
+    /// Records the client (and the program that registered it, if known) in
+    /// the store's next group commit; returns the response body.
+    pub async fn record(
+        self,
+        auth: &AuthServer,
+        program: Option<Program>,
+        now: UnixMs,
+    ) -> Result<Value, OAuthError> {
+        let Registration {
+            client,
+            secret,
+            mut response,
+        } = self;
+        auth.store
+            .write_queued(move |tx| {
+                clients::insert(tx.conn(), &client)?;
+                if let Some(program) = &program {
+                    let owner = Owner::Client(&client.client_id);
+                    programs::set_if_absent(tx.conn(), owner, program, now)?;
+                }
+                let detail = json!({"redirect_uris": client.redirect_uris, "auth_method": client.auth_method.as_str()});
+                let event = NewEvent::new(EventKind::ClientRegistered, Outcome::Allowed)
+                    .client(&client.client_id)
+                    .detail(detail);
+                tx.record(event, now)?;
+                Ok::<_, OAuthError>(())
+            })
+            .await?;
+        if let Some(secret) = secret {
+            response["client_secret"] = json!(secret.into_exposed());
+            response["client_secret_expires_at"] = json!(0);
+        }
+        Ok(response)
+    }
+}
+
+/// Checks a registration request (the client's metadata, as JSON).
+pub fn parse(body: &[u8], now: UnixMs) -> Result<Registration, OAuthError> {
     let req: RegistrationRequest = serde_json::from_slice(body)
         .map_err(|e| bad_metadata(format!("the body is not valid client metadata JSON: {e}")))?;
     let redirect_uris = req.redirect_uris.unwrap_or_default();
@@ -116,21 +163,11 @@ pub fn register(auth: &AuthServer, body: &[u8], now: UnixMs) -> Result<Value, OA
         fetched_at: None,
         removed_at: None,
     };
-    auth.store.write(|tx| {
-        clients::insert(tx.conn(), &client)?;
-        tx.record(
-            NewEvent::new(EventKind::ClientRegistered, Outcome::Allowed)
-                .client(&client.client_id)
-                .detail(json!({"redirect_uris": client.redirect_uris, "auth_method": auth_method.as_str()})),
-            now,
-        )?;
-        Ok::<_, OAuthError>(())
-    })?;
-    if let Some(secret) = secret {
-        response["client_secret"] = json!(secret.into_exposed());
-        response["client_secret_expires_at"] = json!(0);
-    }
-    Ok(response)
+    Ok(Registration {
+        client,
+        secret,
+        response,
+    })
 }
 
 /// Registers (or updates) the clients the config file lists.
