@@ -33,6 +33,13 @@ pub fn auth_server(toml: &str) -> AuthServer {
     auth_server_with(Store::open_in_memory().unwrap(), toml)
 }
 
+/// A store in a file of `dir` (where an in-memory one would hide the disk's
+/// cost: the profiling tests), sealed with a fixed key.
+pub fn file_store(dir: &tempfile::TempDir, now: UnixMs) -> Store {
+    let key = crate::audit::chain::Key::new([7; 32]);
+    Store::open(&dir.path().join("p.db"), key, now).unwrap()
+}
+
 /// An authorization server for the demo server over `store`.
 pub fn auth_server_on(store: Store) -> AuthServer {
     auth_server_with(store, "")

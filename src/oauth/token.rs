@@ -828,9 +828,7 @@ mod profile {
     #[ignore]
     async fn refreshes_for_a_profile() {
         let dir = tempfile::tempdir().unwrap();
-        let key = crate::audit::chain::Key::new([7; 32]);
-        let store = crate::store::Store::open(&dir.path().join("p.db"), key, T0).unwrap();
-        let auth = auth_server_on(store);
+        let auth = auth_server_on(crate::testing::file_store(&dir, T0));
         for chains in [1, 16] {
             let per_chain = 16_000 / chains;
             let started = std::time::Instant::now();

@@ -358,8 +358,7 @@ mod profile {
     #[ignore]
     async fn appends_for_a_profile() {
         let dir = tempfile::tempdir().unwrap();
-        let key = crate::audit::chain::Key::new([7; 32]);
-        let store = Arc::new(Store::open(&dir.path().join("p.db"), key, 0).unwrap());
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
         let started = std::time::Instant::now();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
