@@ -179,9 +179,16 @@ pub fn remove(conn: &Connection, client_id: &str, now: UnixMs) -> Result<bool, S
     Ok(changed == 1)
 }
 
+/// How fine "last seen" is: a client seen again within this is not written
+/// again (an agent refreshing in a loop would rewrite its row every time).
+pub const LAST_SEEN_RESOLUTION_MS: UnixMs = 60_000;
+
+/// Notes that the client was seen now (at most once per [`LAST_SEEN_RESOLUTION_MS`]).
 pub fn touch(conn: &Connection, client_id: &str, now: UnixMs) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE clients SET last_seen_at = ?2 WHERE client_id = ?1")?
-        .execute(params![client_id, now])?;
+    conn.prepare_cached(
+        "UPDATE clients SET last_seen_at = ?2 WHERE client_id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - ?3)",
+    )?
+    .execute(params![client_id, now, LAST_SEEN_RESOLUTION_MS])?;
     Ok(())
 }
 
@@ -265,6 +272,24 @@ mod tests {
             named.verified_domain(),
             None,
             "a registered client proves nothing"
+        );
+    }
+
+    #[test]
+    fn last_seen_is_written_once_a_minute() {
+        let store = Store::open_in_memory().unwrap();
+        let seen = |now| {
+            store.write(|tx| touch(tx.conn(), "c1", now)).unwrap();
+            store.read(|c| get(c, "c1")).unwrap().unwrap().last_seen_at
+        };
+        store
+            .write(|tx| insert(tx.conn(), &client("c1", "First")))
+            .unwrap();
+        assert_eq!(seen(1_000), Some(1_000));
+        assert_eq!(seen(1_000 + LAST_SEEN_RESOLUTION_MS - 1), Some(1_000));
+        assert_eq!(
+            seen(1_000 + LAST_SEEN_RESOLUTION_MS),
+            Some(1_000 + LAST_SEEN_RESOLUTION_MS)
         );
     }
 }
