@@ -821,6 +821,45 @@ mod profile {
     use super::*;
     use crate::testing::*;
 
+    /// How many pages a refresh writes: the WAL frames one chain of
+    /// refreshes appends, per refresh (no checkpoint in between).
+    #[test]
+    #[ignore]
+    fn pages_per_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth_server_on(crate::testing::file_store(&dir, T0));
+        let (client, body) = tokens(&auth, "agent", T0);
+        let mut refresh = body["refresh_token"].as_str().unwrap().to_string();
+        let wal = dir.path().join("p.db-wal");
+        let frames = || {
+            // A WAL frame is a 24-byte header and a page; the file has a 32-byte header.
+            let page = 4096 + 24;
+            (std::fs::metadata(&wal).unwrap().len().saturating_sub(32) / page) as f64
+        };
+        let n = 200;
+        let mut start = 0.0;
+        for i in 0..=n {
+            if i == 1 {
+                // From here on the WAL only grows: SQLite checkpoints at 1,000 pages.
+                let conn = auth.store.hold_writer();
+                conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+                drop(conn);
+                start = frames();
+            }
+            let before = frames();
+            let grant = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+            ];
+            let body = exchange(&auth, &form(&grant), &public(&client), T0 + 1 + i).unwrap();
+            refresh = body["refresh_token"].as_str().unwrap().to_string();
+            if i == n {
+                eprintln!("the last refresh wrote {} pages", frames() - before);
+            }
+        }
+        eprintln!("{:.1} pages per refresh", (frames() - start) / n as f64);
+    }
+
     /// For `perf record`: refreshes on a file store by 1 and 16 concurrent
     /// chains through the group-commit writer (what `/token` does).
     #[allow(clippy::disallowed_methods)] // it times itself
