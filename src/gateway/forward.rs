@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::jsonrpc::Message;
+use super::jsonrpc::{self, Message};
 use super::listing::{self, Definition, Shown};
 use super::request::ClientRequest;
 use super::session::Session;
@@ -225,27 +225,46 @@ impl Exchange {
     /// The next message, and whether it ends the exchange (the response, or
     /// the error that stands for it when the upstream went away or timed out).
     async fn next(&mut self) -> (Message, bool) {
-        match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
-            Ok(Some(m)) => {
-                let done = m.is_response();
-                (m, done)
+        loop {
+            let m = match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    let why = "upstream closed the request without answering".to_string();
+                    return (failed(&self.id, why).to_message().into(), true);
+                }
+                Err(_) => return (self.timed_out().await, true),
+            };
+            if self.answers(&m) {
+                return (m, true);
             }
-            Ok(None) => {
-                let why = "upstream closed the request without answering".to_string();
-                (failed(&self.id, why).to_message().into(), true)
+            if m.is_server_message() {
+                return (m, false);
             }
-            Err(_) => {
-                let (upstream, id) = (&self.session.upstream, &self.id);
-                upstream.abandon(id);
-                let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timed out in Gatehouse"}});
-                let _ = upstream.send(cancel, &self.headers).await;
-                let why = format!(
-                    "upstream did not answer within {} s",
-                    self.timeout.as_secs()
-                );
-                (failed(id, why).to_message().into(), true)
-            }
+            // Not JSON-RPC, or an answer to another request: an agent's SDK
+            // might take it for this one's (an id of 5.0 for 5), and nothing
+            // of it would have been filtered. Dropped.
+            let server = &self.session.server;
+            tracing::warn!(%server, "dropped a message from the upstream that answers no request of this exchange");
         }
+    }
+
+    /// Whether the message is the answer to this exchange's request.
+    fn answers(&self, m: &Message) -> bool {
+        let id = jsonrpc::id_key(&self.id);
+        m.response_id().is_some_and(|r| jsonrpc::id_key(&r) == id)
+    }
+
+    /// Cancels the request upstream; the error that stands for its answer.
+    async fn timed_out(&self) -> Message {
+        let (upstream, id) = (&self.session.upstream, &self.id);
+        upstream.abandon(id);
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timed out in Gatehouse"}});
+        let _ = upstream.send(cancel, &self.headers).await;
+        let why = format!(
+            "upstream did not answer within {} s",
+            self.timeout.as_secs()
+        );
+        failed(id, why).to_message().into()
     }
 }
 
@@ -374,7 +393,14 @@ fn call_outcome(answer: &Message, mut detail: Value) -> (Outcome, Value) {
     }
     match answer.member::<Flag>("result") {
         Some(flag) => {
-            let is_error = flag.ok().and_then(|f| f.is_error.as_bool());
+            let is_error = match flag {
+                Ok(flag) => flag.is_error.as_bool(),
+                // `isError` twice: read as a tree (and most agents) read it, the last one.
+                Err(_) => answer
+                    .member::<Value>("result")
+                    .and_then(Result::ok)
+                    .and_then(|r| r.get("isError").and_then(Value::as_bool)),
+            };
             detail["is_error"] = json!(is_error.unwrap_or(false));
             (Outcome::Allowed, detail)
         }

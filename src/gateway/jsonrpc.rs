@@ -87,7 +87,10 @@ impl Message {
     /// repeated member, `"jsonrpc": "2.0"`, a string or integer id, a result
     /// or an error, no method); anything else is parsed and judged as before.
     pub fn read(bytes: &[u8]) -> Option<Message> {
-        let text = std::str::from_utf8(bytes).ok().map(str::trim);
+        let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .map(|t| t.trim_matches(json_space));
         if let Some(response) = text.and_then(Message::as_response) {
             return Some(response);
         }
@@ -113,6 +116,17 @@ impl Message {
         match self {
             Message::Parsed(v) => is_response(v),
             Message::Response { .. } => true,
+        }
+    }
+
+    /// Whether it is a request or a notification from the server.
+    pub fn is_server_message(&self) -> bool {
+        match self {
+            Message::Parsed(v) => matches!(
+                classify(v),
+                Some(Kind::Request { .. } | Kind::Notification { .. })
+            ),
+            Message::Response { .. } => false,
         }
     }
 
@@ -146,11 +160,15 @@ impl Message {
         }
     }
 
-    /// The message as a tree, parsed now if it was kept as text.
+    /// The message as a tree, parsed now if it was kept as text. Text that
+    /// a tree cannot hold (the scan when it was read is more lenient: a lone
+    /// surrogate, a number out of range) reads as an error answer.
     pub fn value(&mut self) -> &mut Value {
-        if let Message::Response { text, .. } = self {
-            // Checked to be JSON when it was read.
-            let parsed = serde_json::from_str(text).unwrap_or(Value::Null);
+        if let Message::Response { id, text } = self {
+            let parsed = serde_json::from_str(text).unwrap_or_else(|_| {
+                let why = "the server's answer is not JSON Gatehouse can read";
+                error(id.clone(), UPSTREAM_FAILED, why)
+            });
             *self = Message::Parsed(parsed);
         }
         match self {
@@ -216,12 +234,11 @@ pub fn read_members<'de, A: MapAccess<'de>>(
     mut map: A,
     mut read: impl FnMut(String, &mut A) -> Result<(), A::Error>,
 ) -> Result<(), A::Error> {
-    let mut names: Vec<String> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     while let Some(name) = map.next_key::<String>()? {
-        if names.contains(&name) {
+        if !names.insert(name.clone()) {
             return Err(serde::de::Error::custom("a member is named twice"));
         }
-        names.push(name.clone());
         read(name, &mut map)?;
     }
     Ok(())
@@ -296,6 +313,24 @@ mod tests {
             assert_eq!(msg, Message::Parsed(parsed), "{text}");
         }
         assert_eq!(Message::read(b"{\"jsonrpc\":"), None);
+        // Trailing whitespace JSON does not allow keeps the message out.
+        assert_eq!(
+            Message::read("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\u{a0}".as_bytes()),
+            None
+        );
         assert_eq!(Message::read(b"not json"), None);
+    }
+
+    #[test]
+    fn text_a_tree_cannot_hold_reads_as_an_error() {
+        // The scan that keeps a response as text lets these through; a tree does not.
+        for member in [r#""\ud800""#, "1e400"] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":4,"result":{{"x":{member}}}}}"#);
+            let msg = Message::read(text.as_bytes()).unwrap();
+            assert!(matches!(msg, Message::Response { .. }), "{text}");
+            let value = msg.into_value();
+            assert_eq!(value["id"], 4);
+            assert_eq!(value["error"]["code"], UPSTREAM_FAILED, "{value}");
+        }
     }
 }

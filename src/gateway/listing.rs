@@ -36,7 +36,7 @@ pub struct Definition {
 
 impl Definition {
     fn read(text: &str) -> Definition {
-        // Checked to be JSON when the answer was read.
+        // Unreadable (a number out of range, a lone surrogate): never listed.
         let tool: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         Definition {
             text: text.into(),
@@ -74,6 +74,11 @@ impl Definition {
     }
 }
 
+/// The most definition text a session keeps (each definition is kept twice:
+/// as the upstream wrote it and as the agent gets it). A 1,000-tool server
+/// lists about 240 KiB.
+const MAX_KEPT_BYTES: usize = 2 * 1024 * 1024;
+
 /// The definitions a session's upstream listed last, in order.
 #[derive(Default)]
 pub struct Definitions(Mutex<Vec<Arc<Definition>>>);
@@ -84,14 +89,14 @@ impl Definitions {
     /// listing's definitions are kept, so a server that keeps changing them
     /// cannot grow the session.
     fn read(&self, listed: &[&RawValue]) -> Vec<Arc<Definition>> {
-        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let unchanged = listed.len() == last.len()
             && listed
                 .iter()
                 .zip(last.iter())
                 .all(|(raw, def)| raw.get() == &*def.text);
         if unchanged {
-            return last.clone();
+            return last;
         }
         let by_text: HashMap<&str, &Arc<Definition>> =
             last.iter().map(|def| (&*def.text, def)).collect();
@@ -102,7 +107,14 @@ impl Definitions {
                 None => Arc::new(Definition::read(raw.get())),
             })
             .collect();
-        *last = read.clone();
+        // A listing too big to keep is read again next time.
+        let size: usize = listed.iter().map(|raw| raw.get().len()).sum();
+        let kept = if size <= MAX_KEPT_BYTES {
+            read.clone()
+        } else {
+            Vec::new()
+        };
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = kept;
         read
     }
 }
@@ -116,7 +128,8 @@ pub enum Shown {
 }
 
 /// The answer with only the tools `shown` lets the agent see; `None` when
-/// it carries no tool list (an error) and passes as it is.
+/// it is an error, which passes as it is. A result Gatehouse cannot read as
+/// a tool list becomes an error: the agent never gets a listing unfiltered.
 pub fn filter(
     answer: &Message,
     definitions: &Definitions,
@@ -125,13 +138,18 @@ pub fn filter(
     let id = answer.response_id()?.into_owned();
     let text = answer.text();
     // A member named twice: read what a tree keeps of it instead.
-    let canonical;
-    let listing = match Listing::read(&text) {
-        Some(listing) => listing,
-        None => {
-            canonical = answer.clone().into_value().to_string();
-            Listing::read(&canonical)?
-        }
+    let canonical = Listing::read(&text)
+        .is_none()
+        .then(|| serde_json::from_str::<Value>(&text).map(|v| v.to_string()));
+    let listing = match &canonical {
+        None => Listing::read(&text),
+        Some(Ok(canonical)) => Listing::read(canonical),
+        Some(Err(_)) => None,
+    };
+    let Some(listing) = listing else {
+        let why = "the server's tool list could not be read; nothing of it was passed on";
+        let unreadable = jsonrpc::error(id, jsonrpc::UPSTREAM_FAILED, why);
+        return answer.has_result().then_some(Message::Parsed(unreadable));
     };
     let mut out = String::with_capacity(text.len());
     out.push('{');
@@ -146,6 +164,9 @@ pub fn filter(
     out.push_str("\"tools\":[");
     let mut first = true;
     for def in definitions.read(&result.picked) {
+        if def.name.is_none() {
+            continue; // not a tool Gatehouse can check
+        }
         let tool = match shown(&def) {
             Shown::Hidden => continue,
             Shown::AsListed => &*def.listed,
@@ -283,14 +304,43 @@ mod tests {
     }
 
     #[test]
-    fn what_carries_no_tool_list_passes_as_it_is() {
+    fn an_error_passes_as_it_is() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
+        assert!(filter(&read(text), &Definitions::default(), by_name).is_none());
+    }
+
+    #[test]
+    fn a_result_that_cannot_be_read_as_a_tool_list_becomes_an_error() {
         for text in [
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"read"}}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"result":[]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"write"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":[{"name":"write"}]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"nextCursor":"c"}}"#,
+            // What the first scan lets through and a tree does not hold.
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"write"}],"nextCursor":"\ud800"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"write"}],"_meta":{"n":1e400}}}"#,
         ] {
-            assert!(filter(&read(text), &Definitions::default(), by_name).is_none());
+            let filtered = filter(&read(text), &Definitions::default(), |_| Shown::AsListed);
+            let filtered = filtered.expect(text).into_value();
+            assert_eq!(filtered["id"], 1);
+            assert_eq!(
+                filtered["error"]["code"],
+                jsonrpc::UPSTREAM_FAILED,
+                "{text}"
+            );
+            assert!(!filtered.to_string().contains("write"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_definition_without_a_name_or_that_cannot_be_read_is_never_listed() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"write","n":1e400},{"name":"\ud800"},{"title":"no name"},{"name":"read"}]}}"#;
+        let filtered = filter(&read(text), &Definitions::default(), |_| Shown::AsListed);
+        let filtered = filtered.unwrap().into_value();
+        assert_eq!(
+            filtered["result"]["tools"],
+            json!([{"name": "read"}]),
+            "{filtered}"
+        );
     }
 
     #[test]
