@@ -138,13 +138,15 @@ pub fn filter(
     let id = answer.response_id()?.into_owned();
     let text = answer.text();
     // A member named twice: read what a tree keeps of it instead.
-    let canonical = Listing::read(&text)
-        .is_none()
-        .then(|| serde_json::from_str::<Value>(&text).map(|v| v.to_string()));
-    let listing = match &canonical {
-        None => Listing::read(&text),
-        Some(Ok(canonical)) => Listing::read(canonical),
-        Some(Err(_)) => None,
+    let canonical: Option<String>;
+    let listing = match Listing::read(&text) {
+        Some(listing) => Some(listing),
+        None => {
+            canonical = serde_json::from_str::<Value>(&text)
+                .ok()
+                .map(|v| v.to_string());
+            canonical.as_deref().and_then(Listing::read)
+        }
     };
     let Some(listing) = listing else {
         let why = "the server's tool list could not be read; nothing of it was passed on";
