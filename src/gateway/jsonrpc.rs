@@ -163,22 +163,14 @@ impl Message {
     /// The message as a tree, parsed now if it was kept as text. Text that
     /// a tree cannot hold (the scan when it was read is more lenient: a lone
     /// surrogate, a number out of range) reads as an error answer.
-    pub fn value(&mut self) -> &mut Value {
-        if let Message::Response { id, text } = self {
-            let parsed = serde_json::from_str(text).unwrap_or_else(|_| {
-                let why = "the server's answer is not JSON Gatehouse can read";
-                error(id.clone(), UPSTREAM_FAILED, why)
-            });
-            *self = Message::Parsed(parsed);
-        }
+    pub fn into_value(self) -> Value {
         match self {
             Message::Parsed(v) => v,
-            Message::Response { .. } => unreachable!("parsed above"),
+            Message::Response { id, text } => serde_json::from_str(&text).unwrap_or_else(|_| {
+                let why = "the server's answer is not JSON Gatehouse can read";
+                error(id, UPSTREAM_FAILED, why)
+            }),
         }
-    }
-
-    pub fn into_value(mut self) -> Value {
-        std::mem::take(self.value())
     }
 
     pub fn into_text(self) -> String {
