@@ -30,7 +30,8 @@ pub struct Session {
     last_used: Mutex<Instant>,
     /// The tool definitions this session's upstream last listed, by name.
     seen: Mutex<HashMap<String, Arc<SeenTool>>>,
-    /// The same, by their text (each read once while it stays the same).
+    /// The definitions of its last listing, in order (each read once while
+    /// its text stays the same).
     pub definitions: Definitions,
 }
 
