@@ -141,10 +141,9 @@ pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<
 /// stores them, in one transaction), so the bearer check runs among many.
 pub fn add_live_tokens(g: &Gatehouse, token: &str, n: usize) -> Result<(), String> {
     use crate::store::tokens::{self, TokenKind, TokenRow};
-    let hash = crate::crypto::hash(token);
     let row = g
         .store()
-        .read(|c| tokens::get_token(c, &hash))
+        .read(|c| tokens::get_token(c, &tokens::TokenKey::of(token)))
         .map_err(|e| e.to_string())?
         .ok_or("unknown token")?;
     let now = clock::now();
@@ -152,6 +151,7 @@ pub fn add_live_tokens(g: &Gatehouse, token: &str, n: usize) -> Result<(), Strin
         .write(|tx| {
             for i in 0..n {
                 let t = TokenRow {
+                    id: tokens::next_id(tx.conn())?,
                     token_hash: crate::crypto::hash(&format!("bench-{i}-{token}")),
                     kind: TokenKind::Access,
                     issued_at: now,

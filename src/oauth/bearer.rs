@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::AuthServer;
 use crate::clock::UnixMs;
-use crate::crypto;
 use crate::store::grants::{self, Grant};
 use crate::store::live::LiveGrant;
 use crate::store::tokens::{self, TokenKind};
@@ -48,8 +47,8 @@ pub fn authenticate(
     server: &str,
     now: UnixMs,
 ) -> Result<AccessGrant, BearerError> {
-    let hash = crypto::hash(token);
-    let holder = auth.store.live().access(&hash, now);
+    let token = tokens::TokenKey::of(token);
+    let holder = auth.store.live().access(token.hash(), now);
     if let Some(holder) = holder {
         if holder.grant.grant.server != server {
             return Err(BearerError::Invalid("token was issued for another server"));
@@ -61,19 +60,19 @@ pub fn authenticate(
             granted_program: None,
         });
     }
-    refused_why(auth, &hash, server, now)
+    refused_why(auth, &token, server, now)
 }
 
 /// Why a token that is not live was refused, read from the database. (Were
 /// it valid there, the live state missed a write: the database is the truth.)
 fn refused_why(
     auth: &AuthServer,
-    hash: &str,
+    token: &tokens::TokenKey,
     server: &str,
     now: UnixMs,
 ) -> Result<AccessGrant, BearerError> {
     let found: Result<_, crate::store::StoreError> = auth.store.read(|c| {
-        let Some(row) = tokens::get_token(c, hash)? else {
+        let Some(row) = tokens::get_token(c, token)? else {
             return Ok(None);
         };
         let grant = grants::get(c, &row.grant_id)?;

@@ -42,9 +42,9 @@ pub fn redeemed(
     program: &Program,
     now: UnixMs,
 ) -> Result<(), StoreError> {
-    let hash = crypto::hash(access_token);
+    let token = tokens::TokenKey::of(access_token);
     auth.store.write(|tx| {
-        if let Some(row) = tokens::get_token(tx.conn(), &hash)? {
+        if let Some(row) = tokens::get_token(tx.conn(), &token)? {
             programs::set_if_absent(tx.conn(), Owner::Grant(&row.grant_id), program, now)?;
         }
         Ok(())

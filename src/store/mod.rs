@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_audit_text.sql"),
     include_str!("migrations/0011_call_started.sql"),
     include_str!("migrations/0012_audit_text_deferred.sql"),
+    include_str!("migrations/0013_token_ids.sql"),
 ];
 
 /// Statements each connection keeps parsed (every query the store runs fits).

@@ -1,5 +1,8 @@
-//! The `authorization_codes` and `tokens` tables. Only SHA-256 hashes of
-//! codes and tokens are stored.
+//! The `authorization_codes`, `token_families` and `tokens` tables. Only
+//! SHA-256 hashes of codes and tokens are stored. A token carries its row id
+//! in its text (`gh_rt_<id>.<secret>`, [`crate::crypto::Secret::numbered`]) and
+//! is found by it, its hash compared; one issued before schema version 13
+//! has no id and is found by its hash alone.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -66,8 +69,35 @@ impl TokenKind {
     }
 }
 
+/// How a presented token is looked up: by the id its text carries and its
+/// hash, or (issued before ids) by its hash alone.
+#[derive(Debug, Clone)]
+pub struct TokenKey {
+    id: Option<i64>,
+    hash: String,
+}
+
+impl TokenKey {
+    pub fn of(presented: &str) -> TokenKey {
+        // A base64url secret has no '.', so a token without one has no id.
+        let id = presented
+            .split_once('.')
+            .and_then(|(head, _)| head.rsplit('_').next())
+            .and_then(|digits| digits.parse().ok());
+        TokenKey {
+            id,
+            hash: crate::crypto::hash(presented),
+        }
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TokenRow {
+    pub id: i64,
     pub token_hash: String,
     pub kind: TokenKind,
     pub client_id: String,
@@ -83,6 +113,7 @@ pub struct TokenRow {
 fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
     let kind: String = row.get("kind")?;
     Ok(TokenRow {
+        id: row.get("id")?,
         token_hash: row.get("token_hash")?,
         kind: if kind == "refresh" {
             TokenKind::Refresh
@@ -100,9 +131,33 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
+/// A family of tokens: the ones one authorization code issued, and their
+/// rotations. Revoking a client's or a grant's tokens goes through it.
+pub fn insert_family(
+    conn: &Connection,
+    family_id: &str,
+    client_id: &str,
+    grant_id: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO token_families (id, client_id, grant_id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![family_id, client_id, grant_id])?;
+    Ok(())
+}
+
+/// The id the next token gets; its text carries it. Called inside the
+/// write transaction that inserts the token (one writer: no race).
+pub fn next_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM tokens")?
+        .query_row([], |r| r.get(0))?)
+}
+
 pub fn insert_token(conn: &Connection, t: &TokenRow) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO tokens (token_hash, kind, client_id, grant_id, family_id, code_hash, issued_at, expires_at, rotated_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
+    conn.prepare_cached("INSERT INTO tokens (id, token_hash, kind, client_id, grant_id, family_id, code_hash, issued_at, expires_at, rotated_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
+            t.id,
             t.token_hash,
             t.kind.as_str(),
             t.client_id,
@@ -118,26 +173,35 @@ pub fn insert_token(conn: &Connection, t: &TokenRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn get_token(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT * FROM tokens WHERE token_hash = ?1")?
-        .query_row([token_hash], token_from_row)
-        .optional()?)
+pub fn get_token(conn: &Connection, key: &TokenKey) -> Result<Option<TokenRow>, StoreError> {
+    let found = match key.id {
+        Some(id) => conn
+            .prepare_cached("SELECT * FROM tokens WHERE id = ?1 AND token_hash = ?2")?
+            .query_row(params![id, key.hash], token_from_row)
+            .optional()?,
+        None => None,
+    };
+    match found {
+        Some(row) => Ok(Some(row)),
+        // A token from before ids, whatever its text looks like.
+        None => Ok(conn
+            .prepare_cached("SELECT * FROM tokens WHERE token_hash = ?1 AND found_by_hash = 1")?
+            .query_row([&key.hash], token_from_row)
+            .optional()?),
+    }
 }
 
 /// Marks a refresh token exchanged; false when it already was.
-pub fn rotate(conn: &Connection, token_hash: &str, now: UnixMs) -> Result<bool, StoreError> {
-    let n = conn.prepare_cached("UPDATE tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL AND revoked_at IS NULL")?.execute(params![token_hash, now],
+pub fn rotate(conn: &Connection, id: i64, now: UnixMs) -> Result<bool, StoreError> {
+    let n = conn.prepare_cached("UPDATE tokens SET rotated_at = ?2 WHERE id = ?1 AND rotated_at IS NULL AND revoked_at IS NULL")?.execute(params![id, now],
     )?;
     Ok(n == 1)
 }
 
-pub fn revoke_token(conn: &Connection, token_hash: &str, now: UnixMs) -> Result<usize, StoreError> {
+pub fn revoke_token(conn: &Connection, id: i64, now: UnixMs) -> Result<usize, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
-        )?
-        .execute(params![token_hash, now])?)
+        .prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![id, now])?)
 }
 
 pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixMs) -> Result<usize, StoreError> {
@@ -167,7 +231,8 @@ pub fn revoke_for_grant(
 ) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE grant_id = ?1 AND revoked_at IS NULL",
+            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
+             AND family_id IN (SELECT id FROM token_families WHERE grant_id = ?1)",
         )?
         .execute(params![grant_id, now])?)
 }
@@ -179,7 +244,8 @@ pub fn revoke_for_client(
 ) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
+             AND family_id IN (SELECT id FROM token_families WHERE client_id = ?1)",
         )?
         .execute(params![client_id, now])?)
 }
@@ -193,17 +259,17 @@ mod tests {
     fn a_refresh_token_rotates_once_and_a_family_revokes_together() {
         let auth = auth_server("");
         let (client, body) = issued(&auth, "agent", T0);
-        let rt = crate::crypto::hash(body["refresh_token"].as_str().unwrap());
-        let at = crate::crypto::hash(body["access_token"].as_str().unwrap());
+        let rt = TokenKey::of(body["refresh_token"].as_str().unwrap());
+        let at = TokenKey::of(body["access_token"].as_str().unwrap());
         let store = &auth.store;
         let row = store.read(|c| get_token(c, &rt)).unwrap().unwrap();
         assert_eq!(
             (row.kind, row.client_id.as_str()),
             (TokenKind::Refresh, client.client_id.as_str())
         );
-        assert!(store.write(|tx| rotate(tx.conn(), &rt, T0 + 1)).unwrap());
+        assert!(store.write(|tx| rotate(tx.conn(), row.id, T0 + 1)).unwrap());
         assert!(
-            !store.write(|tx| rotate(tx.conn(), &rt, T0 + 2)).unwrap(),
+            !store.write(|tx| rotate(tx.conn(), row.id, T0 + 2)).unwrap(),
             "once"
         );
         let n = store
@@ -214,11 +280,114 @@ mod tests {
         assert_eq!(access.revoked_at, Some(T0 + 3));
         assert_eq!(
             store
-                .write(|tx| revoke_token(tx.conn(), &at, T0 + 4))
+                .write(|tx| revoke_token(tx.conn(), access.id, T0 + 4))
                 .unwrap(),
             0,
             "already revoked"
         );
+    }
+
+    #[test]
+    fn a_token_is_found_by_its_id_only_with_its_own_secret() {
+        let auth = auth_server("");
+        let (_, body) = issued(&auth, "agent", T0);
+        let access = body["access_token"].as_str().unwrap();
+        let (head, secret) = access.split_once('.').expect("an id before the secret");
+        let id: i64 = head.strip_prefix("gh_at_").unwrap().parse().unwrap();
+        let find = |text: &str| {
+            auth.store
+                .read(|c| get_token(c, &TokenKey::of(text)))
+                .unwrap()
+        };
+        assert_eq!(find(access).map(|t| t.id), Some(id));
+        let other_row = format!("gh_at_{}.{secret}", id + 1);
+        assert!(
+            find(&other_row).is_none(),
+            "another row's id with this secret"
+        );
+        let guessed = format!("{head}.{}", "A".repeat(secret.len()));
+        assert!(
+            find(&guessed).is_none(),
+            "this row's id with another secret"
+        );
+        assert!(find("gh_at_1.").is_none() && find("gh_at_.x").is_none());
+    }
+
+    /// The `tokens` table as schema versions 1 to 12 had it.
+    const TOKENS_UNTIL_V12: &str = "
+        DROP TABLE tokens; DROP TABLE token_families;
+        CREATE TABLE tokens (
+            token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,
+            client_id TEXT NOT NULL REFERENCES clients(client_id),
+            grant_id TEXT NOT NULL REFERENCES grants(id),
+            family_id TEXT NOT NULL, code_hash TEXT,
+            issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+            rotated_at INTEGER, revoked_at INTEGER);
+        CREATE INDEX tokens_family ON tokens(family_id);
+        CREATE INDEX tokens_grant ON tokens(grant_id);
+        CREATE INDEX tokens_client ON tokens(client_id);
+        PRAGMA user_version = 12;";
+
+    #[test]
+    fn tokens_issued_before_ids_keep_working_after_the_upgrade() {
+        use crate::oauth::{agents, bearer, consent};
+        let dir = tempfile::tempdir().unwrap();
+        // A version 12 database: a client, its grant, and two tokens whose
+        // text carries no id, stored by hash alone.
+        let (legacy_access, legacy_refresh) = (
+            "gh_at_12_oldAccessTokenWithDigitsAndUnderscores_0123456789",
+            "gh_rt_OldRefreshTokenBase64urlText-_0123456789abcdefghijkl",
+        );
+        let client = {
+            let auth = crate::testing::auth_server_on(crate::testing::file_store(&dir, T0));
+            let client = crate::testing::public_client(&auth, "agent", T0);
+            crate::testing::approved_code(
+                &auth,
+                &client,
+                consent::ToolChoice::All,
+                consent::DurationChoice::Forever,
+                T0,
+            );
+            client
+        };
+        let conn = Connection::open(dir.path().join("p.db")).unwrap();
+        conn.execute_batch(TOKENS_UNTIL_V12).unwrap();
+        let grant: String = conn
+            .query_row("SELECT id FROM grants", [], |r| r.get(0))
+            .unwrap();
+        for (text, kind) in [(legacy_access, "access"), (legacy_refresh, "refresh")] {
+            conn.execute(
+                "INSERT INTO tokens VALUES (?1, ?2, ?3, ?4, 'fam_old', NULL, ?5, ?6, NULL, NULL)",
+                params![
+                    crate::crypto::hash(text),
+                    kind,
+                    client.client_id,
+                    grant,
+                    T0,
+                    T0 + 3_600_000
+                ],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let auth = crate::testing::auth_server_on(crate::testing::file_store(&dir, T0 + 1));
+        assert!(bearer::authenticate(&auth, legacy_access, "demo", T0 + 1).is_ok());
+        let body = crate::testing::refresh_grant(&auth, &client, legacy_refresh, T0 + 2).unwrap();
+        let (access, refresh) = (
+            body["access_token"].as_str().unwrap(),
+            body["refresh_token"].as_str().unwrap(),
+        );
+        assert!(access.contains('.') && refresh.contains('.'), "{body}");
+        assert!(bearer::authenticate(&auth, access, "demo", T0 + 2).is_ok());
+        let again = crate::testing::refresh_grant(&auth, &client, legacy_refresh, T0 + 3);
+        assert!(again.is_err(), "a legacy refresh token rotates once");
+        let revoked = agents::revoke_agent(&auth, &client.client_id, "me", T0 + 4).unwrap();
+        assert_eq!(revoked.tokens, 4, "the two old tokens and the two new ones");
+        for text in [legacy_access, access] {
+            assert!(bearer::authenticate(&auth, text, "demo", T0 + 5).is_err());
+        }
+        assert!(crate::testing::refresh_grant(&auth, &client, refresh, T0 + 5).is_err());
     }
 
     #[test]
