@@ -23,7 +23,8 @@
 //! the code a request runs.
 //!
 //! Run:   cargo bench --bench gateway      (GATEHOUSE_BENCH_QUICK=1 for a smoke run;
-//!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16). The many-tool upstreams are this
+//!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16; GATEHOUSE_BENCH_CALLS=n calls per
+//!        latency case, to profile the call path). The many-tool upstreams are this
 //!        binary re-executed with `--bench-upstream <n>`.
 
 // A benchmark measures real time.
@@ -67,6 +68,8 @@ fn main() -> Result<()> {
         (2000, 300, 50, 3)
     };
     let concurrency = std::env::var("GATEHOUSE_BENCH_CONCURRENCY").map_or(Ok(16), |c| c.parse())?;
+    // More calls per latency case, to hold the gateway on its call path for `perf record -p`.
+    let calls = std::env::var("GATEHOUSE_BENCH_CALLS").map_or(Ok(calls), |c| c.parse())?;
     let s = Settings {
         revocations: if quick { 20 } else { 200 },
         calls,

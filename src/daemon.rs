@@ -26,6 +26,9 @@ pub const DB_FILE: &str = "gatehouse.db";
 pub const SERVER_INFO_FILE: &str = "server.json";
 /// How often upkeep runs.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the WAL is checkpointed: under steady writes it grows by this
+/// much time's worth of commits before it starts over.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A started Gatehouse: HTTP on loopback, the control socket, upkeep.
 pub struct Running {
@@ -169,6 +172,10 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         credentials,
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(checkpoints(
+        gatehouse.auth().store.clone(),
+        shutdown_rx.clone(),
+    )));
     start_at_launch(&gatehouse);
     let info = serde_json::json!({"url": gatehouse.url(), "pid": std::process::id()});
     let _ = std::fs::write(data_dir.join(SERVER_INFO_FILE), info.to_string());
@@ -210,9 +217,26 @@ fn start_at_launch(gatehouse: &Arc<Gatehouse>) {
     }
 }
 
+/// Checkpoints the database's write-ahead log until shutdown, on a blocking
+/// thread ([`Store::checkpoint`]; nothing to do when nothing was written).
+async fn checkpoints(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut shutdown) => break,
+        }
+        let store = store.clone();
+        let done = tokio::task::spawn_blocking(move || store.checkpoint()).await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
 /// Periodic upkeep until shutdown: expire unanswered consent requests, close
-/// idle sessions, checkpoint the database's write-ahead log, and note the
-/// audit log's head outside the database (once more at shutdown).
+/// idle sessions, and note the audit log's head outside the database (once
+/// more at shutdown).
 async fn upkeep(
     gatehouse: Arc<Gatehouse>,
     credentials: Arc<CredentialStore>,
@@ -260,9 +284,6 @@ fn note_audit_head(
 }
 
 fn sweep(g: &Gatehouse, now: clock::UnixMs) {
-    if let Err(e) = g.store().checkpoint() {
-        tracing::warn!(error = %e, "WAL checkpoint failed");
-    }
     if let Err(e) = g.store().upkeep_live(now) {
         tracing::error!(error = %e, "loading the live authorization state failed");
     }

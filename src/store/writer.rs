@@ -9,8 +9,8 @@
 //! in a row), the caller runs its write itself: it takes the lock only if no
 //! one holds it, and saves two hand-offs between threads.
 //!
-//! When its queue is empty, the writer brings the text index up to date
-//! (`store::audit::index_text`), a chunk at a time between batches.
+//! When its queue has been empty for a while, the writer brings the text
+//! index up to date (`store::audit::index_text`), a chunk at a time.
 //!
 //! The writer holds the store weakly: it ends when the store is dropped.
 
@@ -28,6 +28,8 @@ use crate::clock::UnixMs;
 const MAX_BATCH: usize = 1024;
 /// Events added to the text index per transaction while the writer is idle.
 const INDEX_CHUNK: usize = 256;
+/// How long the writer waits for more writes before it indexes.
+const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One queued write: run inside the batch's transaction, it gives back how
 /// to answer its caller once the commit is known (`Some` = why it failed).
@@ -149,17 +151,31 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &Atomic
                 Err(_) => break,
             }
         }
-        let Some(store) = store.upgrade() else {
+        let Some(strong) = store.upgrade() else {
             return;
         };
         let n = batch.len();
         // A write that panics loses its batch (each caller is told), not the writer.
-        let run = std::panic::AssertUnwindSafe(|| commit(&store, batch));
+        let run = std::panic::AssertUnwindSafe(|| commit(&strong, batch));
         if std::panic::catch_unwind(run).is_err() {
             tracing::error!("a write panicked on the store's writer; its batch was rolled back");
         }
+        drop(strong);
         waiting.fetch_sub(n, Ordering::SeqCst);
-        // Idle: bring the text index up to date, a little at a time.
+        // Idle a while: bring the text index up to date, a little at a
+        // time. (Indexing after every batch made one agent's calls in a row
+        // wait on it; under steady load, upkeep indexes what piled up.)
+        match rx.recv_timeout(IDLE_BEFORE_INDEXING) {
+            Ok(job) => {
+                next = Some(job);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
         loop {
             match rx.try_recv() {
                 Ok(job) => {
