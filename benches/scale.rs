@@ -159,10 +159,15 @@ fn seed(db: &Path, n: usize, now: i64) -> Result<()> {
              VALUES (?1, ?2, 'demo', '[\"read_note\",\"list_notes\"]', 'tool:read_note tool:list_notes', 'forever', ?3, 'me', '[]', 0)",
             params![grant, client, now],
         )?;
+        let family = format!("fam_{i}");
+        tx.execute(
+            "INSERT INTO token_families (id, client_id, grant_id) VALUES (?1, ?2, ?3)",
+            params![family, client, grant],
+        )?;
         tx.execute(
             "INSERT INTO tokens (token_hash, kind, client_id, grant_id, family_id, issued_at, expires_at)
              VALUES (?1, 'access', ?2, ?3, ?4, ?5, ?6)",
-            params![format!("{i:064x}"), client, grant, format!("fam_{i}"), now, now + 3_600_000],
+            params![format!("{i:064x}"), client, grant, family, now, now + 3_600_000],
         )?;
     }
     for i in 0..AGENTS {

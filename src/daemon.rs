@@ -172,10 +172,6 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
         credentials,
         shutdown_rx.clone(),
     )));
-    tasks.push(tokio::spawn(checkpoints(
-        gatehouse.auth().store.clone(),
-        shutdown_rx.clone(),
-    )));
     start_at_launch(&gatehouse);
     let info = serde_json::json!({"url": gatehouse.url(), "pid": std::process::id()});
     let _ = std::fs::write(data_dir.join(SERVER_INFO_FILE), info.to_string());
@@ -217,41 +213,33 @@ fn start_at_launch(gatehouse: &Arc<Gatehouse>) {
     }
 }
 
-/// Checkpoints the database's write-ahead log until shutdown, on a blocking
-/// thread ([`Store::checkpoint`]; nothing to do when nothing was written).
-async fn checkpoints(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped(&mut shutdown) => break,
-        }
-        let store = store.clone();
-        let done = tokio::task::spawn_blocking(move || store.checkpoint()).await;
-        if let Ok(Err(e)) = done {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
-}
-
-/// Periodic upkeep until shutdown: expire unanswered consent requests, close
-/// idle sessions, and note the audit log's head outside the database (once
-/// more at shutdown).
+/// Periodic upkeep until shutdown: checkpoint the database's write-ahead
+/// log (every [`CHECKPOINT_EVERY`]), expire unanswered consent requests,
+/// close idle sessions, and note the audit log's head outside the database
+/// (every [`UPKEEP_EVERY`], and once more at shutdown).
 async fn upkeep(
     gatehouse: Arc<Gatehouse>,
     credentials: Arc<CredentialStore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    let sweep_every = (UPKEEP_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()) as u64;
     let mut noted = gatehouse.store().head();
-    loop {
+    for n in 0u64.. {
         let stop = tokio::select! {
             _ = tick.tick() => false,
             _ = stopped(&mut shutdown) => true,
         };
+        let swept_now = stop || n % sweep_every == 0;
         // Upkeep touches the disk: keep it off the async workers.
         let (g, c, before) = (gatehouse.clone(), credentials.clone(), noted.clone());
         let swept = tokio::task::spawn_blocking(move || {
+            if let Err(e) = g.store().checkpoint() {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+            if !swept_now {
+                return before;
+            }
             if !stop {
                 sweep(&g, clock::now());
             }
