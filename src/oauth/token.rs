@@ -187,7 +187,7 @@ fn exchange_code(
     tx.attempt(|tx| {
         let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;
         let family = crypto::short_id("fam_");
-        tokens::insert_family(tx.conn(), &family, &client.client_id, &grant.id)?;
+        tokens::insert_family(tx.conn(), &family, &row)?;
         let body = issue(auth, tx, &client, &grant, &family, Some(code_hash), now)?;
         tx.record(
             NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)

@@ -132,17 +132,18 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
 }
 
 /// A family of tokens: the ones one authorization code issued, and their
-/// rotations. Revoking a client's or a grant's tokens goes through it.
-pub fn insert_family(
-    conn: &Connection,
-    family_id: &str,
-    client_id: &str,
-    grant_id: &str,
-) -> Result<(), StoreError> {
+/// rotations. Revoking a client's, a grant's or a replayed code's tokens
+/// goes through it.
+pub fn insert_family(conn: &Connection, family_id: &str, code: &CodeRow) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO token_families (id, client_id, grant_id) VALUES (?1, ?2, ?3)",
+        "INSERT INTO token_families (id, client_id, grant_id, code_hash) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![family_id, client_id, grant_id])?;
+    .execute(params![
+        family_id,
+        code.client_id,
+        code.grant_id,
+        code.code_hash
+    ])?;
     Ok(())
 }
 
@@ -219,7 +220,8 @@ pub fn revoke_for_code(
 ) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL",
+            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
+             AND family_id IN (SELECT id FROM token_families WHERE code_hash = ?1)",
         )?
         .execute(params![code_hash, now])?)
 }

@@ -4,17 +4,19 @@
 -- entry to a hash index at a random page. Tokens issued before keep
 -- working: they are found by their hash, in an index that holds only them.
 -- A token family (one per authorization code) names its client and grant
--- once, in `token_families`; revoking an agent's or a grant's tokens goes
--- through it, so `tokens` needs no index by client or grant.
+-- once, in `token_families`; revoking an agent's, a grant's or a replayed
+-- code's tokens goes through it, so `tokens` needs no index but the family.
 CREATE TABLE token_families (
     id          TEXT PRIMARY KEY,
     client_id   TEXT NOT NULL REFERENCES clients(client_id),
-    grant_id    TEXT NOT NULL REFERENCES grants(id)
+    grant_id    TEXT NOT NULL REFERENCES grants(id),
+    code_hash   TEXT                       -- the authorization code that began it
 );
-INSERT INTO token_families (id, client_id, grant_id)
-    SELECT family_id, MIN(client_id), MIN(grant_id) FROM tokens GROUP BY family_id;
+INSERT INTO token_families (id, client_id, grant_id, code_hash)
+    SELECT family_id, MIN(client_id), MIN(grant_id), MIN(code_hash) FROM tokens GROUP BY family_id;
 CREATE INDEX token_families_client ON token_families(client_id);
 CREATE INDEX token_families_grant ON token_families(grant_id);
+CREATE INDEX token_families_code ON token_families(code_hash);
 
 CREATE TABLE tokens_by_id (
     id           INTEGER PRIMARY KEY,
