@@ -139,6 +139,8 @@ pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<
 
 /// Issues `n` more live access tokens for the grant of `token` (as /token
 /// stores them, in one transaction), so the bearer check runs among many.
+/// Their texts are never handed out: they are found in the live state by
+/// hash, never in the database by id.
 pub fn add_live_tokens(g: &Gatehouse, token: &str, n: usize) -> Result<(), String> {
     use crate::store::tokens::{self, TokenKind, TokenRow};
     let row = g

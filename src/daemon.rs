@@ -24,7 +24,7 @@ use crate::store::{Store, StoreError};
 pub const DB_FILE: &str = "gatehouse.db";
 /// Where a running Gatehouse says where it listens (`{"url": …, "pid": …}`).
 pub const SERVER_INFO_FILE: &str = "server.json";
-/// How often upkeep runs.
+/// How often upkeep sweeps (expiry, idle sessions, the audit head…).
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often the WAL is checkpointed: under steady writes it grows by this
 /// much time's worth of commits before it starts over.
@@ -223,6 +223,8 @@ async fn upkeep(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    // A slow sweep is not followed by a burst of checkpoints.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let sweep_every = (UPKEEP_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()) as u64;
     let mut noted = gatehouse.store().head();
     for n in 0u64.. {

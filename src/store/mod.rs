@@ -52,6 +52,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_token_ids.sql"),
 ];
 
+/// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the
+/// writer held, so it can start over.
+const WAL_RESTART_FRAMES: i64 = 1000;
 /// The most a WAL file keeps of its size once it starts over.
 const WAL_KEPT_BYTES: i64 = 64 << 20;
 
@@ -147,9 +150,10 @@ impl Store {
 
     /// Moves committed pages from the WAL into the database. Call it from
     /// upkeep, off the request path. The bulk is copied beside the writer
-    /// (a PASSIVE checkpoint); then the writer is held while the frames
-    /// committed meanwhile are copied, so the checkpoint reaches the WAL's end
-    /// and the next write starts the WAL over from its beginning. Without
+    /// (a PASSIVE checkpoint); for a long WAL, the writer is then held while
+    /// the frames committed meanwhile are copied (none: nothing to do), so
+    /// the checkpoint reaches the end and the next write starts
+    /// the WAL over (once no reader still holds an older snapshot). Without
     /// that second step, steady writes kept every checkpoint short of the end
     /// and the WAL grew without bound.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
@@ -157,9 +161,14 @@ impl Store {
             return Ok(());
         };
         let c = c.lock().unwrap_or_else(|p| p.into_inner());
-        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        let _writer = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        let passive = "PRAGMA wal_checkpoint(PASSIVE)";
+        let log: i64 = c.query_row(passive, [], |r| r.get(1))?;
+        // Writes stall while the writer is held: only for a WAL worth it.
+        // (What was written during the first pass is not in `log`.)
+        if log >= WAL_RESTART_FRAMES {
+            let _writer = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            c.query_row(passive, [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -462,8 +471,8 @@ mod tests {
                 commits
             })
         };
-        for _ in 0..20 {
-            std::thread::sleep(std::time::Duration::from_millis(25));
+        for _ in 0..16 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
             store.checkpoint().unwrap();
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -471,9 +480,11 @@ mod tests {
         // The WAL header's checkpoint sequence counts the times it started over.
         let wal = std::fs::read(dir.path().join("p.db-wal")).unwrap();
         let restarts = u32::from_be_bytes(wal[12..16].try_into().unwrap());
+        // A checkpoint holds the writer only for a WAL over WAL_RESTART_FRAMES,
+        // so a slow machine restarts every other time or so.
         assert!(
-            restarts >= 10,
-            "the WAL started over {restarts} times in 20 checkpoints ({commits} commits; {} bytes)",
+            restarts >= 4,
+            "the WAL started over {restarts} times in 16 checkpoints ({commits} commits; {} bytes)",
             wal.len()
         );
     }

@@ -9,8 +9,9 @@
 //! in a row), the caller runs its write itself: it takes the lock only if no
 //! one holds it, and saves two hand-offs between threads.
 //!
-//! When its queue has been empty for a while, the writer brings the text
-//! index up to date (`store::audit::index_text`), a chunk at a time.
+//! When its queue has been empty for a while (or once a second under steady
+//! writes), the writer brings the text index up to date
+//! (`store::audit::index_text`), a chunk at a time.
 //!
 //! The writer holds the store weakly: it ends when the store is dropped.
 
@@ -30,6 +31,8 @@ const MAX_BATCH: usize = 1024;
 const INDEX_CHUNK: usize = 256;
 /// How long the writer waits for more writes before it indexes.
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
+/// Under steady writes, the writer still indexes (a chunk at least) this often.
+const INDEX_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One queued write: run inside the batch's transaction, it gives back how
 /// to answer its caller once the commit is known (`Some` = why it failed).
@@ -134,8 +137,10 @@ fn not_committed(e: &StoreError) -> StoreError {
     StoreError::Corrupt(format!("the write was not committed: {e}"))
 }
 
+#[allow(clippy::disallowed_methods)] // when to index is a matter of real time
 fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &AtomicUsize) {
     let mut next = None;
+    let mut indexed = std::time::Instant::now();
     loop {
         let first = match next.take() {
             Some(job) => job,
@@ -162,28 +167,36 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &Atomic
         }
         drop(strong);
         waiting.fetch_sub(n, Ordering::SeqCst);
-        // Idle a while: bring the text index up to date, a little at a
-        // time. (Indexing after every batch made one agent's calls in a row
-        // wait on it; under steady load, upkeep indexes what piled up.)
-        match rx.recv_timeout(IDLE_BEFORE_INDEXING) {
-            Ok(job) => {
-                next = Some(job);
-                continue;
+        // Idle a while, or busy for a second since the last indexing: bring
+        // the text index up to date, a little at a time. (Indexing after every
+        // batch made one agent's calls in a row wait on it.)
+        let overdue = indexed.elapsed() >= INDEX_AT_LEAST_EVERY;
+        if !overdue {
+            match rx.recv_timeout(IDLE_BEFORE_INDEXING) {
+                Ok(job) => {
+                    next = Some(job);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
+        indexed = std::time::Instant::now();
         let Some(store) = store.upgrade() else {
             return;
         };
+        // Overdue: one chunk even with writes waiting.
+        let mut regardless = overdue;
         loop {
-            match rx.try_recv() {
-                Ok(job) => {
-                    next = Some(job);
-                    break;
+            if !std::mem::take(&mut regardless) {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        next = Some(job);
+                        break;
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                    Err(mpsc::TryRecvError::Empty) => {}
                 }
-                Err(mpsc::TryRecvError::Disconnected) => return,
-                Err(mpsc::TryRecvError::Empty) => {}
             }
             match store.index_text(INDEX_CHUNK) {
                 Ok(0) => break,

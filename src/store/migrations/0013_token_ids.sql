@@ -18,6 +18,9 @@ CREATE INDEX token_families_client ON token_families(client_id);
 CREATE INDEX token_families_grant ON token_families(grant_id);
 CREATE INDEX token_families_code ON token_families(code_hash);
 
+-- `client_id` and `grant_id` stay on each token for the live state's reads,
+-- unindexed: nothing deletes a client or a grant (they are revoked, or marked
+-- removed), so their foreign keys never have to find a client's tokens.
 CREATE TABLE tokens_by_id (
     id           INTEGER PRIMARY KEY,
     token_hash   TEXT NOT NULL,
