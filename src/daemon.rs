@@ -64,6 +64,9 @@ impl Running {
             }
         }
         self.gatehouse.gateway().close_all().await;
+        // Outcomes of the last calls may still be queued for the writer.
+        let g = self.gatehouse.clone();
+        let _ = tokio::task::spawn_blocking(move || g.settle_audit()).await;
         let dir = self.gatehouse.data_dir();
         let _ = std::fs::remove_file(dir.join(crate::control::SOCKET_FILE));
         let _ = std::fs::remove_file(dir.join(SERVER_INFO_FILE));

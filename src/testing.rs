@@ -226,6 +226,7 @@ pub fn refresh_grant(
 
 /// The kinds of every audit event, oldest first.
 pub fn audit_kinds(store: &Store) -> Vec<String> {
+    store.settle();
     store
         .read(|c| {
             let mut stmt = c.prepare("SELECT kind FROM audit_events ORDER BY id")?;

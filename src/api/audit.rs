@@ -34,6 +34,13 @@ pub struct AuditPage {
 pub const AUDIT_COUNT_CAP: i64 = 10_000;
 
 impl Gatehouse {
+    /// Waits until every audit record queued before it is committed: a
+    /// call's outcome is written after its answer went back, and a view of
+    /// the log shows it. Blocks briefly: call it off the async workers.
+    pub fn settle_audit(&self) {
+        self.store().settle();
+    }
+
     /// Checks the whole audit log: every event's seal, every link, and that
     /// the newest event Gatehouse knows of is still there. Reads every event:
     /// call it off the async workers.
@@ -57,6 +64,7 @@ impl Gatehouse {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<AuditPage> {
+        self.settle_audit();
         let store = self.store();
         let events = store.read(|c| log::page(c, filter, Cursor::Before(before_id), limit))?;
         let (total, total_more) = match before_id {
@@ -75,6 +83,7 @@ impl Gatehouse {
 
     /// The most recent `limit` events matching `filter`, oldest first.
     pub fn recent_events(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.settle_audit();
         let mut events = self
             .store()
             .read(|c| log::page(c, filter, Cursor::Before(None), limit))?;
@@ -88,6 +97,7 @@ impl Gatehouse {
     pub fn follow(&self, filter: AuditFilter, backlog: u32) -> Result<(Vec<AuditEvent>, Follow)> {
         // Subscribe first, so nothing committed after the backlog read is lost.
         let live = self.store().subscribe();
+        self.settle_audit();
         let recent = if backlog == 0 {
             Vec::new()
         } else {
@@ -126,6 +136,7 @@ impl Gatehouse {
             ))
         };
         let mut out = std::io::BufWriter::new(crate::private::create_file(path).map_err(cannot)?);
+        self.settle_audit();
         let store = self.store();
         export::export(format, &mut out, |before| {
             store.read(|c| log::page(c, filter, Cursor::Before(before), 2_000))

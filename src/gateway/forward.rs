@@ -113,7 +113,7 @@ impl Gateway {
             Ok(exchange) => unfinished.exchange = Some(exchange),
             Err(e) => {
                 if let Some(relay) = unfinished.relay.take() {
-                    relay.ended(&mut e.to_message().into()).await;
+                    relay.ended(&mut e.to_message().into());
                 }
                 return e.into();
             }
@@ -123,7 +123,7 @@ impl Gateway {
         let (mut first, done) = unfinished.next().await;
         let (exchange, relay) = unfinished.into_parts();
         if done {
-            relay.ended(&mut first).await;
+            relay.ended(&mut first);
             return Reply::Messages {
                 session_id: None,
                 messages: one(first),
@@ -296,7 +296,7 @@ struct Relay {
 impl Relay {
     /// The answer (or the error standing for it): a listing is filtered to
     /// the grant, a call's outcome audited.
-    async fn ended(&self, answer: &mut Message) {
+    fn ended(&self, answer: &mut Message) {
         if self.method == "tools/list" {
             let now = clock::now();
             let definitions = &self.session.definitions;
@@ -314,9 +314,9 @@ impl Relay {
                 tool: &call.tool,
             };
             let elapsed = Some(call.at.elapsed());
-            event
-                .record(&self.store, outcome, elapsed, detail, clock::now())
-                .await;
+            // Its start is committed: the answer need not wait for this one.
+            let outcome = event.event(EventKind::ToolCall, outcome, elapsed, detail);
+            self.store.append_soon(outcome, clock::now());
         }
     }
 
@@ -326,7 +326,7 @@ impl Relay {
         loop {
             let (mut m, done) = exchange.next().await;
             if done {
-                self.ended(&mut m).await;
+                self.ended(&mut m);
             }
             if let Some(to) = &tx {
                 if to.send(m).await.is_err() {
@@ -365,17 +365,15 @@ impl Unfinished {
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         match (self.relay.take(), self.exchange.take()) {
             (Some(relay), Some(exchange)) => {
-                rt.spawn(relay.rest(exchange, None));
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(relay.rest(exchange, None));
+                }
             }
             (Some(relay), None) => {
                 let why = "the agent went away before the upstream answered".to_string();
-                let mut gone = failed(&self.id, why).to_message().into();
-                rt.spawn(async move { relay.ended(&mut gone).await });
+                relay.ended(&mut failed(&self.id, why).to_message().into());
             }
             _ => {}
         }

@@ -13,11 +13,16 @@
 //! writes), the writer brings the text index up to date
 //! (`store::audit::index_text`), a chunk at a time.
 //!
+//! A record that nothing waits on (a call's outcome, once its start is
+//! committed) is queued with [`Store::append_soon`], and the caller goes on
+//! at once. A view of the log first waits for such records
+//! ([`Store::settle`]), so it shows what was done before it was asked for.
+//!
 //! The writer holds the store weakly: it ends when the store is dropped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use tokio::sync::oneshot;
 
@@ -33,6 +38,8 @@ const INDEX_CHUNK: usize = 256;
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
 /// Under steady writes, the writer still indexes (a chunk at least) this often.
 const INDEX_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest [`Store::settle`] waits (a writer stuck longer is logged).
+const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One queued write: run inside the batch's transaction, it gives back how
 /// to answer its caller once the commit is known (`Some` = why it failed).
@@ -45,20 +52,49 @@ pub(super) struct Writer {
     queue: OnceLock<mpsc::Sender<Job>>,
     /// Writes queued and not yet committed.
     waiting: Arc<AtomicUsize>,
+    /// Writes ever queued, and ever answered (committed or failed), for
+    /// [`Store::settle`]. Answers come in queue order.
+    progress: Arc<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    queued: AtomicU64,
+    answered: Mutex<u64>,
+    answer: Condvar,
+}
+
+impl Progress {
+    fn answered(&self, n: u64) {
+        *self.answered.lock().unwrap_or_else(|p| p.into_inner()) += n;
+        self.answer.notify_all();
+    }
 }
 
 impl Writer {
     fn queue(&self, store: &Arc<Store>) -> &mpsc::Sender<Job> {
         self.queue.get_or_init(|| {
-            let waiting = self.waiting.clone();
+            let (waiting, progress) = (self.waiting.clone(), self.progress.clone());
             let (tx, rx) = mpsc::channel();
             let store = Arc::downgrade(store);
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || write_batches(&store, &rx, &waiting))
+                .spawn(move || write_batches(&store, &rx, &waiting, &progress))
                 .expect("a thread for the store's writer");
             tx
         })
+    }
+
+    /// Queues `job`; false when the writer has stopped.
+    fn send(&self, store: &Arc<Store>, job: Job) -> bool {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.progress.queued.fetch_add(1, Ordering::SeqCst);
+        if self.queue(store).send(job).is_err() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.progress.answered(1);
+            return false;
+        }
+        true
     }
 }
 
@@ -107,12 +143,47 @@ impl Store {
                 let _ = done.send(answer);
             })
         });
-        self.writer.waiting.fetch_add(1, Ordering::SeqCst);
-        if self.writer.queue(self).send(job).is_err() {
-            self.writer.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !self.writer.send(self, job) {
             return Err(stopped().into());
         }
         committed.await.map_err(|_| stopped())?
+    }
+
+    /// Queues an audit event for the writer's next group commit and returns
+    /// at once, for a record that nothing waits on: a call's outcome, whose
+    /// start was committed before the call was sent. A failure is logged; a
+    /// crash before the commit leaves the start without an outcome.
+    pub fn append_soon(self: &Arc<Self>, event: NewEvent, now: UnixMs) {
+        let job: Job = Box::new(move |tx| {
+            let result: Result<(), StoreError> = tx.job(|tx| tx.record(event, now));
+            Box::new(move |failed| {
+                let why = match (&result, failed) {
+                    (Err(e), _) | (Ok(()), Some(e)) => e.to_string(),
+                    (Ok(()), None) => return,
+                };
+                tracing::error!(error = %why, "could not write an audit event");
+            })
+        });
+        if !self.writer.send(self, job) {
+            tracing::error!(error = %stopped(), "could not write an audit event");
+        }
+    }
+
+    /// Waits until every write queued before it is committed (or failed), so
+    /// that a view of the log shows what was done before it was asked for.
+    /// Blocks (call it off the async workers); gives up after a while.
+    pub fn settle(&self) {
+        let progress = &self.writer.progress;
+        let target = progress.queued.load(Ordering::SeqCst);
+        let answered = progress.answered.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = progress
+            .answer
+            .wait_timeout_while(answered, SETTLE_AT_MOST, |n| *n < target);
+        if waited.is_ok_and(|(_, w)| w.timed_out()) {
+            tracing::warn!(
+                "the store's writer is behind; a view of the log may miss its last writes"
+            );
+        }
     }
 }
 
@@ -138,7 +209,12 @@ fn not_committed(e: &StoreError) -> StoreError {
 }
 
 #[allow(clippy::disallowed_methods)] // when to index is a matter of real time
-fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &AtomicUsize) {
+fn write_batches(
+    store: &Weak<Store>,
+    rx: &mpsc::Receiver<Job>,
+    waiting: &AtomicUsize,
+    progress: &Progress,
+) {
     let mut next = None;
     let mut indexed = std::time::Instant::now();
     loop {
@@ -167,6 +243,7 @@ fn write_batches(store: &Weak<Store>, rx: &mpsc::Receiver<Job>, waiting: &Atomic
         }
         drop(strong);
         waiting.fetch_sub(n, Ordering::SeqCst);
+        progress.answered(n as u64);
         // Idle a while, or busy for a second since the last indexing: bring
         // the text index up to date, a little at a time. (Indexing after every
         // batch made one agent's calls in a row wait on it.)
@@ -277,6 +354,29 @@ mod tests {
         let whole = crate::audit::chain::Start::Whole(None);
         let found = crate::audit::chain::verify(store.key(), sealed, true, &whole);
         assert!(found.intact(), "the group commits kept the chain");
+    }
+
+    #[test]
+    fn a_view_settles_on_records_queued_before_it() {
+        // On a file, so that reading does not wait for the writer's lock.
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::audit::chain::Key::new([7; 32]);
+        let store = Arc::new(Store::open(&dir.path().join("g.db"), key, 0).unwrap());
+        let held = store.hold_writer();
+        store.append_soon(call(EventKind::ToolCall, "outcome"), 1_000);
+        assert_eq!(store.queued(), 1, "queued, and the caller went on");
+        let settled = std::thread::scope(|s| {
+            let view = s.spawn(|| {
+                store.settle();
+                crate::testing::audit_kinds(&store)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(!view.is_finished(), "the view waits for the writer");
+            drop(held);
+            view.join().unwrap()
+        });
+        assert_eq!(settled, ["tool_call"], "the view shows the queued record");
+        assert_eq!(store.queued(), 0);
     }
 
     #[allow(clippy::await_holding_lock)] // it holds the writer's lock on purpose

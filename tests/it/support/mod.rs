@@ -530,4 +530,22 @@ impl Fixture {
     pub fn api(&self) -> &Gatehouse {
         self.running.as_ref().unwrap().gatehouse()
     }
+
+    /// [`Gh::audit_rows`] once the outcomes already queued are committed
+    /// (a call's outcome is written after its answer), as a view of the log waits.
+    pub fn audit_rows(&self) -> Vec<(String, String, Option<String>, Value)> {
+        self.settled().audit_rows()
+    }
+
+    /// [`Gh::audit_kinds`], settled the same way.
+    pub fn audit_kinds(&self) -> Vec<String> {
+        self.settled().audit_kinds()
+    }
+
+    fn settled(&self) -> &Gh {
+        if let Some(running) = &self.running {
+            running.gatehouse().settle_audit();
+        }
+        &self.gh
+    }
 }
