@@ -116,9 +116,7 @@ pub fn jsonrpc_policy(data: &[u8]) {
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
         return;
     };
-    let set = |items: &[&str]| -> std::collections::HashSet<String> {
-        items.iter().map(|s| s.to_string()).collect()
-    };
+    let set = |items: &[&str]| -> crate::store::live::ToolSet { items.iter().collect() };
     let (tools, ask, suspended) = (
         set(&["read", "ask", "changed"]),
         set(&["ask"]),

@@ -3,20 +3,18 @@
 //! real tool the agent was never granted, answered with a step-up challenge)
 //! before it can reach the upstream.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 
-use crate::store::live::LiveGrant;
+use crate::store::live::{LiveGrant, ToolSet};
 use crate::tools::{PROMPTS, RESOURCES};
 
 /// What the agent holds on this server.
 pub struct Grantee<'a> {
-    pub tools: &'a HashSet<String>,
+    pub tools: &'a ToolSet,
     /// Granted tools whose every call is held for the person.
-    pub ask: &'a HashSet<String>,
+    pub ask: &'a ToolSet,
     /// Granted tools blocked because their definition changed upstream.
-    pub suspended: &'a HashSet<String>,
+    pub suspended: &'a ToolSet,
 }
 
 impl<'a> Grantee<'a> {
@@ -154,11 +152,7 @@ pub fn mark_askable(tool: &mut Value) {
 mod tests {
     use super::*;
 
-    fn grantee<'a>(
-        tools: &'a HashSet<String>,
-        ask: &'a HashSet<String>,
-        suspended: &'a HashSet<String>,
-    ) -> Grantee<'a> {
+    fn grantee<'a>(tools: &'a ToolSet, ask: &'a ToolSet, suspended: &'a ToolSet) -> Grantee<'a> {
         Grantee {
             tools,
             ask,
@@ -166,8 +160,8 @@ mod tests {
         }
     }
 
-    fn set(items: &[&str]) -> HashSet<String> {
-        items.iter().map(|s| s.to_string()).collect()
+    fn set(items: &[&str]) -> ToolSet {
+        items.iter().collect()
     }
 
     #[test]

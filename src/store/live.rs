@@ -25,6 +25,60 @@ use super::grants::{self, Grant};
 use super::{pins, StoreError};
 use crate::clock::UnixMs;
 
+/// A token's hash (64 hex digits, as stored) as the live state keys it:
+/// 32 bytes in the table, not a string of 64 on the heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct HashKey([u8; 32]);
+
+impl HashKey {
+    /// `None` for anything but 64 lowercase hex digits (no token hashes so).
+    fn of(hex: &str) -> Option<HashKey> {
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut key = [0; 32];
+        for (byte, pair) in key.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(HashKey(key))
+    }
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// A set of tool names, sorted and searched by halves: as fast as a hash
+/// set at 1 to 1,000 names, and one allocation for a grant's set, where a
+/// hash table cost three times the memory (10,000 grants held at start).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ToolSet(Box<[Box<str>]>);
+
+impl ToolSet {
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.binary_search_by(|t| (**t).cmp(name)).is_ok()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for ToolSet {
+    fn from_iter<I: IntoIterator<Item = S>>(names: I) -> ToolSet {
+        let mut names: Vec<Box<str>> = names.into_iter().map(|n| n.as_ref().into()).collect();
+        names.sort_unstable();
+        names.dedup();
+        ToolSet(names.into_boxed_slice())
+    }
+}
+
 /// A live access token: whom it speaks for, until when.
 #[derive(Debug, Clone)]
 struct LiveToken {
@@ -46,11 +100,11 @@ pub struct PinHead {
 pub struct LiveGrant {
     pub grant: Grant,
     /// Granted tools (and `resources`/`prompts`).
-    pub tools: HashSet<String>,
+    pub tools: ToolSet,
     /// Granted tools whose every call is held for the person.
-    pub ask: HashSet<String>,
+    pub ask: ToolSet,
     /// Granted tools blocked because their definition changed upstream.
-    pub suspended: HashSet<String>,
+    pub suspended: ToolSet,
     /// Each pinned tool's pin.
     pub pins: HashMap<String, PinHead>,
 }
@@ -69,12 +123,12 @@ impl LiveGrant {
             })
             .collect();
         Ok(LiveGrant {
-            tools: grant.tools.iter().cloned().collect(),
-            ask: grant.ask_tools.iter().cloned().collect(),
+            tools: grant.tools.iter().collect(),
+            ask: grant.ask_tools.iter().collect(),
             suspended: pins
                 .iter()
                 .filter(|(_, p)| p.suspended)
-                .map(|(t, _)| t.clone())
+                .map(|(t, _)| t)
                 .collect(),
             pins,
             grant,
@@ -83,7 +137,7 @@ impl LiveGrant {
 }
 
 /// How a client that can still authenticate does so.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientKey {
     pub auth_method: AuthMethod,
     pub secret_hash: Option<String>,
@@ -110,10 +164,10 @@ enum Touched {
 
 #[derive(Default)]
 pub struct Live {
-    tokens: RwLock<HashMap<String, LiveToken>>,
+    tokens: RwLock<HashMap<HashKey, LiveToken>>,
     grants: RwLock<HashMap<Arc<str>, Arc<LiveGrant>>>,
     /// Every client not removed, by id.
-    clients: RwLock<HashMap<String, Arc<ClientKey>>>,
+    clients: RwLock<HashMap<Box<str>, ClientKey>>,
     touched: Arc<Mutex<Vec<Touched>>>,
 }
 
@@ -127,7 +181,7 @@ impl Live {
     pub fn access(&self, token_hash: &str, now: UnixMs) -> Option<Holder> {
         let token = {
             let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-            let t = tokens.get(token_hash)?;
+            let t = tokens.get(&HashKey::of(token_hash)?)?;
             if t.expires_at <= now {
                 return None;
             }
@@ -149,7 +203,7 @@ impl Live {
     }
 
     /// How a client authenticates; `None` for one unknown or removed.
-    pub fn client(&self, client_id: &str) -> Option<Arc<ClientKey>> {
+    pub fn client(&self, client_id: &str) -> Option<ClientKey> {
         let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
         clients.get(client_id).cloned()
     }
@@ -243,6 +297,9 @@ impl Live {
         let Some((hash, live, client_id, grant_id, issued_at, expires_at)) = row else {
             return Ok(());
         };
+        let Some(hash) = token_key(&hash) else {
+            return Ok(());
+        };
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         if live {
             let token = LiveToken {
@@ -268,8 +325,8 @@ impl Live {
         };
         let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
         match key {
-            Some(key) => clients.insert(client_id, Arc::new(key)),
-            None => clients.remove(&client_id),
+            Some(key) => clients.insert(client_id.into(), key),
+            None => clients.remove(client_id.as_str()),
         };
         Ok(())
     }
@@ -302,8 +359,9 @@ impl Live {
     /// `now`, or all not revoked when `now` is not known.
     pub(super) fn load(&self, conn: &Connection, now: Option<UnixMs>) -> Result<(), StoreError> {
         let now = now.unwrap_or(UnixMs::MIN);
-        let mut grants = HashMap::new();
-        for grant in grants::list(conn, None, false, now)? {
+        let in_force = grants::list(conn, None, false, now)?;
+        let mut grants = HashMap::with_capacity(in_force.len());
+        for grant in in_force {
             let id: Arc<str> = grant.id.as_str().into();
             grants.insert(id, Arc::new(LiveGrant::load(conn, grant)?));
         }
@@ -324,6 +382,9 @@ impl Live {
         })?;
         for row in rows {
             let (hash, client_id, grant_id, issued_at, expires_at) = row?;
+            let Some(hash) = token_key(&hash) else {
+                continue;
+            };
             // Tokens of a grant no longer in force are not live.
             let Some((grant_id, _)) = grants.get_key_value(grant_id.as_str()) else {
                 continue;
@@ -348,7 +409,7 @@ impl Live {
         let mut stmt = conn.prepare(CLIENT_KEYS)?;
         for row in stmt.query_map([], client_key)? {
             if let (client_id, Some(key)) = row? {
-                clients.insert(client_id, Arc::new(key));
+                clients.insert(client_id.into_boxed_str(), key);
             }
         }
         *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
@@ -387,6 +448,16 @@ impl Live {
     }
 }
 
+/// A stored token hash as a key; one not hashed as Gatehouse hashes is
+/// left out (the token then authenticates through the database, which says why).
+fn token_key(hash: &str) -> Option<HashKey> {
+    let key = HashKey::of(hash);
+    if key.is_none() {
+        tracing::warn!("a token whose stored hash is not 64 hex digits is not held in memory");
+    }
+    key
+}
+
 /// Each client's id and, unless it was removed, how it authenticates.
 const CLIENT_KEYS: &str =
     "SELECT client_id, auth_method, secret_hash, removed_at IS NULL FROM clients";
@@ -409,6 +480,34 @@ fn client_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<ClientK
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_hash_keys_the_live_state_as_32_bytes() {
+        let hash = crate::crypto::hash("a token");
+        let key = HashKey::of(&hash).unwrap();
+        assert_eq!(key.0[0], u8::from_str_radix(&hash[..2], 16).unwrap());
+        assert_eq!(key.0[31], u8::from_str_radix(&hash[62..], 16).unwrap());
+        assert_ne!(HashKey::of(&crate::crypto::hash("another")), Some(key));
+        for not_a_hash in [
+            &hash[..62],
+            &hash.to_uppercase(),
+            &format!("{}zz", &hash[..62]),
+            "",
+        ] {
+            assert_eq!(HashKey::of(not_a_hash), None, "{not_a_hash:?}");
+        }
+    }
+
+    #[test]
+    fn a_tool_set_finds_exactly_its_names() {
+        let set: ToolSet = ["write", "read", "delete", "read"].iter().collect();
+        assert!(["read", "write", "delete"].iter().all(|t| set.contains(t)));
+        assert!(!set.contains("rea") && !set.contains("readx") && !set.contains(""));
+        let many: ToolSet = (0..1000).map(|i| format!("tool_{i}")).collect();
+        assert!(
+            many.contains("tool_0") && many.contains("tool_999") && !many.contains("tool_1000")
+        );
+    }
     use crate::crypto;
     use crate::oauth::agents;
     use crate::store::{pins, Store};
