@@ -118,7 +118,7 @@ pub fn seal(key: &Key, prev: &str, content: &str) -> String {
     mac.update(b"\n");
     mac.update(content.as_bytes());
     let bytes = mac.finalize().into_bytes();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&bytes)
 }
 
 /// What verifying found.

@@ -148,10 +148,7 @@ struct Record {
 }
 
 fn sha256(text: &[u8]) -> String {
-    sha2::Sha256::digest(text)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&sha2::Sha256::digest(text))
 }
 
 fn read(path: &Path) -> Result<Option<String>, String> {
