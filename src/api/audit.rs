@@ -97,7 +97,6 @@ impl Gatehouse {
     pub fn follow(&self, filter: AuditFilter, backlog: u32) -> Result<(Vec<AuditEvent>, Follow)> {
         // Subscribe first, so nothing committed after the backlog read is lost.
         let live = self.store().subscribe();
-        self.settle_audit();
         let recent = if backlog == 0 {
             Vec::new()
         } else {

@@ -366,11 +366,13 @@ impl Unfinished {
 impl Drop for Unfinished {
     fn drop(&mut self) {
         match (self.relay.take(), self.exchange.take()) {
-            (Some(relay), Some(exchange)) => {
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(relay.rest(exchange, None));
+            (Some(relay), Some(exchange)) => match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(relay.rest(exchange, None))),
+                Err(_) => {
+                    let why = "Gatehouse stopped before the upstream answered".to_string();
+                    relay.ended(&mut failed(&self.id, why).to_message().into());
                 }
-            }
+            },
             (Some(relay), None) => {
                 let why = "the agent went away before the upstream answered".to_string();
                 relay.ended(&mut failed(&self.id, why).to_message().into());

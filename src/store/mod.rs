@@ -180,7 +180,7 @@ impl Store {
     /// the index is up to date). The audit writer calls it when idle, upkeep
     /// for what other writes recorded.
     pub fn index_text(&self, limit: usize) -> Result<usize, StoreError> {
-        self.write(|tx| audit::index_text(tx.conn(), limit))
+        self.write_unordered(|tx| audit::index_text(tx.conn(), limit))
     }
 
     /// What an agent's request is decided by (live tokens and grants).
@@ -231,7 +231,20 @@ impl Store {
     /// Runs `f` in one transaction. It commits when `f` returns `Ok`, or when
     /// `f` called [`Tx::keep`] (a refusal that is itself worth recording, such
     /// as a replayed code); otherwise it rolls back and records nothing.
+    /// Writes queued before it (a call's outcome) are committed first, so the
+    /// log keeps the order things happened in: an outcome the agent already
+    /// had never follows the revocation that came after it.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.after_queued();
+        self.write_unordered(f)
+    }
+
+    /// [`Store::write`] without waiting for queued writes: for the writer's
+    /// own batches and upkeep that records nothing.
+    fn write_unordered<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {

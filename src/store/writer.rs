@@ -169,6 +169,13 @@ impl Store {
         }
     }
 
+    /// [`Store::settle`] when writes are queued; at once when none are.
+    pub(super) fn after_queued(&self) {
+        if self.writer.waiting.load(Ordering::SeqCst) > 0 {
+            self.settle();
+        }
+    }
+
     /// Waits until every write queued before it is committed (or failed), so
     /// that a view of the log shows what was done before it was asked for.
     /// Blocks (call it off the async workers); gives up after a while.
@@ -301,7 +308,7 @@ fn rolled_back(tx: &Tx<'_>) -> Result<(), StoreError> {
 /// Runs one batch in one transaction and tells each caller how it went.
 fn commit(store: &Store, batch: Vec<Job>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    let written: Result<(), StoreError> = store.write(|tx| {
+    let written: Result<(), StoreError> = store.write_unordered(|tx| {
         for job in batch {
             rolled_back(tx)?;
             replies.push(job(tx));
@@ -377,6 +384,22 @@ mod tests {
         });
         assert_eq!(settled, ["tool_call"], "the view shows the queued record");
         assert_eq!(store.queued(), 0);
+    }
+
+    #[test]
+    fn a_direct_write_follows_the_records_queued_before_it() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        for _ in 0..20 {
+            store.append_soon(call(EventKind::ToolCall, "outcome"), 1_000);
+            let revoked = NewEvent::new(EventKind::AgentRevoked, Outcome::Allowed);
+            store.write(|tx| tx.record(revoked, 1_001)).unwrap();
+        }
+        let kinds = crate::testing::audit_kinds(&store);
+        let expected = ["tool_call", "agent_revoked"].repeat(20);
+        assert_eq!(
+            kinds, expected,
+            "each outcome before the revocation after it"
+        );
     }
 
     #[allow(clippy::await_holding_lock)] // it holds the writer's lock on purpose
