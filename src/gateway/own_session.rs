@@ -52,12 +52,11 @@ impl<'c> OwnSession<'c> {
             protocol_version: Some(LEGACY_VERSION.into()),
             ..UpstreamHeaders::default()
         };
-        let reply = final_reply(
-            conn.request(init, &offered)
-                .await
-                .map_err(|e| e.to_string())?,
-        )
-        .await?;
+        let stream = conn
+            .request(init, &offered)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = final_reply(stream, "gatehouse-init").await?;
         if let Some(version) = modern_version_in(&reply) {
             let mut session = OwnSession {
                 conn,
@@ -123,7 +122,7 @@ impl<'c> OwnSession<'c> {
             .request(request, &headers)
             .await
             .map_err(|e| e.to_string())?;
-        success(final_reply(stream).await?)
+        success(final_reply(stream, id).await?)
     }
 
     /// Reads every page of `tools/list` (at most 100 pages).
@@ -167,11 +166,19 @@ fn modern_version_in(reply: &Value) -> Option<&'static str> {
         .find(|v| supported.iter().any(|s| s == v))
 }
 
-/// The response at the end of a request's messages, success or error.
-async fn final_reply(mut rx: MessageStream) -> Result<Value, String> {
+/// The answer to Gatehouse's own request `id`, success or error. A response
+/// carrying any other id (a server's stray or replayed answer) is not taken
+/// for it: it is skipped with a warning, and the wait goes on.
+async fn final_reply(mut rx: MessageStream, id: &str) -> Result<Value, String> {
     while let Some(m) = rx.recv().await {
-        if m.is_response() {
-            return Ok(m.into_value());
+        match m.response_id() {
+            Some(answered) if answered.as_str() == Some(id) => return Ok(m.into_value()),
+            Some(other) => tracing::warn!(
+                ours = id,
+                answered = %crate::gateway::jsonrpc::id_key(&other).escape_debug(),
+                "a server answered a request Gatehouse did not send; ignored"
+            ),
+            None => {}
         }
     }
     Err("upstream closed without answering".into())
@@ -214,5 +221,24 @@ mod tests {
         assert_eq!(modern_version_in(&legacy), None);
         let other = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32600, "message": "no"}});
         assert_eq!(modern_version_in(&other), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_another_request_is_not_taken_for_ours() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let stray = json!({"jsonrpc": "2.0", "id": "gatehouse-init", "result": {"forged": true}});
+        let ours = json!({"jsonrpc": "2.0", "id": "gatehouse-list-1", "result": {"tools": []}});
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}});
+        for m in [stray, note, ours.clone()] {
+            tx.send(m.into()).await.unwrap();
+        }
+        drop(tx);
+        assert_eq!(final_reply(rx, "gatehouse-list-1").await, Ok(ours));
+
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let numeric = json!({"jsonrpc": "2.0", "id": 7, "result": {}});
+        tx.send(numeric.into()).await.unwrap();
+        drop(tx);
+        assert!(final_reply(rx, "gatehouse-init").await.is_err());
     }
 }
