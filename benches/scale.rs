@@ -102,6 +102,14 @@ fn main() -> Result<()> {
             }),
         ),
         (
+            "one agent, denied, last minute",
+            filter(|f| {
+                f.client_id = Some("c5".into());
+                f.outcome = Some(Outcome::Denied);
+                f.since = Some(now - 60_000);
+            }),
+        ),
+        (
             "text: \"note 4242\"",
             filter(|f| f.text = Some("note 4242".into())),
         ),

@@ -214,7 +214,7 @@ struct FilterSql {
     text_match: Option<String>,
 }
 
-fn filter_sql(f: &Filter) -> FilterSql {
+fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
     let mut args: Vec<Value> = Vec::new();
     let mut push = |column: &str, op: &str, value: Value| {
@@ -232,6 +232,9 @@ fn filter_sql(f: &Filter) -> FilterSql {
     }
     if let Some(t) = f.since {
         push("at", ">=", Value::Integer(t));
+    }
+    if let Some(floor) = agent_since_floor(conn, f)? {
+        push("id", ">=", Value::Integer(floor));
     }
     if let Some(t) = f.until {
         push("at", "<", Value::Integer(t));
@@ -254,11 +257,29 @@ fn filter_sql(f: &Filter) -> FilterSql {
             text_match = Some(format!("\"{}\"", text.replace('"', "\"\"")));
         }
     }
-    FilterSql {
+    Ok(FilterSql {
         clause: clauses.join(" AND "),
         args,
         text_match,
-    }
+    })
+}
+
+/// For a view of one agent's events since a moment: the lowest id any of
+/// them has (`i64::MAX` when there is none), read from the agent's events by
+/// time. Ids follow time only as far as the clock did, so the lowest id is
+/// looked up, not assumed; with it a walk of the agent's events, newest
+/// first, stops where the time range begins.
+fn agent_since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
+    let (Some(client_id), Some(since)) = (&f.client_id, f.since) else {
+        return Ok(None);
+    };
+    let floor: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(id) FROM audit_events INDEXED BY audit_events_client_at
+             WHERE client_id = ?1 AND at >= ?2",
+        )?
+        .query_row(params![client_id, since], |r| r.get(0))?;
+    Ok(Some(floor.unwrap_or(i64::MAX)))
 }
 
 impl FilterSql {
@@ -373,7 +394,7 @@ pub fn page(
         "audit_events.*",
         from_row as fn(&Row<'_>) -> rusqlite::Result<AuditEvent>,
     );
-    filter_sql(f).select(conn, rows, op, id, order, limit.min(10_000) as i64)
+    filter_sql(conn, f)?.select(conn, rows, op, id, order, limit.min(10_000) as i64)
 }
 
 /// The id of the newest event (0 when the log is empty).
@@ -499,7 +520,7 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
 /// are more. It stops at the cap, so it costs no more than reading that many.
 pub fn count_up_to(conn: &Connection, f: &Filter, cap: i64) -> Result<(i64, bool), StoreError> {
     let id: fn(&Row<'_>) -> rusqlite::Result<i64> = |r| r.get(0);
-    let ids = filter_sql(f).select(
+    let ids = filter_sql(conn, f)?.select(
         conn,
         ("audit_events.id", id),
         "<",
@@ -642,6 +663,66 @@ mod tests {
             ..Default::default()
         };
         assert!(store.read(|c| count(c, &upper)).unwrap() > 0, "any case");
+    }
+
+    #[test]
+    fn an_agents_events_since_a_moment_are_all_found_when_the_clock_stepped_back() {
+        let store = Store::open_in_memory().unwrap();
+        // Two agents; the clock steps back an hour after the 20th event, so
+        // late ids carry early times and an early id carries the latest one.
+        let times: Vec<i64> = (0..40)
+            .map(|i| match i {
+                3 => 30_000,
+                0..20 => 10_000 + i,
+                _ => 6_400 + i,
+            })
+            .chain([20_000])
+            .collect();
+        store
+            .write(|tx| {
+                for (i, at) in times.iter().enumerate() {
+                    let agent = if i % 2 == 0 { "c_even" } else { "c_odd" };
+                    let outcome = if i % 3 == 0 {
+                        Outcome::Denied
+                    } else {
+                        Outcome::Allowed
+                    };
+                    tx.record(
+                        NewEvent::new(EventKind::ToolCall, outcome).client(agent),
+                        *at,
+                    )?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let all = store
+            .read(|c| page(c, &Filter::default(), Cursor::Before(None), 100))
+            .unwrap();
+        for since in [0, 6_420, 6_430, 10_000, 10_015, 20_000, 30_000, 30_001] {
+            for outcome in [None, Some(Outcome::Denied)] {
+                let f = Filter {
+                    client_id: Some("c_odd".into()),
+                    outcome,
+                    since: Some(since),
+                    ..Default::default()
+                };
+                let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
+                let sql = store
+                    .read(|c| page(c, &f, Cursor::Before(None), 100))
+                    .unwrap();
+                assert_eq!(sql, live, "since {since}, {outcome:?}");
+                assert_eq!(store.read(|c| count(c, &f)).unwrap(), live.len() as i64);
+            }
+        }
+        let late = Filter {
+            client_id: Some("c_odd".into()),
+            since: Some(30_000),
+            ..Default::default()
+        };
+        let found = store
+            .read(|c| page(c, &late, Cursor::Before(None), 100))
+            .unwrap();
+        assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [4]);
     }
 
     #[test]

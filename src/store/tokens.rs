@@ -315,8 +315,10 @@ mod tests {
         assert!(find("gh_at_1.").is_none() && find("gh_at_.x").is_none());
     }
 
-    /// The `tokens` table as schema versions 1 to 12 had it.
+    /// The `tokens` table as schema versions 1 to 12 had it (and without
+    /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
+        DROP INDEX audit_events_client_at;
         DROP TABLE tokens; DROP TABLE token_families;
         CREATE TABLE tokens (
             token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,
