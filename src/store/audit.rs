@@ -429,19 +429,41 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
     Ok(added)
 }
 
-/// Up to which event the log may be cut, as `keep` asks at `now`: the newest
-/// event older than it keeps, or the newest beyond the count it keeps; at
-/// most `chunk` events from the oldest. `None`: nothing to cut.
+/// Up to which event the log may be cut, as `keep` asks at `now`: the
+/// oldest events, up to the first one younger than it keeps or beyond the
+/// count it keeps, whichever reaches further; at most `chunk` events from the
+/// oldest. A young event stops the cut by age even when later ones look
+/// older (ids follow time only as far as the clock did). `None`: nothing to
+/// cut.
 pub fn prune_through(
     conn: &Connection,
     keep: crate::config::Retention,
     now: UnixMs,
     chunk: i64,
 ) -> Result<Option<i64>, StoreError> {
+    let first: Option<i64> = conn
+        .prepare_cached("SELECT MIN(id) FROM audit_events")?
+        .query_row([], |r| r.get(0))?;
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let last_of_chunk = first + chunk - 1;
     let by_age: Option<i64> = match keep.for_ms {
-        Some(ms) => conn
-            .prepare_cached("SELECT MAX(id) FROM audit_events WHERE at < ?1")?
-            .query_row([now - ms], |r| r.get(0))?,
+        Some(ms) => {
+            let kept: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT id FROM audit_events WHERE id BETWEEN ?1 AND ?2 AND at >= ?3
+                     ORDER BY id LIMIT 1",
+                )?
+                .query_row(params![first, last_of_chunk, now - ms], |r| r.get(0))
+                .optional()?;
+            match kept {
+                Some(id) => Some(id - 1),
+                None => conn
+                    .prepare_cached("SELECT MAX(id) FROM audit_events WHERE id <= ?1")?
+                    .query_row([last_of_chunk], |r| r.get(0))?,
+            }
+        }
         None => None,
     };
     let by_count: Option<i64> = match keep.events {
@@ -451,13 +473,8 @@ pub fn prune_through(
             .optional()?,
         None => None,
     };
-    let Some(through) = by_age.max(by_count) else {
-        return Ok(None);
-    };
-    let first: i64 = conn
-        .prepare_cached("SELECT MIN(id) FROM audit_events")?
-        .query_row([], |r| r.get(0))?;
-    Ok(Some(through.min(first + chunk - 1)))
+    let through = by_age.max(by_count).map(|t| t.min(last_of_chunk));
+    Ok(through.filter(|t| *t >= first))
 }
 
 /// Every event (a call's start too) with an id in `(after, through]`, oldest
@@ -723,6 +740,49 @@ mod tests {
             .read(|c| page(c, &late, Cursor::Before(None), 100))
             .unwrap();
         assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn retention_by_age_cuts_the_oldest_events_up_to_the_first_it_keeps() {
+        let store = Store::open_in_memory().unwrap();
+        // The clock stepped back after event 3: event 4 looks older than it.
+        store
+            .write(|tx| {
+                for at in [100, 101, 500, 102, 600, 601] {
+                    tx.record(NewEvent::new(EventKind::ToolCall, Outcome::Allowed), at)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let through = |for_ms: i64, events: Option<u64>, chunk: i64| {
+            let keep = crate::config::Retention {
+                for_ms: Some(for_ms),
+                events,
+            };
+            store
+                .read(|c| prune_through(c, keep, 1_000, chunk))
+                .unwrap()
+        };
+        assert_eq!(
+            through(800, None, 10),
+            Some(2),
+            "stops at the young event 3"
+        );
+        assert_eq!(through(800, None, 1), Some(1), "at most a chunk");
+        assert_eq!(through(950, None, 10), None, "nothing is that old");
+        assert_eq!(through(450, None, 10), Some(4), "up to event 5 (at 600)");
+        assert_eq!(through(1, None, 4), Some(4), "all old: the chunk");
+        assert_eq!(through(1, None, 100), Some(6), "all old: every event");
+        assert_eq!(
+            through(950, Some(2), 10),
+            Some(4),
+            "the count reaches further"
+        );
+        assert_eq!(
+            through(800, Some(2), 3),
+            Some(3),
+            "the count, within the chunk"
+        );
     }
 
     #[test]
