@@ -94,6 +94,17 @@ fn main() -> Result<()> {
         ),
         ("the last hour", filter(|f| f.since = Some(hour_ago))),
         (
+            "the last minute, denied",
+            filter(|f| {
+                f.outcome = Some(Outcome::Denied);
+                f.since = Some(now - 60_000);
+            }),
+        ),
+        (
+            "nothing since (a quiet hour)",
+            filter(|f| f.since = Some(now + 1)),
+        ),
+        (
             "one agent, denied, last hour",
             filter(|f| {
                 f.client_id = Some("c5".into());
@@ -218,12 +229,17 @@ fn seed(db: &Path, n: usize, now: i64) -> Result<()> {
             ])?;
         }
     }
-    // The text index as the audit writer keeps it: up to date.
+    // The text index and the blocks' newest times as the audit writer
+    // keeps them: up to date.
     tx.execute_batch(
         "INSERT INTO audit_text (rowid, agent, server, tool, kind, actor, detail)
            SELECT id, agent, server, tool, kind, actor, detail FROM audit_events
            WHERE id > (SELECT upto FROM audit_text_indexed);
-         UPDATE audit_text_indexed SET upto = (SELECT MAX(id) FROM audit_events);",
+         UPDATE audit_text_indexed SET upto = (SELECT MAX(id) FROM audit_events);
+         INSERT OR REPLACE INTO audit_time_blocks (block, newest)
+           SELECT id / 4096, MAX(at) FROM audit_events
+           WHERE id < (SELECT (MAX(id) + 1) / 4096 * 4096 FROM audit_events)
+           GROUP BY id / 4096;",
     )?;
     tx.commit()?;
     db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;

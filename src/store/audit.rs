@@ -117,6 +117,10 @@ pub fn sealed_page(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The log's ids in blocks of this many, each with its newest time
+/// (`audit_time_blocks`, written when a block's last event is).
+const TIME_BLOCK: i64 = 4_096;
+
 /// Inserts an event, sealed to the one before it; the agent's name is copied
 /// in so the log stays readable.
 pub fn insert(
@@ -177,6 +181,13 @@ pub fn insert(
             seal
         ],
     )?;
+    if (id + 1) % TIME_BLOCK == 0 {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO audit_time_blocks (block, newest)
+             SELECT ?1, MAX(at) FROM audit_events WHERE id BETWEEN ?2 AND ?3",
+        )?
+        .execute(params![id / TIME_BLOCK, id + 1 - TIME_BLOCK, id])?;
+    }
     Ok(AuditEvent {
         id,
         at: now,
@@ -233,7 +244,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     if let Some(t) = f.since {
         push("at", ">=", Value::Integer(t));
     }
-    if let Some(floor) = agent_since_floor(conn, f)? {
+    if let Some(floor) = since_floor(conn, f)? {
         push("id", ">=", Value::Integer(floor));
     }
     if let Some(t) = f.until {
@@ -264,22 +275,33 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     })
 }
 
-/// For a view of one agent's events since a moment: the lowest id any of
-/// them has (`i64::MAX` when there is none), read from the agent's events by
-/// time. Ids follow time only as far as the clock did, so the lowest id is
-/// looked up, not assumed; with it a walk of the agent's events, newest
-/// first, stops where the time range begins.
-fn agent_since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
-    let (Some(client_id), Some(since)) = (&f.client_id, f.since) else {
+/// For a view of the events since a moment: the lowest id any of them can
+/// have. That is the first id of the first block, from the log's oldest,
+/// whose newest time reaches the moment, or that has no newest time on
+/// record (the block still being written, or one whose events were written
+/// some other way): every event in the blocks before it is older. Ids
+/// follow time only as far as the clock did, so this is read, not assumed;
+/// with it a walk of the log, newest first, stops where the range begins.
+fn since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
+    let Some(since) = f.since else {
         return Ok(None);
     };
-    let floor: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MIN(id) FROM audit_events INDEXED BY audit_events_client_at
-             WHERE client_id = ?1 AND at >= ?2",
-        )?
-        .query_row(params![client_id, since], |r| r.get(0))?;
-    Ok(Some(floor.unwrap_or(i64::MAX)))
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT MIN(id) FROM audit_events")?
+        .query_row([], |r| r.get(0))?;
+    let mut block = oldest.unwrap_or(0) / TIME_BLOCK;
+    let mut stmt = conn.prepare_cached(
+        "SELECT block, newest FROM audit_time_blocks WHERE block >= ?1 ORDER BY block",
+    )?;
+    let mut rows = stmt.query([block])?;
+    while let Some(row) = rows.next()? {
+        let (recorded, newest): (i64, UnixMs) = (row.get(0)?, row.get(1)?);
+        if recorded != block || newest >= since {
+            break;
+        }
+        block += 1;
+    }
+    Ok(Some(block * TIME_BLOCK))
 }
 
 impl FilterSql {
@@ -505,6 +527,10 @@ pub fn delete_through(conn: &Connection, through: i64) -> Result<String, StoreEr
         .optional()?
         .flatten();
     conn.execute("DELETE FROM audit_events WHERE id <= ?1", [through])?;
+    conn.execute(
+        "DELETE FROM audit_time_blocks WHERE (block + 1) * ?1 - 1 <= ?2",
+        params![TIME_BLOCK, through],
+    )?;
     Ok(seal.unwrap_or_default())
 }
 
@@ -683,63 +709,91 @@ mod tests {
     }
 
     #[test]
-    fn an_agents_events_since_a_moment_are_all_found_when_the_clock_stepped_back() {
+    fn a_view_since_a_moment_finds_every_event_when_the_clock_stepped_back() {
         let store = Store::open_in_memory().unwrap();
-        // Two agents; the clock steps back an hour after the 20th event, so
-        // late ids carry early times and an early id carries the latest one.
-        let times: Vec<i64> = (0..40)
-            .map(|i| match i {
-                3 => 30_000,
-                0..20 => 10_000 + i,
-                _ => 6_400 + i,
-            })
-            .chain([20_000])
-            .collect();
+        // Three full blocks and part of a fourth. The clock jumps ahead for
+        // one event in block 1 (id 5,001, denied), then back.
+        let at = |id: i64| match id {
+            5_001 => 90_000,
+            12_288.. => 100_000 + id,
+            _ => 10_000 + id,
+        };
         store
             .write(|tx| {
-                for (i, at) in times.iter().enumerate() {
-                    let agent = if i % 2 == 0 { "c_even" } else { "c_odd" };
-                    let outcome = if i % 3 == 0 {
+                for id in 1..=12_400 {
+                    let agent = if id % 2 == 0 { "c_even" } else { "c_odd" };
+                    let outcome = if id % 3 == 0 {
                         Outcome::Denied
                     } else {
                         Outcome::Allowed
                     };
                     tx.record(
                         NewEvent::new(EventKind::ToolCall, outcome).client(agent),
-                        *at,
+                        at(id),
                     )?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        let all = store
-            .read(|c| page(c, &Filter::default(), Cursor::Before(None), 100))
-            .unwrap();
-        for since in [0, 6_420, 6_430, 10_000, 10_015, 20_000, 30_000, 30_001] {
-            for outcome in [None, Some(Outcome::Denied)] {
-                let f = Filter {
-                    client_id: Some("c_odd".into()),
-                    outcome,
-                    since: Some(since),
-                    ..Default::default()
-                };
-                let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
-                let sql = store
-                    .read(|c| page(c, &f, Cursor::Before(None), 100))
-                    .unwrap();
-                assert_eq!(sql, live, "since {since}, {outcome:?}");
-                assert_eq!(store.read(|c| count(c, &f)).unwrap(), live.len() as i64);
-            }
-        }
-        let late = Filter {
-            client_id: Some("c_odd".into()),
-            since: Some(30_000),
-            ..Default::default()
+        let blocks = |c: &Connection| -> rusqlite::Result<Vec<(i64, i64)>> {
+            c.prepare("SELECT block, newest FROM audit_time_blocks ORDER BY block")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
         };
-        let found = store
-            .read(|c| page(c, &late, Cursor::Before(None), 100))
+        let written = store.read(|c| Ok::<_, StoreError>(blocks(c)?)).unwrap();
+        assert_eq!(written, [(0, 14_095), (1, 90_000), (2, 22_287)]);
+        let all = store
+            .read(|c| page(c, &Filter::default(), Cursor::Before(None), 10_000))
             .unwrap();
-        assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [4]);
+        let all: Vec<_> = all
+            .into_iter()
+            .chain(
+                store
+                    .read(|c| page(c, &Filter::default(), Cursor::Before(Some(2_401)), 10_000))
+                    .unwrap(),
+            )
+            .collect();
+        assert_eq!(all.len(), 12_400);
+        let check = |store: &Store| {
+            for since in [0, 14_000, 20_000, 22_287, 90_000, 90_001, 112_350, 200_000] {
+                for client_id in [None, Some("c_even".to_string())] {
+                    let f = Filter {
+                        client_id: client_id.clone(),
+                        outcome: Some(Outcome::Denied),
+                        since: Some(since),
+                        ..Default::default()
+                    };
+                    let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
+                    let sql = store
+                        .read(|c| page(c, &f, Cursor::Before(None), 10_000))
+                        .unwrap();
+                    assert_eq!(sql, live, "since {since}, {client_id:?}");
+                    let counted = store.read(|c| count(c, &f)).unwrap();
+                    assert_eq!(counted, live.len() as i64);
+                }
+            }
+        };
+        check(&store);
+        let floor = |since| {
+            let f = Filter {
+                since: Some(since),
+                ..Default::default()
+            };
+            store.read(|c| since_floor(c, &f)).unwrap()
+        };
+        assert_eq!(floor(14_000), Some(0));
+        assert_eq!(floor(20_000), Some(4_096), "block 1 reaches it (id 5,001)");
+        assert_eq!(floor(90_001), Some(12_288), "only the block being written");
+        // A block with no newest time on record could hold anything.
+        store
+            .write(|tx| {
+                tx.conn()
+                    .execute("DELETE FROM audit_time_blocks WHERE block = 0", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(floor(90_001), Some(0));
+        check(&store);
     }
 
     #[test]

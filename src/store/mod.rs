@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_audit_text_deferred.sql"),
     include_str!("migrations/0013_token_ids.sql"),
     include_str!("migrations/0014_audit_client_at.sql"),
+    include_str!("migrations/0015_audit_time_blocks.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

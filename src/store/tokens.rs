@@ -318,7 +318,7 @@ mod tests {
     /// The `tokens` table as schema versions 1 to 12 had it (and without
     /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
-        DROP INDEX audit_events_client_at; CREATE INDEX audit_events_at ON audit_events(at);
+        DROP TABLE audit_time_blocks; CREATE INDEX audit_events_at ON audit_events(at);
         DROP TABLE tokens; DROP TABLE token_families;
         CREATE TABLE tokens (
             token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,
