@@ -92,6 +92,10 @@ fn main() -> Result<()> {
             "outcome: error",
             filter(|f| f.outcome = Some(Outcome::Error)),
         ),
+        (
+            "outcome: revoked (10 in the log)",
+            filter(|f| f.outcome = Some(Outcome::Revoked)),
+        ),
         ("the last hour", filter(|f| f.since = Some(hour_ago))),
         (
             "the last minute, denied",
@@ -204,9 +208,11 @@ fn seed(db: &Path, n: usize, now: i64) -> Result<()> {
             "delete_note",
             "wait",
         ];
-        let outcomes = ["allowed"; 17]
+        // Denied and error one event in 20 each (as before: i % 20 = 17, 18);
+        // revoked rare (10 in a million).
+        let outcomes = ["allowed"; 18]
             .iter()
-            .chain(&["denied", "error", "revoked"])
+            .chain(&["denied", "error"])
             .copied()
             .collect::<Vec<_>>();
         let mut insert = tx.prepare(
@@ -218,7 +224,11 @@ fn seed(db: &Path, n: usize, now: i64) -> Result<()> {
             let detail = format!("{{\"arguments\":{{\"title\":\"note {i}\"}}}}");
             insert.execute(params![
                 now - ((n - i) as i64) * 10,
-                outcomes[i % 20],
+                if i % 100_000 == 99_999 {
+                    "revoked"
+                } else {
+                    outcomes[(i + 1) % 20]
+                },
                 format!("c{agent}"),
                 format!("Agent {agent}"),
                 if i % 3 == 0 { "files" } else { "demo" },

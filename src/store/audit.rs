@@ -214,6 +214,9 @@ const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail
 const UNFINISHED_STARTS_ONLY: &str = "NOT (audit_events.kind = 'call_started' AND EXISTS \
      (SELECT 1 FROM audit_events AS outcome WHERE outcome.started_id = audit_events.id))";
 
+/// What `audit_events_not_allowed` holds: the few events that were not allowed.
+const NOT_ALLOWED: &str = "audit_events.outcome <> 'allowed'";
+
 /// A filter as SQL: the WHERE clause over `audit_events` (columns
 /// qualified, parameters numbered from 1) and, for a text search the trigram
 /// index can serve (3 characters or more), its MATCH expression. Such a
@@ -249,6 +252,11 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     }
     if let Some(t) = f.until {
         push("at", "<", Value::Integer(t));
+    }
+    if f.outcome.is_some_and(|o| o != Outcome::Allowed) {
+        // The index of those outcomes says this of every event it holds;
+        // SQLite uses it only when the query says it too, word for word.
+        clauses.push(NOT_ALLOWED.to_string());
     }
     let mut text_match = None;
     if let Some(text) = f.search_text() {
@@ -794,6 +802,44 @@ mod tests {
             .unwrap();
         assert_eq!(floor(90_001), Some(0));
         check(&store);
+    }
+
+    #[test]
+    fn a_view_of_an_outcome_other_than_allowed_reads_their_index() {
+        let store = Store::open_in_memory().unwrap();
+        seed(&store);
+        let plan = |o: Outcome| {
+            let f = Filter {
+                outcome: Some(o),
+                ..Default::default()
+            };
+            let sql = store.read(|c| filter_sql(c, &f)).unwrap();
+            let query = format!(
+                "EXPLAIN QUERY PLAN SELECT audit_events.id FROM audit_events WHERE {} \
+                 AND audit_events.id < ?{} ORDER BY audit_events.id DESC LIMIT ?{}",
+                sql.clause,
+                sql.args.len() + 1,
+                sql.args.len() + 2
+            );
+            let mut args = sql.args.clone();
+            args.extend([Value::Integer(i64::MAX), Value::Integer(200)]);
+            store
+                .read(|c| {
+                    let mut stmt = c.prepare(&query)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))?;
+                    Ok::<_, StoreError>(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
+                })
+                .unwrap()
+        };
+        for o in [Outcome::Denied, Outcome::Error, Outcome::Revoked] {
+            assert!(
+                plan(o).contains("USING INDEX audit_events_not_allowed"),
+                "{o:?}: {}",
+                plan(o)
+            );
+        }
+        assert!(!plan(Outcome::Allowed).contains("audit_events_not_allowed"));
     }
 
     #[test]

@@ -319,6 +319,7 @@ mod tests {
     /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
         DROP TABLE audit_time_blocks; CREATE INDEX audit_events_at ON audit_events(at);
+        DROP INDEX audit_events_not_allowed;
         DROP TABLE tokens; DROP TABLE token_families;
         CREATE TABLE tokens (
             token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,
