@@ -463,8 +463,8 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
 /// oldest events, up to the first one younger than it keeps or beyond the
 /// count it keeps, whichever reaches further; at most `chunk` events from the
 /// oldest. A young event stops the cut by age even when later ones look
-/// older (ids follow time only as far as the clock did). `None`: nothing to
-/// cut.
+/// older (ids follow time only as far as the clock did); one dated after
+/// `now` does not. `None`: nothing to cut.
 pub fn prune_through(
     conn: &Connection,
     keep: crate::config::Retention,
@@ -480,19 +480,19 @@ pub fn prune_through(
     let last_of_chunk = first + chunk - 1;
     let by_age: Option<i64> = match keep.for_ms {
         Some(ms) => {
-            let kept: Option<i64> = conn
+            // An event dated after `now` (a clock that jumped ahead) does
+            // not hold the cut back until that date.
+            let kept: i64 = conn
                 .prepare_cached(
-                    "SELECT id FROM audit_events WHERE id BETWEEN ?1 AND ?2 AND at >= ?3
+                    "SELECT id FROM audit_events WHERE id BETWEEN ?1 AND ?2
+                       AND at >= ?3 AND at <= ?4
                      ORDER BY id LIMIT 1",
                 )?
-                .query_row(params![first, last_of_chunk, now - ms], |r| r.get(0))
-                .optional()?;
-            match kept {
-                Some(id) => Some(id - 1),
-                None => conn
-                    .prepare_cached("SELECT MAX(id) FROM audit_events WHERE id <= ?1")?
-                    .query_row([last_of_chunk], |r| r.get(0))?,
-            }
+                .query_row(params![first, last_of_chunk, now - ms, now], |r| r.get(0))
+                .optional()?
+                .unwrap_or(last_of_chunk + 1);
+            conn.prepare_cached("SELECT MAX(id) FROM audit_events WHERE id < ?1")?
+                .query_row([kept], |r| r.get(0))?
         }
         None => None,
     };
@@ -848,7 +848,7 @@ mod tests {
         // The clock stepped back after event 3: event 4 looks older than it.
         store
             .write(|tx| {
-                for at in [100, 101, 500, 102, 600, 601] {
+                for at in [100, 101, 500, 102, 600, 601, 900, 5_000, 902] {
                     tx.record(NewEvent::new(EventKind::ToolCall, Outcome::Allowed), at)?;
                 }
                 Ok::<_, StoreError>(())
@@ -872,10 +872,16 @@ mod tests {
         assert_eq!(through(950, None, 10), None, "nothing is that old");
         assert_eq!(through(450, None, 10), Some(4), "up to event 5 (at 600)");
         assert_eq!(through(1, None, 4), Some(4), "all old: the chunk");
-        assert_eq!(through(1, None, 100), Some(6), "all old: every event");
+        assert_eq!(through(1, None, 100), Some(9), "all old: every event");
+        assert_eq!(
+            through(50, None, 100),
+            Some(9),
+            "event 8, dated after now, does not hold the cut back"
+        );
+        assert_eq!(through(99, None, 100), Some(8), "event 9 (902) is kept");
         assert_eq!(
             through(950, Some(2), 10),
-            Some(4),
+            Some(7),
             "the count reaches further"
         );
         assert_eq!(
