@@ -18,7 +18,9 @@
 //! at once. A view of the log first waits for such records
 //! ([`Store::settle`]), so it shows what was done before it was asked for.
 //!
-//! The writer holds the store weakly: it ends when the store is dropped.
+//! The writer holds the store weakly: it ends when the store is dropped,
+//! and only then: a write that panics fails its batch, and a panic between
+//! batches starts the writer over on the same queue.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -62,6 +64,11 @@ struct Progress {
     queued: AtomicU64,
     answered: Mutex<u64>,
     answer: Condvar,
+    /// A test's way to make the writer panic between batches.
+    #[cfg(test)]
+    panic_when_indexing: std::sync::atomic::AtomicBool,
+    #[cfg(test)]
+    panics: AtomicUsize,
 }
 
 impl Progress {
@@ -79,7 +86,22 @@ impl Writer {
             let store = Arc::downgrade(store);
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || write_batches(&store, &rx, &waiting, &progress))
+                .spawn(move || {
+                    // A job taken from the queue and not yet run.
+                    let mut next = None;
+                    // A panic outside a batch (in the text indexing) must not
+                    // end the writer: every write after it would fail, and
+                    // every view wait for them. It starts over on the same queue.
+                    loop {
+                        let writer = std::panic::AssertUnwindSafe(|| {
+                            write_batches(&store, &rx, &waiting, &progress, &mut next)
+                        });
+                        match std::panic::catch_unwind(writer) {
+                            Ok(()) => return,
+                            Err(_) => tracing::error!("the store's writer panicked; it goes on"),
+                        }
+                    }
+                })
                 .expect("a thread for the store's writer");
             tx
         })
@@ -221,8 +243,8 @@ fn write_batches(
     rx: &mpsc::Receiver<Job>,
     waiting: &AtomicUsize,
     progress: &Progress,
+    next: &mut Option<Job>,
 ) {
-    let mut next = None;
     let mut indexed = std::time::Instant::now();
     loop {
         let first = match next.take() {
@@ -258,7 +280,7 @@ fn write_batches(
         if !overdue {
             match rx.recv_timeout(IDLE_BEFORE_INDEXING) {
                 Ok(job) => {
-                    next = Some(job);
+                    *next = Some(job);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -275,12 +297,17 @@ fn write_batches(
             if !std::mem::take(&mut regardless) {
                 match rx.try_recv() {
                     Ok(job) => {
-                        next = Some(job);
+                        *next = Some(job);
                         break;
                     }
                     Err(mpsc::TryRecvError::Disconnected) => return,
                     Err(mpsc::TryRecvError::Empty) => {}
                 }
+            }
+            #[cfg(test)]
+            if progress.panic_when_indexing.load(Ordering::SeqCst) {
+                progress.panics.fetch_add(1, Ordering::SeqCst);
+                panic!("indexing failed, as the test asked");
             }
             match store.index_text(INDEX_CHUNK) {
                 Ok(0) => break,
@@ -384,6 +411,38 @@ mod tests {
         });
         assert_eq!(settled, ["tool_call"], "the view shows the queued record");
         assert_eq!(store.queued(), 0);
+    }
+
+    #[test]
+    fn the_writer_goes_on_after_a_panic_between_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        let progress = &store.writer.progress;
+        progress.panic_when_indexing.store(true, Ordering::SeqCst);
+        store.append_soon(call(EventKind::ToolCall, "before"), 1_000);
+        // Idle after that batch, the writer indexes, and panics.
+        let waited = std::time::Duration::from_millis(10);
+        for _ in 0..1_000 {
+            if progress.panics.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            std::thread::sleep(waited);
+        }
+        assert!(progress.panics.load(Ordering::SeqCst) > 0, "it panicked");
+        store.append_soon(call(EventKind::ToolCall, "after"), 1_001);
+        store.settle();
+        let tools: Vec<String> = store
+            .read(|c| audit::page(c, &Filter::default(), Cursor::Before(None), 10))
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.tool)
+            .collect();
+        assert_eq!(
+            tools,
+            ["after", "before"],
+            "the write after the panic landed"
+        );
+        assert_eq!(store.queued(), 0, "and nothing is left waiting");
     }
 
     #[test]
