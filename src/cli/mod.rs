@@ -18,7 +18,7 @@ use gatehouse::api::{
 use gatehouse::clock;
 use gatehouse::config::{self, Config, CredentialStoreChoice};
 use gatehouse::control::client::ControlClient;
-use gatehouse::control::Request;
+use gatehouse::control::{LogFilter, Request};
 
 #[derive(Parser)]
 #[command(
@@ -238,15 +238,31 @@ enum Command {
     /// Resume every agent, or one paused on its own.
     Resume { agent: Option<String> },
     /// Show the audit log (newest last); --follow keeps printing new events.
+    /// Filters combine: each event shown meets every one given.
     Log {
         #[command(subcommand)]
         action: Option<LogAction>,
+        /// Keep printing new events (that meet the filters) as they are recorded.
         #[arg(long, short)]
         follow: bool,
+        /// How many of the most recent events to show.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// One agent's events (name or client id).
         #[arg(long)]
         agent: Option<String>,
+        /// One server's events.
+        #[arg(long)]
+        server: Option<String>,
+        /// Events with this outcome.
+        #[arg(long, value_enum)]
+        outcome: Option<OutcomeArg>,
+        /// Events of the last while: a duration such as 10m, 2h, 7d.
+        #[arg(long, value_parser = since_duration)]
+        since: Option<i64>,
+        /// Events whose agent, server, tool, kind, actor or details contain this text (any case).
+        #[arg(long)]
+        search: Option<String>,
     },
 }
 
@@ -327,6 +343,32 @@ impl From<RiskArg> for gatehouse::api::Risk {
             RiskArg::Destructive => gatehouse::api::Risk::Destructive,
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutcomeArg {
+    Allowed,
+    Denied,
+    Error,
+    Revoked,
+}
+
+impl From<OutcomeArg> for gatehouse::api::Outcome {
+    fn from(o: OutcomeArg) -> Self {
+        use gatehouse::api::Outcome;
+        match o {
+            OutcomeArg::Allowed => Outcome::Allowed,
+            OutcomeArg::Denied => Outcome::Denied,
+            OutcomeArg::Error => Outcome::Error,
+            OutcomeArg::Revoked => Outcome::Revoked,
+        }
+    }
+}
+
+/// `--since`: how long ago the shown events begin, in ms.
+fn since_duration(text: &str) -> Result<i64, String> {
+    clock::parse_duration(text)
+        .ok_or_else(|| format!("{text:?}: use a duration such as 10m, 2h, 7d"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -761,12 +803,28 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
             follow,
             limit,
             agent,
+            server,
+            outcome,
+            since,
+            search,
             action: None,
-        } => Request::Log {
-            limit,
-            client: agent,
-            follow,
-        },
+        } => {
+            // "The last hour" is measured by the wall clock.
+            #[allow(clippy::disallowed_methods)]
+            let since = since.map(|ago| clock::now() - ago);
+            let filter = LogFilter {
+                agent,
+                server,
+                outcome: outcome.map(Into::into),
+                since,
+                text: search,
+            };
+            Request::Log {
+                limit,
+                follow,
+                filter,
+            }
+        }
         Command::Serve { .. }
         | Command::DemoServer
         | Command::Bridge { .. }

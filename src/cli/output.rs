@@ -136,9 +136,16 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         Request::Pause { .. } | Request::Resume { .. } => {
             print_pauses(&read::<PauseState>(answer)?);
         }
-        Request::Log { .. } => {
-            for e in read::<Vec<AuditEvent>>(answer)? {
-                print_event(&e);
+        Request::Log { filter, .. } => {
+            let events = read::<Vec<AuditEvent>>(answer)?;
+            if events.is_empty() {
+                match filter.is_empty() {
+                    true => println!("The audit log is empty."),
+                    false => println!("No events match."),
+                }
+            }
+            for e in &events {
+                print_event(e);
             }
         }
         Request::AddClient { .. } => {

@@ -9,7 +9,9 @@ pub(crate) mod server;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::Outcome;
 use crate::api::{Approval, Error, Target};
+use crate::clock::UnixMs;
 
 /// The socket's file name in the data directory.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -69,9 +71,10 @@ pub enum Request {
     },
     Log {
         limit: u32,
-        /// An agent's name or client id.
-        client: Option<String>,
         follow: bool,
+        /// Which events (every one when it is empty).
+        #[serde(default)]
+        filter: LogFilter,
     },
     /// Adds a pre-registered client (its secret, if any, is in the answer once).
     AddClient {
@@ -135,4 +138,24 @@ pub enum Request {
 pub enum Answer {
     Ok(serde_json::Value),
     Error(Error),
+}
+
+/// Which events `gatehouse log` shows: those that meet every condition given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogFilter {
+    /// An agent's name or client id.
+    pub agent: Option<String>,
+    pub server: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Events at or after this time (Unix ms).
+    pub since: Option<UnixMs>,
+    /// A case-insensitive substring of the agent, server, tool, kind, actor or detail.
+    pub text: Option<String>,
+}
+
+impl LogFilter {
+    /// True when it lets every event through.
+    pub fn is_empty(&self) -> bool {
+        *self == LogFilter::default()
+    }
 }

@@ -11,7 +11,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::{Answer, Request, SOCKET_FILE};
+use super::{Answer, LogFilter, Request, SOCKET_FILE};
 use crate::api::{Actor, AuditFilter, Error, Gatehouse};
 use crate::daemon::stopped;
 
@@ -81,11 +81,11 @@ async fn serve_connection(
         };
         if let Request::Log {
             limit,
-            client,
+            filter,
             follow: true,
         } = request
         {
-            return follow_log(&g, limit, client, &mut write, &mut shutdown).await;
+            return follow_log(&g, limit, &filter, &mut write, &mut shutdown).await;
         }
         let g = g.clone();
         // Every operation but the log reads or writes SQLite: off the async workers.
@@ -110,11 +110,11 @@ async fn send(write: &mut OwnedWriteHalf, answer: &Answer) -> anyhow::Result<()>
 async fn follow_log(
     g: &Gatehouse,
     limit: u32,
-    agent: Option<String>,
+    filter: &LogFilter,
     write: &mut OwnedWriteHalf,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let followed = log_filter(g, agent.as_deref()).and_then(|f| g.follow(f, limit));
+    let followed = audit_filter(g, filter).and_then(|f| g.follow(f, limit));
     let (recent, mut follow) = match followed {
         Ok(f) => f,
         Err(e) => return send(write, &Answer::Error(e)).await,
@@ -133,11 +133,19 @@ async fn follow_log(
     }
 }
 
-/// The log of one agent (by name or client id), or of everyone.
-fn log_filter(g: &Gatehouse, agent: Option<&str>) -> Result<AuditFilter, Error> {
-    Ok(match agent {
-        Some(name) => AuditFilter::agent(g.find_agent(name)?),
-        None => AuditFilter::default(),
+/// The log's filter, its agent found by name or client id.
+fn audit_filter(g: &Gatehouse, filter: &LogFilter) -> Result<AuditFilter, Error> {
+    let client_id = match &filter.agent {
+        Some(name) => Some(g.find_agent(name)?),
+        None => None,
+    };
+    Ok(AuditFilter {
+        client_id,
+        server: filter.server.clone(),
+        outcome: filter.outcome,
+        since: filter.since,
+        until: None,
+        text: filter.text.clone(),
     })
 }
 
@@ -202,8 +210,8 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
             let written = g.export_audit(&AuditFilter::default(), format, &path)?;
             Ok(json!({"events": written, "path": path}))
         }
-        Request::Log { limit, client, .. } => {
-            to_value(g.recent_events(&log_filter(g, client.as_deref())?, limit)?)
+        Request::Log { limit, filter, .. } => {
+            to_value(g.recent_events(&audit_filter(g, &filter)?, limit)?)
         }
     }
 }

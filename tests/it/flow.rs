@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use gatehouse::api::{DurationChoice, ToolChoice};
-use gatehouse::control::Request;
+use gatehouse::control::{LogFilter, Request};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, CsrfToken, IntrospectionUrl, PkceCodeChallenge,
@@ -290,8 +290,11 @@ async fn full_flow_with_the_oauth2_crate() {
     let log = fx
         .control(Request::Log {
             limit: 100,
-            client: Some("Rust Agent".into()),
             follow: false,
+            filter: LogFilter {
+                agent: Some("Rust Agent".into()),
+                ..Default::default()
+            },
         })
         .await
         .unwrap();

@@ -199,8 +199,8 @@ async fn hung_and_crashing_upstreams_give_json_rpc_errors() {
     let log = fx
         .control(Request::Log {
             limit: 50,
-            client: None,
             follow: false,
+            filter: Default::default(),
         })
         .await
         .unwrap();
@@ -329,8 +329,8 @@ async fn the_log_follows_live() {
         let mut c = gatehouse::control::client::ControlClient::connect(&dir).unwrap();
         c.send(&Request::Log {
             limit: 10,
-            client: None,
             follow: true,
+            filter: Default::default(),
         })
         .unwrap();
         let mut kinds = Vec::new();

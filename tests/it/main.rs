@@ -35,6 +35,7 @@ mod golden;
 mod interop;
 mod interop_servers;
 mod lifecycle;
+mod log_cli;
 mod matrix;
 mod pause;
 mod per_tool;
