@@ -164,7 +164,7 @@ impl Gateway {
             None,
             detail.clone(),
         );
-        match self.store.append(start, clock::now()).await {
+        match self.store.append_start(start, clock::now()).await {
             Ok(recorded) => Ok(Some(StartedCall {
                 tool,
                 detail,

@@ -22,7 +22,7 @@
 //! and only then: a write that panics fails its batch, and a panic between
 //! batches starts the writer over on the same queue.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
@@ -40,6 +40,12 @@ const INDEX_CHUNK: usize = 256;
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
 /// Under steady writes, the writer still indexes (a chunk at least) this often.
 const INDEX_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the writer holds records that nothing waits on (calls'
+/// outcomes) before it commits them, gathering more for the same commit:
+/// one agent's calls in a row then share one commit among several outcomes,
+/// and the writer is not woken for each. A write that is waited on ends the
+/// wait at once.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// The longest [`Store::settle`] waits (a writer stuck longer is logged).
 const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -48,12 +54,23 @@ const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// A queued write, and whether anything waits on it.
+struct Queued {
+    job: Job,
+    /// Nothing waits on it (a call's outcome): it may linger.
+    soon: bool,
+}
+
 /// The queue to the writer thread, started on first use.
 #[derive(Default)]
 pub(super) struct Writer {
-    queue: OnceLock<mpsc::Sender<Job>>,
+    queue: OnceLock<(mpsc::Sender<Queued>, std::thread::Thread)>,
     /// Writes queued and not yet committed.
     waiting: Arc<AtomicUsize>,
+    /// Of those, the ones something waits on.
+    awaited: Arc<AtomicUsize>,
+    /// Set when something waits: the writer stops lingering.
+    hurry: Arc<AtomicBool>,
     /// Writes ever queued, and ever answered (committed or failed), for
     /// [`Store::settle`]. Answers come in queue order.
     progress: Arc<Progress>,
@@ -69,6 +86,9 @@ struct Progress {
     panic_when_indexing: std::sync::atomic::AtomicBool,
     #[cfg(test)]
     panics: AtomicUsize,
+    /// A test's way to make the writer linger until it is hurried.
+    #[cfg(test)]
+    linger_until_hurried: AtomicBool,
 }
 
 impl Progress {
@@ -79,12 +99,17 @@ impl Progress {
 }
 
 impl Writer {
-    fn queue(&self, store: &Arc<Store>) -> &mpsc::Sender<Job> {
+    fn queue(&self, store: &Arc<Store>) -> &(mpsc::Sender<Queued>, std::thread::Thread) {
         self.queue.get_or_init(|| {
-            let (waiting, progress) = (self.waiting.clone(), self.progress.clone());
+            let counts = Counts {
+                waiting: self.waiting.clone(),
+                awaited: self.awaited.clone(),
+                hurry: self.hurry.clone(),
+                progress: self.progress.clone(),
+            };
             let (tx, rx) = mpsc::channel();
             let store = Arc::downgrade(store);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || {
                     // A job taken from the queue and not yet run.
@@ -94,7 +119,7 @@ impl Writer {
                     // every view wait for them. It starts over on the same queue.
                     loop {
                         let writer = std::panic::AssertUnwindSafe(|| {
-                            write_batches(&store, &rx, &waiting, &progress, &mut next)
+                            write_batches(&store, &rx, &counts, &mut next)
                         });
                         match std::panic::catch_unwind(writer) {
                             Ok(()) => return,
@@ -103,21 +128,45 @@ impl Writer {
                     }
                 })
                 .expect("a thread for the store's writer");
-            tx
+            (tx, thread.thread().clone())
         })
     }
 
-    /// Queues `job`; false when the writer has stopped.
-    fn send(&self, store: &Arc<Store>, job: Job) -> bool {
+    /// Queues `job` (`soon`: nothing waits on it); false when the writer has stopped.
+    fn send(&self, store: &Arc<Store>, job: Job, soon: bool) -> bool {
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        if !soon {
+            self.awaited.fetch_add(1, Ordering::SeqCst);
+        }
         self.progress.queued.fetch_add(1, Ordering::SeqCst);
-        if self.queue(store).send(job).is_err() {
+        let (queue, _) = self.queue(store);
+        if queue.send(Queued { job, soon }).is_err() {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if !soon {
+                self.awaited.fetch_sub(1, Ordering::SeqCst);
+            }
             self.progress.answered(1);
             return false;
         }
+        if !soon {
+            self.hurry(store);
+        }
         true
     }
+
+    /// Ends the writer's lingering: something waits for its commit.
+    fn hurry(&self, store: &Arc<Store>) {
+        self.hurry.store(true, Ordering::SeqCst);
+        self.queue(store).1.unpark();
+    }
+}
+
+/// What the writer thread keeps count of, shared with [`Writer`].
+struct Counts {
+    waiting: Arc<AtomicUsize>,
+    awaited: Arc<AtomicUsize>,
+    hurry: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 impl Store {
@@ -132,6 +181,20 @@ impl Store {
             .await
     }
 
+    /// [`Store::append`] for a call's start, which may be committed before
+    /// outcomes still lingering in the queue (see [`LINGER`]): one agent's
+    /// next call does not wait for, or share a commit with, its last one's
+    /// outcome. A start is listed only until its outcome is written, so
+    /// this changes no order the log shows.
+    pub async fn append_start(
+        self: &Arc<Self>,
+        event: NewEvent,
+        now: UnixMs,
+    ) -> Result<AuditEvent, StoreError> {
+        self.write_queued_after(Queue::Awaited, move |tx| tx.record_returning(event, now))
+            .await
+    }
+
     /// [`Store::write`] for async callers: `f` runs on the writer, in the
     /// next group commit, in its own savepoint (its refusal kept only if it
     /// called [`Tx::keep`]); resolves with its result once that is committed.
@@ -141,9 +204,24 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_queued_after(Queue::All, f).await
+    }
+
+    /// [`Store::write_queued`], after the queued writes of `after` (those
+    /// it must follow); run on the caller's task when there are none.
+    async fn write_queued_after<T, E, F>(self: &Arc<Self>, after: Queue, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let before = match after {
+            Queue::All => &self.writer.waiting,
+            Queue::Awaited => &self.writer.awaited,
+        };
         // Nothing queued and the connection free: run it here, with no
         // hand-off to the writer and back (what one agent's calls in a row meet).
-        if self.writer.waiting.load(Ordering::SeqCst) == 0 {
+        if before.load(Ordering::SeqCst) == 0 {
             let free = match self.conn.try_lock() {
                 Ok(conn) => Some(conn),
                 // A write that panicked does not end the fast path.
@@ -165,7 +243,7 @@ impl Store {
                 let _ = done.send(answer);
             })
         });
-        if !self.writer.send(self, job) {
+        if !self.writer.send(self, job, false) {
             return Err(stopped().into());
         }
         committed.await.map_err(|_| stopped())?
@@ -186,7 +264,7 @@ impl Store {
                 tracing::error!(error = %why, "could not write an audit event");
             })
         });
-        if !self.writer.send(self, job) {
+        if !self.writer.send(self, job, true) {
             tracing::error!(error = %stopped(), "could not write an audit event");
         }
     }
@@ -204,6 +282,10 @@ impl Store {
     pub fn settle(&self) {
         let progress = &self.writer.progress;
         let target = progress.queued.load(Ordering::SeqCst);
+        if let Some((_, thread)) = self.writer.queue.get() {
+            self.writer.hurry.store(true, Ordering::SeqCst);
+            thread.unpark();
+        }
         let answered = progress.answered.lock().unwrap_or_else(|p| p.into_inner());
         let waited = progress
             .answer
@@ -229,6 +311,13 @@ impl Store {
     }
 }
 
+/// Which queued writes a write must follow.
+enum Queue {
+    All,
+    /// Only those something waits on: it may overtake lingering outcomes.
+    Awaited,
+}
+
 fn stopped() -> StoreError {
     StoreError::Corrupt("the store's writer stopped before this write was committed".into())
 }
@@ -240,11 +329,11 @@ fn not_committed(e: &StoreError) -> StoreError {
 #[allow(clippy::disallowed_methods)] // when to index is a matter of real time
 fn write_batches(
     store: &Weak<Store>,
-    rx: &mpsc::Receiver<Job>,
-    waiting: &AtomicUsize,
-    progress: &Progress,
-    next: &mut Option<Job>,
+    rx: &mpsc::Receiver<Queued>,
+    counts: &Counts,
+    next: &mut Option<Queued>,
 ) {
+    let progress = &counts.progress;
     let mut indexed = std::time::Instant::now();
     loop {
         let first = match next.take() {
@@ -255,23 +344,35 @@ fn write_batches(
             },
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut lingered = false;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
+            // Only outcomes: wait a little for more (a write waited on ends it).
+            if lingered || batch.len() >= MAX_BATCH || batch.iter().any(|q| !q.soon) {
+                break;
+            }
+            linger(counts);
+            lingered = true;
         }
+        counts.hurry.store(false, Ordering::SeqCst);
         let Some(strong) = store.upgrade() else {
             return;
         };
         let n = batch.len();
+        let awaited = batch.iter().filter(|q| !q.soon).count();
         // A write that panics loses its batch (each caller is told), not the writer.
         let run = std::panic::AssertUnwindSafe(|| commit(&strong, batch));
         if std::panic::catch_unwind(run).is_err() {
             tracing::error!("a write panicked on the store's writer; its batch was rolled back");
         }
         drop(strong);
-        waiting.fetch_sub(n, Ordering::SeqCst);
+        counts.waiting.fetch_sub(n, Ordering::SeqCst);
+        counts.awaited.fetch_sub(awaited, Ordering::SeqCst);
         progress.answered(n as u64);
         // Idle a while, or busy for a second since the last indexing: bring
         // the text index up to date, a little at a time. (Indexing after every
@@ -332,13 +433,32 @@ fn rolled_back(tx: &Tx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Parks the writer for [`LINGER`], or until it is told to hurry.
+#[allow(clippy::disallowed_methods)] // how long to linger is a matter of real time
+fn linger(counts: &Counts) {
+    #[allow(unused_mut)]
+    let mut linger = LINGER;
+    #[cfg(test)]
+    if counts.progress.linger_until_hurried.load(Ordering::SeqCst) {
+        linger = std::time::Duration::from_secs(600);
+    }
+    let until = std::time::Instant::now() + linger;
+    while !counts.hurry.load(Ordering::SeqCst) {
+        let now = std::time::Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::park_timeout(until - now);
+    }
+}
+
 /// Runs one batch in one transaction and tells each caller how it went.
-fn commit(store: &Store, batch: Vec<Job>) {
+fn commit(store: &Store, batch: Vec<Queued>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     let written: Result<(), StoreError> = store.write_unordered(|tx| {
-        for job in batch {
+        for queued in batch {
             rolled_back(tx)?;
-            replies.push(job(tx));
+            replies.push((queued.job)(tx));
         }
         rolled_back(tx)
     });
@@ -443,6 +563,54 @@ mod tests {
             "the write after the panic landed"
         );
         assert_eq!(store.queued(), 0, "and nothing is left waiting");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_may_pass_lingering_outcomes_and_nothing_else_does() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let progress = &store.writer.progress;
+        progress.linger_until_hurried.store(true, Ordering::SeqCst);
+        let first = store
+            .append_start(call(EventKind::CallStarted, "read"), 1)
+            .await
+            .unwrap();
+        let outcome =
+            call(EventKind::ToolCall, "read").detail(serde_json::json!({"call_started": first.id}));
+        store.append_soon(outcome, 2);
+        // The next call's start need not wait for the last one's outcome.
+        let next = store
+            .append_start(call(EventKind::CallStarted, "write"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            next.id,
+            first.id + 1,
+            "the start went ahead of the lingering outcome"
+        );
+        // Any other record follows what was queued before it.
+        store.append_soon(call(EventKind::ToolCall, "write"), 4);
+        let denied = NewEvent::new(EventKind::ToolCall, Outcome::Denied).tool("delete");
+        let denied = store.append(denied, 5).await.unwrap();
+        store.settle();
+        let order: Vec<(i64, Option<String>)> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id, tool FROM audit_events ORDER BY id")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok::<_, StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap();
+        let tool = |t: &str| Some(t.to_string());
+        assert_eq!(
+            order,
+            [
+                (1, tool("read")),
+                (2, tool("write")),
+                (3, tool("read")),
+                (4, tool("write")),
+                (5, tool("delete")),
+            ]
+        );
+        assert_eq!(denied.id, 5, "the denial came after both outcomes");
     }
 
     #[test]
