@@ -80,7 +80,7 @@ fn main() -> Result<()> {
     };
     // Gatehouse and the no-op server get their own runtime, as a separate
     // `gatehouse serve` process would, so a blocked server worker never stalls the clients.
-    let (server_rt, client_rt) = (runtime()?, runtime()?);
+    let (server_rt, client_rt) = (runtime("gatehouse-worker")?, runtime("client-worker")?);
     let dir = tempfile::tempdir()?;
     let me = std::env::current_exe()?.to_string_lossy().into_owned();
     let toml = format!(
@@ -108,9 +108,11 @@ fn main() -> Result<()> {
     result
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A runtime of two workers, named for `perf report --sort comm`.
+fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    Ok(builder.worker_threads(2).enable_all().build()?)
+    builder.thread_name(name).worker_threads(2).enable_all();
+    Ok(builder.build()?)
 }
 
 struct Bench<'a> {
