@@ -63,6 +63,7 @@ impl Running {
                 task.abort();
             }
         }
+        self.gatehouse.audit_stopping();
         self.gatehouse.gateway().close_all().await;
         // Outcomes of the last calls may still be queued for the writer.
         let g = self.gatehouse.clone();

@@ -41,6 +41,12 @@ impl Gatehouse {
         self.store().settle();
     }
 
+    /// Gatehouse is stopping: audit records still to come (the outcomes of
+    /// calls cut short) are committed at once, not held for others.
+    pub fn audit_stopping(&self) {
+        self.store().stop_lingering();
+    }
+
     /// Checks the whole audit log: every event's seal, every link, and that
     /// the newest event Gatehouse knows of is still there. Reads every event:
     /// call it off the async workers.

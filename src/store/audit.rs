@@ -288,7 +288,8 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
 /// whose newest time reaches the moment, or that has no newest time on
 /// record (the block still being written, or one whose events were written
 /// some other way): every event in the blocks before it is older. Ids
-/// follow time only as far as the clock did, so this is read, not assumed;
+/// follow time only as far as the clock did (and a call's outcome may be
+/// committed after the next call's start), so this is read, not assumed;
 /// with it a walk of the log, newest first, stops where the range begins.
 fn since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
     let Some(since) = f.since else {

@@ -5,9 +5,11 @@
 //! undone alone, and the others commit. Each caller's future resolves when
 //! its write is committed. Callers wait on a channel, never on the database
 //! lock, and a burst of N concurrent writes pays about one commit instead of
-//! N. When nothing is queued and the connection is free (one agent's calls
-//! in a row), the caller runs its write itself: it takes the lock only if no
-//! one holds it, and saves two hand-offs between threads.
+//! N. When nothing it must follow is queued and the connection is free (one
+//! agent's calls in a row), the caller runs its write itself: it takes the
+//! lock only if no one holds it, and saves two hand-offs between threads.
+//! Each write follows everything queued before it, except a call's start
+//! ([`Store::append_start`]), which follows only writes something waits on.
 //!
 //! When its queue has been empty for a while (or once a second under steady
 //! writes), the writer brings the text index up to date
@@ -15,8 +17,10 @@
 //!
 //! A record that nothing waits on (a call's outcome, once its start is
 //! committed) is queued with [`Store::append_soon`], and the caller goes on
-//! at once. A view of the log first waits for such records
-//! ([`Store::settle`]), so it shows what was done before it was asked for.
+//! at once. The writer holds a batch of only such records up to [`LINGER`]
+//! for more to join it. A view of the log first waits for such records
+//! ([`Store::settle`], which ends the linger), so it shows what was done
+//! before it was asked for.
 //!
 //! The writer holds the store weakly: it ends when the store is dropped,
 //! and only then: a write that panics fails its batch, and a panic between
@@ -69,8 +73,6 @@ pub(super) struct Writer {
     waiting: Arc<AtomicUsize>,
     /// Of those, the ones something waits on.
     awaited: Arc<AtomicUsize>,
-    /// Set when something waits: the writer stops lingering.
-    hurry: Arc<AtomicBool>,
     /// Writes ever queued, and ever answered (committed or failed), for
     /// [`Store::settle`]. Answers come in queue order.
     progress: Arc<Progress>,
@@ -81,14 +83,18 @@ struct Progress {
     queued: AtomicU64,
     answered: Mutex<u64>,
     answer: Condvar,
+    /// The most writes a view waits to see answered ([`Store::settle`]).
+    wanted: AtomicU64,
+    /// Gatehouse is stopping: nothing lingers any more.
+    closing: AtomicBool,
     /// A test's way to make the writer panic between batches.
     #[cfg(test)]
     panic_when_indexing: std::sync::atomic::AtomicBool,
     #[cfg(test)]
     panics: AtomicUsize,
-    /// A test's way to make the writer linger until it is hurried.
+    /// A test's way to make the writer linger until something waits.
     #[cfg(test)]
-    linger_until_hurried: AtomicBool,
+    linger_long: AtomicBool,
 }
 
 impl Progress {
@@ -104,7 +110,6 @@ impl Writer {
             let counts = Counts {
                 waiting: self.waiting.clone(),
                 awaited: self.awaited.clone(),
-                hurry: self.hurry.clone(),
                 progress: self.progress.clone(),
             };
             let (tx, rx) = mpsc::channel();
@@ -134,12 +139,12 @@ impl Writer {
 
     /// Queues `job` (`soon`: nothing waits on it); false when the writer has stopped.
     fn send(&self, store: &Arc<Store>, job: Job, soon: bool) -> bool {
+        let (queue, thread) = self.queue(store);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         if !soon {
             self.awaited.fetch_add(1, Ordering::SeqCst);
         }
         self.progress.queued.fetch_add(1, Ordering::SeqCst);
-        let (queue, _) = self.queue(store);
         if queue.send(Queued { job, soon }).is_err() {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             if !soon {
@@ -149,15 +154,17 @@ impl Writer {
             return false;
         }
         if !soon {
-            self.hurry(store);
+            // Something waits on it: the writer stops lingering.
+            thread.unpark();
         }
         true
     }
 
-    /// Ends the writer's lingering: something waits for its commit.
-    fn hurry(&self, store: &Arc<Store>) {
-        self.hurry.store(true, Ordering::SeqCst);
-        self.queue(store).1.unpark();
+    /// Wakes the writer if it lingers, to look again whether it should.
+    fn nudge(&self) {
+        if let Some((_, thread)) = self.queue.get() {
+            thread.unpark();
+        }
     }
 }
 
@@ -165,7 +172,6 @@ impl Writer {
 struct Counts {
     waiting: Arc<AtomicUsize>,
     awaited: Arc<AtomicUsize>,
-    hurry: Arc<AtomicBool>,
     progress: Arc<Progress>,
 }
 
@@ -182,10 +188,12 @@ impl Store {
     }
 
     /// [`Store::append`] for a call's start, which may be committed before
-    /// outcomes still lingering in the queue (see [`LINGER`]): one agent's
-    /// next call does not wait for, or share a commit with, its last one's
-    /// outcome. A start is listed only until its outcome is written, so
-    /// this changes no order the log shows.
+    /// outcomes still lingering in the queue (see [`LINGER`]): when the
+    /// connection is free, one agent's next call is not held back by its
+    /// last one's outcome (else it is queued, and they share a commit). A
+    /// start is listed only until its outcome is written, so the timeline's
+    /// order is unchanged; ids then follow time less closely (an outcome
+    /// may get a higher id than the next call's start).
     pub async fn append_start(
         self: &Arc<Self>,
         event: NewEvent,
@@ -251,8 +259,10 @@ impl Store {
 
     /// Queues an audit event for the writer's next group commit and returns
     /// at once, for a record that nothing waits on: a call's outcome, whose
-    /// start was committed before the call was sent. A failure is logged; a
-    /// crash before the commit leaves the start without an outcome.
+    /// start was committed before the call was sent. It may linger up to
+    /// [`LINGER`], and a call's start may be committed before it. A failure
+    /// is logged; a crash before the commit leaves the start without an
+    /// outcome.
     pub fn append_soon(self: &Arc<Self>, event: NewEvent, now: UnixMs) {
         let job: Job = Box::new(move |tx| {
             let result: Result<(), StoreError> = tx.job(|tx| tx.record(event, now));
@@ -269,6 +279,13 @@ impl Store {
         }
     }
 
+    /// Gatehouse is stopping: from now on nothing lingers, so the outcomes
+    /// of the last calls are committed before it exits.
+    pub fn stop_lingering(&self) {
+        self.writer.progress.closing.store(true, Ordering::SeqCst);
+        self.writer.nudge();
+    }
+
     /// [`Store::settle`] when writes are queued; at once when none are.
     pub(super) fn after_queued(&self) {
         if self.writer.waiting.load(Ordering::SeqCst) > 0 {
@@ -282,10 +299,8 @@ impl Store {
     pub fn settle(&self) {
         let progress = &self.writer.progress;
         let target = progress.queued.load(Ordering::SeqCst);
-        if let Some((_, thread)) = self.writer.queue.get() {
-            self.writer.hurry.store(true, Ordering::SeqCst);
-            thread.unpark();
-        }
+        progress.wanted.fetch_max(target, Ordering::SeqCst);
+        self.writer.nudge();
         let answered = progress.answered.lock().unwrap_or_else(|p| p.into_inner());
         let waited = progress
             .answer
@@ -359,7 +374,6 @@ fn write_batches(
             linger(counts);
             lingered = true;
         }
-        counts.hurry.store(false, Ordering::SeqCst);
         let Some(strong) = store.upgrade() else {
             return;
         };
@@ -433,17 +447,27 @@ fn rolled_back(tx: &Tx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Parks the writer for [`LINGER`], or until it is told to hurry.
+/// Holds a batch of records nothing waits on for [`LINGER`]; less when a
+/// write something waits on is queued, when a view waits for what is not
+/// yet committed, or when Gatehouse is stopping. Each of those wakes it.
 #[allow(clippy::disallowed_methods)] // how long to linger is a matter of real time
 fn linger(counts: &Counts) {
+    let progress = &counts.progress;
     #[allow(unused_mut)]
     let mut linger = LINGER;
     #[cfg(test)]
-    if counts.progress.linger_until_hurried.load(Ordering::SeqCst) {
+    if progress.linger_long.load(Ordering::SeqCst) {
         linger = std::time::Duration::from_secs(600);
     }
     let until = std::time::Instant::now() + linger;
-    while !counts.hurry.load(Ordering::SeqCst) {
+    loop {
+        let answered = *progress.answered.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.awaited.load(Ordering::SeqCst) > 0
+            || progress.wanted.load(Ordering::SeqCst) > answered
+            || progress.closing.load(Ordering::SeqCst)
+        {
+            return;
+        }
         let now = std::time::Instant::now();
         if now >= until {
             return;
@@ -569,7 +593,7 @@ mod tests {
     async fn a_start_may_pass_lingering_outcomes_and_nothing_else_does() {
         let store = Arc::new(Store::open_in_memory().unwrap());
         let progress = &store.writer.progress;
-        progress.linger_until_hurried.store(true, Ordering::SeqCst);
+        progress.linger_long.store(true, Ordering::SeqCst);
         let first = store
             .append_start(call(EventKind::CallStarted, "read"), 1)
             .await
@@ -611,6 +635,29 @@ mod tests {
             ]
         );
         assert_eq!(denied.id, 5, "the denial came after both outcomes");
+    }
+
+    #[test]
+    fn an_outcome_lingers_only_while_nothing_waits_for_it() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let progress = &store.writer.progress;
+        progress.linger_long.store(true, Ordering::SeqCst);
+        let tools = |store: &Store| crate::testing::audit_kinds(store).len();
+        // A view waits for it: the writer stops lingering (settle gives up after 2 s).
+        store.append_soon(call(EventKind::ToolCall, "viewed"), 1);
+        store.settle();
+        assert_eq!(tools(&store), 1, "the view ended the linger");
+        // Stopping: nothing lingers, with nobody waiting.
+        store.stop_lingering();
+        store.append_soon(call(EventKind::ToolCall, "last"), 2);
+        for _ in 0..1_000 {
+            if store.queued() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(store.queued(), 0, "committed without lingering");
+        assert_eq!(tools(&store), 2);
     }
 
     #[test]
