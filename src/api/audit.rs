@@ -74,6 +74,11 @@ impl Gatehouse {
         let store = self.store();
         let events = store.read(|c| log::page(c, filter, Cursor::Before(before_id), limit))?;
         let (total, total_more) = match before_id {
+            // A first page that is not full holds every match: no need to look again.
+            None if events.len() < limit as usize => {
+                let n = events.len() as i64;
+                (Some(n.min(AUDIT_COUNT_CAP)), n > AUDIT_COUNT_CAP)
+            }
             None => {
                 let (n, more) = store.read(|c| log::count_up_to(c, filter, AUDIT_COUNT_CAP))?;
                 (Some(n), more)
