@@ -75,9 +75,8 @@ impl Gatehouse {
         let events = store.read(|c| log::page(c, filter, Cursor::Before(before_id), limit))?;
         let (total, total_more) = match before_id {
             // A first page that is not full holds every match: no need to look again.
-            None if events.len() < limit as usize => {
-                let n = events.len() as i64;
-                (Some(n.min(AUDIT_COUNT_CAP)), n > AUDIT_COUNT_CAP)
+            None if events.len() < limit.min(log::MAX_PAGE) as usize => {
+                (Some(events.len() as i64), false)
             }
             None => {
                 let (n, more) = store.read(|c| log::count_up_to(c, filter, AUDIT_COUNT_CAP))?;

@@ -239,6 +239,7 @@ enum Command {
     Resume { agent: Option<String> },
     /// Show the audit log (newest last); --follow keeps printing new events.
     /// Filters combine: each event shown meets every one given.
+    #[command(args_conflicts_with_subcommands = true)]
     Log {
         #[command(subcommand)]
         action: Option<LogAction>,
@@ -368,7 +369,7 @@ impl From<OutcomeArg> for gatehouse::api::Outcome {
 /// `--since`: how long ago the shown events begin, in ms.
 fn since_duration(text: &str) -> Result<i64, String> {
     clock::parse_duration(text)
-        .ok_or_else(|| format!("{text:?}: use a duration such as 10m, 2h, 7d"))
+        .ok_or_else(|| format!("{text:?}: use a duration such as 10m, 2h, 7d (at most 3650d)"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -817,7 +818,7 @@ fn run_command(command: Command, data_dir: &Path, json: bool) -> Result<(), Stri
                 server,
                 outcome: outcome.map(Into::into),
                 since,
-                text: search,
+                text: search.filter(|s| !s.trim().is_empty()),
             };
             Request::Log {
                 limit,

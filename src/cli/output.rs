@@ -136,9 +136,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         Request::Pause { .. } | Request::Resume { .. } => {
             print_pauses(&read::<PauseState>(answer)?);
         }
-        Request::Log { filter, .. } => {
+        Request::Log { filter, limit, .. } => {
             let events = read::<Vec<AuditEvent>>(answer)?;
-            if events.is_empty() {
+            if events.is_empty() && *limit > 0 {
                 match filter.is_empty() {
                     true => println!("The audit log is empty."),
                     false => println!("No events match."),

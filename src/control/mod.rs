@@ -69,6 +69,11 @@ pub enum Request {
     Resume {
         agent: Option<String>,
     },
+    /// Named apart from the request of earlier versions ("log", which took
+    /// an agent only): a CLI and a running Gatehouse from either side of
+    /// that change refuse each other's request instead of showing an
+    /// unfiltered log as if it were filtered.
+    #[serde(rename = "audit_log")]
     Log {
         limit: u32,
         follow: bool,

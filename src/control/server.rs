@@ -108,14 +108,18 @@ async fn send(write: &mut OwnedWriteHalf, answer: &Answer) -> anyhow::Result<()>
 
 /// Sends the recent events, then each new one as it commits.
 async fn follow_log(
-    g: &Gatehouse,
+    g: &Arc<Gatehouse>,
     limit: u32,
     filter: &LogFilter,
     write: &mut OwnedWriteHalf,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let followed = audit_filter(g, filter).and_then(|f| g.follow(f, limit));
-    let (recent, mut follow) = match followed {
+    // The backlog reads SQLite (and may scan, for a short search): off the async workers.
+    let (owned, filter) = (g.clone(), filter.clone());
+    let followed = tokio::task::spawn_blocking(move || {
+        audit_filter(&owned, &filter).and_then(|f| owned.follow(f, limit))
+    });
+    let (recent, mut follow) = match followed.await? {
         Ok(f) => f,
         Err(e) => return send(write, &Answer::Error(e)).await,
     };

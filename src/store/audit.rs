@@ -206,6 +206,9 @@ pub fn insert(
     })
 }
 
+/// The most events one page holds, whatever it asks for.
+pub const MAX_PAGE: u32 = 10_000;
+
 /// The columns the timeline's text search reads (also those of `audit_text`).
 const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail"];
 
@@ -425,7 +428,8 @@ pub fn page(
         "audit_events.*",
         from_row as fn(&Row<'_>) -> rusqlite::Result<AuditEvent>,
     );
-    filter_sql(conn, f)?.select(conn, rows, op, id, order, limit.min(10_000) as i64)
+    let limit = limit.min(MAX_PAGE);
+    filter_sql(conn, f)?.select(conn, rows, op, id, order, limit as i64)
 }
 
 /// The id of the newest event (0 when the log is empty).

@@ -6,6 +6,7 @@ use crate::support::serve::Serve;
 use crate::support::*;
 use gatehouse::api::{AskChoice, ToolChoice};
 use serde_json::{json, Value};
+use std::io::{BufRead, Write};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_shows_only_the_events_its_filters_ask_for() {
@@ -87,4 +88,22 @@ async fn the_log_shows_only_the_events_its_filters_ask_for() {
         !out.status.success(),
         "an unknown agent is an error, not an empty log"
     );
+    // The whole log is exported or verified, never a filtered part of it.
+    let out = gh.cli(&["log", "--server", "demo", "export"]);
+    assert!(
+        !out.status.success(),
+        "a filtered export was taken for a whole one"
+    );
+
+    // A CLI from before the filters asks with an agent only: it is refused,
+    // not answered with every agent's events.
+    let mut socket =
+        std::os::unix::net::UnixStream::connect(gh.data_dir.join("control.sock")).unwrap();
+    let old = r#"{"op":"log","limit":5,"client":"Agent One","follow":false}"#;
+    writeln!(socket, "{old}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(&socket)
+        .read_line(&mut answer)
+        .unwrap();
+    assert!(answer.contains("malformed control request"), "{answer}");
 }
