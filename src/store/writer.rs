@@ -69,17 +69,18 @@ struct Queued {
 #[derive(Default)]
 pub(super) struct Writer {
     queue: OnceLock<(mpsc::Sender<Queued>, std::thread::Thread)>,
-    /// Writes queued and not yet committed.
-    waiting: Arc<AtomicUsize>,
-    /// Of those, the ones something waits on.
-    awaited: Arc<AtomicUsize>,
-    /// Writes ever queued, and ever answered (committed or failed), for
-    /// [`Store::settle`]. Answers come in queue order.
+    /// What the callers and the writer thread both keep count of.
     progress: Arc<Progress>,
 }
 
 #[derive(Default)]
 struct Progress {
+    /// Writes queued and not yet committed.
+    waiting: AtomicUsize,
+    /// Of those, the ones something waits on.
+    awaited: AtomicUsize,
+    /// Writes ever queued, and ever answered (committed or failed), for
+    /// [`Store::settle`]. Answers come in queue order.
     queued: AtomicU64,
     answered: Mutex<u64>,
     answer: Condvar,
@@ -89,7 +90,7 @@ struct Progress {
     closing: AtomicBool,
     /// A test's way to make the writer panic between batches.
     #[cfg(test)]
-    panic_when_indexing: std::sync::atomic::AtomicBool,
+    panic_when_indexing: AtomicBool,
     #[cfg(test)]
     panics: AtomicUsize,
     /// A test's way to make the writer linger until something waits.
@@ -107,11 +108,7 @@ impl Progress {
 impl Writer {
     fn queue(&self, store: &Arc<Store>) -> &(mpsc::Sender<Queued>, std::thread::Thread) {
         self.queue.get_or_init(|| {
-            let counts = Counts {
-                waiting: self.waiting.clone(),
-                awaited: self.awaited.clone(),
-                progress: self.progress.clone(),
-            };
+            let progress = self.progress.clone();
             let (tx, rx) = mpsc::channel();
             let store = Arc::downgrade(store);
             let thread = std::thread::Builder::new()
@@ -124,7 +121,7 @@ impl Writer {
                     // every view wait for them. It starts over on the same queue.
                     loop {
                         let writer = std::panic::AssertUnwindSafe(|| {
-                            write_batches(&store, &rx, &counts, &mut next)
+                            write_batches(&store, &rx, &progress, &mut next)
                         });
                         match std::panic::catch_unwind(writer) {
                             Ok(()) => return,
@@ -140,15 +137,15 @@ impl Writer {
     /// Queues `job` (`soon`: nothing waits on it); false when the writer has stopped.
     fn send(&self, store: &Arc<Store>, job: Job, soon: bool) -> bool {
         let (queue, thread) = self.queue(store);
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.progress.waiting.fetch_add(1, Ordering::SeqCst);
         if !soon {
-            self.awaited.fetch_add(1, Ordering::SeqCst);
+            self.progress.awaited.fetch_add(1, Ordering::SeqCst);
         }
         self.progress.queued.fetch_add(1, Ordering::SeqCst);
         if queue.send(Queued { job, soon }).is_err() {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.progress.waiting.fetch_sub(1, Ordering::SeqCst);
             if !soon {
-                self.awaited.fetch_sub(1, Ordering::SeqCst);
+                self.progress.awaited.fetch_sub(1, Ordering::SeqCst);
             }
             self.progress.answered(1);
             return false;
@@ -166,13 +163,6 @@ impl Writer {
             thread.unpark();
         }
     }
-}
-
-/// What the writer thread keeps count of, shared with [`Writer`].
-struct Counts {
-    waiting: Arc<AtomicUsize>,
-    awaited: Arc<AtomicUsize>,
-    progress: Arc<Progress>,
 }
 
 impl Store {
@@ -224,8 +214,8 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let before = match after {
-            Queue::All => &self.writer.waiting,
-            Queue::Awaited => &self.writer.awaited,
+            Queue::All => &self.writer.progress.waiting,
+            Queue::Awaited => &self.writer.progress.awaited,
         };
         // Nothing queued and the connection free: run it here, with no
         // hand-off to the writer and back (what one agent's calls in a row meet).
@@ -288,7 +278,7 @@ impl Store {
 
     /// [`Store::settle`] when writes are queued; at once when none are.
     pub(super) fn after_queued(&self) {
-        if self.writer.waiting.load(Ordering::SeqCst) > 0 {
+        if self.writer.progress.waiting.load(Ordering::SeqCst) > 0 {
             self.settle();
         }
     }
@@ -322,7 +312,7 @@ impl Store {
 
     /// Writes queued and not yet committed.
     pub fn queued(&self) -> usize {
-        self.writer.waiting.load(Ordering::SeqCst)
+        self.writer.progress.waiting.load(Ordering::SeqCst)
     }
 }
 
@@ -345,10 +335,9 @@ fn not_committed(e: &StoreError) -> StoreError {
 fn write_batches(
     store: &Weak<Store>,
     rx: &mpsc::Receiver<Queued>,
-    counts: &Counts,
+    progress: &Progress,
     next: &mut Option<Queued>,
 ) {
-    let progress = &counts.progress;
     let mut indexed = std::time::Instant::now();
     loop {
         let first = match next.take() {
@@ -371,7 +360,7 @@ fn write_batches(
             if lingered || batch.len() >= MAX_BATCH || batch.iter().any(|q| !q.soon) {
                 break;
             }
-            linger(counts);
+            linger(progress);
             lingered = true;
         }
         let Some(strong) = store.upgrade() else {
@@ -385,8 +374,8 @@ fn write_batches(
             tracing::error!("a write panicked on the store's writer; its batch was rolled back");
         }
         drop(strong);
-        counts.waiting.fetch_sub(n, Ordering::SeqCst);
-        counts.awaited.fetch_sub(awaited, Ordering::SeqCst);
+        progress.waiting.fetch_sub(n, Ordering::SeqCst);
+        progress.awaited.fetch_sub(awaited, Ordering::SeqCst);
         progress.answered(n as u64);
         // Idle a while, or busy for a second since the last indexing: bring
         // the text index up to date, a little at a time. (Indexing after every
@@ -451,8 +440,7 @@ fn rolled_back(tx: &Tx<'_>) -> Result<(), StoreError> {
 /// write something waits on is queued, when a view waits for what is not
 /// yet committed, or when Gatehouse is stopping. Each of those wakes it.
 #[allow(clippy::disallowed_methods)] // how long to linger is a matter of real time
-fn linger(counts: &Counts) {
-    let progress = &counts.progress;
+fn linger(progress: &Progress) {
     #[allow(unused_mut)]
     let mut linger = LINGER;
     #[cfg(test)]
@@ -462,7 +450,7 @@ fn linger(counts: &Counts) {
     let until = std::time::Instant::now() + linger;
     loop {
         let answered = *progress.answered.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.awaited.load(Ordering::SeqCst) > 0
+        if progress.awaited.load(Ordering::SeqCst) > 0
             || progress.wanted.load(Ordering::SeqCst) > answered
             || progress.closing.load(Ordering::SeqCst)
         {
@@ -719,7 +707,7 @@ mod tests {
         .enumerate()
         {
             jobs.push(queue(kind, fail, keep));
-            while store.writer.waiting.load(Ordering::SeqCst) <= n {
+            while store.writer.progress.waiting.load(Ordering::SeqCst) <= n {
                 tokio::task::yield_now().await;
             }
         }
