@@ -1,5 +1,7 @@
 //! The `audit_events` table: append-only, read a page at a time.
 
+use std::collections::HashSet;
+
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -222,14 +224,28 @@ const NOT_ALLOWED: &str = "audit_events.outcome <> 'allowed'";
 
 /// A filter as SQL: the WHERE clause over `audit_events` (columns
 /// qualified, parameters numbered from 1) and, for a text search the trigram
-/// index can serve (3 characters or more), its MATCH expression. Such a
-/// search reads the index up to where it reaches and scans the events above
-/// (the clause then holds the scan, for that part only).
+/// index can serve, how to ask it. Such a search reads the index up to where
+/// it reaches and scans the events above (the clause then holds the scan, for
+/// that part only). The clause holds the search too, so what the index
+/// gives is only where to look: it may give more, never less.
 struct FilterSql {
     clause: String,
     args: Vec<Value>,
-    text_match: Option<String>,
+    text_match: Option<TextMatch>,
 }
+
+/// A text search through the trigram index.
+struct TextMatch {
+    /// The MATCH expression; `None` when no indexed event can match.
+    expr: Option<String>,
+    /// Found through `audit_text_grams` (a search of one or two
+    /// characters): good only as far as both it and the index reach.
+    by_grams: bool,
+}
+
+/// The most trigrams a search of one or two characters asks the index for;
+/// a search found in more scans instead (it is common: a page fills fast).
+const MAX_GRAMS: usize = 500;
 
 fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
@@ -274,16 +290,57 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
             .map(|column| format!("audit_events.{column} LIKE ?{n} ESCAPE '\\'"))
             .collect();
         clauses.push(format!("({})", any.join(" OR ")));
-        if text.chars().count() >= 3 {
+        text_match = if text.chars().count() >= 3 {
             // The same case-insensitive substring match, through the index.
-            text_match = Some(format!("\"{}\"", text.replace('"', "\"\"")));
-        }
+            Some(TextMatch {
+                expr: Some(phrase(text)),
+                by_grams: false,
+            })
+        } else {
+            short_match(conn, text)?
+        };
     }
     Ok(FilterSql {
         clause: clauses.join(" AND "),
         args,
         text_match,
     })
+}
+
+/// `text` as one phrase of the index's query syntax (a quote in it is text).
+fn phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A search of one or two characters, through the index: in a value of three
+/// characters or more, such text lies within one of its trigrams, so the
+/// events that hold it are among those whose index holds any trigram that
+/// holds it (`audit_text_grams` lists them; ASCII letters lowercased, as
+/// LIKE compares them). `None` (a scan) when a whole value shorter than three
+/// characters holds it (the index has no trigram of such a value), or too
+/// many trigrams do.
+fn short_match(conn: &Connection, text: &str) -> Result<Option<TextMatch>, StoreError> {
+    if text.contains('\0') {
+        return Ok(None);
+    }
+    let grams = conn
+        .prepare_cached("SELECT gram FROM audit_text_grams WHERE instr(gram, ?1) > 0 LIMIT ?2")?
+        .query_map(
+            params![text.to_ascii_lowercase(), MAX_GRAMS as i64 + 1],
+            |r| r.get::<_, String>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    if grams.len() > MAX_GRAMS || grams.iter().any(|g| g.chars().count() < 3) {
+        return Ok(None);
+    }
+    let expr = (!grams.is_empty()).then(|| {
+        let phrases: Vec<String> = grams.iter().map(|g| phrase(g)).collect();
+        phrases.join(" OR ")
+    });
+    Ok(Some(TextMatch {
+        expr,
+        by_grams: true,
+    }))
 }
 
 /// For a view of the events since a moment: the lowest id any of them can
@@ -350,9 +407,12 @@ impl FilterSql {
             );
             return run(sql, vec![Value::Integer(bound), Value::Integer(limit)]);
         };
-        let upto: i64 = conn
-            .prepare_cached("SELECT upto FROM audit_text_indexed")?
-            .query_row([], |r| r.get(0))?;
+        let reach = if text.by_grams {
+            "SELECT MIN(upto, grams_upto) FROM audit_text_indexed"
+        } else {
+            "SELECT upto FROM audit_text_indexed"
+        };
+        let upto: i64 = conn.prepare_cached(reach)?.query_row([], |r| r.get(0))?;
         // Above the index: its scan (the clause holds it).
         let above = format!(
             "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id > ?{} \
@@ -372,8 +432,11 @@ impl FilterSql {
         )?;
         // Below: driven by the index in id order, so it stops at `limit`.
         // The clause's scan is true of every match; SQLite checks it on those only.
+        let Some(expr) = &text.expr else {
+            return Ok(above);
+        };
         let below = format!(
-            "SELECT {columns} FROM audit_text JOIN audit_events ON audit_events.id = audit_text.rowid \
+            "SELECT {columns} FROM audit_text CROSS JOIN audit_events ON audit_events.id = audit_text.rowid \
              WHERE audit_text MATCH ?{} AND audit_text.rowid <= ?{} AND audit_text.rowid {op} ?{} \
              AND {} ORDER BY audit_text.rowid {order} LIMIT ?{}",
             n + 1,
@@ -385,7 +448,7 @@ impl FilterSql {
         let below = run(
             below,
             vec![
-                Value::Text(text.clone()),
+                Value::Text(expr.clone()),
                 Value::Integer(upto),
                 Value::Integer(bound),
                 Value::Integer(limit),
@@ -441,9 +504,70 @@ pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
     )
 }
 
-/// Brings the text index up to date by at most `limit` events (oldest
-/// first); how many it added. Run in a write transaction.
+/// Brings the text index and the grams of short searches up to date by at
+/// most `limit` events each (oldest first); how many it added to the one
+/// further behind. Run in a write transaction.
 pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
+    let added = index_trigrams(conn, limit)?;
+    Ok(added.max(index_grams(conn, limit)?))
+}
+
+/// Adds the grams of at most `limit` events (oldest first) to
+/// `audit_text_grams`; how many events.
+fn index_grams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
+    let upto: i64 = conn
+        .prepare_cached("SELECT grams_upto FROM audit_text_indexed")?
+        .query_row([], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, {} FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+        SEARCHED.join(", ")
+    ))?;
+    let mut rows = stmt.query(params![upto, limit as i64])?;
+    let (mut grams, mut newest, mut events) = (HashSet::new(), upto, 0);
+    while let Some(row) = rows.next()? {
+        newest = row.get(0)?;
+        events += 1;
+        for column in 1..=SEARCHED.len() {
+            if let Some(value) = row.get::<_, Option<String>>(column)? {
+                add_grams(&value, &mut grams);
+            }
+        }
+    }
+    if events > 0 {
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO audit_text_grams (gram) VALUES (?1)")?;
+        for gram in &grams {
+            insert.execute([gram])?;
+        }
+        conn.prepare_cached("UPDATE audit_text_indexed SET grams_upto = ?1")?
+            .execute([newest])?;
+    }
+    Ok(events)
+}
+
+/// The grams of one value, ASCII letters lowercased: its trigrams, or the
+/// whole value when it is shorter.
+fn add_grams(value: &str, grams: &mut HashSet<String>) {
+    let chars: Vec<char> = value.chars().map(|c| c.to_ascii_lowercase()).collect();
+    if chars.len() < 3 {
+        if !chars.is_empty() {
+            grams.insert(chars.iter().collect());
+        }
+        return;
+    }
+    let mut gram = String::new();
+    for window in chars.windows(3) {
+        gram.clear();
+        gram.extend(window);
+        if !grams.contains(&gram) {
+            grams.insert(gram.clone());
+        }
+    }
+}
+
+/// Brings the trigram index up to date by at most `limit` events (oldest
+/// first); how many it added.
+fn index_trigrams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let upto: i64 = conn
         .prepare_cached("SELECT upto FROM audit_text_indexed")?
         .query_row([], |r| r.get(0))?;
@@ -649,6 +773,70 @@ mod tests {
     }
 
     #[test]
+    fn a_search_of_one_or_two_characters_reads_the_index_unless_a_short_value_holds_it() {
+        let store = Store::open_in_memory().unwrap();
+        seed(&store);
+        store
+            .write(|tx| {
+                let short = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
+                    .server("FS")
+                    .tool("ls")
+                    .detail(serde_json::json!({}));
+                tx.record(short, 2_000)
+            })
+            .unwrap();
+        let all = store
+            .read(|c| page(c, &Filter::default(), Cursor::Before(None), 100))
+            .unwrap();
+        let search = |text: &str| Filter {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        // How each is served once all is indexed: by the index (and what it
+        // asks), or by a scan.
+        let plan = |text: &str| {
+            let sql = store.read(|c| filter_sql(c, &search(text))).unwrap();
+            sql.text_match.map(|m| (m.by_grams, m.expr))
+        };
+        let agree = |why: &str| {
+            for text in ["qz", "_2", "fi", "7", "s", "fs", "L", "{}", "\"", "%"] {
+                let f = search(text);
+                let sql = store
+                    .read(|c| page(c, &f, Cursor::Before(None), 100))
+                    .unwrap();
+                let ids =
+                    |events: Vec<&AuditEvent>| events.iter().map(|e| e.id).collect::<Vec<_>>();
+                let live = ids(all.iter().filter(|e| f.matches(e)).collect());
+                assert_eq!(ids(sql.iter().collect()), live, "{text:?}, {why}");
+            }
+        };
+        agree("nothing indexed");
+        while store.index_text(7).unwrap() > 0 {}
+        agree("all indexed");
+        assert_eq!(plan("qz"), Some((true, None)), "in no trigram: no event");
+        let Some((true, Some(expr))) = plan("_2") else {
+            panic!("{:?}", plan("_2"));
+        };
+        assert!(expr.contains("\"l_2\"") && expr.contains(" OR "), "{expr}");
+        assert_eq!(plan("s"), None, "the whole value \"FS\" holds it: a scan");
+        assert_eq!(plan("fs"), None);
+        // A database from before the grams: its index is whole, its grams not yet.
+        store
+            .write(|tx| {
+                tx.conn().execute_batch(
+                    "DELETE FROM audit_text_grams; UPDATE audit_text_indexed SET grams_upto = 0;",
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        agree("the index whole, no grams");
+        assert_eq!(store.index_text(10).unwrap(), 10, "the grams catch up");
+        agree("the index whole, grams for 10 events");
+        while store.index_text(7).unwrap() > 0 {}
+        agree("both whole again");
+    }
+
+    #[test]
     fn filters_agree_between_sql_and_live_matching() {
         let store = Store::open_in_memory().unwrap();
         seed(&store);
@@ -679,9 +867,29 @@ mod tests {
                 text: Some("0%x".into()),
                 ..Default::default()
             },
-            // Under three characters the index cannot help: a scan, same answers.
+            // Under three characters: through the trigrams that hold it.
             Filter {
                 text: Some("_2".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("Fi".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("7".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("%".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("\"".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("qz".into()),
                 ..Default::default()
             },
             // A quote in the search is text, not index query syntax.

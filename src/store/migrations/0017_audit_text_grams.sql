@@ -1,0 +1,10 @@
+-- Gatehouse schema, version 17: searches of one or two characters through
+-- the text index. The trigram index answers no query shorter than three
+-- characters, so such a search scanned every event. `audit_text_grams` holds
+-- each distinct trigram of the searched columns (ASCII letters lowercased)
+-- and each whole value shorter than three characters; a short search looks
+-- up the trigrams that hold it and asks the index for any of them.
+-- `grams_upto` is the newest event whose grams are in the table; they are
+-- added after the events are committed, as the index is, from the oldest.
+CREATE TABLE audit_text_grams (gram TEXT PRIMARY KEY) WITHOUT ROWID;
+ALTER TABLE audit_text_indexed ADD COLUMN grams_upto INTEGER NOT NULL DEFAULT 0;
