@@ -323,8 +323,16 @@ fn short_match(conn: &Connection, text: &str) -> Result<Option<TextMatch>, Store
     if text.contains('\0') {
         return Ok(None);
     }
+    // The grams that hold it from their first, second or third character:
+    // those from there on between it and it followed by the last characters.
     let grams = conn
-        .prepare_cached("SELECT gram FROM audit_text_grams WHERE instr(gram, ?1) > 0 LIMIT ?2")?
+        .prepare_cached(
+            "WITH q(lo, hi) AS (SELECT ?1, ?1 || char(1114111, 1114111))
+             SELECT gram FROM audit_text_grams, q WHERE gram BETWEEN lo AND hi
+             UNION SELECT gram FROM audit_text_grams, q WHERE substr(gram, 2) BETWEEN lo AND hi
+             UNION SELECT gram FROM audit_text_grams, q WHERE substr(gram, 3) BETWEEN lo AND hi
+             LIMIT ?2",
+        )?
         .query_map(
             params![text.to_ascii_lowercase(), MAX_GRAMS as i64 + 1],
             |r| r.get::<_, String>(0),
@@ -782,7 +790,10 @@ mod tests {
                     .server("FS")
                     .tool("ls")
                     .detail(serde_json::json!({}));
-                tx.record(short, 2_000)
+                tx.record(short, 2_000)?;
+                // "z" stands only third in a gram ("xyz").
+                let last = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool("xyZ");
+                tx.record(last, 2_001)
             })
             .unwrap();
         let all = store
@@ -799,7 +810,9 @@ mod tests {
             sql.text_match.map(|m| (m.by_grams, m.expr))
         };
         let agree = |why: &str| {
-            for text in ["qz", "_2", "fi", "7", "s", "fs", "L", "{}", "\"", "%"] {
+            for text in [
+                "qz", "_2", "fi", "7", "s", "fs", "L", "{}", "\"", "%", "z", "Y",
+            ] {
                 let f = search(text);
                 let sql = store
                     .read(|c| page(c, &f, Cursor::Before(None), 100))
@@ -818,6 +831,7 @@ mod tests {
             panic!("{:?}", plan("_2"));
         };
         assert!(expr.contains("\"l_2\"") && expr.contains(" OR "), "{expr}");
+        assert_eq!(plan("z"), Some((true, Some("\"xyz\"".into()))));
         assert_eq!(plan("s"), None, "the whole value \"FS\" holds it: a scan");
         assert_eq!(plan("fs"), None);
         // A database from before the grams: its index is whole, its grams not yet.
