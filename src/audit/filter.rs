@@ -49,8 +49,9 @@ impl Filter {
         let text_ok = match self.search_text() {
             None => true,
             Some(t) => {
-                let t = t.to_lowercase();
-                let has = |s: Option<&str>| s.is_some_and(|s| s.to_lowercase().contains(&t));
+                // As SQLite's LIKE compares: ASCII letters in any case, others as they are.
+                let t = t.to_ascii_lowercase();
+                let has = |s: Option<&str>| s.is_some_and(|s| s.to_ascii_lowercase().contains(&t));
                 has(e.agent.as_deref())
                     || has(e.server.as_deref())
                     || has(e.tool.as_deref())

@@ -261,7 +261,7 @@ enum Command {
         /// Events of the last while: a duration such as 10m, 2h, 7d.
         #[arg(long, value_parser = since_duration)]
         since: Option<i64>,
-        /// Events whose agent, server, tool, kind, actor or details contain this text (any case).
+        /// Events whose agent, server, tool, kind, actor or details contain this text (ASCII letters in any case).
         #[arg(long)]
         search: Option<String>,
     },

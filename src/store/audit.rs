@@ -793,7 +793,10 @@ mod tests {
                 tx.record(short, 2_000)?;
                 // "z" stands only third in a gram ("xyz").
                 let last = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool("xyZ");
-                tx.record(last, 2_001)
+                tx.record(last, 2_001)?;
+                // LIKE and the live view both take only ASCII letters in any case.
+                let other = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool("ÜBER");
+                tx.record(other, 2_002)
             })
             .unwrap();
         let all = store
@@ -811,7 +814,8 @@ mod tests {
         };
         let agree = |why: &str| {
             for text in [
-                "qz", "_2", "fi", "7", "s", "fs", "L", "{}", "\"", "%", "z", "Y",
+                "qz", "_2", "fi", "7", "s", "fs", "L", "{}", "\"", "%", "z", "Y", "üb", "Üb",
+                "über", "ÜBER",
             ] {
                 let f = search(text);
                 let sql = store

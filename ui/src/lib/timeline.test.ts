@@ -53,11 +53,14 @@ describe('filter bar', () => {
     expect(matches(ev(1), { ...q, client_id: 'c2' })).toBe(false);
     expect(matches(ev(1), { ...q, since: 2_000 })).toBe(false);
     expect(matches(ev(1), { ...q, until: 1_001 })).toBe(false);
-    // Text search is case-insensitive over agent, server, tool, kind, actor and details; % and _ are literal.
+    // Text search is case-insensitive (ASCII) over agent, server, tool, kind, actor and details; % and _ are literal.
     expect(matches(ev(1), { ...q, text: 'CLAUDE' })).toBe(true);
     expect(matches(ev(1), { ...q, text: 'shopping_100%' })).toBe(true);
     expect(matches(ev(1), { ...q, text: 'shopping%100' })).toBe(false);
     expect(matches(ev(1, { agent: null, actor: null }), { ...q, text: 'tool_call' })).toBe(true);
+    // Only ASCII letters in any case, as SQLite's LIKE: the backlog and live events agree.
+    expect(matches(ev(1, { tool: 'ÜBER' }), { ...q, text: 'Über' })).toBe(true);
+    expect(matches(ev(1, { tool: 'ÜBER' }), { ...q, text: 'über' })).toBe(false);
   });
 });
 

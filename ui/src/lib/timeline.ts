@@ -58,12 +58,18 @@ export function matches(e: AuditEvent, q: AuditFilter): boolean {
   if (q.outcome !== null && e.outcome !== q.outcome) return false;
   if (q.since !== null && e.at < q.since) return false;
   if (q.until !== null && e.at >= q.until) return false;
-  const text = q.text?.trim().toLowerCase();
+  const text = q.text?.trim();
   if (text) {
     const fields = [e.agent, e.server, e.tool, e.kind, e.actor, JSON.stringify(e.detail)];
-    if (!fields.some((v) => v != null && v.toLowerCase().includes(text))) return false;
+    const wanted = asciiLower(text);
+    if (!fields.some((v) => v != null && asciiLower(v).includes(wanted))) return false;
   }
   return true;
+}
+
+/** As SQLite's LIKE compares text: ASCII letters in any case, other letters as they are. */
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
 /**
