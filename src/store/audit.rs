@@ -517,15 +517,24 @@ pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
 /// further behind. Run in a write transaction.
 pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let added = index_trigrams(conn, limit)?;
-    Ok(added.max(index_grams(conn, limit)?))
+    Ok(added.max(index_grams(conn, limit, MAX_GRAMS_HELD)?))
 }
 
+/// The most grams `audit_text_grams` holds. Retention cuts events, not the
+/// grams their text had, so a log of very varied text (or an agent that
+/// sends it) would grow the table without end; at this size (~48 MB) it
+/// takes no more, and short searches scan the events after it stopped.
+const MAX_GRAMS_HELD: i64 = 1_000_000;
+
 /// Adds the grams of at most `limit` events (oldest first) to
-/// `audit_text_grams`; how many events.
-fn index_grams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
-    let upto: i64 = conn
-        .prepare_cached("SELECT grams_upto FROM audit_text_indexed")?
-        .query_row([], |r| r.get(0))?;
+/// `audit_text_grams` while it holds fewer than `cap`; how many events.
+fn index_grams(conn: &Connection, limit: usize, cap: i64) -> Result<usize, StoreError> {
+    let (upto, held): (i64, i64) = conn
+        .prepare_cached("SELECT grams_upto, grams_held FROM audit_text_indexed")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if held >= cap {
+        return Ok(0);
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, {} FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2",
         SEARCHED.join(", ")
@@ -544,11 +553,14 @@ fn index_grams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     if events > 0 {
         let mut insert =
             conn.prepare_cached("INSERT OR IGNORE INTO audit_text_grams (gram) VALUES (?1)")?;
+        let mut added = 0;
         for gram in &grams {
-            insert.execute([gram])?;
+            added += insert.execute([gram])?;
         }
-        conn.prepare_cached("UPDATE audit_text_indexed SET grams_upto = ?1")?
-            .execute([newest])?;
+        conn.prepare_cached(
+            "UPDATE audit_text_indexed SET grams_upto = ?1, grams_held = grams_held + ?2",
+        )?
+        .execute(params![newest, added as i64])?;
     }
     Ok(events)
 }
@@ -842,7 +854,8 @@ mod tests {
         store
             .write(|tx| {
                 tx.conn().execute_batch(
-                    "DELETE FROM audit_text_grams; UPDATE audit_text_indexed SET grams_upto = 0;",
+                    "DELETE FROM audit_text_grams;\
+                     UPDATE audit_text_indexed SET grams_upto = 0, grams_held = 0;",
                 )?;
                 Ok::<_, StoreError>(())
             })
@@ -852,6 +865,39 @@ mod tests {
         agree("the index whole, grams for 10 events");
         while store.index_text(7).unwrap() > 0 {}
         agree("both whole again");
+        // A full table takes no more grams; what comes after it is scanned.
+        let held =
+            || {
+                store
+                    .read(|c| {
+                        Ok::<_, StoreError>(c.query_row(
+                        "SELECT grams_upto, grams_held, (SELECT count(*) FROM audit_text_grams) \
+                         FROM audit_text_indexed",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+                    )?)
+                    })
+                    .unwrap()
+            };
+        let (upto, n, count) = held();
+        assert_eq!((upto, n), (53, count), "every event, every gram counted");
+        store
+            .write(|tx| {
+                let more = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool("qqq");
+                tx.record(more, 2_003)
+            })
+            .unwrap();
+        let f = search("qq");
+        let all = store
+            .read(|c| page(c, &Filter::default(), Cursor::Before(None), 100))
+            .unwrap();
+        let full = store.write(|tx| index_grams(tx.conn(), 10, n)).unwrap();
+        assert_eq!((full, held()), (0, (53, n, count)), "full: nothing added");
+        store.index_text(10).unwrap();
+        let found = store
+            .read(|c| page(c, &f, Cursor::Before(None), 100))
+            .unwrap();
+        assert_eq!(found, vec![all[0].clone()], "scanned above the grams");
     }
 
     #[test]

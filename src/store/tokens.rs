@@ -319,6 +319,7 @@ mod tests {
     /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
+        ALTER TABLE audit_text_indexed DROP COLUMN grams_held;
         DROP TABLE audit_time_blocks; CREATE INDEX audit_events_at ON audit_events(at);
         DROP INDEX audit_events_not_allowed;
         DROP TABLE tokens; DROP TABLE token_families;
