@@ -282,11 +282,14 @@ impl Follow {
                 return Some(event);
             }
             if self.catching_up {
+                // A read of the store, off the async workers.
+                let (store, filter) = (self.store.clone(), self.filter.clone());
                 let after = Cursor::After(self.last);
-                match self
-                    .store
-                    .read(|c| log::page(c, &self.filter, after, CATCH_UP_PAGE))
-                {
+                let read = tokio::task::spawn_blocking(move || {
+                    store.read(|c| log::page(c, &filter, after, CATCH_UP_PAGE))
+                });
+                let read = read.await.map_err(|e| e.to_string());
+                match read.and_then(|events| events.map_err(|e| e.to_string())) {
                     Ok(events) => {
                         self.catching_up = events.len() as u32 == CATCH_UP_PAGE;
                         self.missed.extend(events);
