@@ -238,9 +238,12 @@ struct FilterSql {
 struct TextMatch {
     /// The MATCH expression; `None` when no indexed event can match.
     expr: Option<String>,
-    /// Found through `audit_text_grams` (a search of one or two
-    /// characters): good only as far as both it and the index reach.
-    by_grams: bool,
+    /// How far it may be read: fixed for a search found through
+    /// `audit_text_grams` (one or two characters), as far as both it and
+    /// the index reached before the grams were read (they only grow, so
+    /// those read hold every event up to there); else wherever the index
+    /// reaches when it is read.
+    reach: Option<i64>,
 }
 
 /// The most trigrams a search of one or two characters asks the index for;
@@ -294,7 +297,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
             // The same case-insensitive substring match, through the index.
             Some(TextMatch {
                 expr: Some(phrase(text)),
-                by_grams: false,
+                reach: None,
             })
         } else {
             short_match(conn, text)?
@@ -323,6 +326,9 @@ fn short_match(conn: &Connection, text: &str) -> Result<Option<TextMatch>, Store
     if text.contains('\0') {
         return Ok(None);
     }
+    let reach: i64 = conn
+        .prepare_cached("SELECT MIN(upto, grams_upto) FROM audit_text_indexed")?
+        .query_row([], |r| r.get(0))?;
     // The grams that hold it from their first, second or third character:
     // those from there on between it and it followed by the last characters.
     let grams = conn
@@ -347,7 +353,7 @@ fn short_match(conn: &Connection, text: &str) -> Result<Option<TextMatch>, Store
     });
     Ok(Some(TextMatch {
         expr,
-        by_grams: true,
+        reach: Some(reach),
     }))
 }
 
@@ -415,12 +421,12 @@ impl FilterSql {
             );
             return run(sql, vec![Value::Integer(bound), Value::Integer(limit)]);
         };
-        let reach = if text.by_grams {
-            "SELECT MIN(upto, grams_upto) FROM audit_text_indexed"
-        } else {
-            "SELECT upto FROM audit_text_indexed"
+        let upto: i64 = match text.reach {
+            Some(reach) => reach,
+            None => conn
+                .prepare_cached("SELECT upto FROM audit_text_indexed")?
+                .query_row([], |r| r.get(0))?,
         };
-        let upto: i64 = conn.prepare_cached(reach)?.query_row([], |r| r.get(0))?;
         // Above the index: its scan (the clause holds it).
         let above = format!(
             "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id > ?{} \
@@ -822,7 +828,7 @@ mod tests {
         // asks), or by a scan.
         let plan = |text: &str| {
             let sql = store.read(|c| filter_sql(c, &search(text))).unwrap();
-            sql.text_match.map(|m| (m.by_grams, m.expr))
+            sql.text_match.map(|m| (m.reach.is_some(), m.expr))
         };
         let agree = |why: &str| {
             for text in [
