@@ -293,7 +293,10 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
             .map(|column| format!("audit_events.{column} LIKE ?{n} ESCAPE '\\'"))
             .collect();
         clauses.push(format!("({})", any.join(" OR ")));
-        text_match = if text.chars().count() >= 3 {
+        text_match = if text.contains('\0') {
+            // The index's query syntax ends at a NUL: a scan.
+            None
+        } else if text.chars().count() >= 3 {
             // The same case-insensitive substring match, through the index.
             Some(TextMatch {
                 expr: Some(phrase(text)),
@@ -323,9 +326,6 @@ fn phrase(text: &str) -> String {
 /// characters holds it (the index has no trigram of such a value), or too
 /// many trigrams do.
 fn short_match(conn: &Connection, text: &str) -> Result<Option<TextMatch>, StoreError> {
-    if text.contains('\0') {
-        return Ok(None);
-    }
     let reach: i64 = conn
         .prepare_cached("SELECT MIN(upto, grams_upto) FROM audit_text_indexed")?
         .query_row([], |r| r.get(0))?;
@@ -532,6 +532,14 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
 /// takes no more, and short searches scan the events after it stopped.
 const MAX_GRAMS_HELD: i64 = 1_000_000;
 
+/// The longest value (in characters) whose grams are kept: the grams stop
+/// before the first event with a longer one (no real tool name or argument
+/// summary is that long), and short searches scan from there.
+const MAX_GRAMMED_CHARS: usize = 8_192;
+/// The grams one pass gathers before it ends (at an event's end): a bound
+/// on the memory and the time it takes on the writer.
+const PASS_GRAMS: usize = 50_000;
+
 /// Adds the grams of at most `limit` events (oldest first) to
 /// `audit_text_grams` while it holds fewer than `cap`; how many events.
 fn index_grams(conn: &Connection, limit: usize, cap: i64) -> Result<usize, StoreError> {
@@ -548,13 +556,26 @@ fn index_grams(conn: &Connection, limit: usize, cap: i64) -> Result<usize, Store
     let mut rows = stmt.query(params![upto, limit as i64])?;
     let (mut grams, mut newest, mut events) = (HashSet::new(), upto, 0);
     while let Some(row) = rows.next()? {
+        if grams.len() >= PASS_GRAMS || held + grams.len() as i64 >= cap {
+            break;
+        }
+        let values = (1..=SEARCHED.len())
+            .map(|column| row.get::<_, Option<String>>(column))
+            .collect::<Result<Vec<_>, _>>()?;
+        // LIKE reads a value up to its first NUL, if any.
+        let values: Vec<&str> = values
+            .iter()
+            .flatten()
+            .filter_map(|v| v.split('\0').next())
+            .collect();
+        if values.iter().any(|v| v.chars().count() > MAX_GRAMMED_CHARS) {
+            break;
+        }
+        for value in values {
+            add_grams(value, &mut grams);
+        }
         newest = row.get(0)?;
         events += 1;
-        for column in 1..=SEARCHED.len() {
-            if let Some(value) = row.get::<_, Option<String>>(column)? {
-                add_grams(&value, &mut grams);
-            }
-        }
     }
     if events > 0 {
         let mut insert =
@@ -904,6 +925,58 @@ mod tests {
             .read(|c| page(c, &f, Cursor::Before(None), 100))
             .unwrap();
         assert_eq!(found, vec![all[0].clone()], "scanned above the grams");
+    }
+
+    #[test]
+    fn grams_stop_before_a_value_too_long_and_read_a_value_up_to_a_nul() {
+        let store = Store::open_in_memory().unwrap();
+        let long = "é".repeat(MAX_GRAMMED_CHARS + 1);
+        store
+            .write(|tx| {
+                for tool in ["xa\0bcd", "abc", &long, "xyz"] {
+                    let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool(tool);
+                    tx.record(event, 1_000)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        while store.index_text(100).unwrap() > 0 {}
+        let (upto, grams) = store
+            .read(|c| {
+                let upto: i64 =
+                    c.query_row("SELECT grams_upto FROM audit_text_indexed", [], |r| {
+                        r.get(0)
+                    })?;
+                let mut stmt = c.prepare("SELECT gram FROM audit_text_grams ORDER BY gram")?;
+                let grams = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StoreError>((upto, grams))
+            })
+            .unwrap();
+        assert_eq!(upto, 2, "the grams stop before the long value");
+        assert!(grams.contains(&"xa".to_string()) && grams.contains(&"abc".to_string()));
+        assert!(
+            !grams
+                .iter()
+                .any(|g| g.contains('\0') || g == "bcd" || g.contains('é')),
+            "{grams:?}"
+        );
+        let found = |text: &str| {
+            let f = Filter {
+                text: Some(text.into()),
+                ..Default::default()
+            };
+            let page = store.read(|c| page(c, &f, Cursor::Before(None), 10));
+            page.unwrap().iter().map(|e| e.id).collect::<Vec<_>>()
+        };
+        assert_eq!(found("bc"), [2], "through the index");
+        assert_eq!(found("xy"), [4], "scanned above the grams");
+        assert_eq!(found("éé"), [3]);
+        // A NUL in the search is no index query syntax: a scan, no error
+        // (LIKE reads the pattern, too, up to the NUL: "%xa" ends "xa").
+        assert_eq!(found("a\0"), [1]);
+        assert_eq!(found("xa\0bcd"), [1]);
     }
 
     #[test]
