@@ -528,7 +528,7 @@ pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> 
 
 /// The most grams `audit_text_grams` holds. Retention cuts events, not the
 /// grams their text had, so a log of very varied text (or an agent that
-/// sends it) would grow the table without end; at this size (~48 MB) it
+/// sends it) would grow the table without end; at this size (48–65 MB) it
 /// takes no more, and short searches scan the events after it stopped.
 const MAX_GRAMS_HELD: i64 = 1_000_000;
 
@@ -566,7 +566,7 @@ fn index_grams(conn: &Connection, limit: usize, cap: i64) -> Result<usize, Store
         let values: Vec<&str> = values
             .iter()
             .flatten()
-            .filter_map(|v| v.split('\0').next())
+            .map(|v| v.split('\0').next().unwrap_or_default())
             .collect();
         if values.iter().any(|v| v.chars().count() > MAX_GRAMMED_CHARS) {
             break;
