@@ -134,6 +134,20 @@ pub fn is_inert(text: &str) -> bool {
     !text.chars().any(is_unsafe)
 }
 
+/// `text` cut to at most `max_bytes` (at a character's edge) and marked
+/// "…" when it was longer: what the log keeps of text a peer made as long
+/// as it liked.
+pub fn cut(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +258,13 @@ mod tests {
             "a\\u{9}b",
             "a tab is a control character too"
         );
+    }
+
+    #[test]
+    fn cut_keeps_short_text_and_cuts_long_text_at_a_character() {
+        assert_eq!(cut("read_note", 9), "read_note");
+        assert_eq!(cut("read_note", 4), "read…");
+        // "é" is two bytes: cut before it, not through it.
+        assert_eq!(cut("aé", 2), "a…");
     }
 }

@@ -171,6 +171,11 @@ pub struct AuditEvent {
     pub seal: Option<String>,
 }
 
+/// The most of a tool's name an event keeps, in bytes. No real tool's name
+/// is near it; a longer one an agent made up is cut, so one request cannot
+/// put megabytes into the log and its text index.
+const MAX_TOOL_BYTES: usize = 256;
+
 /// An event about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -207,8 +212,9 @@ impl NewEvent {
         self.server = Some(server.to_string());
         self
     }
+    /// The tool, its name cut at [`MAX_TOOL_BYTES`].
     pub fn tool(mut self, tool: &str) -> Self {
-        self.tool = Some(tool.to_string());
+        self.tool = Some(crate::text::cut(tool, MAX_TOOL_BYTES));
         self
     }
     pub fn grant(mut self, grant_id: &str) -> Self {
@@ -226,5 +232,18 @@ impl NewEvent {
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_keeps_a_tools_name_up_to_a_bound() {
+        let named = |name: &str| NewEvent::new(EventKind::ToolCall, Outcome::Denied).tool(name);
+        assert_eq!(named("read_note").tool.as_deref(), Some("read_note"));
+        let made_up = named(&"n".repeat(4 << 20)).tool.unwrap();
+        assert_eq!(made_up, format!("{}…", "n".repeat(MAX_TOOL_BYTES)));
     }
 }

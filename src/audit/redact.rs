@@ -50,11 +50,8 @@ pub fn summarize_arguments(args: &serde_json::Value, max_bytes: usize) -> serde_
     if text.len() <= max_bytes {
         redacted
     } else {
-        let mut cut = max_bytes;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        serde_json::json!({ "truncated": format!("{}…", &text[..cut]), "bytes": text.len() })
+        let truncated = crate::text::cut(&text, max_bytes);
+        serde_json::json!({ "truncated": truncated, "bytes": text.len() })
     }
 }
 

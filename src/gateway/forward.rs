@@ -24,6 +24,8 @@ use crate::store::Store;
 
 /// Argument summaries in the audit log are cut at this size.
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
+/// The most of an upstream's error message a call's outcome keeps.
+const ERROR_MESSAGE_BYTES: usize = 1024;
 /// The least time a new upstream gets to answer `initialize`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -406,9 +408,13 @@ fn call_outcome(answer: &Message, mut detail: Value) -> (Outcome, Value) {
         }
         None => {
             let error = answer.member::<Value>("error").and_then(Result::ok);
-            detail["error"] = error
-                .and_then(|e| e.get("message").cloned())
-                .unwrap_or(Value::Null);
+            detail["error"] = match error.and_then(|e| e.get("message").cloned()) {
+                None => Value::Null,
+                // As much of it as the log keeps: the upstream chose its length.
+                Some(Value::String(m)) => json!(crate::text::cut(&m, ERROR_MESSAGE_BYTES)),
+                // Not a string, as JSON-RPC has it: its JSON text.
+                Some(other) => json!(crate::text::cut(&other.to_string(), ERROR_MESSAGE_BYTES)),
+            };
             (Outcome::Error, detail)
         }
     }
@@ -511,5 +517,32 @@ impl CallEvent<'_> {
             event = event.duration_ms(elapsed.as_millis() as i64);
         }
         event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_keeps_at_most_a_kilobyte_of_the_upstreams_error_message() {
+        let error = |message: Value| -> Message {
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": message}}).into()
+        };
+        let (outcome, detail) = call_outcome(&error(json!("no such note")), json!({}));
+        assert_eq!(
+            (outcome, &detail["error"]),
+            (Outcome::Error, &json!("no such note"))
+        );
+        let (_, detail) = call_outcome(&error(json!("x".repeat(5_000_000))), json!({}));
+        let kept = detail["error"].as_str().unwrap();
+        assert!(kept.len() <= ERROR_MESSAGE_BYTES + 3 && kept.ends_with('…'));
+        // Not a string, as JSON-RPC has it: its JSON text, cut the same way.
+        let (_, detail) = call_outcome(&error(json!({"big": "y".repeat(10_000)})), json!({}));
+        assert!(detail["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"big\":\"yyy"));
+        assert!(detail["error"].as_str().unwrap().len() <= ERROR_MESSAGE_BYTES + 3);
     }
 }

@@ -933,8 +933,10 @@ mod tests {
         let long = "é".repeat(MAX_GRAMMED_CHARS + 1);
         store
             .write(|tx| {
-                for tool in ["xa\0bcd", "abc", &long, "xyz"] {
-                    let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool(tool);
+                for (tool, detail) in [("xa\0bcd", ""), ("abc", ""), ("", &long), ("xyz", "")] {
+                    let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
+                        .tool(tool)
+                        .detail(serde_json::json!(detail));
                     tx.record(event, 1_000)?;
                 }
                 Ok::<_, StoreError>(())
