@@ -449,8 +449,17 @@ impl FilterSql {
         let Some(expr) = &text.expr else {
             return Ok(above);
         };
+        // SQLite picks the order for one phrase (with a rare filter, from the
+        // events, asking the index about each). For trigrams in OR it must be
+        // the index first: asked about each of one agent's events, it took
+        // 23 s at 100,000 events.
+        let join = if text.reach.is_some() {
+            "CROSS JOIN"
+        } else {
+            "JOIN"
+        };
         let below = format!(
-            "SELECT {columns} FROM audit_text CROSS JOIN audit_events ON audit_events.id = audit_text.rowid \
+            "SELECT {columns} FROM audit_text {join} audit_events ON audit_events.id = audit_text.rowid \
              WHERE audit_text MATCH ?{} AND audit_text.rowid <= ?{} AND audit_text.rowid {op} ?{} \
              AND {} ORDER BY audit_text.rowid {order} LIMIT ?{}",
             n + 1,
