@@ -6,7 +6,8 @@
 //! It is built when the store opens and kept coherent by the write path, not
 //! by expiry: the write connection reports every row of `tokens`, `grants`
 //! and `tool_pins` a transaction touches (SQLite's update hook), and
-//! [`super::Store::write`] reloads those rows after COMMIT, under the
+//! [`super::Store::write`] reads those rows inside the transaction, just
+//! before its COMMIT, and installs them once it is committed, under the
 //! writer's lock, before it returns. A revocation is therefore in force for
 //! the very next request: there is no cache to expire and no window.
 //!
@@ -216,7 +217,7 @@ impl Live {
     }
 
     /// Reports the rows of `tokens`, `grants` and `tool_pins` that `conn`
-    /// writes; [`Live::apply`] reloads them after COMMIT.
+    /// writes; [`Live::changes`] reads them before COMMIT.
     pub(super) fn watch(&self, conn: &Connection) {
         let touched = self.touched.clone();
         conn.update_hook(Some(
@@ -241,25 +242,23 @@ impl Live {
         lock(&self.touched).clear();
     }
 
-    /// Brings the state up to date with what the transaction just committed
-    /// on `conn` touched. Called with the writer's lock held, so writes are
-    /// applied in commit order.
-    pub(super) fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// What the transaction open on `conn` changes in the state: the rows it
+    /// touched, read inside it just before its COMMIT (no read transaction
+    /// of their own), to [`Live::install`] once it is committed.
+    pub(super) fn changes(&self, conn: &Connection) -> Result<Changes, StoreError> {
         let mut touched = std::mem::take(&mut *lock(&self.touched));
         // A batch of writes touches many rows more than once (a client's last use).
         touched.sort_unstable();
         touched.dedup();
-        if touched.is_empty() {
-            return Ok(());
-        }
         if touched.contains(&Touched::Deleted) {
-            return self.load(conn, None);
+            return Ok(Changes(Kind::All(Snapshot::read(conn, None)?)));
         }
+        let mut rows = Vec::with_capacity(touched.len());
         let mut grant_rows = Vec::new();
         for t in &touched {
             match *t {
-                Touched::Token(rowid) => self.reload_token(conn, rowid)?,
-                Touched::Client(rowid) => self.reload_client(conn, rowid)?,
+                Touched::Token(rowid) => rows.extend(read_token(conn, rowid)?),
+                Touched::Client(rowid) => rows.extend(read_client(conn, rowid)?),
                 Touched::Grant(rowid) => grant_rows.push(rowid),
                 Touched::Pin(rowid) => {
                     let grant: Option<i64> = conn.prepare_cached("SELECT g.rowid FROM tool_pins p JOIN grants g ON g.id = p.grant_id WHERE p.rowid = ?1")?.query_row([rowid],
@@ -275,89 +274,111 @@ impl Live {
         grant_rows.sort_unstable();
         grant_rows.dedup();
         for rowid in grant_rows {
-            self.reload_grant(conn, rowid)?;
+            rows.extend(read_grant(conn, rowid)?);
         }
-        Ok(())
+        Ok(Changes(Kind::Rows(rows)))
     }
 
-    fn reload_token(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, issued_at, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, bool>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, UnixMs>(4)?,
-                        r.get::<_, UnixMs>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((hash, live, client_id, grant_id, issued_at, expires_at)) = row else {
-            return Ok(());
-        };
-        let Some(hash) = token_key(&hash) else {
-            return Ok(());
+    /// Brings the state up to date with a committed transaction's
+    /// [`Live::changes`]. Called with the writer's lock held, so writes are
+    /// installed in commit order.
+    pub(super) fn install(&self, changes: Changes) {
+        let rows = match changes.0 {
+            Kind::All(all) => {
+                *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = all.tokens;
+                *self.grants.write().unwrap_or_else(|p| p.into_inner()) = all.grants;
+                *self.clients.write().unwrap_or_else(|p| p.into_inner()) = all.clients;
+                return;
+            }
+            Kind::Rows(rows) if rows.is_empty() => return,
+            Kind::Rows(rows) => rows,
         };
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        if live {
-            let token = LiveToken {
-                client_id: client_id.into(),
-                grant_id: grant_id.into(),
-                issued_at,
-                expires_at,
-            };
-            tokens.insert(hash, token);
-        } else {
-            tokens.remove(&hash);
-        }
-        Ok(())
-    }
-
-    fn reload_client(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        let row = conn
-            .prepare_cached(&format!("{CLIENT_KEYS} WHERE rowid = ?1"))?
-            .query_row([rowid], client_key)
-            .optional()?;
-        let Some((client_id, key)) = row else {
-            return Ok(());
-        };
-        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
-        match key {
-            Some(key) => clients.insert(client_id.into(), key),
-            None => clients.remove(client_id.as_str()),
-        };
-        Ok(())
-    }
-
-    /// Reloads a grant; one that was revoked is dropped (one that expired
-    /// stays until [`Live::prune`]: requests check `is_active`).
-    fn reload_grant(&self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        let id: Option<String> = conn
-            .prepare_cached("SELECT id FROM grants WHERE rowid = ?1")?
-            .query_row([rowid], |r| r.get(0))
-            .optional()?;
-        let Some(grant) = id.map(|id| grants::get(conn, &id)).transpose()?.flatten() else {
-            return Ok(());
-        };
-        let id: Arc<str> = grant.id.as_str().into();
-        let live = grant
-            .revoked_at
-            .is_none()
-            .then(|| LiveGrant::load(conn, grant))
-            .transpose()?;
         let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
-        match live {
-            Some(g) => grants.insert(id, Arc::new(g)),
-            None => grants.remove(&id),
-        };
-        Ok(())
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            match row {
+                Change::Token(hash, Some(token)) => drop(tokens.insert(hash, token)),
+                Change::Token(hash, None) => drop(tokens.remove(&hash)),
+                Change::Client(id, Some(key)) => drop(clients.insert(id, key)),
+                Change::Client(id, None) => drop(clients.remove(&id)),
+                Change::Grant(id, Some(grant)) => drop(grants.insert(id, grant)),
+                Change::Grant(id, None) => drop(grants.remove(&id)),
+            }
+        }
     }
 
     /// Reads every live token and grant from the store: those in force at
     /// `now`, or all not revoked when `now` is not known.
     pub(super) fn load(&self, conn: &Connection, now: Option<UnixMs>) -> Result<(), StoreError> {
+        self.install(Changes(Kind::All(Snapshot::read(conn, now)?)));
+        Ok(())
+    }
+
+    /// Forgets everything: every request then reads the store, until the next
+    /// [`Live::load`]. For when a reload failed and the state may be stale.
+    pub(super) fn forget(&self) {
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.clients
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Forgets tokens and grants that have expired by `now` (upkeep).
+    pub fn prune(&self, now: UnixMs) {
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, g| g.grant.is_active(now));
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t.expires_at > now);
+    }
+}
+
+/// What a committed write changes in the live state ([`Live::changes`]).
+pub(super) struct Changes(Kind);
+
+impl Default for Changes {
+    /// None.
+    fn default() -> Changes {
+        Changes(Kind::Rows(Vec::new()))
+    }
+}
+
+enum Kind {
+    /// The touched rows, each as it now stands (`None`: no longer live).
+    Rows(Vec<Change>),
+    /// A row was deleted: the whole state, read again.
+    All(Snapshot),
+}
+
+enum Change {
+    Token(HashKey, Option<LiveToken>),
+    Client(Box<str>, Option<ClientKey>),
+    Grant(Arc<str>, Option<Arc<LiveGrant>>),
+}
+
+/// The whole live state as read from the store.
+struct Snapshot {
+    tokens: HashMap<HashKey, LiveToken>,
+    grants: HashMap<Arc<str>, Arc<LiveGrant>>,
+    clients: HashMap<Box<str>, ClientKey>,
+}
+
+impl Snapshot {
+    /// Every live token and grant: those in force at `now`, or all not
+    /// revoked when `now` is not known; and every client not removed.
+    fn read(conn: &Connection, now: Option<UnixMs>) -> Result<Snapshot, StoreError> {
         let now = now.unwrap_or(UnixMs::MIN);
         let in_force = grants::list(conn, None, false, now)?;
         let mut grants = HashMap::with_capacity(in_force.len());
@@ -412,40 +433,69 @@ impl Live {
                 clients.insert(client_id.into_boxed_str(), key);
             }
         }
-        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
-        *self.grants.write().unwrap_or_else(|p| p.into_inner()) = grants;
-        *self.clients.write().unwrap_or_else(|p| p.into_inner()) = clients;
-        Ok(())
+        Ok(Snapshot {
+            tokens,
+            grants,
+            clients,
+        })
     }
+}
 
-    /// Forgets everything: every request then reads the store, until the next
-    /// [`Live::load`]. For when a reload failed and the state may be stale.
-    pub(super) fn forget(&self) {
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        self.grants
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        self.clients
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
+/// A token row as the live state holds it (`None` for a row that is gone).
+fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
+    let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, issued_at, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, UnixMs>(4)?,
+                    r.get::<_, UnixMs>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((hash, live, client_id, grant_id, issued_at, expires_at)) = row else {
+        return Ok(None);
+    };
+    let Some(hash) = token_key(&hash) else {
+        return Ok(None);
+    };
+    let token = live.then(|| LiveToken {
+        client_id: client_id.into(),
+        grant_id: grant_id.into(),
+        issued_at,
+        expires_at,
+    });
+    Ok(Some(Change::Token(hash, token)))
+}
 
-    /// Forgets tokens and grants that have expired by `now` (upkeep).
-    pub fn prune(&self, now: UnixMs) {
-        self.grants
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, g| g.grant.is_active(now));
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| t.expires_at > now);
-    }
+fn read_client(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("{CLIENT_KEYS} WHERE rowid = ?1"))?
+        .query_row([rowid], client_key)
+        .optional()?;
+    Ok(row.map(|(client_id, key)| Change::Client(client_id.into_boxed_str(), key)))
+}
+
+/// A grant with its pins; one that was revoked is dropped (one that expired
+/// stays until [`Live::prune`]: requests check `is_active`).
+fn read_grant(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT id FROM grants WHERE rowid = ?1")?
+        .query_row([rowid], |r| r.get(0))
+        .optional()?;
+    let Some(grant) = id.map(|id| grants::get(conn, &id)).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let id: Arc<str> = grant.id.as_str().into();
+    let live = grant
+        .revoked_at
+        .is_none()
+        .then(|| LiveGrant::load(conn, grant))
+        .transpose()?;
+    Ok(Some(Change::Grant(id, live.map(Arc::new))))
 }
 
 /// A stored token hash as a key; one not hashed as Gatehouse hashes is

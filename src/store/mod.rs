@@ -265,19 +265,26 @@ impl Store {
         E: From<StoreError>,
     {
         let (result, recorded) = {
-            let (result, recorded) = Self::transact(&mut conn, &self.key, f);
-            match &recorded {
-                Ok(_) => {
+            let (result, committed) = Self::transact(&mut conn, &self.key, &self.live, f);
+            let recorded = match committed {
+                Ok((recorded, changes)) => {
                     // Before this write returns: the next request sees it.
-                    if let Err(e) = self.live.apply(&conn) {
-                        tracing::error!(error = %e, "could not reload the live authorization state; requests read the database until it is loaded again");
-                        self.live.forget();
-                        self.live_stale
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    match changes {
+                        Ok(changes) => self.live.install(changes),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not reload the live authorization state; requests read the database until it is loaded again");
+                            self.live.forget();
+                            self.live_stale
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
+                    Ok(recorded)
                 }
-                Err(_) => self.live.discard(),
-            }
+                Err(e) => {
+                    self.live.discard();
+                    Err(e)
+                }
+            };
             let recorded = recorded.map_err(E::from)?;
             if let Some(last) = recorded.last() {
                 let seal = last.seal.clone().unwrap_or_default();
@@ -293,18 +300,20 @@ impl Store {
     }
 
     /// Runs `f` in a transaction on `conn`: its result, and the audit events
-    /// committed (none when it rolled back), or why the commit failed.
+    /// committed (none when it rolled back) with what the commit changes in
+    /// the live state (read just before COMMIT), or why the commit failed.
     fn transact<T, E>(
         conn: &mut Connection,
         key: &Key,
+        live: &live::Live,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
-    ) -> (Result<T, E>, Result<Vec<AuditEvent>, StoreError>)
+    ) -> (Result<T, E>, Committed)
     where
         E: From<StoreError>,
     {
         let tx = match conn.transaction() {
             Ok(tx) => tx,
-            Err(e) => return (Err(StoreError::from(e).into()), Ok(Vec::new())),
+            Err(e) => return (Err(StoreError::from(e).into()), Ok(nothing())),
         };
         let mut w = Tx {
             tx,
@@ -317,13 +326,16 @@ impl Store {
             tx, recorded, keep, ..
         } = w;
         if result.is_ok() || keep {
+            // Read inside the transaction: no read transaction of its own.
+            let changes = live.changes(&tx);
             match tx.commit() {
-                Ok(()) => (result, Ok(recorded)),
+                Ok(()) => (result, Ok((recorded, changes))),
                 Err(e) => (result, Err(e.into())),
             }
         } else {
             drop(tx);
-            (result, Ok(Vec::new()))
+            live.discard();
+            (result, Ok(nothing()))
         }
     }
 
@@ -349,6 +361,15 @@ impl Store {
         };
         f(&conn)
     }
+}
+
+/// What a transaction committed: its audit events, and its changes to the
+/// live state (or why they could not be read).
+type Committed = Result<(Vec<AuditEvent>, Result<live::Changes, StoreError>), StoreError>;
+
+/// A transaction that committed nothing.
+fn nothing() -> (Vec<AuditEvent>, Result<live::Changes, StoreError>) {
+    (Vec::new(), Ok(live::Changes::default()))
 }
 
 /// A write transaction that can record audit events.
