@@ -13,7 +13,10 @@
 //!    introspection (the store work behind those two endpoints).
 //! 3. Requests/s of `/token` (refresh_token grant, one rotation chain per worker)
 //!    and `/introspect` (confidential client) vs. a no-op axum handler in the same
-//!    process, driven by the same reqwest load loop at the same concurrency.
+//!    process, driven by the same reqwest load loop at the same concurrency,
+//!    with the process's CPU time per request (client and server together:
+//!    on two saturated cores the ratio of throughputs is about the inverse
+//!    ratio of these).
 //!
 //! Tokens come the real way, one new client per consent: a pre-registered client
 //! (`gatehouse clients add`; /register is rate-limited per source), /authorize,
@@ -672,13 +675,27 @@ async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result
 
 /// One worker per refresh chain, each sending requests back to back until the
 /// time is up: the tally and requests per second.
+/// This process's CPU time so far (user and system, every thread).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The load's tally, requests/s, and CPU time per request (this process
+/// runs both Gatehouse and the load's client, so it is both sides' work).
 async fn load(
     http: &reqwest::Client,
     target: Load,
     chains: &mut [Agent],
     s: &Settings,
-) -> (Tally, f64) {
-    let started = Instant::now();
+) -> (Tally, f64, Duration) {
+    let (started, cpu) = (Instant::now(), cpu_time());
     let deadline = started + s.load_for;
     let workers: Vec<_> = chains
         .iter()
@@ -704,7 +721,8 @@ async fn load(
         total.errors += tally.errors;
     }
     let per_sec = total.times.len() as f64 / started.elapsed().as_secs_f64();
-    (total, per_sec)
+    let cpu = (cpu_time() - cpu) / total.times.len().max(1) as u32;
+    (total, per_sec, cpu)
 }
 
 // ---------- Report ----------
@@ -719,7 +737,7 @@ fn fmt(d: Duration) -> String {
 fn print_tables(
     latency: &[(&str, Vec<Case>)],
     steps: &Steps,
-    loads: &[(&str, (Tally, f64))],
+    loads: &[(&str, (Tally, f64, Duration))],
     s: &Settings,
 ) {
     println!("\nLatency of sequential requests, one keep-alive connection (x = vs. direct)");
@@ -756,13 +774,13 @@ fn print_tables(
     let (c, secs) = (s.concurrency, s.load_for.as_secs());
     println!("\nThroughput, {c} concurrent workers, {secs} s each (x = vs. the mean no-op, {base:.0} req/s)");
     println!(
-        "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7}",
-        "", "requests", "req/s", "p50", "p99", "x no-op"
+        "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7} {:>10}",
+        "", "requests", "req/s", "p50", "p99", "x no-op", "CPU/req"
     );
-    for (name, (tally, per_sec)) in loads {
+    for (name, (tally, per_sec, cpu)) in loads {
         let ((p50, p99), n) = (stats(&tally.times), tally.times.len());
-        let (m, p, x) = (fmt(p50), fmt(p99), per_sec / base);
-        println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3}");
+        let (m, p, x, c) = (fmt(p50), fmt(p99), per_sec / base, fmt(*cpu));
+        println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3} {c:>10}");
     }
 }
 
