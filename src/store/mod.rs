@@ -117,7 +117,16 @@ impl Store {
             c.pragma_update(None, "foreign_keys", "ON")?;
             Ok(Mutex::new(c))
         };
-        store.readers = (0..READERS).map(|_| side()).collect::<Result<_, _>>()?;
+        // Only the writer writes (its lock orders every write and keeps the
+        // live state coherent): a reader that tried would fail, not write.
+        let reader = || -> Result<Mutex<Connection>, StoreError> {
+            let c = side()?;
+            c.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pragma_update(None, "query_only", "ON")?;
+            Ok(c)
+        };
+        store.readers = (0..READERS).map(|_| reader()).collect::<Result<_, _>>()?;
         store.checkpointer = Some(side()?);
         Ok(store)
     }
@@ -493,6 +502,25 @@ mod tests {
     /// Under steady writes a checkpoint never reached the WAL's end, so the
     /// WAL never started over and grew without bound (1.2 GB in a minute of
     /// the gateway bench), every write extending the file.
+    #[test]
+    fn a_read_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::file_store(&dir, 1);
+        store
+            .write(|tx| tx.record(NewEvent::new(EventKind::ToolCall, Outcome::Allowed), 1))
+            .unwrap();
+        let wrote = store.read(|c| Ok::<_, StoreError>(c.execute("DELETE FROM audit_events", [])?));
+        assert!(wrote.is_err(), "a reader wrote: {wrote:?}");
+        let left: i64 = store
+            .read(|c| {
+                Ok::<_, StoreError>(
+                    c.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))?,
+                )
+            })
+            .unwrap();
+        assert_eq!(left, 1);
+    }
+
     #[test]
     fn the_wal_starts_over_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
