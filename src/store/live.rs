@@ -4,12 +4,14 @@
 //! without touching SQLite.
 //!
 //! It is built when the store opens and kept coherent by the write path, not
-//! by expiry: the write connection reports every row of `tokens`, `grants`
-//! and `tool_pins` a transaction touches (SQLite's update hook), and
+//! by expiry: the write connection reports every row of `tokens`, `grants`,
+//! `tool_pins` and `clients` a transaction touches (SQLite's update hook), and
 //! [`super::Store::write`] reads those rows inside the transaction, just
 //! before its COMMIT, and installs them once it is committed, under the
 //! writer's lock, before it returns. A revocation is therefore in force for
-//! the very next request: there is no cache to expire and no window.
+//! the very next request: there is no cache to expire and no window. A write
+//! that did not end in a clean commit or rollback empties the state, and
+//! upkeep loads it again; until then every request reads the database.
 //!
 //! Only success is answered from here. A token that is not live (unknown,
 //! revoked, expired, a refresh token) misses, and the caller reads the store
@@ -308,8 +310,8 @@ impl Live {
         }
     }
 
-    /// Reads every live token and grant from the store: those in force at
-    /// `now`, or all not revoked when `now` is not known.
+    /// Reads every live token and grant from the store (those in force at
+    /// `now`, or all not revoked when `now` is not known) and every client.
     pub(super) fn load(&self, conn: &Connection, now: Option<UnixMs>) -> Result<(), StoreError> {
         self.install(Changes(Kind::All(Snapshot::read(conn, now)?)));
         Ok(())
@@ -675,6 +677,32 @@ mod tests {
         });
         assert!(undone.is_err());
         assert!(auth.store.live().access(&access, T0 + 1).is_some());
+    }
+
+    /// SQLite can roll a transaction back itself (a full disk, an I/O
+    /// error); what runs after that commits statement by statement.
+    #[test]
+    fn a_write_that_sqlite_rolled_back_leaves_nothing_held_that_the_database_ended() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = hash_of(&body, "access_token");
+        let failed: Result<(), StoreError> = auth.store.write(|tx| {
+            tx.conn().execute_batch("ROLLBACK")?;
+            crate::store::tokens::revoke_for_client(tx.conn(), &client.client_id, T0)?;
+            Err(StoreError::Corrupt("the write failed".into()))
+        });
+        assert!(failed.is_err());
+        assert!(auth.store.live().access(&access, T0 + 1).is_none());
+        // Upkeep loads it again, from what the database holds.
+        auth.store.upkeep_live(T0 + 1).unwrap();
+        assert!(auth.store.live().access(&access, T0 + 1).is_none());
+        let (other, body) = tokens(&auth, "another agent", T0);
+        assert_ne!(other.client_id, client.client_id);
+        assert!(auth
+            .store
+            .live()
+            .access(&hash_of(&body, "access_token"), T0 + 1)
+            .is_some());
     }
 
     #[test]
