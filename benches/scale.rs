@@ -149,6 +149,20 @@ fn main() -> Result<()> {
             filter(|f| f.text = Some("42".into())),
         ),
         (
+            "text: \"42\" and one agent",
+            filter(|f| {
+                f.text = Some("42".into());
+                f.client_id = Some("c5".into());
+            }),
+        ),
+        (
+            "text: \"delete\" and one server",
+            filter(|f| {
+                f.text = Some("delete".into());
+                f.server = Some("files".into());
+            }),
+        ),
+        (
             "text: \"_n\" and one agent",
             filter(|f| {
                 f.text = Some("_n".into());
@@ -160,12 +174,13 @@ fn main() -> Result<()> {
     println!("{:<34} {:>10} {:>10}", "filter", "time", "matches");
     for (name, f) in cases {
         let mut times = Vec::new();
-        let mut total = 0;
+        let mut total = String::new();
         for _ in 0..5 {
             let started = Instant::now();
             let page = api.audit_page(&f, None, 200)?;
             times.push(started.elapsed());
-            total = page.total.unwrap_or_default();
+            let more = if page.total_more { "+" } else { "" };
+            total = format!("{}{more}", page.total.unwrap_or_default());
         }
         times.sort();
         println!("{name:<34} {:>10} {total:>10}", ms(times[2]));

@@ -23,7 +23,8 @@ const CATCH_UP_PAGE: u32 = 1_000;
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// On a first page: how many events match, counted up to
-    /// [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that).
+    /// [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that, or the
+    /// count stopped at its bound of rows read: at least that many).
     #[ts(type = "number | null")]
     pub total: Option<i64>,
     pub total_more: bool,

@@ -241,7 +241,8 @@ text: string | null, };
 export type AuditPage = { events: Array<AuditEvent>, 
 /**
  * On a first page: how many events match, counted up to
- * [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that).
+ * [`AUDIT_COUNT_CAP`] (`total_more`: there are more than that, or the
+ * count stopped at its bound of rows read: at least that many).
  */
 total: number | null, total_more: boolean, };
 
