@@ -156,6 +156,13 @@ fn main() -> Result<()> {
             }),
         ),
         (
+            "text: \"42\" and one server",
+            filter(|f| {
+                f.text = Some("42".into());
+                f.server = Some("files".into());
+            }),
+        ),
+        (
             "text: \"delete\" and one server",
             filter(|f| {
                 f.text = Some("delete".into());

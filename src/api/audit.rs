@@ -81,7 +81,8 @@ impl Gatehouse {
             }
             None => {
                 let (n, more) = store.read(|c| log::count_up_to(c, filter, AUDIT_COUNT_CAP))?;
-                (Some(n), more)
+                // A count cut short may have found fewer than the page holds.
+                (Some(n.max(events.len() as i64)), more)
             }
             Some(_) => (None, false),
         };

@@ -32,11 +32,13 @@ struct FilterSql {
     clause: String,
     args: Vec<Value>,
     text_match: Option<TextMatch>,
-    /// For a text search with more in the filter: the clause without the
-    /// search, and the search alone (its parameter is the last).
-    narrowed: Option<(String, String)>,
+    /// For a text search with more in the filter: the part of the clause
+    /// that an index serves ("1" when none does), which picks the events a
+    /// walk of the filter's events reads (each one a step).
+    narrowed: Option<String>,
     /// At most how many rows a read through two ways ([`FilterSql::race`])
-    /// reads before it stops with what it has found (`None`: no bound).
+    /// reads, both together, before it stops with what the one further along
+    /// has found (`None`: no bound).
     reads: Option<usize>,
 }
 
@@ -58,33 +60,41 @@ const MAX_GRAMS: usize = 500;
 
 fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
+    // Those an index serves (a walk of the events they pick reads no others).
+    let mut served: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    let mut push = |column: &str, op: &str, value: Value| {
+    let mut push = |column: &str, op: &str, value: Value, indexed: bool| {
         args.push(value);
-        clauses.push(format!("audit_events.{column} {op} ?{}", args.len()));
+        let clause = format!("audit_events.{column} {op} ?{}", args.len());
+        if indexed {
+            served.push(clause.clone());
+        }
+        clauses.push(clause);
     };
     if let Some(c) = &f.client_id {
-        push("client_id", "=", Value::Text(c.clone()));
+        push("client_id", "=", Value::Text(c.clone()), true);
     }
     if let Some(s) = &f.server {
-        push("server", "=", Value::Text(s.clone()));
+        push("server", "=", Value::Text(s.clone()), false);
     }
+    let rare_outcome = f.outcome.is_some_and(|o| o != Outcome::Allowed);
     if let Some(o) = f.outcome {
-        push("outcome", "=", Value::Text(o.as_str().into()));
+        push("outcome", "=", Value::Text(o.as_str().into()), rare_outcome);
     }
     if let Some(t) = f.since {
-        push("at", ">=", Value::Integer(t));
+        push("at", ">=", Value::Integer(t), false);
     }
     if let Some(floor) = since_floor(conn, f)? {
-        push("id", ">=", Value::Integer(floor));
+        push("id", ">=", Value::Integer(floor), true);
     }
     if let Some(t) = f.until {
-        push("at", "<", Value::Integer(t));
+        push("at", "<", Value::Integer(t), false);
     }
-    if f.outcome.is_some_and(|o| o != Outcome::Allowed) {
+    if rare_outcome {
         // The index of those outcomes says this of every event it holds;
         // SQLite uses it only when the query says it too, word for word.
         clauses.push(NOT_ALLOWED.to_string());
+        served.push(NOT_ALLOWED.to_string());
     }
     let mut text_match = None;
     let mut narrowed = None;
@@ -101,7 +111,8 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
             .collect();
         let search = format!("({})", any.join(" OR "));
         if clauses.len() > 1 {
-            narrowed = Some((clauses.join(" AND "), search.clone()));
+            served.push("1".into());
+            narrowed = Some(served.join(" AND "));
         }
         clauses.push(search);
         text_match = if text.contains('\0') {
@@ -267,6 +278,12 @@ impl FilterSql {
             return Ok((above, false));
         };
         if let (Some(_), Some(narrowed)) = (text.reach, &self.narrowed) {
+            // Newest first, the events above come first: below needs the rest.
+            let needed = if order == "DESC" {
+                limit - above.len() as i64
+            } else {
+                limit
+            };
             let (below, cut) = self.race(
                 conn,
                 (columns, row),
@@ -275,7 +292,7 @@ impl FilterSql {
                 (op, order),
                 bound,
                 upto,
-                limit,
+                needed,
             )?;
             return Ok((merge(above, below, order, limit), cut));
         }
@@ -312,24 +329,27 @@ impl FilterSql {
 
     /// The events matching at or below the index's reach, for a short search
     /// (trigrams in OR) with more in the filter. Two ways read them: the
-    /// filter's events first, testing the search on each (quick when the
-    /// search is common), or the index's candidates first, testing the
+    /// events an index picks for the filter (an agent's, say; all of them
+    /// when no index serves it), testing the rest on each (quick when the
+    /// search is common), or the text index's candidates, testing the whole
     /// filter on each (quick when the search is rare). Which is quicker
     /// depends on how often each holds, which nothing cheap tells, so both
     /// read, a few rows at a turn, and the first to find `limit` or reach the
     /// end gives the answer. Both need as many matches, so the quicker is the
-    /// one that finds more for its time: it gets three quarters of the time (the
-    /// answer then takes a third longer than it alone would), and were its
-    /// lead a fluke, the other's quarter still bounds the loss to four times.
-    /// (Either way holds every match in the part it has read, so no answer
-    /// mixes the two.)
+    /// one that finds more for its time: it gets three quarters of the time
+    /// (the answer then takes a third longer than it alone would), and were
+    /// its lead a fluke, the other's quarter bounds the loss to about four
+    /// times. Either way holds every match in the part it has read, so the
+    /// events are the same whichever answers; a count cut short by
+    /// [`FilterSql::reads`] gives what the way further along found, which
+    /// may differ from one run to the next.
     #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::disallowed_methods)] // it times its reads; no answer depends on the time
+    #[allow(clippy::disallowed_methods)] // it times its reads to choose; the events found do not depend on it
     fn race<T>(
         &self,
         conn: &Connection,
         (columns, row): (&str, fn(&Row<'_>) -> rusqlite::Result<T>),
-        (narrowed, search): &(String, String),
+        narrowed: &str,
         expr: &str,
         (op, order): (&str, &str),
         bound: i64,
@@ -339,12 +359,13 @@ impl FilterSql {
         /// The rows a way reads in a turn.
         const TURN: usize = 32;
         let n = self.args.len();
-        // Each gives every row it reads (so a row is a bounded step), with
-        // whether the whole filter holds of it.
+        // Each gives every row it reads from its index (so a row is a
+        // bounded step), with whether the whole filter holds of it.
         let filter_first = format!(
-            "SELECT {columns}, COALESCE({search}, 0) AS hit FROM audit_events \
+            "SELECT {columns}, COALESCE({clause}, 0) AS hit FROM audit_events \
              WHERE {narrowed} AND audit_events.id {op} ?{bound} AND audit_events.id <= ?{upto} \
              ORDER BY audit_events.id {order}",
+            clause = self.clause,
             bound = n + 1,
             upto = n + 2,
         );
@@ -372,8 +393,8 @@ impl FilterSql {
         ];
         let limit = limit.max(0) as usize;
         let mut spent = [Duration::ZERO; 2];
-        let mut reads = self.reads.unwrap_or(usize::MAX);
-        loop {
+        let (mut read, reads) = (0, self.reads.unwrap_or(usize::MAX));
+        let (answer, cut) = 'race: loop {
             // The way that has found more for its time reads on; the other
             // still gets a third as much time, in case it was unlucky so far.
             let cost = |way: usize| spent[way].as_secs_f64() / (ways[way].1.len() + 1) as f64;
@@ -387,24 +408,37 @@ impl FilterSql {
             let (rows, found) = &mut ways[way];
             for _ in 0..TURN {
                 if found.len() >= limit {
-                    return Ok((std::mem::take(found), false));
+                    break 'race (way, false);
                 }
                 let Some(r) = rows.next()? else {
-                    return Ok((std::mem::take(found), false));
+                    break 'race (way, false);
                 };
                 if r.get("hit")? {
                     found.push(row(r)?);
                 }
-                reads -= 1;
-                if reads == 0 {
+                read += 1;
+                if read >= reads {
                     // What either found is all there is in what it read.
-                    let most = usize::from(ways[1].1.len() > ways[0].1.len());
-                    return Ok((std::mem::take(&mut ways[most].1), true));
+                    break 'race (usize::from(ways[1].1.len() > ways[0].1.len()), true);
                 }
             }
             spent[way] += started.elapsed();
-        }
+        };
+        #[cfg(test)]
+        ANSWERED.with(|a| {
+            let mut n = a.get();
+            n[answer] += 1;
+            a.set(n);
+        });
+        Ok((std::mem::take(&mut ways[answer].1), cut))
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often each way of [`FilterSql::race`] answered: the filter's
+    /// events first, the index's candidates first.
+    static ANSWERED: std::cell::Cell<[usize; 2]> = const { std::cell::Cell::new([0; 2]) };
 }
 
 /// The scanned events above the index and the index's below it, in `order`,
@@ -457,15 +491,17 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
     Ok(counted(conn, f, i64::MAX - 1, None)?.0)
 }
 
-/// The most rows a count reads, in the ways a short search with a filter is
-/// read both at once: matches that are few and far between would otherwise
-/// be read to the end of the log (140 ms at 1,000,000 events for "42" and
-/// one agent), for a count that says "at least" just as truly.
+/// The most rows a count reads in the two ways a short search with a filter
+/// is read at once, both together: matches that are few and far between
+/// would otherwise be read to the end of the log (140 ms at 1,000,000 events
+/// for "42" and one agent), for a count that says "at least" just as truly.
+/// (So a count of a common search may stop short of 10,000 too: "9,830+".)
 const COUNT_READS: usize = 16_384;
 
 /// How many events match `f`, counted up to `cap`: `(n, true)` when there
-/// are more than `n`, which is `cap` unless the count stopped after reading
-/// [`COUNT_READS`] rows. So it costs no more than reading that many.
+/// are more than `cap`, or when a count read two ways at once (a short
+/// search with a filter) stopped after [`COUNT_READS`] rows: then at least
+/// `n` match.
 pub fn count_up_to(conn: &Connection, f: &Filter, cap: i64) -> Result<(i64, bool), StoreError> {
     counted(conn, f, cap, Some(COUNT_READS))
 }
@@ -873,34 +909,45 @@ mod tests {
                     } else {
                         Outcome::Allowed
                     };
-                    let event = NewEvent::new(EventKind::ToolCall, outcome)
-                        .client(&format!("c{}", i % 7))
-                        .server(if i % 2 == 0 { "demo" } else { "files" })
-                        .tool(tool);
+                    let mut event = NewEvent::new(EventKind::ToolCall, outcome).tool(tool);
+                    // One in 11 with no agent and no server; five of a rare agent.
+                    if i % 11 != 0 {
+                        let client = if i % 600 == 1 {
+                            "rare".into()
+                        } else {
+                            format!("c{}", i % 7)
+                        };
+                        event =
+                            event
+                                .client(&client)
+                                .server(if i % 2 == 0 { "demo" } else { "files" });
+                    }
                     tx.record(event, 1_000 + i)?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        let all = store
-            .read(|c| page(c, &Filter::default(), Cursor::Before(None), MAX_PAGE))
-            .unwrap();
         let mut filters = Vec::new();
         for text in ["_n", "zq", "_f", "q"] {
             let text = Some(text.to_string());
-            filters.push(Filter {
-                client_id: Some("c3".into()),
-                text: text.clone(),
-                ..Default::default()
-            });
+            for client in ["c3", "rare"] {
+                filters.push(Filter {
+                    client_id: Some(client.into()),
+                    text: text.clone(),
+                    ..Default::default()
+                });
+            }
+            // No index serves these: the events first are all events.
             filters.push(Filter {
                 server: Some("files".into()),
-                outcome: Some(Outcome::Denied),
+                outcome: Some(Outcome::Allowed),
                 text: text.clone(),
                 ..Default::default()
             });
             filters.push(Filter {
+                outcome: Some(Outcome::Denied),
                 since: Some(1_100),
+                until: Some(3_900),
                 text,
                 ..Default::default()
             });
@@ -908,8 +955,13 @@ mod tests {
         let ids = |events: &[AuditEvent]| events.iter().map(|e| e.id).collect::<Vec<_>>();
         let cut = std::cell::Cell::new(0);
         let check = |why: &str| {
+            let all = store
+                .read(|c| page(c, &Filter::default(), Cursor::Before(None), MAX_PAGE))
+                .unwrap();
             for f in &filters {
-                assert!(f.text.as_deref().is_some_and(|t| t.len() < 3));
+                let raced = store.read(|c| filter_sql(c, f)).unwrap();
+                let raced =
+                    raced.narrowed.is_some() && raced.text_match.is_some_and(|m| m.reach.is_some());
                 let live: Vec<i64> = all.iter().filter(|e| f.matches(e)).map(|e| e.id).collect();
                 // Newest first, page by page (some pages end mid-way).
                 let mut paged = Vec::new();
@@ -941,11 +993,8 @@ mod tests {
                 assert_eq!(store.read(|c| count(c, f)).unwrap(), n, "{f:?}, {why}");
                 let capped = store.read(|c| count_up_to(c, f, 10)).unwrap();
                 assert_eq!(capped, (n.min(10), n > 10), "{f:?}, {why}");
-                // A count that may read only 100 rows: fewer, and "more".
+                // A count that may read only 100 rows: at most as many, and "more".
                 let (some, more) = store.read(|c| counted(c, f, 10_000, Some(100))).unwrap();
-                let indexed = store.read(|c| filter_sql(c, f)).unwrap();
-                let raced = indexed.narrowed.is_some()
-                    && indexed.text_match.is_some_and(|m| m.reach.is_some());
                 if raced {
                     assert!(
                         some <= n && (more || some == n),
@@ -961,9 +1010,20 @@ mod tests {
         store.index_text(1_700).unwrap();
         check("part indexed");
         while store.index_text(1_000).unwrap() > 0 {}
+        ANSWERED.with(|a| a.set([0; 2]));
         check("all indexed");
+        // The rare agent's five events end the events first in one turn;
+        // "zq" ends the index's candidates first in one.
+        let [events_first, index_first] = ANSWERED.with(|a| a.get());
+        assert!(
+            events_first > 0 && index_first > 0,
+            "{events_first}, {index_first}"
+        );
         assert!(cut.get() > 0, "some counts stopped at their reads");
-        let plan = store.read(|c| filter_sql(c, &filters[0])).unwrap();
-        assert!(plan.narrowed.is_some() && plan.text_match.is_some_and(|m| m.reach.is_some()));
+        // Retention cuts the oldest; the index forgets them.
+        store
+            .write(|tx| super::super::delete_through(tx.conn(), 1_000))
+            .unwrap();
+        check("the oldest thousand cut");
     }
 }
