@@ -35,7 +35,7 @@ struct FilterSql {
     /// For a text search with more in the filter: the part of the clause
     /// that an index serves ("1" when none does), which picks the events a
     /// walk of the filter's events reads (each one a step).
-    narrowed: Option<String>,
+    walked: Option<String>,
     /// At most how many rows a read through two ways ([`FilterSql::race`])
     /// reads, both together, before it stops with what the one further along
     /// has found (`None`: no bound).
@@ -102,7 +102,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
         }
     }
     let mut text_match = None;
-    let mut narrowed = None;
+    let mut walked = None;
     if let Some(text) = f.search_text() {
         let escaped = text
             .replace('\\', "\\\\")
@@ -117,7 +117,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
         let search = format!("({})", any.join(" OR "));
         if clauses.len() > 1 {
             served.push("1".into());
-            narrowed = Some(served.join(" AND "));
+            walked = Some(served.join(" AND "));
         }
         clauses.push(search);
         text_match = if text.contains('\0') {
@@ -137,7 +137,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
         clause: clauses.join(" AND "),
         args,
         text_match,
-        narrowed,
+        walked,
         reads: None,
     })
 }
@@ -283,7 +283,7 @@ impl FilterSql {
         let Some(expr) = &text.expr else {
             return Ok((above, false));
         };
-        if let (Some(_), Some(narrowed)) = (text.reach, &self.narrowed) {
+        if let (Some(_), Some(walked)) = (text.reach, &self.walked) {
             // Newest first, the events above come first: below needs the rest.
             let needed = if order == "DESC" {
                 limit - above.len() as i64
@@ -296,7 +296,7 @@ impl FilterSql {
             let (below, cut) = self.race(
                 conn,
                 (columns, row),
-                narrowed,
+                walked,
                 expr,
                 (op, order),
                 bound,
@@ -338,8 +338,8 @@ impl FilterSql {
 
     /// The events matching at or below the index's reach, for a short search
     /// (trigrams in OR) with more in the filter. Two ways read them: the
-    /// events an index picks for the filter (an agent's, say; all of them
-    /// when no index serves it), testing the rest on each (quick when the
+    /// events one index picks for the filter (`walked`: an agent's, say;
+    /// all of them when no index serves it), testing the rest on each (quick when the
     /// search is common), or the text index's candidates, testing the whole
     /// filter on each (quick when the search is rare). Which is quicker
     /// depends on how often each holds, which nothing cheap tells, so both
@@ -358,7 +358,7 @@ impl FilterSql {
         &self,
         conn: &Connection,
         (columns, row): (&str, fn(&Row<'_>) -> rusqlite::Result<T>),
-        narrowed: &str,
+        walked: &str,
         expr: &str,
         (op, order): (&str, &str),
         bound: i64,
@@ -372,7 +372,7 @@ impl FilterSql {
         // bounded step), with whether the whole filter holds of it.
         let filter_first = format!(
             "SELECT {columns}, COALESCE({clause}, 0) AS hit FROM audit_events \
-             WHERE {narrowed} AND audit_events.id {op} ?{bound} AND audit_events.id <= ?{upto} \
+             WHERE {walked} AND audit_events.id {op} ?{bound} AND audit_events.id <= ?{upto} \
              ORDER BY audit_events.id {order}",
             clause = self.clause,
             bound = n + 1,
@@ -979,7 +979,7 @@ mod tests {
             for f in &filters {
                 let raced = store.read(|c| filter_sql(c, f)).unwrap();
                 let raced =
-                    raced.narrowed.is_some() && raced.text_match.is_some_and(|m| m.reach.is_some());
+                    raced.walked.is_some() && raced.text_match.is_some_and(|m| m.reach.is_some());
                 let live: Vec<i64> = all.iter().filter(|e| f.matches(e)).map(|e| e.id).collect();
                 // Newest first, page by page (some pages end mid-way).
                 let mut paged = Vec::new();
@@ -1031,7 +1031,7 @@ mod tests {
         ANSWERED.with(|a| a.set([0; 2]));
         check("all indexed");
         // SQLite reads one index, so the events first are picked by one.
-        let walk = |f: &Filter| store.read(|c| filter_sql(c, f)).unwrap().narrowed.unwrap();
+        let walk = |f: &Filter| store.read(|c| filter_sql(c, f)).unwrap().walked.unwrap();
         let agent_denied = walk(&filters[4]);
         assert!(agent_denied.contains("client_id") && !agent_denied.contains("outcome"));
         assert!(walk(&filters[3]).contains(NOT_ALLOWED));
