@@ -89,6 +89,11 @@ fn main() -> Result<()> {
         ("one agent", filter(|f| f.client_id = Some("c3".into()))),
         ("one server", filter(|f| f.server = Some("files".into()))),
         (
+            "one server, rare (10 in the log)",
+            filter(|f| f.server = Some("mail".into())),
+        ),
+        ("until an hour ago", filter(|f| f.until = Some(hour_ago))),
+        (
             "outcome: error",
             filter(|f| f.outcome = Some(Outcome::Error)),
         ),
@@ -160,6 +165,13 @@ fn main() -> Result<()> {
             filter(|f| {
                 f.text = Some("42".into());
                 f.server = Some("files".into());
+            }),
+        ),
+        (
+            "text: \"delete\" and one agent",
+            filter(|f| {
+                f.text = Some("delete".into());
+                f.client_id = Some("c5".into());
             }),
         ),
         (
@@ -268,7 +280,13 @@ fn seed(path: &Path, n: usize, now: i64) -> Result<()> {
                 },
                 format!("c{agent}"),
                 format!("Agent {agent}"),
-                if i % 3 == 0 { "files" } else { "demo" },
+                if i % 100_000 == 49_999 {
+                    "mail"
+                } else if i % 3 == 0 {
+                    "files"
+                } else {
+                    "demo"
+                },
                 tools[i % 5],
                 format!("gr_{agent}"),
                 (i % 97) as i64,
@@ -276,10 +294,10 @@ fn seed(path: &Path, n: usize, now: i64) -> Result<()> {
             ])?;
         }
     }
-    // The blocks' newest times as the audit writer keeps them: up to date.
+    // The blocks' newest and oldest times as the audit writer keeps them: up to date.
     tx.execute_batch(
-        "INSERT OR REPLACE INTO audit_time_blocks (block, newest)
-           SELECT id / 4096, MAX(at) FROM audit_events
+        "INSERT OR REPLACE INTO audit_time_blocks (block, newest, oldest)
+           SELECT id / 4096, MAX(at), MIN(at) FROM audit_events
            WHERE id < (SELECT (MAX(id) + 1) / 4096 * 4096 FROM audit_events)
            GROUP BY id / 4096;",
     )?;

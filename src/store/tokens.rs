@@ -321,7 +321,7 @@ mod tests {
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
         ALTER TABLE audit_text_indexed DROP COLUMN grams_held;
         DROP TABLE audit_time_blocks; CREATE INDEX audit_events_at ON audit_events(at);
-        DROP INDEX audit_events_not_allowed;
+        DROP INDEX audit_events_not_allowed; DROP INDEX audit_events_server;
         DROP TABLE tokens; DROP TABLE token_families;
         CREATE TABLE tokens (
             token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,

@@ -129,8 +129,8 @@ pub fn sealed_page(
 /// The columns the timeline's text search reads (also those of `audit_text`).
 const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail"];
 
-/// The log's ids in blocks of this many, each with its newest time
-/// (`audit_time_blocks`, written when a block's last event is).
+/// The log's ids in blocks of this many, each with its newest and oldest
+/// time (`audit_time_blocks`, written when a block's last event is).
 const TIME_BLOCK: i64 = 4_096;
 
 /// Inserts an event, sealed to the one before it; the agent's name is copied
@@ -195,8 +195,8 @@ pub fn insert(
     )?;
     if (id + 1) % TIME_BLOCK == 0 {
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO audit_time_blocks (block, newest)
-             SELECT ?1, MAX(at) FROM audit_events WHERE id BETWEEN ?2 AND ?3",
+            "INSERT OR REPLACE INTO audit_time_blocks (block, newest, oldest)
+             SELECT ?1, MAX(at), MIN(at) FROM audit_events WHERE id BETWEEN ?2 AND ?3",
         )?
         .execute(params![id / TIME_BLOCK, id + 1 - TIME_BLOCK, id])?;
     }

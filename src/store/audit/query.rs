@@ -61,8 +61,8 @@ const MAX_GRAMS: usize = 500;
 fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
     // Those one index serves: a walk of the events they pick reads no
-    // others (the agent's index, else that of the outcomes other than
-    // allowed; SQLite reads one; the id floor bounds either).
+    // others (the agent's index, else the server's, else that of the
+    // outcomes other than allowed; SQLite reads one; the id floor bounds each).
     let mut served: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut push = |column: &str, op: &str, value: Value, indexed: bool| {
@@ -77,10 +77,10 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
         push("client_id", "=", Value::Text(c.clone()), true);
     }
     if let Some(s) = &f.server {
-        push("server", "=", Value::Text(s.clone()), false);
+        push("server", "=", Value::Text(s.clone()), f.client_id.is_none());
     }
     let rare_outcome = f.outcome.is_some_and(|o| o != Outcome::Allowed);
-    let by_outcome = rare_outcome && f.client_id.is_none();
+    let by_outcome = rare_outcome && f.client_id.is_none() && f.server.is_none();
     if let Some(o) = f.outcome {
         push("outcome", "=", Value::Text(o.as_str().into()), by_outcome);
     }
@@ -92,6 +92,9 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     }
     if let Some(t) = f.until {
         push("at", "<", Value::Integer(t), false);
+    }
+    if let Some(ceiling) = until_ceiling(conn, f)? {
+        push("id", "<=", Value::Integer(ceiling), true);
     }
     if rare_outcome {
         // The index of those outcomes says this of every event it holds;
@@ -216,6 +219,44 @@ fn since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError>
     Ok(Some(block * TIME_BLOCK))
 }
 
+/// For a view of the events until a moment: the highest id any of them can
+/// have. That is the last id of the newest block whose oldest time is before
+/// the moment, or that has no oldest time on record (one whose events were
+/// written some other way, or that retention cut out): every event in the
+/// blocks after it is at the moment or later. The block still being written
+/// has no times on record; its events are read for them. With this, a walk
+/// of the log, newest first, begins where the range ends.
+fn until_ceiling(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
+    let Some(until) = f.until else {
+        return Ok(None);
+    };
+    let newest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(id) FROM audit_events")?
+        .query_row([], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    let mut block = newest / TIME_BLOCK;
+    let oldest_written: Option<UnixMs> = conn
+        .prepare_cached("SELECT MIN(at) FROM audit_events WHERE id >= ?1")?
+        .query_row([block * TIME_BLOCK], |r| r.get(0))?;
+    if oldest_written.is_some_and(|oldest| oldest >= until) {
+        block -= 1;
+        let mut stmt = conn.prepare_cached(
+            "SELECT block, oldest FROM audit_time_blocks WHERE block <= ?1 ORDER BY block DESC",
+        )?;
+        let mut rows = stmt.query([block])?;
+        while let Some(row) = rows.next()? {
+            let (recorded, oldest): (i64, Option<UnixMs>) = (row.get(0)?, row.get(1)?);
+            if recorded != block || oldest.is_none_or(|oldest| oldest < until) {
+                break;
+            }
+            block -= 1;
+        }
+    }
+    Ok(Some((block + 1) * TIME_BLOCK - 1))
+}
+
 impl FilterSql {
     /// The events matching, with an id `op` `bound`, in id `order`, at most
     /// `limit`: one query, or, for an indexed text search, the scanned events
@@ -283,7 +324,7 @@ impl FilterSql {
         let Some(expr) = &text.expr else {
             return Ok((above, false));
         };
-        if let (Some(_), Some(walked)) = (text.reach, &self.walked) {
+        if let Some(walked) = &self.walked {
             // Newest first, the events above come first: below needs the rest.
             let needed = if order == "DESC" {
                 limit - above.len() as i64
@@ -305,17 +346,12 @@ impl FilterSql {
             )?;
             return Ok((merge(above, below, order, limit), cut));
         }
-        // SQLite picks the order for one phrase (with a rare filter, from the
-        // events, asking the index about each). For trigrams in OR it must be
-        // the index first: asked about each of one agent's events, it took
-        // 23 s at 100,000 events.
-        let join = if text.reach.is_some() {
-            "CROSS JOIN"
-        } else {
-            "JOIN"
-        };
+        // Nothing but the text: the index first, in id order. (Left to
+        // SQLite, a filter an index serves had it drive from those events
+        // and ask the text index about each: 23 s for trigrams in OR and one
+        // agent at 100,000 events, 14.7 s for "delete" and one server.)
         let below = format!(
-            "SELECT {columns} FROM audit_text {join} audit_events ON audit_events.id = audit_text.rowid \
+            "SELECT {columns} FROM audit_text CROSS JOIN audit_events ON audit_events.id = audit_text.rowid \
              WHERE audit_text MATCH ?{} AND audit_text.rowid <= ?{} AND audit_text.rowid {op} ?{} \
              AND {} ORDER BY audit_text.rowid {order} LIMIT ?{}",
             n + 1,
@@ -336,8 +372,8 @@ impl FilterSql {
         Ok((merge(above, below, order, limit), false))
     }
 
-    /// The events matching at or below the index's reach, for a short search
-    /// (trigrams in OR) with more in the filter. Two ways read them: the
+    /// The events matching at or below the index's reach, for a text search
+    /// with more in the filter. Two ways read them: the
     /// events one index picks for the filter (`walked`: an agent's, say;
     /// all of them when no index serves it), testing the rest on each (quick when the
     /// search is common), or the text index's candidates, testing the whole
@@ -500,7 +536,7 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
     Ok(counted(conn, f, i64::MAX - 1, None)?.0)
 }
 
-/// The most rows a count reads in the two ways a short search with a filter
+/// The most rows a count reads in the two ways a text search with a filter
 /// is read at once, both together (besides the events newer than the
 /// index's reach, scanned as any search scans them): matches that are few and far between
 /// would otherwise be read to the end of the log (140 ms at 1,000,000 events
@@ -777,12 +813,14 @@ mod tests {
     }
 
     #[test]
-    fn a_view_since_a_moment_finds_every_event_when_the_clock_stepped_back() {
+    fn a_view_since_or_until_a_moment_finds_every_event_when_the_clock_stepped() {
         let store = Store::open_in_memory().unwrap();
         // Three full blocks and part of a fourth. The clock jumps ahead for
-        // one event in block 1 (id 5,001, denied), then back.
+        // one event in block 1 (id 5,001, denied), then back; it is far
+        // behind for one in block 2 (id 9,000, denied).
         let at = |id: i64| match id {
             5_001 => 90_000,
+            9_000 => 5_000,
             12_288.. => 100_000 + id,
             _ => 10_000 + id,
         };
@@ -803,13 +841,16 @@ mod tests {
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        let blocks = |c: &Connection| -> rusqlite::Result<Vec<(i64, i64)>> {
-            c.prepare("SELECT block, newest FROM audit_time_blocks ORDER BY block")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        let blocks = |c: &Connection| -> rusqlite::Result<Vec<(i64, i64, i64)>> {
+            c.prepare("SELECT block, newest, oldest FROM audit_time_blocks ORDER BY block")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
         };
         let written = store.read(|c| Ok::<_, StoreError>(blocks(c)?)).unwrap();
-        assert_eq!(written, [(0, 14_095), (1, 90_000), (2, 22_287)]);
+        assert_eq!(
+            written,
+            [(0, 14_095, 10_001), (1, 90_000, 14_096), (2, 22_287, 5_000)]
+        );
         let all = store
             .read(|c| page(c, &Filter::default(), Cursor::Before(None), 10_000))
             .unwrap();
@@ -822,20 +863,30 @@ mod tests {
             )
             .collect();
         assert_eq!(all.len(), 12_400);
+        let moments = [
+            0, 5_001, 14_000, 14_096, 20_000, 22_287, 90_000, 90_001, 112_288, 112_350, 200_000,
+        ];
         let check = |store: &Store| {
-            for since in [0, 14_000, 20_000, 22_287, 90_000, 90_001, 112_350, 200_000] {
+            for (since, until) in moments.iter().flat_map(|&m| {
+                [
+                    (Some(m), None),
+                    (None, Some(m)),
+                    (Some(m), Some(m + 20_000)),
+                ]
+            }) {
                 for client_id in [None, Some("c_even".to_string())] {
                     let f = Filter {
                         client_id: client_id.clone(),
                         outcome: Some(Outcome::Denied),
-                        since: Some(since),
+                        since,
+                        until,
                         ..Default::default()
                     };
                     let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
                     let sql = store
                         .read(|c| page(c, &f, Cursor::Before(None), 10_000))
                         .unwrap();
-                    assert_eq!(sql, live, "since {since}, {client_id:?}");
+                    assert_eq!(sql, live, "{since:?} to {until:?}, {client_id:?}");
                     let counted = store.read(|c| count(c, &f)).unwrap();
                     assert_eq!(counted, live.len() as i64);
                 }
@@ -852,6 +903,26 @@ mod tests {
         assert_eq!(floor(14_000), Some(0));
         assert_eq!(floor(20_000), Some(4_096), "block 1 reaches it (id 5,001)");
         assert_eq!(floor(90_001), Some(12_288), "only the block being written");
+        let ceiling = |until| {
+            let f = Filter {
+                until: Some(until),
+                ..Default::default()
+            };
+            store.read(|c| until_ceiling(c, &f)).unwrap()
+        };
+        assert_eq!(ceiling(200_000), Some(16_383), "the block being written");
+        assert_eq!(
+            ceiling(112_288),
+            Some(12_287),
+            "not the block being written"
+        );
+        assert_eq!(
+            ceiling(20_000),
+            Some(12_287),
+            "block 2 has id 9,000 (5,000)"
+        );
+        assert_eq!(ceiling(5_001), Some(12_287));
+        assert_eq!(ceiling(5_000), Some(-1), "none is older");
         // A block with no newest time on record could hold anything.
         store
             .write(|tx| {
@@ -861,18 +932,15 @@ mod tests {
             })
             .unwrap();
         assert_eq!(floor(90_001), Some(0));
+        assert_eq!(ceiling(5_000), Some(4_095), "block 0 could hold anything");
         check(&store);
     }
 
     #[test]
-    fn a_view_of_an_outcome_other_than_allowed_reads_their_index() {
+    fn a_view_of_one_server_or_of_an_outcome_other_than_allowed_reads_an_index() {
         let store = Store::open_in_memory().unwrap();
         seed(&store);
-        let plan = |o: Outcome| {
-            let f = Filter {
-                outcome: Some(o),
-                ..Default::default()
-            };
+        let plan = |f: Filter| {
             let sql = store.read(|c| filter_sql(c, &f)).unwrap();
             let query = format!(
                 "EXPLAIN QUERY PLAN SELECT audit_events.id FROM audit_events WHERE {} \
@@ -892,18 +960,30 @@ mod tests {
                 })
                 .unwrap()
         };
+        let outcome = |o: Outcome| Filter {
+            outcome: Some(o),
+            ..Default::default()
+        };
         for o in [Outcome::Denied, Outcome::Error, Outcome::Revoked] {
+            let plan = plan(outcome(o));
             assert!(
-                plan(o).contains("USING INDEX audit_events_not_allowed"),
-                "{o:?}: {}",
-                plan(o)
+                plan.contains("USING INDEX audit_events_not_allowed"),
+                "{o:?}: {plan}"
             );
         }
-        assert!(!plan(Outcome::Allowed).contains("audit_events_not_allowed"));
+        assert!(!plan(outcome(Outcome::Allowed)).contains("audit_events_not_allowed"));
+        let server = plan(Filter {
+            server: Some("files".into()),
+            ..Default::default()
+        });
+        assert!(
+            server.contains("USING INDEX audit_events_server"),
+            "{server}"
+        );
     }
 
     #[test]
-    fn a_short_search_with_a_filter_finds_the_same_events_whichever_way_reads_them() {
+    fn a_search_with_a_filter_finds_the_same_events_whichever_way_reads_them() {
         let store = Store::open_in_memory().unwrap();
         store
             .write(|tx| {
@@ -938,7 +1018,7 @@ mod tests {
             })
             .unwrap();
         let mut filters = Vec::new();
-        for text in ["_n", "zq", "_f", "q"] {
+        for text in ["_n", "zq", "_f", "q", "_no", "zq_"] {
             let text = Some(text.to_string());
             for client in ["c3", "rare"] {
                 filters.push(Filter {
@@ -947,7 +1027,7 @@ mod tests {
                     ..Default::default()
                 });
             }
-            // No index serves this one: the events first are all events.
+            // The server's index, tested against an outcome.
             filters.push(Filter {
                 server: Some("files".into()),
                 outcome: Some(Outcome::Allowed),
@@ -979,7 +1059,7 @@ mod tests {
             for f in &filters {
                 let raced = store.read(|c| filter_sql(c, f)).unwrap();
                 let raced =
-                    raced.walked.is_some() && raced.text_match.is_some_and(|m| m.reach.is_some());
+                    raced.walked.is_some() && raced.text_match.is_some_and(|m| m.expr.is_some());
                 let live: Vec<i64> = all.iter().filter(|e| f.matches(e)).map(|e| e.id).collect();
                 // Newest first, page by page (some pages end mid-way).
                 let mut paged = Vec::new();
@@ -1035,7 +1115,8 @@ mod tests {
         let agent_denied = walk(&filters[4]);
         assert!(agent_denied.contains("client_id") && !agent_denied.contains("outcome"));
         assert!(walk(&filters[3]).contains(NOT_ALLOWED));
-        assert_eq!(walk(&filters[2]), "1");
+        let server = walk(&filters[2]);
+        assert!(server.contains("server") && !server.contains("outcome"));
         // The rare agent's five events end the events first in one turn;
         // "zq" ends the index's candidates first in one.
         let [events_first, index_first] = ANSWERED.with(|a| a.get());
