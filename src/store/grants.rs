@@ -67,23 +67,32 @@ impl Grant {
     }
 }
 
+/// The columns [`from_row`] reads, in its order (read by position: a name
+/// is looked up column by column, and a start-up reads 10,000 grants).
+macro_rules! columns {
+    () => {
+        "id, client_id, server, tools, ask_tools, scope, duration, created_at, expires_at, \
+         revoked_at, decided_by, may_ask_more"
+    };
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
-    let tools: String = row.get("tools")?;
-    let ask_tools: String = row.get("ask_tools")?;
-    let duration: String = row.get("duration")?;
+    let tools: String = row.get(3)?;
+    let ask_tools: String = row.get(4)?;
+    let duration: String = row.get(6)?;
     Ok(Grant {
-        id: row.get("id")?,
-        client_id: row.get("client_id")?,
-        server: row.get("server")?,
+        id: row.get(0)?,
+        client_id: row.get(1)?,
+        server: row.get(2)?,
         tools: from_json(&tools).map_err(corrupt)?,
         ask_tools: from_json(&ask_tools).map_err(corrupt)?,
-        scope: row.get("scope")?,
+        scope: row.get(5)?,
         duration: Duration::parse(&duration).map_err(corrupt)?,
-        created_at: row.get("created_at")?,
-        expires_at: row.get("expires_at")?,
-        revoked_at: row.get("revoked_at")?,
-        decided_by: row.get("decided_by")?,
-        may_ask_more: row.get("may_ask_more")?,
+        created_at: row.get(7)?,
+        expires_at: row.get(8)?,
+        revoked_at: row.get(9)?,
+        decided_by: row.get(10)?,
+        may_ask_more: row.get(11)?,
     })
 }
 
@@ -117,7 +126,7 @@ pub fn set_may_ask_more(conn: &Connection, id: &str, on: bool) -> Result<bool, S
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Grant>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT * FROM grants WHERE id = ?1")?
+        .prepare_cached(concat!("SELECT ", columns!(), " FROM grants WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
 }
@@ -129,11 +138,13 @@ pub fn list(
     include_ended: bool,
     now: UnixMs,
 ) -> Result<Vec<Grant>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT * FROM grants WHERE (?1 IS NULL OR client_id = ?1)
+    let mut stmt = conn.prepare(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM grants WHERE (?1 IS NULL OR client_id = ?1)
            AND (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)))
-         ORDER BY created_at DESC, id",
-    )?;
+         ORDER BY created_at DESC, id"
+    ))?;
     let rows = stmt
         .query_map(params![client_id, include_ended, now], from_row)?
         .collect::<Result<Vec<_>, _>>()?;

@@ -115,7 +115,13 @@ pub struct LiveGrant {
 impl LiveGrant {
     /// A grant and its pins as stored.
     pub fn load(conn: &Connection, grant: Grant) -> Result<LiveGrant, StoreError> {
-        let pins: HashMap<String, PinHead> = pins::heads_for_grant(conn, &grant.id)?
+        let pins = pins::heads_for_grant(conn, &grant.id)?;
+        Ok(LiveGrant::new(grant, pins))
+    }
+
+    /// A grant with its pins (the heads of `tool_pins` for it).
+    fn new(grant: Grant, pins: Vec<pins::Pin>) -> LiveGrant {
+        let pins: HashMap<String, PinHead> = pins
             .into_iter()
             .map(|p| {
                 let head = PinHead {
@@ -125,7 +131,7 @@ impl LiveGrant {
                 (p.tool, head)
             })
             .collect();
-        Ok(LiveGrant {
+        LiveGrant {
             tools: grant.tools.iter().collect(),
             ask: grant.ask_tools.iter().collect(),
             suspended: pins
@@ -135,7 +141,7 @@ impl LiveGrant {
                 .collect(),
             pins,
             grant,
-        })
+        }
     }
 }
 
@@ -383,10 +389,15 @@ impl Snapshot {
     fn read(conn: &Connection, now: Option<UnixMs>) -> Result<Snapshot, StoreError> {
         let now = now.unwrap_or(UnixMs::MIN);
         let in_force = grants::list(conn, None, false, now)?;
+        let mut pins: HashMap<String, Vec<pins::Pin>> = HashMap::new();
+        for pin in pins::heads(conn)? {
+            pins.entry(pin.grant_id.clone()).or_default().push(pin);
+        }
         let mut grants = HashMap::with_capacity(in_force.len());
         for grant in in_force {
             let id: Arc<str> = grant.id.as_str().into();
-            grants.insert(id, Arc::new(LiveGrant::load(conn, grant)?));
+            let its_pins = pins.remove(&grant.id).unwrap_or_default();
+            grants.insert(id, Arc::new(LiveGrant::new(grant, its_pins)));
         }
         let mut tokens = HashMap::new();
         let mut stmt = conn.prepare(
@@ -715,6 +726,21 @@ mod tests {
             let auth = auth_server_on(store);
             let (a_client, a) = tokens(&auth, "a", T0);
             let (client, b) = tokens(&auth, "b", T0);
+            // Pins of both grants, one suspended; b's grant is then revoked.
+            let grant = |body| {
+                let live = auth.store.live().access(&hash_of(body, "access_token"), T0);
+                live.unwrap().grant.grant.id.clone()
+            };
+            let (a_grant, b_grant) = (grant(&a), grant(&b));
+            auth.store
+                .write(|tx| {
+                    let json = serde_json::json!({});
+                    pins::pin(tx.conn(), &a_grant, "read_note", "h1", &json)?;
+                    pins::pin(tx.conn(), &a_grant, "list_notes", "h2", &json)?;
+                    pins::suspend(tx.conn(), &a_grant, "list_notes", T0)?;
+                    pins::pin(tx.conn(), &b_grant, "read_note", "h3", &json)
+                })
+                .unwrap();
             agents::revoke_agent(&auth, &client.client_id, "me", T0 + 1).unwrap();
             let a_id = a_client.client_id;
             (
@@ -725,7 +751,13 @@ mod tests {
         };
         let store = Store::open(&path, key, T0 + 2).unwrap();
         assert!(store.live().client(&hashes.2).is_some());
-        assert!(store.live().access(&hashes.0, T0 + 2).is_some());
+        let a = store.live().access(&hashes.0, T0 + 2).unwrap().grant;
+        let stored = store
+            .read(|c| pins::heads_for_grant(c, &a.grant.id))
+            .unwrap();
+        assert_eq!(a.pins.len(), stored.len());
+        assert_eq!(a.pins["read_note"].hash, "h1");
+        assert!(a.suspended.contains("list_notes") && !a.suspended.contains("read_note"));
         assert!(store.live().access(&hashes.1, T0 + 2).is_none());
         assert_eq!(store.live().size(), (1, 1));
     }

@@ -58,17 +58,29 @@ pub fn heads_for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, St
         "SELECT grant_id, tool, hash, suspended_at FROM tool_pins WHERE grant_id = ?1 ORDER BY tool",
     )?;
     let rows = stmt
-        .query_map([grant_id], |row| {
-            Ok(Pin {
-                grant_id: row.get(0)?,
-                tool: row.get(1)?,
-                hash: row.get(2)?,
-                definition: serde_json::Value::Null,
-                suspended_at: row.get(3)?,
-            })
-        })?
+        .query_map([grant_id], head_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// [`heads_for_grant`] for every grant at once, in no order (one read where
+/// a start-up asked 10,000 times).
+pub fn heads(conn: &Connection) -> Result<Vec<Pin>, StoreError> {
+    let mut stmt = conn.prepare("SELECT grant_id, tool, hash, suspended_at FROM tool_pins")?;
+    let rows = stmt
+        .query_map([], head_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn head_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pin> {
+    Ok(Pin {
+        grant_id: row.get(0)?,
+        tool: row.get(1)?,
+        hash: row.get(2)?,
+        definition: serde_json::Value::Null,
+        suspended_at: row.get(3)?,
+    })
 }
 
 /// One tool's pin in a grant, if it has one.
