@@ -80,9 +80,11 @@ impl Gatehouse {
                 (Some(events.len() as i64), false)
             }
             None => {
-                let (n, more) = store.read(|c| log::count_up_to(c, filter, AUDIT_COUNT_CAP))?;
-                // A count cut short may have found fewer than the page holds.
-                (Some(n.max(events.len() as i64)), more)
+                // The count goes on below the page: the page's matches are not read twice.
+                let (shown, below) = (events.len() as i64, events.last().map(|e| e.id));
+                let (n, more) =
+                    store.read(|c| log::count_up_to(c, filter, below, AUDIT_COUNT_CAP - shown))?;
+                (Some(shown + n), more)
             }
             Some(_) => (None, false),
         };
@@ -462,6 +464,47 @@ mod tests {
             );
         }
         out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_page_counts_its_matches_on_below_itself_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("gatehouse.toml");
+        std::fs::write(&config_path, "port = 0\n").unwrap();
+        let config = crate::Config::load(&config_path).unwrap();
+        let running = crate::daemon::start(config, &dir.path().join("data"))
+            .await
+            .unwrap();
+        let g = running.gatehouse().clone();
+        let demo = AuditFilter {
+            server: Some("demo".into()),
+            ..Default::default()
+        };
+        let pages = tokio::task::spawn_blocking(move || {
+            record(g.store(), 500);
+            let some = g.audit_page(&demo, None, 100).unwrap();
+            let next = g.audit_page(&demo, Some(some.events[99].id), 100).unwrap();
+            record(g.store(), 20_000);
+            let capped = g.audit_page(&demo, None, 100).unwrap();
+            (some, next, capped)
+        })
+        .await
+        .unwrap();
+        let (some, next, capped) = pages;
+        assert_eq!(
+            (some.events.len(), some.total, some.total_more),
+            (100, Some(250), false)
+        );
+        assert_eq!(
+            (next.total, next.total_more),
+            (None, false),
+            "only a first page counts"
+        );
+        assert_eq!(
+            (capped.total, capped.total_more),
+            (Some(AUDIT_COUNT_CAP), true)
+        );
+        running.shutdown().await;
     }
 
     #[tokio::test]

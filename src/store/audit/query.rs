@@ -533,7 +533,7 @@ pub fn page(
 /// How many events match `f`, all counted.
 #[cfg(test)]
 pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
-    Ok(counted(conn, f, i64::MAX - 1, None)?.0)
+    Ok(counted(conn, f, None, i64::MAX - 1, None)?.0)
 }
 
 /// The most rows a count reads in the two ways a text search with a filter
@@ -545,17 +545,24 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
 /// At 16,384 the count took most of that search's first page: 48–67 ms.
 const COUNT_READS: usize = 8_192;
 
-/// How many events match `f`, counted up to `cap`: `(n, true)` when there
-/// are more than `cap`, or when a count read two ways at once (a short
-/// search with a filter) stopped after [`COUNT_READS`] rows: then at least
-/// `n` match.
-pub fn count_up_to(conn: &Connection, f: &Filter, cap: i64) -> Result<(i64, bool), StoreError> {
-    counted(conn, f, cap, Some(COUNT_READS))
+/// How many events match `f` (with an id below `before`, when given: a
+/// page's count goes on where the page ended), counted up to `cap`: `(n,
+/// true)` when there are more than `cap`, or when a count read two ways at
+/// once (a text search with a filter) stopped after [`COUNT_READS`] rows:
+/// then at least `n` match.
+pub fn count_up_to(
+    conn: &Connection,
+    f: &Filter,
+    before: Option<i64>,
+    cap: i64,
+) -> Result<(i64, bool), StoreError> {
+    counted(conn, f, before, cap, Some(COUNT_READS))
 }
 
 fn counted(
     conn: &Connection,
     f: &Filter,
+    before: Option<i64>,
     cap: i64,
     reads: Option<usize>,
 ) -> Result<(i64, bool), StoreError> {
@@ -566,7 +573,7 @@ fn counted(
         conn,
         ("audit_events.id", id),
         "<",
-        i64::MAX,
+        before.unwrap_or(i64::MAX),
         "DESC",
         cap + 1,
     )?;
@@ -803,9 +810,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.read(|c| count(c, &f)).unwrap(), 11); // 4, 40..49
-        let capped = store.read(|c| count_up_to(c, &f, 5)).unwrap();
+        let capped = store.read(|c| count_up_to(c, &f, None, 5)).unwrap();
         assert_eq!(capped, (5, true), "counted up to the cap, and more");
-        assert_eq!(store.read(|c| count_up_to(c, &f, 11)).unwrap(), (11, false));
+        assert_eq!(
+            store.read(|c| count_up_to(c, &f, None, 11)).unwrap(),
+            (11, false)
+        );
         let upper = Filter {
             text: Some("OOL".into()),
             ..Default::default()
@@ -1090,10 +1100,18 @@ mod tests {
                 assert_eq!(ids(&after), expected, "{f:?} after, {why}");
                 let n = live.len() as i64;
                 assert_eq!(store.read(|c| count(c, f)).unwrap(), n, "{f:?}, {why}");
-                let capped = store.read(|c| count_up_to(c, f, 10)).unwrap();
+                let capped = store.read(|c| count_up_to(c, f, None, 10)).unwrap();
                 assert_eq!(capped, (n.min(10), n > 10), "{f:?}, {why}");
+                // Below an event, as a page's count goes on.
+                if let Some(&middle) = live.get(live.len() / 2) {
+                    let below = live.iter().filter(|id| **id < middle).count() as i64;
+                    let counted = store.read(|c| count_up_to(c, f, Some(middle), 10_000));
+                    assert_eq!(counted.unwrap().0, below, "{f:?} below {middle}, {why}");
+                }
                 // A count that may read only 100 rows: at most as many, and "more".
-                let (some, more) = store.read(|c| counted(c, f, 10_000, Some(100))).unwrap();
+                let (some, more) = store
+                    .read(|c| counted(c, f, None, 10_000, Some(100)))
+                    .unwrap();
                 if raced {
                     assert!(
                         some <= n && (more || some == n),
