@@ -33,6 +33,8 @@ pub struct AuditPage {
 /// A first page counts its matches up to this many, so that it costs no more
 /// than reading them: a count of a million matches took longer than the page.
 pub const AUDIT_COUNT_CAP: i64 = 10_000;
+// A full first page's count goes on below it, up to the cap less the page.
+const _: () = assert!(log::MAX_PAGE as i64 <= AUDIT_COUNT_CAP);
 
 impl Gatehouse {
     /// Waits until every audit record queued before it is committed: a

@@ -62,7 +62,8 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
     // Those one index serves: a walk of the events they pick reads no
     // others (the agent's index, else the server's, else that of the
-    // outcomes other than allowed; SQLite reads one; the id floor bounds each).
+    // outcomes other than allowed; SQLite reads one; the ids' floor and
+    // ceiling bound each).
     let mut served: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut push = |column: &str, op: &str, value: Value, indexed: bool| {
@@ -223,9 +224,10 @@ fn since_floor(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError>
 /// have. That is the last id of the newest block whose oldest time is before
 /// the moment, or that has no oldest time on record (one whose events were
 /// written some other way, or that retention cut out): every event in the
-/// blocks after it is at the moment or later. The block still being written
-/// has no times on record; its events are read for them. With this, a walk
-/// of the log, newest first, begins where the range ends.
+/// blocks after it is at the moment or later. The newest block's events are
+/// read for its oldest time (the block still being written has none on
+/// record). With this, a walk of the log, newest first, begins where the
+/// range ends.
 fn until_ceiling(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreError> {
     let Some(until) = f.until else {
         return Ok(None);
