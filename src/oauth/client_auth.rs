@@ -4,10 +4,10 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rusqlite::Connection;
 
 use super::OAuthError;
-use crate::store::clients::{self, AuthMethod, Client};
+use crate::store::clients::{self, AuthMethod};
+use crate::store::live::ClientKey;
 use crate::store::Store;
 
 /// What the request carried.
@@ -48,44 +48,54 @@ impl PresentedCredentials {
     }
 }
 
-/// Authenticates the client; `invalid_client` on any mismatch.
-pub fn authenticate(conn: &Connection, creds: &PresentedCredentials) -> Result<Client, OAuthError> {
-    let (client_id, secret) = presented(creds)?;
-    let client = clients::get(conn, &client_id)?.ok_or_else(|| refused(creds, "unknown client"))?;
-    check(
-        creds,
-        client.auth_method,
-        client.secret_hash.as_deref(),
-        secret,
-    )?;
-    Ok(client)
+/// An authenticated client.
+pub struct Authenticated {
+    pub client_id: String,
+    /// It has a secret (it authenticated with it).
+    pub confidential: bool,
 }
 
-/// Authenticates a confidential client (one with a secret), from the store's
-/// live state when it holds the client (no database read), else from the
-/// database (the live state was emptied after a failed reload); its client id.
+/// Authenticates the client; `invalid_client` on any mismatch. From the
+/// store's live state when it holds the client (no database read, and no
+/// work on the store's writer), else from the database (the live state was
+/// emptied after a failed reload, or the client is unknown). A client
+/// removed after this check cannot use it: its removal first revoked what
+/// it holds, and every operation that follows reads that in its own write.
+pub fn authenticate(
+    store: &Store,
+    creds: &PresentedCredentials,
+) -> Result<Authenticated, OAuthError> {
+    let (client_id, secret) = presented(creds)?;
+    let key = match store.live().client(&client_id) {
+        Some(key) => key,
+        None => store
+            .read(|c| clients::get(c, &client_id))?
+            .map(|c| ClientKey {
+                auth_method: c.auth_method,
+                secret_hash: c.secret_hash,
+            })
+            .ok_or_else(|| refused(creds, "unknown client"))?,
+    };
+    check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
+    Ok(Authenticated {
+        client_id,
+        confidential: key.secret_hash.is_some(),
+    })
+}
+
+/// Authenticates a confidential client (one with a secret); its client id.
 pub fn authenticate_confidential(
     store: &Store,
     creds: &PresentedCredentials,
     needed_for: &str,
 ) -> Result<String, OAuthError> {
-    let (client_id, secret) = presented(creds)?;
-    let secret_hash = match store.live().client(&client_id) {
-        Some(key) => {
-            check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
-            key.secret_hash.is_some()
-        }
-        None => store
-            .read(|c| authenticate(c, creds))?
-            .secret_hash
-            .is_some(),
-    };
-    if !secret_hash {
+    let client = authenticate(store, creds)?;
+    if !client.confidential {
         return Err(OAuthError::invalid_client(format!(
             "{needed_for} needs a confidential client (with a secret)"
         )));
     }
-    Ok(client_id)
+    Ok(client.client_id)
 }
 
 fn refused(creds: &PresentedCredentials, why: &str) -> OAuthError {

@@ -16,7 +16,7 @@ use super::{AuthServer, ErrorCode, OAuthError, REFRESH_REUSE_GRACE_MS, REFRESH_T
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto::{self, Secret};
-use crate::store::clients::{self, Client};
+use crate::store::clients;
 use crate::store::consent;
 use crate::store::grants::{self, Duration, Grant};
 use crate::store::tokens::{self, TokenKey, TokenKind, TokenRow};
@@ -86,8 +86,9 @@ pub fn exchange(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let request = TokenRequest::parse(form)?;
+    let client = client_auth::authenticate(&auth.store, creds)?;
     auth.store
-        .write(|tx| exchange_in(auth, tx, &request, form, creds, now))
+        .write(|tx| exchange_in(auth, tx, &request, form, &client.client_id, now))
 }
 
 /// `POST /token` from an async handler: the exchange is one write in the
@@ -100,28 +101,32 @@ pub async fn exchange_queued(
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     let request = TokenRequest::parse(&form)?;
+    let client = client_auth::authenticate(&auth.store, &creds)?.client_id;
     let owned = auth.clone();
     auth.store
-        .write_queued(move |tx| exchange_in(&owned, tx, &request, &form, &creds, now))
+        .write_queued(move |tx| exchange_in(&owned, tx, &request, &form, &client, now))
         .await
 }
 
-/// The exchange inside its write transaction. A refusal that is itself
-/// recorded (a replayed code or refresh token) calls [`Tx::keep`].
+/// The exchange inside its write transaction, for the client already
+/// authenticated (one that fails to changes nothing: without its secret, a
+/// confidential client's code can be neither spent nor replayed to revoke
+/// what it issued). A refusal that is itself recorded (a replayed code or
+/// refresh token) calls [`Tx::keep`].
 fn exchange_in(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
     request: &TokenRequest,
     form: &HashMap<String, String>,
-    creds: &PresentedCredentials,
+    client_id: &str,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
     match request {
         TokenRequest::Code {
             code_hash,
             verifier,
-        } => exchange_code(auth, tx, form, creds, code_hash, verifier, now),
-        TokenRequest::Refresh { token } => refresh(auth, tx, form, creds, token, now),
+        } => exchange_code(auth, tx, form, client_id, code_hash, verifier, now),
+        TokenRequest::Refresh { token } => refresh(auth, tx, form, client_id, token, now),
     }
 }
 
@@ -153,15 +158,11 @@ fn exchange_code(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
     form: &HashMap<String, String>,
-    creds: &PresentedCredentials,
+    client_id: &str,
     code_hash: &str,
     verifier: &str,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    // A client that fails to authenticate changes nothing: without the
-    // secret, a confidential client's code can be neither spent nor
-    // replayed to revoke what it issued.
-    let client = client_auth::authenticate(tx.conn(), creds)?;
     let Some(row) = tokens::get_code(tx.conn(), code_hash)? else {
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -185,13 +186,13 @@ fn exchange_code(
     }
     // The tokens and their audit event commit together or not at all.
     tx.attempt(|tx| {
-        let grant = check_redemption(auth, tx, form, &client, &row, verifier, now)?;
+        let grant = check_redemption(auth, tx, form, client_id, &row, verifier, now)?;
         let family = crypto::short_id("fam_");
         tokens::insert_family(tx.conn(), &family, &row)?;
-        let body = issue(auth, tx, &client, &grant, &family, Some(code_hash), now)?;
+        let body = issue(auth, tx, client_id, &grant, &family, Some(code_hash), now)?;
         tx.record(
             NewEvent::new(EventKind::TokenIssued, Outcome::Allowed)
-                .client(&client.client_id)
+                .client(client_id)
                 .server(&grant.server)
                 .grant(&grant.id)
                 .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
@@ -208,12 +209,12 @@ fn check_redemption(
     auth: &AuthServer,
     tx: &Tx<'_>,
     form: &HashMap<String, String>,
-    client: &Client,
+    client_id: &str,
     row: &tokens::CodeRow,
     verifier: &str,
     now: UnixMs,
 ) -> Result<Grant, OAuthError> {
-    if row.client_id != client.client_id {
+    if row.client_id != client_id {
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     }
     if row.expires_at <= now {
@@ -248,13 +249,12 @@ fn refresh(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
     form: &HashMap<String, String>,
-    creds: &PresentedCredentials,
+    client_id: &str,
     token: &TokenKey,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    let client = client_auth::authenticate(tx.conn(), creds)?;
     let row = tokens::get_token(tx.conn(), token)?
-        .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client.client_id)
+        .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client_id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
     if row.revoked_at.is_some() {
         return Err(OAuthError::invalid_grant("refresh token was revoked"));
@@ -266,7 +266,7 @@ fn refresh(
         let revoked = tokens::revoke_family(tx.conn(), &row.family_id, now)?;
         tx.record(
             NewEvent::new(EventKind::RefreshReused, Outcome::Denied)
-                .client(&client.client_id)
+                .client(client_id)
                 .grant(&row.grant_id)
                 .detail(json!({"family": row.family_id, "tokens_revoked": revoked})),
             now,
@@ -298,7 +298,7 @@ fn refresh(
     let body = issue(
         auth,
         tx,
-        &client,
+        client_id,
         &grant,
         &row.family_id,
         row.code_hash.as_deref(),
@@ -306,7 +306,7 @@ fn refresh(
     )?;
     tx.record(
         NewEvent::new(EventKind::TokenRefreshed, Outcome::Allowed)
-            .client(&client.client_id)
+            .client(client_id)
             .server(&grant.server)
             .grant(&grant.id)
             .detail(json!({"expires_in": body["expires_in"]})),
@@ -327,7 +327,7 @@ fn active_grant(tx: &Tx<'_>, grant_id: &str, now: UnixMs) -> Result<Grant, OAuth
 fn issue(
     auth: &AuthServer,
     tx: &Tx<'_>,
-    client: &Client,
+    client_id: &str,
     grant: &Grant,
     family: &str,
     code_hash: Option<&str>,
@@ -343,7 +343,7 @@ fn issue(
             id,
             token_hash: secret.hash(),
             kind,
-            client_id: client.client_id.clone(),
+            client_id: client_id.to_string(),
             grant_id: grant.id.clone(),
             family_id: family.to_string(),
             code_hash: code_hash.map(str::to_string),
@@ -356,7 +356,7 @@ fn issue(
         Ok(secret)
     };
     let access = mint("gh_at_", TokenKind::Access, access_expires)?;
-    clients::touch(tx.conn(), &client.client_id, now)?;
+    clients::touch(tx.conn(), client_id, now)?;
     let mut body = json!({
         "access_token": access.expose(),
         "token_type": "Bearer",
@@ -384,8 +384,9 @@ pub async fn revoke(
     now: UnixMs,
 ) -> Result<(), OAuthError> {
     let token = revocation_request(&form)?;
+    let client = client_auth::authenticate(&auth.store, &creds)?.client_id;
     auth.store
-        .write_queued(move |tx| revoke_in(tx, &token, &creds, now))
+        .write_queued(move |tx| revoke_in(tx, &token, &client, now))
         .await
 }
 
@@ -406,12 +407,10 @@ fn revocation_request(form: &HashMap<String, String>) -> Result<TokenKey, OAuthE
 fn revoke_in(
     tx: &mut Tx<'_>,
     token: &TokenKey,
-    creds: &PresentedCredentials,
+    client_id: &str,
     now: UnixMs,
 ) -> Result<(), OAuthError> {
-    let client = client_auth::authenticate(tx.conn(), creds)?;
-    let Some(row) =
-        tokens::get_token(tx.conn(), token)?.filter(|t| t.client_id == client.client_id)
+    let Some(row) = tokens::get_token(tx.conn(), token)?.filter(|t| t.client_id == client_id)
     else {
         return Ok(());
     };
@@ -428,7 +427,7 @@ fn revoke_in(
     };
     tx.record(
         NewEvent::new(EventKind::TokenRevoked, Outcome::Revoked)
-            .client(&client.client_id)
+            .client(client_id)
             .grant(&row.grant_id)
             .detail(json!({"by": "client", "kind": kind, "tokens_revoked": count})),
         now,
@@ -513,6 +512,7 @@ mod tests {
     use crate::oauth::bearer;
     use crate::oauth::consent::{DurationChoice, ToolChoice};
     use crate::oauth::CODE_TTL_MS;
+    use crate::store::clients::Client;
     use crate::testing::*;
 
     fn code_for(auth: &AuthServer, name: &str, now: UnixMs) -> (Client, String) {
