@@ -63,10 +63,13 @@ pub fn heads_for_grant(conn: &Connection, grant_id: &str) -> Result<Vec<Pin>, St
     Ok(rows)
 }
 
-/// [`heads_for_grant`] for every grant at once, in no order (one read where
-/// a start-up asked 10,000 times).
+/// [`heads_for_grant`] for every grant not revoked, in no order (one read
+/// where a start-up asked 10,000 times).
 pub fn heads(conn: &Connection) -> Result<Vec<Pin>, StoreError> {
-    let mut stmt = conn.prepare("SELECT grant_id, tool, hash, suspended_at FROM tool_pins")?;
+    let mut stmt = conn.prepare(
+        "SELECT tool_pins.grant_id, tool, hash, suspended_at FROM tool_pins
+         JOIN grants ON grants.id = tool_pins.grant_id WHERE grants.revoked_at IS NULL",
+    )?;
     let rows = stmt
         .query_map([], head_from_row)?
         .collect::<Result<Vec<_>, _>>()?;

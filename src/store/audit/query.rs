@@ -40,6 +40,9 @@ struct FilterSql {
     /// reads, both together, before it stops with what the one further along
     /// has found (`None`: no bound).
     reads: Option<usize>,
+    /// The ids' floor and ceiling (from `since` and `until`): no event
+    /// outside them matches.
+    ids: (i64, i64),
 }
 
 /// A text search through the trigram index.
@@ -88,13 +91,15 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     if let Some(t) = f.since {
         push("at", ">=", Value::Integer(t), false);
     }
-    if let Some(floor) = since_floor(conn, f)? {
+    let floor = since_floor(conn, f)?;
+    if let Some(floor) = floor {
         push("id", ">=", Value::Integer(floor), true);
     }
     if let Some(t) = f.until {
         push("at", "<", Value::Integer(t), false);
     }
-    if let Some(ceiling) = until_ceiling(conn, f)? {
+    let ceiling = until_ceiling(conn, f)?;
+    if let Some(ceiling) = ceiling {
         push("id", "<=", Value::Integer(ceiling), true);
     }
     if rare_outcome {
@@ -143,6 +148,7 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
         text_match,
         walked,
         reads: None,
+        ids: (floor.unwrap_or(i64::MIN), ceiling.unwrap_or(i64::MAX)),
     })
 }
 
@@ -420,16 +426,26 @@ impl FilterSql {
             "SELECT {columns}, COALESCE(audit_events.id IS NOT NULL AND {clause}, 0) AS hit \
              FROM audit_text LEFT JOIN audit_events ON audit_events.id = audit_text.rowid \
              WHERE audit_text MATCH ?{expr} AND audit_text.rowid {op} ?{bound} \
-             AND audit_text.rowid <= ?{upto} ORDER BY audit_text.rowid {order}",
+             AND audit_text.rowid BETWEEN ?{floor} AND ?{upto} ORDER BY audit_text.rowid {order}",
             clause = self.clause,
             expr = n + 1,
             bound = n + 2,
-            upto = n + 3,
+            floor = n + 3,
+            upto = n + 4,
         );
         let args = |expr: Option<&str>| {
             let mut args = self.args.clone();
-            args.extend(expr.map(|e| Value::Text(e.to_string())));
-            args.extend([Value::Integer(bound), Value::Integer(upto)]);
+            match expr {
+                // The candidates between the ids' floor and ceiling (the
+                // filter's walk reads only those already).
+                Some(e) => args.extend([
+                    Value::Text(e.to_string()),
+                    Value::Integer(bound),
+                    Value::Integer(self.ids.0),
+                    Value::Integer(upto.min(self.ids.1)),
+                ]),
+                None => args.extend([Value::Integer(bound), Value::Integer(upto)]),
+            }
             rusqlite::params_from_iter(args)
         };
         let mut filter_first = conn.prepare_cached(&filter_first)?;
@@ -846,14 +862,19 @@ mod tests {
                     } else {
                         Outcome::Allowed
                     };
+                    let tool = if id % 7 == 0 { "read_note" } else { "list" };
                     tx.record(
-                        NewEvent::new(EventKind::ToolCall, outcome).client(agent),
+                        NewEvent::new(EventKind::ToolCall, outcome)
+                            .client(agent)
+                            .tool(tool),
                         at(id),
                     )?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+        // Searches read the text index (bounded by the ids' floor and ceiling) and race.
+        while store.index_text(1_000).unwrap() > 0 {}
         let blocks = |c: &Connection| -> rusqlite::Result<Vec<(i64, i64, i64)>> {
             c.prepare("SELECT block, newest, oldest FROM audit_time_blocks ORDER BY block")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -887,19 +908,23 @@ mod tests {
                     (Some(m), Some(m + 20_000)),
                 ]
             }) {
-                for client_id in [None, Some("c_even".to_string())] {
+                for (client_id, text) in [None, Some("c_even")]
+                    .into_iter()
+                    .flat_map(|c| [(c, None), (c, Some("note"))])
+                {
                     let f = Filter {
-                        client_id: client_id.clone(),
+                        client_id: client_id.map(str::to_string),
                         outcome: Some(Outcome::Denied),
                         since,
                         until,
+                        text: text.map(str::to_string),
                         ..Default::default()
                     };
                     let live: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
                     let sql = store
                         .read(|c| page(c, &f, Cursor::Before(None), 10_000))
                         .unwrap();
-                    assert_eq!(sql, live, "{since:?} to {until:?}, {client_id:?}");
+                    assert_eq!(sql, live, "{since:?} to {until:?}, {client_id:?}, {text:?}");
                     let counted = store.read(|c| count(c, &f)).unwrap();
                     assert_eq!(counted, live.len() as i64);
                 }
