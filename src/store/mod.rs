@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_audit_not_allowed.sql"),
     include_str!("migrations/0017_audit_text_grams.sql"),
     include_str!("migrations/0018_audit_server_until.sql"),
+    include_str!("migrations/0019_audit_text_no_positions.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

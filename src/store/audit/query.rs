@@ -133,9 +133,10 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
             // The index's query syntax ends at a NUL: a scan.
             None
         } else if text.chars().count() >= 3 {
-            // The same case-insensitive substring match, through the index.
+            // Events holding every trigram of it, through the index (the
+            // clause's LIKE keeps those holding the text itself).
             Some(TextMatch {
-                expr: Some(phrase(text)),
+                expr: Some(every_trigram(text)),
                 reach: None,
             })
         } else {
@@ -152,9 +153,31 @@ fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
     })
 }
 
-/// `text` as one phrase of the index's query syntax (a quote in it is text).
+/// `text` as one term of the index's query syntax (a quote in it is text).
 fn phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// The most trigrams of a search's text the index is asked for: more narrow
+/// its candidates little, and cost a doclist each.
+const MAX_TRIGRAMS: usize = 12;
+
+/// The events that may hold `text` (three characters or more), in the
+/// index's query syntax: those holding each of its distinct trigrams, or
+/// of [`MAX_TRIGRAMS`] spread over it. The index keeps no positions
+/// (schema 19), so it cannot ask for them in a row; any event holding the
+/// text holds them all.
+fn every_trigram(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut seen = std::collections::HashSet::new();
+    let trigrams: Vec<String> = chars
+        .windows(3)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|t| seen.insert(t.clone()))
+        .collect();
+    let n = trigrams.len();
+    let picked = (0..n.min(MAX_TRIGRAMS)).map(|i| &trigrams[i * n / n.min(MAX_TRIGRAMS)]);
+    picked.map(|t| phrase(t)).collect::<Vec<_>>().join(" AND ")
 }
 
 /// A search of one or two characters, through the index: in a value of three
@@ -839,6 +862,24 @@ mod tests {
             ..Default::default()
         };
         assert!(store.read(|c| count(c, &upper)).unwrap() > 0, "any case");
+    }
+
+    #[test]
+    fn a_search_asks_the_index_for_its_distinct_trigrams_a_dozen_at_most() {
+        assert_eq!(every_trigram("abc"), r#""abc""#);
+        assert_eq!(every_trigram("aaaa"), r#""aaa""#);
+        assert_eq!(
+            every_trigram(r#"a"bé"#),
+            r#""a""b" AND """bé""#,
+            "a quote is text"
+        );
+        let long = "abcdefghijklmnopqrstuvwxyz";
+        let asked = every_trigram(long);
+        assert_eq!(asked.matches(" AND ").count(), MAX_TRIGRAMS - 1, "{asked}");
+        assert!(
+            asked.starts_with(r#""abc" AND "cde""#),
+            "spread over it: {asked}"
+        );
     }
 
     #[test]
