@@ -289,6 +289,19 @@ fn until_ceiling(conn: &Connection, f: &Filter) -> Result<Option<i64>, StoreErro
 }
 
 impl FilterSql {
+    /// The ids the text index is read between, for those `op` `bound` (the
+    /// cursor: `<` or `>`), at most `upto`, and within the ids' floor and
+    /// ceiling, as one lower and one upper bound: FTS5 seeks by the first
+    /// of each it is given and only tests any other on every candidate.
+    fn index_range(&self, op: &str, bound: i64, upto: i64) -> (i64, i64) {
+        let (floor, ceiling) = self.ids;
+        let hi = upto.min(ceiling);
+        match op {
+            "<" => (floor, hi.min(bound.saturating_sub(1))),
+            _ => (floor.max(bound.saturating_add(1)), hi),
+        }
+    }
+
     /// The events matching, with an id `op` `bound`, in id `order`, at most
     /// `limit`: one query, or, for an indexed text search, the scanned events
     /// above the index and the index's matches below, each in that order;
@@ -383,7 +396,7 @@ impl FilterSql {
         // agent at 100,000 events, 14.7 s for "delete" and one server.)
         let below = format!(
             "SELECT {columns} FROM audit_text CROSS JOIN audit_events ON audit_events.id = audit_text.rowid \
-             WHERE audit_text MATCH ?{} AND audit_text.rowid <= ?{} AND audit_text.rowid {op} ?{} \
+             WHERE audit_text MATCH ?{} AND audit_text.rowid BETWEEN ?{} AND ?{} \
              AND {} ORDER BY audit_text.rowid {order} LIMIT ?{}",
             n + 1,
             n + 2,
@@ -391,12 +404,13 @@ impl FilterSql {
             self.clause,
             n + 4
         );
+        let (lo, hi) = self.index_range(op, bound, upto);
         let below = run(
             below,
             vec![
                 Value::Text(expr.clone()),
-                Value::Integer(upto),
-                Value::Integer(bound),
+                Value::Integer(lo),
+                Value::Integer(hi),
                 Value::Integer(limit),
             ],
         )?;
@@ -448,24 +462,21 @@ impl FilterSql {
         let index_first = format!(
             "SELECT {columns}, COALESCE(audit_events.id IS NOT NULL AND {clause}, 0) AS hit \
              FROM audit_text LEFT JOIN audit_events ON audit_events.id = audit_text.rowid \
-             WHERE audit_text MATCH ?{expr} AND audit_text.rowid {op} ?{bound} \
-             AND audit_text.rowid BETWEEN ?{floor} AND ?{upto} ORDER BY audit_text.rowid {order}",
+             WHERE audit_text MATCH ?{expr} AND audit_text.rowid BETWEEN ?{lo} AND ?{hi} \
+             ORDER BY audit_text.rowid {order}",
             clause = self.clause,
             expr = n + 1,
-            bound = n + 2,
-            floor = n + 3,
-            upto = n + 4,
+            lo = n + 2,
+            hi = n + 3,
         );
+        let (lo, hi) = self.index_range(op, bound, upto);
         let args = |expr: Option<&str>| {
             let mut args = self.args.clone();
             match expr {
-                // The candidates between the ids' floor and ceiling (the
-                // filter's walk reads only those already).
                 Some(e) => args.extend([
                     Value::Text(e.to_string()),
-                    Value::Integer(bound),
-                    Value::Integer(self.ids.0),
-                    Value::Integer(upto.min(self.ids.1)),
+                    Value::Integer(lo),
+                    Value::Integer(hi),
                 ]),
                 None => args.extend([Value::Integer(bound), Value::Integer(upto)]),
             }
