@@ -432,10 +432,15 @@ impl Bench<'_> {
             format!("JSON parse + serialize of that list ({kb} KiB)"),
             step,
         ));
-        let write = || bench::audit_write(gh, &chain.client_id).map_err(|e| anyhow!(e));
+        let write = || bench::audit_write(gh, &chain.client_id, 1).map_err(|e| anyhow!(e));
         out.push((
             "audit write (one tool_call event, sealed and committed)".into(),
             micro(n, write, ok)?,
+        ));
+        let group = || bench::audit_write(gh, &chain.client_id, 16).map_err(|e| anyhow!(e));
+        out.push((
+            "audit write, 16 such events in one commit (a group)".into(),
+            micro(n / 4, group, ok)?,
         ));
         let prev = RefCell::new("0".repeat(64));
         let seal = || Ok(bench::audit_seal(&prev.borrow()));

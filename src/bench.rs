@@ -74,15 +74,19 @@ pub fn pin_of(tool: &Value) -> String {
     pinning::pin_of(tool)
 }
 
-/// Writes one tool-call audit event, committed.
-pub fn audit_write(g: &Gatehouse, client_id: &str) -> Result<(), String> {
+/// Writes `events` tool-call audit events in one transaction, committed (one
+/// is a lone write; more, what a group commit does with that many).
+pub fn audit_write(g: &Gatehouse, client_id: &str, events: usize) -> Result<(), String> {
     let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
         .client(client_id)
         .server("demo")
         .tool("read_note")
         .detail(serde_json::json!({"arguments": {"title": "welcome"}}));
     g.store()
-        .write(|tx| tx.record(event, clock::now()))
+        .write(|tx| {
+            let now = clock::now();
+            (0..events).try_for_each(|_| tx.record(event.clone(), now))
+        })
         .map_err(|e| e.to_string())
 }
 

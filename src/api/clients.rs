@@ -11,7 +11,7 @@ use super::{Actor, Error, ErrorCode, Gatehouse, Result, Revoked};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::crypto::Secret;
-use crate::oauth::redirect;
+use crate::oauth::{agents, redirect};
 use crate::store::clients::{self, AuthMethod, Client, ClientKind};
 use crate::text;
 
@@ -159,10 +159,9 @@ impl Gatehouse {
                 ),
             ));
         }
-        let revoked = self.revoke_agent(&client.client_id, actor)?;
-        let now = clock::now();
-        self.store()
-            .write(|tx| clients::remove(tx.conn(), &client.client_id, now))?;
+        let actor = self.actor_name(actor);
+        let revoked = agents::remove_client(self.auth(), &client.client_id, &actor, clock::now())?;
+        self.gateway().end_sessions_of(&client.client_id);
         Ok(revoked)
     }
 }

@@ -12,7 +12,7 @@ use crate::clock::UnixMs;
 use crate::store::clients::{self, Client};
 use crate::store::grants;
 use crate::store::tokens;
-use crate::store::StoreError;
+use crate::store::{StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
@@ -65,21 +65,46 @@ pub fn revoke_agent(
     actor: &str,
     now: UnixMs,
 ) -> Result<Revoked, StoreError> {
+    auth.store
+        .write(|tx| revoke_agent_in(tx, client_id, actor, now))
+}
+
+/// Removes a client for good, in one write: everything it holds is revoked,
+/// its open consent requests end and it never authenticates again. A write
+/// queued for it before that (a token exchange, a consent decision) finds
+/// its grants and tokens revoked and its requests ended.
+pub fn remove_client(
+    auth: &AuthServer,
+    client_id: &str,
+    actor: &str,
+    now: UnixMs,
+) -> Result<Revoked, StoreError> {
     auth.store.write(|tx| {
-        let grants = grants::revoke_for_client(tx.conn(), client_id, now)?;
-        let tokens = tokens::revoke_for_client(tx.conn(), client_id, now)?;
-        tx.record(
-            NewEvent::new(EventKind::AgentRevoked, Outcome::Revoked)
-                .client(client_id)
-                .actor(actor)
-                .detail(json!({"grants": grants, "tokens_revoked": tokens})),
-            now,
-        )?;
-        Ok(Revoked {
-            client_ids: vec![client_id.to_string()],
-            grants,
-            tokens,
-        })
+        let revoked = revoke_agent_in(tx, client_id, actor, now)?;
+        clients::remove(tx.conn(), client_id, now)?;
+        Ok(revoked)
+    })
+}
+
+fn revoke_agent_in(
+    tx: &mut Tx<'_>,
+    client_id: &str,
+    actor: &str,
+    now: UnixMs,
+) -> Result<Revoked, StoreError> {
+    let grants = grants::revoke_for_client(tx.conn(), client_id, now)?;
+    let tokens = tokens::revoke_for_client(tx.conn(), client_id, now)?;
+    tx.record(
+        NewEvent::new(EventKind::AgentRevoked, Outcome::Revoked)
+            .client(client_id)
+            .actor(actor)
+            .detail(json!({"grants": grants, "tokens_revoked": tokens})),
+        now,
+    )?;
+    Ok(Revoked {
+        client_ids: vec![client_id.to_string()],
+        grants,
+        tokens,
     })
 }
 

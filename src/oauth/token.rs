@@ -121,7 +121,6 @@ fn exchange_in(
     client_id: &str,
     now: UnixMs,
 ) -> Result<Value, OAuthError> {
-    still_registered(tx, client_id)?;
     match request {
         TokenRequest::Code {
             code_hash,
@@ -129,16 +128,6 @@ fn exchange_in(
         } => exchange_code(auth, tx, form, client_id, code_hash, verifier, now),
         TokenRequest::Refresh { token } => refresh(auth, tx, form, client_id, token, now),
     }
-}
-
-/// The client authenticated before its write was not removed meanwhile
-/// (its removal revokes what it holds, then removes it: a code approved in
-/// between would still be redeemable).
-fn still_registered(tx: &Tx<'_>, client_id: &str) -> Result<(), OAuthError> {
-    if !clients::is_current(tx.conn(), client_id)? {
-        return Err(OAuthError::invalid_client("unknown client"));
-    }
-    Ok(())
 }
 
 fn require<'a>(form: &'a HashMap<String, String>, key: &str) -> Result<&'a str, OAuthError> {
@@ -421,7 +410,6 @@ fn revoke_in(
     client_id: &str,
     now: UnixMs,
 ) -> Result<(), OAuthError> {
-    still_registered(tx, client_id)?;
     let Some(row) = tokens::get_token(tx.conn(), token)?.filter(|t| t.client_id == client_id)
     else {
         return Ok(());
@@ -753,31 +741,36 @@ mod tests {
         assert!(body.get("refresh_token").is_none(), "{body}");
     }
 
-    /// A client authenticates before its write; one removed in between
-    /// (after its tokens were revoked, before it was removed, a new code
-    /// could be approved) gets nothing from that write.
+    /// A client authenticates before its write; one removed in between gets
+    /// nothing from that write: its removal (one write) revoked its tokens
+    /// and the grant of a code approved but not yet redeemed.
     #[test]
     fn a_client_removed_after_it_authenticated_gets_nothing() {
         let auth = auth_server("");
         let (client, body) = tokens(&auth, "agent", T0);
         let refresh = body["refresh_token"].as_str().unwrap();
-        let form = form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]);
-        let request = TokenRequest::parse(&form).unwrap();
+        let code = approved_code(&auth, &client, ToolChoice::All, DurationChoice::Forever, T0);
         let id = client_auth::authenticate(&auth.store, &public(&client))
             .unwrap()
             .client_id;
-        // Removed alone, its tokens not revoked: only the write's check stands.
-        auth.store
-            .write(|tx| clients::remove(tx.conn(), &id, T0 + 1))
-            .unwrap();
-        let e = auth
-            .store
-            .write(|tx| exchange_in(&auth, tx, &request, &form, &id, T0 + 2))
-            .unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidClient, "{e}");
-        let key = TokenKey::of(refresh);
-        let revoke = auth.store.write(|tx| revoke_in(tx, &key, &id, T0 + 3));
-        assert_eq!(revoke.unwrap_err().code, ErrorCode::InvalidClient);
+        crate::oauth::agents::remove_client(&auth, &id, "person", T0 + 1).unwrap();
+
+        let refreshing = form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]);
+        let redeeming = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT),
+        ]);
+        for asked in [&refreshing, &redeeming] {
+            let request = TokenRequest::parse(asked).unwrap();
+            let e = auth
+                .store
+                .write(|tx| exchange_in(&auth, tx, &request, asked, &id, T0 + 2))
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidGrant, "{e}");
+        }
+        assert!(auth.store.live().client(&id).is_none());
     }
 
     #[test]

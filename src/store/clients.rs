@@ -151,15 +151,6 @@ pub fn get(conn: &Connection, client_id: &str) -> Result<Option<Client>, StoreEr
         .map_err(Into::into)
 }
 
-/// Whether the client is registered and not removed (one primary-key read).
-pub fn is_current(conn: &Connection, client_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1 AND removed_at IS NULL")?
-        .query_row([client_id], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
 /// Every client but the removed ones, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
     let mut stmt =

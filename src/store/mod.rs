@@ -418,7 +418,11 @@ impl Tx<'_> {
 
     /// Writes an audit event in this transaction; the event as stored.
     fn record_returning(&mut self, event: NewEvent, now: UnixMs) -> Result<AuditEvent, StoreError> {
-        let stored = audit::insert(&self.tx, self.key, event, now)?;
+        let after = self
+            .recorded
+            .last()
+            .and_then(|e| Some((e.id, e.seal.as_deref()?)));
+        let stored = audit::insert(&self.tx, self.key, event, after, now)?;
         self.recorded.push(stored.clone());
         Ok(stored)
     }

@@ -134,24 +134,32 @@ const SEARCHED: [&str; 6] = ["agent", "server", "tool", "kind", "actor", "detail
 const TIME_BLOCK: i64 = 4_096;
 
 /// Inserts an event, sealed to the one before it; the agent's name is copied
-/// in so the log stays readable.
+/// in so the log stays readable. `after` is the newest event's id and seal
+/// when the caller knows them (it wrote that event in this transaction);
+/// otherwise they are read.
 pub fn insert(
     conn: &Connection,
     key: &Key,
     e: NewEvent,
+    after: Option<(i64, &str)>,
     now: UnixMs,
 ) -> Result<AuditEvent, StoreError> {
     let agent = match &e.client_id {
         Some(id) => super::clients::name_of(conn, id)?,
         None => None,
     };
-    let id: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM audit_events
-               UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'audit_events')",
-        )?
-        .query_row([], |r| r.get(0))?;
-    let prev = head(conn)?;
+    let (id, prev) = match after {
+        Some((id, seal)) => (id + 1, seal.to_string()),
+        None => {
+            let id: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM audit_events
+                       UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'audit_events')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            (id, head(conn)?)
+        }
+    };
     let detail = e.detail.to_string();
     let who = [
         &e.client_id,
