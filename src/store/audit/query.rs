@@ -470,23 +470,21 @@ impl FilterSql {
             hi = n + 3,
         );
         let (lo, hi) = self.index_range(op, bound, upto);
-        let args = |expr: Option<&str>| {
-            let mut args = self.args.clone();
-            match expr {
-                Some(e) => args.extend([
-                    Value::Text(e.to_string()),
-                    Value::Integer(lo),
-                    Value::Integer(hi),
-                ]),
-                None => args.extend([Value::Integer(bound), Value::Integer(upto)]),
-            }
-            rusqlite::params_from_iter(args)
+        // The filter's arguments, then each way's own.
+        let args = |own: &[Value]| {
+            rusqlite::params_from_iter(self.args.iter().chain(own).cloned().collect::<Vec<_>>())
         };
+        let filter_args = [Value::Integer(bound), Value::Integer(upto)];
+        let index_args = [
+            Value::Text(expr.to_string()),
+            Value::Integer(lo),
+            Value::Integer(hi),
+        ];
         let mut filter_first = conn.prepare_cached(&filter_first)?;
         let mut index_first = conn.prepare_cached(&index_first)?;
         let mut ways = [
-            (filter_first.query(args(None))?, Vec::new()),
-            (index_first.query(args(Some(expr)))?, Vec::new()),
+            (filter_first.query(args(&filter_args))?, Vec::new()),
+            (index_first.query(args(&index_args))?, Vec::new()),
         ];
         let limit = limit.max(0) as usize;
         let mut spent = [Duration::ZERO; 2];
