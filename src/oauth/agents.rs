@@ -86,6 +86,7 @@ pub fn remove_client(
     })
 }
 
+/// Revokes every grant and token of one agent, inside a write.
 fn revoke_agent_in(
     tx: &mut Tx<'_>,
     client_id: &str,

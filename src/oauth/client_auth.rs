@@ -59,8 +59,9 @@ pub struct Authenticated {
 /// store's live state when it holds the client (no database read, and no
 /// work on the store's writer), else from the database (the live state was
 /// emptied after a failed reload, or the client is unknown). A client
-/// removed after this check cannot use it: its removal first revoked what
-/// it holds, and every operation that follows reads that in its own write.
+/// removed after this check cannot use it: its removal revoked what it
+/// holds in the same write (`agents::remove_client`), and every operation
+/// that follows reads that in its own write.
 pub fn authenticate(
     store: &Store,
     creds: &PresentedCredentials,
