@@ -15,6 +15,8 @@ pub const DATA_FILES: &[&str] = &[
     "gatehouse.db",
     "gatehouse.db-wal",
     "gatehouse.db-shm",
+    "gatehouse.db-calls-a",
+    "gatehouse.db-calls-b",
     "secrets.json",
     "secret-names.json",
     "audit-key",

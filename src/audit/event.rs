@@ -177,7 +177,7 @@ pub struct AuditEvent {
 const MAX_TOOL_BYTES: usize = 256;
 
 /// An event about to be recorded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewEvent {
     pub kind: EventKind,
     pub outcome: Outcome,

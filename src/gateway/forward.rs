@@ -20,7 +20,7 @@ use super::{pinning, Gateway, McpError, Reply};
 use crate::audit::{summarize_arguments, EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
-use crate::store::Store;
+use crate::store::{CallStart, Store};
 
 /// Argument summaries in the audit log are cut at this size.
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
@@ -142,8 +142,8 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// A `tools/call` is recorded (`call_started`, committed) before it is
-    /// sent; other requests need no record. Refused when it cannot be.
+    /// A `tools/call` is recorded (`call_started`, made durable) before it
+    /// is sent; other requests need no record. Refused when it cannot be.
     async fn record_start(
         &self,
         call: &Call<'_>,
@@ -167,10 +167,10 @@ impl Gateway {
             detail.clone(),
         );
         match self.store.append_start(start, clock::now()).await {
-            Ok(recorded) => Ok(Some(StartedCall {
+            Ok(start) => Ok(Some(StartedCall {
                 tool,
                 detail,
-                id: recorded.id,
+                start,
                 at: Instant::now(),
             })),
             Err(e) => {
@@ -282,7 +282,7 @@ struct StartedCall {
     tool: String,
     detail: Value,
     /// The `call_started` event.
-    id: i64,
+    start: CallStart,
     at: Instant,
 }
 
@@ -308,17 +308,17 @@ impl Relay {
             }
         }
         if let Some(call) = &self.call {
-            let (outcome, mut detail) = call_outcome(answer, call.detail.clone());
-            detail["call_started"] = json!(call.id);
+            let (outcome, detail) = call_outcome(answer, call.detail.clone());
             let event = CallEvent {
                 access: &self.access,
                 server: &self.session.server,
                 tool: &call.tool,
             };
             let elapsed = Some(call.at.elapsed());
-            // Its start is committed: the answer need not wait for this one.
+            // Its start is durable: the answer need not wait for this one.
             let outcome = event.event(EventKind::ToolCall, outcome, elapsed, detail);
-            self.store.append_soon(outcome, clock::now());
+            self.store
+                .append_outcome(&call.start, outcome, clock::now());
         }
     }
 

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod consent;
 pub mod grants;
 pub mod held_calls;
+mod journal;
 pub mod live;
 pub mod pauses;
 pub mod pins;
@@ -17,8 +18,10 @@ pub mod rules;
 pub mod tokens;
 mod writer;
 
+pub use writer::CallStart;
+
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use tokio::sync::broadcast;
@@ -33,6 +36,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("cannot use the calls' journal: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 /// Numbered migrations; append only, never edit one that has shipped.
@@ -56,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_audit_text_grams.sql"),
     include_str!("migrations/0018_audit_server_until.sql"),
     include_str!("migrations/0019_audit_text_no_positions.sql"),
+    include_str!("migrations/0020_call_journal.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the
@@ -93,6 +99,8 @@ pub struct Store {
     live_stale: std::sync::atomic::AtomicBool,
     /// Writes waiting for the next group commit ([`Store::write_queued`]).
     writer: writer::Writer,
+    /// Where calls' starts are made durable (none for a store in memory).
+    journal: Option<Arc<journal::Journal>>,
 }
 
 impl Store {
@@ -109,6 +117,9 @@ impl Store {
         conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
         store.live.load(conn, Some(now))?;
         conn.pragma_update(None, "cache_size", cache)?;
+        // Starts a stopped Gatehouse left only in the journal are recorded first.
+        store.journal = Some(Arc::new(journal::Journal::open(path, conn, &store.key)?));
+        *store.head.get_mut().unwrap_or_else(|p| p.into_inner()) = audit::last_seal(conn)?;
         // Commits never checkpoint (that stalled requests for milliseconds);
         // the daemon's upkeep calls `checkpoint` on its own connection.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -158,6 +169,7 @@ impl Store {
             live,
             live_stale: Default::default(),
             writer: Default::default(),
+            journal: None,
             head: Mutex::new(head),
             key,
             conn: Mutex::new(conn),

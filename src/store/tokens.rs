@@ -318,6 +318,7 @@ mod tests {
     /// The `tokens` table as schema versions 1 to 12 had it (and without
     /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
+        DROP TABLE audit_journal; ALTER TABLE audit_events DROP COLUMN journal_seq;
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
         ALTER TABLE audit_text_indexed DROP COLUMN grams_held;
         DROP TABLE audit_time_blocks; CREATE INDEX audit_events_at ON audit_events(at);

@@ -5,23 +5,20 @@
 //! undone alone, and the others commit. Each caller's future resolves when
 //! its write is committed. Callers wait on a channel, never on the database
 //! lock, and a burst of N concurrent writes pays about one commit instead of
-//! N. Each write follows everything queued before it, except a call's start
-//! ([`Store::append_start`]), which follows only writes something waits on.
-//! A call's start is also the one write a caller may run itself: when
-//! nothing it must follow is queued and the connection is free (one agent's
-//! calls in a row), it takes the lock only if no one holds it, and saves two
-//! hand-offs between threads. Other writes (token exchanges, revocations,
-//! consent decisions) always go to the writer: run inline under concurrent
-//! load, each paid a commit of its own on an async worker while the writer
-//! waited for the lock (`/token` did ~20% fewer refreshes a second).
+//! N. Each write follows everything queued before it. Writes from async
+//! handlers (token exchanges, revocations, consent decisions) always go to
+//! the writer: run inline under concurrent load, each paid a commit of its
+//! own on an async worker while the writer waited for the lock (`/token`
+//! did ~20% fewer refreshes a second).
 //!
 //! When its queue has been empty for a while (or once a second under steady
 //! writes), the writer brings the text index up to date
 //! (`store::audit::index_text`), a chunk at a time.
 //!
-//! A record that nothing waits on (a call's outcome, once its start is
-//! committed) is queued with [`Store::append_soon`], and the caller goes on
-//! at once. The writer holds a batch of only such records up to [`LINGER`]
+//! A record that nothing waits on is queued, and the caller goes on at
+//! once: a call's start, made durable in the calls' journal first
+//! ([`Store::append_start`], `journal.rs`), and its outcome
+//! ([`Store::append_outcome`]). The writer holds a batch of only such records up to [`LINGER`]
 //! for more to join it. A view of the log first waits for such records
 //! ([`Store::settle`], which ends the linger), so it shows what was done
 //! before it was asked for.
@@ -30,12 +27,13 @@
 //! and only then: a write that panics fails its batch, and a panic between
 //! batches starts the writer over on the same queue.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use tokio::sync::oneshot;
 
+use super::journal::{self, Journal};
 use super::{Store, StoreError, Tx};
 use crate::audit::{AuditEvent, NewEvent};
 use crate::clock::UnixMs;
@@ -48,9 +46,9 @@ const INDEX_CHUNK: usize = 256;
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
 /// Under steady writes, the writer still indexes (a chunk at least) this often.
 const INDEX_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-/// How long the writer holds records that nothing waits on (calls'
-/// outcomes) before it commits them, gathering more for the same commit:
-/// one agent's calls in a row then share one commit among several outcomes,
+/// How long the writer holds records that nothing waits on (calls' starts
+/// and outcomes) before it commits them, gathering more for the same commit:
+/// one agent's calls in a row then share one commit among several calls,
 /// and the writer is not woken for each. A write that is waited on ends the
 /// wait at once.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
@@ -181,20 +179,35 @@ impl Store {
             .await
     }
 
-    /// [`Store::append`] for a call's start, which may be committed before
-    /// outcomes still lingering in the queue (see [`LINGER`]): when the
-    /// connection is free, one agent's next call is not held back by its
-    /// last one's outcome (else it is queued, and they share a commit). A
-    /// start is listed only until its outcome is written, so the timeline's
-    /// order is unchanged; ids then follow time less closely (an outcome
-    /// may get a higher id than the next call's start).
+    /// Makes a call's start durable before the call is sent: appended to
+    /// the calls' journal (one `write`), and recorded in the log by the
+    /// writer's next group commit, with what follows it. A store in memory
+    /// has no journal: there the start is committed before this returns.
+    /// Fails (and the call must not be sent) when the start cannot be kept.
     pub async fn append_start(
         self: &Arc<Self>,
         event: NewEvent,
         now: UnixMs,
-    ) -> Result<AuditEvent, StoreError> {
-        self.write_queued_after(Queue::Awaited, move |tx| tx.record_returning(event, now))
-            .await
+    ) -> Result<CallStart, StoreError> {
+        let start = CallStart::default();
+        let Some(journal) = &self.journal else {
+            let recorded = self
+                .write_queued(move |tx| tx.record_returning(event, now))
+                .await?;
+            start.id.store(recorded.id, Ordering::SeqCst);
+            return Ok(start);
+        };
+        let entry = journal::Entry { at: now, event };
+        let mut queued = true;
+        journal.append(&self.key, entry, |seq, entry| {
+            let job = record_start(journal.clone(), seq, entry, start.clone());
+            queued = self.writer.send(self, job, true);
+        })?;
+        if !queued {
+            // In the journal: recorded at the next open. Not sent.
+            return Err(stopped());
+        }
+        Ok(start)
     }
 
     /// [`Store::write`] for async callers: `f` runs on the writer, in the
@@ -206,34 +219,6 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.write_queued_after(Queue::All, f).await
-    }
-
-    /// [`Store::write_queued`], after the queued writes of `after` (those
-    /// it must follow). A call's start (`Queue::Awaited`) runs on the
-    /// caller's task when there are none and the connection is free.
-    async fn write_queued_after<T, E, F>(self: &Arc<Self>, after: Queue, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        // Nothing it must follow queued and the connection free: run it
-        // here, with no hand-off to the writer and back (what one agent's
-        // calls in a row meet).
-        if matches!(after, Queue::Awaited)
-            && self.writer.progress.awaited.load(Ordering::SeqCst) == 0
-        {
-            let free = match self.conn.try_lock() {
-                Ok(conn) => Some(conn),
-                // A write that panicked does not end the fast path.
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            if let Some(conn) = free {
-                return self.write_on(conn, f);
-            }
-        }
         let (done, committed) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |tx| {
             let result = tx.job(f);
@@ -251,15 +236,34 @@ impl Store {
         committed.await.map_err(|_| stopped())?
     }
 
-    /// Queues an audit event for the writer's next group commit and returns
-    /// at once, for a record that nothing waits on: a call's outcome, whose
-    /// start was committed before the call was sent. It may linger up to
-    /// [`LINGER`], and a call's start may be committed before it. A failure
-    /// is logged; a crash before the commit leaves the start without an
-    /// outcome.
-    pub fn append_soon(self: &Arc<Self>, event: NewEvent, now: UnixMs) {
+    /// Queues a call's outcome for the writer's next group commit and
+    /// returns at once: nothing waits on it, its start being durable. It
+    /// names its start (`call_started`), recorded before it. It may linger
+    /// up to [`LINGER`]. A failure is logged; a crash before the commit
+    /// leaves the start without an outcome.
+    pub fn append_outcome(self: &Arc<Self>, start: &CallStart, event: NewEvent, now: UnixMs) {
+        let start = start.clone();
+        self.append_soon(
+            move || {
+                let mut event = event;
+                if let Some(id) = start.id() {
+                    event.detail["call_started"] = serde_json::json!(id);
+                }
+                event
+            },
+            now,
+        );
+    }
+
+    /// Queues the event `make` gives for the writer's next group commit
+    /// and returns at once, for a record that nothing waits on.
+    fn append_soon(
+        self: &Arc<Self>,
+        make: impl FnOnce() -> NewEvent + Send + 'static,
+        now: UnixMs,
+    ) {
         let job: Job = Box::new(move |tx| {
-            let result: Result<(), StoreError> = tx.job(|tx| tx.record(event, now));
+            let result: Result<(), StoreError> = tx.job(|tx| tx.record(make(), now));
             Box::new(move |failed| {
                 let why = match (&result, failed) {
                     (Err(e), _) | (Ok(()), Some(e)) => e.to_string(),
@@ -307,6 +311,45 @@ impl Store {
     }
 }
 
+/// A call's start on its way to the log: its event's id once the writer
+/// recorded it (the outcome, queued after it, reads it in the same order).
+#[derive(Clone, Default)]
+pub struct CallStart {
+    id: Arc<AtomicI64>,
+}
+
+impl CallStart {
+    /// The start's event, once recorded (`None` if the database refused it:
+    /// it stays in the journal, for the next open).
+    pub fn id(&self) -> Option<i64> {
+        Some(self.id.load(Ordering::SeqCst)).filter(|id| *id > 0)
+    }
+}
+
+/// The writer's job for a journaled start: its event, and its place in the
+/// journal (`upto` moves only while no start before it was refused).
+fn record_start(journal: Arc<Journal>, seq: u64, entry: journal::Entry, start: CallStart) -> Job {
+    Box::new(move |tx| {
+        let result: Result<(), StoreError> = tx.job(|tx| {
+            let recorded = tx.record_returning(entry.event, entry.at)?;
+            journal::mark(tx.conn(), seq, recorded.id, !journal.has_gap())?;
+            start.id.store(recorded.id, Ordering::SeqCst);
+            Ok(())
+        });
+        if result.is_err() {
+            journal.refused();
+        }
+        Box::new(move |failed| {
+            let why = match (&result, failed) {
+                (Ok(()), None) => return journal.recorded(seq),
+                (Err(e), _) | (Ok(()), Some(e)) => e.to_string(),
+            };
+            journal.refused();
+            tracing::error!(error = %why, seq, "could not record a call's start; it stays in the calls' journal until the next start");
+        })
+    })
+}
+
 #[cfg(test)]
 impl Store {
     /// Holds the writer's connection, so queued writes wait and share a commit.
@@ -318,15 +361,6 @@ impl Store {
     pub fn queued(&self) -> usize {
         self.writer.progress.waiting.load(Ordering::SeqCst)
     }
-}
-
-/// Which queued writes a write must follow.
-enum Queue {
-    /// All: it goes to the writer.
-    All,
-    /// Only those something waits on: it may overtake lingering outcomes,
-    /// and runs on its caller's task when there are none.
-    Awaited,
 }
 
 fn stopped() -> StoreError {
@@ -535,7 +569,7 @@ mod tests {
         let key = crate::audit::chain::Key::new([7; 32]);
         let store = Arc::new(Store::open(&dir.path().join("g.db"), key, 0).unwrap());
         let held = store.hold_writer();
-        store.append_soon(call(EventKind::ToolCall, "outcome"), 1_000);
+        store.append_soon(|| call(EventKind::ToolCall, "outcome"), 1_000);
         assert_eq!(store.queued(), 1, "queued, and the caller went on");
         let settled = std::thread::scope(|s| {
             let view = s.spawn(|| {
@@ -557,7 +591,7 @@ mod tests {
         let store = Arc::new(crate::testing::file_store(&dir, 0));
         let progress = &store.writer.progress;
         progress.panic_when_indexing.store(true, Ordering::SeqCst);
-        store.append_soon(call(EventKind::ToolCall, "before"), 1_000);
+        store.append_soon(|| call(EventKind::ToolCall, "before"), 1_000);
         // Idle after that batch, the writer indexes, and panics.
         let waited = std::time::Duration::from_millis(10);
         for _ in 0..1_000 {
@@ -567,7 +601,7 @@ mod tests {
             std::thread::sleep(waited);
         }
         assert!(progress.panics.load(Ordering::SeqCst) > 0, "it panicked");
-        store.append_soon(call(EventKind::ToolCall, "after"), 1_001);
+        store.append_soon(|| call(EventKind::ToolCall, "after"), 1_001);
         store.settle();
         let tools: Vec<String> = store
             .read(|c| audit::page(c, &Filter::default(), Cursor::Before(None), 10))
@@ -583,52 +617,173 @@ mod tests {
         assert_eq!(store.queued(), 0, "and nothing is left waiting");
     }
 
+    /// The events in the log, in id order: (kind, tool, its start if an outcome).
+    fn logged(store: &Store) -> Vec<(String, String, Option<i64>)> {
+        store
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT kind, tool, json_extract(detail, '$.call_started') FROM audit_events ORDER BY id",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok::<_, StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap()
+    }
+
+    fn journal_text(dir: &tempfile::TempDir) -> String {
+        let [a, b] = journal::paths(&dir.path().join("p.db"));
+        std::fs::read_to_string(a).unwrap() + &std::fs::read_to_string(b).unwrap()
+    }
+
+    /// A Gatehouse killed with its writer stuck: nothing queued is committed.
+    fn crash(store: Arc<Store>) {
+        std::mem::forget(store.hold_writer());
+        std::mem::forget(store);
+    }
+
+    fn started(tool: &str) -> (String, String, Option<i64>) {
+        ("call_started".into(), tool.into(), None)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_start_may_pass_lingering_outcomes_and_nothing_else_does() {
-        let store = Arc::new(Store::open_in_memory().unwrap());
-        let progress = &store.writer.progress;
-        progress.linger_long.store(true, Ordering::SeqCst);
-        let first = store
+    async fn a_start_is_in_the_journal_before_the_log_and_its_outcome_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        store
+            .writer
+            .progress
+            .linger_long
+            .store(true, Ordering::SeqCst);
+        let start = store
             .append_start(call(EventKind::CallStarted, "read"), 1)
             .await
             .unwrap();
-        let outcome =
-            call(EventKind::ToolCall, "read").detail(serde_json::json!({"call_started": first.id}));
-        store.append_soon(outcome, 2);
-        // The next call's start need not wait for the last one's outcome.
-        let next = store
-            .append_start(call(EventKind::CallStarted, "write"), 3)
+        assert!(
+            journal_text(&dir).contains(r#""tool":"read""#),
+            "durable in the journal"
+        );
+        assert_eq!(
+            logged(&store),
+            [],
+            "and not yet in the log (the writer lingers)"
+        );
+        store.append_outcome(&start, call(EventKind::ToolCall, "read"), 2);
+        store.settle();
+        assert_eq!(
+            logged(&store),
+            [
+                started("read"),
+                ("tool_call".into(), "read".into(), Some(1))
+            ],
+            "the start, then its outcome naming it"
+        );
+        assert_eq!(start.id(), Some(1));
+        let upto = store.read(|c| {
+            let upto: i64 = c.query_row("SELECT upto FROM audit_journal", [], |r| r.get(0))?;
+            Ok::<_, StoreError>(upto)
+        });
+        let upto = upto.unwrap();
+        assert_eq!(upto, 1, "the log holds the journal's first line");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_only_in_the_journal_are_recorded_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        let first = store
+            .append_start(call(EventKind::CallStarted, "recorded"), 1)
             .await
             .unwrap();
-        assert_eq!(
-            next.id,
-            first.id + 1,
-            "the start went ahead of the lingering outcome"
-        );
-        // Any other record follows what was queued before it.
-        store.append_soon(call(EventKind::ToolCall, "write"), 4);
-        let denied = NewEvent::new(EventKind::ToolCall, Outcome::Denied).tool("delete");
-        let denied = store.append(denied, 5).await.unwrap();
+        store.append_outcome(&first, call(EventKind::ToolCall, "recorded"), 2);
         store.settle();
-        let order: Vec<(i64, Option<String>)> = store
-            .read(|c| {
-                let mut stmt = c.prepare("SELECT id, tool FROM audit_events ORDER BY id")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok::<_, StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-            })
+        store
+            .writer
+            .progress
+            .linger_long
+            .store(true, Ordering::SeqCst);
+        for tool in ["purge", "wipe"] {
+            store
+                .append_start(call(EventKind::CallStarted, tool), 3)
+                .await
+                .unwrap();
+        }
+        crash(store);
+        // A line nobody with the key wrote is not recorded.
+        let [active, _] = journal::paths(&dir.path().join("p.db"));
+        let forged = r#"9 0000 {"at":4,"event":{"kind":"call_started","outcome":"allowed","client_id":null,"server":"demo","tool":"forged","grant_id":null,"actor":null,"duration_ms":null,"detail":{}}}"#;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(active)
             .unwrap();
-        let tool = |t: &str| Some(t.to_string());
+        std::io::Write::write_all(&mut file, format!("{forged}\n").as_bytes()).unwrap();
+
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
         assert_eq!(
-            order,
+            logged(&store),
             [
-                (1, tool("read")),
-                (2, tool("write")),
-                (3, tool("read")),
-                (4, tool("write")),
-                (5, tool("delete")),
-            ]
+                started("recorded"),
+                ("tool_call".into(), "recorded".into(), Some(1)),
+                started("purge"),
+                started("wipe"),
+            ],
+            "each start once, in order; the forged line left out"
         );
-        assert_eq!(denied.id, 5, "the denial came after both outcomes");
+        assert_eq!(journal_text(&dir), "", "the journal starts over");
+        let sealed = store.read(|c| audit::sealed_page(c, 0, 1_000)).unwrap();
+        let whole = crate::audit::chain::Start::Whole(None);
+        assert!(crate::audit::chain::verify(store.key(), sealed, true, &whole).intact());
+        // Numbering goes on from where the journal was.
+        let next = store
+            .append_start(call(EventKind::CallStarted, "next"), 5)
+            .await
+            .unwrap();
+        store.settle();
+        assert_eq!(next.id(), Some(5));
+        crash(store);
+        let store = crate::testing::file_store(&dir, 0);
+        assert_eq!(logged(&store).len(), 5, "nothing recorded twice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_the_database_refused_is_recorded_at_the_next_open_and_no_other_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        store
+            .hold_writer()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.kind = 'call_started' AND NEW.tool = 'refused'
+                 BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+            )
+            .unwrap();
+        for tool in ["before", "refused", "after"] {
+            let start = store
+                .append_start(call(EventKind::CallStarted, tool), 1)
+                .await
+                .expect("durable in the journal, so the call may go");
+            store.append_outcome(&start, call(EventKind::ToolCall, tool), 2);
+        }
+        store.settle();
+        let outcome = |tool: &str, start| ("tool_call".to_string(), tool.to_string(), start);
+        let before = [started("before"), outcome("before", Some(1))];
+        let mut expected = before.to_vec();
+        expected.extend([
+            outcome("refused", None),
+            started("after"),
+            outcome("after", Some(4)),
+        ]);
+        assert_eq!(
+            logged(&store),
+            expected,
+            "the refused start is missing from the log"
+        );
+        crash(store);
+        let store = crate::testing::file_store(&dir, 0);
+        expected.push(started("refused"));
+        assert_eq!(
+            logged(&store),
+            expected,
+            "recorded at the next open; nothing twice"
+        );
     }
 
     #[test]
@@ -638,12 +793,12 @@ mod tests {
         progress.linger_long.store(true, Ordering::SeqCst);
         let tools = |store: &Store| crate::testing::audit_kinds(store).len();
         // A view waits for it: the writer stops lingering (settle gives up after 2 s).
-        store.append_soon(call(EventKind::ToolCall, "viewed"), 1);
+        store.append_soon(|| call(EventKind::ToolCall, "viewed"), 1);
         store.settle();
         assert_eq!(tools(&store), 1, "the view ended the linger");
         // Stopping: nothing lingers, with nobody waiting.
         store.stop_lingering();
-        store.append_soon(call(EventKind::ToolCall, "last"), 2);
+        store.append_soon(|| call(EventKind::ToolCall, "last"), 2);
         for _ in 0..1_000 {
             if store.queued() == 0 {
                 break;
@@ -658,7 +813,7 @@ mod tests {
     fn a_direct_write_follows_the_records_queued_before_it() {
         let store = Arc::new(Store::open_in_memory().unwrap());
         for _ in 0..20 {
-            store.append_soon(call(EventKind::ToolCall, "outcome"), 1_000);
+            store.append_soon(|| call(EventKind::ToolCall, "outcome"), 1_000);
             let revoked = NewEvent::new(EventKind::AgentRevoked, Outcome::Allowed);
             store.write(|tx| tx.record(revoked, 1_001)).unwrap();
         }
