@@ -30,8 +30,6 @@ use crate::clock::UnixMs;
 
 /// The active file is swapped once it holds this much.
 const ROTATE_BYTES: u64 = 1 << 20;
-/// What a line's keyed hash is taken after (it is no event's seal).
-const MAC_CONTEXT: &str = "gatehouse call journal";
 
 /// One started call, as the journal holds it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -42,6 +40,9 @@ pub(super) struct Entry {
 
 pub(super) struct Journal {
     files: Mutex<Files>,
+    /// What a line's keyed hash is taken after (no event's seal is): the
+    /// database's own journal id.
+    context: String,
 }
 
 struct Files {
@@ -50,7 +51,7 @@ struct Files {
     active: usize,
     /// The highest `seq` each file holds (0: none).
     last: [u64; 2],
-    /// The bytes in the active file.
+    /// The bytes in the active file (emptied at open and when it takes its turn).
     len: u64,
     next: u64,
     /// The highest `seq` the log is known to hold, every one below it too.
@@ -84,10 +85,12 @@ impl Journal {
                 .open(p)
         };
         let file = [open(&paths[0]).map_err(io)?, open(&paths[1]).map_err(io)?];
-        let (upto, upto_event): (i64, i64) =
-            conn.query_row("SELECT upto, upto_event FROM audit_journal", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        let (id, upto, upto_event): (String, i64, i64) = conn.query_row(
+            "SELECT journal_id, upto, upto_event FROM audit_journal",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let context = format!("gatehouse call journal {id}");
         let upto = upto as u64;
         let mut pending = Vec::new();
         let mut highest = upto;
@@ -102,11 +105,11 @@ impl Journal {
                 if seq <= upto {
                     continue;
                 }
-                match read_line(key, seq, rest) {
+                match read_line(key, &context, seq, rest) {
                     Some(entry) => pending.push((seq, entry)),
                     None => tracing::warn!(
                         seq,
-                        "a line of the calls' journal is not Gatehouse's own; ignored"
+                        "a line of the calls' journal was not written for this database; ignored"
                     ),
                 }
             }
@@ -128,30 +131,35 @@ impl Journal {
                 recorded: highest,
                 gap: false,
             }),
+            context,
         })
     }
 
-    /// Appends a start and queues its record with `queue` (under the same
-    /// lock, so the writer gets starts in `seq` order); its `seq` once the
-    /// line is written.
+    /// Appends a start and, once its line is written, queues its record
+    /// with `queue` (under the same lock, so the writer gets starts in `seq`
+    /// order).
     pub fn append(
         &self,
         key: &Key,
         entry: Entry,
         queue: impl FnOnce(u64, Entry),
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut f = self.files.lock().unwrap_or_else(|p| p.into_inner());
         let seq = f.next;
-        let mac = chain::seal(key, MAC_CONTEXT, &format!("{seq} {json}"));
+        let mac = chain::seal(key, &self.context, &format!("{seq} {json}"));
         let line = format!("{seq} {mac} {json}\n");
         let active = f.active;
-        f.file[active].write_all(line.as_bytes()).map_err(io)?;
+        if let Err(e) = f.file[active].write_all(line.as_bytes()) {
+            // A line cut short would spoil the next one: cut it off.
+            let _ = f.file[active].set_len(f.len);
+            return Err(io(e));
+        }
         f.next += 1;
         f.last[active] = seq;
         f.len += line.len() as u64;
         queue(seq, entry);
-        Ok(seq)
+        Ok(())
     }
 
     /// The log holds every start up to `seq` (committed in order); the
@@ -187,8 +195,8 @@ impl Journal {
     }
 }
 
-/// Records a recorded start's place in the journal, inside its transaction:
-/// `upto` moves only while no start was refused before it.
+/// Notes, in a start's transaction, which journal line it was recorded
+/// from; `upto` moves only while no start was refused before it.
 pub(super) fn mark(
     conn: &Connection,
     seq: u64,
@@ -211,10 +219,10 @@ fn split_seq(line: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 /// A line's entry, if its keyed hash holds.
-fn read_line(key: &Key, seq: u64, rest: &[u8]) -> Option<Entry> {
+fn read_line(key: &Key, context: &str, seq: u64, rest: &[u8]) -> Option<Entry> {
     let rest = std::str::from_utf8(rest).ok()?;
     let (mac, json) = rest.split_once(' ')?;
-    let expected = chain::seal(key, MAC_CONTEXT, &format!("{seq} {json}"));
+    let expected = chain::seal(key, context, &format!("{seq} {json}"));
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         mac.as_bytes(),
         expected.as_bytes(),

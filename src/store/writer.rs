@@ -745,6 +745,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_journal_of_a_database_made_anew_beside_it_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        store
+            .writer
+            .progress
+            .linger_long
+            .store(true, Ordering::SeqCst);
+        store
+            .append_start(call(EventKind::CallStarted, "old"), 1)
+            .await
+            .unwrap();
+        crash(store);
+        for end in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("p.db{end}")));
+        }
+        let store = crate::testing::file_store(&dir, 0);
+        assert_eq!(
+            logged(&store),
+            [],
+            "the old database's start is not this one's"
+        );
+        assert_eq!(journal_text(&dir), "");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_start_the_database_refused_is_recorded_at_the_next_open_and_no_other_twice() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::testing::file_store(&dir, 0));
