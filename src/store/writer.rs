@@ -641,6 +641,17 @@ mod tests {
         std::mem::forget(store);
     }
 
+    /// A store on a file whose writer lingers until something waits.
+    fn lingering_file_store(dir: &tempfile::TempDir) -> Arc<Store> {
+        let store = Arc::new(crate::testing::file_store(dir, 0));
+        store
+            .writer
+            .progress
+            .linger_long
+            .store(true, Ordering::SeqCst);
+        store
+    }
+
     fn started(tool: &str) -> (String, String, Option<i64>) {
         ("call_started".into(), tool.into(), None)
     }
@@ -648,12 +659,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_start_is_in_the_journal_before_the_log_and_its_outcome_names_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::testing::file_store(&dir, 0));
-        store
-            .writer
-            .progress
-            .linger_long
-            .store(true, Ordering::SeqCst);
+        let store = lingering_file_store(&dir);
         let start = store
             .append_start(call(EventKind::CallStarted, "read"), 1)
             .await
@@ -747,12 +753,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_journal_of_a_database_made_anew_beside_it_is_not_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::testing::file_store(&dir, 0));
-        store
-            .writer
-            .progress
-            .linger_long
-            .store(true, Ordering::SeqCst);
+        let store = lingering_file_store(&dir);
         store
             .append_start(call(EventKind::CallStarted, "old"), 1)
             .await
