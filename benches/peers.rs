@@ -129,7 +129,7 @@ fn main() -> Result<()> {
             .cloned()
             .collect::<Vec<_>>()
             .join(",");
-        let front = |upstream: &str| -> Result<(Child, String)> {
+        let front = |upstream: &str| -> Result<(Peer, String)> {
             let port = free_port()?;
             let child = node(
                 &[
@@ -227,10 +227,7 @@ fn main() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     });
     rt.block_on(gh.shutdown());
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
     result
 }
 
@@ -340,15 +337,28 @@ impl Drop for ContextForge {
     }
 }
 
-fn node(args: &[&str], env: &[(&str, String)]) -> Result<Child> {
-    Ok(Command::new("node")
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(interop())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
+/// A peer's process, ended when it is dropped (a dropped `Child` runs on:
+/// the bench's fronts were left running after it).
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn node(args: &[&str], env: &[(&str, String)]) -> Result<Peer> {
+    Ok(Peer(
+        Command::new("node")
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(interop())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    ))
 }
 
 fn free_port() -> Result<u16> {

@@ -18,8 +18,8 @@
 //! A record that nothing waits on is queued, and the caller goes on at
 //! once: a call's start, made durable in the calls' journal first
 //! ([`Store::append_start`], `journal.rs`), and its outcome
-//! ([`Store::append_outcome`]). The writer holds a batch of only such records up to [`LINGER`]
-//! for more to join it. A view of the log first waits for such records
+//! ([`Store::append_outcome`]). The writer holds a batch of only such
+//! records up to [`LINGER`] for more to join it. A view of the log first waits for such records
 //! ([`Store::settle`], which ends the linger), so it shows what was done
 //! before it was asked for.
 //!
