@@ -28,8 +28,8 @@ use super::StoreError;
 use crate::audit::{chain, NewEvent};
 use crate::clock::UnixMs;
 
-/// The active file is swapped once it holds this much.
-const ROTATE_BYTES: u64 = 1 << 20;
+/// The active file is swapped once it holds this much (tests turn them often).
+const ROTATE_BYTES: u64 = if cfg!(test) { 4 << 10 } else { 1 << 20 };
 
 /// One started call, as the journal holds it.
 #[derive(serde::Serialize, serde::Deserialize)]

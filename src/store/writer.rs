@@ -751,6 +751,45 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_journal_files_take_turns_and_lose_no_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        let tool = |n: usize| format!("tool_{n:03}");
+        for n in 0..300 {
+            store
+                .append_start(call(EventKind::CallStarted, &tool(n)), 1)
+                .await
+                .unwrap();
+            if n % 7 == 0 {
+                store.settle();
+            }
+        }
+        store.settle();
+        let kept = journal_text(&dir).len();
+        assert!(
+            kept < 3 * 4096,
+            "the files were emptied in turn: {kept} bytes"
+        );
+        // Some starts only in the journal when Gatehouse dies.
+        store
+            .writer
+            .progress
+            .linger_long
+            .store(true, Ordering::SeqCst);
+        for n in 300..310 {
+            store
+                .append_start(call(EventKind::CallStarted, &tool(n)), 1)
+                .await
+                .unwrap();
+        }
+        crash(store);
+        let store = crate::testing::file_store(&dir, 0);
+        let logged: Vec<String> = logged(&store).into_iter().map(|(_, t, _)| t).collect();
+        let expected: Vec<String> = (0..310).map(tool).collect();
+        assert_eq!(logged, expected, "every start once, in order");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_journal_of_a_database_made_anew_beside_it_is_not_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let store = lingering_file_store(&dir);
