@@ -101,12 +101,15 @@ impl Journal {
                 let Some((seq, rest)) = split_seq(&line) else {
                     continue;
                 };
-                highest = highest.max(seq);
                 if seq <= upto {
                     continue;
                 }
+                // Only a line whose key holds moves the numbering on.
                 match read_line(key, &context, seq, rest) {
-                    Some(entry) => pending.push((seq, entry)),
+                    Some(entry) => {
+                        highest = highest.max(seq);
+                        pending.push((seq, entry));
+                    }
                     None => tracing::warn!(
                         seq,
                         "a line of the calls' journal was not written for this database; ignored"
@@ -266,7 +269,7 @@ fn recover(
     if recorded > 0 {
         tracing::warn!(
             recorded,
-            "recorded calls' starts from the journal that the log did not hold (Gatehouse stopped before it wrote them)"
+            "recorded calls' starts from the journal that the log did not hold (Gatehouse stopped, or the database refused them, before they were written)"
         );
     }
     Ok(())

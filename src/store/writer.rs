@@ -714,9 +714,9 @@ mod tests {
                 .unwrap();
         }
         crash(store);
-        // A line nobody with the key wrote is not recorded.
+        // A line nobody with the key wrote is not recorded, nor does its number count.
         let [active, _] = journal::paths(&dir.path().join("p.db"));
-        let forged = r#"9 0000 {"at":4,"event":{"kind":"call_started","outcome":"allowed","client_id":null,"server":"demo","tool":"forged","grant_id":null,"actor":null,"duration_ms":null,"detail":{}}}"#;
+        let forged = r#"18446744073709551614 0000 {"at":4,"event":{"kind":"call_started","outcome":"allowed","client_id":null,"server":"demo","tool":"forged","grant_id":null,"actor":null,"duration_ms":null,"detail":{}}}"#;
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(active)
