@@ -82,6 +82,8 @@ impl Journal {
                 .append(true)
                 .read(true)
                 .mode(0o600)
+                // Like every file of the data directory: never through a link.
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
         };
         let file = [open(&paths[0]).map_err(io)?, open(&paths[1]).map_err(io)?];
