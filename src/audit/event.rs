@@ -21,8 +21,8 @@ pub enum EventKind {
     GrantRevoked,
     AgentRevoked,
     ToolCall,
-    /// A tool call is about to go upstream: written (and committed) before
-    /// it is sent. Its outcome's `tool_call` event names it (`call_started`
+    /// A tool call is about to go upstream: made durable (in the calls'
+    /// journal, `store/journal.rs`) before it is sent. Its outcome's `tool_call` event names it (`call_started`
     /// in its detail); one with no outcome is a call whose end was never
     /// recorded (Gatehouse stopped while it ran).
     CallStarted,
