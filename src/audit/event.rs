@@ -22,9 +22,10 @@ pub enum EventKind {
     AgentRevoked,
     ToolCall,
     /// A tool call is about to go upstream: made durable (in the calls'
-    /// journal, `store/journal.rs`) before it is sent. Its outcome's `tool_call` event names it (`call_started`
-    /// in its detail); one with no outcome is a call whose end was never
-    /// recorded (Gatehouse stopped while it ran).
+    /// journal, `store/journal.rs`) before it is sent. Its outcome's
+    /// `tool_call` event names it (`call_started` in its detail); one with
+    /// no outcome is a call whose end was never recorded (Gatehouse stopped
+    /// while it ran).
     CallStarted,
     McpRequest,
     /// A call to an ask-every-time tool is waiting for the person.
