@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
@@ -40,6 +41,9 @@ pub(super) struct Entry {
 
 pub(super) struct Journal {
     files: Mutex<Files>,
+    /// A start the database refused: nothing is emptied, and `upto` does
+    /// not move, until a restart records it.
+    gap: AtomicBool,
     /// What a line's keyed hash is taken after (no event's seal is): the
     /// database's own journal id.
     context: String,
@@ -56,9 +60,6 @@ struct Files {
     next: u64,
     /// The highest `seq` the log is known to hold, every one below it too.
     recorded: u64,
-    /// A start the database refused: nothing is emptied until a restart
-    /// records it.
-    gap: bool,
 }
 
 /// Where the journal's files are, beside the database at `db`.
@@ -134,8 +135,8 @@ impl Journal {
                 len: 0,
                 next: highest + 1,
                 recorded: highest,
-                gap: false,
             }),
+            gap: AtomicBool::new(false),
             context,
         })
     }
@@ -170,10 +171,10 @@ impl Journal {
     /// The log holds every start up to `seq` (committed in order); the
     /// files may take turns.
     pub fn recorded(&self, seq: u64) {
-        let mut f = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if f.gap {
+        if self.has_gap() {
             return;
         }
+        let mut f = self.files.lock().unwrap_or_else(|p| p.into_inner());
         f.recorded = f.recorded.max(seq);
         let other = 1 - f.active;
         if f.len >= ROTATE_BYTES && f.last[other] <= f.recorded {
@@ -191,12 +192,12 @@ impl Journal {
     /// A start could not be recorded: it stays in the journal (and so does
     /// every later one) until the next open records it.
     pub fn refused(&self) {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).gap = true;
+        self.gap.store(true, Ordering::SeqCst);
     }
 
     /// Whether a start was refused since the journal opened.
     pub fn has_gap(&self) -> bool {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).gap
+        self.gap.load(Ordering::SeqCst)
     }
 }
 
@@ -211,9 +212,15 @@ pub(super) fn mark(
     conn.prepare_cached("UPDATE audit_events SET journal_seq = ?1 WHERE id = ?2")?
         .execute(params![seq as i64, event_id])?;
     if upto {
-        conn.prepare_cached("UPDATE audit_journal SET upto = ?1, upto_event = ?2")?
-            .execute(params![seq as i64, event_id])?;
+        set_upto(conn, seq, event_id)?;
     }
+    Ok(())
+}
+
+/// The log holds every start up to `seq`, and `event_id` is the last of them.
+fn set_upto(conn: &Connection, seq: u64, event_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE audit_journal SET upto = ?1, upto_event = ?2")?
+        .execute(params![seq as i64, event_id])?;
     Ok(())
 }
 
@@ -265,8 +272,7 @@ fn recover(
         recorded += 1;
     }
     let upto_event = last.map_or(upto_event, |(id, _)| id);
-    tx.prepare_cached("UPDATE audit_journal SET upto = ?1, upto_event = ?2")?
-        .execute(params![highest as i64, upto_event])?;
+    set_upto(&tx, highest, upto_event)?;
     tx.commit()?;
     if recorded > 0 {
         tracing::warn!(
@@ -279,4 +285,82 @@ fn recover(
 
 fn io(e: io::Error) -> StoreError {
     StoreError::Journal(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventKind, Outcome};
+
+    fn start(tool: &str) -> Entry {
+        let event = NewEvent::new(EventKind::CallStarted, Outcome::Allowed).tool(tool);
+        Entry { at: 1, event }
+    }
+
+    /// A journal of its own (at `j.db`) beside a store's database.
+    fn beside_a_store() -> (tempfile::TempDir, super::super::Store, PathBuf, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::file_store(&dir, 0);
+        let mut conn = Connection::open(dir.path().join("p.db")).unwrap();
+        let db = dir.path().join("j.db");
+        let journal = Journal::open(&db, &mut conn, store.key()).unwrap();
+        (dir, store, db, journal)
+    }
+
+    /// More starts than one group commit takes: the writer may record the
+    /// first file's early lines only after the second file has filled. The
+    /// first must then keep its later lines until they are recorded.
+    #[test]
+    fn a_file_is_emptied_only_once_the_log_holds_all_its_lines() {
+        let (_dir, store, db, journal) = beside_a_store();
+        let mut seqs = Vec::new();
+        let mut append = |tool: &str| {
+            journal
+                .append(store.key(), start(tool), |seq, _| seqs.push(seq))
+                .unwrap()
+        };
+        let fill = |append: &mut dyn FnMut(&str), name: &str| {
+            for n in 0..40 {
+                append(&format!("{name}_{n:02}"));
+            }
+        };
+        fill(&mut append, "first");
+        journal.recorded(1);
+        // The second file takes new lines; the first still holds 2..=40 unrecorded.
+        fill(&mut append, "second");
+        let [a, b] = paths(&db);
+        let text = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
+        assert!(text(&b).contains("second_39"), "the second file took over");
+        journal.recorded(2);
+        assert!(
+            text(&a).contains("first_39"),
+            "the first file's unrecorded lines are kept"
+        );
+        journal.recorded(40);
+        assert_eq!(text(&a), "", "emptied once the log holds them all");
+        assert_eq!(seqs, (1..=80).collect::<Vec<u64>>());
+    }
+
+    /// After a refused start, whose line only the next open records, no
+    /// file is emptied.
+    #[test]
+    fn after_a_refused_start_no_file_is_emptied() {
+        let (_dir, store, db, journal) = beside_a_store();
+        for n in 0..120 {
+            let tool = format!("call_{n:03}");
+            journal
+                .append(store.key(), start(&tool), |_, _| {})
+                .unwrap();
+            if n == 0 {
+                journal.refused();
+            }
+            // Both files past their size, every line after the refused one recorded.
+            if n % 40 == 39 {
+                journal.recorded(n + 1);
+            }
+        }
+        let [a, _] = paths(&db);
+        let kept = std::fs::read_to_string(a).unwrap();
+        assert!(kept.contains("call_000"), "the refused start is kept");
+    }
 }

@@ -789,6 +789,69 @@ mod tests {
         assert_eq!(logged, expected, "every start once, in order");
     }
 
+    /// [`the_journal_files_take_turns_and_lose_no_start`] with the starts
+    /// appended from several tasks at once, so the files take turns while
+    /// lines are being written and recorded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_files_take_turns_under_concurrent_starts_and_lose_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::testing::file_store(&dir, 0));
+        let tool = |task: usize, n: usize| format!("t{task}_{n:03}");
+        let (tasks, each) = (8, 80);
+        let appending: Vec<_> = (0..tasks)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..each {
+                        let start = store
+                            .append_start(call(EventKind::CallStarted, &tool(task, n)), 1)
+                            .await
+                            .unwrap();
+                        if n % 3 == 0 {
+                            store.append_outcome(&start, call(EventKind::ToolCall, "done"), 2);
+                        }
+                        if n % 11 == task {
+                            tokio::task::yield_now().await;
+                            store.settle();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in appending {
+            t.await.unwrap();
+        }
+        store.settle();
+        assert!(
+            journal_text(&dir).len() < 3 * 4096,
+            "the files were emptied in turn"
+        );
+        crash(store);
+        let store = crate::testing::file_store(&dir, 0);
+        let starts: Vec<String> = logged(&store)
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "call_started")
+            .map(|(_, t, _)| t)
+            .collect();
+        assert_eq!(
+            starts.len(),
+            tasks * each,
+            "no start lost or recorded twice"
+        );
+        for task in 0..tasks {
+            let mine: Vec<&String> = starts
+                .iter()
+                .filter(|t| t.starts_with(&format!("t{task}_")))
+                .collect();
+            let expected: Vec<String> = (0..each).map(|n| tool(task, n)).collect();
+            assert_eq!(
+                mine,
+                expected.iter().collect::<Vec<_>>(),
+                "task {task}'s in order"
+            );
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_journal_of_a_database_made_anew_beside_it_is_not_recorded() {
         let dir = tempfile::tempdir().unwrap();
