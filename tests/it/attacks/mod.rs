@@ -32,13 +32,14 @@ use std::collections::BTreeMap;
 
 use crate::support::Gh;
 
-/// Every row of every table but the audit log (which records the attempt) and
-/// its text index (which mirrors it):
-/// what an attack must leave as it was.
+/// Every row of every table but the audit log's (`audit_*`: the log, which
+/// records the attempt, and what follows it: its text index, its time
+/// blocks, how far it holds the calls' journal): what an attack must leave
+/// as it was.
 pub fn stored(gh: &Gh) -> BTreeMap<String, Vec<String>> {
     let db = rusqlite::Connection::open(gh.data_dir.join("gatehouse.db")).unwrap();
     let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'audit_events' AND name NOT LIKE 'audit_text%' ORDER BY name")
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'audit\\_%' ESCAPE '\\' ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
