@@ -38,14 +38,19 @@ impl PresentedCredentials {
         let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-        let unescape = |s: &str| {
-            url::form_urlencoded::parse(format!("v={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        Ok((unescape(id), unescape(secret)))
+        Ok((form_unescape(id), form_unescape(secret)))
     }
+}
+
+/// Undoes the form encoding of a Basic credential (RFC 6749 §2.3.1): `+`
+/// is a space and `%XX` a byte; anything else, `&` and `=` included, is
+/// itself. Bytes that are not UTF-8 are replaced, so a bad secret fails the
+/// comparison rather than the request.
+fn form_unescape(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An authenticated client.
@@ -151,5 +156,44 @@ fn check(
             }
         }
         _ => Err(refused(creds, "client authentication failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(id: &str, secret: &str) -> Result<(String, String), OAuthError> {
+        PresentedCredentials::parse_basic(&format!(
+            "Basic {}",
+            STANDARD.encode(format!("{id}:{secret}"))
+        ))
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_and_split_at_the_first_colon() {
+        // (id, secret) as sent inside the header, and as read.
+        let cases = [
+            (("my%20client", "a+b%3Ac%2B%26"), ("my client", "a b:c+&")),
+            // A raw `&` or `=` is itself: the header is not a form.
+            (("cli", "x&y=z"), ("cli", "x&y=z")),
+            (("cli", "p:q"), ("cli", "p:q")),
+        ];
+        for ((id, secret), want) in cases {
+            let (got_id, got_secret) = basic(id, secret).unwrap();
+            assert_eq!((got_id.as_str(), got_secret.as_str()), want);
+        }
+    }
+
+    #[test]
+    fn malformed_basic_credentials_are_refused() {
+        for header in [
+            "Bearer abc",
+            "Basic !!!",
+            &format!("Basic {}", STANDARD.encode("no-colon")),
+        ] {
+            let e = PresentedCredentials::parse_basic(header).unwrap_err();
+            assert_eq!(e.code, crate::oauth::ErrorCode::InvalidClient, "{header}");
+        }
     }
 }

@@ -298,7 +298,7 @@ mod tests {
     }
 
     /// A journal of its own (at `j.db`) beside a store's database.
-    fn beside_a_store() -> (tempfile::TempDir, super::super::Store, PathBuf, Journal) {
+    fn beside_a_store() -> (tempfile::TempDir, crate::store::Store, PathBuf, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::testing::file_store(&dir, 0);
         let mut conn = Connection::open(dir.path().join("p.db")).unwrap();
