@@ -80,19 +80,20 @@ impl Gatehouse {
     }
 
     /// The scopes a server offers: its classes (with resources and prompts)
-    /// and each tool, from its catalog (listed now if nobody has yet); the
-    /// three tool classes if the server cannot be reached.
+    /// and each tool, from its last tool list (listed now if nobody has
+    /// yet); the three tool classes if the server cannot be reached.
     pub(crate) async fn scopes_for(&self, server: &str) -> Vec<String> {
-        match self.gateway().catalog(server).await {
+        match self.gateway().catalog_hint(server).await {
             Ok(tools) if !tools.is_empty() => scope::scopes_supported(&tools),
             _ => scope::all_class_scopes(),
         }
     }
 
     /// The scope to ask for in a challenge: every class the server has, so a
-    /// first consent can grant all the client will need.
+    /// first consent can grant all the client will need. From the last tool
+    /// list however old: a 401 never waits for an upstream to start again.
     pub(crate) async fn challenge_scope(&self, server: &str) -> String {
-        match self.gateway().catalog(server).await {
+        match self.gateway().catalog_hint(server).await {
             Ok(tools) if !tools.is_empty() => scope::class_scopes(&tools).join(" "),
             _ => scope::all_class_scopes().join(" "),
         }

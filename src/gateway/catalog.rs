@@ -27,8 +27,33 @@ pub struct Catalogs {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
-/// A server's last tool list and when it was read.
-type Slot = tokio::sync::Mutex<Option<(Instant, Vec<ToolInfo>)>>;
+/// A server's last tool list, and the lock held while it is being read anew.
+#[derive(Default)]
+struct Slot {
+    /// The last list and when it was read; never held across an await.
+    last: Mutex<Option<(Instant, Vec<ToolInfo>)>>,
+    /// Held while the upstream is listed, so concurrent askers share one fetch.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn last(&self) -> Option<Vec<ToolInfo>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().map(|(_, tools)| tools.clone())
+    }
+
+    fn fresh(&self) -> Option<Vec<ToolInfo>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &*last {
+            Some((at, tools)) if at.elapsed() < CATALOG_TTL => Some(tools.clone()),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, tools: Vec<ToolInfo>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), tools));
+    }
+}
 
 impl Catalogs {
     /// The server's items, from the cache if fresh, else from the upstream.
@@ -38,11 +63,13 @@ impl Catalogs {
         launcher: &Launcher,
     ) -> Result<Vec<ToolInfo>, String> {
         let slot = self.slot(&config.name);
-        let mut cached = slot.lock().await;
-        if let Some((at, tools)) = &*cached {
-            if at.elapsed() < CATALOG_TTL {
-                return Ok(tools.clone());
-            }
+        if let Some(tools) = slot.fresh() {
+            return Ok(tools);
+        }
+        let _fetching = slot.fetching.lock().await;
+        // Whoever held the lock before may have just read it.
+        if let Some(tools) = slot.fresh() {
+            return Ok(tools);
         }
         let tools = tokio::time::timeout(CATALOG_TIMEOUT, fetch(config, launcher))
             .await
@@ -53,16 +80,28 @@ impl Catalogs {
                     CATALOG_TIMEOUT.as_secs()
                 )
             })??;
-        *cached = Some((Instant::now(), tools.clone()));
+        slot.keep(tools.clone());
         Ok(tools)
     }
 
-    /// The cached list, if any and if no fetch is under way (for views that
-    /// must not start an upstream or wait for one).
+    /// The last list read, however old; listed from the upstream only when
+    /// there is none. For hints (a challenge's `scope`, the metadata's
+    /// `scopes_supported`) that must not wait for an upstream to start again.
+    pub async fn last_or_get(
+        &self,
+        config: &ServerConfig,
+        launcher: &Launcher,
+    ) -> Result<Vec<ToolInfo>, String> {
+        match self.cached(&config.name) {
+            Some(tools) => Ok(tools),
+            None => self.get(config, launcher).await,
+        }
+    }
+
+    /// The last list read, however old, if any (for views that must not
+    /// start an upstream or wait for one; a fetch under way does not block it).
     pub fn cached(&self, server: &str) -> Option<Vec<ToolInfo>> {
-        let slot = self.slot(server);
-        let cached = slot.try_lock().ok()?;
-        cached.as_ref().map(|(_, tools)| tools.clone())
+        self.slot(server).last()
     }
 
     /// Drops what was listed of a server (its command changed, or it is gone).
@@ -154,4 +193,68 @@ pub async fn call_as_gatehouse(
     .await;
     conn.close().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Upstream;
+
+    /// A server whose command cannot start: any fetch fails at once.
+    fn unstartable() -> ServerConfig {
+        ServerConfig {
+            name: "gone".into(),
+            upstream: Upstream::Stdio {
+                command: "/nonexistent/gatehouse-test-upstream".into(),
+                args: vec![],
+                env: Default::default(),
+                cwd: None,
+            },
+            oauth: None,
+            start_at_launch: false,
+            description: None,
+        }
+    }
+
+    fn listed(catalogs: &Catalogs, server: &str, age: Duration) {
+        let at = Instant::now()
+            .checked_sub(age)
+            .expect("the machine has been up longer than the age");
+        let tools = vec![ToolInfo::resources()];
+        *catalogs.slot(server).last.lock().unwrap() = Some((at, tools));
+    }
+
+    #[tokio::test]
+    async fn a_hint_uses_the_last_list_however_old_and_lists_only_when_there_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let launcher = Launcher::new(Arc::new(crate::credentials::CredentialStore::file(
+            dir.path(),
+        )));
+        let config = unstartable();
+        let catalogs = Catalogs::default();
+
+        let none = catalogs.last_or_get(&config, &launcher).await;
+        assert!(
+            none.is_err(),
+            "nothing listed yet: it must try the upstream"
+        );
+
+        listed(&catalogs, "gone", CATALOG_TTL * 2);
+        let hint = catalogs.last_or_get(&config, &launcher).await;
+        assert_eq!(hint.unwrap().len(), 1, "a stale list still answers a hint");
+        let fresh = catalogs.get(&config, &launcher).await;
+        assert!(fresh.is_err(), "a stale list is read anew for consent");
+
+        listed(&catalogs, "gone", Duration::ZERO);
+        assert_eq!(catalogs.get(&config, &launcher).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_last_list_is_readable_while_a_fetch_is_under_way() {
+        let catalogs = Catalogs::default();
+        listed(&catalogs, "busy", CATALOG_TTL * 2);
+        let slot = catalogs.slot("busy");
+        let _fetching = slot.fetching.lock().await;
+        assert_eq!(catalogs.cached("busy").map(|t| t.len()), Some(1));
+    }
 }

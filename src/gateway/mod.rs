@@ -29,6 +29,7 @@ pub mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ServerConfig;
 use crate::credentials::CredentialStore;
 use crate::store::Store;
 use crate::tools::ToolInfo;
@@ -235,12 +236,15 @@ impl Gateway {
     /// The server's tools with their risk classes (and its resources and
     /// prompts items), from the upstream itself, reused for a minute.
     pub async fn catalog(&self, server: &str) -> Result<Vec<ToolInfo>, String> {
-        let config = self.config.get();
-        let server = config
-            .servers
-            .get(server)
-            .ok_or_else(|| format!("no server {server:?}"))?;
-        self.catalogs.get(server, &self.launcher).await
+        let server = self.server_config(server)?;
+        self.catalogs.get(&server, &self.launcher).await
+    }
+
+    /// The server's last tool list however old, listed now only if there is
+    /// none (for hints that must not wait for an upstream to start again).
+    pub async fn catalog_hint(&self, server: &str) -> Result<Vec<ToolInfo>, String> {
+        let server = self.server_config(server)?;
+        self.catalogs.last_or_get(&server, &self.launcher).await
     }
 
     /// Calls a tool as Gatehouse itself (see `catalog::call_as_gatehouse`).
@@ -250,12 +254,14 @@ impl Gateway {
         tool: &str,
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, String> {
+        let server = self.server_config(server)?;
+        catalog::call_as_gatehouse(&server, &self.launcher, tool, arguments).await
+    }
+
+    fn server_config(&self, server: &str) -> Result<ServerConfig, String> {
         let config = self.config.get();
-        let server = config
-            .servers
-            .get(server)
-            .ok_or_else(|| format!("no server {server:?}"))?;
-        catalog::call_as_gatehouse(server, &self.launcher, tool, arguments).await
+        let found = config.servers.get(server).cloned();
+        found.ok_or_else(|| format!("no server {server:?}"))
     }
 
     /// The cached tool list, if any (never starts an upstream or waits for one).
