@@ -133,7 +133,8 @@ impl Gatehouse {
         Ok((recent, follow))
     }
 
-    /// Writes every event matching `filter`, newest first, with their seals
+    /// Writes every event matching `filter` (a finished call's start too),
+    /// newest first, with their seals
     /// to a new file at `path` that only this user can read (a symlink there
     /// is refused); returns how many. The store is read a page at a time,
     /// never held for the whole export. This reads SQLite and writes a file:
@@ -154,7 +155,7 @@ impl Gatehouse {
         self.settle_audit();
         let store = self.store();
         export::export(format, &mut out, |before| {
-            store.read(|c| log::page(c, filter, Cursor::Before(before), 2_000))
+            store.read(|c| log::export_page(c, filter, before, 2_000))
         })
         .map_err(|e| match e {
             export::ExportError::Read(e) => Error::from(e),

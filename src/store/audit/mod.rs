@@ -15,7 +15,7 @@ mod query;
 
 #[cfg(test)]
 pub use query::count;
-pub use query::{count_up_to, page, Cursor, MAX_PAGE};
+pub use query::{count_up_to, export_page, page, Cursor, MAX_PAGE};
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
     let kind: String = row.get("kind")?;

@@ -61,8 +61,25 @@ struct TextMatch {
 /// a search found in more scans instead (it is common: a page fills fast).
 const MAX_GRAMS: usize = 500;
 
+/// Which of the calls' start events a read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Starts {
+    /// Only those with no outcome yet: a view, where the outcome stands for its call.
+    Unfinished,
+    /// Every one: an export, the log as it was recorded.
+    All,
+}
+
 fn filter_sql(conn: &Connection, f: &Filter) -> Result<FilterSql, StoreError> {
-    let mut clauses: Vec<String> = vec![UNFINISHED_STARTS_ONLY.to_string()];
+    filter_sql_of(conn, f, Starts::Unfinished)
+}
+
+fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<FilterSql, StoreError> {
+    // The first clause is always there: what follows it is the filter's.
+    let mut clauses: Vec<String> = match starts {
+        Starts::Unfinished => vec![UNFINISHED_STARTS_ONLY.to_string()],
+        Starts::All => vec!["1".to_string()],
+    };
     // Those one index serves: a walk of the events they pick reads no
     // others (the agent's index, else the server's, else that of the
     // outcomes other than allowed; SQLite reads one; the ids' floor and
@@ -560,12 +577,36 @@ pub enum Cursor {
     After(i64),
 }
 
-/// One page of the events matching `f`, at most `limit` (capped at 10,000).
+/// One page of the events matching `f`, at most `limit` (capped at 10,000),
+/// as views show them: a finished call's start left out (its outcome
+/// stands for the call).
 pub fn page(
     conn: &Connection,
     f: &Filter,
     cursor: Cursor,
     limit: u32,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    page_of(conn, f, cursor, limit, Starts::Unfinished)
+}
+
+/// One page of an export of the events matching `f`, newest first below
+/// `before`: every event, a finished call's start included, so that an
+/// export of the whole log holds each seal's link.
+pub fn export_page(
+    conn: &Connection,
+    f: &Filter,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    page_of(conn, f, Cursor::Before(before), limit, Starts::All)
+}
+
+fn page_of(
+    conn: &Connection,
+    f: &Filter,
+    cursor: Cursor,
+    limit: u32,
+    starts: Starts,
 ) -> Result<Vec<AuditEvent>, StoreError> {
     let (op, order, id) = match cursor {
         Cursor::Before(id) => ("<", "DESC", id.unwrap_or(i64::MAX)),
@@ -576,7 +617,8 @@ pub fn page(
         from_row as fn(&Row<'_>) -> rusqlite::Result<AuditEvent>,
     );
     let limit = limit.min(MAX_PAGE);
-    let (events, _) = filter_sql(conn, f)?.select(conn, rows, op, id, order, limit as i64)?;
+    let sql = filter_sql_of(conn, f, starts)?;
+    let (events, _) = sql.select(conn, rows, op, id, order, limit as i64)?;
     Ok(events)
 }
 
@@ -654,6 +696,47 @@ mod tests {
             .unwrap();
         assert_eq!(next[0].id, first.last().unwrap().id - 1);
         assert_eq!(store.read(|c| count(c, &f)).unwrap(), 50);
+    }
+
+    #[test]
+    fn a_view_hides_a_finished_start_and_an_export_keeps_it_under_any_filter() {
+        let store = Store::open_in_memory().unwrap();
+        let start = NewEvent::new(EventKind::CallStarted, Outcome::Allowed)
+            .server("demo")
+            .tool("read_note");
+        let started = store.write(|tx| tx.record_returning(start, 1)).unwrap();
+        let outcome = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
+            .server("demo")
+            .tool("read_note")
+            .detail(serde_json::json!({"call_started": started.id}));
+        store.write(|tx| tx.record(outcome, 2)).unwrap();
+        let filters = [
+            Filter::default(),
+            Filter {
+                server: Some("demo".into()),
+                ..Default::default()
+            },
+            Filter {
+                text: Some("read_note".into()),
+                ..Default::default()
+            },
+            Filter {
+                server: Some("demo".into()),
+                text: Some("read_n".into()),
+                ..Default::default()
+            },
+        ];
+        for f in filters {
+            let kinds = |events: Vec<AuditEvent>| -> Vec<&'static str> {
+                events.iter().map(|e| e.kind.as_str()).collect()
+            };
+            let shown = store
+                .read(|c| page(c, &f, Cursor::Before(None), 10))
+                .unwrap();
+            assert_eq!(kinds(shown), ["tool_call"], "{f:?}");
+            let exported = store.read(|c| export_page(c, &f, None, 10)).unwrap();
+            assert_eq!(kinds(exported), ["tool_call", "call_started"], "{f:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::support::serve::run;
 use crate::support::*;
-use gatehouse::api::ToolChoice;
+use gatehouse::api::{AskChoice, ToolChoice};
 use rusqlite::params;
 use serde_json::Value;
 
@@ -237,6 +237,34 @@ async fn audit_export_edited() {
     let (code, out) = verify_file(&fx, &file, false);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("WAS TAMPERED WITH"), "{out}");
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_export_of_the_whole_log_holds_every_event_of_a_call() {
+    let fx = with_history().await;
+    let (_, session) = fx
+        .agent("Caller", "demo", ToolChoice::All, AskChoice::default())
+        .await;
+    let said = session
+        .call_text("read_note", serde_json::json!({"title": "welcome"}))
+        .await;
+    assert!(!said.is_empty());
+    let file = export(&fx);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "\"call_started\""),
+        "a finished call's start is part of the whole log: {kinds:?}"
+    );
+    assert_eq!(kinds.len() as i64, last_id(&fx), "every event: {kinds:?}");
+    let (code, out) = verify_file(&fx, &file, true);
+    let found: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found["gaps"], 0, "a whole export has no gaps: {found}");
+    assert_eq!(code, 0, "{found}");
     fx.stop().await;
 }
 
