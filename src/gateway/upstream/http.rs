@@ -305,6 +305,9 @@ impl SseMessages {
                         self.data.push('\n');
                     }
                     self.data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+                    if self.data.len() > MAX_MESSAGE_BYTES {
+                        return None;
+                    }
                 }
             }
             let chunk = self.stream.next().await?.ok()?;
@@ -317,12 +320,76 @@ impl SseMessages {
 }
 
 /// Forwards each message of an SSE response until the stream ends (or, with
-/// `until_response`, until the response).
+/// `until_response`, until the response: a POST's stream). Without it (the
+/// GET stream) only the server's requests and notifications are forwarded:
+/// an answer there could pass for the answer to an agent's request, past
+/// the listing's filter and the pin checks.
 async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Message>, until_response: bool) {
     while let Some(msg) = messages.next().await {
+        if !until_response && !msg.is_server_message() {
+            tracing::warn!(
+                "an upstream sent a response (or no message) on its GET stream: dropped"
+            );
+            continue;
+        }
         let done = until_response && msg.is_response();
         if tx.send(msg).await.is_err() || done {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse(body: String) -> SseMessages {
+        sse_in_chunks(vec![body])
+    }
+
+    /// An SSE response whose body arrives in these chunks.
+    fn sse_in_chunks(chunks: Vec<String>) -> SseMessages {
+        let chunks = chunks.into_iter().map(Ok::<_, std::io::Error>);
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+        let response = reqwest::Response::from(axum::http::Response::new(body));
+        SseMessages::new(response, Arc::default())
+    }
+
+    async fn relayed(body: &str, until_response: bool) -> Vec<String> {
+        let (tx, mut rx) = mpsc::channel(64);
+        relay_sse(sse(body.to_string()), tx, until_response).await;
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(m.text().to_string());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_get_stream_relays_the_servers_requests_and_notifications_only() {
+        let body = concat!(
+            "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"rm\"}]}}\n\n",
+            "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n",
+            "data: {\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":1,\"message\":\"x\"}}\n\n",
+            "data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"roots/list\"}\n\n",
+        );
+        let got = relayed(body, false).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("notifications/message"), "{got:?}");
+        assert!(got[1].contains("roots/list"), "{got:?}");
+        // A POST's stream ends with its answer, which it forwards.
+        let got = relayed(body, true).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("\"id\":3"), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_event_that_never_ends_is_cut_at_the_message_cap() {
+        // Each chunk is a whole line: the buffer never holds much.
+        let line = format!("data: {}\n", "A".repeat(64 * 1024));
+        let lines = vec![line.clone(); MAX_MESSAGE_BYTES / line.len() + 2];
+        let mut messages = sse_in_chunks(lines);
+        assert!(messages.next().await.is_none());
+        assert!(messages.data.len() <= MAX_MESSAGE_BYTES + line.len());
     }
 }

@@ -289,8 +289,9 @@ async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Message>, msg: Mess
         Some(tx) => {
             let _ = tx.send(msg).await;
         }
-        None if !msg.is_response() => {
-            // Nobody is listening for it right now: keep a bounded backlog for a GET stream.
+        None if msg.is_server_message() => {
+            // A request or notification nobody is listening for right now: keep a
+            // bounded backlog for a GET stream (never an answer: see `relay_sse`).
             let _ = unsolicited.try_send(msg);
         }
         None => {}
