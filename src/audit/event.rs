@@ -177,6 +177,22 @@ pub struct AuditEvent {
 /// put megabytes into the log and its text index.
 const MAX_TOOL_BYTES: usize = 256;
 
+/// The most of a text from outside (an upstream's error message, the reason
+/// a request was refused, a change to a tool's definition) an event keeps,
+/// in bytes: the sender chose its length, the log does not take it whole.
+pub const MAX_NOTE_BYTES: usize = 1024;
+
+/// `text` as an event's detail keeps it: cut at [`MAX_NOTE_BYTES`], marked "…".
+pub fn note(text: &str) -> String {
+    crate::text::cut(text, MAX_NOTE_BYTES)
+}
+
+/// A name (a tool's, a method's) as an event keeps it: cut at the bound of
+/// a tool's name.
+pub fn name(text: &str) -> String {
+    crate::text::cut(text, MAX_TOOL_BYTES)
+}
+
 /// An event about to be recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewEvent {
@@ -215,7 +231,7 @@ impl NewEvent {
     }
     /// The tool, its name cut at [`MAX_TOOL_BYTES`].
     pub fn tool(mut self, tool: &str) -> Self {
-        self.tool = Some(crate::text::cut(tool, MAX_TOOL_BYTES));
+        self.tool = Some(name(tool));
         self
     }
     pub fn grant(mut self, grant_id: &str) -> Self {

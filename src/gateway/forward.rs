@@ -17,15 +17,13 @@ use super::request::ClientRequest;
 use super::session::Session;
 use super::upstream::{MessageStream, UpstreamHeaders};
 use super::{pinning, Gateway, McpError, Reply};
-use crate::audit::{summarize_arguments, EventKind, NewEvent, Outcome};
+use crate::audit::{self, summarize_arguments, EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
 use crate::oauth::bearer::AccessGrant;
 use crate::store::{CallStart, Store};
 
 /// Argument summaries in the audit log are cut at this size.
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
-/// The most of an upstream's error message a call's outcome keeps.
-const ERROR_MESSAGE_BYTES: usize = 1024;
 /// The least time a new upstream gets to answer `initialize`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -411,9 +409,9 @@ fn call_outcome(answer: &Message, mut detail: Value) -> (Outcome, Value) {
             detail["error"] = match error.and_then(|e| e.get("message").cloned()) {
                 None => Value::Null,
                 // As much of it as the log keeps: the upstream chose its length.
-                Some(Value::String(m)) => json!(crate::text::cut(&m, ERROR_MESSAGE_BYTES)),
+                Some(Value::String(m)) => json!(audit::event::note(&m)),
                 // Not a string, as JSON-RPC has it: its JSON text.
-                Some(other) => json!(crate::text::cut(&other.to_string(), ERROR_MESSAGE_BYTES)),
+                Some(other) => json!(audit::event::note(&other.to_string())),
             };
             (Outcome::Error, detail)
         }
@@ -536,13 +534,13 @@ mod tests {
         );
         let (_, detail) = call_outcome(&error(json!("x".repeat(5_000_000))), json!({}));
         let kept = detail["error"].as_str().unwrap();
-        assert!(kept.len() <= ERROR_MESSAGE_BYTES + 3 && kept.ends_with('…'));
+        assert!(kept.len() <= crate::audit::event::MAX_NOTE_BYTES + 3 && kept.ends_with('…'));
         // Not a string, as JSON-RPC has it: its JSON text, cut the same way.
         let (_, detail) = call_outcome(&error(json!({"big": "y".repeat(10_000)})), json!({}));
         assert!(detail["error"]
             .as_str()
             .unwrap()
             .starts_with("{\"big\":\"yyy"));
-        assert!(detail["error"].as_str().unwrap().len() <= ERROR_MESSAGE_BYTES + 3);
+        assert!(detail["error"].as_str().unwrap().len() <= crate::audit::event::MAX_NOTE_BYTES + 3);
     }
 }

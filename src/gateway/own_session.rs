@@ -18,6 +18,8 @@
 //! Agents' own sessions are forwarded as they are (see `request`); this
 //! module is only for what Gatehouse asks itself.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use super::upstream::{Connection, MessageStream, UpstreamHeaders};
@@ -26,6 +28,10 @@ use super::upstream::{Connection, MessageStream, UpstreamHeaders};
 const LEGACY_VERSION: &str = "2025-11-25";
 /// The modern revisions Gatehouse speaks, newest first.
 const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+/// How long Gatehouse waits for the answer to one of its own requests, unless
+/// told otherwise ([`OwnSession::patience`]): a server that never answers
+/// must not hold what waits on it for ever.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client_info() -> Value {
     json!({"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")})
@@ -40,6 +46,8 @@ pub struct OwnSession<'c> {
     headers: UpstreamHeaders,
     /// What the server said it offers.
     pub capabilities: Value,
+    /// How long each answer may take.
+    patience: Duration,
 }
 
 impl<'c> OwnSession<'c> {
@@ -63,6 +71,7 @@ impl<'c> OwnSession<'c> {
                 modern: Some(version),
                 headers: UpstreamHeaders::default(),
                 capabilities: Value::Null,
+                patience: ANSWER_TIMEOUT,
             };
             let discovered = session
                 .ask("gatehouse-discover", "server/discover", json!({}))
@@ -88,6 +97,7 @@ impl<'c> OwnSession<'c> {
             modern: None,
             headers,
             capabilities: reply["result"]["capabilities"].clone(),
+            patience: ANSWER_TIMEOUT,
         })
     }
 
@@ -98,7 +108,15 @@ impl<'c> OwnSession<'c> {
             modern: None,
             headers: headers.clone(),
             capabilities: Value::Null,
+            patience: ANSWER_TIMEOUT,
         }
+    }
+
+    /// Waits at most `patience` for each answer (an agent's call that waits
+    /// on it: its own deadline).
+    pub fn patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// Sends one request and returns the server's successful response.
@@ -117,12 +135,20 @@ impl<'c> OwnSession<'c> {
             };
         }
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let stream = self
-            .conn
-            .request(request, &headers)
-            .await
-            .map_err(|e| e.to_string())?;
-        success(final_reply(stream, id).await?)
+        let answered = async {
+            let stream = self.conn.request(request, &headers).await;
+            final_reply(stream.map_err(|e| e.to_string())?, id).await
+        };
+        match tokio::time::timeout(self.patience, answered).await {
+            Ok(reply) => success(reply?),
+            Err(_) => {
+                self.conn.abandon(&json!(id));
+                Err(format!(
+                    "the server did not answer {method} within {} s",
+                    self.patience.as_secs_f64()
+                ))
+            }
+        }
     }
 
     /// Reads every page of `tools/list` (at most 100 pages).

@@ -92,7 +92,7 @@ pub fn record_change(
                 .server(server)
                 .tool(tool)
                 .grant(grant_id)
-                .detail(json!({"review": review.id, "changes": describe_change(&old_definition, new_definition)})),
+                .detail(json!({"review": review.id, "changes": logged_changes(&old_definition, new_definition)})),
             now,
         )?;
         Ok(review.id)
@@ -175,6 +175,13 @@ pub fn describe_change(old: &Value, new: &Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// [`describe_change`] as the log keeps it: each line cut (the server chose
+/// their length; the review keeps both definitions whole).
+fn logged_changes(old: &Value, new: &Value) -> Vec<String> {
+    let lines = describe_change(old, new);
+    lines.iter().map(|c| crate::audit::event::note(c)).collect()
 }
 
 #[cfg(test)]

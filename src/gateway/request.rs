@@ -375,6 +375,7 @@ impl Gateway {
         let session = call.session;
         if session.seen_tool(tool).is_none() {
             let listed = super::own_session::OwnSession::within(&session.upstream, call.headers)
+                .patience(self.call_timeout())
                 .list_tools()
                 .await?;
             session.remember_tools(&listed);
@@ -410,8 +411,9 @@ impl Gateway {
         mut detail: Value,
         now: UnixMs,
     ) -> Reply {
-        detail["reason"] = json!(error.message());
-        detail["method"] = json!(req.method);
+        // The agent chose their length (a method, a tool's name of megabytes).
+        detail["reason"] = json!(crate::audit::event::note(&error.message()));
+        detail["method"] = json!(crate::audit::event::name(&req.method));
         detail["arguments"] = argument_summary(req.arguments());
         let server = &call.session.server;
         let event = CallEvent {

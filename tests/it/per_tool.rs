@@ -289,6 +289,44 @@ async fn ask_every_time_holds_destructive_calls_for_the_person() {
     fx.stop().await;
 }
 
+/// A server that never answers the listing Gatehouse makes to check a pin
+/// (in a session that never listed) holds the call no longer than the call
+/// timeout: the call is refused, and the next one is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pin_check_the_server_never_answers_ends_at_the_call_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mute = dir.path().join("mute");
+    let server = fixture_server("fx", &[("MUTE_MARKER", mute.display().to_string())]);
+    let fx = Fixture::start(&format!("call_timeout = \"2s\"\n{server}")).await;
+    let only_lookup = ToolChoice::Only(vec!["lookup".into()]);
+    let (agent, _) = fx.agent("Agent", "fx", only_lookup, AskChoice::None).await;
+
+    std::fs::write(&mute, "").unwrap();
+    let unlisted = fx.session("fx", agent.access()).await;
+    let started = std::time::Instant::now();
+    let call = unlisted.call("lookup", json!({"word": "x"}));
+    let (_, body) = tokio::time::timeout(std::time::Duration::from_secs(20), call)
+        .await
+        .expect("the call was held past its timeout");
+    assert!(body["error"].is_object(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+
+    std::fs::remove_file(&mute).unwrap();
+    let next = fx.session("fx", agent.access()).await;
+    assert_eq!(
+        next.call_text("lookup", json!({"word": "y"})).await,
+        "lookup:y"
+    );
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_tool_is_blocked_until_re_approved() {
     let dir = tempfile::tempdir().unwrap();

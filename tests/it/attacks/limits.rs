@@ -177,3 +177,41 @@ async fn oversized_authorization_request() {
     assert_unchanged(&fx, &before);
     fx.stop().await;
 }
+
+/// An agent's refused requests with a method or a tool name of a megabyte:
+/// the log keeps a bounded part of each (the name, and the reason that
+/// quotes it), not the megabyte (six times over, escaped).
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_with_huge_names_keep_a_bounded_record() {
+    let fx = Fixture::start("").await;
+    let (_, session) = fx
+        .agent(
+            "Agent",
+            "demo",
+            gatehouse::api::ToolChoice::ReadOnly,
+            gatehouse::api::AskChoice::default(),
+        )
+        .await;
+    let huge = "\u{7f}".repeat(1024 * 1024);
+    let r = session
+        .post(&json!({"jsonrpc": "2.0", "method": huge}))
+        .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let (status, body) = session.call(&huge, json!({})).await;
+    assert_eq!(status, 200, "a JSON-RPC error: {body}");
+    assert!(body["error"].is_object(), "{body}");
+    let refused: Vec<Value> = fx
+        .audit_rows()
+        .into_iter()
+        .filter(|(_, outcome, _, _)| outcome == "denied")
+        .map(|(_, _, _, detail)| detail)
+        .collect();
+    assert_eq!(refused.len(), 2, "{}", refused.len());
+    for detail in refused {
+        let text = detail.to_string();
+        assert!(text.len() < 8 * 1024, "{} bytes kept", text.len());
+        let reason = detail["reason"].as_str().unwrap();
+        assert!(reason.ends_with('…'), "the cut is said");
+    }
+    fx.stop().await;
+}
