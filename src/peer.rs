@@ -215,13 +215,35 @@ mod imp {
             msg.extend(0u32.to_ne_bytes()); // interface
             msg.extend(u32::MAX.to_ne_bytes()); // no cookie
             msg.extend(u32::MAX.to_ne_bytes());
-            let reply = exchange(&msg)?;
+            answer(&exchange(&msg)?, sport, dport, src, dst)
+        }
+
+        /// The inode and uid in the kernel's answer, if it is the socket asked
+        /// for. When that socket is gone, the kernel may answer with a
+        /// listening socket on the same local address (another program's,
+        /// even another user's): its state and its four-tuple tell it apart.
+        fn answer(
+            reply: &[u8],
+            sport: u16,
+            dport: u16,
+            src: &[u8; 16],
+            dst: &[u8; 16],
+        ) -> Option<(u64, u32)> {
+            const TCP_LISTEN: u8 = 10;
             let header = reply.get(..NLMSG_HEADER)?;
             let kind = u16::from_ne_bytes([header[4], header[5]]);
             if kind == NLMSG_ERROR || kind != SOCK_DIAG_BY_FAMILY {
                 return None;
             }
             let body = reply.get(NLMSG_HEADER..NLMSG_HEADER + MESSAGE)?;
+            let state = body[1];
+            let same = body[4..6] == sport.to_be_bytes()
+                && body[6..8] == dport.to_be_bytes()
+                && body[8..24] == src[..]
+                && body[24..40] == dst[..];
+            if state == TCP_LISTEN || !same {
+                return None;
+            }
             let u32_at =
                 |i: usize| u32::from_ne_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
             let (uid, inode) = (u32_at(64), u32_at(68));
@@ -426,6 +448,17 @@ mod tests {
         assert_eq!(mapped, "[::ffff:127.0.0.1]:80".parse().unwrap());
         assert_eq!(imp::parse_addr("zz:1"), None);
         assert_eq!(imp::parse_addr("0100007F"), None);
+    }
+
+    /// Asked for a connection that does not exist from a port something
+    /// listens on, the kernel answers with the listener: that is not the peer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_listener_on_the_peers_port_is_not_taken_for_the_peer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap();
+        let gone: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(imp::diag::find(port, gone), None);
     }
 
     #[test]

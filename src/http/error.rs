@@ -53,13 +53,39 @@ pub fn json_no_store(status: StatusCode, body: Value) -> Response {
     (status, no_store(), Json(body)).into_response()
 }
 
+/// A scope as a challenge's `scope` parameter: its tokens that are scope
+/// tokens (RFC 6750 §3: visible ASCII but `"` and `\\`). A tool's name comes
+/// from its server: one holding a quote would otherwise end the parameter
+/// and add others (a second `resource_metadata`, pointing elsewhere), and a
+/// character outside ASCII would leave the response with no challenge at all.
+fn scope_param(scope: &str) -> String {
+    let token = |t: &&str| {
+        t.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\'))
+    };
+    let tokens: Vec<&str> = scope
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .filter(token)
+        .collect();
+    tokens.join(" ")
+}
+
+/// A text as a challenge's `error_description`: visible ASCII and spaces,
+/// without `"` and `\\` (RFC 6750 §3); anything else is left out.
+fn description_param(text: &str) -> String {
+    let kept = |c: &char| (c.is_ascii_graphic() || *c == ' ') && !matches!(c, '"' | '\\');
+    text.chars().filter(kept).collect()
+}
+
 /// `401` with the RFC 9728 challenge that starts a client's authorization.
 pub fn bearer_challenge(resource_metadata: &str, scope: &str, invalid: Option<&str>) -> Response {
+    let scope = scope_param(scope);
     let mut value = format!("Bearer resource_metadata=\"{resource_metadata}\", scope=\"{scope}\"");
     if let Some(why) = invalid {
         value.push_str(&format!(
             ", error=\"invalid_token\", error_description=\"{}\"",
-            why.replace(['"', '\\'], "")
+            description_param(why)
         ));
     }
     let body = json!({
@@ -85,8 +111,9 @@ pub fn mcp(error: &McpError, resource_metadata: &str) -> Response {
 /// `403` asking for more scope (RFC 6750 §3.1, MCP step-up authorization).
 fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -> Response {
     let value = format!(
-        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
-        message.replace(['"', '\\'], "")
+        "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
+        scope_param(scope),
+        description_param(message)
     );
     let body = json!({"error": "insufficient_scope", "error_description": message, "scope": scope});
     let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
@@ -94,4 +121,35 @@ fn insufficient_scope(resource_metadata: &str, scope: &str, message: &str) -> Re
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(r: &Response) -> &str {
+        r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap()
+    }
+
+    #[test]
+    fn a_tool_name_from_a_server_cannot_add_parameters_to_a_step_up_challenge() {
+        let prm = "http://127.0.0.1:7390/.well-known/oauth-protected-resource/mcp/x";
+        let forged = r#"tool:x", resource_metadata="https://evil.example/prm"#;
+        let scope = format!("tool:read {forged} tool:caf\u{e9}");
+        let message = format!("tool {forged:?} is not granted yet");
+        let r = insufficient_scope(prm, &scope, &message);
+        let value = challenge(&r);
+        assert_eq!(value.matches("resource_metadata=\"").count(), 1, "{value}");
+        assert!(
+            value.starts_with(r#"Bearer error="insufficient_scope", scope="tool:read", resource_metadata="http://127.0.0.1:7390/"#),
+            "{value}"
+        );
+        // Outside ASCII: still a challenge, without that token.
+        let r = insufficient_scope(prm, "tool:caf\u{e9} tool:read", "tool \"caf\u{e9}\"");
+        assert!(
+            challenge(&r).contains(r#"scope="tool:read""#),
+            "{}",
+            challenge(&r)
+        );
+    }
 }
