@@ -47,7 +47,18 @@ impl Bucket {
             Err(wait.ceil() as UnixMs)
         }
     }
+
+    /// Whether it has refilled by `now`: then it says no more than no bucket.
+    fn is_full(&self, rate: Rate, now: UnixMs) -> bool {
+        let elapsed = (now - self.at).max(0) as f64;
+        self.tokens + elapsed * rate.per_minute / MINUTE as f64 >= rate.capacity
+    }
 }
+
+/// Past this many source addresses remembered, those whose buckets have
+/// refilled are forgotten (a local caller can use any of 16 million
+/// loopback addresses; each new one must not cost memory for ever).
+const MAX_SOURCES: usize = 1024;
 
 /// The registration limits of one running Gatehouse.
 #[derive(Default)]
@@ -64,21 +75,23 @@ impl Registrations {
             tokens: rate.capacity,
             at: now,
         };
-        let mut mine = *per_source
-            .entry(source)
-            .or_insert_with(|| fresh(REGISTRATION_PER_SOURCE));
+        let mut mine = per_source
+            .get(&source)
+            .copied()
+            .unwrap_or_else(|| fresh(REGISTRATION_PER_SOURCE));
         let mut all = total.unwrap_or_else(|| fresh(REGISTRATION_TOTAL));
-        // Both must allow it; neither is charged for a refusal.
-        let (before_mine, before_all) = (mine, all);
+        // Both must allow it; neither is charged for a refusal (and a source
+        // refused at its first try is not remembered).
         let result = mine
             .take(REGISTRATION_PER_SOURCE, now)
             .and_then(|()| all.take(REGISTRATION_TOTAL, now));
-        let (mine, all) = match result {
-            Ok(()) => (mine, all),
-            Err(_) => (before_mine, before_all),
-        };
-        per_source.insert(source, mine);
-        *total = Some(all);
+        if result.is_ok() {
+            per_source.insert(source, mine);
+            *total = Some(all);
+        }
+        if per_source.len() > MAX_SOURCES {
+            per_source.retain(|_, b| !b.is_full(REGISTRATION_PER_SOURCE, now));
+        }
         result.map_err(|wait_ms| (wait_ms / SECOND + 1) as u64)
     }
 }
@@ -109,5 +122,31 @@ mod tests {
             allowed += (0..20).filter(|_| limits.allow(source, 0).is_ok()).count();
         }
         assert_eq!(allowed, 60, "the total burst, whatever the sources");
+    }
+
+    #[test]
+    fn sources_that_come_and_go_do_not_pile_up() {
+        let limits = Registrations::default();
+        let remembered = |l: &Registrations| l.buckets.lock().unwrap().1.len();
+        // Refused ones (the total spent) are not remembered at all.
+        for i in 0..100_000u32 {
+            let source = IpAddr::from(std::net::Ipv4Addr::from(0x7f00_0000 | i));
+            let _ = limits.allow(source, 0);
+        }
+        assert_eq!(remembered(&limits), 60, "only those that registered");
+        // Allowed ones are forgotten once their buckets are full again.
+        let minute = |m: i64| m * MINUTE;
+        for m in 1..=60 {
+            for i in 0..40u32 {
+                let source =
+                    IpAddr::from(std::net::Ipv4Addr::from(0x7f01_0000 | (m as u32) << 8 | i));
+                let _ = limits.allow(source, minute(m));
+            }
+        }
+        assert!(
+            remembered(&limits) <= MAX_SOURCES + 1,
+            "{}",
+            remembered(&limits)
+        );
     }
 }

@@ -10,6 +10,7 @@ mod pages;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -66,7 +67,9 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
             "/mcp/{server}",
             post(mcp::post).get(mcp::get).delete(mcp::delete),
         )
-        .layer(RequestBodyLimitLayer::new(MCP_BODY_LIMIT));
+        .layer(RequestBodyLimitLayer::new(MCP_BODY_LIMIT))
+        // The extractors' own limit (2 MB by default) would refuse first.
+        .layer(DefaultBodyLimit::max(MCP_BODY_LIMIT));
     oauth
         .merge(mcp)
         .fallback(oauth::not_found)

@@ -215,3 +215,26 @@ async fn refused_requests_with_huge_names_keep_a_bounded_record() {
     }
     fx.stop().await;
 }
+
+/// The MCP body limit is the one documented (4 MiB), not a smaller one of
+/// the HTTP framework's: a 3 MiB call goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_message_under_the_limit_is_read_whole() {
+    let fx = Fixture::start("").await;
+    let (_, session) = fx
+        .agent(
+            "Agent",
+            "demo",
+            gatehouse::api::ToolChoice::ReadOnly,
+            gatehouse::api::AskChoice::default(),
+        )
+        .await;
+    let title = "t".repeat(3 * 1024 * 1024);
+    let (status, body) = session.call("read_note", json!({"title": title})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"].is_object() || body["error"].is_object(),
+        "{body}"
+    );
+    fx.stop().await;
+}
