@@ -324,27 +324,54 @@ impl Gateway {
             .await;
         match verdict {
             Ok(Verdict::Allowed { call_id }) => {
-                // The wait may have been long: the grant must still be in force now.
+                // The wait may have been long: the grant must still be in force
+                // now, still hold the tool as it did, unblocked, and the tool's
+                // definition still be the one approved.
                 let now = clock::now();
-                let in_force = self
-                    .store
-                    .live()
-                    .grant(&call.access.grant().id)
-                    .is_some_and(|g| g.grant.is_active(now));
-                if !in_force {
+                let detail = json!({"held_call": call_id});
+                let live = self.store.live().grant(&call.access.grant().id);
+                let Some(live) = live.filter(|g| g.grant.is_active(now)) else {
                     let why = "the grant was revoked while the call waited".to_string();
-                    let detail = json!({"held_call": call_id});
                     return self
                         .refuse(call, &req, &tool, call_denied(&req, why), detail, now)
+                        .await;
+                };
+                let access = AccessGrant {
+                    live,
+                    ..call.access.clone()
+                };
+                let call = Call {
+                    access: &access,
+                    ..*call
+                };
+                let still = match policy::check_request(
+                    &req.method,
+                    req.params(),
+                    &policy::Grantee::of(&access.live),
+                ) {
+                    policy::Decision::Call(t) | policy::Decision::Hold(t) => t == tool,
+                    _ => false,
+                };
+                if !still {
+                    let why = format!(
+                        "tool {tool:?} was blocked or taken out of the grant while the call waited"
+                    );
+                    return self
+                        .refuse(&call, &req, &tool, call_denied(&req, why), detail, now)
+                        .await;
+                }
+                if let Err(why) = self.check_pin(&call, &tool, now).await {
+                    return self
+                        .refuse(&call, &req, &tool, call_denied(&req, why), detail, now)
                         .await;
                 }
                 if let Some(why) = self.pauses.refusal(&call.access.client_id) {
                     let detail = json!({"held_call": call_id, "paused": true});
                     return self
-                        .refuse(call, &req, &tool, call_denied(&req, why), detail, now)
+                        .refuse(&call, &req, &tool, call_denied(&req, why), detail, now)
                         .await;
                 }
-                self.forward(call, req, Some(call_id)).await
+                self.forward(&call, req, Some(call_id)).await
             }
             Ok(Verdict::Denied { call_id, why }) => {
                 let detail = json!({"held_call": call_id});

@@ -481,3 +481,51 @@ async fn a_held_call_does_not_outlive_a_revocation() {
     assert!(!calls_log.exists(), "the upstream never saw the call");
     fx.stop().await;
 }
+
+/// A held call allowed after its tool was blocked (its definition changed
+/// while the call waited) is refused, not sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_call_is_not_sent_once_its_tool_is_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("rug-pull");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CHANGE_MARKER", marker.display().to_string())],
+    ))
+    .await;
+    let lookup = || vec!["lookup".to_string()];
+    let (agent, session) = fx
+        .agent(
+            "Agent",
+            "fx",
+            ToolChoice::Only(lookup()),
+            AskChoice::Only(lookup()),
+        )
+        .await;
+    let call = session.call_later("lookup", json!({"word": "x"}));
+    let held = fx.wait_for_pending("tool_call").await;
+
+    std::fs::write(&marker, "").unwrap();
+    let other = fx.session("fx", agent.access()).await;
+    let (_, body) = other.call("lookup", json!({"word": "y"})).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed"),
+        "{body}"
+    );
+    fx.wait_for_pending("tool_changed").await;
+
+    fx.approve_id(held["id"].as_str().unwrap()).await;
+    let answer = call.await.unwrap();
+    assert!(answer["result"].is_null(), "sent after all: {answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked"),
+        "{answer}"
+    );
+    fx.stop().await;
+}
