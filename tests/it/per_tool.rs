@@ -327,8 +327,9 @@ async fn a_pin_check_the_server_never_answers_ends_at_the_call_timeout() {
     fx.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_changed_tool_is_blocked_until_re_approved() {
+/// The fixture server as `fx`, whose `lookup` changes its description once
+/// the returned marker file exists (in the returned directory).
+async fn rug_pull_fixture() -> (tempfile::TempDir, std::path::PathBuf, Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("rug-pull");
     let fx = Fixture::start(&fixture_server(
@@ -336,6 +337,12 @@ async fn a_changed_tool_is_blocked_until_re_approved() {
         &[("CHANGE_MARKER", marker.display().to_string())],
     ))
     .await;
+    (dir, marker, fx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_tool_is_blocked_until_re_approved() {
+    let (_dir, marker, fx) = rug_pull_fixture().await;
     let only_lookup = ToolChoice::Only(vec!["lookup".into()]);
     let (agent, session) = fx.agent("Agent", "fx", only_lookup, AskChoice::None).await;
     assert_eq!(
@@ -486,13 +493,7 @@ async fn a_held_call_does_not_outlive_a_revocation() {
 /// while the call waited) is refused, not sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_call_is_not_sent_once_its_tool_is_blocked() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("rug-pull");
-    let fx = Fixture::start(&fixture_server(
-        "fx",
-        &[("CHANGE_MARKER", marker.display().to_string())],
-    ))
-    .await;
+    let (_dir, marker, fx) = rug_pull_fixture().await;
     let lookup = || vec!["lookup".to_string()];
     let (agent, session) = fx
         .agent(
