@@ -390,17 +390,11 @@ pub async fn revoke(
         .await
 }
 
-/// The token a revocation request names, its hint checked.
+/// The token a revocation request names. Its `token_type_hint`, if any, is
+/// ignored (RFC 7009 §2.1 allows it): every token is found by its hash, and
+/// a hint this server does not know must not keep a token alive.
 fn revocation_request(form: &HashMap<String, String>) -> Result<TokenKey, OAuthError> {
     let token = require(form, "token")?;
-    if let Some(hint) = form.get("token_type_hint") {
-        if !matches!(hint.as_str(), "access_token" | "refresh_token") {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedTokenType,
-                format!("token_type_hint {hint:?} is not supported"),
-            ));
-        }
-    }
     Ok(TokenKey::of(token))
 }
 
@@ -644,6 +638,16 @@ mod tests {
         form: &HashMap<String, String>,
     ) -> OAuthError {
         super::exchange(auth, form, &public(client), T0).unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_revocation_with_a_hint_it_does_not_know_still_revokes() {
+        let auth = auth_server("");
+        let (client, body) = tokens(&auth, "agent", T0);
+        let access = body["access_token"].as_str().unwrap();
+        let form = form(&[("token", access), ("token_type_hint", "id_token")]);
+        revoke(&auth, form, public(&client), T0 + 1).await.unwrap();
+        assert!(bearer::authenticate(&auth, access, "demo", T0 + 2).is_err());
     }
 
     #[test]
