@@ -74,11 +74,11 @@ async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
     if !host_allowed(host, g.auth().port) {
         return forbidden("Host must be 127.0.0.1, localhost or [::1] with Gatehouse's port");
     }
+    // An Origin that is not even text is refused like a foreign one.
     let origin = req
         .headers()
         .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
+        .map(|h| h.to_str().unwrap_or("").to_string());
     if let Some(origin) = &origin {
         if !origin_allowed(origin) {
             return forbidden("requests from web pages are not allowed");

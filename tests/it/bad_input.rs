@@ -54,6 +54,19 @@ async fn hostile_http_is_refused_before_any_handler() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // An Origin that is not text is not taken for no Origin.
+    let r = fx
+        .http
+        .post(format!("{}/register", fx.url))
+        .header(
+            "origin",
+            reqwest::header::HeaderValue::from_bytes(b"http://127.0.0.1\xff").unwrap(),
+        )
+        .json(&json!({"redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let big = "x".repeat(100 * 1024);
     let r = fx
         .http
