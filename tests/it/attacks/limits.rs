@@ -178,11 +178,8 @@ async fn oversized_authorization_request() {
     fx.stop().await;
 }
 
-/// An agent's refused requests with a method or a tool name of a megabyte:
-/// the log keeps a bounded part of each (the name, and the reason that
-/// quotes it), not the megabyte (six times over, escaped).
-#[tokio::test(flavor = "multi_thread")]
-async fn refused_requests_with_huge_names_keep_a_bounded_record() {
+/// Gatehouse with an agent granted the demo server's read-only tools, and its session.
+async fn read_only_demo_agent() -> (Fixture, Session) {
     let fx = Fixture::start("").await;
     let (_, session) = fx
         .agent(
@@ -192,6 +189,15 @@ async fn refused_requests_with_huge_names_keep_a_bounded_record() {
             gatehouse::api::AskChoice::default(),
         )
         .await;
+    (fx, session)
+}
+
+/// An agent's refused requests with a method or a tool name of a megabyte:
+/// the log keeps a bounded part of each (the name, and the reason that
+/// quotes it), not the megabyte (six times over, escaped).
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_with_huge_names_keep_a_bounded_record() {
+    let (fx, session) = read_only_demo_agent().await;
     let huge = "\u{7f}".repeat(1024 * 1024);
     let r = session
         .post(&json!({"jsonrpc": "2.0", "method": huge}))
@@ -220,15 +226,7 @@ async fn refused_requests_with_huge_names_keep_a_bounded_record() {
 /// the HTTP framework's: a 3 MiB call goes through.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_mcp_message_under_the_limit_is_read_whole() {
-    let fx = Fixture::start("").await;
-    let (_, session) = fx
-        .agent(
-            "Agent",
-            "demo",
-            gatehouse::api::ToolChoice::ReadOnly,
-            gatehouse::api::AskChoice::default(),
-        )
-        .await;
+    let (fx, session) = read_only_demo_agent().await;
     let title = "t".repeat(3 * 1024 * 1024);
     let (status, body) = session.call("read_note", json!({"title": title})).await;
     assert_eq!(status, 200, "{body}");
