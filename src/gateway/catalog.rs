@@ -157,6 +157,8 @@ async fn fetch(config: &ServerConfig, launcher: &Launcher) -> Result<Vec<ToolInf
             .await?
             .iter()
             .filter_map(tool_info)
+            // `@` names the resources and prompts items, never a server's tool.
+            .filter(ToolInfo::is_tool)
             .collect();
         if capabilities.get("resources").is_some() {
             items.push(ToolInfo::resources());

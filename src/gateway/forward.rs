@@ -425,7 +425,8 @@ impl Relay {
     /// now (which are blocked and put up for review here).
     fn shown(&self, def: &Definition, now: UnixMs) -> Shown {
         let (access, session) = (&self.access, &self.session);
-        let Some(name) = def.name() else {
+        // `@` names the resources and prompts items, never a server's tool.
+        let Some(name) = def.name().filter(|n| crate::tools::is_tool_name(n)) else {
             return Shown::Hidden;
         };
         if !access.live.tools.contains(name) {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
 use crate::tools::{Risk, ToolInfo, PROMPTS, RESOURCES};
 
 /// The scope that asks for every tool of a risk class.
@@ -55,13 +57,29 @@ pub fn class_scopes(tools: &[ToolInfo]) -> Vec<String> {
     out
 }
 
+/// What a tool's name must not hold as it is inside its scope token: a scope
+/// token is visible ASCII but `"` and `\` (RFC 6749 §3.3), and `%` encodes
+/// the rest. A name comes from its server: one holding a space would
+/// otherwise read as several scopes (`tool:x tools:destructive` asks for
+/// every destructive tool).
+const NOT_IN_TOKEN: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'\\').add(b'%');
+
 /// The scope token that names one item.
 pub fn item_scope(name: &str) -> String {
     match name {
         RESOURCES => "resources:read".into(),
         PROMPTS => "prompts:read".into(),
-        tool => format!("tool:{tool}"),
+        tool => format!("tool:{}", utf8_percent_encode(tool, NOT_IN_TOKEN)),
     }
+}
+
+/// The tool a `tool:` scope token names (its percent-encoding undone).
+fn tool_of(token: &str) -> Option<String> {
+    let encoded = token.strip_prefix("tool:")?;
+    percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()
+        .map(|name| name.into_owned())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -95,11 +113,11 @@ pub fn tools_for_scope(
             if tools.iter().any(|t| t.name == item) {
                 wanted.insert(item.to_string());
             }
-        } else if let Some(name) = token.strip_prefix("tool:") {
-            if !tools.iter().any(|t| t.name == name) {
+        } else if let Some(name) = tool_of(token) {
+            if !tools.iter().any(|t| t.is_tool() && t.name == name) {
                 return Err(UnknownScope(token.to_string()));
             }
-            wanted.insert(name.to_string());
+            wanted.insert(name);
         } else if token == "tools" || token == "mcp" {
             wanted.extend(tools.iter().map(|t| t.name.clone()));
         } else {
@@ -194,5 +212,41 @@ mod tests {
             all_class_scopes(),
             ["tools:read", "tools:write", "tools:destructive"]
         );
+    }
+
+    /// A server names its tools: each name is one scope token whatever it
+    /// holds, and reads back as that name and nothing more.
+    #[test]
+    fn a_tool_name_is_one_scope_token() {
+        let names = [
+            "lookup tools:destructive",
+            "say \"hi\"",
+            "back\\slash",
+            "caf\u{e9}\u{202e}",
+            "100%20 off",
+            "tab\there\r\n",
+            "@resources",
+        ];
+        let mut tools: Vec<ToolInfo> = names.iter().map(|n| tool(n, Risk::Read)).collect();
+        tools.push(tool("lookup", Risk::Read));
+        tools.push(tool("wipe", Risk::Destructive));
+        for name in names.iter().filter(|n| !n.starts_with('@')) {
+            let scope = item_scope(name);
+            let rfc6749 = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+            assert!(scope.chars().all(rfc6749), "{scope}");
+            assert_eq!(
+                tools_for_scope(Some(&scope), &tools).unwrap(),
+                vec![name.to_string()],
+                "{scope}"
+            );
+        }
+        assert_eq!(item_scope("read_file-v2.x"), "tool:read_file-v2.x");
+        assert_eq!(
+            item_scope("lookup tools:destructive"),
+            "tool:lookup%20tools:destructive"
+        );
+        // `@` names the resources and prompts items, never a server's tool.
+        assert!(tools_for_scope(Some("tool:@resources"), &tools).is_err());
+        assert!(tools_for_scope(Some("tool:%FF"), &tools).is_err());
     }
 }

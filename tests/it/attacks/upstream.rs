@@ -113,6 +113,60 @@ async fn a_member_named_twice_reaches_the_agent_as_gatehouse_read_it() {
     serve.stop();
 }
 
+/// A tool's name is one scope, whatever it holds: `lookup tools:destructive`
+/// is advertised as one scope token, and asking for it reaches the person
+/// as that one tool, never as `lookup` and every destructive tool. A tool
+/// named `@resources` is neither offered nor listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_name_cannot_add_scopes() {
+    let mut serve = hostile_gatehouse();
+    let prm = serve
+        .get_json("/.well-known/oauth-protected-resource/mcp/evil")
+        .await;
+    let supported: Vec<&str> = prm["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let token = |s: &&str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"');
+    assert!(supported.iter().all(token), "{supported:?}");
+    assert!(!supported.iter().any(|s| s.contains('@')), "{supported:?}");
+    let loud = supported
+        .iter()
+        .find(|s| s.starts_with("tool:lookup") && **s != "tool:lookup")
+        .expect("the tool with a space is offered");
+
+    let client_id = serve.register("Agent").await;
+    let url = serve.authorize_url(
+        &client_id,
+        &[("resource", &serve.resource("evil")), ("scope", loud)],
+    );
+    let (status, _) = serve.authorize(&url).await;
+    assert_eq!(status, 303);
+    let pending = serve.wait_for_pending("authorization").await;
+    let asked: Vec<&str> = pending["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked, ["lookup tools:destructive"], "{pending}");
+
+    let (_, session) = serve
+        .agent("Everything", "evil", ToolChoice::All, AskChoice::None)
+        .await;
+    let names = session.tool_names().await;
+    assert!(
+        names.iter().any(|n| n == "lookup tools:destructive"),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n == "@resources"), "{names:?}");
+    let (_, body) = session.call("@resources", json!({})).await;
+    assert!(body["result"]["content"][0]["text"] != "ok", "{body}");
+    serve.stop();
+}
+
 /// An HTTP MCP server (in this process) with one tool, `hang`, whose calls
 /// it takes and never answers. Its URL.
 async fn server_that_never_answers() -> String {
