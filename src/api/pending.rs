@@ -384,7 +384,7 @@ fn who(
     match client {
         Some(c) => (
             c.name.clone(),
-            c.kind.is_verified(),
+            c.is_verified(),
             c.verified_domain(),
             Lookalike::of(c, all),
         ),

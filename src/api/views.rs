@@ -66,7 +66,7 @@ impl Agent {
             paused: pauses.agents.get(&client.client_id).cloned(),
             program: None,
             lookalike_of: Lookalike::of(&client, all),
-            verified: client.kind.is_verified(),
+            verified: client.is_verified(),
             verified_domain: client.verified_domain(),
             client_id: client.client_id,
             name: client.name,

@@ -50,7 +50,7 @@ pub fn poll(auth: &AuthServer, handle: &str, now: UnixMs) -> Result<PollOutcome,
             let client = auth.store.read(|c| clients::get(c, &request.client_id))?;
             Ok(PollOutcome::Waiting(WaitingPage {
                 client_name: client.as_ref().map(|c| c.name.clone()),
-                verified: client.is_some_and(|c| c.kind.is_verified()),
+                verified: client.is_some_and(|c| c.is_verified()),
                 server: request.server,
                 phrase: request.phrase,
                 redirect_host: redirect_host(&request.redirect_uri),

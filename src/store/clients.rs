@@ -11,7 +11,8 @@ use crate::clock::UnixMs;
 pub enum ClientKind {
     /// RFC 7591 dynamic registration: the name is self-asserted.
     Registered,
-    /// A Client ID Metadata Document fetched over https: the domain is verified.
+    /// A Client ID Metadata Document fetched over https: the domain is
+    /// verified when its codes go only to https addresses (`Client::is_verified`).
     MetadataDocument,
     /// Listed in the config file by the person.
     Preconfigured,
@@ -33,15 +34,32 @@ impl ClientKind {
             other => Err(StoreError::Corrupt(format!("client kind {other}"))),
         }
     }
-    pub fn is_verified(self) -> bool {
-        !matches!(self, ClientKind::Registered)
-    }
 }
 
 impl Client {
+    /// Whether the person can trust who this agent says it is: they listed
+    /// it themselves, or its metadata document's domain also receives its
+    /// codes. A document whose redirect URIs include one on this machine
+    /// (loopback, or a private-use scheme any app can claim) proves nothing
+    /// about the program in front of the person: any local process can name
+    /// that document as its client_id and take the code on its own port.
+    pub fn is_verified(&self) -> bool {
+        match self.kind {
+            ClientKind::Registered => false,
+            ClientKind::Preconfigured => true,
+            ClientKind::MetadataDocument => self.redirect_uris.iter().all(|uri| {
+                url::Url::parse(uri).is_ok_and(|u| {
+                    u.scheme() == "https"
+                        && u.host_str()
+                            .is_some_and(|h| !crate::oauth::redirect::is_loopback_host(h))
+                })
+            }),
+        }
+    }
+
     /// The https domain a metadata-document client proved it controls.
     pub fn verified_domain(&self) -> Option<String> {
-        if self.kind != ClientKind::MetadataDocument {
+        if self.kind != ClientKind::MetadataDocument || !self.is_verified() {
             return None;
         }
         url::Url::parse(&self.client_id)
@@ -261,9 +279,27 @@ mod tests {
         let doc = Client {
             client_id: "https://claude.ai/oauth/client.json".into(),
             kind: ClientKind::MetadataDocument,
+            redirect_uris: vec!["https://claude.ai/api/callback".into()],
             ..client("x", "Claude")
         };
+        assert!(doc.is_verified());
         assert_eq!(doc.verified_domain().as_deref(), Some("claude.ai"));
+        for on_this_machine in [
+            "http://127.0.0.1/callback",
+            "https://localhost/callback",
+            "https://[::1]/callback",
+            "claude:/callback",
+        ] {
+            let local = Client {
+                redirect_uris: vec![
+                    "https://claude.ai/api/callback".into(),
+                    on_this_machine.into(),
+                ],
+                ..doc.clone()
+            };
+            assert!(!local.is_verified(), "{on_this_machine}");
+            assert_eq!(local.verified_domain(), None, "{on_this_machine}");
+        }
         let named = Client {
             client_id: "https://claude.ai/oauth/client.json".into(),
             ..client("x", "Claude")

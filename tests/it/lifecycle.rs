@@ -282,16 +282,38 @@ async fn serve_metadata(doc: Value) -> (String, tokio::task::JoinHandle<()>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_id_metadata_documents() {
     let fx = Fixture::start("[testing]\nallow_loopback_client_metadata = true").await;
+    // Its codes go to an https address of its own: its domain is verified.
+    let callback = "https://app.example/cb";
     let (good, _g) = serve_metadata(
-        json!({"client_id": "SELF", "client_name": "Doc Client", "redirect_uris": [REDIRECT]}),
+        json!({"client_id": "SELF", "client_name": "Doc Client", "redirect_uris": [callback]}),
     )
     .await;
-    let (status, _) = fx.authorize(&fx.authorize_url(&good, &[])).await;
+    let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let url = fx
+        .authorize_url(&good, &[])
+        .replace(&encoded(REDIRECT), &encoded(callback));
+    let (status, _) = fx.authorize(&url).await;
     assert_eq!(status, 303);
     let pending = fx.pending().await;
     assert_eq!(pending[0]["client_name"], "Doc Client");
     assert_eq!(pending[0]["verified"], true);
     assert_eq!(pending[0]["verified_domain"], "127.0.0.1");
+
+    // Its codes come back to this machine (loopback), where any program can
+    // take them: the document names it, but nothing proves the program is it.
+    let (local, _c) = serve_metadata(
+        json!({"client_id": "SELF", "client_name": "Local Doc", "redirect_uris": [REDIRECT]}),
+    )
+    .await;
+    let (status, _) = fx.authorize(&fx.authorize_url(&local, &[])).await;
+    assert_eq!(status, 303);
+    let pending = fx.pending().await;
+    let request = pending
+        .iter()
+        .find(|p| p["client_name"] == "Local Doc")
+        .expect("the loopback client's request");
+    assert_eq!(request["verified"], false, "{request}");
+    assert_eq!(request["verified_domain"], Value::Null, "{request}");
 
     let (lying, _l) = serve_metadata(json!({"client_id": "https://claude.ai/oauth/client.json", "client_name": "Claude", "redirect_uris": [REDIRECT]})).await;
     assert_eq!(
