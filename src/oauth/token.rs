@@ -260,21 +260,30 @@ fn refresh(
         return Err(OAuthError::invalid_grant("refresh token was revoked"));
     }
     if let Some(rotated_at) = row.rotated_at {
-        if now - rotated_at <= REFRESH_REUSE_GRACE_MS {
-            return Err(OAuthError::invalid_grant("refresh token was already used"));
-        }
-        let revoked = tokens::revoke_family(tx.conn(), &row.family_id, now)?;
+        // Within the grace window it may be the client's own racing retry,
+        // and the family stays; but it may be a thief who refreshed first,
+        // so it is logged either way.
+        let racing = now - rotated_at <= REFRESH_REUSE_GRACE_MS;
+        let revoked = match racing {
+            true => 0,
+            false => tokens::revoke_family(tx.conn(), &row.family_id, now)?,
+        };
         tx.record(
             NewEvent::new(EventKind::RefreshReused, Outcome::Denied)
                 .client(client_id)
                 .grant(&row.grant_id)
-                .detail(json!({"family": row.family_id, "tokens_revoked": revoked})),
+                .detail(json!({
+                    "family": row.family_id,
+                    "tokens_revoked": revoked,
+                    "ms_after_rotation": now - rotated_at,
+                })),
             now,
         )?;
         tx.keep();
-        return Err(OAuthError::invalid_grant(
-            "refresh token reuse detected; this token family is revoked",
-        ));
+        return Err(OAuthError::invalid_grant(match racing {
+            true => "refresh token was already used",
+            false => "refresh token reuse detected; this token family is revoked",
+        }));
     }
     if row.expires_at <= now {
         return Err(OAuthError::invalid_grant("refresh token expired"));
@@ -659,6 +668,14 @@ mod tests {
         // A racing retry within the grace window is refused but harms nothing.
         let racing = refresh_grant(&auth, &client, first_refresh, T0 + 2_000).unwrap_err();
         assert_eq!(racing.code, ErrorCode::InvalidGrant);
+        // Logged all the same: it may be the one who refreshed first that stole it.
+        let reused = |auth: &AuthServer| {
+            audit_kinds(&auth.store)
+                .iter()
+                .filter(|k| *k == "refresh_reused")
+                .count()
+        };
+        assert_eq!(reused(&auth), 1);
         let third = refresh_grant(
             &auth,
             &client,
@@ -687,7 +704,7 @@ mod tests {
             ErrorCode::InvalidGrant
         );
         assert!(bearer::authenticate(&auth, newest, "demo", after).is_err());
-        assert!(audit_kinds(&auth.store).contains(&"refresh_reused".to_string()));
+        assert_eq!(reused(&auth), 2);
     }
 
     #[test]
