@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -45,12 +45,43 @@ impl PendingRequests {
     }
 }
 
+/// Most server messages kept for a GET stream while none is open, and most
+/// bytes (as read) in all: a server that floods while nobody listens cannot
+/// fill Gatehouse's memory (256 messages of the 16 MiB cap would be 4 GiB).
+const BACKLOG_MESSAGES: usize = 256;
+const BACKLOG_BYTES: usize = MAX_MESSAGE_BYTES;
+
+/// Server messages sent outside any request, waiting for the GET stream.
+#[derive(Clone)]
+struct Backlog {
+    tx: mpsc::Sender<(Message, usize)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Backlog {
+    fn new() -> (Backlog, mpsc::Receiver<(Message, usize)>) {
+        let (tx, rx) = mpsc::channel(BACKLOG_MESSAGES);
+        let bytes = Arc::default();
+        (Backlog { tx, bytes }, rx)
+    }
+
+    /// Keeps a message of `size` bytes if there is room; drops it otherwise.
+    fn keep(&self, msg: Message, size: usize) {
+        let held = self.bytes.fetch_add(size, Ordering::SeqCst);
+        if held + size > BACKLOG_BYTES || self.tx.try_send((msg, size)).is_err() {
+            self.bytes.fetch_sub(size, Ordering::SeqCst);
+            tracing::debug!("dropped a server message: no GET stream and the backlog is full");
+        }
+    }
+}
+
 pub struct StdioConnection {
     server: String,
     pub(super) list_changed: Arc<AtomicBool>,
     stdin: mpsc::Sender<String>,
     pending: Pending,
-    unsolicited_rx: Arc<tokio::sync::Mutex<MessageStream>>,
+    backlog: Backlog,
+    unsolicited_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<(Message, usize)>>>,
     alive: Arc<AtomicBool>,
     pid: Option<u32>,
 }
@@ -98,7 +129,8 @@ impl StdioConnection {
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<String>(64);
-        let (unsolicited_tx, unsolicited_rx) = mpsc::channel::<Message>(256);
+        let (backlog, unsolicited_rx) = Backlog::new();
+        let reader_backlog = backlog.clone();
 
         tokio::spawn(async move {
             while let Some(line) = stdin_rx.recv().await {
@@ -148,7 +180,7 @@ impl StdioConnection {
                     continue;
                 };
                 note_list_changed(&msg, &reader_changed);
-                route(&reader_pending, &unsolicited_tx, msg).await;
+                route(&reader_pending, &reader_backlog, msg, line.len()).await;
             }
             // Still marked alive: nobody stopped it, so it crashed (or quit on its own).
             // Count the crash before anyone can see the connection dead.
@@ -191,6 +223,7 @@ impl StdioConnection {
             list_changed,
             stdin: stdin_tx,
             pending,
+            backlog,
             unsolicited_rx: Arc::new(tokio::sync::Mutex::new(unsolicited_rx)),
             alive,
             pid,
@@ -212,9 +245,14 @@ impl StdioConnection {
     /// The backlog of server messages outside any request, one reader at a time.
     pub(super) fn open_stream(&self) -> Option<ServerStream> {
         let lease = self.unsolicited_rx.clone().try_lock_owned().ok()?;
+        let bytes = self.backlog.bytes.clone();
         Some(Box::pin(futures::stream::unfold(
-            lease,
-            |mut lease| async move { lease.recv().await.map(|m| (m, lease)) },
+            (lease, bytes),
+            |(mut lease, bytes)| async move {
+                let (msg, size) = lease.recv().await?;
+                bytes.fetch_sub(size, Ordering::SeqCst);
+                Some((msg, (lease, bytes)))
+            },
         )))
     }
 
@@ -277,7 +315,7 @@ impl Drop for StdioConnection {
     }
 }
 
-async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Message>, msg: Message) {
+async fn route(pending: &Pending, backlog: &Backlog, msg: Message, size: usize) {
     let target = {
         let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
         match msg.response_id() {
@@ -292,7 +330,7 @@ async fn route(pending: &Pending, unsolicited: &mpsc::Sender<Message>, msg: Mess
         None if msg.is_server_message() => {
             // A request or notification nobody is listening for right now: keep a
             // bounded backlog for a GET stream (never an answer: see `relay_sse`).
-            let _ = unsolicited.try_send(msg);
+            backlog.keep(msg, size);
         }
         None => {}
     }

@@ -167,6 +167,55 @@ async fn a_tool_name_cannot_add_scopes() {
     serve.stop();
 }
 
+/// A server that floods notifications while no request runs and no GET
+/// stream is open: Gatehouse keeps 16 MiB of them for the stream, not all
+/// 40 MiB (nor the 4 GiB 256 messages of the 16 MiB cap could hold), and
+/// the session still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_server_messages_is_kept_within_the_backlog() {
+    let mut serve = hostile_gatehouse();
+    let (grantee, session) = serve
+        .agent("Agent", "evil", ToolChoice::ReadOnly, AskChoice::None)
+        .await;
+    let done = serve.dir().join("flooded");
+    let args = json!({"word": "flood", "done": done.to_str().unwrap()});
+    assert_eq!(session.call_text("lookup", args).await, "ok");
+    for _ in 0..200 {
+        if done.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done.exists(), "the server flooded");
+    // The pipe holds at most 64 KiB: Gatehouse has read all but the last.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let mut stream = crate::support::http_client()
+        .get(serve.resource("evil"))
+        .bearer_auth(grantee.access())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut received = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            received.extend_from_slice(&chunk);
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), read).await;
+    let text = String::from_utf8_lossy(&received);
+    let kept = text.matches("\"flood ").count();
+    assert!((1..=16).contains(&kept), "{kept} of 40 kept");
+    assert_eq!(
+        session.call_text("lookup", json!({"word": "w"})).await,
+        "ok"
+    );
+    serve.stop();
+}
+
 /// An HTTP MCP server (in this process) with one tool, `hang`, whose calls
 /// it takes and never answers. Its URL.
 async fn server_that_never_answers() -> String {
