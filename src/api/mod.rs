@@ -90,6 +90,9 @@ pub struct Gatehouse {
     config_problem: std::sync::Mutex<Option<String>>,
     /// The SHA-256 of the config file's text as last read.
     config_seen: std::sync::Mutex<Option<String>>,
+    /// Held while the config file is edited or read back and put in force:
+    /// one edit or reload at a time (see `Gatehouse::edit_config`).
+    config_edits: std::sync::Mutex<()>,
     /// Where upstream secrets live.
     credentials: Arc<CredentialStore>,
     registrations: crate::limits::Registrations,
@@ -110,6 +113,7 @@ impl Gatehouse {
             registrations: Default::default(),
             config_problem: Default::default(),
             config_seen: Default::default(),
+            config_edits: Default::default(),
             credentials,
         };
         if let Some(text) = gatehouse

@@ -246,26 +246,43 @@ impl Gatehouse {
         })
     }
 
+    /// Edits the config file and puts it in force as one step: no other
+    /// edit and no reload (the sweep's, which looks for hand edits) comes in
+    /// between, so the change returned is this edit's, and it is in force
+    /// when this returns.
+    pub(super) fn edit_config(
+        &self,
+        actor: Actor,
+        edit: impl FnOnce(&std::path::Path) -> Result<()>,
+    ) -> Result<ConfigChange> {
+        let _one_at_a_time = self.config_edits.lock().unwrap_or_else(|p| p.into_inner());
+        edit(&self.config_file()?)?;
+        self.reload_from_file_now(actor)
+            .map(Option::unwrap_or_default)
+    }
+
     /// Adds a server: its secrets to the keychain, the rest to the config
     /// file; in force at once.
     pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {
         let entry = new.entry()?;
-        let path = self.config_file()?;
-        crate::config::edit::add_to_file(&path, &new.name, &entry).map_err(Error::bad_request)?;
-        for s in &new.secrets {
-            self.credentials()
-                .set(&new.name, &secret_name(&s.key), &s.value)
-                .map_err(|e| Error::internal(e.to_string()))?;
-        }
-        self.reload_from_file(actor).map(Option::unwrap_or_default)
+        self.edit_config(actor, |path| {
+            crate::config::edit::add_to_file(path, &new.name, &entry)
+                .map_err(Error::bad_request)?;
+            for s in &new.secrets {
+                self.credentials()
+                    .set(&new.name, &secret_name(&s.key), &s.value)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes a server from the config file (its sessions end, its grants are revoked).
     pub fn remove_server(&self, name: &str, actor: Actor) -> Result<ConfigChange> {
-        let path = self.config_file()?;
-        crate::config::edit::change_in_file(&path, name, crate::config::edit::remove_server)
-            .map_err(Error::bad_request)?;
-        self.reload_from_file(actor).map(Option::unwrap_or_default)
+        self.edit_config(actor, |path| {
+            crate::config::edit::change_in_file(path, name, crate::config::edit::remove_server)
+                .map_err(Error::bad_request)
+        })
     }
 
     /// Serves a server again, or stops serving it (keeping it and its grants).
@@ -275,12 +292,12 @@ impl Gatehouse {
         enabled: bool,
         actor: Actor,
     ) -> Result<ConfigChange> {
-        let path = self.config_file()?;
-        crate::config::edit::change_in_file(&path, name, |doc, name| {
-            crate::config::edit::set_enabled(doc, name, enabled)
+        self.edit_config(actor, |path| {
+            crate::config::edit::change_in_file(path, name, |doc, name| {
+                crate::config::edit::set_enabled(doc, name, enabled)
+            })
+            .map_err(Error::bad_request)
         })
-        .map_err(Error::bad_request)?;
-        self.reload_from_file(actor).map(Option::unwrap_or_default)
     }
 
     /// Sets (or replaces) one secret of a server; its next session uses it.
@@ -392,6 +409,12 @@ impl Gatehouse {
     /// is kept for the status (and logged once). `None`: nothing changed.
     /// Reads a file: call it off the async workers.
     pub fn reload_from_file(&self, actor: Actor) -> Result<Option<ConfigChange>> {
+        let _one_at_a_time = self.config_edits.lock().unwrap_or_else(|p| p.into_inner());
+        self.reload_from_file_now(actor)
+    }
+
+    /// `reload_from_file`, its caller holding `config_edits`.
+    fn reload_from_file_now(&self, actor: Actor) -> Result<Option<ConfigChange>> {
         let Some(path) = self.config().path.clone() else {
             return Ok(None);
         };

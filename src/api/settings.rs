@@ -99,56 +99,56 @@ impl Gatehouse {
                 "keep the audit log at most 3650 days (0 keeps it all)",
             ));
         }
-        let path = self.config_file()?;
-        let mut doc = crate::config::edit::read(&path).map_err(Error::bad_request)?;
-        // 0 takes a retention key out: everything is kept.
-        match change.keep_audit_days {
-            Some(0) => drop(doc.remove("keep_audit_for")),
-            Some(days) => doc["keep_audit_for"] = toml_edit::value(format!("{days}d")),
-            None => {}
-        }
-        match change.keep_audit_events {
-            Some(0) => drop(doc.remove("keep_audit_events")),
-            Some(n) => doc["keep_audit_events"] = toml_edit::value(n as i64),
-            None => {}
-        }
-        let mut set = |key: &str, value: toml_edit::Value| {
-            doc[key] = toml_edit::value(value);
-        };
-        if let Some(port) = change.port {
-            set("port", i64::from(port).into());
-        }
-        if let Some(secs) = change.consent_timeout_secs {
-            let text = if secs % 60 == 0 {
-                format!("{}m", secs / 60)
-            } else {
-                format!("{secs}s")
+        self.edit_config(actor, |path| {
+            let mut doc = crate::config::edit::read(path).map_err(Error::bad_request)?;
+            // 0 takes a retention key out: everything is kept.
+            match change.keep_audit_days {
+                Some(0) => drop(doc.remove("keep_audit_for")),
+                Some(days) => doc["keep_audit_for"] = toml_edit::value(format!("{days}d")),
+                None => {}
+            }
+            match change.keep_audit_events {
+                Some(0) => drop(doc.remove("keep_audit_events")),
+                Some(n) => doc["keep_audit_events"] = toml_edit::value(n as i64),
+                None => {}
+            }
+            let mut set = |key: &str, value: toml_edit::Value| {
+                doc[key] = toml_edit::value(value);
             };
-            set("consent_timeout", text.into());
-        }
-        if let Some(d) = change.default_duration {
-            set("default_duration", d.as_str().into());
-        }
-        if let Some(a) = change.ask_every_time {
-            let text = match a {
-                AskDefault::Destructive => "destructive",
-                AskDefault::None => "none",
-            };
-            set("ask_every_time", text.into());
-        }
-        if let Some(b) = change.bind_grants_to_program {
-            set("bind_grants_to_program", b.into());
-        }
-        if let Some(t) = change.theme {
-            let text = match t {
-                Theme::System => "system",
-                Theme::Light => "light",
-                Theme::Dark => "dark",
-            };
-            set("theme", text.into());
-        }
-        crate::config::edit::write(&path, &doc).map_err(Error::bad_request)?;
-        self.reload_from_file(actor)?;
+            if let Some(port) = change.port {
+                set("port", i64::from(port).into());
+            }
+            if let Some(secs) = change.consent_timeout_secs {
+                let text = if secs % 60 == 0 {
+                    format!("{}m", secs / 60)
+                } else {
+                    format!("{secs}s")
+                };
+                set("consent_timeout", text.into());
+            }
+            if let Some(d) = change.default_duration {
+                set("default_duration", d.as_str().into());
+            }
+            if let Some(a) = change.ask_every_time {
+                let text = match a {
+                    AskDefault::Destructive => "destructive",
+                    AskDefault::None => "none",
+                };
+                set("ask_every_time", text.into());
+            }
+            if let Some(b) = change.bind_grants_to_program {
+                set("bind_grants_to_program", b.into());
+            }
+            if let Some(t) = change.theme {
+                let text = match t {
+                    Theme::System => "system",
+                    Theme::Light => "light",
+                    Theme::Dark => "dark",
+                };
+                set("theme", text.into());
+            }
+            crate::config::edit::write(path, &doc).map_err(Error::bad_request)
+        })?;
         let settings = self.settings();
         let restart_needed = match change.port {
             Some(_) if settings.port_from_command_line => Some(format!(

@@ -324,3 +324,53 @@ async fn a_secret_given_to_servers_add_reaches_only_the_server() {
     assert_eq!(keyed["secrets"], json!(["API_KEY"]), "{keyed}");
     assert!(keyed["holders"].to_string().contains("Agent"), "{keyed}");
 }
+
+/// A server added from the CLI or the app is in force when the add returns,
+/// and the change it reports is its own, even while Gatehouse reads the
+/// file back for hand edits at that moment (it does every 2 s; here without
+/// pause). Before, that read could take the edit for a hand edit: the add
+/// reported no change and returned before the server was served.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_added_server_is_in_force_when_the_add_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gatehouse.toml");
+    let text = config_text("");
+    std::fs::write(&path, &text).unwrap();
+    let config = gatehouse::Config::load(&path).unwrap();
+    let running = gatehouse::daemon::start(config, dir.path()).await.unwrap();
+    let api = running.gatehouse();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let results = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = api.reload_from_file(gatehouse::api::Actor::ConfigFile);
+            }
+        });
+        let results: Vec<_> = (0..40)
+            .map(|i| {
+                let name = format!("added{i}");
+                let new = gatehouse::api::NewServer {
+                    name: name.clone(),
+                    command: Some("python3".into()),
+                    args: vec![fixture_script().into()],
+                    url: None,
+                    env: Default::default(),
+                    headers: Default::default(),
+                    secrets: Vec::new(),
+                    description: None,
+                    start_at_launch: false,
+                };
+                let change = api.add_server(new, gatehouse::api::Actor::Cli);
+                let in_force = api.config().servers.contains_key(&name);
+                (name, change.map(|c| c.added), in_force)
+            })
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        results
+    });
+    for (name, added, in_force) in results {
+        assert_eq!(added.unwrap(), std::slice::from_ref(&name), "{name}");
+        assert!(in_force, "{name}");
+    }
+    running.shutdown().await;
+}
