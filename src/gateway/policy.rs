@@ -112,7 +112,12 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
     {
         return Decision::Refuse("tools/call `arguments` must be an object".into());
     }
-    if name.starts_with('@') || !grantee.has(name) {
+    if name.starts_with('@') {
+        // `@resources` and `@prompts` stand for what is not a tool; asking
+        // for them as a tool would step up for a grant no call can use.
+        return Decision::Refuse(format!("no tool is named {name:?}"));
+    }
+    if !grantee.has(name) {
         return Decision::StepUp(name.to_string());
     }
     if grantee.suspended.contains(name) {
@@ -180,10 +185,10 @@ mod tests {
             call(json!({"name": "write"})),
             Decision::StepUp("write".into())
         );
-        assert_eq!(
+        assert!(matches!(
             call(json!({"name": "@resources"})),
-            Decision::StepUp("@resources".into())
-        );
+            Decision::Refuse(_)
+        ));
         assert!(matches!(
             call(json!({"name": "changed"})),
             Decision::Refuse(_)

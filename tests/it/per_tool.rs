@@ -460,6 +460,14 @@ async fn resources_and_prompts_are_granted_like_tools() {
         reader.tool_names().await.is_empty(),
         "no tools were granted to it"
     );
+    // `@resources` is not a tool: calling it is refused, not a step-up for
+    // the resources it already holds (which would ask again and again).
+    let (status, r) = reader
+        .request("tools/call", json!({"name": "@resources", "arguments": {}}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no tool is named"), "{r}");
     fx.stop().await;
 }
 

@@ -116,7 +116,7 @@ async fn a_member_named_twice_reaches_the_agent_as_gatehouse_read_it() {
 /// A tool's name is one scope, whatever it holds: `lookup tools:destructive`
 /// is advertised as one scope token, and asking for it reaches the person
 /// as that one tool, never as `lookup` and every destructive tool. A tool
-/// named `@resources` is neither offered nor listed.
+/// named `@resources` is neither offered nor listed, and calling it is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tool_name_cannot_add_scopes() {
     let mut serve = hostile_gatehouse();
@@ -164,6 +164,10 @@ async fn a_tool_name_cannot_add_scopes() {
     assert!(!names.iter().any(|n| n == "@resources"), "{names:?}");
     let (_, body) = session.call("@resources", json!({})).await;
     assert!(body["result"]["content"][0]["text"] != "ok", "{body}");
+    // Refused outright: a step-up would ask for a grant no call can use,
+    // and a client that steps up on its own would ask again and again.
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no tool is named"), "{body}");
     serve.stop();
 }
 
