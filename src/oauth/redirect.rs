@@ -21,6 +21,29 @@ pub fn is_loopback_host(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "[::1]" | "::1" | "localhost")
 }
 
+/// Whether a redirect to `uri` leaves this machine for a named host on the
+/// internet: https to a domain (not `localhost`, `*.localhost`, in any
+/// spelling) or to a public address (not loopback, unspecified, private,
+/// link-local or an IPv4 address mapped into IPv6). Anything else may be
+/// answered by a program on this machine or its network.
+pub fn leaves_this_machine(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else {
+        return false;
+    };
+    if url.scheme() != "https" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            !name.is_empty() && name != "localhost" && !name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => !super::cimd::is_forbidden_address(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !super::cimd::is_forbidden_address(ip.into()),
+        None => false,
+    }
+}
+
 /// Checks a redirect URI a client wants to register.
 pub fn validate_registered(uri: &str) -> Result<(), String> {
     if uri.contains('*') {

@@ -47,13 +47,10 @@ impl Client {
         match self.kind {
             ClientKind::Registered => false,
             ClientKind::Preconfigured => true,
-            ClientKind::MetadataDocument => self.redirect_uris.iter().all(|uri| {
-                url::Url::parse(uri).is_ok_and(|u| {
-                    u.scheme() == "https"
-                        && u.host_str()
-                            .is_some_and(|h| !crate::oauth::redirect::is_loopback_host(h))
-                })
-            }),
+            ClientKind::MetadataDocument => self
+                .redirect_uris
+                .iter()
+                .all(|uri| crate::oauth::redirect::leaves_this_machine(uri)),
         }
     }
 
@@ -289,6 +286,12 @@ mod tests {
             "https://localhost/callback",
             "https://[::1]/callback",
             "claude:/callback",
+            "https://127.0.0.2/callback",
+            "https://0.0.0.0/callback",
+            "https://[::ffff:7f00:1]/callback",
+            "https://192.168.1.20/callback",
+            "https://app.localhost/callback",
+            "https://LOCALHOST./callback",
         ] {
             let local = Client {
                 redirect_uris: vec![

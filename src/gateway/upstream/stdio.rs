@@ -46,8 +46,9 @@ impl PendingRequests {
 }
 
 /// Most server messages kept for a GET stream while none is open, and most
-/// bytes (as read) in all: a server that floods while nobody listens cannot
-/// fill Gatehouse's memory (256 messages of the 16 MiB cap would be 4 GiB).
+/// bytes (as read) in all: a server that floods while nobody listens holds
+/// 16 MiB of text at most, not the 4 GiB of 256 messages at the 16 MiB cap.
+/// Kept parsed, that text takes more room (up to ~16× for `[0,0,…]`).
 const BACKLOG_MESSAGES: usize = 256;
 const BACKLOG_BYTES: usize = MAX_MESSAGE_BYTES;
 
