@@ -48,7 +48,7 @@ describe('consent, timeline and revocation', () => {
       assert.equal(early, 'too_soon');
 
       assert.equal(await s.text(await s.find('h1')), 'E2E Agent');
-      assert.equal(await s.text(await s.find('[data-testid=identity]')), 'Unverified: the name is its own claim');
+      assert.equal(await s.text(await s.find('[data-testid=identity]')), 'Unverified: it named itself');
       assert.equal(await s.text(await s.find('[data-testid=server]')), 'demo');
       assert.match(await s.text(await s.find('[data-testid=phrase]')), /^[a-z]+-[a-z]+-\d+$/);
       // The program behind the agent, as the kernel saw it: the node process the test started.

@@ -100,7 +100,7 @@ describe('allow delay', () => {
 describe('words', () => {
   it('names the identity plainly', () => {
     expect(identityBadge({ verified: true, verified_domain: 'claude.ai' })).toEqual({ tone: 'verified', text: 'Verified: claude.ai' });
-    expect(identityBadge({ verified: false, verified_domain: null })).toEqual({ tone: 'unverified', text: 'Unverified: the name is its own claim' });
+    expect(identityBadge({ verified: false, verified_domain: null })).toEqual({ tone: 'unverified', text: 'Unverified: it named itself' });
     expect(identityBadge({ verified: true, verified_domain: null }).text).toBe('Configured by you');
   });
   it('counts down and labels Allow', () => {

@@ -132,7 +132,7 @@ export function identityBadge(r: Pick<PendingItem, 'verified' | 'verified_domain
 } {
   if (r.verified && r.verified_domain) return { tone: 'verified', text: `Verified: ${r.verified_domain}` };
   if (r.verified) return { tone: 'verified', text: 'Configured by you' };
-  return { tone: 'unverified', text: 'Unverified: the name is its own claim' };
+  return { tone: 'unverified', text: 'Unverified: it named itself' };
 }
 
 /** "4:32" until the request is denied on its own. */
