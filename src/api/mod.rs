@@ -181,6 +181,11 @@ impl Gatehouse {
         changed
     }
 
+    /// The next read of the config file counts as a change.
+    pub(crate) fn forget_config_seen(&self) {
+        *self.config_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     pub(crate) fn set_config_problem(&self, problem: Option<String>) {
         *self
             .config_problem

@@ -266,15 +266,42 @@ impl Gatehouse {
     pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {
         let entry = new.entry()?;
         self.edit_config(actor, |path| {
-            crate::config::edit::add_to_file(path, &new.name, &entry)
+            let before = std::fs::read_to_string(path).map_err(|e| {
+                Error::internal(format!(
+                    "cannot read the config file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let added = crate::config::edit::add_to_file(path, &new.name, &entry)
                 .map_err(Error::bad_request)?;
-            for s in &new.secrets {
-                self.credentials()
-                    .set(&new.name, &secret_name(&s.key), &s.value)
-                    .map_err(|e| Error::internal(e.to_string()))?;
+            let Err(e) = self.store_secrets(&new) else {
+                return Ok(());
+            };
+            // A server without its secrets would fail at every start: the
+            // entry just written goes, and so does what was stored of it.
+            if added == crate::config::edit::Added::Added {
+                crate::config::edit::write_atomic(path, &before)
+                    .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
+                for s in &new.secrets {
+                    let _ = self.credentials().remove(&new.name, &secret_name(&s.key));
+                }
             }
-            Ok(())
+            Err(Error::internal(format!(
+                "{e}; the server {:?} was not added",
+                crate::text::inert(&new.name)
+            )))
         })
+    }
+
+    fn store_secrets(
+        &self,
+        new: &NewServer,
+    ) -> std::result::Result<(), crate::credentials::SecretError> {
+        for s in &new.secrets {
+            self.credentials()
+                .set(&new.name, &secret_name(&s.key), &s.value)?;
+        }
+        Ok(())
     }
 
     /// Removes a server from the config file (its sessions end, its grants are revoked).
@@ -433,7 +460,10 @@ impl Gatehouse {
             Ok(mut new) => {
                 new.path = Some(path);
                 self.note_config_problem(None);
-                let change = self.reload(new, actor)?;
+                let change = self.reload(new, actor).inspect_err(|_| {
+                    // Not in force: the next sweep tries this text again.
+                    self.forget_config_seen();
+                })?;
                 tracing::info!(?change, "the config file changed; in force now");
                 Ok(Some(change))
             }
@@ -482,15 +512,6 @@ impl Gatehouse {
             }
         }
         let clients = new.clients.clone();
-        self.auth().config.replace(new);
-        for name in change
-            .changed
-            .iter()
-            .chain(&change.removed)
-            .chain(&change.disabled)
-        {
-            self.gateway().reset_server(name);
-        }
         let now = clock::now();
         let actor = self.actor_name(actor);
         self.store().write(|tx| {
@@ -519,6 +540,17 @@ impl Gatehouse {
             }
             Ok::<_, crate::store::StoreError>(())
         })?;
+        // In force only once its revocations are: a store that fails leaves
+        // the config before it wholly in force, to be tried again.
+        self.auth().config.replace(new);
+        for name in change
+            .changed
+            .iter()
+            .chain(&change.removed)
+            .chain(&change.disabled)
+        {
+            self.gateway().reset_server(name);
+        }
         Ok(change)
     }
 

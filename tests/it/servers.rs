@@ -325,6 +325,45 @@ async fn a_secret_given_to_servers_add_reaches_only_the_server() {
     assert!(keyed["holders"].to_string().contains("Agent"), "{keyed}");
 }
 
+/// When its secret cannot be stored, `servers add` adds nothing: no entry
+/// is left in the config file to fail at every start for want of it.
+#[tokio::test]
+async fn an_add_whose_secret_cannot_be_stored_leaves_no_server() {
+    let gh = Serve::start(
+        &format!("secret_store = \"file\"\n{}", config_text("")),
+        &[],
+    );
+    let before = std::fs::read_to_string(gh.config_path()).unwrap();
+    // The secrets file is written through `secrets.tmp`: a directory there
+    // fails every write.
+    std::fs::create_dir_all(gh.data_dir.join("secrets.tmp")).unwrap();
+    let out = gh.cli_with_stdin(
+        &[
+            "servers",
+            "add",
+            "keyed",
+            "--secret-env",
+            "API_KEY",
+            "--",
+            "python3",
+            fixture_script(),
+        ],
+        "sk-typed-once-0123456789\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("was not added"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(gh.config_path()).unwrap(), before);
+    let list = gh.cli_json(&["servers", "list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "keyed"),
+        "{list}"
+    );
+}
+
 /// A server added from the CLI or the app is in force when the add returns,
 /// and the change it reports is its own, even while Gatehouse reads the
 /// file back for hand edits at that moment (it does every 2 s; here without
