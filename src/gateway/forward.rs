@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::jsonrpc::{self, Message};
 use super::listing::{self, Definition, Shown};
 use super::request::ClientRequest;
 use super::session::Session;
-use super::upstream::{MessageStream, UpstreamHeaders};
+use super::upstream::{message_channel, MessageSender, MessageStream, UpstreamHeaders};
 use super::{pinning, Gateway, McpError, Reply};
 use crate::audit::{self, summarize_arguments, EventKind, NewEvent, Outcome};
 use crate::clock::{self, UnixMs};
@@ -64,12 +63,12 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<MessageStream, McpError> {
         let exchange = Exchange::send(session, id, msg, headers, timeout).await?;
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = message_channel();
         tokio::spawn(async move {
             let mut exchange = exchange;
             loop {
                 let (m, done) = exchange.next().await;
-                if tx.send(m).await.is_err() || done {
+                if !tx.send(m, None).await || done {
                     return;
                 }
             }
@@ -126,12 +125,14 @@ impl Gateway {
             relay.ended(&mut first);
             return Reply::Messages {
                 session_id: None,
-                messages: one(first),
+                messages: MessageStream::one(first),
             };
         }
-        let (tx, rx) = mpsc::channel(64);
-        let _ = tx.try_send(first);
-        tokio::spawn(relay.rest(exchange, Some(tx)));
+        let (tx, rx) = message_channel();
+        tokio::spawn(async move {
+            tx.send(first, None).await;
+            relay.rest(exchange, Some(tx)).await
+        });
         Reply::Messages {
             session_id: None,
             messages: rx,
@@ -322,14 +323,14 @@ impl Relay {
 
     /// Relays the rest of an exchange to `tx` (or to nobody, when the agent
     /// went away), ending with the answer.
-    async fn rest(self, mut exchange: Exchange, mut tx: Option<mpsc::Sender<Message>>) {
+    async fn rest(self, mut exchange: Exchange, mut tx: Option<MessageSender>) {
         loop {
             let (mut m, done) = exchange.next().await;
             if done {
                 self.ended(&mut m);
             }
             if let Some(to) = &tx {
-                if to.send(m).await.is_err() {
+                if !to.send(m, None).await {
                     tx = None;
                 }
             }
@@ -454,13 +455,6 @@ impl Relay {
             }
         }
     }
-}
-
-/// A stream of one message.
-pub(super) fn one(msg: Message) -> MessageStream {
-    let (tx, rx) = mpsc::channel(1);
-    let _ = tx.try_send(msg);
-    rx
 }
 
 /// A tool call as the audit log names it: the agent, its grant, the server, the tool.

@@ -251,19 +251,19 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_to_another_request_is_not_taken_for_ours() {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = crate::gateway::upstream::message_channel();
         let stray = json!({"jsonrpc": "2.0", "id": "gatehouse-init", "result": {"forged": true}});
         let ours = json!({"jsonrpc": "2.0", "id": "gatehouse-list-1", "result": {"tools": []}});
         let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}});
         for m in [stray, note, ours.clone()] {
-            tx.send(m.into()).await.unwrap();
+            assert!(tx.send(m.into(), Some(64)).await);
         }
         drop(tx);
         assert_eq!(final_reply(rx, "gatehouse-list-1").await, Ok(ours));
 
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = crate::gateway::upstream::message_channel();
         let numeric = json!({"jsonrpc": "2.0", "id": 7, "result": {}});
-        tx.send(numeric.into()).await.unwrap();
+        assert!(tx.send(numeric.into(), Some(64)).await);
         drop(tx);
         assert!(final_reply(rx, "gatehouse-init").await.is_err());
     }

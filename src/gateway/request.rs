@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use super::forward::{argument_summary, one, Call, CallEvent};
+use super::forward::{argument_summary, Call, CallEvent};
 use super::holds::Verdict;
 use super::jsonrpc::{self, Kind, Message};
 use super::session::Session;
 use super::upstream::UpstreamHeaders;
+use super::upstream::{message_channel, MessageStream};
 use super::{pinning, policy, Gateway, McpError, Reply};
 use crate::audit::{redact, Outcome};
 use crate::clock::{self, UnixMs};
@@ -188,7 +188,7 @@ impl Gateway {
             Ok(m) => m,
             Err(e) => return e.into(),
         };
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = message_channel();
         let first = messages.recv().await;
         let ok = first.as_ref().is_some_and(Message::has_result);
         if ok {
@@ -196,11 +196,11 @@ impl Gateway {
             tracing::info!(client = %session.client_id, server = %session.server, "session opened");
         }
         if let Some(first) = first {
-            let _ = tx.send(first).await;
+            tx.send(first, None).await;
         }
         tokio::spawn(async move {
             while let Some(m) = messages.recv().await {
-                if tx.send(m).await.is_err() {
+                if !tx.send(m, None).await {
                     break;
                 }
             }
@@ -239,7 +239,9 @@ impl Gateway {
             policy::Decision::Forward => self.forward(&call, req, None).await,
             policy::Decision::Answer(result) => Reply::Messages {
                 session_id: None,
-                messages: one(json!({"jsonrpc": "2.0", "id": req.id, "result": result}).into()),
+                messages: MessageStream::one(
+                    json!({"jsonrpc": "2.0", "id": req.id, "result": result}).into(),
+                ),
             },
             policy::Decision::Refuse(why) => {
                 let tool = req.tool().to_string();

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde_json::Value;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::error;
 use crate::api::Gatehouse;
@@ -128,8 +127,7 @@ pub async fn post(
                 Some(first) if first.is_response() => json(first),
                 // Server messages precede the answer: stream them all (SSE).
                 Some(first) => {
-                    let stream = futures::stream::once(async move { first })
-                        .chain(ReceiverStream::new(messages));
+                    let stream = futures::stream::once(async move { first }).chain(messages);
                     sse(stream)
                 }
                 None => (

@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::{
-    note_list_changed, MessageStream, ServerStream, UpstreamError, UpstreamHeaders,
-    MAX_MESSAGE_BYTES,
+    message_channel, note_list_changed, MessageSender, MessageStream, ServerStream, UpstreamError,
+    UpstreamHeaders, MAX_MESSAGE_BYTES,
 };
 use crate::gateway::jsonrpc::{self, Message};
 use crate::upstream_oauth::UpstreamAuth;
@@ -179,22 +178,20 @@ impl HttpConnection {
             let Some(error) = error else {
                 return Err(self.failed(format!("answered HTTP {status}")));
             };
-            let (tx, rx) = mpsc::channel(1);
-            let _ = tx.send(error.into()).await;
-            return Ok(rx);
+            return Ok(MessageStream::one(error.into()));
         }
         let is_sse = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = message_channel();
         if is_sse {
             let mut messages = SseMessages::new(response, self.list_changed.clone());
             // Most answers are one event: read it here, with no relay task.
-            if let Some(first) = messages.next().await {
+            if let Some((first, size)) = messages.next().await {
                 let done = first.is_response();
-                let _ = tx.send(first).await;
+                tx.send(first, Some(size)).await;
                 if !done {
                     tokio::spawn(relay_sse(messages, tx, true));
                 }
@@ -205,7 +202,7 @@ impl HttpConnection {
                 .map_err(|e| self.failed(e))?;
             let msg = Message::read(&body)
                 .ok_or_else(|| self.failed("answered with a body that is not JSON"))?;
-            let _ = tx.send(msg).await;
+            tx.send(msg, Some(body.len())).await;
         }
         Ok(rx)
     }
@@ -242,7 +239,7 @@ impl HttpConnection {
         if !response.status().is_success() || !is_sse {
             return None;
         }
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = message_channel();
         let messages = SseMessages::new(response, self.list_changed.clone());
         tokio::spawn(relay_sse(messages, tx, false));
         Some(Box::pin(futures::stream::unfold(
@@ -273,6 +270,8 @@ impl HttpConnection {
 struct SseMessages {
     stream: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no line end.
+    scanned: usize,
     data: String,
     list_changed: Arc<AtomicBool>,
 }
@@ -282,23 +281,26 @@ impl SseMessages {
         SseMessages {
             stream: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),
+            scanned: 0,
             data: String::new(),
             list_changed,
         }
     }
 
-    /// The next message; `None` when the stream ends, fails or overflows.
-    async fn next(&mut self) -> Option<Message> {
+    /// The next message and its size (as read); `None` when the stream
+    /// ends, fails or overflows.
+    async fn next(&mut self) -> Option<(Message, usize)> {
         loop {
-            while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+            while let Some(pos) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=self.scanned + pos).collect();
+                self.scanned = 0;
                 let line = String::from_utf8_lossy(&line);
                 let line = line.trim_end_matches(['\n', '\r']);
                 if line.is_empty() {
                     let data = std::mem::take(&mut self.data);
                     if let Some(msg) = Message::read(data.as_bytes()) {
                         note_list_changed(&msg, &self.list_changed);
-                        return Some(msg);
+                        return Some((msg, data.len()));
                     }
                 } else if let Some(rest) = line.strip_prefix("data:") {
                     if !self.data.is_empty() {
@@ -310,6 +312,9 @@ impl SseMessages {
                     }
                 }
             }
+            // What is buffered holds no line end: only the new bytes are
+            // looked through (a long line is not searched again and again).
+            self.scanned = self.buffer.len();
             let chunk = self.stream.next().await?.ok()?;
             self.buffer.extend_from_slice(&chunk);
             if self.buffer.len() > MAX_MESSAGE_BYTES {
@@ -324,8 +329,8 @@ impl SseMessages {
 /// GET stream) only the server's requests and notifications are forwarded:
 /// an answer there could pass for the answer to an agent's request, past
 /// the listing's filter and the pin checks.
-async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Message>, until_response: bool) {
-    while let Some(msg) = messages.next().await {
+async fn relay_sse(mut messages: SseMessages, tx: MessageSender, until_response: bool) {
+    while let Some((msg, size)) = messages.next().await {
         if !until_response && !msg.is_server_message() {
             tracing::warn!(
                 "an upstream sent a response (or no message) on its GET stream: dropped"
@@ -333,7 +338,7 @@ async fn relay_sse(mut messages: SseMessages, tx: mpsc::Sender<Message>, until_r
             continue;
         }
         let done = until_response && msg.is_response();
-        if tx.send(msg).await.is_err() || done {
+        if !tx.send(msg, Some(size)).await || done {
             return;
         }
     }
@@ -356,10 +361,10 @@ mod tests {
     }
 
     async fn relayed(body: &str, until_response: bool) -> Vec<String> {
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx) = message_channel();
         relay_sse(sse(body.to_string()), tx, until_response).await;
         let mut out = Vec::new();
-        while let Ok(m) = rx.try_recv() {
+        while let Some(m) = rx.recv().await {
             out.push(m.text().to_string());
         }
         out

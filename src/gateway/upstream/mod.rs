@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{ServerConfig, Upstream as UpstreamConfig, Value as ConfigValue};
 use crate::credentials::CredentialStore;
@@ -51,9 +51,68 @@ pub enum UpstreamError {
     NeedsLogin { server: String, reason: String },
 }
 
+/// Most messages, and most bytes of text (as read), waiting in one
+/// request's stream for the agent to take them: a server that sends faster
+/// than the agent reads waits, and holds 16 MiB there at most, not 64
+/// messages at the 16 MiB cap.
+const WAITING_MESSAGES: usize = 64;
+const WAITING_BYTES: usize = MAX_MESSAGE_BYTES;
+
 /// Messages belonging to one request: zero or more server messages
 /// (progress, sampling…) and then the response.
-pub type MessageStream = mpsc::Receiver<Message>;
+pub struct MessageStream {
+    rx: mpsc::Receiver<(Message, OwnedSemaphorePermit)>,
+}
+
+/// The sending end of a [`MessageStream`].
+#[derive(Clone)]
+pub struct MessageSender {
+    tx: mpsc::Sender<(Message, OwnedSemaphorePermit)>,
+    room: Arc<Semaphore>,
+}
+
+pub fn message_channel() -> (MessageSender, MessageStream) {
+    let (tx, rx) = mpsc::channel(WAITING_MESSAGES);
+    let room = Arc::new(Semaphore::new(WAITING_BYTES));
+    (MessageSender { tx, room }, MessageStream { rx })
+}
+
+impl MessageSender {
+    /// Sends a message of `size` bytes once there is room for it; a size
+    /// not known (`None`) counts as the largest, so such messages wait one
+    /// at a time. False when the stream is gone.
+    pub async fn send(&self, msg: Message, size: Option<usize>) -> bool {
+        let size = size.unwrap_or(WAITING_BYTES).clamp(1, WAITING_BYTES);
+        let Ok(room) = self.room.clone().acquire_many_owned(size as u32).await else {
+            return false;
+        };
+        self.tx.send((msg, room)).await.is_ok()
+    }
+}
+
+impl MessageStream {
+    /// A stream of one message.
+    pub fn one(msg: Message) -> MessageStream {
+        let (tx, rx) = mpsc::channel(1);
+        let room = Arc::new(Semaphore::new(1)).try_acquire_owned();
+        let _ = tx.try_send((msg, room.expect("a permit left")));
+        MessageStream { rx }
+    }
+
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await.map(|(msg, _room)| msg)
+    }
+}
+
+impl futures::Stream for MessageStream {
+    type Item = Message;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Message>> {
+        self.rx.poll_recv(cx).map(|m| m.map(|(msg, _room)| msg))
+    }
+}
 
 /// The lease on a session's server-message stream; dropping it (the client
 /// disconnected) lets the next GET take it.
@@ -340,5 +399,49 @@ fn note_list_changed(msg: &Message, flag: &AtomicBool) {
     };
     if msg.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
         flag.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn note() -> Message {
+        json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}).into()
+    }
+
+    #[tokio::test]
+    async fn a_request_stream_holds_its_byte_budget_at_most() {
+        let (tx, mut rx) = message_channel();
+        let ten_mib = 10 * 1024 * 1024;
+        assert!(tx.send(note(), Some(ten_mib)).await);
+        // A second 10 MiB would hold 20: it waits until the first is taken.
+        let second = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(note(), Some(ten_mib)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "the second message did not wait");
+        assert!(rx.recv().await.is_some());
+        assert!(second.await.unwrap());
+        // Small messages share the room; one of unknown size takes all of it.
+        assert!(rx.recv().await.is_some());
+        for _ in 0..WAITING_MESSAGES {
+            assert!(tx.send(note(), Some(100)).await);
+        }
+        let unknown = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(note(), None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !unknown.is_finished(),
+            "a message of unknown size did not wait"
+        );
+        // The agent goes away: whoever waits learns it.
+        drop(rx);
+        assert!(!unknown.await.unwrap());
+        assert!(!tx.send(note(), Some(1)).await);
     }
 }

@@ -12,8 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{
-    note_list_changed, Health, MessageStream, Redactor, ServerStream, UpstreamError, INHERITED_ENV,
-    MAX_MESSAGE_BYTES,
+    message_channel, note_list_changed, Health, MessageSender, MessageStream, Redactor,
+    ServerStream, UpstreamError, INHERITED_ENV, MAX_MESSAGE_BYTES,
 };
 
 /// What to start: a server's command line, its environment and directory.
@@ -30,17 +30,17 @@ type Pending = Arc<Mutex<PendingRequests>>;
 
 #[derive(Default)]
 struct PendingRequests {
-    by_id: HashMap<String, mpsc::Sender<Message>>,
+    by_id: HashMap<String, MessageSender>,
     order: Vec<String>,
 }
 
 impl PendingRequests {
-    fn remove(&mut self, key: &str) -> Option<mpsc::Sender<Message>> {
+    fn remove(&mut self, key: &str) -> Option<MessageSender> {
         self.order.retain(|k| k != key);
         self.by_id.remove(key)
     }
     /// The newest request still waiting: server messages sent while it runs belong to it.
-    fn newest(&self) -> Option<&mpsc::Sender<Message>> {
+    fn newest(&self) -> Option<&MessageSender> {
         self.order.last().and_then(|k| self.by_id.get(k))
     }
 }
@@ -200,23 +200,20 @@ impl StdioConnection {
             } else {
                 tracing::debug!(server = %name, "upstream stopped ({status})");
             }
-            let waiting: Vec<(String, mpsc::Sender<Message>)> = {
+            let waiting: Vec<(String, MessageSender)> = {
                 let mut p = reader_pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.order.clear();
                 p.by_id.drain().collect()
             };
             for (key, tx) in waiting {
                 let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
-                let _ = tx
-                    .send(
-                        jsonrpc::error(
-                            id,
-                            jsonrpc::UPSTREAM_FAILED,
-                            format!("upstream server {name:?} exited ({status})"),
-                        )
-                        .into(),
-                    )
-                    .await;
+                let error = jsonrpc::error(
+                    id,
+                    jsonrpc::UPSTREAM_FAILED,
+                    format!("upstream server {name:?} exited ({status})"),
+                );
+                let size = error.to_string().len();
+                tx.send(error.into(), Some(size)).await;
             }
         });
         Ok(StdioConnection {
@@ -277,7 +274,7 @@ impl StdioConnection {
             });
         };
         let key = jsonrpc::id_key(&id);
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = message_channel();
         {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             if p.by_id.contains_key(&key) {
@@ -326,7 +323,7 @@ async fn route(pending: &Pending, backlog: &Backlog, msg: Message, size: usize) 
     };
     match target {
         Some(tx) => {
-            let _ = tx.send(msg).await;
+            tx.send(msg, Some(size)).await;
         }
         None if msg.is_server_message() => {
             // A request or notification nobody is listening for right now: keep a
