@@ -45,7 +45,24 @@ pub enum Decision {
     Answer(Value),
     /// Refuse with this message; nothing reaches the upstream.
     Refuse(String),
+    /// Not a method MCP gives clients: no grant covers it, so it is not
+    /// passed on (a server's own extra methods would bypass every grant).
+    NotMcp,
 }
+
+/// What a client may ask of a server beyond tools, resources and prompts
+/// (which are gated): passed on as they are. Tasks come only from the
+/// agent's own calls on its own upstream session.
+const UNGATED: [&str; 8] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+];
 
 /// The grant item a resources/prompts method needs, and the empty answer that hides it.
 fn gated_item(method: &str, params: Option<&Value>) -> Option<(&'static str, Option<Value>)> {
@@ -98,7 +115,10 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
         };
     }
     if method != "tools/call" {
-        return Decision::Forward;
+        return match UNGATED.contains(&method) {
+            true => Decision::Forward,
+            false => Decision::NotMcp,
+        };
     }
     let Some(params) = params.and_then(Value::as_object) else {
         return Decision::Refuse("tools/call needs params with a tool name".into());
@@ -203,6 +223,14 @@ mod tests {
             Decision::Refuse(_)
         ));
         assert_eq!(check_request("tools/list", None, &g), Decision::Forward);
+        assert_eq!(check_request("tasks/result", None, &g), Decision::Forward);
+        for method in ["admin/exec", "sampling/createMessage", "Tools/Call", ""] {
+            assert_eq!(
+                check_request(method, None, &g),
+                Decision::NotMcp,
+                "{method}"
+            );
+        }
     }
 
     #[test]

@@ -249,6 +249,18 @@ impl Gateway {
                     .await
             }
             policy::Decision::StepUp(tool) => self.step_up(&call, &req, tool, now).await,
+            policy::Decision::NotMcp => {
+                let error = McpError::MethodNotFound {
+                    id: req.id.clone(),
+                    message: format!(
+                        "{:?} is not an MCP method: Gatehouse does not pass it on",
+                        req.method
+                    ),
+                };
+                let method = req.method.clone();
+                self.refuse(&call, &req, &method, error, json!({}), now)
+                    .await
+            }
             policy::Decision::Call(tool) => {
                 if let Err(why) = self.check_pin(&call, &tool, now).await {
                     return self

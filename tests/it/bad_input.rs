@@ -576,7 +576,7 @@ async fn mcp_endpoint_errors() {
     assert_eq!(
         (s, b["error"]["code"].as_i64()),
         (200, Some(-32601)),
-        "the upstream answers unknown methods"
+        "a method that is not MCP's is refused before the upstream"
     );
     let (s, b) = send(
         r#"{"jsonrpc":"2.0","id":5,"method":"server/discover"}"#,

@@ -214,6 +214,41 @@ async fn one_open_request_per_agent_and_server() {
     fx.stop().await;
 }
 
+/// A server's own methods, outside MCP, are covered by no grant: even an
+/// agent granted every tool cannot reach them through Gatehouse.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&fixture_server(
+        "fx",
+        &[("CALLS_LOG", calls_log.display().to_string())],
+    ))
+    .await;
+    let (_, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    let (status, body) = session.request("admin/purge_all", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (200, Some(-32601)),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an MCP method"),
+        "{body}"
+    );
+    assert!(!calls_log.exists(), "the server's own method was reached");
+    // MCP's own methods still pass.
+    assert_eq!(session.ok("ping", json!({})).await["result"], json!({}));
+    let denied = fx.audit_kinds();
+    assert!(denied.iter().any(|k| k == "tool_call"), "{denied:?}");
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ask_every_time_holds_destructive_calls_for_the_person() {
     let dir = tempfile::tempdir().unwrap();
