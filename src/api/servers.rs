@@ -261,6 +261,33 @@ impl Gatehouse {
             .map(Option::unwrap_or_default)
     }
 
+    /// Replaces the config file's text, if it still is the text whose
+    /// [`crate::config::fingerprint`] is `was` (`None`: there is no file), and puts it in
+    /// force: how another process (`gatehouse connect`) edits the file this
+    /// one serves without losing an edit made here in between.
+    pub fn replace_config(
+        &self,
+        was: Option<&str>,
+        text: &str,
+        actor: Actor,
+    ) -> Result<ConfigChange> {
+        self.edit_config(actor, |path| {
+            let now = match std::fs::read_to_string(path) {
+                Ok(now) => Some(crate::config::fingerprint(&now)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::internal(format!("{}: {e}", path.display()))),
+            };
+            if now.as_deref() != was {
+                return Err(Error::bad_request(format!(
+                    "{} changed since it was read: nothing was written; run the command again",
+                    path.display()
+                )));
+            }
+            Config::parse(text, path).map_err(|e| Error::bad_request(e.to_string()))?;
+            crate::config::edit::write_atomic(path, text).map_err(Error::internal)
+        })
+    }
+
     /// Adds a server: its secrets to the keychain, the rest to the config
     /// file; in force at once.
     pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {

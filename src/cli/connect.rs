@@ -41,11 +41,32 @@ impl Setup<'_> {
             .unwrap_or_else(config::default_config_path)
     }
 
-    /// Where the gateway is: the running Gatehouse's URL, else its config's port.
-    fn gateway(&self) -> String {
-        let running = ControlClient::connect(self.data_dir)
+    /// The running Gatehouse's status, if one answers.
+    fn running(&self) -> Option<serde_json::Value> {
+        ControlClient::connect(self.data_dir)
             .and_then(|mut c| c.call(&Request::Status))
             .ok()
+    }
+
+    /// Whether the running Gatehouse serves this config file: then `connect`
+    /// changes it through Gatehouse, its edit and reload one step that no
+    /// edit from the app comes in between.
+    fn serves(&self, config: &Path) -> bool {
+        let served = self
+            .running()
+            .and_then(|s| s["config_path"].as_str().map(PathBuf::from));
+        let same = |a: &Path, b: &Path| {
+            a.canonicalize()
+                .ok()
+                .is_some_and(|a| b.canonicalize().ok() == Some(a))
+        };
+        served.is_some_and(|served| same(&served, config))
+    }
+
+    /// Where the gateway is: the running Gatehouse's URL, else its config's port.
+    fn gateway(&self) -> String {
+        let running = self
+            .running()
             .and_then(|s| s["url"].as_str().map(str::to_string));
         running.unwrap_or_else(|| {
             let port = Config::load(&self.config_path()).map_or(7390, |c| c.port);
@@ -145,7 +166,11 @@ pub fn connect(
     }
     let credentials = CredentialStore::open(setup.data_dir, CredentialStoreChoice::Auto)
         .map_err(|e| e.to_string())?;
-    change::apply(&plan, &opts, &credentials)?;
+    let served = setup.serves(&opts.gatehouse_config);
+    let through = ThroughGatehouse(setup.data_dir);
+    let local = change::LocalFile(&opts.gatehouse_config);
+    let config: &dyn change::ConfigFile = if served { &through } else { &local };
+    change::apply(&plan, &opts, &credentials, config)?;
     if move_secrets && !names.is_empty() {
         println!(
             "Moved into the keychain ({}): {}",
@@ -154,15 +179,38 @@ pub fn connect(
         );
     }
     let servers: Vec<String> = plan.servers.iter().map(|s| inert(&s.name)).collect();
+    let them = if servers.len() == 1 { "it" } else { "them" };
+    let serving = if served {
+        format!("Gatehouse serves {them} now")
+    } else {
+        format!("Start Gatehouse (or the app) with this config so it serves {them}")
+    };
     println!(
-        "Connected {}: {} through Gatehouse now. Restart Gatehouse (or the app) so it serves {}; `gatehouse disconnect {}` undoes the change to {}.",
+        "Connected {}: {} through Gatehouse now. {serving}; `gatehouse disconnect {}` undoes the change to {}.",
         opts.app.title(),
         servers.join(", "),
-        if servers.len() == 1 { "it" } else { "them" },
         opts.app.id(),
         plan.file.display()
     );
     Ok(())
+}
+
+/// Gatehouse's config file changed through the running Gatehouse that
+/// serves it.
+struct ThroughGatehouse<'a>(&'a Path);
+
+impl change::ConfigFile for ThroughGatehouse<'_> {
+    fn replace(&self, was: Option<&str>, text: Option<&str>) -> Result<(), String> {
+        let text = text.ok_or("the config file Gatehouse serves stays")?;
+        let request = Request::ReplaceConfig {
+            was: was.map(config::fingerprint),
+            text: text.to_string(),
+        };
+        ControlClient::connect(self.0)
+            .and_then(|mut c| c.call(&request))
+            .map(drop)
+            .map_err(|e| e.message)
+    }
 }
 
 pub fn disconnect(setup: &Setup<'_>, client: &str, force: bool) -> Result<(), String> {

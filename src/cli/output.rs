@@ -214,7 +214,10 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         }
         Request::StartLogin { .. } => println!("{}", shown(answer.as_str().unwrap_or_default())),
         Request::Logout { server } => println!("Gatehouse no longer holds a login at {}.", shown(server)),
-        Request::AddServer { .. } | Request::RemoveServer { .. } | Request::SetServerEnabled { .. } => {
+        Request::AddServer { .. }
+        | Request::RemoveServer { .. }
+        | Request::SetServerEnabled { .. }
+        | Request::ReplaceConfig { .. } => {
             let change: ConfigChange = read(answer)?;
             config_change(Some(&change));
         }

@@ -647,6 +647,12 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// What a config file's text is known by when another process changes
+/// it from what it read (`Request::ReplaceConfig`): its SHA-256.
+pub fn fingerprint(text: &str) -> String {
+    crate::crypto::hash(text)
+}
+
 /// The config file Gatehouse reads when none is given (and `gatehouse
 /// connect` writes): `gatehouse.toml` in the platform config directory
 /// (`~/.config/gatehouse/gatehouse.toml` on Linux).

@@ -484,21 +484,50 @@ fn writable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// How Gatehouse's config file is changed: only from the text last read,
+/// so an edit someone else made since is never overwritten.
+pub trait ConfigFile {
+    /// Makes the file `text` (`None`: no file) if it still is `was`.
+    fn replace(&self, was: Option<&str>, text: Option<&str>) -> Result<(), String>;
+}
+
+/// The config file written by this process: what no running Gatehouse serves.
+pub struct LocalFile<'a>(pub &'a Path);
+
+impl ConfigFile for LocalFile<'_> {
+    fn replace(&self, was: Option<&str>, text: Option<&str>) -> Result<(), String> {
+        unchanged(self.0, was)?;
+        match text {
+            Some(text) => write_atomic(self.0, text),
+            None => std::fs::remove_file(self.0)
+                .map_err(|e| format!("cannot remove {}: {e}", self.0.display())),
+        }
+    }
+}
+
+fn unchanged(path: &Path, was: Option<&str>) -> Result<(), String> {
+    if read(path)?.as_deref() != was {
+        return Err(format!(
+            "{} changed since it was read: nothing was written; run the command again",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Makes the change: moves the secrets (if asked), keeps a backup, writes
-/// Gatehouse's config and then the client's file. Fails before writing
-/// anything if either file changed since the plan or cannot be written.
-pub fn apply(plan: &Plan, opts: &Options, credentials: &CredentialStore) -> Result<(), String> {
+/// Gatehouse's config (through `config`) and then the client's file. Fails
+/// before writing anything if either file changed since the plan or cannot
+/// be written.
+pub fn apply(
+    plan: &Plan,
+    opts: &Options,
+    credentials: &CredentialStore,
+    config: &dyn ConfigFile,
+) -> Result<(), String> {
     writable(&plan.file)?;
     writable(&opts.gatehouse_config)?;
-    let changed = |path: &Path, was: Option<&str>| -> Result<(), String> {
-        if read(path)?.as_deref() != was {
-            return Err(format!(
-                "{} changed since it was read: nothing was written; run the command again",
-                path.display()
-            ));
-        }
-        Ok(())
-    };
+    let changed = unchanged;
     changed(&plan.file, Some(&plan.before))?;
     changed(&opts.gatehouse_config, plan.config_before.as_deref())?;
     if opts.move_secrets {
@@ -540,23 +569,21 @@ pub fn apply(plan: &Plan, opts: &Options, credentials: &CredentialStore) -> Resu
             let _ = std::fs::remove_file(records.join(format!("{id}.{ext}")));
         }
     };
-    if let Err(e) = write_atomic(&opts.gatehouse_config, &plan.config_after) {
+    let before = plan.config_before.as_deref();
+    if let Err(e) = config.replace(before, Some(&plan.config_after)) {
         undo_record();
         return Err(e);
     }
     if let Err(e) =
         changed(&plan.file, Some(&plan.before)).and_then(|()| write_atomic(&plan.file, &plan.after))
     {
-        match &plan.config_before {
-            Some(text) => {
-                let _ = write_atomic(&opts.gatehouse_config, text);
-            }
-            None => {
-                let _ = std::fs::remove_file(&opts.gatehouse_config);
-            }
-        }
         undo_record();
-        return Err(e);
+        // Undone only if nobody changed Gatehouse's config since (the app).
+        let undone = config.replace(Some(&plan.config_after), before);
+        return Err(match undone {
+            Ok(()) => e,
+            Err(why) => format!("{e}; Gatehouse's config keeps the servers added ({why})"),
+        });
     }
     Ok(())
 }

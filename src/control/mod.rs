@@ -99,6 +99,12 @@ pub enum Request {
     },
     /// Reads the config file again and puts it in force.
     ReloadConfig,
+    /// Replaces the config file's text if it is still the text whose
+    /// `config::fingerprint` is `was` (`gatehouse connect`), and puts it in force.
+    ReplaceConfig {
+        was: Option<String>,
+        text: String,
+    },
     /// Adds a server (to the config file; its secrets to the keychain).
     AddServer {
         server: crate::api::NewServer,

@@ -197,6 +197,9 @@ fn answer(g: &Gatehouse, request: Request) -> Result<Value, Error> {
             to_value(tools?)
         }
         Request::ReloadConfig => to_value(g.reload_from_file(Actor::Cli)?),
+        Request::ReplaceConfig { was, text } => {
+            to_value(g.replace_config(was.as_deref(), &text, Actor::Cli)?)
+        }
         Request::AddServer { server } => to_value(g.add_server(server, Actor::Cli)?),
         Request::RemoveServer { server } => to_value(g.remove_server(&server, Actor::Cli)?),
         Request::StartLogin { server } => {

@@ -443,13 +443,97 @@ fn a_file_changed_between_the_plan_and_the_write() {
     std::fs::write(&file, "{\"mcpServers\": {}}\n").unwrap();
     let credentials = gatehouse::api::CredentialStore::file(&home.data_dir());
     std::fs::create_dir_all(home.data_dir()).unwrap();
-    let err = connect::apply(&plan, &opts, &credentials).unwrap_err();
+    let config = connect::LocalFile(&opts.gatehouse_config);
+    let err = connect::apply(&plan, &opts, &credentials, &config).unwrap_err();
     assert!(err.contains("changed since it was read"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "{\"mcpServers\": {}}\n"
     );
     assert!(!home.gatehouse_toml().exists());
+}
+
+/// Gatehouse's config as the app changes it while `connect` runs: after
+/// connect's write, the app adds a setting, and the client's file changes
+/// too, so connect undoes its change.
+struct EditedMeanwhile<'a> {
+    config: &'a Path,
+    client_file: &'a Path,
+}
+
+impl connect::ConfigFile for EditedMeanwhile<'_> {
+    fn replace(&self, was: Option<&str>, text: Option<&str>) -> Result<(), String> {
+        connect::LocalFile(self.config).replace(was, text)?;
+        let mut edited = std::fs::read_to_string(self.config).unwrap();
+        edited.insert_str(0, "consent_timeout = \"90s\"\n");
+        std::fs::write(self.config, edited).unwrap();
+        std::fs::write(self.client_file, "{\"mcpServers\": {}}\n").unwrap();
+        Ok(())
+    }
+}
+
+/// Undoing a connect whose client file could not be written never erases
+/// an edit made to Gatehouse's config in between: the undo is refused and
+/// says that the servers stay.
+#[test]
+fn undoing_a_connect_keeps_an_edit_made_meanwhile() {
+    let home = Home::new();
+    let file = home.place("cursor.json", ".cursor/mcp.json");
+    let opts = home.options(App::Cursor);
+    let plan = connect::plan(&opts).unwrap();
+    let credentials = gatehouse::api::CredentialStore::file(&home.data_dir());
+    std::fs::create_dir_all(home.data_dir()).unwrap();
+    let config = EditedMeanwhile {
+        config: &opts.gatehouse_config,
+        client_file: &file,
+    };
+    let err = connect::apply(&plan, &opts, &credentials, &config).unwrap_err();
+    assert!(err.contains("changed since it was read"), "{err}");
+    assert!(err.contains("keeps the servers added"), "{err}");
+    let text = std::fs::read_to_string(home.gatehouse_toml()).unwrap();
+    assert!(text.starts_with("consent_timeout = \"90s\""), "{text}");
+}
+
+/// With Gatehouse running on the config `connect` changes, the change goes
+/// through it: in force when `connect` returns, recorded as the CLI's (not
+/// found later by the sweep that looks for hand edits).
+#[test]
+fn connect_changes_the_config_through_the_running_gatehouse() {
+    let gh = crate::support::serve::Serve::start(&crate::support::config_text(""), &[]);
+    let home = Home::new();
+    home.place("cursor.json", ".cursor/mcp.json");
+    let config = gh.config_path();
+    let out = Command::new(gatehouse_bin())
+        .arg("--data-dir")
+        .arg(&gh.data_dir)
+        .args(["connect", "cursor", "--apply", "--config"])
+        .arg(&config)
+        .env("HOME", home.home())
+        .env("XDG_CONFIG_HOME", home.config_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Gatehouse serves them now"), "{stdout}");
+    let actors: Vec<String> = gh
+        .db()
+        .prepare("SELECT actor FROM audit_events WHERE kind = 'config_changed'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(actors.len(), 1, "{actors:?}");
+    assert!(actors[0].contains("cli"), "{actors:?}");
+    let servers = gh.cli_json(&["servers", "list"]).to_string();
+    assert!(servers.contains("server-name"), "{servers}");
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("[servers.demo]"));
 }
 
 #[test]

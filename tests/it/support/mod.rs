@@ -427,7 +427,7 @@ impl Gh {
         (grantee, session)
     }
 
-    fn db(&self) -> rusqlite::Connection {
+    pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data_dir.join("gatehouse.db")).unwrap()
     }
 
