@@ -27,6 +27,8 @@ pub enum EventKind {
     /// no outcome is a call whose end was never recorded (Gatehouse stopped
     /// while it ran).
     CallStarted,
+    /// A server sent the agent a request of its own (sampling, elicitation,
+    /// roots): relayed, and named here by its method (as the event's tool).
     McpRequest,
     /// A call to an ask-every-time tool is waiting for the person.
     CallHeld,

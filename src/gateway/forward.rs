@@ -62,7 +62,7 @@ impl Gateway {
         headers: &UpstreamHeaders,
         timeout: Duration,
     ) -> Result<MessageStream, McpError> {
-        let exchange = Exchange::send(session, id, msg, headers, timeout).await?;
+        let exchange = Exchange::send(&self.store, session, id, msg, headers, timeout).await?;
         let (tx, rx) = message_channel();
         tokio::spawn(async move {
             let mut exchange = exchange;
@@ -108,7 +108,16 @@ impl Gateway {
             relay: Some(relay),
             exchange: None,
         };
-        match Exchange::send(session, id, msg, call.headers, self.call_timeout()).await {
+        match Exchange::send(
+            &self.store,
+            session,
+            id,
+            msg,
+            call.headers,
+            self.call_timeout(),
+        )
+        .await
+        {
             Ok(exchange) => unfinished.exchange = Some(exchange),
             Err(e) => {
                 if let Some(relay) = unfinished.relay.take() {
@@ -186,6 +195,7 @@ impl Gateway {
 
 /// A request sent upstream, waiting for its messages until a deadline.
 struct Exchange {
+    store: Arc<Store>,
     session: Arc<Session>,
     id: Value,
     headers: UpstreamHeaders,
@@ -196,6 +206,7 @@ struct Exchange {
 
 impl Exchange {
     async fn send(
+        store: &Arc<Store>,
         session: &Arc<Session>,
         id: Value,
         msg: Value,
@@ -214,6 +225,7 @@ impl Exchange {
             }
         };
         Ok(Exchange {
+            store: store.clone(),
             session: session.clone(),
             id,
             headers: headers.clone(),
@@ -239,6 +251,8 @@ impl Exchange {
                 return (m, true);
             }
             if m.is_server_message() {
+                let session = &self.session;
+                record_server_request(&self.store, &session.client_id, &session.server, &m).await;
                 return (m, false);
             }
             // Not JSON-RPC, or an answer to another request: an agent's SDK
@@ -510,6 +524,29 @@ impl CallEvent<'_> {
             event = event.duration_ms(elapsed.as_millis() as i64);
         }
         event
+    }
+}
+
+/// A request the server sends the agent (to sample its model, to ask the
+/// person something, to read its roots) goes on the timeline: no grant
+/// covers that direction, but the person sees what a server asks of their
+/// agent, and when.
+pub(super) async fn record_server_request(
+    store: &Arc<Store>,
+    client_id: &str,
+    server: &str,
+    msg: &Message,
+) {
+    let Some(method) = msg.server_request() else {
+        return;
+    };
+    let event = NewEvent::new(EventKind::McpRequest, Outcome::Allowed)
+        .client(client_id)
+        .server(server)
+        .tool(method)
+        .detail(json!({"from": "server"}));
+    if let Err(e) = store.append(event, clock::now()).await {
+        tracing::error!(error = %e, "could not write a server request's audit event");
     }
 }
 

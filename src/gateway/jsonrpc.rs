@@ -120,6 +120,16 @@ impl Message {
     }
 
     /// Whether it is a request or a notification from the server.
+    /// The method of a request the server sends the agent (sampling,
+    /// elicitation, roots…); `None` for anything else.
+    pub fn server_request(&self) -> Option<&str> {
+        let Message::Parsed(v) = self else {
+            return None;
+        };
+        v.get("id")?;
+        v.get("method")?.as_str()
+    }
+
     pub fn is_server_message(&self) -> bool {
         match self {
             Message::Parsed(v) => matches!(

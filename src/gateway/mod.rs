@@ -29,6 +29,8 @@ pub mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::config::ServerConfig;
 use crate::credentials::CredentialStore;
 use crate::store::Store;
@@ -137,11 +139,20 @@ impl Gateway {
             .sessions
             .get(id, client_id, server)
             .ok_or(McpError::SessionNotFound)?;
-        session
+        let stream = session
             .upstream
             .open_stream(headers)
             .await
-            .ok_or(McpError::StreamUnavailable)
+            .ok_or(McpError::StreamUnavailable)?;
+        let store = self.store.clone();
+        Ok(Box::pin(stream.then(move |m| {
+            let (store, session) = (store.clone(), session.clone());
+            async move {
+                forward::record_server_request(&store, &session.client_id, &session.server, &m)
+                    .await;
+                m
+            }
+        })))
     }
 
     /// Ends a session (its upstream died, or it was idle too long).

@@ -249,6 +249,41 @@ async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
     fx.stop().await;
 }
 
+/// What a server asks of the agent while a call runs (here `roots/list`)
+/// reaches the agent, and the timeline shows it, named by the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_request_to_the_agent_is_on_the_timeline() {
+    let fx = Fixture::start(&fixture_server("fx", &[])).await;
+    let (_, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "lookup", "arguments": {"word": "ask-roots"}}});
+    let streamed = session.post(&body).await.text().await.unwrap();
+    let roots = streamed
+        .find("roots/list")
+        .expect("the server's request relayed");
+    let answer = streamed
+        .find("lookup:ask-roots")
+        .expect("the call's answer");
+    assert!(roots < answer, "{streamed}");
+    let row: (String, String, String) = fx
+        .db()
+        .query_row(
+            "SELECT server, tool, detail FROM audit_events WHERE kind = 'mcp_request'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (row.0.as_str(), row.1.as_str()),
+        ("fx", "roots/list"),
+        "{row:?}"
+    );
+    assert!(row.2.contains("\"from\":\"server\""), "{row:?}");
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ask_every_time_holds_destructive_calls_for_the_person() {
     let dir = tempfile::tempdir().unwrap();

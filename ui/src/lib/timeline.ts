@@ -122,7 +122,7 @@ const KIND_LABELS: Record<string, string> = {
   agent_revoked: 'agent revoked',
   tool_call: 'tool call',
   call_started: 'call started',
-  mcp_request: 'MCP request',
+  mcp_request: 'asked by the server',
 };
 
 /**
