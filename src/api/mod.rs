@@ -226,7 +226,12 @@ impl Gatehouse {
                 .collect(),
             sessions: self.gateway.session_count(),
             pending: self.pending()?.len(),
-            config_path: config.path.as_ref().map(|p| p.display().to_string()),
+            // Absolute: another process (`gatehouse connect`) compares it
+            // with its own paths, from another working directory.
+            config_path: config.path.as_ref().map(|p| {
+                let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                p.display().to_string()
+            }),
             config_problem: self.config_problem(),
             paused: self.gateway.pauses().state(),
         })

@@ -293,42 +293,42 @@ impl Gatehouse {
     pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {
         let entry = new.entry()?;
         self.edit_config(actor, |path| {
-            let before = std::fs::read_to_string(path).map_err(|e| {
-                Error::internal(format!(
-                    "cannot read the config file {}: {e}",
-                    path.display()
-                ))
-            })?;
             let added = crate::config::edit::add_to_file(path, &new.name, &entry)
                 .map_err(Error::bad_request)?;
-            let Err(e) = self.store_secrets(&new) else {
+            let credentials = self.credentials();
+            let had = credentials.names().ok().and_then(|mut n| n.remove(&new.name));
+            let mut stored = Vec::new();
+            let mut failed = None;
+            for s in &new.secrets {
+                let key = secret_name(&s.key);
+                match credentials.set(&new.name, &key, &s.value) {
+                    Ok(()) => stored.push(key),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(e) = failed else {
                 return Ok(());
             };
             // A server without its secrets would fail at every start: the
-            // entry just written goes, and so does what was stored of it.
-            if added == crate::config::edit::Added::Added {
-                crate::config::edit::write_atomic(path, &before)
-                    .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
-                for s in &new.secrets {
-                    let _ = self.credentials().remove(&new.name, &secret_name(&s.key));
-                }
+            // entry just written goes, and so do the secrets this add stored
+            // that were not there before it.
+            let name = crate::text::inert(&new.name);
+            if added == crate::config::edit::Added::AlreadyThere {
+                return Err(Error::internal(format!(
+                    "{e}; the server {name:?} was there already, and not all its secrets were stored"
+                )));
             }
-            Err(Error::internal(format!(
-                "{e}; the server {:?} was not added",
-                crate::text::inert(&new.name)
-            )))
+            crate::config::edit::change_in_file(path, &new.name, crate::config::edit::remove_server)
+                .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
+            let had = had.unwrap_or_default();
+            for key in stored.iter().filter(|k| !had.contains(k)) {
+                let _ = credentials.remove(&new.name, key);
+            }
+            Err(Error::internal(format!("{e}; the server {name:?} was not added")))
         })
-    }
-
-    fn store_secrets(
-        &self,
-        new: &NewServer,
-    ) -> std::result::Result<(), crate::credentials::SecretError> {
-        for s in &new.secrets {
-            self.credentials()
-                .set(&new.name, &secret_name(&s.key), &s.value)?;
-        }
-        Ok(())
     }
 
     /// Removes a server from the config file (its sessions end, its grants are revoked).
@@ -486,13 +486,22 @@ impl Gatehouse {
         match Config::parse(&text, &path) {
             Ok(mut new) => {
                 new.path = Some(path);
-                self.note_config_problem(None);
-                let change = self.reload(new, actor).inspect_err(|_| {
-                    // Not in force: the next sweep tries this text again.
-                    self.forget_config_seen();
-                })?;
-                tracing::info!(?change, "the config file changed; in force now");
-                Ok(Some(change))
+                match self.reload(new, actor) {
+                    Ok(change) => {
+                        self.note_config_problem(None);
+                        tracing::info!(?change, "the config file changed; in force now");
+                        Ok(Some(change))
+                    }
+                    Err(e) => {
+                        // Not in force: the next sweep tries this text again.
+                        self.forget_config_seen();
+                        self.note_config_problem(Some(format!(
+                            "the config file could not be put in force ({}); the config before it runs on, and it is tried again in a moment",
+                            e.message
+                        )));
+                        Err(e)
+                    }
+                }
             }
             Err(e) => {
                 let problem = format!("{e}; the config before this edit runs on");

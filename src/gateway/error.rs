@@ -86,6 +86,9 @@ impl McpError {
             McpError::Parse => "body is not valid JSON".into(),
             McpError::InvalidMessage(m) => (*m).into(),
             McpError::NoSession { message, .. } => (*message).into(),
+            McpError::NotANotification { method } if method.starts_with("notifications/") => {
+                format!("{method:?} is not a notification MCP gives clients: Gatehouse does not pass it on")
+            }
             McpError::NotANotification { method } => format!(
                 "{method:?} was sent without an id; send it as a request: Gatehouse checks it against the grant and answers it"
             ),

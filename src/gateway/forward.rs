@@ -251,8 +251,9 @@ impl Exchange {
                 return (m, true);
             }
             if m.is_server_message() {
-                let session = &self.session;
-                record_server_request(&self.store, &session.client_id, &session.server, &m).await;
+                let s = &self.session;
+                let session = (&*s.client_id, &*s.server, &*s.server_requests);
+                record_server_request(&self.store, session, &m).await;
                 return (m, false);
             }
             // Not JSON-RPC, or an answer to another request: an agent's SDK
@@ -527,24 +528,39 @@ impl CallEvent<'_> {
     }
 }
 
+/// How many of the requests a server sends its agent one session's
+/// timeline shows: a server that floods its agent with them fills the log
+/// no further.
+const SERVER_REQUESTS_RECORDED: u32 = 100;
+
 /// A request the server sends the agent (to sample its model, to ask the
 /// person something, to read its roots) goes on the timeline: no grant
 /// covers that direction, but the person sees what a server asks of their
-/// agent, and when.
+/// agent, and when. `session` is (agent, server, its count so far); past
+/// the cap nothing is recorded, and the last one recorded says so.
 pub(super) async fn record_server_request(
     store: &Arc<Store>,
-    client_id: &str,
-    server: &str,
+    session: (&str, &str, &std::sync::atomic::AtomicU32),
     msg: &Message,
 ) {
     let Some(method) = msg.server_request() else {
         return;
     };
+    let (client_id, server, count) = session;
+    let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n > SERVER_REQUESTS_RECORDED {
+        return;
+    }
+    let mut detail = json!({"from": "server"});
+    if n == SERVER_REQUESTS_RECORDED {
+        detail["last_recorded"] =
+            json!("the server's later requests in this session are relayed, not recorded");
+    }
     let event = NewEvent::new(EventKind::McpRequest, Outcome::Allowed)
         .client(client_id)
         .server(server)
         .tool(method)
-        .detail(json!({"from": "server"}));
+        .detail(detail);
     if let Err(e) = store.append(event, clock::now()).await {
         tracing::error!(error = %e, "could not write a server request's audit event");
     }

@@ -119,7 +119,6 @@ impl Message {
         }
     }
 
-    /// Whether it is a request or a notification from the server.
     /// The method of a request the server sends the agent (sampling,
     /// elicitation, roots…); `None` for anything else.
     pub fn server_request(&self) -> Option<&str> {
@@ -130,6 +129,7 @@ impl Message {
         v.get("method")?.as_str()
     }
 
+    /// Whether it is a request or a notification from the server.
     pub fn is_server_message(&self) -> bool {
         match self {
             Message::Parsed(v) => matches!(

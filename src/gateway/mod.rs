@@ -144,12 +144,20 @@ impl Gateway {
             .open_stream(headers)
             .await
             .ok_or(McpError::StreamUnavailable)?;
+        // Not the session itself: the stream ends when the session does.
         let store = self.store.clone();
+        let (client_id, server) = (session.client_id.clone(), session.server.clone());
+        let count = session.server_requests.clone();
         Ok(Box::pin(stream.then(move |m| {
-            let (store, session) = (store.clone(), session.clone());
+            let (store, client_id, server, count) = (
+                store.clone(),
+                client_id.clone(),
+                server.clone(),
+                count.clone(),
+            );
             async move {
-                forward::record_server_request(&store, &session.client_id, &session.server, &m)
-                    .await;
+                let session = (&*client_id, &*server, &*count);
+                forward::record_server_request(&store, session, &m).await;
                 m
             }
         })))

@@ -64,6 +64,19 @@ const UNGATED: [&str; 8] = [
     "tasks/cancel",
 ];
 
+/// The notifications MCP gives clients: passed on. Any other (a server's
+/// own `notifications/admin/…`) is refused like a method that is not MCP's.
+pub fn is_client_notification(method: &str) -> bool {
+    matches!(
+        method,
+        "notifications/initialized"
+            | "notifications/cancelled"
+            | "notifications/progress"
+            | "notifications/roots/list_changed"
+            | "notifications/tasks/status"
+    )
+}
+
 /// The grant item a resources/prompts method needs, and the empty answer that hides it.
 fn gated_item(method: &str, params: Option<&Value>) -> Option<(&'static str, Option<Value>)> {
     Some(match method {

@@ -102,7 +102,7 @@ impl Gateway {
                 self.dispatch(&session, req.access, request, &req.headers, clock::now())
                     .await
             }
-            Kind::Notification { method } if !method.starts_with("notifications/") => {
+            Kind::Notification { method } if !policy::is_client_notification(&method) => {
                 let call = Call {
                     session: &session,
                     access: req.access,

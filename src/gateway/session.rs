@@ -33,6 +33,9 @@ pub struct Session {
     /// The definitions of its last listing, in order (each read once while
     /// its text stays the same).
     pub definitions: Definitions,
+    /// How many requests its server sent the agent (each on the timeline,
+    /// up to a cap).
+    pub server_requests: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Session {
@@ -45,6 +48,7 @@ impl Session {
             last_used: Mutex::new(Instant::now()),
             seen: Mutex::default(),
             definitions: Definitions::default(),
+            server_requests: Arc::default(),
         }
     }
 

@@ -241,9 +241,19 @@ async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
             .contains("not an MCP method"),
         "{body}"
     );
-    assert!(!calls_log.exists(), "the server's own method was reached");
-    // MCP's own methods still pass.
+    // Nor as a notification (no id, so no answer to wait for).
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/admin/purge_all"});
+    let refused = session.post(&note).await;
+    assert_eq!(refused.status(), 400);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("not a notification MCP gives clients"),
+        "{body}"
+    );
+    // MCP's own methods still pass (the fixture reads its stdin in order:
+    // by this answer it has read all that reached it).
     assert_eq!(session.ok("ping", json!({})).await["result"], json!({}));
+    assert!(!calls_log.exists(), "the server's own method was reached");
     let denied = fx.audit_kinds();
     assert!(denied.iter().any(|k| k == "tool_call"), "{denied:?}");
     fx.stop().await;

@@ -270,6 +270,8 @@ impl HttpConnection {
 struct SseMessages {
     stream: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
     buffer: Vec<u8>,
+    /// Where the first line not yet read starts in `buffer`.
+    start: usize,
     /// How much of `buffer` is known to hold no line end.
     scanned: usize,
     data: String,
@@ -281,6 +283,7 @@ impl SseMessages {
         SseMessages {
             stream: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),
+            start: 0,
             scanned: 0,
             data: String::new(),
             list_changed,
@@ -292,9 +295,10 @@ impl SseMessages {
     async fn next(&mut self) -> Option<(Message, usize)> {
         loop {
             while let Some(pos) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=self.scanned + pos).collect();
-                self.scanned = 0;
-                let line = String::from_utf8_lossy(&line);
+                let end = self.scanned + pos + 1;
+                let line = String::from_utf8_lossy(&self.buffer[self.start..end]);
+                self.start = end;
+                self.scanned = end;
                 let line = line.trim_end_matches(['\n', '\r']);
                 if line.is_empty() {
                     let data = std::mem::take(&mut self.data);
@@ -312,8 +316,11 @@ impl SseMessages {
                     }
                 }
             }
-            // What is buffered holds no line end: only the new bytes are
-            // looked through (a long line is not searched again and again).
+            // The lines read go, once a chunk (not one by one: each would
+            // move the rest of the buffer); what is left holds no line end,
+            // so only the new bytes are looked through.
+            self.buffer.drain(..self.start);
+            self.start = 0;
             self.scanned = self.buffer.len();
             let chunk = self.stream.next().await?.ok()?;
             self.buffer.extend_from_slice(&chunk);

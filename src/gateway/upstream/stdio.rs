@@ -212,8 +212,10 @@ impl StdioConnection {
                     jsonrpc::UPSTREAM_FAILED,
                     format!("upstream server {name:?} exited ({status})"),
                 );
+                // Each on its own: a stream whose agent stopped reading
+                // holds up no other request's error.
                 let size = error.to_string().len();
-                tx.send(error.into(), Some(size)).await;
+                tokio::spawn(async move { tx.send(error.into(), Some(size)).await });
             }
         });
         Ok(StdioConnection {
