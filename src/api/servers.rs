@@ -296,18 +296,25 @@ impl Gatehouse {
             let added = crate::config::edit::add_to_file(path, &new.name, &entry)
                 .map_err(Error::bad_request)?;
             let credentials = self.credentials();
-            let had = credentials.names().ok().and_then(|mut n| n.remove(&new.name));
-            let mut stored = Vec::new();
             let mut failed = None;
-            for s in &new.secrets {
-                let key = secret_name(&s.key);
-                match credentials.set(&new.name, &key, &s.value) {
-                    Ok(()) => stored.push(key),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+            let had = match credentials.names() {
+                Ok(mut names) => names.remove(&new.name).unwrap_or_default(),
+                Err(e) => {
+                    failed = (!new.secrets.is_empty()).then_some(e);
+                    Vec::new()
                 }
+            };
+            // Each key this add wrote, or may have half written (a failed
+            // `set` can have stored the value but not its name).
+            let mut stored = Vec::new();
+            for s in &new.secrets {
+                if failed.is_some() {
+                    break;
+                }
+                let key = secret_name(&s.key);
+                let result = credentials.set(&new.name, &key, &s.value);
+                stored.push(key);
+                failed = result.err();
             }
             let Some(e) = failed else {
                 return Ok(());
@@ -323,7 +330,6 @@ impl Gatehouse {
             }
             crate::config::edit::change_in_file(path, &new.name, crate::config::edit::remove_server)
                 .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
-            let had = had.unwrap_or_default();
             for key in stored.iter().filter(|k| !had.contains(k)) {
                 let _ = credentials.remove(&new.name, key);
             }

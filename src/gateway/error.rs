@@ -86,7 +86,9 @@ impl McpError {
             McpError::Parse => "body is not valid JSON".into(),
             McpError::InvalidMessage(m) => (*m).into(),
             McpError::NoSession { message, .. } => (*message).into(),
-            McpError::NotANotification { method } if method.starts_with("notifications/") => {
+            McpError::NotANotification { method }
+                if method.starts_with("notifications/") || !super::policy::governs(method) =>
+            {
                 format!("{method:?} is not a notification MCP gives clients: Gatehouse does not pass it on")
             }
             McpError::NotANotification { method } => format!(

@@ -547,10 +547,13 @@ pub(super) async fn record_server_request(
         return;
     };
     let (client_id, server, count) = session;
-    let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    if n > SERVER_REQUESTS_RECORDED {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Ok(before) = count.fetch_update(Relaxed, Relaxed, |n| {
+        (n < SERVER_REQUESTS_RECORDED).then_some(n + 1)
+    }) else {
         return;
-    }
+    };
+    let n = before + 1;
     let mut detail = json!({"from": "server"});
     if n == SERVER_REQUESTS_RECORDED {
         detail["last_recorded"] =

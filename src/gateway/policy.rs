@@ -64,6 +64,12 @@ const UNGATED: [&str; 8] = [
     "tasks/cancel",
 ];
 
+/// Whether a method is one the policy decides (a client request MCP has):
+/// sent without an id, it must be sent again as a request.
+pub fn governs(method: &str) -> bool {
+    method == "tools/call" || UNGATED.contains(&method) || gated_item(method, None).is_some()
+}
+
 /// The notifications MCP gives clients: passed on. Any other (a server's
 /// own `notifications/admin/…`) is refused like a method that is not MCP's.
 pub fn is_client_notification(method: &str) -> bool {
