@@ -634,3 +634,19 @@ fn target_of(s: &ServerConfig) -> String {
         Upstream::Http { url, .. } => url.to_string(),
     }
 }
+
+/// The config file this Gatehouse serves, as `connect` changes it from
+/// this process (the app): by [`Gatehouse::replace_config`], so the edit and
+/// its reload are one step with every other edit, in force when it returns.
+pub struct ServedConfig<'a>(pub &'a Gatehouse, pub Actor);
+
+impl crate::connect::ConfigFile for ServedConfig<'_> {
+    fn replace(&self, was: Option<&str>, text: Option<&str>) -> std::result::Result<(), String> {
+        let text = text.ok_or("the config file Gatehouse serves stays")?;
+        let was = was.map(crate::config::fingerprint);
+        self.0
+            .replace_config(was.as_deref(), text, self.1)
+            .map(drop)
+            .map_err(|e| e.message)
+    }
+}
