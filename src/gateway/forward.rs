@@ -251,9 +251,7 @@ impl Exchange {
                 return (m, true);
             }
             if m.is_server_message() {
-                let s = &self.session;
-                let session = (&*s.client_id, &*s.server, &*s.server_requests);
-                record_server_request(&self.store, session, &m).await;
+                record_server_request(&self.store, &self.session.server_asks, &m).await;
                 return (m, false);
             }
             // Not JSON-RPC, or an answer to another request: an agent's SDK
@@ -536,19 +534,18 @@ const SERVER_REQUESTS_RECORDED: u32 = 100;
 /// A request the server sends the agent (to sample its model, to ask the
 /// person something, to read its roots) goes on the timeline: no grant
 /// covers that direction, but the person sees what a server asks of their
-/// agent, and when. `session` is (agent, server, its count so far); past
-/// the cap nothing is recorded, and the last one recorded says so.
+/// agent, and when. Past the session's cap nothing is recorded, and the
+/// last one recorded says so.
 pub(super) async fn record_server_request(
     store: &Arc<Store>,
-    session: (&str, &str, &std::sync::atomic::AtomicU32),
+    asks: &super::session::ServerAsks,
     msg: &Message,
 ) {
     let Some(method) = msg.server_request() else {
         return;
     };
-    let (client_id, server, count) = session;
     use std::sync::atomic::Ordering::Relaxed;
-    let Ok(before) = count.fetch_update(Relaxed, Relaxed, |n| {
+    let Ok(before) = asks.count.fetch_update(Relaxed, Relaxed, |n| {
         (n < SERVER_REQUESTS_RECORDED).then_some(n + 1)
     }) else {
         return;
@@ -560,8 +557,8 @@ pub(super) async fn record_server_request(
             json!("the server's later requests in this session are relayed, not recorded");
     }
     let event = NewEvent::new(EventKind::McpRequest, Outcome::Allowed)
-        .client(client_id)
-        .server(server)
+        .client(&asks.client_id)
+        .server(&asks.server)
         .tool(method)
         .detail(detail);
     if let Err(e) = store.append(event, clock::now()).await {

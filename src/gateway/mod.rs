@@ -145,19 +145,11 @@ impl Gateway {
             .await
             .ok_or(McpError::StreamUnavailable)?;
         // Not the session itself: the stream ends when the session does.
-        let store = self.store.clone();
-        let (client_id, server) = (session.client_id.clone(), session.server.clone());
-        let count = session.server_requests.clone();
+        let (store, asks) = (self.store.clone(), session.server_asks.clone());
         Ok(Box::pin(stream.then(move |m| {
-            let (store, client_id, server, count) = (
-                store.clone(),
-                client_id.clone(),
-                server.clone(),
-                count.clone(),
-            );
+            let (store, asks) = (store.clone(), asks.clone());
             async move {
-                let session = (&*client_id, &*server, &*count);
-                forward::record_server_request(&store, session, &m).await;
+                forward::record_server_request(&store, &asks, &m).await;
                 m
             }
         })))

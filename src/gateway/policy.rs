@@ -134,9 +134,10 @@ pub fn check_request(method: &str, params: Option<&Value>, grantee: &Grantee<'_>
         };
     }
     if method != "tools/call" {
-        return match UNGATED.contains(&method) {
-            true => Decision::Forward,
-            false => Decision::NotMcp,
+        return if UNGATED.contains(&method) {
+            Decision::Forward
+        } else {
+            Decision::NotMcp
         };
     }
     let Some(params) = params.and_then(Value::as_object) else {

@@ -33,9 +33,17 @@ pub struct Session {
     /// The definitions of its last listing, in order (each read once while
     /// its text stays the same).
     pub definitions: Definitions,
-    /// How many requests its server sent the agent (each on the timeline,
-    /// up to a cap).
-    pub server_requests: Arc<std::sync::atomic::AtomicU32>,
+    /// What its server asked of the agent (on the timeline, up to a cap).
+    pub server_asks: Arc<ServerAsks>,
+}
+
+/// Who a session's server requests are recorded for, and how many so far:
+/// shared with the session's GET stream, which must not hold the session
+/// (the stream ends when the session does).
+pub struct ServerAsks {
+    pub client_id: String,
+    pub server: String,
+    pub count: std::sync::atomic::AtomicU32,
 }
 
 impl Session {
@@ -48,7 +56,11 @@ impl Session {
             last_used: Mutex::new(Instant::now()),
             seen: Mutex::default(),
             definitions: Definitions::default(),
-            server_requests: Arc::default(),
+            server_asks: Arc::new(ServerAsks {
+                client_id: client_id.to_string(),
+                server: server.to_string(),
+                count: Default::default(),
+            }),
         }
     }
 

@@ -578,6 +578,11 @@ async fn mcp_endpoint_errors() {
         (200, Some(-32601)),
         "a method that is not MCP's is refused before the upstream"
     );
+    let refusal = b["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        refusal.contains("not an MCP method"),
+        "Gatehouse's refusal: {b}"
+    );
     let (s, b) = send(
         r#"{"jsonrpc":"2.0","id":5,"method":"server/discover"}"#,
         None,

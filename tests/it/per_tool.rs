@@ -214,10 +214,9 @@ async fn one_open_request_per_agent_and_server() {
     fx.stop().await;
 }
 
-/// A server's own methods, outside MCP, are covered by no grant: even an
-/// agent granted every tool cannot reach them through Gatehouse.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
+/// The fixture server, writing what reaches its `purge` (and its own
+/// `admin/purge_all`) to the file returned (kept while the directory is).
+async fn fixture_logging_calls() -> (tempfile::TempDir, std::path::PathBuf, Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let calls_log = dir.path().join("purged.txt");
     let fx = Fixture::start(&fixture_server(
@@ -225,6 +224,14 @@ async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
         &[("CALLS_LOG", calls_log.display().to_string())],
     ))
     .await;
+    (dir, calls_log, fx)
+}
+
+/// A server's own methods, outside MCP, are covered by no grant: even an
+/// agent granted every tool cannot reach them through Gatehouse.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_method_that_is_not_mcp_does_not_reach_the_server() {
+    let (_dir, calls_log, fx) = fixture_logging_calls().await;
     let (_, session) = fx
         .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
         .await;
@@ -553,13 +560,7 @@ async fn resources_and_prompts_are_granted_like_tools() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_call_does_not_outlive_a_revocation() {
-    let dir = tempfile::tempdir().unwrap();
-    let calls_log = dir.path().join("purged.txt");
-    let fx = Fixture::start(&fixture_server(
-        "fx",
-        &[("CALLS_LOG", calls_log.display().to_string())],
-    ))
-    .await;
+    let (_dir, calls_log, fx) = fixture_logging_calls().await;
     let (_, session) = fx
         .agent("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
         .await;
