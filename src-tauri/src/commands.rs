@@ -289,28 +289,10 @@ commands! {
     /// Makes that change (with a backup `gatehouse disconnect` restores); says what was done.
     fn connect_apply(d, app, client: String, move_secrets: bool) -> String {
         let opts = d.connect_options(&client, move_secrets)?;
-        let data_dir = opts.data_dir.clone();
         let gh = d.gh.clone();
         blocking(move || {
             let plan = gatehouse::connect::plan(&opts).map_err(Error::bad_request)?;
-            let credentials = gatehouse::api::CredentialStore::open(&data_dir, gatehouse::config::CredentialStoreChoice::Auto)
-                .map_err(|e| Error::internal(e.to_string()))?;
-            // The file this app serves changes through it: in force at once,
-            // never overwriting an edit made here in between.
-            let same = |p: &str| std::fs::canonicalize(p).ok().is_some_and(|p| std::fs::canonicalize(&opts.gatehouse_config).ok() == Some(p));
-            let served = gh.status()?.config_path.is_some_and(|p| same(&p));
-            let through_app = gatehouse::api::ServedConfig(&gh, gatehouse::api::Actor::Desktop);
-            let local = gatehouse::connect::LocalFile(&opts.gatehouse_config);
-            let config: &dyn gatehouse::connect::ConfigFile = if served { &through_app } else { &local };
-            gatehouse::connect::apply(&plan, &opts, &credentials, config).map_err(Error::bad_request)?;
-            Ok(format!(
-                "{} now reaches {} through Gatehouse. {}; `gatehouse disconnect {}` undoes the change to {}.",
-                opts.app.title(),
-                plan.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-                if served { "Gatehouse serves them already" } else { "Restart Gatehouse with this config so it serves them" },
-                opts.app.id(),
-                plan.file.display()
-            ))
+            Ok(gh.connect(&plan, &opts, gatehouse::api::Actor::Desktop)?.to_string())
         })
         .await
     }

@@ -278,10 +278,7 @@ impl Gatehouse {
                 Err(e) => return Err(Error::internal(format!("{}: {e}", path.display()))),
             };
             if now.as_deref() != was {
-                return Err(Error::bad_request(format!(
-                    "{} changed since it was read: nothing was written; run the command again",
-                    path.display()
-                )));
+                return Err(Error::bad_request(crate::connect::changed_since_read(path)));
             }
             Config::parse(text, path).map_err(|e| Error::bad_request(e.to_string()))?;
             crate::config::edit::write_atomic(path, text).map_err(Error::internal)
@@ -635,6 +632,29 @@ fn target_of(s: &ServerConfig) -> String {
     }
 }
 
+impl Gatehouse {
+    /// Makes a planned `connect` from this process (the app's Connect):
+    /// through this Gatehouse when it serves that config file (the edit and
+    /// its reload one step, in force when it returns), else to the file.
+    pub fn connect(
+        &self,
+        plan: &crate::connect::Plan,
+        opts: &crate::connect::Options,
+        actor: Actor,
+    ) -> Result<crate::connect::Connected> {
+        use crate::connect::{apply, same_file, secret_store, LocalFile};
+        let config = self.config();
+        let served = (config.path.as_deref()).is_some_and(|p| same_file(p, &opts.gatehouse_config));
+        let connected = if served {
+            apply(plan, opts, self.credentials(), &ServedConfig(self, actor))
+        } else {
+            let credentials = secret_store(opts).map_err(Error::internal)?;
+            apply(plan, opts, &credentials, &LocalFile(&opts.gatehouse_config))
+        };
+        connected.map_err(Error::bad_request)
+    }
+}
+
 /// The config file this Gatehouse serves, as `connect` changes it from
 /// this process (the app): by [`Gatehouse::replace_config`], so the edit and
 /// its reload are one step with every other edit, in force when it returns.
@@ -648,5 +668,9 @@ impl crate::connect::ConfigFile for ServedConfig<'_> {
             .replace_config(was.as_deref(), text, self.1)
             .map(drop)
             .map_err(|e| e.message)
+    }
+
+    fn served(&self) -> bool {
+        true
     }
 }

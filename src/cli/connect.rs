@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gatehouse::api::CredentialStore;
-use gatehouse::config::{self, Config, CredentialStoreChoice};
+use gatehouse::config::{self, Config};
 use gatehouse::connect::{self as change, Dirs, Options};
 use gatehouse::control::client::ControlClient;
 use gatehouse::control::Request;
@@ -55,12 +54,7 @@ impl Setup<'_> {
         let served = self
             .running()
             .and_then(|s| s["config_path"].as_str().map(PathBuf::from));
-        let same = |a: &Path, b: &Path| {
-            a.canonicalize()
-                .ok()
-                .is_some_and(|a| b.canonicalize().ok() == Some(a))
-        };
-        served.is_some_and(|served| same(&served, config))
+        served.is_some_and(|served| change::same_file(&served, config))
     }
 
     /// Where the gateway is: the running Gatehouse's URL, else its config's port.
@@ -164,13 +158,15 @@ pub fn connect(
         println!("This was a dry run: nothing was changed. Add --apply to make the change.");
         return Ok(());
     }
-    let credentials = CredentialStore::open(setup.data_dir, CredentialStoreChoice::Auto)
-        .map_err(|e| e.to_string())?;
-    let served = setup.serves(&opts.gatehouse_config);
+    let credentials = change::secret_store(&opts)?;
     let through = ThroughGatehouse(setup.data_dir);
     let local = change::LocalFile(&opts.gatehouse_config);
-    let config: &dyn change::ConfigFile = if served { &through } else { &local };
-    change::apply(&plan, &opts, &credentials, config)?;
+    let config: &dyn change::ConfigFile = if setup.serves(&opts.gatehouse_config) {
+        &through
+    } else {
+        &local
+    };
+    let connected = change::apply(&plan, &opts, &credentials, config)?;
     if move_secrets && !names.is_empty() {
         println!(
             "Moved into the keychain ({}): {}",
@@ -178,20 +174,7 @@ pub fn connect(
             names.join(", ")
         );
     }
-    let servers: Vec<String> = plan.servers.iter().map(|s| inert(&s.name)).collect();
-    let them = if servers.len() == 1 { "it" } else { "them" };
-    let serving = if served {
-        format!("Gatehouse serves {them} now")
-    } else {
-        format!("Start Gatehouse (or the app) with this config so it serves {them}")
-    };
-    println!(
-        "Connected {}: {} through Gatehouse now. {serving}; `gatehouse disconnect {}` undoes the change to {}.",
-        opts.app.title(),
-        servers.join(", "),
-        opts.app.id(),
-        plan.file.display()
-    );
+    println!("{connected}");
     Ok(())
 }
 
@@ -210,6 +193,10 @@ impl change::ConfigFile for ThroughGatehouse<'_> {
             .and_then(|mut c| c.call(&request))
             .map(drop)
             .map_err(|e| e.message)
+    }
+
+    fn served(&self) -> bool {
+        true
     }
 }
 

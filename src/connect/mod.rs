@@ -489,6 +489,62 @@ fn writable(path: &Path) -> Result<(), String> {
 pub trait ConfigFile {
     /// Makes the file `text` (`None`: no file) if it still is `was`.
     fn replace(&self, was: Option<&str>, text: Option<&str>) -> Result<(), String>;
+
+    /// Whether a running Gatehouse serves the file, so that a change is in
+    /// force once `replace` returns. A file only written is not.
+    fn served(&self) -> bool {
+        false
+    }
+}
+
+/// Whether two paths name the same existing file (a running Gatehouse's
+/// config as it reports it, and the one a command was given).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    a.canonicalize()
+        .ok()
+        .is_some_and(|a| b.canonicalize().ok() == Some(a))
+}
+
+/// Where `connect` keeps the secrets it moves: the store the Gatehouse that
+/// reads `opts.gatehouse_config` uses (its `secret_store`, else `auto`).
+pub fn secret_store(opts: &Options) -> Result<CredentialStore, String> {
+    let choice = crate::config::Config::load(&opts.gatehouse_config)
+        .map_or(crate::config::CredentialStoreChoice::Auto, |c| {
+            c.secret_store
+        });
+    CredentialStore::open(&opts.data_dir, choice).map_err(|e| e.to_string())
+}
+
+/// What a connect did, as the person is told.
+#[derive(Debug)]
+pub struct Connected {
+    pub app: App,
+    /// The servers that now go through Gatehouse (their names in the client's file).
+    pub servers: Vec<String>,
+    /// The client's file, which `gatehouse disconnect` restores.
+    pub file: PathBuf,
+    /// Whether the running Gatehouse serves them already.
+    pub served: bool,
+}
+
+impl std::fmt::Display for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| crate::text::inert(s)).collect();
+        let them = if servers.len() == 1 { "it" } else { "them" };
+        let serving = if self.served {
+            format!("Gatehouse serves {them} now")
+        } else {
+            format!("Start Gatehouse (or the app) with this config so it serves {them}")
+        };
+        write!(
+            f,
+            "{} now reaches {} through Gatehouse. {serving}; `gatehouse disconnect {}` undoes the change to {}.",
+            self.app.title(),
+            servers.join(", "),
+            self.app.id(),
+            crate::text::inert(&self.file.display().to_string())
+        )
+    }
 }
 
 /// The config file written by this process: what no running Gatehouse serves.
@@ -507,29 +563,33 @@ impl ConfigFile for LocalFile<'_> {
 
 fn unchanged(path: &Path, was: Option<&str>) -> Result<(), String> {
     if read(path)?.as_deref() != was {
-        return Err(format!(
-            "{} changed since it was read: nothing was written; run the command again",
-            path.display()
-        ));
+        return Err(changed_since_read(path));
     }
     Ok(())
 }
 
-/// Makes the change: moves the secrets (if asked), keeps a backup, writes
-/// Gatehouse's config (through `config`) and then the client's file. Fails
-/// before writing anything if either file changed since the plan or cannot
-/// be written.
+/// Why a file is left as it is: it changed between reading and writing.
+pub(crate) fn changed_since_read(path: &Path) -> String {
+    format!(
+        "{} changed since it was read: nothing was written; run the command again",
+        path.display()
+    )
+}
+
+/// Makes the change: moves the secrets (if asked) to `credentials`, keeps a
+/// backup, writes Gatehouse's config (through `config`) and then the
+/// client's file. Fails before writing anything if either file changed
+/// since the plan or cannot be written.
 pub fn apply(
     plan: &Plan,
     opts: &Options,
     credentials: &CredentialStore,
     config: &dyn ConfigFile,
-) -> Result<(), String> {
+) -> Result<Connected, String> {
     writable(&plan.file)?;
     writable(&opts.gatehouse_config)?;
-    let changed = unchanged;
-    changed(&plan.file, Some(&plan.before))?;
-    changed(&opts.gatehouse_config, plan.config_before.as_deref())?;
+    unchanged(&plan.file, Some(&plan.before))?;
+    unchanged(&opts.gatehouse_config, plan.config_before.as_deref())?;
     if opts.move_secrets {
         for (server, secret) in &plan.secrets {
             credentials
@@ -574,8 +634,8 @@ pub fn apply(
         undo_record();
         return Err(e);
     }
-    if let Err(e) =
-        changed(&plan.file, Some(&plan.before)).and_then(|()| write_atomic(&plan.file, &plan.after))
+    if let Err(e) = unchanged(&plan.file, Some(&plan.before))
+        .and_then(|()| write_atomic(&plan.file, &plan.after))
     {
         undo_record();
         // Undone only if nobody changed Gatehouse's config since (the app).
@@ -585,7 +645,12 @@ pub fn apply(
             Err(why) => format!("{e}; Gatehouse's config keeps the servers added ({why})"),
         });
     }
-    Ok(())
+    Ok(Connected {
+        app: plan.app,
+        servers: plan.servers.iter().map(|s| s.name.clone()).collect(),
+        file: plan.file.clone(),
+        served: config.served(),
+    })
 }
 
 /// Restores a client's file from the backup `connect` kept. Byte for byte

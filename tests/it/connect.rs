@@ -208,7 +208,7 @@ fn round_trip(
             "{secret} is in the keychain (the file fallback here)"
         );
     }
-    assert!(applied.contains("Connected"), "{applied}");
+    assert!(applied.contains("now reaches"), "{applied}");
 
     let undone = home.ok(&["disconnect", client]);
     assert!(undone.contains("byte for byte"), "{undone}");
