@@ -442,26 +442,22 @@ async fn one_server_message_stream_per_session() {
     let fx = Fixture::start("").await;
     let agent = fx.tokens_for("Agent", ToolChoice::All).await;
     let token = agent.access();
-    let sid = fx.session("demo", token).await.id;
-    let get = || {
-        fx.http
-            .get(fx.resource("demo"))
-            .bearer_auth(token)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &sid)
-            .send()
-    };
-    let first = get().await.unwrap();
+    let session = fx.session("demo", token).await;
+    let first = session.open_stream().await;
     assert_eq!(first.status(), 200);
     assert!(first.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    assert_eq!(get().await.unwrap().status(), 405, "one stream at a time");
+    assert_eq!(
+        session.open_stream().await.status(),
+        405,
+        "one stream at a time"
+    );
     drop(first);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        get().await.unwrap().status(),
+        session.open_stream().await.status(),
         200,
         "a reconnect gets the stream back"
     );

@@ -21,6 +21,10 @@ pub struct HttpConnection {
     login: Arc<UpstreamAuth>,
     /// Held by the one open GET stream.
     stream_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The task relaying the GET stream: ended with the connection, not
+    /// only when the server ends the stream (a server may keep it open
+    /// after its session's DELETE, and the agent's stream with it).
+    stream_relay: Mutex<Option<tokio::task::AbortHandle>>,
     pub(super) list_changed: Arc<AtomicBool>,
     url: url::Url,
     http: reqwest::Client,
@@ -56,6 +60,7 @@ impl HttpConnection {
             server: server.to_string(),
             login,
             stream_lock: Arc::default(),
+            stream_relay: Mutex::default(),
             list_changed: Arc::default(),
             url,
             http,
@@ -241,14 +246,25 @@ impl HttpConnection {
         }
         let (tx, rx) = message_channel();
         let messages = SseMessages::new(response, self.list_changed.clone());
-        tokio::spawn(relay_sse(messages, tx, false));
+        let relay = tokio::spawn(relay_sse(messages, tx, false)).abort_handle();
+        let earlier = self.stream_relay().replace(relay);
+        if let Some(earlier) = earlier {
+            earlier.abort();
+        }
         Some(Box::pin(futures::stream::unfold(
             (rx, lease),
             |(mut rx, lease)| async move { rx.recv().await.map(|m| (m, (rx, lease))) },
         )))
     }
 
+    fn stream_relay(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::AbortHandle>> {
+        self.stream_relay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) async fn close(&self) {
+        if let Some(relay) = self.stream_relay().take() {
+            relay.abort();
+        }
         let sid = self
             .session_id
             .lock()
@@ -262,6 +278,14 @@ impl HttpConnection {
                         .header("mcp-session-id", sid.as_str())
                 })
                 .await;
+        }
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        if let Some(relay) = self.stream_relay().take() {
+            relay.abort();
         }
     }
 }
@@ -360,7 +384,11 @@ mod tests {
     }
 
     /// An SSE response whose body arrives in these chunks.
-    fn sse_in_chunks(chunks: Vec<String>) -> SseMessages {
+    fn sse_in_chunks<T>(chunks: Vec<T>) -> SseMessages
+    where
+        T: Send + Sync + 'static,
+        axum::body::Bytes: From<T>,
+    {
         let chunks = chunks.into_iter().map(Ok::<_, std::io::Error>);
         let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
         let response = reqwest::Response::from(axum::http::Response::new(body));
@@ -393,6 +421,38 @@ mod tests {
         let got = relayed(body, true).await;
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("\"id\":3"), "{got:?}");
+    }
+
+    async fn texts(mut messages: SseMessages) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some((m, _)) = messages.next().await {
+            out.push(m.text().to_string());
+        }
+        out
+    }
+
+    /// Chunks end where the network cut them: inside a line, between `\r`
+    /// and `\n`, inside a character of several bytes. The events read are
+    /// the same wherever the cuts fall.
+    #[tokio::test]
+    async fn an_event_split_anywhere_across_chunks_reads_the_same() {
+        let body = concat!(
+            "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\r\n",
+            "data: \"params\":{\"data\":\"caf\u{e9} \u{2713}\"}}\r\n\r\n",
+            ": a comment\n",
+            "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+        )
+        .as_bytes();
+        let whole = texts(sse(String::from_utf8(body.to_vec()).unwrap())).await;
+        assert_eq!(whole.len(), 2, "{whole:?}");
+        assert!(whole[0].contains("caf\u{e9} \u{2713}"), "{whole:?}");
+        assert!(whole[1].contains("\"id\":1"), "{whole:?}");
+        for cut in 1..body.len() {
+            let halves = vec![body[..cut].to_vec(), body[cut..].to_vec()];
+            assert_eq!(texts(sse_in_chunks(halves)).await, whole, "cut at {cut}");
+        }
+        let bytes: Vec<Vec<u8>> = body.iter().map(|b| vec![*b]).collect();
+        assert_eq!(texts(sse_in_chunks(bytes)).await, whole, "byte by byte");
     }
 
     #[tokio::test]

@@ -178,7 +178,7 @@ async fn a_tool_name_cannot_add_scopes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_server_messages_is_kept_within_the_backlog() {
     let mut serve = hostile_gatehouse();
-    let (grantee, session) = serve
+    let (_, session) = serve
         .agent("Agent", "evil", ToolChoice::ReadOnly, AskChoice::None)
         .await;
     let done = serve.dir().join("flooded");
@@ -194,14 +194,7 @@ async fn a_flood_of_server_messages_is_kept_within_the_backlog() {
     // The pipe holds at most 64 KiB: Gatehouse has read all but the last.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
-    let mut stream = crate::support::http_client()
-        .get(serve.resource("evil"))
-        .bearer_auth(grantee.access())
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session.id)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = session.open_stream().await;
     assert_eq!(stream.status(), 200);
     let mut received = Vec::new();
     let read = async {
@@ -220,8 +213,10 @@ async fn a_flood_of_server_messages_is_kept_within_the_backlog() {
     serve.stop();
 }
 
-/// An HTTP MCP server (in this process) with one tool, `hang`, whose calls
-/// it takes and never answers. Its URL.
+/// An HTTP MCP server (in this process) that hangs both ways a server can:
+/// it takes calls of its one tool, `hang`, and never answers them, and its
+/// GET stream sends a notification every 100 ms and never ends, not even
+/// after its session's DELETE. Its URL.
 async fn server_that_never_answers() -> String {
     use axum::response::IntoResponse;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,9 +238,24 @@ async fn server_that_never_answers() -> String {
             }
             _ => json!({}),
         };
-        axum::Json(json!({"jsonrpc": "2.0", "id": msg["id"], "result": result})).into_response()
+        let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result});
+        ([("mcp-session-id", "hang-1")], axum::Json(answer)).into_response()
     };
-    let app = axum::Router::new().route("/mcp", axum::routing::post(answer));
+    let stream = || async {
+        let note = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"tick\"}}\n\n";
+        let ticks = futures::stream::unfold((), move |()| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(note)), ()))
+        });
+        let body = axum::body::Body::from_stream(ticks);
+        ([("content-type", "text/event-stream")], body).into_response()
+    };
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(answer)
+            .get(stream)
+            .delete(|| async { axum::http::StatusCode::OK }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
@@ -310,5 +320,39 @@ async fn a_call_the_agent_walks_away_from_still_gets_its_outcome() {
             .unwrap_or_default()
             .contains("went away"),
         "{outcome:?}"
+    );
+}
+
+/// A server that keeps its GET stream open after its session ended does not
+/// keep the agent's stream (and Gatehouse's relay of it) going: the stream
+/// ends with the agent's session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_stream_ends_with_the_agents_session() {
+    let url = server_that_never_answers().await;
+    let toml = format!("port = 0\n[servers.chatty]\nurl = {url:?}\n");
+    let gh = crate::support::Fixture::start_with(&toml).await;
+    let (_, session) = gh
+        .agent(
+            "Listening Agent",
+            "chatty",
+            ToolChoice::All,
+            AskChoice::None,
+        )
+        .await;
+    let mut stream = session.open_stream().await;
+    assert_eq!(stream.status(), 200);
+    let wait = std::time::Duration::from_secs(5);
+    let first = tokio::time::timeout(wait, stream.chunk()).await;
+    let first = first.expect("a tick in time").unwrap().unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&first).contains("tick"),
+        "{first:?}"
+    );
+
+    assert_eq!(session.end().await.status(), 204);
+    let drained = async { while let Ok(Some(_)) = stream.chunk().await {} };
+    assert!(
+        tokio::time::timeout(wait, drained).await.is_ok(),
+        "the agent's stream outlived its session"
     );
 }

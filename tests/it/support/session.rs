@@ -80,6 +80,29 @@ impl Session {
             .unwrap()
     }
 
+    /// The session's GET stream of server messages.
+    pub async fn open_stream(&self) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Ends the session (DELETE).
+    pub async fn end(&self) -> reqwest::Response {
+        self.http
+            .delete(&self.url)
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The same session, used with another token (a refreshed one, or another agent's).
     pub fn with_token(&self, token: &str) -> Session {
         Session {
