@@ -81,9 +81,9 @@ fn main() -> Result<()> {
         load_for: Duration::from_secs(secs),
         concurrency,
     };
-    // Gatehouse and the no-op server get their own runtime, as a separate
-    // `gatehouse serve` process would, so a blocked server worker never stalls the clients.
-    let (server_rt, client_rt) = (runtime("gatehouse-worker")?, runtime("client-worker")?);
+    // Gatehouse and the no-op server get their own runtime, the one `gatehouse
+    // serve` builds, so a blocked server worker never stalls the clients (on two workers).
+    let (server_rt, client_rt) = (gatehouse::daemon::runtime()?, client_runtime()?);
     let dir = tempfile::tempdir()?;
     let me = std::env::current_exe()?.to_string_lossy().into_owned();
     let toml = format!(
@@ -111,10 +111,14 @@ fn main() -> Result<()> {
     result
 }
 
-/// A runtime of two workers, named for `perf report --sort comm`.
-fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
+/// The agents' runtime: two workers, named for `perf report --sort comm`
+/// (Gatehouse's are `gatehouse-worker`).
+fn client_runtime() -> Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.thread_name(name).worker_threads(2).enable_all();
+    builder
+        .thread_name("client-worker")
+        .worker_threads(2)
+        .enable_all();
     Ok(builder.build()?)
 }
 

@@ -93,6 +93,32 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The runtime Gatehouse runs on (`gatehouse serve`, the app, the
+/// benchmarks): `GATEHOUSE_WORKERS` async workers, by default half the
+/// cores (at least one). Gatehouse shares the machine with the agents and the
+/// servers it fronts; its async work per request is small and its writes run
+/// on the store's writer thread, so more workers mostly add hand-offs between
+/// threads. On two cores one worker took a quarter off a `tools/call`'s own
+/// work, with the same throughput (docs/BENCHMARKS.md).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = match std::env::var("GATEHOUSE_WORKERS") {
+        Ok(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .with_context(|| {
+                format!("GATEHOUSE_WORKERS={n:?}: give a whole number of at least 1")
+            })?,
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("gatehouse-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Starts Gatehouse: opens the store, binds 127.0.0.1 (port 0 picks one),
 /// starts the HTTP server, the control socket and upkeep.
 pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {

@@ -481,7 +481,7 @@ fn serve(data_dir: PathBuf, config_path: Option<PathBuf>, port: Option<u16>) -> 
     if let Some(port) = port {
         config.port_override = Some(port);
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = gatehouse::daemon::runtime().map_err(|e| format!("{e:#}"))?;
     runtime.block_on(async move {
         // Listen for signals before telling anyone we are up.
         use tokio::signal::unix::{signal, SignalKind};
