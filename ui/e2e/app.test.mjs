@@ -318,6 +318,7 @@ describe('connecting an AI client from the Servers view', () => {
     await waitFor('the client listed as connected', async () =>
       /filesystem: through Gatehouse/.test(await s.text(await s.find('[data-client=claude-desktop]'))),
     );
+    await waitFor('the server it now reaches listed', () => s.find('[data-server=filesystem]'));
     await s.screenshot(ARTIFACTS, '07-connect-applied');
   });
 });

@@ -66,7 +66,7 @@ export function Servers() {
       <div class="cards">
         {servers?.map((s) => <ServerCard key={s.name} server={s} onChange={changed} onReload={load} />)}
       </div>
-      <ConnectClients />
+      <ConnectClients onConnected={load} />
     </section>
   );
 }
@@ -462,8 +462,11 @@ function AddServer({ onAdded }: { onAdded: (c: ConfigChange) => void }) {
   );
 }
 
-/** The AI clients found here: preview, then apply, putting their servers behind Gatehouse. */
-function ConnectClients() {
+/**
+ * The AI clients found here: preview, then apply, putting their servers behind Gatehouse
+ * (`onConnected`: Gatehouse's servers changed).
+ */
+function ConnectClients({ onConnected }: { onConnected: () => void }) {
   const [found, setFound] = useState<ConnectFound[] | null>(null);
   const [preview, setPreview] = useState<ConnectPreview | null>(null);
   const [moveSecrets, setMoveSecrets] = useState(true);
@@ -494,6 +497,7 @@ function ConnectClients() {
     run(async () => {
       setDone(await api.connectApply(client, moveSecrets));
       setPreview(null);
+      onConnected();
       await load();
     });
   const present = found?.filter((f) => f.exists) ?? [];
