@@ -82,7 +82,8 @@ fn main() -> Result<()> {
         concurrency,
     };
     // Gatehouse and the no-op server get their own runtime, the one `gatehouse
-    // serve` builds, so a blocked server worker never stalls the clients (on two workers).
+    // serve` builds, so a blocked server worker never stalls the clients (on
+    // a runtime of their own, two workers).
     let (server_rt, client_rt) = (gatehouse::daemon::runtime()?, client_runtime()?);
     let dir = tempfile::tempdir()?;
     let me = std::env::current_exe()?.to_string_lossy().into_owned();

@@ -93,13 +93,16 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runtime Gatehouse runs on (`gatehouse serve`, the app, the
-/// benchmarks): `GATEHOUSE_WORKERS` async workers, by default half the
-/// cores (at least one). Gatehouse shares the machine with the agents and the
-/// servers it fronts; its async work per request is small and its writes run
-/// on the store's writer thread, so more workers mostly add hand-offs between
+/// The runtime `gatehouse serve` (and the gateway bench) runs on:
+/// `GATEHOUSE_WORKERS` async workers, by default half the cores (at least
+/// one). Gatehouse shares the machine with the agents and the servers it
+/// fronts; its async work per request is small and its writes run on the
+/// store's writer thread, so more workers mostly add hand-offs between
 /// threads. On two cores one worker took a quarter off a `tools/call`'s own
-/// work, with the same throughput (docs/BENCHMARKS.md).
+/// work (docs/BENCHMARKS.md). Blocking work (the keychain, files) goes to
+/// `spawn_blocking` here as everywhere. The app keeps Tauri's runtime:
+/// Tauri's window and tray calls block the calling worker until the main
+/// thread answers, and the main thread waits on the runtime at quit.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let workers = match std::env::var("GATEHOUSE_WORKERS") {
         Ok(n) => n

@@ -18,11 +18,6 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     if let Some(port) = opts.port {
         config.port_override = Some(port);
     }
-    // The core's runtime, as `gatehouse serve` has it; Tauri runs on it too.
-    // It lives as long as the process.
-    let runtime: &'static tokio::runtime::Runtime =
-        Box::leak(Box::new(gatehouse::daemon::runtime()?));
-    tauri::async_runtime::set(runtime.handle().clone());
     let running = tauri::async_runtime::block_on(gatehouse::daemon::start(config, &opts.data_dir))?;
     // Tests and scripts read this line (the core also writes <data-dir>/server.json).
     println!("Gatehouse is running at {}", running.url());
