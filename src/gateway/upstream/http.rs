@@ -356,12 +356,23 @@ impl SseMessages {
 }
 
 /// Forwards each message of an SSE response until the stream ends (or, with
-/// `until_response`, until the response: a POST's stream). Without it (the
+/// `until_response`, until the response: a POST's stream), or until nobody
+/// reads them. Without it (the
 /// GET stream) only the server's requests and notifications are forwarded:
 /// an answer there could pass for the answer to an agent's request, past
 /// the listing's filter and the pin checks.
 async fn relay_sse(mut messages: SseMessages, tx: MessageSender, until_response: bool) {
-    while let Some((msg, size)) = messages.next().await {
+    loop {
+        let next = tokio::select! {
+            next = messages.next() => next,
+            // Nobody reads any more (the call timed out, the agent went
+            // away): a server that stays silent must not hold this task and
+            // its connection for good.
+            () = tx.closed() => return,
+        };
+        let Some((msg, size)) = next else {
+            return;
+        };
         if !until_response && !msg.is_server_message() {
             tracing::warn!(
                 "an upstream sent a response (or no message) on its GET stream: dropped"
@@ -453,6 +464,32 @@ mod tests {
         }
         let bytes: Vec<Vec<u8>> = body.iter().map(|b| vec![*b]).collect();
         assert_eq!(texts(sse_in_chunks(bytes)).await, whole, "byte by byte");
+    }
+
+    /// A server that sends a message and then stays silent, its stream
+    /// open: once nobody reads (the call timed out, the agent went away),
+    /// the relay ends and lets go of the connection.
+    #[tokio::test]
+    async fn a_relay_ends_when_nobody_reads_though_the_server_stays_silent() {
+        use futures::StreamExt;
+        let first =
+            "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n";
+        let chunks =
+            futures::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(first))])
+                .chain(futures::stream::pending());
+        let response = reqwest::Response::from(axum::http::Response::new(
+            reqwest::Body::wrap_stream(chunks),
+        ));
+        let (tx, mut rx) = message_channel();
+        let relay = tokio::spawn(relay_sse(
+            SseMessages::new(response, Arc::default()),
+            tx,
+            true,
+        ));
+        assert!(rx.recv().await.is_some(), "the first message is relayed");
+        drop(rx);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), relay).await;
+        assert!(ended.is_ok(), "the relay still waits on a silent server");
     }
 
     #[tokio::test]

@@ -89,6 +89,11 @@ impl MessageSender {
         };
         self.tx.send((msg, room)).await.is_ok()
     }
+
+    /// Resolves once the stream is gone (nobody will read what is sent).
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
 }
 
 impl MessageStream {
