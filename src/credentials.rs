@@ -25,6 +25,7 @@ const AUDIT_KEY: &str = "audit log/chain key";
 const AUDIT_HEAD: &str = "audit log/head";
 
 /// Where secrets are kept on this machine.
+#[derive(Clone)]
 pub enum CredentialStore {
     Keychain { names: PathBuf },
     File { names: PathBuf, path: PathBuf },

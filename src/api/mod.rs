@@ -55,7 +55,7 @@ pub use error::{Error, ErrorCode};
 pub use pending::{Approval, Decided, PendingId, PendingItem, PendingKind, Target};
 pub use rules::NewRule;
 pub use servers::{
-    ConfigChange, NewSecret, NewServer, ServedConfig, Server, ServerState, ToolHolders, Transport,
+    ConfigChange, NewSecret, NewServer, Server, ServerState, ToolHolders, Transport,
 };
 pub use settings::{Settings, SettingsChange, SettingsChanged};
 pub use views::{Agent, Lookalike, ServerRef, Status, Tool};

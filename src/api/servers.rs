@@ -635,7 +635,9 @@ fn target_of(s: &ServerConfig) -> String {
 impl Gatehouse {
     /// Makes a planned `connect` from this process (the app's Connect):
     /// through this Gatehouse when it serves that config file (the edit and
-    /// its reload one step, in force when it returns), else to the file.
+    /// its reload one step, in force when it returns; secrets moved to its
+    /// own store), else to the file. Files and the keychain: call it off the
+    /// async workers.
     pub fn connect(
         &self,
         plan: &crate::connect::Plan,
@@ -646,10 +648,11 @@ impl Gatehouse {
         let config = self.config();
         let served = (config.path.as_deref()).is_some_and(|p| same_file(p, &opts.gatehouse_config));
         let connected = if served {
-            apply(plan, opts, self.credentials(), &ServedConfig(self, actor))
+            let own = || Ok(self.credentials().clone());
+            apply(plan, opts, &own, &ServedConfig(self, actor))
         } else {
-            let credentials = secret_store(opts).map_err(Error::internal)?;
-            apply(plan, opts, &credentials, &LocalFile(&opts.gatehouse_config))
+            let named = || secret_store(plan, opts);
+            apply(plan, opts, &named, &LocalFile(&opts.gatehouse_config))
         };
         connected.map_err(Error::bad_request)
     }
@@ -658,7 +661,7 @@ impl Gatehouse {
 /// The config file this Gatehouse serves, as `connect` changes it from
 /// this process (the app): by [`Gatehouse::replace_config`], so the edit and
 /// its reload are one step with every other edit, in force when it returns.
-pub struct ServedConfig<'a>(pub &'a Gatehouse, pub Actor);
+pub(crate) struct ServedConfig<'a>(pub &'a Gatehouse, pub Actor);
 
 impl crate::connect::ConfigFile for ServedConfig<'_> {
     fn replace(&self, was: Option<&str>, text: Option<&str>) -> std::result::Result<(), String> {

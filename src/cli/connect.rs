@@ -158,7 +158,6 @@ pub fn connect(
         println!("This was a dry run: nothing was changed. Add --apply to make the change.");
         return Ok(());
     }
-    let credentials = change::secret_store(&opts)?;
     let through = ThroughGatehouse(setup.data_dir);
     let local = change::LocalFile(&opts.gatehouse_config);
     let config: &dyn change::ConfigFile = if setup.serves(&opts.gatehouse_config) {
@@ -166,13 +165,9 @@ pub fn connect(
     } else {
         &local
     };
-    let connected = change::apply(&plan, &opts, &credentials, config)?;
-    if move_secrets && !names.is_empty() {
-        println!(
-            "Moved into the keychain ({}): {}",
-            credentials.describe(),
-            names.join(", ")
-        );
+    let connected = change::apply(&plan, &opts, &|| change::secret_store(&plan, &opts), config)?;
+    if let Some(store) = &connected.moved_secrets {
+        println!("Moved into the keychain ({store}): {}", names.join(", "));
     }
     println!("{connected}");
     Ok(())

@@ -505,13 +505,17 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         .is_some_and(|a| b.canonicalize().ok() == Some(a))
 }
 
-/// Where `connect` keeps the secrets it moves: the store the Gatehouse that
-/// reads `opts.gatehouse_config` uses (its `secret_store`, else `auto`).
-pub fn secret_store(opts: &Options) -> Result<CredentialStore, String> {
-    let choice = crate::config::Config::load(&opts.gatehouse_config)
-        .map_or(crate::config::CredentialStoreChoice::Auto, |c| {
-            c.secret_store
-        });
+/// Where `connect` keeps the secrets it moves: the store named by the
+/// `secret_store` of Gatehouse's config as the plan read it (`auto` when
+/// there is none yet).
+pub fn secret_store(plan: &Plan, opts: &Options) -> Result<CredentialStore, String> {
+    let config = (plan.config_before.as_deref())
+        .map(|text| crate::config::Config::parse(text, &opts.gatehouse_config))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let choice = config.map_or(crate::config::CredentialStoreChoice::Auto, |c| {
+        c.secret_store
+    });
     CredentialStore::open(&opts.data_dir, choice).map_err(|e| e.to_string())
 }
 
@@ -525,6 +529,8 @@ pub struct Connected {
     pub file: PathBuf,
     /// Whether the running Gatehouse serves them already.
     pub served: bool,
+    /// Where the secrets moved went (the store, described), if any moved.
+    pub moved_secrets: Option<String>,
 }
 
 impl std::fmt::Display for Connected {
@@ -534,7 +540,7 @@ impl std::fmt::Display for Connected {
         let serving = if self.served {
             format!("Gatehouse serves {them} now")
         } else {
-            format!("Start Gatehouse (or the app) with this config so it serves {them}")
+            format!("Start (or restart) Gatehouse or the app with this config so it serves {them}")
         };
         write!(
             f,
@@ -576,26 +582,29 @@ pub(crate) fn changed_since_read(path: &Path) -> String {
     )
 }
 
-/// Makes the change: moves the secrets (if asked) to `credentials`, keeps a
-/// backup, writes Gatehouse's config (through `config`) and then the
-/// client's file. Fails before writing anything if either file changed
-/// since the plan or cannot be written.
+/// Makes the change: moves the secrets (if asked, and if there are any) to
+/// the store `secrets` opens, keeps a backup, writes Gatehouse's config
+/// (through `config`) and then the client's file. Fails before writing
+/// anything if either file changed since the plan or cannot be written.
 pub fn apply(
     plan: &Plan,
     opts: &Options,
-    credentials: &CredentialStore,
+    secrets: &dyn Fn() -> Result<CredentialStore, String>,
     config: &dyn ConfigFile,
 ) -> Result<Connected, String> {
     writable(&plan.file)?;
     writable(&opts.gatehouse_config)?;
     unchanged(&plan.file, Some(&plan.before))?;
     unchanged(&opts.gatehouse_config, plan.config_before.as_deref())?;
-    if opts.move_secrets {
+    let mut moved_secrets = None;
+    if opts.move_secrets && !plan.secrets.is_empty() {
+        let credentials = secrets()?;
         for (server, secret) in &plan.secrets {
             credentials
                 .set(server, &secret.name, &secret.value)
                 .map_err(|e| format!("cannot keep the secret {} of {server}: {e}", secret.name))?;
         }
+        moved_secrets = Some(credentials.describe());
     }
     let records = records_dir(&opts.data_dir);
     crate::private::ensure_dir(&records).map_err(|e| e.to_string())?;
@@ -650,6 +659,7 @@ pub fn apply(
         servers: plan.servers.iter().map(|s| s.name.clone()).collect(),
         file: plan.file.clone(),
         served: config.served(),
+        moved_secrets,
     })
 }
 

@@ -61,6 +61,8 @@ impl Home {
             .env("XDG_CONFIG_HOME", self.config_dir())
             .env_remove("CODEX_HOME")
             .env_remove("GATEHOUSE_CONFIG")
+            // No keychain answers: the tests never touch the person's own.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .output()
             .unwrap();
         (
@@ -352,6 +354,32 @@ fn connect_list_shows_what_each_client_has() {
     assert!(list.contains("github: through Gatehouse"), "{list}");
 }
 
+/// Secrets move to the store Gatehouse's config names: with
+/// `secret_store = "keychain"` and no keychain, a move is refused before
+/// anything is written (not put in the file the person chose against); a
+/// connect that moves no secret does not need the store.
+#[test]
+fn moved_secrets_go_where_the_config_says() {
+    let home = Home::new();
+    let file = home.place("codex.toml", ".codex/config.toml");
+    let config = "secret_store = \"keychain\"\n";
+    std::fs::create_dir_all(home.gatehouse_toml().parent().unwrap()).unwrap();
+    std::fs::write(home.gatehouse_toml(), config).unwrap();
+    refused(
+        &home,
+        &file,
+        &["connect", "codex", "--apply", "--move-secrets"],
+        "no OS keychain answers",
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.gatehouse_toml()).unwrap(),
+        config
+    );
+    assert!(!home.data_dir().join("secrets.json").exists());
+    let copied = home.ok(&["connect", "codex", "--apply"]);
+    assert!(copied.contains("now reaches"), "{copied}");
+}
+
 /// The command must fail, say `says`, and leave the file as it was.
 fn refused(home: &Home, file: &Path, args: &[&str], says: &str) {
     let before = std::fs::read(file).unwrap();
@@ -441,7 +469,7 @@ fn a_file_changed_between_the_plan_and_the_write() {
     let opts = home.options(App::Cursor);
     let plan = connect::plan(&opts).unwrap();
     std::fs::write(&file, "{\"mcpServers\": {}}\n").unwrap();
-    let credentials = gatehouse::api::CredentialStore::file(&home.data_dir());
+    let credentials = || Ok(gatehouse::api::CredentialStore::file(&home.data_dir()));
     std::fs::create_dir_all(home.data_dir()).unwrap();
     let config = connect::LocalFile(&opts.gatehouse_config);
     let err = connect::apply(&plan, &opts, &credentials, &config).unwrap_err();
@@ -481,7 +509,7 @@ fn undoing_a_connect_keeps_an_edit_made_meanwhile() {
     let file = home.place("cursor.json", ".cursor/mcp.json");
     let opts = home.options(App::Cursor);
     let plan = connect::plan(&opts).unwrap();
-    let credentials = gatehouse::api::CredentialStore::file(&home.data_dir());
+    let credentials = || Ok(gatehouse::api::CredentialStore::file(&home.data_dir()));
     std::fs::create_dir_all(home.data_dir()).unwrap();
     let config = EditedMeanwhile {
         config: &opts.gatehouse_config,

@@ -318,7 +318,8 @@ describe('connecting an AI client from the Servers view', () => {
     await waitFor('the client listed as connected', async () =>
       /filesystem: through Gatehouse/.test(await s.text(await s.find('[data-client=claude-desktop]'))),
     );
-    await waitFor('the server it now reaches listed', () => s.find('[data-server=filesystem]'));
+    // At once, not at the view's next poll (every 3 s).
+    await waitFor('the server it now reaches listed', () => s.find('[data-server=filesystem]'), { timeout: 2_500 });
     await s.screenshot(ARTIFACTS, '07-connect-applied');
   });
 });

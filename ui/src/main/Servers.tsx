@@ -466,7 +466,7 @@ function AddServer({ onAdded }: { onAdded: (c: ConfigChange) => void }) {
  * The AI clients found here: preview, then apply, putting their servers behind Gatehouse
  * (`onConnected`: Gatehouse's servers changed).
  */
-function ConnectClients({ onConnected }: { onConnected: () => void }) {
+function ConnectClients({ onConnected }: { onConnected: () => Promise<unknown> }) {
   const [found, setFound] = useState<ConnectFound[] | null>(null);
   const [preview, setPreview] = useState<ConnectPreview | null>(null);
   const [moveSecrets, setMoveSecrets] = useState(true);
@@ -497,8 +497,7 @@ function ConnectClients({ onConnected }: { onConnected: () => void }) {
     run(async () => {
       setDone(await api.connectApply(client, moveSecrets));
       setPreview(null);
-      onConnected();
-      await load();
+      await Promise.all([onConnected(), load()]);
     });
   const present = found?.filter((f) => f.exists) ?? [];
   return (
