@@ -97,7 +97,9 @@ pub struct UpstreamAuth {
     /// Where Gatehouse's Client ID Metadata Document is published, when the
     /// person publishes it at an https URL of their own (else the loopback one).
     metadata_url: Mutex<Option<String>>,
-    cache: Mutex<HashMap<String, Tokens>>,
+    /// Each server's login as last read or kept, or that it has none (each
+    /// request to a server would otherwise read the keychain for it).
+    cache: Mutex<HashMap<String, Option<Tokens>>>,
     refreshing: tokio::sync::Mutex<()>,
 }
 
@@ -198,13 +200,14 @@ impl UpstreamAuth {
     }
 
     fn tokens(&self, server: &str) -> Option<Tokens> {
-        if let Some(t) = lock(&self.cache).get(server) {
-            return Some(t.clone());
+        if let Some(known) = lock(&self.cache).get(server) {
+            return known.clone();
         }
-        let text = self.credentials.upstream_login(&account(server)).ok()??;
-        let tokens: Tokens = serde_json::from_str(&text).ok()?;
+        // A store that fails is asked again next time; no login is remembered.
+        let text = self.credentials.upstream_login(&account(server)).ok()?;
+        let tokens = text.and_then(|t| serde_json::from_str::<Tokens>(&t).ok());
         lock(&self.cache).insert(server.to_string(), tokens.clone());
-        Some(tokens)
+        tokens
     }
 
     fn keep(&self, server: &str, tokens: Tokens) -> Result<(), String> {
@@ -212,7 +215,7 @@ impl UpstreamAuth {
         self.credentials
             .set_upstream_login(&account(server), Some(&text))
             .map_err(|e| format!("cannot keep the login in the keychain: {e}"))?;
-        lock(&self.cache).insert(server.to_string(), tokens);
+        lock(&self.cache).insert(server.to_string(), Some(tokens));
         lock(&self.needs).remove(server);
         lock(&self.failures).remove(server);
         Ok(())
@@ -220,7 +223,7 @@ impl UpstreamAuth {
 
     /// Forgets a server's login (the person logs out, or the server is removed).
     pub fn logout(&self, server: &str) {
-        lock(&self.cache).remove(server);
+        lock(&self.cache).insert(server.to_string(), None);
         let _ = self.credentials.set_upstream_login(&account(server), None);
     }
 
@@ -722,6 +725,36 @@ mod tests {
     fn scopes_are_united() {
         assert_eq!(union(Some("a b"), Some("b c")).as_deref(), Some("a b c"));
         assert_eq!(union(None, None), None);
+    }
+
+    /// Whether a server has a login is read from the store once, not at
+    /// each request (a keychain read is a D-Bus round trip on Linux): what
+    /// is in the store besides what this process kept and forgot is not
+    /// read again.
+    #[test]
+    fn a_servers_login_or_its_absence_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(CredentialStore::file(dir.path()));
+        let auth = UpstreamAuth::new(store.clone());
+        assert!(!auth.logged_in("remote"));
+        let tokens: Tokens = serde_json::from_value(serde_json::json!({
+            "access_token": "at", "refresh_token": null, "expires_at": null, "scope": null,
+            "token_endpoint": "https://as.example/token", "issuer": "https://as.example",
+            "resource": "https://mcp.example/mcp",
+            "identity": {"client_id": "c", "client_secret": null, "auth_method": "none"}
+        }))
+        .unwrap();
+        let text = serde_json::to_string(&tokens).unwrap();
+        store
+            .set_upstream_login(&account("remote"), Some(&text))
+            .unwrap();
+        assert!(!auth.logged_in("remote"), "the store was read again");
+        auth.keep("remote", tokens).unwrap();
+        assert!(auth.logged_in("remote"));
+        assert!(UpstreamAuth::new(store.clone()).logged_in("remote"));
+        auth.logout("remote");
+        assert!(!auth.logged_in("remote"));
+        assert!(!UpstreamAuth::new(store).logged_in("remote"));
     }
 
     #[test]
