@@ -99,8 +99,9 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 /// fronts; its async work per request is small and its writes run on the
 /// store's writer thread, so more workers mostly add hand-offs between
 /// threads. On two cores one worker took a quarter off a `tools/call`'s own
-/// work (docs/BENCHMARKS.md). Blocking work (the keychain, files) goes to
-/// `spawn_blocking` here as everywhere. The app keeps Tauri's runtime:
+/// work (docs/BENCHMARKS.md). Not yet everywhere off the workers: a
+/// session's start and the app's secret commands read the keychain on one
+/// (a locked keyring's prompt would hold it). The app keeps Tauri's runtime:
 /// Tauri's window and tray calls block the calling worker until the main
 /// thread answers, and the main thread waits on the runtime at quit.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
