@@ -29,6 +29,8 @@ pub enum McpError {
     StreamUnavailable,
     /// A method the gateway does not offer (answered at once).
     MethodNotFound { id: Value, message: String },
+    /// A request's params are wrong for it (a task that is not the session's).
+    InvalidParams { id: Value, message: String },
     /// The grant does not cover this tool (or it is blocked after a change).
     NotGranted { id: Value, message: String },
     /// The person denied a held call, or nobody answered in time.
@@ -54,6 +56,7 @@ impl McpError {
             McpError::StreamUnavailable => 405,
             McpError::InsufficientScope { .. } => 403,
             McpError::MethodNotFound { .. }
+            | McpError::InvalidParams { .. }
             | McpError::NotGranted { .. }
             | McpError::CallDenied { .. }
             | McpError::UpstreamFailed { .. }
@@ -72,6 +75,7 @@ impl McpError {
             | McpError::UnknownServer(_)
             | McpError::StreamUnavailable => jsonrpc::INVALID_REQUEST,
             McpError::MethodNotFound { .. } => jsonrpc::METHOD_NOT_FOUND,
+            McpError::InvalidParams { .. } => jsonrpc::INVALID_PARAMS,
             McpError::NotGranted { .. } | McpError::InsufficientScope { .. } => {
                 jsonrpc::NOT_GRANTED
             }
@@ -102,6 +106,7 @@ impl McpError {
                 "no server-message stream: one is already open for this session, or the server offers none".into()
             }
             McpError::MethodNotFound { message, .. }
+            | McpError::InvalidParams { message, .. }
             | McpError::NotGranted { message, .. }
             | McpError::CallDenied { message, .. }
             | McpError::UpstreamFailed { message, .. }
@@ -115,6 +120,7 @@ impl McpError {
         match self {
             McpError::NoSession { id, .. }
             | McpError::MethodNotFound { id, .. }
+            | McpError::InvalidParams { id, .. }
             | McpError::NotGranted { id, .. }
             | McpError::CallDenied { id, .. }
             | McpError::UpstreamFailed { id, .. }

@@ -97,6 +97,7 @@ impl Gateway {
             session: session.clone(),
             access: access.clone(),
             method: req.method.clone(),
+            creates_task: req.msg.get("params").and_then(|p| p.get("task")).is_some(),
             call: started,
         };
         let ClientRequest { id, msg, .. } = req;
@@ -304,13 +305,21 @@ struct Relay {
     session: Arc<Session>,
     access: AccessGrant,
     method: String,
+    /// Sent with `params.task`: its answer names the task it created.
+    creates_task: bool,
     call: Option<StartedCall>,
 }
 
 impl Relay {
     /// The answer (or the error standing for it): a listing is filtered to
-    /// the grant, a call's outcome audited.
+    /// the grant (a task listing to the session's tasks), a created task
+    /// noted as the session's, a call's outcome audited.
     fn ended(&self, answer: &mut Message) {
+        let tasks = &self.session.tasks;
+        if self.method == "tasks/list" {
+            tasks.filter_list(answer);
+        }
+        let task = self.creates_task.then(|| tasks.note_created(answer));
         if self.method == "tools/list" {
             let now = clock::now();
             let definitions = &self.session.definitions;
@@ -320,7 +329,11 @@ impl Relay {
             }
         }
         if let Some(call) = &self.call {
-            let (outcome, detail) = call_outcome(answer, call.detail.clone());
+            let (outcome, mut detail) = call_outcome(answer, call.detail.clone());
+            if let Some(Some(task)) = &task {
+                // Its result comes later, with `tasks/result`.
+                detail["task"] = json!(audit::event::name(task));
+            }
             let event = CallEvent {
                 access: &self.access,
                 server: &self.session.server,

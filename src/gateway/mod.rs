@@ -9,7 +9,8 @@
 //! ([`pinning`]), an ask-every-time call waits for the person ([`holds`]), a
 //! tool never granted gets a step-up challenge; what passes is sent by
 //! [`forward`] to the session's [`upstream`] connection, whose answer is
-//! relayed (a `tools/list` filtered to the grant) and audited. Refusals are
+//! relayed (a `tools/list` filtered to the grant) and audited; a session
+//! reaches only the [`tasks`] its own requests created. Refusals are
 //! [`McpError`]s. What a server offers comes from its [`catalog`].
 
 pub mod catalog;
@@ -24,6 +25,7 @@ pub mod pinning;
 pub mod policy;
 mod request;
 pub mod session;
+pub mod tasks;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use super::forward::{argument_summary, Call, CallEvent};
 use super::holds::Verdict;
 use super::jsonrpc::{self, Kind, Message};
 use super::session::Session;
+use super::tasks::NotYours;
 use super::upstream::UpstreamHeaders;
 use super::upstream::{message_channel, MessageStream};
 use super::{pinning, policy, Gateway, McpError, Reply};
@@ -236,7 +237,18 @@ impl Gateway {
             }
         }
         match policy::check_request(&req.method, req.params(), &grantee) {
-            policy::Decision::Forward => self.forward(&call, req, None).await,
+            policy::Decision::Forward => match session.tasks.check(&req.method, req.params()) {
+                Ok(()) => self.forward(&call, req, None).await,
+                Err(NotYours(why)) => {
+                    let error = McpError::InvalidParams {
+                        id: req.id.clone(),
+                        message: why,
+                    };
+                    let method = req.method.clone();
+                    self.refuse(&call, &req, &method, error, json!({}), now)
+                        .await
+                }
+            },
             policy::Decision::Answer(result) => Reply::Messages {
                 session_id: None,
                 messages: MessageStream::one(

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::listing::{Definition, Definitions};
 use super::pinning::{pin_hash, pinned_fields, same_pinned};
+use super::tasks::Tasks;
 use super::upstream::Connection;
 
 /// A tool definition this session's upstream listed: its pinned fields and
@@ -35,6 +36,8 @@ pub struct Session {
     pub definitions: Definitions,
     /// What its server asked of the agent (on the timeline, up to a cap).
     pub server_asks: Arc<ServerAsks>,
+    /// The tasks its own requests created: the only ones it may name.
+    pub tasks: Tasks,
 }
 
 /// Who a session's server requests are recorded for, and how many so far:
@@ -61,6 +64,7 @@ impl Session {
                 server: server.to_string(),
                 count: Default::default(),
             }),
+            tasks: Tasks::default(),
         }
     }
 

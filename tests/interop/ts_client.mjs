@@ -19,6 +19,10 @@
 //                      progressToken); each notification is printed as {"event":"progress"}
 //   --resources        after the calls, list the resources ({"event":"resources"})
 //   --read URI         after that, read this resource ({"event":"resource_read"}; repeatable)
+//   --task NAME=JSON   after the calls, call this tool as a task (MCP tasks, 1.x SDK's
+//                      experimental API): {"event":"task_created"}, {"event":"task_status"}
+//                      for each status seen, {"event":"task_result"}, then the session's
+//                      tasks/list as {"event":"tasks"}
 //   --store FILE       keep the client registration and tokens in FILE (as an app
 //                      that remembers them across runs does)
 // A call refused for lack of authorization (a revoked grant, a tool outside it) is
@@ -53,6 +57,7 @@ function parseArgs(argv) {
     throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--progress] [--resources] [--read URI]...');
   }
   const calls = [];
+  const tasks = [];
   const reads = [];
   let pause = false;
   let relist = false;
@@ -72,15 +77,16 @@ function parseArgs(argv) {
       pause = true;
     } else if (rest[i] === '--relist') {
       relist = true;
-    } else if (rest[i] === '--call') {
-      const spec = rest[++i] ?? '';
+    } else if (rest[i] === '--call' || rest[i] === '--task') {
+      const spec = rest[i + 1] ?? '';
       const eq = spec.indexOf('=');
-      calls.push(eq < 0 ? { name: spec, args: {} } : { name: spec.slice(0, eq), args: JSON.parse(spec.slice(eq + 1)) });
+      const call = eq < 0 ? { name: spec, args: {} } : { name: spec.slice(0, eq), args: JSON.parse(spec.slice(eq + 1)) };
+      (rest[i++] === '--call' ? calls : tasks).push(call);
     } else {
       throw new Error(`unknown argument ${rest[i]}`);
     }
   }
-  return { url, name, calls, pause, relist, progress, resources, reads, store };
+  return { url, name, calls, tasks, pause, relist, progress, resources, reads, store };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -280,6 +286,24 @@ async function runCalls(client, provider, calls, progress = false) {
   }
 }
 
+async function runTasks(client, tasks) {
+  for (const call of tasks) {
+    const stream = client.experimental.tasks.callToolStream({ name: call.name, arguments: call.args }, undefined, {
+      task: { ttl: 60_000 },
+    });
+    for await (const message of stream) {
+      if (message.type === 'taskCreated') emit('task_created', { tool: call.name, task_id: message.task.taskId });
+      else if (message.type === 'taskStatus') emit('task_status', { tool: call.name, status: message.task.status });
+      else if (message.type === 'result') emit('task_result', { tool: call.name, ok: !message.result.isError, result: message.result });
+      else if (message.type === 'error') emit('task_result', { tool: call.name, ok: false, error: { code: message.error.code, message: message.error.message } });
+    }
+  }
+  if (tasks.length > 0) {
+    const { tasks: listed } = await client.experimental.tasks.listTasks();
+    emit('tasks', { ids: listed.map((t) => t.taskId) });
+  }
+}
+
 async function runResources(client, list, reads) {
   if (list) {
     const { resources } = await client.listResources();
@@ -297,7 +321,7 @@ async function runResources(client, list, reads) {
 }
 
 async function main() {
-  const { url, name, calls, pause, relist, progress, resources, reads, store } = parseArgs(process.argv.slice(2));
+  const { url, name, calls, tasks, pause, relist, progress, resources, reads, store } = parseArgs(process.argv.slice(2));
   // A loopback redirect URI on a port nothing listens on: the browser stops at the redirect.
   const redirectUri = `http://127.0.0.1:${20000 + (process.pid % 20000)}/callback`;
   const provider = new Provider(name, redirectUri, store);
@@ -311,6 +335,7 @@ async function main() {
   const listTools = async () => emit('tools', { names: (await client.listTools()).tools.map((t) => t.name) });
   await listTools();
   await runCalls(client, provider, calls, progress);
+  await runTasks(client, tasks);
   await runResources(client, resources, reads);
   if (relist) await listTools();
   if (pause) {

@@ -271,6 +271,38 @@ fn everything_over_streamable_http() {
     assert_eq!(audited, 1, "one audited echo call");
 }
 
+/// A tool that runs as a task (MCP tasks), over streamable HTTP, with the
+/// TypeScript SDK's task API: the task is created, its status polled, its
+/// result read, and the session's task list names it. The call is audited
+/// with the task it created.
+#[test]
+fn everything_task_over_streamable_http() {
+    let server = HttpEverything::start();
+    let gh = Serve::start(
+        &format!("[servers.remote]\nurl = {:?}\n", server.url()),
+        &[],
+    );
+    let (name, tool) = ("TS task agent", "simulate-research-query");
+    let task = format!("{tool}={}", json!({ "topic": "gatehouse" }));
+    let mut agent = spawn(&gh, "remote", name, &["--task".into(), task]);
+    let request = gh.pending_request(&mut agent);
+    approve(&gh, &request, &["--tools", tool]);
+    let all = agent.finish();
+    let created = one(&all, "task_created")["task_id"]
+        .as_str()
+        .expect("a task id")
+        .to_string();
+    let result = one(&all, "task_result");
+    assert_eq!(result["ok"], true, "{all:?}");
+    assert!(text_of(result).contains("gatehouse"), "{result}");
+    assert!(!events(&all, "task_status").is_empty(), "{all:?}");
+    assert_eq!(one(&all, "tasks")["ids"], json!([created]), "{all:?}");
+    let log = gh.log();
+    let calls = tool_calls(&log, name, tool);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["detail"]["task"], json!(created), "{}", calls[0]);
+}
+
 /// A secret set with `gatehouse secret set` (file store) reaches server-everything's
 /// environment (its get-env tool prints it) and is found nowhere else Gatehouse writes.
 #[test]

@@ -216,3 +216,165 @@ async fn held_call_hides_its_target_behind_padding() {
     fx.deny_held(&item, held).await;
     fx.stop().await;
 }
+
+/// An HTTP MCP server (in this process) that keeps its tasks for the login
+/// it is reached with, as MCP 2025-11-25 asks, not for the session: every
+/// session sees every task. Its tool `research` runs as a task when asked
+/// to. Its URL, and the task ids that `tasks/get`, `tasks/result` and
+/// `tasks/cancel` named to it.
+async fn server_with_tasks_for_its_login() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
+{
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let tasks: Arc<Mutex<Vec<String>>> = Arc::default();
+    let named: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = named.clone();
+    let answer = move |body: axum::body::Bytes| {
+        let (tasks, named) = (tasks.clone(), named.clone());
+        async move {
+            let msg: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let task = |id: &str| {
+                json!({"taskId": id, "status": "completed", "ttl": 60000,
+                "createdAt": "2026-12-03T00:00:00Z", "lastUpdatedAt": "2026-12-03T00:00:00Z"})
+            };
+            let method = msg["method"].as_str().unwrap_or_default();
+            if let Some(id) = msg["params"]["taskId"].as_str() {
+                named.lock().unwrap().push(id.to_string());
+            }
+            let result = match method {
+                "initialize" => json!({"protocolVersion": "2025-11-25",
+                    "capabilities": {"tools": {}, "tasks": {"list": {}, "cancel": {},
+                        "requests": {"tools": {"call": {}}}}},
+                    "serverInfo": {"name": "tasks", "version": "1"}}),
+                "tools/list" => json!({"tools": [{"name": "research",
+                    "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": true},
+                    "execution": {"taskSupport": "optional"}}]}),
+                "tools/call" if msg["params"].get("task").is_some() => {
+                    let mut tasks = tasks.lock().unwrap();
+                    let id = format!("task-{}", tasks.len() + 1);
+                    tasks.push(id.clone());
+                    json!({"task": task(&id)})
+                }
+                "tools/call" => json!({"content": [{"type": "text", "text": "at once"}]}),
+                "tasks/list" => {
+                    let all: Vec<Value> = tasks.lock().unwrap().iter().map(|t| task(t)).collect();
+                    json!({"tasks": all})
+                }
+                "tasks/get" | "tasks/cancel" => {
+                    task(msg["params"]["taskId"].as_str().unwrap_or(""))
+                }
+                "tasks/result" => {
+                    let id = msg["params"]["taskId"].as_str().unwrap_or("");
+                    json!({"content": [{"type": "text", "text": format!("findings of {id}")}]})
+                }
+                _ if msg.get("id").is_none() => {
+                    return axum::http::StatusCode::ACCEPTED.into_response()
+                }
+                _ => json!({}),
+            };
+            let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result});
+            ([("mcp-session-id", "tasks-1")], axum::Json(answer)).into_response()
+        }
+    };
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(answer)
+            .get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED })
+            .delete(|| async { axum::http::StatusCode::OK }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// Two agents on a server that keeps tasks for its login (the same login
+/// for both, through Gatehouse): each gets, lists and cancels only its own
+/// tasks. Another agent's task id is unknown to it (invalid params, as MCP
+/// answers a task that is not the requester's), audited as refused, and
+/// never reaches the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_agents_task_is_unknown_to_it() {
+    let (url, named) = server_with_tasks_for_its_login().await;
+    let fx = Fixture::start_with(&format!("port = 0\n[servers.tasks]\nurl = {url:?}\n")).await;
+    let (_, alice) = fx
+        .agent("Alice", "tasks", ToolChoice::All, AskChoice::None)
+        .await;
+    let (_, mallory) = fx
+        .agent("Mallory", "tasks", ToolChoice::All, AskChoice::None)
+        .await;
+    let research = json!({"name": "research", "arguments": {}, "task": {"ttl": 60000}});
+    let created = alice.ok("tools/call", research.clone()).await;
+    let alices = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = mallory.ok("tools/call", research).await;
+    let mallorys = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(alices, mallorys);
+
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let (status, body) = mallory.request(method, json!({"taskId": alices})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["error"]["code"], -32602, "{method}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no task"),
+            "{body}"
+        );
+        let (_, none) = mallory.request(method, json!({})).await;
+        assert_eq!(
+            none["error"]["code"], -32602,
+            "{method} without a task id: {none}"
+        );
+    }
+    assert!(
+        !named.lock().unwrap().contains(&alices),
+        "Alice's task reached the server for Mallory"
+    );
+    let listed = mallory.ok("tasks/list", json!({})).await;
+    let ids: Vec<&str> = listed["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [mallorys.as_str()], "{listed}");
+
+    // Alice's own task is hers to get, read and list.
+    let got = alice.ok("tasks/get", json!({"taskId": alices})).await;
+    assert_eq!(got["result"]["status"], "completed", "{got}");
+    let result = alice.ok("tasks/result", json!({"taskId": alices})).await;
+    assert_eq!(
+        result["result"]["content"][0]["text"],
+        format!("findings of {alices}")
+    );
+    let listed = alice.ok("tasks/list", json!({})).await;
+    assert_eq!(
+        listed["result"]["tasks"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+
+    let rows = fx.audit_rows();
+    let refused: Vec<_> = rows
+        .iter()
+        .filter(|r| r.1 == "denied" && r.2.as_deref() == Some("tasks/result"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "Mallory's two tasks/result, audited: {rows:?}"
+    );
+    let call = rows.iter().find(|r| r.0 == "tool_call").unwrap();
+    assert_eq!(
+        call.3["task"],
+        json!(alices),
+        "the call names the task it created"
+    );
+}
