@@ -258,32 +258,41 @@ commands! {
 
     /// Forgets Gatehouse's login at a remote server.
     fn server_logout(d, app, name: String) -> () {
-        d.gh.logout(&name)
+        let gh = d.gh.clone();
+        blocking(move || gh.logout(&name)).await
     }
 
     /// Sets or replaces a server's secret (typed once, kept in the keychain).
     fn server_secret_set(d, app, server: String, name: String, value: String) -> () {
-        d.gh.set_server_secret(&server, &name, &value)
+        let gh = d.gh.clone();
+        blocking(move || gh.set_server_secret(&server, &name, &value)).await
     }
 
     /// Removes a server's secret.
     fn server_secret_remove(d, app, server: String, name: String) -> () {
-        d.gh.remove_server_secret(&server, &name)
+        let gh = d.gh.clone();
+        blocking(move || gh.remove_server_secret(&server, &name)).await
     }
 
     /// The AI clients found on this machine, and the MCP servers each has.
     fn connect_clients(d, app) -> Vec<ConnectFound> {
         let status = d.gh.status()?;
-        Ok(gatehouse::connect::Dirs::from_env()
-            .map(|dirs| gatehouse::connect::list(&dirs, &status.url, None))
-            .unwrap_or_default())
+        blocking(move || {
+            Ok(gatehouse::connect::Dirs::from_env()
+                .map(|dirs| gatehouse::connect::list(&dirs, &status.url, None))
+                .unwrap_or_default())
+        })
+        .await
     }
 
     /// The change that would put a client's servers behind Gatehouse (nothing is written).
     fn connect_preview(d, app, client: String, move_secrets: bool) -> ConnectPreview {
         let opts = d.connect_options(&client, move_secrets)?;
-        let plan = gatehouse::connect::plan(&opts).map_err(Error::bad_request)?;
-        Ok(plan.preview(&opts.gatehouse_config))
+        blocking(move || {
+            let plan = gatehouse::connect::plan(&opts).map_err(Error::bad_request)?;
+            Ok(plan.preview(&opts.gatehouse_config))
+        })
+        .await
     }
 
     /// Makes that change (with a backup `gatehouse disconnect` restores); says what was done.

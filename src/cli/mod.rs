@@ -597,6 +597,8 @@ fn verify_log(
 }
 
 /// Where this data directory's secrets (and the audit log's key) are kept.
+/// The secret store the config names (`auto` without a config), with the
+/// data directory made ready for it.
 fn open_credentials(data_dir: &Path, config: Option<PathBuf>) -> Result<CredentialStore, String> {
     let choice = match config {
         Some(path) => Config::load(&path).map_err(|e| e.to_string())?.secret_store,

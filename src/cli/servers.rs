@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use gatehouse::api::servers::secret_name;
-use gatehouse::api::{ConfigChange, CredentialStore, NewSecret, NewServer, Tool};
+use gatehouse::api::{ConfigChange, NewSecret, NewServer, Tool};
+use gatehouse::config;
 use gatehouse::config::edit;
-use gatehouse::config::{self, CredentialStoreChoice};
 use gatehouse::control::client::ControlClient;
 use gatehouse::control::Request;
 use gatehouse::text::inert;
@@ -293,7 +293,7 @@ fn offline(
             let entry = server.entry().map_err(|e| e.message)?;
             edit::add_to_file(&path, &server.name, &entry)?;
             if !secrets.is_empty() {
-                let store = credentials(data_dir, &path)?;
+                let store = super::open_credentials(data_dir, Some(path.clone()))?;
                 for s in secrets {
                     store
                         .set(&server.name, &secret_name(&s.key), &s.value)
@@ -316,13 +316,6 @@ fn offline(
         path.display()
     );
     Ok(())
-}
-
-fn credentials(data_dir: &Path, config_path: &Path) -> Result<CredentialStore, String> {
-    let choice =
-        config::Config::load(config_path).map_or(CredentialStoreChoice::Auto, |c| c.secret_store);
-    gatehouse::daemon::prepare_data_dir(data_dir).map_err(|e| format!("{e:#}"))?;
-    CredentialStore::open(data_dir, choice).map_err(|e| e.to_string())
 }
 
 /// KEY=VALUE pairs.

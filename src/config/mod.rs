@@ -285,6 +285,23 @@ pub enum Upstream {
     },
 }
 
+impl Upstream {
+    /// The secrets its values name, each once.
+    pub fn secret_names(&self) -> std::collections::BTreeSet<&str> {
+        let values: Vec<&Value> = match self {
+            Upstream::Stdio { args, env, .. } => args.iter().chain(env.values()).collect(),
+            Upstream::Http { headers, .. } => headers.values().collect(),
+        };
+        values
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Secret(r) => Some(r.secret.as_str()),
+                Value::Plain(_) => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PreregisteredClient {
     pub client_id: String,

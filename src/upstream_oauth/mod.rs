@@ -203,18 +203,45 @@ impl UpstreamAuth {
         if let Some(known) = lock(&self.cache).get(server) {
             return known.clone();
         }
-        // A store that fails is asked again next time; no login is remembered.
-        let text = self.credentials.upstream_login(&account(server)).ok()?;
-        let tokens = text.and_then(|t| serde_json::from_str::<Tokens>(&t).ok());
+        self.remember(server, self.credentials.upstream_login(&account(server)))
+    }
+
+    /// [`Self::tokens`] for the request path: the store is read off the
+    /// async workers (a locked keychain may wait for the person).
+    async fn load(&self, server: &str) -> Option<Tokens> {
+        if let Some(known) = lock(&self.cache).get(server) {
+            return known.clone();
+        }
+        let (store, account) = (self.credentials.clone(), account(server));
+        let read = tokio::task::spawn_blocking(move || store.upstream_login(&account)).await;
+        self.remember(server, read.ok()?)
+    }
+
+    /// Caches a login read from the store. A store that failed is asked
+    /// again next time; no login is remembered.
+    fn remember(
+        &self,
+        server: &str,
+        read: Result<Option<String>, crate::credentials::SecretError>,
+    ) -> Option<Tokens> {
+        let tokens = read
+            .ok()?
+            .and_then(|t| serde_json::from_str::<Tokens>(&t).ok());
         lock(&self.cache).insert(server.to_string(), tokens.clone());
         tokens
     }
 
-    fn keep(&self, server: &str, tokens: Tokens) -> Result<(), String> {
+    /// Keeps a new login in the store (off the async workers) and the cache.
+    async fn keep(&self, server: &str, tokens: Tokens) -> Result<(), String> {
         let text = serde_json::to_string(&tokens).map_err(|e| e.to_string())?;
-        self.credentials
-            .set_upstream_login(&account(server), Some(&text))
-            .map_err(|e| format!("cannot keep the login in the keychain: {e}"))?;
+        let (store, account) = (self.credentials.clone(), account(server));
+        let kept =
+            tokio::task::spawn_blocking(move || store.set_upstream_login(&account, Some(&text)))
+                .await;
+        let kept = kept
+            .map_err(|e| e.to_string())
+            .and_then(|k| k.map_err(|e| e.to_string()));
+        kept.map_err(|e| format!("cannot keep the login in the keychain: {e}"))?;
         lock(&self.cache).insert(server.to_string(), Some(tokens));
         lock(&self.needs).remove(server);
         lock(&self.failures).remove(server);
@@ -235,7 +262,7 @@ impl UpstreamAuth {
     /// The access token to send to the server, refreshed first if it is
     /// about to expire; `None` when there is no login (or it cannot be renewed).
     pub async fn bearer(&self, server: &str) -> Option<String> {
-        let tokens = self.tokens(server)?;
+        let tokens = self.load(server).await?;
         let fresh = tokens
             .expires_at
             .is_none_or(|at| at - now_ms() > REFRESH_MARGIN_MS);
@@ -260,7 +287,7 @@ impl UpstreamAuth {
         let c = Challenge::parse(challenge);
         lock(&self.challenges).insert(server.to_string(), c.clone());
         if retried {
-            let scope = self.tokens(server).and_then(|t| t.scope).or(c.scope);
+            let scope = self.load(server).await.and_then(|t| t.scope).or(c.scope);
             self.mark(
                 server,
                 format!("the server refused Gatehouse's renewed login (HTTP {status})"),
@@ -282,7 +309,7 @@ impl UpstreamAuth {
             }
         }
         if status == 403 && c.error.as_deref() == Some("insufficient_scope") {
-            let have = self.tokens(server).and_then(|t| t.scope);
+            let have = self.load(server).await.and_then(|t| t.scope);
             let scope = union(have.as_deref(), c.scope.as_deref());
             self.mark(
                 server,
@@ -291,7 +318,7 @@ impl UpstreamAuth {
             );
             return false;
         }
-        match self.tokens(server) {
+        match self.load(server).await {
             Some(tokens) if self.refresh(server, &tokens.access_token).await.is_ok() => true,
             Some(_) => false,
             None => {
@@ -305,7 +332,7 @@ impl UpstreamAuth {
     /// protected-resource metadata no longer lists the one Gatehouse's
     /// login came from (its tokens and client are not valid there).
     async fn moved_to(&self, server: &str, url: &url::Url, c: &Challenge) -> Option<String> {
-        let tokens = self.tokens(server)?;
+        let tokens = self.load(server).await?;
         let now = discovery::resource(url, c).await.ok()?;
         (!now.authorization_servers.contains(&tokens.issuer))
             .then(|| now.authorization_servers[0].clone())
@@ -315,7 +342,7 @@ impl UpstreamAuth {
     /// requests find it stale at the same time).
     async fn refresh(&self, server: &str, stale: &str) -> Result<String, String> {
         let _one = self.refreshing.lock().await;
-        let Some(tokens) = self.tokens(server) else {
+        let Some(tokens) = self.load(server).await else {
             return Err("no login".into());
         };
         if tokens.access_token != stale {
@@ -348,7 +375,7 @@ impl UpstreamAuth {
                     ..tokens
                 };
                 let access = renewed.access_token.clone();
-                self.keep(server, renewed)?;
+                self.keep(server, renewed).await?;
                 tracing::info!(server, "renewed the server's access token");
                 Ok(access)
             }
@@ -551,7 +578,7 @@ impl UpstreamAuth {
             resource: attempt.resource,
             identity: attempt.identity,
         };
-        self.keep(&attempt.server, tokens)?;
+        self.keep(&attempt.server, tokens).await?;
         tracing::info!(server = %attempt.server, "logged in to the server");
         Ok(attempt.server)
     }
@@ -731,8 +758,8 @@ mod tests {
     /// each request (a keychain read is a D-Bus round trip on Linux): what
     /// is in the store besides what this process kept and forgot is not
     /// read again.
-    #[test]
-    fn a_servers_login_or_its_absence_is_read_once() {
+    #[tokio::test]
+    async fn a_servers_login_or_its_absence_is_read_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(CredentialStore::file(dir.path()));
         let auth = UpstreamAuth::new(store.clone());
@@ -749,7 +776,13 @@ mod tests {
             .set_upstream_login(&account("remote"), Some(&text))
             .unwrap();
         assert!(!auth.logged_in("remote"), "the store was read again");
-        auth.keep("remote", tokens).unwrap();
+        assert!(
+            auth.load("remote").await.is_none(),
+            "the store was read again"
+        );
+        let fresh = UpstreamAuth::new(store.clone());
+        assert!(fresh.load("remote").await.is_some(), "read off the workers");
+        auth.keep("remote", tokens).await.unwrap();
         assert!(auth.logged_in("remote"));
         assert!(UpstreamAuth::new(store.clone()).logged_in("remote"));
         auth.logout("remote");

@@ -24,7 +24,7 @@ pub struct HttpConnection {
     /// The task relaying the GET stream: ended with the connection, not
     /// only when the server ends the stream (a server may keep it open
     /// after its session's DELETE, and the agent's stream with it).
-    stream_relay: Mutex<Option<tokio::task::AbortHandle>>,
+    stream_relay: Mutex<StreamRelay>,
     pub(super) list_changed: Arc<AtomicBool>,
     url: url::Url,
     http: reqwest::Client,
@@ -247,24 +247,31 @@ impl HttpConnection {
         let (tx, rx) = message_channel();
         let messages = SseMessages::new(response, self.list_changed.clone());
         let relay = tokio::spawn(relay_sse(messages, tx, false)).abort_handle();
-        let earlier = self.stream_relay().replace(relay);
-        if let Some(earlier) = earlier {
-            earlier.abort();
-        }
+        self.replace_stream_relay(Some(relay));
         Some(Box::pin(futures::stream::unfold(
             (rx, lease),
             |(mut rx, lease)| async move { rx.recv().await.map(|m| (m, (rx, lease))) },
         )))
     }
 
-    fn stream_relay(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::AbortHandle>> {
-        self.stream_relay.lock().unwrap_or_else(|p| p.into_inner())
+    /// Makes `next` the GET stream's relay, ending the one before; with
+    /// `None`, ends it for good (the connection closes), so that a stream
+    /// opened while it closed ends too.
+    fn replace_stream_relay(&self, next: Option<tokio::task::AbortHandle>) {
+        let mut relay = self.stream_relay.lock().unwrap_or_else(|p| p.into_inner());
+        relay.closed |= next.is_none();
+        let (kept, refused) = match relay.closed {
+            true => (None, next),
+            false => (next, None),
+        };
+        let earlier = std::mem::replace(&mut relay.running, kept);
+        for handle in [earlier, refused].into_iter().flatten() {
+            handle.abort();
+        }
     }
 
     pub(super) async fn close(&self) {
-        if let Some(relay) = self.stream_relay().take() {
-            relay.abort();
-        }
+        self.replace_stream_relay(None);
         let sid = self
             .session_id
             .lock()
@@ -284,10 +291,15 @@ impl HttpConnection {
 
 impl Drop for HttpConnection {
     fn drop(&mut self) {
-        if let Some(relay) = self.stream_relay().take() {
-            relay.abort();
-        }
+        self.replace_stream_relay(None);
     }
+}
+
+/// The task relaying a connection's GET stream, and whether the connection closed.
+#[derive(Default)]
+struct StreamRelay {
+    running: Option<tokio::task::AbortHandle>,
+    closed: bool,
 }
 
 /// The messages of an SSE response, one `data:` event at a time.
@@ -500,5 +512,33 @@ mod tests {
         let mut messages = sse_in_chunks(lines);
         assert!(messages.next().await.is_none());
         assert!(messages.data.len() <= MAX_MESSAGE_BYTES + line.len());
+    }
+
+    /// A GET stream whose relay is stored after the connection closed (the
+    /// agent's stream raced the session's end) is ended at once, as is the
+    /// relay a new stream replaces.
+    #[tokio::test]
+    async fn a_stream_relay_ends_with_its_connection_even_when_it_comes_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::credentials::CredentialStore::file(dir.path());
+        let login = Arc::new(UpstreamAuth::new(Arc::new(store)));
+        let url = url::Url::parse("http://127.0.0.1:9/mcp").unwrap();
+        let conn = HttpConnection::new("remote", url, &[], login).unwrap();
+        let forever = || tokio::spawn(std::future::pending::<()>());
+        let ended = |task: tokio::task::JoinHandle<()>| async move {
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+            waited.is_ok_and(|t| t.is_err_and(|e| e.is_cancelled()))
+        };
+
+        let (first, second) = (forever(), forever());
+        conn.replace_stream_relay(Some(first.abort_handle()));
+        conn.replace_stream_relay(Some(second.abort_handle()));
+        assert!(ended(first).await, "replaced, so ended");
+        conn.close().await;
+        assert!(ended(second).await, "closed, so ended");
+
+        let late = forever();
+        conn.replace_stream_relay(Some(late.abort_handle()));
+        assert!(ended(late).await, "came after the close");
     }
 }

@@ -239,16 +239,49 @@ impl Launcher {
                 ),
             });
         }
-        Connection::open(server, &self.secrets, &self.health, &self.login).await
+        let secrets = read_secrets(server, &self.secrets).await?;
+        Connection::open(server, &secrets, &self.health, &self.login)
+    }
+}
+
+/// The secrets a server's configuration names, read now (so a changed
+/// secret applies to the next session) and off the async workers: a locked
+/// keychain may wait for the person, and every agent's requests with it.
+async fn read_secrets(
+    server: &ServerConfig,
+    store: &Arc<CredentialStore>,
+) -> Result<HashMap<String, String>, UpstreamError> {
+    let names: Vec<String> = server
+        .upstream
+        .secret_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (store, name) = (store.clone(), server.name.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let read = |secret: String| store.get(&name, &secret).map(|value| (secret, value));
+        names.into_iter().map(read).collect::<Result<_, _>>()
+    })
+    .await;
+    let failed = |reason: String| UpstreamError::Start {
+        server: server.name.clone(),
+        reason,
+    };
+    match read {
+        Ok(secrets) => secrets.map_err(|e| failed(e.to_string())),
+        Err(e) => Err(failed(format!("reading its secrets failed: {e}"))),
     }
 }
 
 impl Connection {
-    /// Starts (stdio) or prepares (HTTP) a connection, with its secrets read
-    /// from the keychain now, so a changed secret applies to the next session.
-    async fn open(
+    /// Starts (stdio) or prepares (HTTP) a connection with its secrets
+    /// (read by [`read_secrets`]).
+    fn open(
         server: &ServerConfig,
-        secrets: &CredentialStore,
+        secrets: &HashMap<String, String>,
         health: &Arc<Health>,
         login: &Arc<crate::upstream_oauth::UpstreamAuth>,
     ) -> Result<Connection, UpstreamError> {
@@ -257,13 +290,12 @@ impl Connection {
             match value {
                 ConfigValue::Plain(p) => Ok(p.clone()),
                 ConfigValue::Secret(r) => {
-                    let secret =
-                        secrets
-                            .get(&server.name, &r.secret)
-                            .map_err(|e| UpstreamError::Start {
-                                server: server.name.clone(),
-                                reason: e.to_string(),
-                            })?;
+                    let Some(secret) = secrets.get(&r.secret).cloned() else {
+                        return Err(UpstreamError::Start {
+                            server: server.name.clone(),
+                            reason: format!("its secret {:?} was not read", r.secret),
+                        });
+                    };
                     let value = format!("{}{secret}", r.prefix);
                     redactor.secrets.push(secret);
                     Ok(value)
