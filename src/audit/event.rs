@@ -27,6 +27,10 @@ pub enum EventKind {
     /// no outcome is a call whose end was never recorded (Gatehouse stopped
     /// while it ran).
     CallStarted,
+    /// An agent read the result of a tool call that ran as a task
+    /// (`tasks/result`): the call's `tool_call` event says the task was
+    /// created; this one says how it ended.
+    TaskResult,
     /// A server sent the agent a request of its own (sampling, elicitation,
     /// roots): relayed, and named here by its method (as the event's tool).
     McpRequest,
@@ -76,6 +80,7 @@ impl EventKind {
             EventKind::AgentRevoked => "agent_revoked",
             EventKind::ToolCall => "tool_call",
             EventKind::CallStarted => "call_started",
+            EventKind::TaskResult => "task_result",
             EventKind::McpRequest => "mcp_request",
             EventKind::CallHeld => "call_held",
             EventKind::CallDecided => "call_decided",

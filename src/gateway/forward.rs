@@ -97,7 +97,7 @@ impl Gateway {
             session: session.clone(),
             access: access.clone(),
             method: req.method.clone(),
-            creates_task: req.msg.get("params").and_then(|p| p.get("task")).is_some(),
+            task: TaskPart::of(&req, session),
             call: started,
         };
         let ClientRequest { id, msg, .. } = req;
@@ -305,9 +305,43 @@ struct Relay {
     session: Arc<Session>,
     access: AccessGrant,
     method: String,
-    /// Sent with `params.task`: its answer names the task it created.
-    creates_task: bool,
+    task: TaskPart,
     call: Option<StartedCall>,
+}
+
+/// What a request has to do with a task.
+enum TaskPart {
+    None,
+    /// Sent with `params.task`: its answer names the task it created.
+    Creates,
+    /// `tasks/result` for one of the session's tasks: how the call ended.
+    ResultOf {
+        id: String,
+        tool: String,
+    },
+}
+
+impl TaskPart {
+    /// A client's request that may create a task is a `tools/call` (MCP
+    /// 2025-11-25); a client may send `params.task` with others too (the
+    /// TypeScript SDK does with `tasks/result`), which creates none.
+    fn of(req: &ClientRequest, session: &Session) -> TaskPart {
+        let param = |name: &str| req.msg.get("params").and_then(|p| p.get(name));
+        match req.method.as_str() {
+            "tools/call" if param("task").is_some() => TaskPart::Creates,
+            "tasks/result" => {
+                let id = param("taskId").and_then(Value::as_str).unwrap_or_default();
+                match session.tasks.tool_of(id) {
+                    Some(tool) => TaskPart::ResultOf {
+                        id: id.to_string(),
+                        tool,
+                    },
+                    None => TaskPart::None,
+                }
+            }
+            _ => TaskPart::None,
+        }
+    }
 }
 
 impl Relay {
@@ -319,7 +353,17 @@ impl Relay {
         if self.method == "tasks/list" {
             tasks.filter_list(answer);
         }
-        let task = self.creates_task.then(|| tasks.note_created(answer));
+        let created = match &self.task {
+            TaskPart::None => None,
+            TaskPart::Creates => {
+                let tool = self.call.as_ref().map_or("", |c| &c.tool);
+                tasks.note_created(answer, tool)
+            }
+            TaskPart::ResultOf { id, tool } => {
+                self.record_task_result(answer, id, tool);
+                None
+            }
+        };
         if self.method == "tools/list" {
             let now = clock::now();
             let definitions = &self.session.definitions;
@@ -330,7 +374,7 @@ impl Relay {
         }
         if let Some(call) = &self.call {
             let (outcome, mut detail) = call_outcome(answer, call.detail.clone());
-            if let Some(Some(task)) = &task {
+            if let Some(task) = &created {
                 // Its result comes later, with `tasks/result`.
                 detail["task"] = json!(audit::event::name(task));
             }
@@ -345,6 +389,18 @@ impl Relay {
             self.store
                 .append_outcome(&call.start, outcome, clock::now());
         }
+    }
+
+    /// How a call that ran as a task ended, as its result was read.
+    fn record_task_result(&self, answer: &Message, id: &str, tool: &str) {
+        let (outcome, detail) = call_outcome(answer, json!({"task": audit::event::name(id)}));
+        let event = CallEvent {
+            access: &self.access,
+            server: &self.session.server,
+            tool,
+        };
+        let event = event.event(EventKind::TaskResult, outcome, None, detail);
+        self.store.append_soon(move || event, clock::now());
     }
 
     /// Relays the rest of an exchange to `tx` (or to nobody, when the agent

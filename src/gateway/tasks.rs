@@ -23,10 +23,11 @@ pub const KEPT: usize = 1024;
 /// noted, so no session can name it.
 const LONGEST_ID: usize = 1024;
 
-/// The task ids a session's own requests created, oldest first.
+/// The tasks a session's own requests created, oldest first: each id, and
+/// the tool whose call created it.
 #[derive(Default)]
 pub struct Tasks {
-    created: Mutex<VecDeque<String>>,
+    created: Mutex<VecDeque<(String, String)>>,
 }
 
 /// What the session may not do with a task: the message of the
@@ -35,9 +36,9 @@ pub struct Tasks {
 pub struct NotYours(pub String);
 
 impl Tasks {
-    /// Notes the task an answer to a task-augmented request created (a
-    /// `CreateTaskResult`: `result.task.taskId`); its id, if it was one.
-    pub fn note_created(&self, answer: &Message) -> Option<String> {
+    /// Notes the task an answer to a task-augmented call of `tool` created
+    /// (a `CreateTaskResult`: `result.task.taskId`); its id, if it was one.
+    pub fn note_created(&self, answer: &Message, tool: &str) -> Option<String> {
         #[derive(serde::Deserialize)]
         struct Created {
             task: Task,
@@ -53,17 +54,26 @@ impl Tasks {
             return None;
         }
         let mut created = lock(&self.created);
-        if !created.contains(&id) {
+        if !created.iter().any(|(known, _)| *known == id) {
             if created.len() == KEPT {
                 created.pop_front();
             }
-            created.push_back(id.clone());
+            created.push_back((id.clone(), tool.to_string()));
         }
         Some(id)
     }
 
+    /// The tool whose call created the task, if this session created it.
+    pub fn tool_of(&self, id: &str) -> Option<String> {
+        let created = lock(&self.created);
+        created
+            .iter()
+            .find(|(t, _)| t == id)
+            .map(|(_, tool)| tool.clone())
+    }
+
     fn owns(&self, id: &str) -> bool {
-        lock(&self.created).iter().any(|t| t == id)
+        self.tool_of(id).is_some()
     }
 
     /// Whether a request may go upstream as far as tasks go: `tasks/get`,
@@ -96,7 +106,7 @@ impl Tasks {
         tasks.retain(|t| {
             t.get("taskId")
                 .and_then(Value::as_str)
-                .is_some_and(|id| created.iter().any(|c| c == id))
+                .is_some_and(|id| created.iter().any(|(c, _)| c == id))
         });
         drop(created);
         let id = answer.response_id().map(|id| id.into_owned());
@@ -122,7 +132,11 @@ mod tests {
     #[test]
     fn a_session_names_only_the_tasks_it_created() {
         let tasks = Tasks::default();
-        assert_eq!(tasks.note_created(&created("t-1")), Some("t-1".into()));
+        assert_eq!(
+            tasks.note_created(&created("t-1"), "research"),
+            Some("t-1".into())
+        );
+        assert_eq!(tasks.tool_of("t-1").as_deref(), Some("research"));
         let get = |id: &str| tasks.check("tasks/get", Some(&json!({"taskId": id})));
         assert_eq!(get("t-1"), Ok(()));
         assert!(get("t-2").is_err());
@@ -131,14 +145,14 @@ mod tests {
         assert_eq!(tasks.check("tools/call", None), Ok(()));
         // An answer that created no task (a plain result, an error) notes nothing.
         let plain: Message = json!({"jsonrpc": "2.0", "id": 2, "result": {"content": []}}).into();
-        assert_eq!(tasks.note_created(&plain), None);
+        assert_eq!(tasks.note_created(&plain, "research"), None);
     }
 
     #[test]
     fn only_the_newest_tasks_are_kept() {
         let tasks = Tasks::default();
         for i in 0..=KEPT {
-            tasks.note_created(&created(&format!("t-{i}")));
+            tasks.note_created(&created(&format!("t-{i}")), "research");
         }
         assert!(!tasks.owns("t-0"));
         assert!(tasks.owns("t-1") && tasks.owns(&format!("t-{KEPT}")));
@@ -147,7 +161,7 @@ mod tests {
     #[test]
     fn a_listing_shows_only_the_sessions_tasks() {
         let tasks = Tasks::default();
-        tasks.note_created(&created("mine"));
+        tasks.note_created(&created("mine"), "research");
         let mut answer: Message = json!({"jsonrpc": "2.0", "id": "l", "result": {
             "tasks": [{"taskId": "theirs"}, {"taskId": "mine"}, {"no": "id"}],
             "nextCursor": "c"}})

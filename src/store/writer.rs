@@ -257,7 +257,7 @@ impl Store {
 
     /// Queues the event `make` gives for the writer's next group commit
     /// and returns at once, for a record that nothing waits on.
-    fn append_soon(
+    pub fn append_soon(
         self: &Arc<Self>,
         make: impl FnOnce() -> NewEvent + Send + 'static,
         now: UnixMs,

@@ -274,7 +274,7 @@ fn everything_over_streamable_http() {
 /// A tool that runs as a task (MCP tasks), over streamable HTTP, with the
 /// TypeScript SDK's task API: the task is created, its status polled, its
 /// result read, and the session's task list names it. The call is audited
-/// with the task it created.
+/// with the task it created, and the result read with how the call ended.
 #[test]
 fn everything_task_over_streamable_http() {
     let server = HttpEverything::start();
@@ -301,6 +301,13 @@ fn everything_task_over_streamable_http() {
     let calls = tool_calls(&log, name, tool);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["detail"]["task"], json!(created), "{}", calls[0]);
+    let ended = log
+        .iter()
+        .filter(|e| e["kind"] == "task_result" && e["agent"] == name && e["tool"] == tool);
+    let ended: Vec<&Value> = ended.collect();
+    assert_eq!(ended.len(), 1, "the result read is audited: {log:?}");
+    assert_eq!(ended[0]["outcome"], "allowed", "{}", ended[0]);
+    assert_eq!(ended[0]["detail"]["task"], json!(created), "{}", ended[0]);
 }
 
 /// A secret set with `gatehouse secret set` (file store) reaches server-everything's

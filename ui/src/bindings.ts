@@ -194,7 +194,7 @@ paused: Paused | null,
  */
 program: Program | null, };
 
-export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "call_started" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed" | "rule_changed" | "audit_pruned";
+export type EventKind = "client_registered" | "consent_requested" | "consent_approved" | "consent_denied" | "consent_expired" | "token_issued" | "token_refreshed" | "token_revoked" | "code_replayed" | "refresh_reused" | "grant_revoked" | "agent_revoked" | "tool_call" | "call_started" | "task_result" | "mcp_request" | "call_held" | "call_decided" | "tool_changed" | "tool_reviewed" | "audit_truncated" | "config_changed" | "paused" | "resumed" | "program_mismatch" | "grant_changed" | "rule_changed" | "audit_pruned";
 
 export type Outcome = "allowed" | "denied" | "error" | "revoked";
 

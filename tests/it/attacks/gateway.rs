@@ -292,7 +292,7 @@ async fn server_with_tasks_for_its_login() -> (String, std::sync::Arc<std::sync:
 /// for both, through Gatehouse): each gets, lists and cancels only its own
 /// tasks. Another agent's task id is unknown to it (invalid params, as MCP
 /// answers a task that is not the requester's), audited as refused, and
-/// never reaches the server.
+/// never reaches the server. Reading its own task's result is audited.
 #[tokio::test(flavor = "multi_thread")]
 async fn another_agents_task_is_unknown_to_it() {
     let (url, named) = server_with_tasks_for_its_login().await;
@@ -377,4 +377,9 @@ async fn another_agents_task_is_unknown_to_it() {
         json!(alices),
         "the call names the task it created"
     );
+    let results: Vec<_> = rows.iter().filter(|r| r.0 == "task_result").collect();
+    assert_eq!(results.len(), 1, "Alice's tasks/result, audited: {rows:?}");
+    assert_eq!(results[0].1, "allowed");
+    assert_eq!(results[0].2.as_deref(), Some("research"));
+    assert_eq!(results[0].3["task"], json!(alices));
 }

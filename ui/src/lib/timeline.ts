@@ -122,6 +122,7 @@ const KIND_LABELS: Record<string, string> = {
   agent_revoked: 'agent revoked',
   tool_call: 'tool call',
   call_started: 'call started',
+  task_result: 'task result',
   mcp_request: 'asked by the server',
 };
 
