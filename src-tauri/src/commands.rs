@@ -134,7 +134,8 @@ commands! {
 
     /// The fronted servers (their tools if listed recently).
     fn servers(d, app) -> Vec<Server> {
-        Ok(d.gh.servers())
+        let gh = d.gh.clone();
+        blocking(move || Ok(gh.servers())).await
     }
 
     /// A server's tools, from the server itself (starting it if needed).

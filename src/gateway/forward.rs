@@ -25,6 +25,9 @@ use crate::store::{CallStart, Store};
 const ARGUMENT_SUMMARY_BYTES: usize = 1024;
 /// The least time a new upstream gets to answer `initialize`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least time `tasks/result` waits: it answers when the task ends,
+/// which may take as long as a person answering it (MCP tasks).
+const TASK_RESULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Who makes a request, on which session.
 pub(super) struct Call<'a> {
@@ -100,6 +103,10 @@ impl Gateway {
             task: TaskPart::of(&req, session),
             call: started,
         };
+        let timeout = match req.method.as_str() {
+            "tasks/result" => self.call_timeout().max(TASK_RESULT_TIMEOUT),
+            _ => self.call_timeout(),
+        };
         let ClientRequest { id, msg, .. } = req;
         // Were this request dropped (the agent went away) from here on, the
         // guard sees the exchange to its end, or records that it was cut
@@ -109,16 +116,7 @@ impl Gateway {
             relay: Some(relay),
             exchange: None,
         };
-        match Exchange::send(
-            &self.store,
-            session,
-            id,
-            msg,
-            call.headers,
-            self.call_timeout(),
-        )
-        .await
-        {
+        match Exchange::send(&self.store, session, id, msg, call.headers, timeout).await {
             Ok(exchange) => unfinished.exchange = Some(exchange),
             Err(e) => {
                 if let Some(relay) = unfinished.relay.take() {
@@ -252,6 +250,9 @@ impl Exchange {
                 return (m, true);
             }
             if m.is_server_message() {
+                if !self.session.tasks.shows(&m) {
+                    continue; // a status of a task that is not the session's
+                }
                 record_server_request(&self.store, &self.session.server_asks, &m).await;
                 return (m, false);
             }

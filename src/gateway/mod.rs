@@ -148,6 +148,8 @@ impl Gateway {
             .ok_or(McpError::StreamUnavailable)?;
         // Not the session itself: the stream ends when the session does.
         let (store, asks) = (self.store.clone(), session.server_asks.clone());
+        let tasks = session.tasks.clone();
+        let stream = stream.filter(move |m| std::future::ready(tasks.shows(m)));
         Ok(Box::pin(stream.then(move |m| {
             let (store, asks) = (store.clone(), asks.clone());
             async move {

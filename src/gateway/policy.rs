@@ -109,8 +109,9 @@ fn gated_item(method: &str, params: Option<&Value>) -> Option<(&'static str, Opt
     })
 }
 
-/// Whether a request acts (calls a tool, reads, gets a prompt…) rather than
-/// keeping the session alive or listing: what a pause refuses.
+/// Whether a request acts (calls a tool, reads, gets a prompt or a task's
+/// result…) rather than keeping the session alive, listing, or looking at or
+/// cancelling its tasks: what a pause refuses.
 pub fn acts(method: &str) -> bool {
     !matches!(
         method,
@@ -120,6 +121,9 @@ pub fn acts(method: &str) -> bool {
             | "resources/templates/list"
             | "prompts/list"
             | "logging/setLevel"
+            | "tasks/get"
+            | "tasks/list"
+            | "tasks/cancel"
     )
 }
 

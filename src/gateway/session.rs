@@ -36,8 +36,9 @@ pub struct Session {
     pub definitions: Definitions,
     /// What its server asked of the agent (on the timeline, up to a cap).
     pub server_asks: Arc<ServerAsks>,
-    /// The tasks its own requests created: the only ones it may name.
-    pub tasks: Tasks,
+    /// The tasks its own calls created: the only ones it may name (shared
+    /// with its GET stream, which hears only of them).
+    pub tasks: Arc<Tasks>,
 }
 
 /// Who a session's server requests are recorded for, and how many so far:
@@ -64,7 +65,7 @@ impl Session {
                 server: server.to_string(),
                 count: Default::default(),
             }),
-            tasks: Tasks::default(),
+            tasks: Arc::default(),
         }
     }
 

@@ -217,8 +217,9 @@ impl UpstreamAuth {
         self.remember(server, read.ok()?)
     }
 
-    /// Caches a login read from the store. A store that failed is asked
-    /// again next time; no login is remembered.
+    /// Caches a login read from the store, unless a login kept or forgotten
+    /// while it was read got there first (that one is newer). A store that
+    /// failed is asked again next time; no login is remembered.
     fn remember(
         &self,
         server: &str,
@@ -227,8 +228,8 @@ impl UpstreamAuth {
         let tokens = read
             .ok()?
             .and_then(|t| serde_json::from_str::<Tokens>(&t).ok());
-        lock(&self.cache).insert(server.to_string(), tokens.clone());
-        tokens
+        let mut cache = lock(&self.cache);
+        cache.entry(server.to_string()).or_insert(tokens).clone()
     }
 
     /// Keeps a new login in the store (off the async workers) and the cache.

@@ -54,7 +54,7 @@ function emit(event, fields = {}) {
 function parseArgs(argv) {
   const [url, name, ...rest] = argv;
   if (!url || !name) {
-    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--relist] [--pause] [--progress] [--resources] [--read URI]...');
+    throw new Error('usage: ts_client.mjs <mcp-url> <client-name> [--call NAME=JSON]... [--task NAME=JSON]... [--relist] [--pause] [--progress] [--resources] [--read URI]...');
   }
   const calls = [];
   const tasks = [];

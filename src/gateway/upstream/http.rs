@@ -534,6 +534,7 @@ mod tests {
         conn.replace_stream_relay(Some(first.abort_handle()));
         conn.replace_stream_relay(Some(second.abort_handle()));
         assert!(ended(first).await, "replaced, so ended");
+        assert!(!second.is_finished(), "the one that replaced it runs");
         conn.close().await;
         assert!(ended(second).await, "closed, so ended");
 

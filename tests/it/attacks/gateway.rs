@@ -262,9 +262,25 @@ async fn server_with_tasks_for_its_login() -> (String, std::sync::Arc<std::sync:
                     let all: Vec<Value> = tasks.lock().unwrap().iter().map(|t| task(t)).collect();
                     json!({"tasks": all})
                 }
-                "tasks/get" | "tasks/cancel" => {
-                    task(msg["params"]["taskId"].as_str().unwrap_or(""))
+                "tasks/get" => {
+                    // The status of every task first, as a server that keeps
+                    // them for its login might send them to every session.
+                    let mut events = String::new();
+                    for t in tasks.lock().unwrap().iter() {
+                        let status = json!({"jsonrpc": "2.0",
+                            "method": "notifications/tasks/status", "params": task(t)});
+                        events += &format!("event: message\ndata: {status}\n\n");
+                    }
+                    let id = msg["params"]["taskId"].as_str().unwrap_or("");
+                    let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": task(id)});
+                    events += &format!("event: message\ndata: {answer}\n\n");
+                    let headers = [
+                        ("content-type", "text/event-stream"),
+                        ("mcp-session-id", "tasks-1"),
+                    ];
+                    return (headers, events).into_response();
                 }
+                "tasks/cancel" => task(msg["params"]["taskId"].as_str().unwrap_or("")),
                 "tasks/result" => {
                     let id = msg["params"]["taskId"].as_str().unwrap_or("");
                     json!({"content": [{"type": "text", "text": format!("findings of {id}")}]})
@@ -289,8 +305,8 @@ async fn server_with_tasks_for_its_login() -> (String, std::sync::Arc<std::sync:
 }
 
 /// Two agents on a server that keeps tasks for its login (the same login
-/// for both, through Gatehouse): each gets, lists and cancels only its own
-/// tasks. Another agent's task id is unknown to it (invalid params, as MCP
+/// for both, through Gatehouse): each gets, lists, cancels and hears the
+/// status of only its own tasks. Another agent's task id is unknown to it (invalid params, as MCP
 /// answers a task that is not the requester's), audited as refused, and
 /// never reaches the server. Reading its own task's result is audited.
 #[tokio::test(flavor = "multi_thread")]
@@ -347,8 +363,21 @@ async fn another_agents_task_is_unknown_to_it() {
     assert_eq!(ids, [mallorys.as_str()], "{listed}");
 
     // Alice's own task is hers to get, read and list.
-    let got = alice.ok("tasks/get", json!({"taskId": alices})).await;
-    assert_eq!(got["result"]["status"], "completed", "{got}");
+    // Each hears the status of its own tasks only.
+    let get = |id: &str| json!({"jsonrpc": "2.0", "id": 90, "method": "tasks/get", "params": {"taskId": id}});
+    let heard = mallory.post(&get(&mallorys)).await.text().await.unwrap();
+    assert!(heard.contains("notifications/tasks/status"), "{heard}");
+    assert!(heard.contains("\"id\":90"), "the answer: {heard}");
+    assert!(
+        !heard.contains(&format!("\"{alices}\"")),
+        "Alice's status reached Mallory: {heard}"
+    );
+    let heard = alice.post(&get(&alices)).await.text().await.unwrap();
+    assert!(heard.contains("\"status\":\"completed\""), "{heard}");
+    assert!(
+        !heard.contains(&format!("\"{mallorys}\"")),
+        "Mallory's status reached Alice: {heard}"
+    );
     let result = alice.ok("tasks/result", json!({"taskId": alices})).await;
     assert_eq!(
         result["result"]["content"][0]["text"],
