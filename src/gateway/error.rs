@@ -35,6 +35,9 @@ pub enum McpError {
     NotGranted { id: Value, message: String },
     /// The person denied a held call, or nobody answered in time.
     CallDenied { id: Value, message: String },
+    /// [`super::MAX_WAITING_PER_SESSION`] of the session's requests already
+    /// wait on its upstream.
+    TooManyWaiting { id: Value },
     /// The upstream failed, exited or timed out.
     UpstreamFailed { id: Value, message: String },
     /// Gatehouse itself failed (its store).
@@ -59,6 +62,7 @@ impl McpError {
             | McpError::InvalidParams { .. }
             | McpError::NotGranted { .. }
             | McpError::CallDenied { .. }
+            | McpError::TooManyWaiting { .. }
             | McpError::UpstreamFailed { .. }
             | McpError::Internal { .. } => 200,
         }
@@ -80,6 +84,7 @@ impl McpError {
                 jsonrpc::NOT_GRANTED
             }
             McpError::CallDenied { .. } => jsonrpc::CALL_DENIED,
+            McpError::TooManyWaiting { .. } => jsonrpc::TOO_MANY_WAITING,
             McpError::UpstreamFailed { .. } => jsonrpc::UPSTREAM_FAILED,
             McpError::Internal { .. } => jsonrpc::INTERNAL_ERROR,
         }
@@ -105,6 +110,10 @@ impl McpError {
             McpError::StreamUnavailable => {
                 "no server-message stream: one is already open for this session, or the server offers none".into()
             }
+            McpError::TooManyWaiting { .. } => format!(
+                "{} requests of this session already wait on the server: send this one again when one is answered",
+                super::MAX_WAITING_PER_SESSION
+            ),
             McpError::MethodNotFound { message, .. }
             | McpError::InvalidParams { message, .. }
             | McpError::NotGranted { message, .. }
@@ -123,6 +132,7 @@ impl McpError {
             | McpError::InvalidParams { id, .. }
             | McpError::NotGranted { id, .. }
             | McpError::CallDenied { id, .. }
+            | McpError::TooManyWaiting { id }
             | McpError::UpstreamFailed { id, .. }
             | McpError::Internal { id, .. } => id.clone(),
             _ => Value::Null,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::jsonrpc::{self, Message};
 use super::listing::{self, Definition, Shown};
 use super::request::ClientRequest;
-use super::session::Session;
+use super::session::{InFlight, Session};
 use super::upstream::{message_channel, MessageSender, MessageStream, UpstreamHeaders};
 use super::{pinning, Gateway, McpError, Reply};
 use crate::audit::{self, summarize_arguments, EventKind, NewEvent, Outcome};
@@ -65,7 +65,11 @@ impl Gateway {
         headers: &UpstreamHeaders,
         timeout: Duration,
     ) -> Result<MessageStream, McpError> {
-        let exchange = Exchange::send(&self.store, session, id, msg, headers, timeout).await?;
+        let Some(waiting) = session.start_request(super::MAX_WAITING_PER_SESSION) else {
+            return Err(McpError::TooManyWaiting { id });
+        };
+        let sent = Exchange::send(&self.store, session, waiting, id, msg, headers, timeout);
+        let exchange = sent.await?;
         let (tx, rx) = message_channel();
         tokio::spawn(async move {
             let mut exchange = exchange;
@@ -91,6 +95,16 @@ impl Gateway {
         held_call: Option<String>,
     ) -> Reply {
         let (session, access) = (call.session, call.access);
+        // Counted from before its record: an agent cannot pile up requests
+        // that wait (a task's result may take an hour), even by leaving them.
+        let Some(waiting) = session.start_request(super::MAX_WAITING_PER_SESSION) else {
+            let error = McpError::TooManyWaiting { id: req.id.clone() };
+            let detail = held_call.map_or(json!({}), |c| json!({"held_call": c}));
+            let subject = req.subject().to_string();
+            return self
+                .refuse(call, &req, &subject, error, detail, clock::now())
+                .await;
+        };
         let started = match self.record_start(call, &req, held_call).await {
             Ok(started) => started,
             Err(refused) => return refused,
@@ -116,7 +130,16 @@ impl Gateway {
             relay: Some(relay),
             exchange: None,
         };
-        match Exchange::send(&self.store, session, id, msg, call.headers, timeout).await {
+        let sent = Exchange::send(
+            &self.store,
+            session,
+            waiting,
+            id,
+            msg,
+            call.headers,
+            timeout,
+        );
+        match sent.await {
             Ok(exchange) => unfinished.exchange = Some(exchange),
             Err(e) => {
                 if let Some(relay) = unfinished.relay.take() {
@@ -196,6 +219,8 @@ impl Gateway {
 struct Exchange {
     store: Arc<Store>,
     session: Arc<Session>,
+    /// Counts it among the session's waiting requests while it lives.
+    _waiting: InFlight,
     id: Value,
     headers: UpstreamHeaders,
     rx: MessageStream,
@@ -207,6 +232,7 @@ impl Exchange {
     async fn send(
         store: &Arc<Store>,
         session: &Arc<Session>,
+        waiting: InFlight,
         id: Value,
         msg: Value,
         headers: &UpstreamHeaders,
@@ -226,6 +252,7 @@ impl Exchange {
         Ok(Exchange {
             store: store.clone(),
             session: session.clone(),
+            _waiting: waiting,
             id,
             headers: headers.clone(),
             rx,

@@ -19,6 +19,8 @@ pub const NOT_GRANTED: i64 = -32001;
 pub const UPSTREAM_FAILED: i64 = -32002;
 /// Gatehouse: the user denied a held (ask-every-time) call, or nobody answered.
 pub const CALL_DENIED: i64 = -32003;
+/// Gatehouse: too many of the session's requests are waiting on the server.
+pub const TOO_MANY_WAITING: i64 = -32004;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {

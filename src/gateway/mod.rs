@@ -45,6 +45,8 @@ use upstream::{MessageStream, ServerStream, UpstreamHeaders};
 /// Most sessions (each with its own upstream process or connection) one
 /// agent may have open on one server at once.
 pub const MAX_SESSIONS_PER_AGENT: usize = 10;
+/// Most requests one session may have waiting on its upstream at once.
+pub const MAX_WAITING_PER_SESSION: usize = 32;
 /// A session unused this long is closed and its upstream stopped.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 

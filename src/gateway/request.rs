@@ -50,6 +50,14 @@ impl ClientRequest {
             .unwrap_or("")
     }
 
+    /// What its audit event names: the tool of a `tools/call`, else the method.
+    pub fn subject(&self) -> &str {
+        match self.method.as_str() {
+            "tools/call" => self.tool(),
+            method => method,
+        }
+    }
+
     pub fn arguments(&self) -> &Value {
         self.params()
             .and_then(|p| p.get("arguments"))
@@ -139,10 +147,7 @@ impl Gateway {
             method: method.clone(),
             msg,
         };
-        let tool = match method.as_str() {
-            "tools/call" => request.tool().to_string(),
-            _ => method.clone(),
-        };
+        let tool = request.subject().to_string();
         let error = McpError::NotANotification { method };
         self.refuse(
             call,
@@ -455,7 +460,7 @@ impl Gateway {
 
     /// Refuses a request: audited as a denied call with the reason, answered
     /// with the error. Nothing reaches the upstream.
-    async fn refuse(
+    pub(super) async fn refuse(
         &self,
         call: &Call<'_>,
         req: &ClientRequest,

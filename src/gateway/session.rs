@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)] // an edge: sessions age in real time
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,17 @@ pub struct Session {
     /// The tasks its own calls created: the only ones it may name (shared
     /// with its GET stream, which hears only of them).
     pub tasks: Arc<Tasks>,
+    /// How many of its requests are waiting on its upstream.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A request of a session waiting on its upstream, counted until dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Who a session's server requests are recorded for, and how many so far:
@@ -66,7 +78,24 @@ impl Session {
                 count: Default::default(),
             }),
             tasks: Arc::default(),
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Counts one more request waiting on the upstream, unless `limit` already
+    /// are: an agent cannot pile up waits (a task's result may take an hour).
+    pub fn start_request(&self, limit: usize) -> Option<InFlight> {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(InFlight(self.in_flight.clone()))
+    }
+
+    /// Whether a request of its own still waits on the upstream.
+    fn is_waiting(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
     }
 
     /// Records the definitions of tools the upstream listed.
@@ -153,7 +182,6 @@ impl Sessions {
         Some(session)
     }
 
-    /// How many sessions an agent has open on a server.
     /// Makes room for one more session of this agent on this server: while it
     /// has `limit` or more, the one it used least recently is removed (and
     /// returned, to be closed). A client that never ends its sessions keeps
@@ -207,12 +235,13 @@ impl Sessions {
         ids.iter().filter_map(|id| sessions.remove(id)).collect()
     }
 
-    /// Removes the sessions unused for longer than `max`.
+    /// Removes the sessions unused for longer than `max` (one waiting on
+    /// its upstream, for a task's result, is in use).
     pub fn remove_idle(&self, max: Duration) -> Vec<Arc<Session>> {
         let mut sessions = lock(&self.by_id);
         let ids: Vec<String> = sessions
             .values()
-            .filter(|s| s.idle_for() > max)
+            .filter(|s| s.idle_for() > max && !s.is_waiting())
             .map(|s| s.id.clone())
             .collect();
         ids.iter().filter_map(|id| sessions.remove(id)).collect()

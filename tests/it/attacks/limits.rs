@@ -236,3 +236,60 @@ async fn an_mcp_message_under_the_limit_is_read_whole() {
     );
     fx.stop().await;
 }
+
+/// An agent cannot pile up requests waiting on its server (a task's result
+/// may wait an hour): with 32 of a session's requests waiting, the next is
+/// refused at once, audited, and sent nowhere; once one is answered, the
+/// session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_has_at_most_32_requests_waiting_on_its_server() {
+    const MOST: usize = 32; // gateway::MAX_WAITING_PER_SESSION
+    let (fx, session) = read_only_demo_agent().await;
+    // The first wait ends soon; the others outlast the test.
+    let mut waits: Vec<_> = (0..MOST)
+        .map(|i| session.call_later("wait", json!({"ms": if i == 0 { 1500 } else { 60_000 }})))
+        .collect();
+    let started = || {
+        fx.audit_rows()
+            .iter()
+            .filter(|(kind, _, tool, _)| kind == "call_started" && tool.as_deref() == Some("wait"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while started() < MOST {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} calls started",
+            started()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, body) = session.call("read_note", json!({"title": "welcome"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["error"]["code"], -32004, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("32 requests of this session already wait"),
+        "{message}"
+    );
+    let refused = fx.audit_rows();
+    let (kind, outcome, tool, detail) = refused.last().unwrap();
+    assert_eq!(
+        (kind.as_str(), outcome.as_str()),
+        ("tool_call", "denied"),
+        "{detail}"
+    );
+    assert_eq!(tool.as_deref(), Some("read_note"));
+    assert_eq!(started(), MOST, "the refused call was not started");
+
+    let first = waits.remove(0).await.unwrap();
+    assert_eq!(
+        first["result"]["content"][0]["text"], "waited 1500 ms",
+        "{first}"
+    );
+    let text = session
+        .call_text("read_note", json!({"title": "welcome"}))
+        .await;
+    assert!(text.contains("Hello"), "{text}");
+    fx.stop().await;
+}

@@ -1,6 +1,7 @@
 //! An open MCP session: one agent's requests on one server, with its token.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -10,7 +11,8 @@ pub struct Session {
     url: String,
     pub token: String,
     pub id: String,
-    next_id: AtomicI64,
+    /// Shared with its copies ([`Session::with_token`]): ids stay unique.
+    next_id: Arc<AtomicI64>,
 }
 
 impl Session {
@@ -20,7 +22,7 @@ impl Session {
             url,
             token: token.to_string(),
             id,
-            next_id: AtomicI64::new(2),
+            next_id: Arc::new(AtomicI64::new(2)),
         }
     }
 
@@ -110,7 +112,7 @@ impl Session {
             url: self.url.clone(),
             token: token.to_string(),
             id: self.id.clone(),
-            next_id: AtomicI64::new(self.next_id.load(Ordering::SeqCst) + 100),
+            next_id: self.next_id.clone(),
         }
     }
 
