@@ -27,7 +27,8 @@
 //!
 //! Run:   cargo bench --bench gateway      (GATEHOUSE_BENCH_QUICK=1 for a smoke run;
 //!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16; GATEHOUSE_BENCH_CALLS=n calls per
-//!        latency case, to profile the call path). The many-tool upstreams are this
+//!        latency case and GATEHOUSE_BENCH_LISTS=n listings per tools/list case, to
+//!        profile those paths). The many-tool upstreams are this
 //!        binary re-executed with `--bench-upstream <n>`.
 
 // A benchmark measures real time.
@@ -73,6 +74,7 @@ fn main() -> Result<()> {
     let concurrency = std::env::var("GATEHOUSE_BENCH_CONCURRENCY").map_or(Ok(16), |c| c.parse())?;
     // More calls per latency case, to hold the gateway on its call path for `perf record -p`.
     let calls = std::env::var("GATEHOUSE_BENCH_CALLS").map_or(Ok(calls), |c| c.parse())?;
+    let lists = std::env::var("GATEHOUSE_BENCH_LISTS").map_or(Ok(lists), |c| c.parse())?;
     let s = Settings {
         revocations: if quick { 20 } else { 200 },
         calls,
@@ -139,6 +141,9 @@ enum To {
     Gateway(&'static str, &'static str),
     /// The no-op axum handler, over HTTP like the gateway.
     Noop,
+    /// A no-op handler answering with the 1000-tool upstream's listing: the
+    /// HTTP hop alone for that answer's 240 KiB.
+    NoopListing,
 }
 
 impl To {
@@ -148,6 +153,7 @@ impl To {
             To::Gateway(_, "") => "gateway, every tool granted",
             To::Gateway(..) => "gateway, 1 tool granted",
             To::Noop => "no-op axum handler (HTTP alone)",
+            To::NoopListing => "no-op handler, the same answer (HTTP alone)",
         }
     }
 }
@@ -184,6 +190,7 @@ impl Bench<'_> {
                     (To::Direct(Some(1000)), 1000),
                     (To::Gateway("tools1000", ""), 1000),
                     (To::Gateway("tools1000", "tool:tool_0000"), 1),
+                    (To::NoopListing, 1000),
                 ],
             ),
         ];
@@ -349,13 +356,14 @@ impl Bench<'_> {
                 return Mcp::direct(&self.me, &["--bench-upstream".into(), n.to_string()]).await
             }
             To::Noop => (self.noop.clone(), None),
+            To::NoopListing => (format!("{}-listing", self.noop), None),
             To::Gateway(server, scope) => {
                 let url = format!("{}/mcp/{server}", self.gh.url());
                 (url, Some(self.authorize(server, scope).await?.access))
             }
         };
         let mut mcp = Mcp::http(url, token)?;
-        if !matches!(to, To::Noop) {
+        if !matches!(to, To::Noop | To::NoopListing) {
             mcp.handshake().await?;
         }
         Ok(mcp)
@@ -500,7 +508,21 @@ async fn noop_server() -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/noop", listener.local_addr()?);
     let answer = |_body: axum::body::Bytes| async { axum::Json(json!({"result": {}})) };
-    let app = axum::Router::new().route("/noop", axum::routing::post(answer));
+    // The 1000-tool upstream's answer to the bench's `tools/list`, as JSON text.
+    let listing = json!({"jsonrpc": "2.0", "id": 0, "result": {"tools": fake_tools(1000)}});
+    let listing = listing.to_string();
+    let listed = move |_body: axum::body::Bytes| {
+        let listing = listing.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                listing,
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route("/noop", axum::routing::post(answer))
+        .route("/noop-listing", axum::routing::post(listed));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(url)
 }
