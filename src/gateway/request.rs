@@ -241,19 +241,18 @@ impl Gateway {
                     .await;
             }
         }
+        if let Err(NotYours(why)) = session.tasks.check(&req.method, req.params()) {
+            let error = McpError::InvalidParams {
+                id: req.id.clone(),
+                message: why,
+            };
+            let subject = req.subject().to_string();
+            return self
+                .refuse(&call, &req, &subject, error, json!({}), now)
+                .await;
+        }
         match policy::check_request(&req.method, req.params(), &grantee) {
-            policy::Decision::Forward => match session.tasks.check(&req.method, req.params()) {
-                Ok(()) => self.forward(&call, req, None).await,
-                Err(NotYours(why)) => {
-                    let error = McpError::InvalidParams {
-                        id: req.id.clone(),
-                        message: why,
-                    };
-                    let method = req.method.clone();
-                    self.refuse(&call, &req, &method, error, json!({}), now)
-                        .await
-                }
-            },
+            policy::Decision::Forward => self.forward(&call, req, None).await,
             policy::Decision::Answer(result) => Reply::Messages {
                 session_id: None,
                 messages: MessageStream::one(

@@ -85,19 +85,27 @@ impl Tasks {
 
     /// Whether a request may go upstream as far as tasks go: `tasks/get`,
     /// `tasks/result` and `tasks/cancel` must name one of this session's
-    /// tasks, in `taskId` and in any related-task metadata (which a server
-    /// should ignore, but one that read it would be pointed elsewhere).
-    /// Other methods are not about a task.
+    /// tasks in `taskId`, and any request naming a task in related-task
+    /// metadata must name one of them there (a server should ignore it on
+    /// those three, but one that read it would be pointed elsewhere). The
+    /// server names each task: a call that names its own (an early draft of
+    /// tasks had the requester choose) could take another session's.
     pub fn check(&self, method: &str, params: Option<&Value>) -> Result<(), NotYours> {
-        if !matches!(method, "tasks/get" | "tasks/result" | "tasks/cancel") {
-            return Ok(());
+        let param = |name: &str| params.and_then(|p| p.get(name));
+        if method == "tools/call" && param("task").is_some_and(|t| t.get("taskId").is_some()) {
+            return Err(NotYours(
+                "the server names each task (MCP 2025-11-25): params.task may not carry a taskId"
+                    .into(),
+            ));
         }
-        let related = params
-            .and_then(|p| p.get("_meta"))
+        let related = param("_meta")
             .and_then(|m| m.get(RELATED_TASK))
             .map(|r| r.get("taskId"));
-        let named = params.and_then(|p| p.get("taskId"));
-        for id in std::iter::once(named).chain(related) {
+        let named = match method {
+            "tasks/get" | "tasks/result" | "tasks/cancel" => Some(param("taskId")),
+            _ => None,
+        };
+        for id in named.into_iter().chain(related) {
             match id {
                 Some(Value::String(id)) if self.owns(id) => {}
                 Some(Value::String(id)) => {
@@ -186,6 +194,15 @@ mod tests {
             .is_err());
         assert!(tasks.check("tasks/cancel", None).is_err());
         assert_eq!(tasks.check("tools/call", None), Ok(()));
+        // A call may ask for a task, not name it; nor point at another's.
+        let ask = json!({"name": "research", "task": {"ttl": 60000}});
+        assert_eq!(tasks.check("tools/call", Some(&ask)), Ok(()));
+        let named = json!({"name": "research", "task": {"taskId": "t-2"}});
+        assert!(tasks.check("tools/call", Some(&named)).is_err());
+        let related = json!({"name": "research", "_meta": {RELATED_TASK: {"taskId": "t-2"}}});
+        assert!(tasks.check("tools/call", Some(&related)).is_err());
+        let own = json!({"name": "research", "_meta": {RELATED_TASK: {"taskId": "t-1"}}});
+        assert_eq!(tasks.check("tools/call", Some(&own)), Ok(()));
         // Its own task id, with another's in the related-task metadata.
         let pointed = json!({"taskId": "t-1", "_meta": {RELATED_TASK: {"taskId": "t-2"}}});
         assert!(tasks.check("tasks/result", Some(&pointed)).is_err());

@@ -349,6 +349,17 @@ async fn another_agents_task_is_unknown_to_it() {
             "{method} without a task id: {none}"
         );
     }
+    // Nor may a call name Alice's task: as the task it would create (an
+    // early draft had the requester choose the id) or as the one it is about.
+    let named_call = [
+        json!({"name": "research", "arguments": {}, "task": {"taskId": alices}}),
+        json!({"name": "research", "arguments": {}, "_meta": {"io.modelcontextprotocol/related-task": {"taskId": alices}}}),
+    ];
+    for params in named_call {
+        let (status, body) = mallory.request("tools/call", params).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["error"]["code"], -32602, "{body}");
+    }
     assert!(
         !named.lock().unwrap().contains(&alices),
         "Alice's task reached the server for Mallory"
@@ -399,6 +410,14 @@ async fn another_agents_task_is_unknown_to_it() {
         refused.len(),
         2,
         "Mallory's two tasks/result, audited: {rows:?}"
+    );
+    let refused_calls = rows
+        .iter()
+        .filter(|r| r.1 == "denied" && r.2.as_deref() == Some("research"));
+    assert_eq!(
+        refused_calls.count(),
+        2,
+        "Mallory's two calls naming Alice's task"
     );
     let call = rows.iter().find(|r| r.0 == "tool_call").unwrap();
     assert_eq!(
