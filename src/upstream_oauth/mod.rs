@@ -782,7 +782,10 @@ mod tests {
             "the store was read again"
         );
         let fresh = UpstreamAuth::new(store.clone());
-        assert!(fresh.load("remote").await.is_some(), "read off the workers");
+        assert!(
+            fresh.load("remote").await.is_some(),
+            "a fresh cache reads the store"
+        );
         auth.keep("remote", tokens).await.unwrap();
         assert!(auth.logged_in("remote"));
         assert!(UpstreamAuth::new(store.clone()).logged_in("remote"));
