@@ -74,8 +74,18 @@ pub fn id_key(id: &Value) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Parsed(Value),
-    Response { id: Value, text: Box<str> },
+    Response {
+        id: Value,
+        text: Box<str>,
+        spans: Spans,
+    },
 }
+
+/// Where each top-level member's value lies in a response's text, as the
+/// scan that read it found them: a member is then read without scanning the
+/// rest again. Empty for a response Gatehouse wrote (found when asked).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spans(Box<[(Box<str>, std::ops::Range<usize>)]>);
 
 impl From<Value> for Message {
     fn from(v: Value) -> Message {
@@ -108,10 +118,28 @@ impl Message {
             return None;
         }
         let id: Value = serde_json::from_str(member("id")?.get()).ok()?;
-        (id.is_string() || id.is_i64() || id.is_u64()).then(|| Message::Response {
+        if !(id.is_string() || id.is_i64() || id.is_u64()) {
+            return None;
+        }
+        // Each value is a slice of `text`: its place is its distance from the start.
+        let spans = members.iter().map(|(name, raw)| {
+            let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+            (name.as_str().into(), start..start + raw.get().len())
+        });
+        Some(Message::Response {
             id,
             text: text.into(),
+            spans: Spans(spans.collect()),
         })
+    }
+
+    /// A response Gatehouse wrote (its members found when first asked for).
+    pub fn response(id: Value, text: String) -> Message {
+        Message::Response {
+            id,
+            text: text.into(),
+            spans: Spans::default(),
+        }
     }
 
     pub fn is_response(&self) -> bool {
@@ -165,10 +193,32 @@ impl Message {
     ) -> Option<serde_json::Result<T>> {
         match self {
             Message::Parsed(v) => v.get(name).map(T::deserialize),
-            Message::Response { text, .. } => {
-                let (_, raw) = members(text)?.into_iter().find(|(k, _)| k == name)?;
-                Some(serde_json::from_str(raw.get()))
+            Message::Response { .. } => Some(serde_json::from_str(self.member_text(name)?)),
+        }
+    }
+
+    /// One top-level member of a response kept as text, as the upstream
+    /// wrote it; `None` for a parsed message, or a response without it.
+    pub fn member_text(&self, name: &str) -> Option<&str> {
+        let Message::Response { text, spans, .. } = self else {
+            return None;
+        };
+        if spans.0.is_empty() {
+            let (_, raw) = members(text)?.into_iter().find(|(k, _)| k == name)?;
+            return Some(raw.get());
+        }
+        let (_, span) = spans.0.iter().find(|(k, _)| &**k == name)?;
+        text.get(span.clone())
+    }
+
+    /// The names of a response's top-level members, in order (`None` for a
+    /// parsed message, or a response Gatehouse wrote).
+    pub fn member_names(&self) -> Option<impl Iterator<Item = &str>> {
+        match self {
+            Message::Response { spans, .. } if !spans.0.is_empty() => {
+                Some(spans.0.iter().map(|(name, _)| &**name))
             }
+            _ => None,
         }
     }
 
@@ -178,10 +228,12 @@ impl Message {
     pub fn into_value(self) -> Value {
         match self {
             Message::Parsed(v) => v,
-            Message::Response { id, text } => serde_json::from_str(&text).unwrap_or_else(|_| {
-                let why = "the server's answer is not JSON Gatehouse can read";
-                error(id, UPSTREAM_FAILED, why)
-            }),
+            Message::Response { id, text, .. } => {
+                serde_json::from_str(&text).unwrap_or_else(|_| {
+                    let why = "the server's answer is not JSON Gatehouse can read";
+                    error(id, UPSTREAM_FAILED, why)
+                })
+            }
         }
     }
 
@@ -279,16 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_responses_members_are_read_where_its_scan_found_them() {
+        let text = " \n{\"jsonrpc\":\"2.0\", \"result\" : {\"a\": [1, 2]} ,\"id\":3}\n";
+        let msg = Message::read(text.as_bytes()).unwrap();
+        assert!(matches!(&msg, Message::Response { spans, .. } if spans.0.len() == 3));
+        assert_eq!(msg.member_text("result"), Some("{\"a\": [1, 2]}"));
+        assert_eq!(msg.member_text("id"), Some("3"));
+        assert_eq!(msg.member_text("error"), None);
+        let names: Vec<&str> = msg.member_names().unwrap().collect();
+        assert_eq!(names, ["jsonrpc", "result", "id"]);
+        // One Gatehouse wrote is scanned when asked.
+        let written = Message::response(json!(3), r#"{"jsonrpc":"2.0","id":3,"result":{}}"#.into());
+        assert_eq!(written.member_text("result"), Some("{}"));
+        assert!(written.member_names().is_none());
+    }
+
+    #[test]
     fn keeps_a_plain_response_as_its_text() {
         let text = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}"#;
         let msg = Message::read(format!("{text}\n").as_bytes()).unwrap();
-        assert_eq!(
-            msg,
-            Message::Response {
-                id: json!(7),
-                text: text.into()
-            }
-        );
+        let Message::Response { id, text: kept, .. } = &msg else {
+            panic!("{msg:?}");
+        };
+        assert_eq!((id, &**kept), (&json!(7), text));
         assert!(msg.is_response());
         assert_eq!(msg.text(), text);
         assert_eq!(

@@ -79,17 +79,43 @@ impl Definition {
 /// lists about 240 KiB.
 const MAX_KEPT_BYTES: usize = 2 * 1024 * 1024;
 
-/// The definitions a session's upstream listed last, in order.
+/// The definitions a session's upstream listed last, in order, and the
+/// result they came in (its text, and what was read from it).
 #[derive(Default)]
-pub struct Definitions(Mutex<Vec<Arc<Definition>>>);
+pub struct Definitions {
+    last: Mutex<Vec<Arc<Definition>>>,
+    result: Mutex<Option<(Box<str>, Arc<ReadResult>)>>,
+}
+
+/// An object's members, each read as a tree.
+type Members = Vec<(String, Value)>;
+
+/// A listing's `result` as read: its members other than `tools`, and its tools.
+struct ReadResult {
+    members: Members,
+    tools: Vec<Arc<Definition>>,
+}
 
 impl Definitions {
+    /// What was read from a result of exactly this text last time.
+    fn same_result(&self, text: &str) -> Option<Arc<ReadResult>> {
+        let result = self.result.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, read) = result.as_ref()?;
+        (**last == *text).then(|| read.clone())
+    }
+
+    /// Keeps what was read from a result (one too big to keep is read again).
+    fn keep_result(&self, text: &str, read: &Arc<ReadResult>) {
+        let kept = (text.len() <= MAX_KEPT_BYTES).then(|| (text.into(), read.clone()));
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+    }
+
     /// Each listed definition, read once while its text stays the same. A
     /// listing like the last one costs a comparison per tool; only the last
     /// listing's definitions are kept, so a server that keeps changing them
     /// cannot grow the session.
     fn read(&self, listed: &[&RawValue]) -> Vec<Arc<Definition>> {
-        let last = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let unchanged = listed.len() == last.len()
             && listed
                 .iter()
@@ -114,7 +140,7 @@ impl Definitions {
         } else {
             Vec::new()
         };
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = kept;
         read
     }
 }
@@ -136,40 +162,28 @@ pub fn filter(
     mut shown: impl FnMut(&Definition) -> Shown,
 ) -> Option<Message> {
     let id = answer.response_id()?.into_owned();
-    let text = answer.text();
-    // A member named twice: read what a tree keeps of it instead.
-    let canonical: Option<String>;
-    let listing = match Listing::read(&text) {
-        Some(listing) => Some(listing),
-        None => {
-            canonical = serde_json::from_str::<Value>(&text)
-                .ok()
-                .map(|v| v.to_string());
-            canonical.as_deref().and_then(Listing::read)
-        }
-    };
-    let Some(listing) = listing else {
+    let Some((outer, result)) = read(answer, definitions) else {
         let why = "the server's tool list could not be read; nothing of it was passed on";
         let unreadable = jsonrpc::error(id, jsonrpc::UPSTREAM_FAILED, why);
         return answer.has_result().then_some(Message::Parsed(unreadable));
     };
-    let mut out = String::with_capacity(text.len());
+    let size: usize = result.tools.iter().map(|def| def.listed.len()).sum();
+    let mut out = String::with_capacity(size + 256);
     out.push('{');
-    for (name, value) in &listing.members {
+    for (name, value) in &outer {
         push_member(&mut out, name, value);
     }
     out.push_str("\"result\":{");
-    let result = &listing.picked;
     for (name, value) in &result.members {
         push_member(&mut out, name, value);
     }
     out.push_str("\"tools\":[");
     let mut first = true;
-    for def in definitions.read(&result.picked) {
+    for def in &result.tools {
         if def.name.is_none() {
             continue; // not a tool Gatehouse can check
         }
-        let tool = match shown(&def) {
+        let tool = match shown(def) {
             Shown::Hidden => continue,
             Shown::AsListed => &*def.listed,
             Shown::Askable => def.askable(),
@@ -181,10 +195,47 @@ pub fn filter(
         out.push_str(tool);
     }
     out.push_str("]}}");
-    Some(Message::Response {
-        id,
-        text: out.into(),
-    })
+    Some(Message::response(id, out))
+}
+
+/// The answer's members other than `result`, and its result read. A result
+/// the same, to the byte, as the session's last listing is not read again
+/// (what was read from it is kept; only the members around it are read).
+fn read(answer: &Message, definitions: &Definitions) -> Option<(Members, Arc<ReadResult>)> {
+    let result_text = answer.member_text("result");
+    let same = result_text.and_then(|t| definitions.same_result(t));
+    if let (Some(read), Some(names)) = (same, answer.member_names()) {
+        let outer = names
+            .filter(|name| *name != "result")
+            .map(|name| {
+                let value = serde_json::from_str(answer.member_text(name)?).ok()?;
+                Some((name.to_string(), value))
+            })
+            .collect::<Option<Vec<_>>>();
+        if let Some(outer) = outer {
+            return Some((outer, read));
+        }
+    }
+    let text = answer.text();
+    // A member named twice: read what a tree keeps of it instead.
+    let canonical: Option<String>;
+    let (listing, as_written) = match Listing::read(&text) {
+        Some(listing) => (listing, true),
+        None => {
+            canonical = serde_json::from_str::<Value>(&text)
+                .ok()
+                .map(|v| v.to_string());
+            (canonical.as_deref().and_then(Listing::read)?, false)
+        }
+    };
+    let read = Arc::new(ReadResult {
+        tools: definitions.read(&listing.picked.picked),
+        members: listing.picked.members,
+    });
+    if let (Some(result_text), true) = (result_text, as_written) {
+        definitions.keep_result(result_text, &read);
+    }
+    Some((listing.members, read))
 }
 
 fn push_member(out: &mut String, name: &str, value: &Value) {
@@ -207,7 +258,7 @@ impl<'a> Listing<'a> {
 /// A JSON object with its member `M::NAME` read as `T` and the others
 /// parsed; a member named twice makes it unreadable.
 struct Picked<M, T> {
-    members: Vec<(String, Value)>,
+    members: Members,
     picked: T,
     member: PhantomData<M>,
 }
@@ -346,6 +397,36 @@ mod tests {
     }
 
     #[test]
+    fn a_result_like_the_last_is_not_read_again_and_still_decided_anew() {
+        let definitions = Definitions::default();
+        let result = r#"{"tools":[{"name":"read"},{"name":"ask"}],"nextCursor":"c2"}"#;
+        let answer = |id: u32, extra: &str| {
+            read(&format!(
+                r#"{{"jsonrpc":"2.0",{extra}"id":{id},"result":{result}}}"#
+            ))
+        };
+        let first = filter(&answer(1, ""), &definitions, by_name).unwrap();
+        let kept = definitions.same_result(result).expect("kept");
+        // The same result around another id and another member: read as kept,
+        // the members around it read anew.
+        let again = filter(&answer(2, r#""extra":[1],"#), &definitions, by_name).unwrap();
+        assert!(Arc::ptr_eq(
+            &kept,
+            &definitions.same_result(result).unwrap()
+        ));
+        let mut want = first.into_value();
+        want["id"] = json!(2);
+        want["extra"] = json!([1]);
+        assert_eq!(again.into_value(), want);
+        // What the agent may see is decided each time.
+        let none = filter(&answer(3, ""), &definitions, |_| Shown::Hidden).unwrap();
+        assert_eq!(none.into_value()["result"]["tools"], json!([]));
+        // A member around it that cannot be read: the answer is not passed on.
+        let bad = filter(&answer(4, r#""extra":"\ud800","#), &definitions, by_name).unwrap();
+        assert_eq!(bad.into_value()["error"]["code"], jsonrpc::UPSTREAM_FAILED);
+    }
+
+    #[test]
     fn a_definition_is_read_once_while_its_text_stays_the_same() {
         let definitions = Definitions::default();
         let listing = |description: &str| {
@@ -364,7 +445,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&seen[1], &seen[2]));
         assert_ne!(seen[1].hash, seen[2].hash);
         assert_eq!(
-            definitions.0.lock().unwrap().len(),
+            definitions.last.lock().unwrap().len(),
             1,
             "only the last listing is kept"
         );
