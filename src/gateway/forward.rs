@@ -54,6 +54,11 @@ impl Gateway {
         self.call_timeout().max(START_TIMEOUT)
     }
 
+    /// The longest any request may wait on an upstream.
+    pub(super) fn longest_wait(&self) -> Duration {
+        self.call_timeout().max(TASK_RESULT_TIMEOUT)
+    }
+
     /// Sends a request upstream and relays its messages, ending with the
     /// response; after `timeout` that becomes a JSON-RPC error and a
     /// cancellation upstream.
@@ -96,8 +101,9 @@ impl Gateway {
     ) -> Reply {
         let (session, access) = (call.session, call.access);
         // Counted from before its record: an agent cannot pile up requests
-        // that wait (a task's result may take an hour), even by leaving them.
-        let Some(waiting) = session.start_request(super::MAX_WAITING_PER_SESSION) else {
+        // that wait (a task's result may take an hour), nor, on a stdio
+        // server, by leaving them (over HTTP, leaving ends the request).
+        let Some(waiting) = session.start_request(waiting_limit(&req.method)) else {
             let error = McpError::TooManyWaiting { id: req.id.clone() };
             let detail = held_call.map_or(json!({}), |c| json!({"held_call": c}));
             let subject = req.subject().to_string();
@@ -118,7 +124,7 @@ impl Gateway {
             call: started,
         };
         let timeout = match req.method.as_str() {
-            "tasks/result" => self.call_timeout().max(TASK_RESULT_TIMEOUT),
+            "tasks/result" => self.longest_wait(),
             _ => self.call_timeout(),
         };
         let ClientRequest { id, msg, .. } = req;
@@ -215,6 +221,20 @@ impl Gateway {
     }
 }
 
+/// How many of a session's requests may wait on its upstream when this
+/// one is sent.
+pub(super) fn waiting_limit(method: &str) -> usize {
+    match method {
+        "tasks/cancel" | "tasks/get" | "tasks/list" | "ping" => {
+            super::MAX_WAITING_PER_SESSION + super::MORE_WAITING_TO_CONTROL
+        }
+        _ => super::MAX_WAITING_PER_SESSION,
+    }
+}
+
+/// How long a cancellation may take to reach an upstream that timed out.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A request sent upstream, waiting for its messages until a deadline.
 struct Exchange {
     store: Arc<Store>,
@@ -302,7 +322,10 @@ impl Exchange {
         let (upstream, id) = (&self.session.upstream, &self.id);
         upstream.abandon(id);
         let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timed out in Gatehouse"}});
-        let _ = upstream.send(cancel, &self.headers).await;
+        // An upstream that stopped reading must not hold the exchange (and
+        // its place among the session's waiting requests) for ever.
+        let sent = upstream.send(cancel, &self.headers);
+        let _ = tokio::time::timeout(CANCEL_TIMEOUT, sent).await;
         let why = format!(
             "upstream did not answer within {} s",
             self.timeout.as_secs()

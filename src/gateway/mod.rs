@@ -47,6 +47,10 @@ use upstream::{MessageStream, ServerStream, UpstreamHeaders};
 pub const MAX_SESSIONS_PER_AGENT: usize = 10;
 /// Most requests one session may have waiting on its upstream at once.
 pub const MAX_WAITING_PER_SESSION: usize = 32;
+/// Room beyond it for the requests that end a wait or check on one
+/// (`tasks/cancel`, `tasks/get`, `tasks/list`, `ping`): a session whose
+/// slots are all taken by waits can still cancel them.
+pub const MORE_WAITING_TO_CONTROL: usize = 8;
 /// A session unused this long is closed and its upstream stopped.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -233,7 +237,7 @@ impl Gateway {
 
     /// Closes sessions idle longer than [`SESSION_IDLE`].
     pub fn close_idle(&self) -> usize {
-        let idle = self.sessions.remove_idle(SESSION_IDLE);
+        let idle = self.sessions.remove_idle(SESSION_IDLE, self.longest_wait());
         for s in &idle {
             close_later(s.clone());
         }

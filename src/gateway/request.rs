@@ -291,6 +291,11 @@ impl Gateway {
                         .refuse(&call, &req, &tool, not_granted(&req, why), json!({}), now)
                         .await;
                 }
+                // The person is not asked about a call that could not be sent.
+                if session.waiting() >= super::forward::waiting_limit(&req.method) {
+                    let error = McpError::TooManyWaiting { id: req.id.clone() };
+                    return self.refuse(&call, &req, &tool, error, json!({}), now).await;
+                }
                 self.hold(&call, req, tool).await
             }
         }

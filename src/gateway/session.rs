@@ -93,9 +93,13 @@ impl Session {
         Some(InFlight(self.in_flight.clone()))
     }
 
-    /// Whether a request of its own still waits on the upstream.
+    /// How many of its requests wait on the upstream.
+    pub fn waiting(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     fn is_waiting(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) > 0
+        self.waiting() > 0
     }
 
     /// Records the definitions of tools the upstream listed.
@@ -148,6 +152,14 @@ impl Session {
 
     fn idle_for(&self) -> Duration {
         lock(&self.last_used).elapsed()
+    }
+}
+
+/// Whether a session unused for `unused` is idle (see [`Sessions::remove_idle`]).
+fn is_idle(unused: Duration, waiting: bool, max: Duration, patience: Duration) -> bool {
+    match waiting {
+        false => unused > max,
+        true => unused > max + patience,
     }
 }
 
@@ -235,13 +247,13 @@ impl Sessions {
         ids.iter().filter_map(|id| sessions.remove(id)).collect()
     }
 
-    /// Removes the sessions unused for longer than `max` (one waiting on
-    /// its upstream, for a task's result, is in use).
-    pub fn remove_idle(&self, max: Duration) -> Vec<Arc<Session>> {
+    /// Removes the sessions unused for longer than `max`: one waiting on its
+    /// upstream (for a task's result) is in use, for `patience` more at most.
+    pub fn remove_idle(&self, max: Duration, patience: Duration) -> Vec<Arc<Session>> {
         let mut sessions = lock(&self.by_id);
         let ids: Vec<String> = sessions
             .values()
-            .filter(|s| s.idle_for() > max && !s.is_waiting())
+            .filter(|s| is_idle(s.idle_for(), s.is_waiting(), max, patience))
             .map(|s| s.id.clone())
             .collect();
         ids.iter().filter_map(|id| sessions.remove(id)).collect()
@@ -253,5 +265,21 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         lock(&self.by_id).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_waiting_on_its_upstream_is_idle_only_past_the_longest_wait() {
+        let (max, patience) = (Duration::from_secs(1800), Duration::from_secs(3600));
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert!(!is_idle(minutes(29), false, max, patience));
+        assert!(is_idle(minutes(31), false, max, patience));
+        assert!(!is_idle(minutes(31), true, max, patience));
+        assert!(!is_idle(minutes(89), true, max, patience));
+        assert!(is_idle(minutes(91), true, max, patience));
     }
 }

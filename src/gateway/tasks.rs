@@ -114,7 +114,11 @@ impl Tasks {
                         crate::audit::event::name(id)
                     )))
                 }
-                _ => return Err(NotYours(format!("{method} needs a taskId (a string)"))),
+                _ => {
+                    return Err(NotYours(format!(
+                        "{method} names a task without a taskId (a string)"
+                    )))
+                }
             }
         }
         Ok(())

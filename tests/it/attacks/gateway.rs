@@ -240,8 +240,13 @@ async fn server_with_tasks_for_its_login() -> (String, std::sync::Arc<std::sync:
                 "createdAt": "2026-12-03T00:00:00Z", "lastUpdatedAt": "2026-12-03T00:00:00Z"})
             };
             let method = msg["method"].as_str().unwrap_or_default();
-            if let Some(id) = msg["params"]["taskId"].as_str() {
-                named.lock().unwrap().push(id.to_string());
+            // Every task id the message names, wherever it names one.
+            let params = &msg["params"];
+            let related = &params["_meta"]["io.modelcontextprotocol/related-task"]["taskId"];
+            for id in [&params["taskId"], &params["task"]["taskId"], related] {
+                if let Some(id) = id.as_str() {
+                    named.lock().unwrap().push(id.to_string());
+                }
             }
             let result = match method {
                 "initialize" => json!({"protocolVersion": "2025-11-25",

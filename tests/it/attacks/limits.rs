@@ -178,9 +178,10 @@ async fn oversized_authorization_request() {
     fx.stop().await;
 }
 
-/// Gatehouse with an agent granted the demo server's read-only tools, and its session.
-async fn read_only_demo_agent() -> (Fixture, Session) {
-    let fx = Fixture::start("").await;
+/// Gatehouse (with this config besides the demo server) and an agent
+/// granted the demo server's read-only tools, and its session.
+async fn read_only_demo_agent(config: &str) -> (Fixture, Session) {
+    let fx = Fixture::start(config).await;
     let (_, session) = fx
         .agent(
             "Agent",
@@ -197,7 +198,7 @@ async fn read_only_demo_agent() -> (Fixture, Session) {
 /// quotes it), not the megabyte (six times over, escaped).
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_requests_with_huge_names_keep_a_bounded_record() {
-    let (fx, session) = read_only_demo_agent().await;
+    let (fx, session) = read_only_demo_agent("").await;
     let huge = "\u{7f}".repeat(1024 * 1024);
     let r = session
         .post(&json!({"jsonrpc": "2.0", "method": huge}))
@@ -226,7 +227,7 @@ async fn refused_requests_with_huge_names_keep_a_bounded_record() {
 /// the HTTP framework's: a 3 MiB call goes through.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_mcp_message_under_the_limit_is_read_whole() {
-    let (fx, session) = read_only_demo_agent().await;
+    let (fx, session) = read_only_demo_agent("").await;
     let title = "t".repeat(3 * 1024 * 1024);
     let (status, body) = session.call("read_note", json!({"title": title})).await;
     assert_eq!(status, 200, "{body}");
@@ -239,15 +240,15 @@ async fn an_mcp_message_under_the_limit_is_read_whole() {
 
 /// An agent cannot pile up requests waiting on its server (a task's result
 /// may wait an hour): with 32 of a session's requests waiting, the next is
-/// refused at once, audited, and sent nowhere; once one is answered, the
+/// refused at once, audited, and sent nowhere, while a look at the tasks
+/// (or a cancel) still has room; once one ends (here at the call timeout), the
 /// session goes on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_has_at_most_32_requests_waiting_on_its_server() {
     const MOST: usize = 32; // gateway::MAX_WAITING_PER_SESSION
-    let (fx, session) = read_only_demo_agent().await;
-    // The first wait ends soon; the others outlast the test.
+    let (fx, session) = read_only_demo_agent("call_timeout = \"10s\"").await;
     let mut waits: Vec<_> = (0..MOST)
-        .map(|i| session.call_later("wait", json!({"ms": if i == 0 { 1500 } else { 60_000 }})))
+        .map(|_| session.call_later("wait", json!({"ms": 60_000})))
         .collect();
     let started = || {
         fx.audit_rows()
@@ -255,7 +256,7 @@ async fn a_session_has_at_most_32_requests_waiting_on_its_server() {
             .filter(|(kind, _, tool, _)| kind == "call_started" && tool.as_deref() == Some("wait"))
             .count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(9);
     while started() < MOST {
         assert!(
             std::time::Instant::now() < deadline,
@@ -281,12 +282,14 @@ async fn a_session_has_at_most_32_requests_waiting_on_its_server() {
     );
     assert_eq!(tool.as_deref(), Some("read_note"));
     assert_eq!(started(), MOST, "the refused call was not started");
+    // A look at the tasks still has room: it reaches the server (which has
+    // no tasks/list).
+    let (_, body) = session.request("tasks/list", json!({})).await;
+    assert_eq!(body["error"]["code"], -32601, "{body}");
 
     let first = waits.remove(0).await.unwrap();
-    assert_eq!(
-        first["result"]["content"][0]["text"], "waited 1500 ms",
-        "{first}"
-    );
+    let timed_out = first["error"]["message"].as_str().unwrap_or_default();
+    assert!(timed_out.contains("did not answer within 10 s"), "{first}");
     let text = session
         .call_text("read_note", json!({"title": "welcome"}))
         .await;
