@@ -74,9 +74,9 @@ impl Definition {
     }
 }
 
-/// The most definition text a session keeps (each definition is kept twice:
-/// as the upstream wrote it and as the agent gets it). A 1,000-tool server
-/// lists about 240 KiB.
+/// The most definition text a session keeps (each definition is kept twice,
+/// as the upstream wrote it and as the agent gets it, and the last result's
+/// text once more). A 1,000-tool server lists about 240 KiB.
 const MAX_KEPT_BYTES: usize = 2 * 1024 * 1024;
 
 /// The definitions a session's upstream listed last, in order, and the
