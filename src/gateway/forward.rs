@@ -14,6 +14,7 @@ use super::jsonrpc::{self, Message};
 use super::listing::{self, Definition, Shown};
 use super::request::ClientRequest;
 use super::session::{InFlight, Session};
+use super::tasks::NotYours;
 use super::upstream::{message_channel, MessageSender, MessageStream, UpstreamHeaders};
 use super::{pinning, Gateway, McpError, Reply};
 use crate::audit::{self, summarize_arguments, EventKind, NewEvent, Outcome};
@@ -103,13 +104,25 @@ impl Gateway {
         // Counted from before its record: an agent cannot pile up requests
         // that wait (a task's result may take an hour), nor, on a stdio
         // server, by leaving them (over HTTP, leaving ends the request).
-        let Some(waiting) = session.start_request(waiting_limit(&req.method)) else {
-            let error = McpError::TooManyWaiting { id: req.id.clone() };
-            let detail = held_call.map_or(json!({}), |c| json!({"held_call": c}));
-            let subject = req.subject().to_string();
-            return self
-                .refuse(call, &req, &subject, error, detail, clock::now())
-                .await;
+        let admitted = match TaskPart::of(&req, session) {
+            Err(NotYours(message)) => Err(McpError::InvalidParams {
+                id: req.id.clone(),
+                message,
+            }),
+            Ok(task) => match session.start_request(waiting_limit(&req.method)) {
+                Some(waiting) => Ok((task, waiting)),
+                None => Err(McpError::TooManyWaiting { id: req.id.clone() }),
+            },
+        };
+        let (task, waiting) = match admitted {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                let detail = held_call.map_or(json!({}), |c| json!({"held_call": c}));
+                let subject = req.subject().to_string();
+                return self
+                    .refuse(call, &req, &subject, error, detail, clock::now())
+                    .await;
+            }
         };
         let started = match self.record_start(call, &req, held_call).await {
             Ok(started) => started,
@@ -120,7 +133,7 @@ impl Gateway {
             session: session.clone(),
             access: access.clone(),
             method: req.method.clone(),
-            task: TaskPart::of(&req, session),
+            task,
             call: started,
         };
         let timeout = match req.method.as_str() {
@@ -376,21 +389,27 @@ impl TaskPart {
     /// A client's request that may create a task is a `tools/call` (MCP
     /// 2025-11-25); a client may send `params.task` with others too (the
     /// TypeScript SDK does with `tasks/result`), which creates none.
-    fn of(req: &ClientRequest, session: &Session) -> TaskPart {
+    /// A result read for a task that is no longer the session's (newer
+    /// ones pushed it out since it was checked) is refused: it would go
+    /// unaudited.
+    fn of(req: &ClientRequest, session: &Session) -> Result<TaskPart, NotYours> {
         let param = |name: &str| req.msg.get("params").and_then(|p| p.get(name));
         match req.method.as_str() {
-            "tools/call" if param("task").is_some() => TaskPart::Creates,
+            "tools/call" if param("task").is_some() => Ok(TaskPart::Creates),
             "tasks/result" => {
                 let id = param("taskId").and_then(Value::as_str).unwrap_or_default();
                 match session.tasks.tool_of(id) {
-                    Some(tool) => TaskPart::ResultOf {
+                    Some(tool) => Ok(TaskPart::ResultOf {
                         id: id.to_string(),
                         tool,
-                    },
-                    None => TaskPart::None,
+                    }),
+                    None => Err(NotYours(format!(
+                        "no task {:?} in this session any more",
+                        audit::event::name(id)
+                    ))),
                 }
             }
-            _ => TaskPart::None,
+            _ => Ok(TaskPart::None),
         }
     }
 }
