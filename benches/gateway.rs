@@ -27,8 +27,9 @@
 //!
 //! Run:   cargo bench --bench gateway      (GATEHOUSE_BENCH_QUICK=1 for a smoke run;
 //!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16; GATEHOUSE_BENCH_CALLS=n calls per
-//!        latency case and GATEHOUSE_BENCH_LISTS=n listings per tools/list case, to
-//!        profile those paths). The many-tool upstreams are this
+//!        latency case, GATEHOUSE_BENCH_LISTS=n listings per tools/list case and
+//!        GATEHOUSE_BENCH_LOAD_SECS=n seconds per throughput case, to profile those
+//!        paths; each throughput case says on stderr when it starts). The many-tool upstreams are this
 //!        binary re-executed with `--bench-upstream <n>`.
 
 // A benchmark measures real time.
@@ -75,6 +76,7 @@ fn main() -> Result<()> {
     // More calls per latency case, to hold the gateway on its call path for `perf record -p`.
     let calls = std::env::var("GATEHOUSE_BENCH_CALLS").map_or(Ok(calls), |c| c.parse())?;
     let lists = std::env::var("GATEHOUSE_BENCH_LISTS").map_or(Ok(lists), |c| c.parse())?;
+    let secs = std::env::var("GATEHOUSE_BENCH_LOAD_SECS").map_or(Ok(secs), |c| c.parse())?;
     let s = Settings {
         revocations: if quick { 20 } else { 200 },
         calls,
@@ -235,6 +237,7 @@ impl Bench<'_> {
         ];
         let mut loads = Vec::new();
         for (name, target) in targets {
+            eprintln!("throughput: {name} for {} s", s.load_for.as_secs());
             loads.push((name, load(&client()?, target, &mut agents, s).await));
         }
         let mut audit = Vec::new();

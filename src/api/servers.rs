@@ -556,14 +556,17 @@ impl Gatehouse {
         self.store().write(|tx| {
             for name in &change.removed {
                 for grant in grants::revoke_for_server(tx.conn(), name, now)? {
-                    let tokens = tokens::revoke_for_grant(tx.conn(), &grant.id, now)?;
+                    let families = tokens::revoke_for_grant(tx.conn(), &grant.id, now)?;
                     tx.record(
                         NewEvent::new(EventKind::GrantRevoked, Outcome::Revoked)
                             .client(&grant.client_id)
                             .server(name)
                             .grant(&grant.id)
                             .actor(&actor)
-                            .detail(json!({"reason": "server removed", "tokens_revoked": tokens})),
+                            .detail(json!({
+                                "reason": "server removed",
+                                "token_families_revoked": families,
+                            })),
                         now,
                     )?;
                 }

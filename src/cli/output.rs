@@ -94,9 +94,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         Request::RevokeAgent { .. } | Request::RevokeGrant { .. } | Request::RevokeAll => {
             let r: Revoked = read(answer)?;
             println!(
-                "Revoked {} grant(s) and {} token(s); their next request fails.",
+                "Revoked {} grant(s) and the tokens of {} sign-in(s); their next request fails.",
                 r.grants.len(),
-                r.tokens
+                r.token_families
             );
         }
         Request::Rules { .. } => {
@@ -177,9 +177,9 @@ pub fn answer(request: &Request, answer: Value) -> Result<(), String> {
         Request::RemoveClient { .. } => {
             let revoked: Revoked = read(answer)?;
             println!(
-                "Removed; revoked {} grant(s) and {} token(s).",
+                "Removed; revoked {} grant(s) and the tokens of {} sign-in(s).",
                 revoked.grants.len(),
-                revoked.tokens
+                revoked.token_families
             );
         }
         Request::Servers => {

@@ -54,8 +54,10 @@ pub fn find(auth: &AuthServer, name_or_id: &str) -> Result<Client, RevokeError> 
 pub struct Revoked {
     pub client_ids: Vec<String>,
     pub grants: Vec<String>,
+    /// How many token families it revoked: one per sign-in (the tokens an
+    /// authorization code issued and every refresh of them).
     #[ts(type = "number")]
-    pub tokens: usize,
+    pub token_families: usize,
 }
 
 /// Revokes every grant and token of one agent.
@@ -94,18 +96,18 @@ fn revoke_agent_in(
     now: UnixMs,
 ) -> Result<Revoked, StoreError> {
     let grants = grants::revoke_for_client(tx.conn(), client_id, now)?;
-    let tokens = tokens::revoke_for_client(tx.conn(), client_id, now)?;
+    let token_families = tokens::revoke_for_client(tx.conn(), client_id, now)?;
     tx.record(
         NewEvent::new(EventKind::AgentRevoked, Outcome::Revoked)
             .client(client_id)
             .actor(actor)
-            .detail(json!({"grants": grants, "tokens_revoked": tokens})),
+            .detail(json!({"grants": grants, "token_families_revoked": token_families})),
         now,
     )?;
     Ok(Revoked {
         client_ids: vec![client_id.to_string()],
         grants,
-        tokens,
+        token_families,
     })
 }
 
@@ -120,20 +122,20 @@ pub fn revoke_grant(
         let grant = grants::get(tx.conn(), grant_id)?
             .ok_or_else(|| RevokeError::NoSuchGrant(grant_id.to_string()))?;
         grants::revoke(tx.conn(), grant_id, now)?;
-        let tokens = tokens::revoke_for_grant(tx.conn(), grant_id, now)?;
+        let token_families = tokens::revoke_for_grant(tx.conn(), grant_id, now)?;
         tx.record(
             NewEvent::new(EventKind::GrantRevoked, Outcome::Revoked)
                 .client(&grant.client_id)
                 .server(&grant.server)
                 .grant(grant_id)
                 .actor(actor)
-                .detail(json!({"tokens_revoked": tokens})),
+                .detail(json!({ "token_families_revoked": token_families })),
             now,
         )?;
         Ok(Revoked {
             client_ids: vec![grant.client_id],
             grants: vec![grant_id.to_string()],
-            tokens,
+            token_families,
         })
     })
 }
@@ -179,13 +181,13 @@ pub fn revoke_all(auth: &AuthServer, actor: &str, now: UnixMs) -> Result<Revoked
     let mut all = Revoked {
         client_ids: Vec::new(),
         grants: Vec::new(),
-        tokens: 0,
+        token_families: 0,
     };
     for id in ids {
         let r = revoke_agent(auth, &id, actor, now)?;
         all.client_ids.extend(r.client_ids);
         all.grants.extend(r.grants);
-        all.tokens += r.tokens;
+        all.token_families += r.token_families;
     }
     Ok(all)
 }

@@ -177,7 +177,7 @@ fn exchange_code(
             NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
                 .client(&row.client_id)
                 .grant(&row.grant_id)
-                .detail(json!({"tokens_revoked": revoked})),
+                .detail(json!({ "token_families_revoked": revoked })),
             now,
         )?;
         return Err(OAuthError::invalid_grant(
@@ -274,7 +274,7 @@ fn refresh(
                 .grant(&row.grant_id)
                 .detail(json!({
                     "family": row.family_id,
-                    "tokens_revoked": revoked,
+                    "token_families_revoked": revoked,
                     "ms_after_rotation": now - rotated_at,
                 })),
             now,
@@ -420,19 +420,23 @@ fn revoke_in(
     if row.revoked_at.is_some() {
         return Ok(());
     }
-    let count = match row.kind {
-        TokenKind::Refresh => tokens::revoke_family(tx.conn(), &row.family_id, now)?,
-        TokenKind::Access => tokens::revoke_token(tx.conn(), row.id, now)?,
-    };
+    // A refresh token takes its family with it; an access token goes alone
+    // (neither was revoked: the row says so, read in this write).
     let kind = match row.kind {
-        TokenKind::Refresh => "refresh_token",
-        TokenKind::Access => "access_token",
+        TokenKind::Refresh => {
+            tokens::revoke_family(tx.conn(), &row.family_id, now)?;
+            "refresh_token"
+        }
+        TokenKind::Access => {
+            tokens::revoke_token(tx.conn(), row.id, now)?;
+            "access_token"
+        }
     };
     tx.record(
         NewEvent::new(EventKind::TokenRevoked, Outcome::Revoked)
             .client(client_id)
             .grant(&row.grant_id)
-            .detail(json!({"by": "client", "kind": kind, "tokens_revoked": count})),
+            .detail(json!({"by": "client", "kind": kind})),
         now,
     )?;
     Ok(())

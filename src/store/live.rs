@@ -4,8 +4,9 @@
 //! without touching SQLite.
 //!
 //! It is built when the store opens and kept coherent by the write path, not
-//! by expiry: the write connection reports every row of `tokens`, `grants`,
-//! `tool_pins` and `clients` a transaction touches (SQLite's update hook), and
+//! by expiry: the write connection reports every row of `tokens`,
+//! `token_families`, `grants`, `tool_pins` and `clients` a transaction
+//! touches (SQLite's update hook), and
 //! [`super::Store::write`] reads those rows inside the transaction, just
 //! before its COMMIT, and installs them once it is committed, under the
 //! writer's lock, before it returns. A revocation is therefore in force for
@@ -87,6 +88,8 @@ impl<S: AsRef<str>> FromIterator<S> for ToolSet {
 struct LiveToken {
     client_id: Arc<str>,
     grant_id: Arc<str>,
+    /// Revoking the family ends it.
+    family_id: Arc<str>,
     issued_at: UnixMs,
     expires_at: UnixMs,
 }
@@ -164,6 +167,7 @@ pub struct Holder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Touched {
     Token(i64),
+    Family(i64),
     Grant(i64),
     Pin(i64),
     Client(i64),
@@ -224,18 +228,20 @@ impl Live {
         (tokens, grants)
     }
 
-    /// Reports the rows of `tokens`, `grants` and `tool_pins` that `conn`
+    /// Reports the rows of the tables it holds that `conn`
     /// writes; [`Live::changes`] reads them before COMMIT.
     pub(super) fn watch(&self, conn: &Connection) {
         let touched = self.touched.clone();
         conn.update_hook(Some(
             move |action: Action, _db: &str, table: &str, rowid: i64| {
                 let t = match (action, table) {
-                    (Action::SQLITE_DELETE, "tokens" | "grants" | "tool_pins" | "clients") => {
-                        Touched::Deleted
-                    }
+                    (
+                        Action::SQLITE_DELETE,
+                        "tokens" | "token_families" | "grants" | "tool_pins" | "clients",
+                    ) => Touched::Deleted,
                     (_, "clients") => Touched::Client(rowid),
                     (_, "tokens") => Touched::Token(rowid),
+                    (_, "token_families") => Touched::Family(rowid),
                     (_, "grants") => Touched::Grant(rowid),
                     (_, "tool_pins") => Touched::Pin(rowid),
                     _ => return,
@@ -266,6 +272,7 @@ impl Live {
         for t in &touched {
             match *t {
                 Touched::Token(rowid) => rows.extend(read_token(conn, rowid)?),
+                Touched::Family(rowid) => rows.extend(read_family(conn, rowid)?),
                 Touched::Client(rowid) => rows.extend(read_client(conn, rowid)?),
                 Touched::Grant(rowid) => grant_rows.push(rowid),
                 Touched::Pin(rowid) => {
@@ -304,15 +311,22 @@ impl Live {
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
         let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        let mut revoked_families = HashSet::new();
         for row in rows {
             match row {
                 Change::Token(hash, Some(token)) => drop(tokens.insert(hash, token)),
                 Change::Token(hash, None) => drop(tokens.remove(&hash)),
+                Change::FamilyRevoked(id) => drop(revoked_families.insert(id)),
                 Change::Client(id, Some(key)) => drop(clients.insert(id, key)),
                 Change::Client(id, None) => drop(clients.remove(&id)),
                 Change::Grant(id, Some(grant)) => drop(grants.insert(id, grant)),
                 Change::Grant(id, None) => drop(grants.remove(&id)),
             }
+        }
+        // Each token was read with its family as it stands at the commit, so
+        // one of a family revoked in this write was not installed above.
+        if !revoked_families.is_empty() {
+            tokens.retain(|_, t| !revoked_families.contains(&t.family_id));
         }
     }
 
@@ -372,6 +386,8 @@ enum Kind {
 
 enum Change {
     Token(HashKey, Option<LiveToken>),
+    /// Every token of this family is no longer live.
+    FamilyRevoked(Arc<str>),
     Client(Box<str>, Option<ClientKey>),
     Grant(Arc<str>, Option<Arc<LiveGrant>>),
 }
@@ -401,21 +417,24 @@ impl Snapshot {
         }
         let mut tokens = HashMap::new();
         let mut stmt = conn.prepare(
-            "SELECT token_hash, client_id, grant_id, issued_at, expires_at FROM tokens
-             WHERE kind = 'access' AND revoked_at IS NULL AND expires_at > ?1",
+            "SELECT t.token_hash, t.client_id, t.grant_id, t.family_id, t.issued_at, t.expires_at
+             FROM tokens t JOIN token_families f ON f.id = t.family_id
+             WHERE t.kind = 'access' AND t.revoked_at IS NULL AND f.revoked_at IS NULL
+               AND t.expires_at > ?1",
         )?;
-        let mut clients: HashSet<Arc<str>> = HashSet::new();
+        let (mut clients, mut families) = (Interned::default(), Interned::default());
         let rows = stmt.query_map(params![now], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, UnixMs>(3)?,
+                r.get::<_, String>(3)?,
                 r.get::<_, UnixMs>(4)?,
+                r.get::<_, UnixMs>(5)?,
             ))
         })?;
         for row in rows {
-            let (hash, client_id, grant_id, issued_at, expires_at) = row?;
+            let (hash, client_id, grant_id, family_id, issued_at, expires_at) = row?;
             let Some(hash) = token_key(&hash) else {
                 continue;
             };
@@ -423,17 +442,10 @@ impl Snapshot {
             let Some((grant_id, _)) = grants.get_key_value(grant_id.as_str()) else {
                 continue;
             };
-            let client_id = match clients.get(client_id.as_str()) {
-                Some(c) => c.clone(),
-                None => {
-                    let c: Arc<str> = client_id.into();
-                    clients.insert(c.clone());
-                    c
-                }
-            };
             let token = LiveToken {
-                client_id,
+                client_id: clients.get(client_id),
                 grant_id: grant_id.clone(),
+                family_id: families.get(family_id),
                 issued_at,
                 expires_at,
             };
@@ -454,22 +466,46 @@ impl Snapshot {
     }
 }
 
+/// Shares one copy of each id among the tokens that name it.
+#[derive(Default)]
+struct Interned(HashSet<Arc<str>>);
+
+impl Interned {
+    fn get(&mut self, id: String) -> Arc<str> {
+        if let Some(shared) = self.0.get(id.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = id.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 /// A token row as the live state holds it (`None` for a row that is gone).
+/// A token of a revoked family, or of none, is not live.
 fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
-    let row = conn.prepare_cached("SELECT token_hash, kind = 'access' AND revoked_at IS NULL, client_id, grant_id, issued_at, expires_at FROM tokens WHERE rowid = ?1")?.query_row([rowid],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, UnixMs>(4)?,
-                    r.get::<_, UnixMs>(5)?,
-                ))
-            },
-        )
+    let row = conn
+        .prepare_cached(
+            "SELECT t.token_hash,
+                    t.kind = 'access' AND t.revoked_at IS NULL
+                        AND f.id IS NOT NULL AND f.revoked_at IS NULL,
+                    t.client_id, t.grant_id, t.family_id, t.issued_at, t.expires_at
+             FROM tokens t LEFT JOIN token_families f ON f.id = t.family_id
+             WHERE t.rowid = ?1",
+        )?
+        .query_row([rowid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, UnixMs>(5)?,
+                r.get::<_, UnixMs>(6)?,
+            ))
+        })
         .optional()?;
-    let Some((hash, live, client_id, grant_id, issued_at, expires_at)) = row else {
+    let Some((hash, live, client_id, grant_id, family_id, issued_at, expires_at)) = row else {
         return Ok(None);
     };
     let Some(hash) = token_key(&hash) else {
@@ -478,10 +514,22 @@ fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreErro
     let token = live.then(|| LiveToken {
         client_id: client_id.into(),
         grant_id: grant_id.into(),
+        family_id: family_id.into(),
         issued_at,
         expires_at,
     });
     Ok(Some(Change::Token(hash, token)))
+}
+
+/// A family revoked in this write (`None` for one that is not).
+fn read_family(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
+    let revoked: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM token_families WHERE rowid = ?1 AND revoked_at IS NOT NULL",
+        )?
+        .query_row([rowid], |r| r.get(0))
+        .optional()?;
+    Ok(revoked.map(|id| Change::FamilyRevoked(id.into())))
 }
 
 fn read_client(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
@@ -598,6 +646,60 @@ mod tests {
         assert!(
             live.access(&access, T0 + 3).is_none(),
             "gone when revoke returns"
+        );
+    }
+
+    #[test]
+    fn a_revoked_family_ends_every_token_it_issued_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth_server_on(file_store(&dir, T0));
+        let (client, first) = tokens(&auth, "agent", T0);
+        let refresh = first["refresh_token"].as_str().unwrap();
+        let second = refresh_grant(&auth, &client, refresh, T0 + 1).unwrap();
+        let (_, other) = tokens(&auth, "another agent", T0);
+        let family = |token: &str| {
+            let key = crate::store::tokens::TokenKey::of(token);
+            let row = auth
+                .store
+                .read(|c| crate::store::tokens::get_token(c, &key));
+            row.unwrap().unwrap().family_id
+        };
+        let ours = family(refresh);
+        assert_eq!(ours, family(second["access_token"].as_str().unwrap()));
+        let ended = [&first, &second].map(|b| hash_of(b, "access_token"));
+        let kept = hash_of(&other, "access_token");
+        let live = auth.store.live();
+        assert!(ended.iter().all(|t| live.access(t, T0 + 2).is_some()));
+        let n = auth
+            .store
+            .write(|tx| crate::store::tokens::revoke_family(tx.conn(), &ours, T0 + 2))
+            .unwrap();
+        assert_eq!(n, 1);
+        for token in &ended {
+            assert!(live.access(token, T0 + 3).is_none(), "gone when it returns");
+        }
+        assert!(live.access(&kept, T0 + 3).is_some(), "another family stays");
+        // As the database holds it: loaded again on reopening, and read by the token's row.
+        let key = crate::audit::chain::Key::new([7; 32]);
+        let reopened = Store::open(&dir.path().join("p.db"), key, T0 + 3).unwrap();
+        let live = reopened.live();
+        assert!(ended.iter().all(|t| live.access(t, T0 + 3).is_none()));
+        assert!(live.access(&kept, T0 + 3).is_some());
+        drop(reopened);
+        let key = crate::store::tokens::TokenKey::of(second["access_token"].as_str().unwrap());
+        let row = auth
+            .store
+            .read(|c| crate::store::tokens::get_token(c, &key));
+        assert_eq!(row.unwrap().unwrap().revoked_at, Some(T0 + 2));
+        assert!(
+            refresh_grant(
+                &auth,
+                &client,
+                second["refresh_token"].as_str().unwrap(),
+                T0 + 4
+            )
+            .is_err(),
+            "its refresh token too"
         );
     }
 

@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0018_audit_server_until.sql"),
     include_str!("migrations/0019_audit_text_no_positions.sql"),
     include_str!("migrations/0020_call_journal.sql"),
+    include_str!("migrations/0021_token_family_revoked.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

@@ -2,7 +2,9 @@
 //! SHA-256 hashes of codes and tokens are stored. A token carries its row id
 //! in its text (`gh_rt_<id>.<secret>`, [`crate::crypto::Secret::numbered`]) and
 //! is found by it, its hash compared; one issued before schema version 13
-//! has no id and is found by its hash alone.
+//! has no id and is found by its hash alone. A token works while neither it
+//! nor its family is revoked: a family (one authorization code's tokens and
+//! their rotations) is revoked in its one row of `token_families`.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -127,13 +129,15 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
         issued_at: row.get("issued_at")?,
         expires_at: row.get("expires_at")?,
         rotated_at: row.get("rotated_at")?,
-        revoked_at: row.get("revoked_at")?,
+        revoked_at: row
+            .get::<_, Option<UnixMs>>("revoked_at")?
+            .or(row.get("family_revoked_at")?),
     })
 }
 
 /// A family of tokens: the ones one authorization code issued, and their
 /// rotations. Revoking a client's, a grant's or a replayed code's tokens
-/// goes through it.
+/// revokes their families.
 pub fn insert_family(conn: &Connection, family_id: &str, code: &CodeRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO token_families (id, client_id, grant_id, code_hash) VALUES (?1, ?2, ?3, ?4)",
@@ -174,10 +178,17 @@ pub fn insert_token(conn: &Connection, t: &TokenRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A token with its family's revocation: a token of a revoked family is
+/// revoked. A token without a family row is never found.
+const WITH_FAMILY: &str = "SELECT t.*, f.revoked_at AS family_revoked_at
+     FROM tokens t JOIN token_families f ON f.id = t.family_id";
+
 pub fn get_token(conn: &Connection, key: &TokenKey) -> Result<Option<TokenRow>, StoreError> {
     let found = match key.id {
         Some(id) => conn
-            .prepare_cached("SELECT * FROM tokens WHERE id = ?1 AND token_hash = ?2")?
+            .prepare_cached(&format!(
+                "{WITH_FAMILY} WHERE t.id = ?1 AND t.token_hash = ?2"
+            ))?
             .query_row(params![id, key.hash], token_from_row)
             .optional()?,
         None => None,
@@ -186,7 +197,9 @@ pub fn get_token(conn: &Connection, key: &TokenKey) -> Result<Option<TokenRow>, 
         Some(row) => Ok(Some(row)),
         // A token from before ids, whatever its text looks like.
         None => Ok(conn
-            .prepare_cached("SELECT * FROM tokens WHERE token_hash = ?1 AND found_by_hash = 1")?
+            .prepare_cached(&format!(
+                "{WITH_FAMILY} WHERE t.token_hash = ?1 AND t.found_by_hash = 1"
+            ))?
             .query_row([&key.hash], token_from_row)
             .optional()?),
     }
@@ -199,31 +212,44 @@ pub fn rotate(conn: &Connection, id: i64, now: UnixMs) -> Result<bool, StoreErro
     Ok(n == 1)
 }
 
+/// Revokes one token; 0 when it (or its family) already was.
 pub fn revoke_token(conn: &Connection, id: i64, now: UnixMs) -> Result<usize, StoreError> {
     Ok(conn
-        .prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL
+             AND (SELECT revoked_at FROM token_families f WHERE f.id = tokens.family_id) IS NULL",
+        )?
         .execute(params![id, now])?)
 }
 
-pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixMs) -> Result<usize, StoreError> {
+/// Revokes the families `which` selects (a `WHERE` on `token_families`,
+/// its one parameter `?1`), and with each every token it holds, in one row
+/// apiece; how many families were not revoked before.
+fn revoke_families(
+    conn: &Connection,
+    which: &str,
+    key: &str,
+    now: UnixMs,
+) -> Result<usize, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-        )?
-        .execute(params![family_id, now])?)
+        .prepare_cached(&format!(
+            "UPDATE token_families SET revoked_at = ?2 WHERE {which} AND revoked_at IS NULL"
+        ))?
+        .execute(params![key, now])?)
 }
 
+/// Revokes a family: the tokens one authorization code issued and their rotations.
+pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixMs) -> Result<usize, StoreError> {
+    revoke_families(conn, "id = ?1", family_id, now)
+}
+
+/// Revokes what a (replayed) authorization code issued.
 pub fn revoke_for_code(
     conn: &Connection,
     code_hash: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
-             AND family_id IN (SELECT id FROM token_families WHERE code_hash = ?1)",
-        )?
-        .execute(params![code_hash, now])?)
+    revoke_families(conn, "code_hash = ?1", code_hash, now)
 }
 
 pub fn revoke_for_grant(
@@ -231,12 +257,7 @@ pub fn revoke_for_grant(
     grant_id: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
-             AND family_id IN (SELECT id FROM token_families WHERE grant_id = ?1)",
-        )?
-        .execute(params![grant_id, now])?)
+    revoke_families(conn, "grant_id = ?1", grant_id, now)
 }
 
 pub fn revoke_for_client(
@@ -244,12 +265,7 @@ pub fn revoke_for_client(
     client_id: &str,
     now: UnixMs,
 ) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
-             AND family_id IN (SELECT id FROM token_families WHERE client_id = ?1)",
-        )?
-        .execute(params![client_id, now])?)
+    revoke_families(conn, "client_id = ?1", client_id, now)
 }
 
 #[cfg(test)]
@@ -277,7 +293,7 @@ mod tests {
         let n = store
             .write(|tx| revoke_family(tx.conn(), &row.family_id, T0 + 3))
             .unwrap();
-        assert_eq!(n, 2, "the access and the refresh token of the family");
+        assert_eq!(n, 1, "the family");
         let access = store.read(|c| get_token(c, &at)).unwrap().unwrap();
         assert_eq!(access.revoked_at, Some(T0 + 3));
         assert_eq!(
@@ -391,7 +407,10 @@ mod tests {
         let again = crate::testing::refresh_grant(&auth, &client, legacy_refresh, T0 + 3);
         assert!(again.is_err(), "a legacy refresh token rotates once");
         let revoked = agents::revoke_agent(&auth, &client.client_id, "me", T0 + 4).unwrap();
-        assert_eq!(revoked.tokens, 4, "the two old tokens and the two new ones");
+        assert_eq!(
+            revoked.token_families, 1,
+            "the old tokens' family, the new ones' too"
+        );
         for text in [legacy_access, access] {
             assert!(bearer::authenticate(&auth, text, "demo", T0 + 5).is_err());
         }

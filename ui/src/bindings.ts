@@ -357,7 +357,12 @@ url: string | null, env: { [key in string]?: string }, headers: { [key in string
  */
 secrets: Array<NewSecret>, description: string | null, start_at_launch: boolean, };
 
-export type Revoked = { client_ids: Array<string>, grants: Array<string>, tokens: number, };
+export type Revoked = { client_ids: Array<string>, grants: Array<string>, 
+/**
+ * How many token families it revoked: one per sign-in (the tokens an
+ * authorization code issued and every refresh of them).
+ */
+token_families: number, };
 
 export type ServerRef = { name: string, url: string, };
 
