@@ -292,7 +292,7 @@ impl Gateway {
                         .await;
                 }
                 // The person is not asked about a call that could not be sent.
-                if session.waiting() >= super::forward::waiting_limit(&req.method) {
+                if !session.has_room(super::forward::waiting_limit(&req.method)) {
                     let error = McpError::TooManyWaiting { id: req.id.clone() };
                     return self.refuse(&call, &req, &tool, error, json!({}), now).await;
                 }

@@ -87,19 +87,20 @@ impl Session {
     pub fn start_request(&self, limit: usize) -> Option<InFlight> {
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
+                room(n, limit).then_some(n + 1)
             })
             .ok()?;
         Some(InFlight(self.in_flight.clone()))
     }
 
-    /// How many of its requests wait on the upstream.
-    pub fn waiting(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+    /// Whether [`Session::start_request`] would count one more now.
+    pub fn has_room(&self, limit: usize) -> bool {
+        room(self.waiting(), limit)
     }
 
-    fn is_waiting(&self) -> bool {
-        self.waiting() > 0
+    /// How many of its requests wait on the upstream.
+    fn waiting(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Records the definitions of tools the upstream listed.
@@ -156,6 +157,11 @@ impl Session {
 }
 
 /// Whether a session unused for `unused` is idle (see [`Sessions::remove_idle`]).
+/// The cap on a session's waiting requests: `waiting` of at most `limit`.
+fn room(waiting: usize, limit: usize) -> bool {
+    waiting < limit
+}
+
 fn is_idle(unused: Duration, waiting: bool, max: Duration, patience: Duration) -> bool {
     match waiting {
         false => unused > max,
@@ -253,7 +259,7 @@ impl Sessions {
         let mut sessions = lock(&self.by_id);
         let ids: Vec<String> = sessions
             .values()
-            .filter(|s| is_idle(s.idle_for(), s.is_waiting(), max, patience))
+            .filter(|s| is_idle(s.idle_for(), s.waiting() > 0, max, patience))
             .map(|s| s.id.clone())
             .collect();
         ids.iter().filter_map(|id| sessions.remove(id)).collect()
