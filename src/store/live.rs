@@ -177,7 +177,7 @@ enum Touched {
 
 #[derive(Default)]
 pub struct Live {
-    tokens: RwLock<HashMap<HashKey, LiveToken>>,
+    tokens: RwLock<Tokens>,
     grants: RwLock<HashMap<Arc<str>, Arc<LiveGrant>>>,
     /// Every client not removed, by id.
     clients: RwLock<HashMap<Box<str>, ClientKey>>,
@@ -194,7 +194,7 @@ impl Live {
     pub fn access(&self, token_hash: &str, now: UnixMs) -> Option<Holder> {
         let token = {
             let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-            let t = tokens.get(&HashKey::of(token_hash)?)?;
+            let t = tokens.by_hash.get(&HashKey::of(token_hash)?)?;
             if t.expires_at <= now {
                 return None;
             }
@@ -223,7 +223,12 @@ impl Live {
 
     /// How many live tokens and grants are held.
     pub fn size(&self) -> (usize, usize) {
-        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).len();
+        let tokens = self
+            .tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_hash
+            .len();
         let grants = self.grants.read().unwrap_or_else(|p| p.into_inner()).len();
         (tokens, grants)
     }
@@ -311,22 +316,18 @@ impl Live {
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
         let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
-        let mut revoked_families = HashSet::new();
         for row in rows {
             match row {
-                Change::Token(hash, Some(token)) => drop(tokens.insert(hash, token)),
-                Change::Token(hash, None) => drop(tokens.remove(&hash)),
-                Change::FamilyRevoked(id) => drop(revoked_families.insert(id)),
+                Change::Token(hash, Some(token)) => tokens.insert(hash, token),
+                Change::Token(hash, None) => tokens.remove(&hash),
+                // Each token was read with its family as it stands at the
+                // commit: one of a family revoked in this write is not live.
+                Change::FamilyRevoked(id) => tokens.end_family(&id),
                 Change::Client(id, Some(key)) => drop(clients.insert(id, key)),
                 Change::Client(id, None) => drop(clients.remove(&id)),
                 Change::Grant(id, Some(grant)) => drop(grants.insert(id, grant)),
                 Change::Grant(id, None) => drop(grants.remove(&id)),
             }
-        }
-        // Each token was read with its family as it stands at the commit, so
-        // one of a family revoked in this write was not installed above.
-        if !revoked_families.is_empty() {
-            tokens.retain(|_, t| !revoked_families.contains(&t.family_id));
         }
     }
 
@@ -340,10 +341,7 @@ impl Live {
     /// Forgets everything: every request then reads the store, until the next
     /// [`Live::load`]. For when a reload failed and the state may be stale.
     pub(super) fn forget(&self) {
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Tokens::default();
         self.grants
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -363,7 +361,62 @@ impl Live {
         self.tokens
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| t.expires_at > now);
+            .prune(now);
+    }
+}
+
+/// The live access tokens, by hash and by family.
+#[derive(Default)]
+struct Tokens {
+    by_hash: HashMap<HashKey, LiveToken>,
+    /// The hashes of each family's tokens in `by_hash`: revoking a family
+    /// ends them without a walk of every live token.
+    by_family: HashMap<Arc<str>, Vec<HashKey>>,
+}
+
+impl Tokens {
+    fn insert(&mut self, hash: HashKey, token: LiveToken) {
+        let family = token.family_id.clone();
+        if let Some(old) = self.by_hash.insert(hash, token) {
+            self.unlink(&old.family_id, &hash);
+        }
+        self.by_family.entry(family).or_default().push(hash);
+    }
+
+    fn remove(&mut self, hash: &HashKey) {
+        if let Some(gone) = self.by_hash.remove(hash) {
+            self.unlink(&gone.family_id, hash);
+        }
+    }
+
+    fn end_family(&mut self, family: &str) {
+        for hash in self.by_family.remove(family).unwrap_or_default() {
+            self.by_hash.remove(&hash);
+        }
+    }
+
+    /// Forgets the tokens expired by `now`.
+    fn prune(&mut self, now: UnixMs) {
+        let mut expired = Vec::new();
+        self.by_hash.retain(|hash, t| {
+            let live = t.expires_at > now;
+            if !live {
+                expired.push((t.family_id.clone(), *hash));
+            }
+            live
+        });
+        for (family, hash) in expired {
+            self.unlink(&family, &hash);
+        }
+    }
+
+    fn unlink(&mut self, family: &str, hash: &HashKey) {
+        if let Some(hashes) = self.by_family.get_mut(family) {
+            hashes.retain(|h| h != hash);
+            if hashes.is_empty() {
+                self.by_family.remove(family);
+            }
+        }
     }
 }
 
@@ -394,7 +447,7 @@ enum Change {
 
 /// The whole live state as read from the store.
 struct Snapshot {
-    tokens: HashMap<HashKey, LiveToken>,
+    tokens: Tokens,
     grants: HashMap<Arc<str>, Arc<LiveGrant>>,
     clients: HashMap<Box<str>, ClientKey>,
 }
@@ -415,7 +468,7 @@ impl Snapshot {
             let its_pins = pins.remove(&grant.id).unwrap_or_default();
             grants.insert(id, Arc::new(LiveGrant::new(grant, its_pins)));
         }
-        let mut tokens = HashMap::new();
+        let mut tokens = Tokens::default();
         let mut stmt = conn.prepare(
             "SELECT t.token_hash, t.client_id, t.grant_id, t.family_id, t.issued_at, t.expires_at
              FROM tokens t JOIN token_families f ON f.id = t.family_id
@@ -607,6 +660,35 @@ mod tests {
         ] {
             assert_eq!(HashKey::of(not_a_hash), None, "{not_a_hash:?}");
         }
+    }
+
+    #[test]
+    fn live_tokens_are_found_by_family_exactly_while_they_are_held() {
+        let key = |n: u8| HashKey([n; 32]);
+        let token = |family: &str, expires_at| LiveToken {
+            client_id: "c".into(),
+            grant_id: "g".into(),
+            family_id: family.into(),
+            issued_at: 0,
+            expires_at,
+        };
+        let mut tokens = Tokens::default();
+        tokens.insert(key(1), token("f1", 10));
+        tokens.insert(key(2), token("f1", 20));
+        tokens.insert(key(2), token("f1", 20)); // read again in a later write
+        tokens.insert(key(3), token("f2", 20));
+        tokens.insert(key(4), token("f3", 20));
+        assert_eq!(tokens.by_family["f1"], [key(1), key(2)]);
+        tokens.prune(10);
+        tokens.remove(&key(4));
+        assert_eq!(tokens.by_family["f1"], [key(2)], "expired: unlinked");
+        assert!(!tokens.by_family.contains_key("f3"), "removed: unlinked");
+        tokens.end_family("f1");
+        assert_eq!(tokens.by_hash.keys().collect::<Vec<_>>(), [&key(3)]);
+        assert_eq!(
+            tokens.by_family.keys().collect::<Vec<_>>(),
+            [&Arc::from("f2")]
+        );
     }
 
     #[test]
