@@ -18,7 +18,7 @@
 //! revoked, expired, a refresh token) misses, and the caller reads the store
 //! to say why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::hooks::Action;
@@ -31,7 +31,7 @@ use crate::clock::UnixMs;
 
 /// A token's hash (64 hex digits, as stored) as the live state keys it:
 /// 32 bytes in the table, not a string of 64 on the heap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct HashKey([u8; 32]);
 
 impl HashKey {
@@ -88,8 +88,8 @@ impl<S: AsRef<str>> FromIterator<S> for ToolSet {
 struct LiveToken {
     client_id: Arc<str>,
     grant_id: Arc<str>,
-    /// Revoking the family ends it.
-    family_id: Arc<str>,
+    /// Its family's row id in `token_families`: revoking the family ends it.
+    family: i64,
     issued_at: UnixMs,
     expires_at: UnixMs,
 }
@@ -322,7 +322,7 @@ impl Live {
                 Change::Token(hash, None) => tokens.remove(&hash),
                 // Each token was read with its family as it stands at the
                 // commit: one of a family revoked in this write is not live.
-                Change::FamilyRevoked(id) => tokens.end_family(&id),
+                Change::FamilyRevoked(family) => tokens.end_family(family),
                 Change::Client(id, Some(key)) => drop(clients.insert(id, key)),
                 Change::Client(id, None) => drop(clients.remove(&id)),
                 Change::Grant(id, Some(grant)) => drop(grants.insert(id, grant)),
@@ -369,54 +369,45 @@ impl Live {
 #[derive(Default)]
 struct Tokens {
     by_hash: HashMap<HashKey, LiveToken>,
-    /// The hashes of each family's tokens in `by_hash`: revoking a family
-    /// ends them without a walk of every live token.
-    by_family: HashMap<Arc<str>, Vec<HashKey>>,
+    /// Each token in `by_hash` as (family, hash): revoking a family ends its
+    /// tokens without a walk of every live token.
+    by_family: BTreeSet<(i64, HashKey)>,
 }
 
 impl Tokens {
     fn insert(&mut self, hash: HashKey, token: LiveToken) {
-        let family = token.family_id.clone();
+        let family = token.family;
         if let Some(old) = self.by_hash.insert(hash, token) {
-            self.unlink(&old.family_id, &hash);
+            self.by_family.remove(&(old.family, hash));
         }
-        self.by_family.entry(family).or_default().push(hash);
+        self.by_family.insert((family, hash));
     }
 
     fn remove(&mut self, hash: &HashKey) {
         if let Some(gone) = self.by_hash.remove(hash) {
-            self.unlink(&gone.family_id, hash);
+            self.by_family.remove(&(gone.family, *hash));
         }
     }
 
-    fn end_family(&mut self, family: &str) {
-        for hash in self.by_family.remove(family).unwrap_or_default() {
-            self.by_hash.remove(&hash);
+    fn end_family(&mut self, family: i64) {
+        let ended = (family, HashKey([0; 32]))..=(family, HashKey([u8::MAX; 32]));
+        let ended: Vec<_> = self.by_family.range(ended).copied().collect();
+        for entry in ended {
+            self.by_family.remove(&entry);
+            self.by_hash.remove(&entry.1);
         }
     }
 
     /// Forgets the tokens expired by `now`.
     fn prune(&mut self, now: UnixMs) {
-        let mut expired = Vec::new();
+        let by_family = &mut self.by_family;
         self.by_hash.retain(|hash, t| {
             let live = t.expires_at > now;
             if !live {
-                expired.push((t.family_id.clone(), *hash));
+                by_family.remove(&(t.family, *hash));
             }
             live
         });
-        for (family, hash) in expired {
-            self.unlink(&family, &hash);
-        }
-    }
-
-    fn unlink(&mut self, family: &str, hash: &HashKey) {
-        if let Some(hashes) = self.by_family.get_mut(family) {
-            hashes.retain(|h| h != hash);
-            if hashes.is_empty() {
-                self.by_family.remove(family);
-            }
-        }
     }
 }
 
@@ -440,7 +431,7 @@ enum Kind {
 enum Change {
     Token(HashKey, Option<LiveToken>),
     /// Every token of this family is no longer live.
-    FamilyRevoked(Arc<str>),
+    FamilyRevoked(i64),
     Client(Box<str>, Option<ClientKey>),
     Grant(Arc<str>, Option<Arc<LiveGrant>>),
 }
@@ -470,24 +461,24 @@ impl Snapshot {
         }
         let mut tokens = Tokens::default();
         let mut stmt = conn.prepare(
-            "SELECT t.token_hash, t.client_id, t.grant_id, t.family_id, t.issued_at, t.expires_at
+            "SELECT t.token_hash, t.client_id, t.grant_id, f.rowid, t.issued_at, t.expires_at
              FROM tokens t JOIN token_families f ON f.id = t.family_id
              WHERE t.kind = 'access' AND t.revoked_at IS NULL AND f.revoked_at IS NULL
                AND t.expires_at > ?1",
         )?;
-        let (mut clients, mut families) = (Interned::default(), Interned::default());
+        let mut clients: HashSet<Arc<str>> = HashSet::new();
         let rows = stmt.query_map(params![now], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
+                r.get::<_, i64>(3)?,
                 r.get::<_, UnixMs>(4)?,
                 r.get::<_, UnixMs>(5)?,
             ))
         })?;
         for row in rows {
-            let (hash, client_id, grant_id, family_id, issued_at, expires_at) = row?;
+            let (hash, client_id, grant_id, family, issued_at, expires_at) = row?;
             let Some(hash) = token_key(&hash) else {
                 continue;
             };
@@ -495,10 +486,18 @@ impl Snapshot {
             let Some((grant_id, _)) = grants.get_key_value(grant_id.as_str()) else {
                 continue;
             };
+            let client_id = match clients.get(client_id.as_str()) {
+                Some(c) => c.clone(),
+                None => {
+                    let c: Arc<str> = client_id.into();
+                    clients.insert(c.clone());
+                    c
+                }
+            };
             let token = LiveToken {
-                client_id: clients.get(client_id),
+                client_id,
                 grant_id: grant_id.clone(),
-                family_id: families.get(family_id),
+                family,
                 issued_at,
                 expires_at,
             };
@@ -519,21 +518,6 @@ impl Snapshot {
     }
 }
 
-/// Shares one copy of each id among the tokens that name it.
-#[derive(Default)]
-struct Interned(HashSet<Arc<str>>);
-
-impl Interned {
-    fn get(&mut self, id: String) -> Arc<str> {
-        if let Some(shared) = self.0.get(id.as_str()) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = id.into();
-        self.0.insert(shared.clone());
-        shared
-    }
-}
-
 /// A token row as the live state holds it (`None` for a row that is gone).
 /// A token of a revoked family, or of none, is not live.
 fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
@@ -542,7 +526,7 @@ fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreErro
             "SELECT t.token_hash,
                     t.kind = 'access' AND t.revoked_at IS NULL
                         AND f.id IS NOT NULL AND f.revoked_at IS NULL,
-                    t.client_id, t.grant_id, t.family_id, t.issued_at, t.expires_at
+                    t.client_id, t.grant_id, f.rowid, t.issued_at, t.expires_at
              FROM tokens t LEFT JOIN token_families f ON f.id = t.family_id
              WHERE t.rowid = ?1",
         )?
@@ -552,37 +536,37 @@ fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreErro
                 r.get::<_, bool>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(4)?,
                 r.get::<_, UnixMs>(5)?,
                 r.get::<_, UnixMs>(6)?,
             ))
         })
         .optional()?;
-    let Some((hash, live, client_id, grant_id, family_id, issued_at, expires_at)) = row else {
+    let Some((hash, live, client_id, grant_id, family, issued_at, expires_at)) = row else {
         return Ok(None);
     };
     let Some(hash) = token_key(&hash) else {
         return Ok(None);
     };
-    let token = live.then(|| LiveToken {
-        client_id: client_id.into(),
-        grant_id: grant_id.into(),
-        family_id: family_id.into(),
-        issued_at,
-        expires_at,
-    });
+    let token = match (live, family) {
+        (true, Some(family)) => Some(LiveToken {
+            client_id: client_id.into(),
+            grant_id: grant_id.into(),
+            family,
+            issued_at,
+            expires_at,
+        }),
+        _ => None,
+    };
     Ok(Some(Change::Token(hash, token)))
 }
 
 /// A family revoked in this write (`None` for one that is not).
 fn read_family(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
-    let revoked: Option<String> = conn
-        .prepare_cached(
-            "SELECT id FROM token_families WHERE rowid = ?1 AND revoked_at IS NOT NULL",
-        )?
-        .query_row([rowid], |r| r.get(0))
-        .optional()?;
-    Ok(revoked.map(|id| Change::FamilyRevoked(id.into())))
+    let revoked = conn
+        .prepare_cached("SELECT 1 FROM token_families WHERE rowid = ?1 AND revoked_at IS NOT NULL")?
+        .exists([rowid])?;
+    Ok(revoked.then_some(Change::FamilyRevoked(rowid)))
 }
 
 fn read_client(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
@@ -665,30 +649,34 @@ mod tests {
     #[test]
     fn live_tokens_are_found_by_family_exactly_while_they_are_held() {
         let key = |n: u8| HashKey([n; 32]);
-        let token = |family: &str, expires_at| LiveToken {
+        let token = |family, expires_at| LiveToken {
             client_id: "c".into(),
             grant_id: "g".into(),
-            family_id: family.into(),
+            family,
             issued_at: 0,
             expires_at,
         };
         let mut tokens = Tokens::default();
-        tokens.insert(key(1), token("f1", 10));
-        tokens.insert(key(2), token("f1", 20));
-        tokens.insert(key(2), token("f1", 20)); // read again in a later write
-        tokens.insert(key(3), token("f2", 20));
-        tokens.insert(key(4), token("f3", 20));
-        assert_eq!(tokens.by_family["f1"], [key(1), key(2)]);
+        tokens.insert(key(1), token(1, 10));
+        tokens.insert(key(2), token(1, 20));
+        tokens.insert(key(2), token(1, 20)); // read again in a later write
+        tokens.insert(key(3), token(2, 20));
+        tokens.insert(key(4), token(3, 20));
+        let held = |t: &Tokens| t.by_family.iter().copied().collect::<Vec<_>>();
+        assert_eq!(
+            held(&tokens),
+            [(1, key(1)), (1, key(2)), (2, key(3)), (3, key(4))]
+        );
         tokens.prune(10);
         tokens.remove(&key(4));
-        assert_eq!(tokens.by_family["f1"], [key(2)], "expired: unlinked");
-        assert!(!tokens.by_family.contains_key("f3"), "removed: unlinked");
-        tokens.end_family("f1");
-        assert_eq!(tokens.by_hash.keys().collect::<Vec<_>>(), [&key(3)]);
         assert_eq!(
-            tokens.by_family.keys().collect::<Vec<_>>(),
-            [&Arc::from("f2")]
+            held(&tokens),
+            [(1, key(2)), (2, key(3))],
+            "expired, removed"
         );
+        tokens.end_family(1);
+        assert_eq!(tokens.by_hash.keys().collect::<Vec<_>>(), [&key(3)]);
+        assert_eq!(held(&tokens), [(2, key(3))]);
     }
 
     #[test]
