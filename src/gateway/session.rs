@@ -156,12 +156,13 @@ impl Session {
     }
 }
 
-/// Whether a session unused for `unused` is idle (see [`Sessions::remove_idle`]).
-/// The cap on a session's waiting requests: `waiting` of at most `limit`.
+/// The cap on a session's waiting requests: room for one more while fewer
+/// than `limit` wait.
 fn room(waiting: usize, limit: usize) -> bool {
     waiting < limit
 }
 
+/// Whether a session unused for `unused` is idle (see [`Sessions::remove_idle`]).
 fn is_idle(unused: Duration, waiting: bool, max: Duration, patience: Duration) -> bool {
     match waiting {
         false => unused > max,

@@ -89,6 +89,9 @@ struct LiveToken {
     client_id: Arc<str>,
     grant_id: Arc<str>,
     /// Its family's row id in `token_families`: revoking the family ends it.
+    /// Stable while held: no family row is deleted (a delete in a write
+    /// reloads the whole state), and `VACUUM`, which may renumber rows, runs
+    /// only while Gatehouse is stopped; the state is read anew at start.
     family: i64,
     issued_at: UnixMs,
     expires_at: UnixMs,

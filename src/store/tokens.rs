@@ -356,8 +356,8 @@ mod tests {
     fn tokens_issued_before_ids_keep_working_after_the_upgrade() {
         use crate::oauth::{agents, bearer, consent};
         let dir = tempfile::tempdir().unwrap();
-        // A version 12 database: a client, its grant, and two tokens whose
-        // text carries no id, stored by hash alone.
+        // A version 12 database: a client, its grant, and tokens stored by
+        // hash alone.
         let (legacy_access, legacy_refresh) = (
             "gh_at_12_oldAccessTokenWithDigitsAndUnderscores_0123456789",
             "gh_rt_OldRefreshTokenBase64urlText-_0123456789abcdefghijkl",
@@ -379,16 +379,26 @@ mod tests {
         let grant: String = conn
             .query_row("SELECT id FROM grants", [], |r| r.get(0))
             .unwrap();
-        for (text, kind) in [(legacy_access, "access"), (legacy_refresh, "refresh")] {
+        // Two tokens whose text carries no id, and a family revoked then
+        // (each of its tokens marked, as before schema 21).
+        let (live, revoked) = (None, Some(T0));
+        for (text, kind, family, revoked_at) in [
+            (legacy_access, "access", "fam_old", live),
+            (legacy_refresh, "refresh", "fam_old", live),
+            ("gh_at_dead", "access", "fam_dead", revoked),
+            ("gh_rt_dead", "refresh", "fam_dead", revoked),
+        ] {
             conn.execute(
-                "INSERT INTO tokens VALUES (?1, ?2, ?3, ?4, 'fam_old', NULL, ?5, ?6, NULL, NULL)",
+                "INSERT INTO tokens VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, NULL, ?8)",
                 params![
                     crate::crypto::hash(text),
                     kind,
                     client.client_id,
                     grant,
+                    family,
                     T0,
-                    T0 + 3_600_000
+                    T0 + 3_600_000,
+                    revoked_at
                 ],
             )
             .unwrap();
@@ -396,6 +406,10 @@ mod tests {
         drop(conn);
 
         let auth = crate::testing::auth_server_on(crate::testing::file_store(&dir, T0 + 1));
+        let dead = auth
+            .store
+            .read(|c| get_token(c, &TokenKey::of("gh_rt_dead")));
+        assert_eq!(dead.unwrap().unwrap().revoked_at, Some(T0));
         assert!(bearer::authenticate(&auth, legacy_access, "demo", T0 + 1).is_ok());
         let body = crate::testing::refresh_grant(&auth, &client, legacy_refresh, T0 + 2).unwrap();
         let (access, refresh) = (
@@ -409,7 +423,7 @@ mod tests {
         let revoked = agents::revoke_agent(&auth, &client.client_id, "me", T0 + 4).unwrap();
         assert_eq!(
             revoked.token_families, 1,
-            "the old tokens' family, the new ones' too"
+            "the old tokens' family, the new ones' too; not the one revoked before"
         );
         for text in [legacy_access, access] {
             assert!(bearer::authenticate(&auth, text, "demo", T0 + 5).is_err());
