@@ -29,8 +29,8 @@
 //!        GATEHOUSE_BENCH_CONCURRENCY=n, default 16; GATEHOUSE_BENCH_CALLS=n calls per
 //!        latency case, GATEHOUSE_BENCH_LISTS=n listings per tools/list case and
 //!        GATEHOUSE_BENCH_LOAD_SECS=n seconds per throughput case, to profile those
-//!        paths; each throughput case says on stderr when it starts). The many-tool upstreams are this
-//!        binary re-executed with `--bench-upstream <n>`.
+//!        paths; each throughput case says on stderr when it starts). The many-tool
+//!        upstreams are this binary re-executed with `--bench-upstream <n>`.
 
 // A benchmark measures real time.
 #![allow(clippy::disallowed_methods)]

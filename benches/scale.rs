@@ -303,7 +303,7 @@ fn seed(path: &Path, n: usize, now: i64) -> Result<()> {
     )?;
     tx.commit()?;
     // The text index, by the audit writer's own code.
-    gatehouse::bench::index_audit_text(path).map_err(anyhow::Error::msg)?;
+    gatehouse::bench::index_audit_log(path).map_err(anyhow::Error::msg)?;
     db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(())
 }

@@ -223,13 +223,13 @@ pub fn unchanged_definitions(tools: &[Value], seen: &[Value]) -> usize {
         .count()
 }
 
-/// Brings the text index of the database at `db` up to date, as the audit
+/// Brings the log's indexes of the database at `db` up to date, as the audit
 /// writer does when idle (for a database filled behind Gatehouse's back).
-pub fn index_audit_text(db: &std::path::Path) -> Result<(), String> {
+pub fn index_audit_log(db: &std::path::Path) -> Result<(), String> {
     let mut conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
     loop {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        let added = crate::store::audit::index_text(&tx, 50_000).map_err(|e| e.to_string())?;
+        let added = crate::store::audit::index_log(&tx, 50_000).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         if added == 0 {
             return Ok(());

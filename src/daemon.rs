@@ -314,15 +314,15 @@ fn sweep(g: &Gatehouse, now: clock::UnixMs) {
     if let Err(e) = g.prune_audit(now) {
         tracing::error!(error = %e, "could not cut the audit log to what retention keeps");
     }
-    // What writes outside the audit writer recorded, searchable by index:
+    // What writes outside the audit writer recorded, indexed (text, agent):
     // small transactions (the writer's lock is short each time), 100 ms at most.
     let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
     while std::time::Instant::now() < until {
-        match g.store().index_text(500) {
+        match g.store().index_log(500) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "could not index audit events for search");
+                tracing::warn!(error = %e, "could not index audit events");
                 break;
             }
         }

@@ -236,8 +236,8 @@ impl Live {
         (tokens, grants)
     }
 
-    /// Reports the rows of the tables it holds that `conn`
-    /// writes; [`Live::changes`] reads them before COMMIT.
+    /// Has `conn` report each row it writes in the tables the live state
+    /// holds; [`Live::changes`] reads them before COMMIT.
     pub(super) fn watch(&self, conn: &Connection) {
         let touched = self.touched.clone();
         conn.update_hook(Some(

@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0019_audit_text_no_positions.sql"),
     include_str!("migrations/0020_call_journal.sql"),
     include_str!("migrations/0021_token_family_revoked.sql"),
+    include_str!("migrations/0022_audit_agent_index.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the
@@ -204,11 +205,11 @@ impl Store {
         Ok(())
     }
 
-    /// Adds up to `limit` events to the text index; how many it added (0:
-    /// the index is up to date). The audit writer calls it when idle, upkeep
+    /// Adds up to `limit` events to the log's indexes by text and by agent;
+    /// how many it added (0: they are up to date). The audit writer calls it when idle, upkeep
     /// for what other writes recorded.
-    pub fn index_text(&self, limit: usize) -> Result<usize, StoreError> {
-        self.write_unordered(|tx| audit::index_text(tx.conn(), limit))
+    pub fn index_log(&self, limit: usize) -> Result<usize, StoreError> {
+        self.write_unordered(|tx| audit::index_log(tx.conn(), limit))
     }
 
     /// What an agent's request is decided by (live tokens and grants).

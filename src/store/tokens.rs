@@ -334,6 +334,8 @@ mod tests {
     /// The `tokens` table as schema versions 1 to 12 had it (and without
     /// what later versions added elsewhere).
     const TOKENS_UNTIL_V12: &str = "
+        DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
+        DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
         DROP TABLE audit_journal; ALTER TABLE audit_events DROP COLUMN journal_seq;
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
         ALTER TABLE audit_text_indexed DROP COLUMN grams_held;

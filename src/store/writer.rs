@@ -12,8 +12,8 @@
 //! did ~20% fewer refreshes a second).
 //!
 //! When its queue has been empty for a while (or once a second under steady
-//! writes), the writer brings the text index up to date
-//! (`store::audit::index_text`), a chunk at a time.
+//! writes), the writer brings the log's indexes by text and by agent up to
+//! date (`store::audit::index_log`), a chunk at a time.
 //!
 //! A record that nothing waits on is queued, and the caller goes on at
 //! once: a call's start, made durable in the calls' journal first
@@ -40,7 +40,7 @@ use crate::clock::UnixMs;
 
 /// Most writes in one commit (a bound on how long the writer holds the lock).
 const MAX_BATCH: usize = 1024;
-/// Events added to the text index per transaction while the writer is idle.
+/// Events added to the log's indexes per transaction while the writer is idle.
 const INDEX_CHUNK: usize = 256;
 /// How long the writer waits for more writes before it indexes.
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
@@ -418,7 +418,7 @@ fn write_batches(
         progress.awaited.fetch_sub(awaited, Ordering::SeqCst);
         progress.answered(n as u64);
         // Idle a while, or busy for a second since the last indexing: bring
-        // the text index up to date, a little at a time. (Indexing after every
+        // the log's indexes up to date, a little at a time. (Indexing after every
         // batch made one agent's calls in a row wait on it.)
         let overdue = indexed.elapsed() >= INDEX_AT_LEAST_EVERY;
         if !overdue {
@@ -453,11 +453,11 @@ fn write_batches(
                 progress.panics.fetch_add(1, Ordering::SeqCst);
                 panic!("indexing failed, as the test asked");
             }
-            match store.index_text(INDEX_CHUNK) {
+            match store.index_log(INDEX_CHUNK) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not index audit events for search");
+                    tracing::warn!(error = %e, "could not index audit events");
                     break;
                 }
             }

@@ -1,5 +1,5 @@
 //! The `audit_events` table: append-only, sealed, indexed for text search
-//! at idle, cut by retention. Its views (a filter as SQL, pages, counts) are
+//! and by agent at idle, cut by retention. Its views (a filter as SQL, pages, counts) are
 //! in `query`.
 
 use std::collections::HashSet;
@@ -235,10 +235,10 @@ pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
     )
 }
 
-/// Brings the text index and the grams of short searches up to date by at
-/// most `limit` events each (oldest first); how many it added to the one
-/// further behind. Run in a write transaction.
-pub fn index_text(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
+/// Brings the log's indexes (by text and by agent) and the grams of short
+/// searches up to date by at most `limit` events each (oldest first); how
+/// many it added to the one further behind. Run in a write transaction.
+pub fn index_log(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let added = index_trigrams(conn, limit)?;
     Ok(added.max(index_grams(conn, limit, MAX_GRAMS_HELD)?))
 }
@@ -329,26 +329,36 @@ fn add_grams(value: &str, grams: &mut HashSet<String>) {
     }
 }
 
-/// Brings the trigram index up to date by at most `limit` events (oldest
-/// first); how many it added.
+/// Brings the trigram index and the index by agent (`audit_by_agent`) up to
+/// date by at most `limit` events (oldest first); how many it added. Both
+/// hold every event up to `audit_text_indexed.upto`, and none above it.
 fn index_trigrams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let upto: i64 = conn
         .prepare_cached("SELECT upto FROM audit_text_indexed")?
         .query_row([], |r| r.get(0))?;
+    let newest: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(id) FROM (SELECT id FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![upto, limit as i64], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(0);
+    };
     let added = conn
         .prepare_cached(
             "INSERT INTO audit_text (rowid, agent, server, tool, kind, actor, detail)
              SELECT id, agent, server, tool, kind, actor, detail FROM audit_events
-             WHERE id > ?1 ORDER BY id LIMIT ?2",
+             WHERE id > ?1 AND id <= ?2",
         )?
-        .execute(params![upto, limit as i64])?;
-    if added > 0 {
-        conn.prepare_cached(
-            "UPDATE audit_text_indexed SET upto =
-               (SELECT MAX(id) FROM (SELECT id FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2))",
-        )?
-        .execute(params![upto, limit as i64])?;
-    }
+        .execute(params![upto, newest])?;
+    conn.prepare_cached(
+        "INSERT INTO audit_by_agent (client_id, id)
+         SELECT client_id, id FROM audit_events
+         WHERE id > ?1 AND id <= ?2 AND client_id IS NOT NULL",
+    )?
+    .execute(params![upto, newest])?;
+    conn.prepare_cached("UPDATE audit_text_indexed SET upto = ?1")?
+        .execute([newest])?;
     Ok(added)
 }
 
@@ -499,7 +509,7 @@ mod tests {
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        while store.index_text(100).unwrap() > 0 {}
+        while store.index_log(100).unwrap() > 0 {}
         let (upto, grams) = store
             .read(|c| {
                 let upto: i64 =
@@ -588,10 +598,66 @@ mod tests {
     }
 
     #[test]
+    fn a_log_from_before_schema_22_is_read_by_agent_the_same_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::file_store(&dir, 1);
+        store
+            .write(|tx| {
+                for i in 0..40i64 {
+                    let e = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).tool("t");
+                    let e = if i % 4 == 0 {
+                        e
+                    } else {
+                        e.client(&format!("c{}", i % 3))
+                    };
+                    tx.record(e, 1_000 + i)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(store.index_log(25).unwrap(), 25, "part indexed, part not");
+        let views = |store: &Store| {
+            ["c0", "c1", "c2"].map(|c| {
+                let f = Filter {
+                    client_id: Some(c.into()),
+                    ..Default::default()
+                };
+                let page = store.read(|conn| page(conn, &f, Cursor::Before(None), 100));
+                page.unwrap().iter().map(|e| e.id).collect::<Vec<_>>()
+            })
+        };
+        let before = views(&store);
+        assert!(before.iter().all(|ids| ids.len() == 10), "{before:?}");
+        drop(store);
+        // The log as schema 21 had it: an index by agent, written with each event.
+        let conn = Connection::open(dir.path().join("p.db")).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
+             DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
+             PRAGMA user_version = 21;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::testing::file_store(&dir, 2);
+        assert_eq!(views(&store), before);
+        let held: Vec<i64> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id FROM audit_by_agent ORDER BY id")?;
+                let ids = stmt.query_map([], |r| r.get(0))?;
+                Ok::<_, StoreError>(ids.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        let indexed: Vec<i64> = (1..=25).filter(|id| (id - 1) % 4 != 0).collect();
+        assert_eq!(held, indexed, "the agents' events the text index held");
+        while store.index_log(10).unwrap() > 0 {}
+        assert_eq!(views(&store), before);
+    }
+
+    #[test]
     fn deleting_indexed_and_unindexed_events_keeps_the_index_whole() {
         let store = Store::open_in_memory().unwrap();
         seed(&store);
-        assert_eq!(store.index_text(30).unwrap(), 30);
+        assert_eq!(store.index_log(30).unwrap(), 30);
         store
             .write(|tx| {
                 tx.conn()
@@ -604,11 +670,11 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            store.index_text(1_000).unwrap(),
+            store.index_log(1_000).unwrap(),
             19,
             "the rest, less the one deleted"
         );
-        assert_eq!(store.index_text(1_000).unwrap(), 0, "up to date");
+        assert_eq!(store.index_log(1_000).unwrap(), 0, "up to date");
         // All indexed now: the index must match the log row for row (rank 1
         // compares it with the content table, so a stray entry of event 40
         // or a missing one would fail here).

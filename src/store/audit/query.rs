@@ -24,18 +24,21 @@ const NOT_ALLOWED: &str = "audit_events.outcome <> 'allowed'";
 
 /// A filter as SQL: the WHERE clause over `audit_events` (columns
 /// qualified, parameters numbered from 1) and, for a text search the trigram
-/// index can serve, how to ask it. Such a search reads the index up to where
-/// it reaches and scans the events above (the clause then holds the scan, for
-/// that part only). The clause holds the search too, so what the index
-/// gives is only where to look: it may give more, never less.
+/// index can serve, how to ask it. Such a search, and a view of one agent,
+/// read the indexes up to where they reach and scan the events above (the
+/// clause then holds the scan, for that part only). The clause holds the
+/// search too, so what the index gives is only where to look: it may give
+/// more, never less.
 struct FilterSql {
     clause: String,
     args: Vec<Value>,
     text_match: Option<TextMatch>,
-    /// For a text search with more in the filter: the part of the clause
-    /// that an index serves ("1" when none does), which picks the events a
-    /// walk of the filter's events reads (each one a step).
+    /// For a view of one agent, and for a text search with more in the
+    /// filter: the part of the clause that an index serves ("1" when none
+    /// does), which picks the events a walk of the filter's events reads
+    /// (each one a step), from `walk`'s source.
     walked: Option<String>,
+    walk: Walk,
     /// At most how many rows a read through two ways ([`FilterSql::race`])
     /// reads, both together, before it stops with what the one further along
     /// has found (`None`: no bound).
@@ -83,41 +86,56 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
     // Those one index serves: a walk of the events they pick reads no
     // others (the agent's index, else the server's, else that of the
     // outcomes other than allowed; SQLite reads one; the ids' floor and
-    // ceiling bound each).
+    // ceiling bound each). The agent's is `audit_by_agent`, walked up to
+    // where it reaches.
+    let by_agent = f.client_id.is_some();
+    let walk = if by_agent { Walk::Agent } else { Walk::Log };
     let mut served: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    let mut push = |column: &str, op: &str, value: Value, indexed: bool| {
+    let mut arg = |value: Value| {
         args.push(value);
-        let clause = format!("audit_events.{column} {op} ?{}", args.len());
-        if indexed {
-            served.push(clause.clone());
-        }
-        clauses.push(clause);
+        args.len()
     };
     if let Some(c) = &f.client_id {
-        push("client_id", "=", Value::Text(c.clone()), true);
+        let n = arg(Value::Text(c.clone()));
+        clauses.push(format!("audit_events.client_id = ?{n}"));
+        served.push(format!("audit_by_agent.client_id = ?{n}"));
     }
     if let Some(s) = &f.server {
-        push("server", "=", Value::Text(s.clone()), f.client_id.is_none());
+        let n = arg(Value::Text(s.clone()));
+        clauses.push(format!("audit_events.server = ?{n}"));
+        if !by_agent {
+            served.push(format!("audit_events.server = ?{n}"));
+        }
     }
     let rare_outcome = f.outcome.is_some_and(|o| o != Outcome::Allowed);
-    let by_outcome = rare_outcome && f.client_id.is_none() && f.server.is_none();
+    let by_outcome = rare_outcome && !by_agent && f.server.is_none();
     if let Some(o) = f.outcome {
-        push("outcome", "=", Value::Text(o.as_str().into()), by_outcome);
+        let n = arg(Value::Text(o.as_str().into()));
+        clauses.push(format!("audit_events.outcome = ?{n}"));
+        if by_outcome {
+            served.push(format!("audit_events.outcome = ?{n}"));
+        }
     }
     if let Some(t) = f.since {
-        push("at", ">=", Value::Integer(t), false);
+        let n = arg(Value::Integer(t));
+        clauses.push(format!("audit_events.at >= ?{n}"));
     }
     let floor = since_floor(conn, f)?;
     if let Some(floor) = floor {
-        push("id", ">=", Value::Integer(floor), true);
+        let n = arg(Value::Integer(floor));
+        clauses.push(format!("audit_events.id >= ?{n}"));
+        served.push(format!("{} >= ?{n}", walk.id()));
     }
     if let Some(t) = f.until {
-        push("at", "<", Value::Integer(t), false);
+        let n = arg(Value::Integer(t));
+        clauses.push(format!("audit_events.at < ?{n}"));
     }
     let ceiling = until_ceiling(conn, f)?;
     if let Some(ceiling) = ceiling {
-        push("id", "<=", Value::Integer(ceiling), true);
+        let n = arg(Value::Integer(ceiling));
+        clauses.push(format!("audit_events.id <= ?{n}"));
+        served.push(format!("{} <= ?{n}", walk.id()));
     }
     if rare_outcome {
         // The index of those outcomes says this of every event it holds;
@@ -128,7 +146,10 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
         }
     }
     let mut text_match = None;
-    let mut walked = None;
+    // A walk of the events the served clauses pick, below the indexes'
+    // reach: for an agent's events, and for a text search with more in
+    // the filter.
+    let filtered = clauses.len() > 1;
     if let Some(text) = f.search_text() {
         let escaped = text
             .replace('\\', "\\\\")
@@ -140,12 +161,7 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
             .iter()
             .map(|column| format!("audit_events.{column} LIKE ?{n} ESCAPE '\\'"))
             .collect();
-        let search = format!("({})", any.join(" OR "));
-        if clauses.len() > 1 {
-            served.push("1".into());
-            walked = Some(served.join(" AND "));
-        }
-        clauses.push(search);
+        clauses.push(format!("({})", any.join(" OR ")));
         text_match = if text.contains('\0') {
             // The index's query syntax ends at a NUL: a scan.
             None
@@ -160,14 +176,48 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
             short_match(conn, text)?
         };
     }
+    let walked = (by_agent || (f.search_text().is_some() && filtered)).then(|| {
+        served.push("1".into());
+        served.join(" AND ")
+    });
     Ok(FilterSql {
         clause: clauses.join(" AND "),
         args,
         text_match,
         walked,
+        walk,
         reads: None,
         ids: (floor.unwrap_or(i64::MIN), ceiling.unwrap_or(i64::MAX)),
     })
+}
+
+/// What a walk of the filter's events reads them from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// The log (through the index SQLite picks for the served clauses).
+    Log,
+    /// One agent's events in `audit_by_agent`, as far as it reaches.
+    Agent,
+}
+
+impl Walk {
+    /// The tables the walk reads, for a query's FROM.
+    fn source(self) -> &'static str {
+        match self {
+            Walk::Log => "audit_events",
+            Walk::Agent => {
+                "audit_by_agent CROSS JOIN audit_events ON audit_events.id = audit_by_agent.id"
+            }
+        }
+    }
+
+    /// The id the walk goes by (in its index's order).
+    fn id(self) -> &'static str {
+        match self {
+            Walk::Log => "audit_events.id",
+            Walk::Agent => "audit_by_agent.id",
+        }
+    }
 }
 
 /// `text` as one term of the index's query syntax (a quote in it is text).
@@ -344,7 +394,7 @@ impl FilterSql {
             Ok(rows)
         };
         let n = self.args.len();
-        let Some(text) = &self.text_match else {
+        if self.text_match.is_none() && self.walk == Walk::Log {
             let sql = format!(
                 "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id {op} ?{} \
                  ORDER BY audit_events.id {order} LIMIT ?{}",
@@ -356,14 +406,14 @@ impl FilterSql {
                 run(sql, vec![Value::Integer(bound), Value::Integer(limit)])?,
                 false,
             ));
-        };
-        let upto: i64 = match text.reach {
+        }
+        let upto: i64 = match self.text_match.as_ref().and_then(|t| t.reach) {
             Some(reach) => reach,
             None => conn
                 .prepare_cached("SELECT upto FROM audit_text_indexed")?
                 .query_row([], |r| r.get(0))?,
         };
-        // Above the index: its scan (the clause holds it).
+        // Above the indexes: its scan (the clause holds it).
         let above = format!(
             "SELECT {columns} FROM audit_events WHERE {} AND audit_events.id > ?{} \
              AND audit_events.id {op} ?{} ORDER BY audit_events.id {order} LIMIT ?{}",
@@ -380,10 +430,14 @@ impl FilterSql {
                 Value::Integer(limit),
             ],
         )?;
-        // Below: driven by the index in id order, so it stops at `limit`.
+        // Below: driven by an index in id order, so it stops at `limit`.
         // The clause's scan is true of every match; SQLite checks it on those only.
-        let Some(expr) = &text.expr else {
-            return Ok((above, false));
+        let expr = match &self.text_match {
+            Some(text) => match &text.expr {
+                Some(expr) => Some(expr),
+                None => return Ok((above, false)),
+            },
+            None => None,
         };
         if let Some(walked) = &self.walked {
             // Newest first, the events above come first: below needs the rest.
@@ -395,18 +449,30 @@ impl FilterSql {
             if needed <= 0 {
                 return Ok((above, false));
             }
-            let (below, cut) = self.race(
-                conn,
-                (columns, row),
-                walked,
-                expr,
-                (op, order),
-                bound,
-                upto,
-                needed,
-            )?;
+            let (below, cut) = match expr {
+                Some(expr) => self.race(
+                    conn,
+                    (columns, row),
+                    walked,
+                    expr,
+                    (op, order),
+                    bound,
+                    upto,
+                    needed,
+                )?,
+                // One agent's events, through its index.
+                None => {
+                    let below = self.walk_below(columns, walked, op, order);
+                    let args = [bound, upto, needed].map(Value::Integer);
+                    (run(below, args.to_vec())?, false)
+                }
+            };
             return Ok((merge(above, below, order, limit), cut));
         }
+        let Some(expr) = expr else {
+            // A walk or a text search is what reads below the reach.
+            return Ok((above, false));
+        };
         // Nothing but the text: the index first, in id order. (Left to
         // SQLite, a filter an index serves had it drive from those events
         // and ask the text index about each: 23 s for trigrams in OR and one
@@ -432,6 +498,22 @@ impl FilterSql {
             ],
         )?;
         Ok((merge(above, below, order, limit), false))
+    }
+
+    /// The query of the events matching that a walk finds, with an id `op`
+    /// its first parameter after the filter's, at most its second (the
+    /// indexes' reach), in id `order`, at most its third.
+    fn walk_below(&self, columns: &str, walked: &str, op: &str, order: &str) -> String {
+        let n = self.args.len();
+        let (source, id) = (self.walk.source(), self.walk.id());
+        format!(
+            "SELECT {columns} FROM {source} WHERE {walked} AND {} \
+             AND {id} {op} ?{} AND {id} <= ?{} ORDER BY {id} {order} LIMIT ?{}",
+            self.clause,
+            n + 1,
+            n + 2,
+            n + 3
+        )
     }
 
     /// The events matching at or below the index's reach, for a text search
@@ -469,10 +551,12 @@ impl FilterSql {
         // Each gives every row it reads from its index (so a row is a
         // bounded step), with whether the whole filter holds of it.
         let filter_first = format!(
-            "SELECT {columns}, COALESCE({clause}, 0) AS hit FROM audit_events \
-             WHERE {walked} AND audit_events.id {op} ?{bound} AND audit_events.id <= ?{upto} \
-             ORDER BY audit_events.id {order}",
+            "SELECT {columns}, COALESCE({clause}, 0) AS hit FROM {source} \
+             WHERE {walked} AND {id} {op} ?{bound} AND {id} <= ?{upto} \
+             ORDER BY {id} {order}",
             clause = self.clause,
+            source = self.walk.source(),
+            id = self.walk.id(),
             bound = n + 1,
             upto = n + 2,
         );
@@ -800,7 +884,7 @@ mod tests {
             }
         };
         agree("nothing indexed");
-        while store.index_text(7).unwrap() > 0 {}
+        while store.index_log(7).unwrap() > 0 {}
         agree("all indexed");
         assert_eq!(plan("qz"), Some((true, None)), "in no trigram: no event");
         let Some((true, Some(expr))) = plan("_2") else {
@@ -821,9 +905,9 @@ mod tests {
             })
             .unwrap();
         agree("the index whole, no grams");
-        assert_eq!(store.index_text(10).unwrap(), 10, "the grams catch up");
+        assert_eq!(store.index_log(10).unwrap(), 10, "the grams catch up");
         agree("the index whole, grams for 10 events");
-        while store.index_text(7).unwrap() > 0 {}
+        while store.index_log(7).unwrap() > 0 {}
         agree("both whole again");
         // A full table takes no more grams; what comes after it is scanned.
         let held =
@@ -853,7 +937,7 @@ mod tests {
             .unwrap();
         let full = store.write(|tx| index_grams(tx.conn(), 10, n)).unwrap();
         assert_eq!((full, held()), (0, (53, n, count)), "full: nothing added");
-        store.index_text(10).unwrap();
+        store.index_log(10).unwrap();
         let found = store
             .read(|c| page(c, &f, Cursor::Before(None), 100))
             .unwrap();
@@ -928,7 +1012,7 @@ mod tests {
         ];
         // The same answers with none, part and all of the log in the text index.
         for more in [0, 20, 1_000] {
-            store.index_text(more).unwrap();
+            store.index_log(more).unwrap();
             for f in &filters {
                 let sql = store
                     .read(|c| page(c, f, Cursor::Before(None), 100))
@@ -1007,7 +1091,7 @@ mod tests {
             })
             .unwrap();
         // Searches read the text index (bounded by the ids' floor and ceiling) and race.
-        while store.index_text(1_000).unwrap() > 0 {}
+        while store.index_log(1_000).unwrap() > 0 {}
         let blocks = |c: &Connection| -> rusqlite::Result<Vec<(i64, i64, i64)>> {
             c.prepare("SELECT block, newest, oldest FROM audit_time_blocks ORDER BY block")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -1111,25 +1195,29 @@ mod tests {
     fn a_view_of_one_server_or_of_an_outcome_other_than_allowed_reads_an_index() {
         let store = Store::open_in_memory().unwrap();
         seed(&store);
-        let plan = |f: Filter| {
-            let sql = store.read(|c| filter_sql(c, &f)).unwrap();
-            let query = format!(
-                "EXPLAIN QUERY PLAN SELECT audit_events.id FROM audit_events WHERE {} \
-                 AND audit_events.id < ?{} ORDER BY audit_events.id DESC LIMIT ?{}",
-                sql.clause,
-                sql.args.len() + 1,
-                sql.args.len() + 2
-            );
+        // How SQLite reads `query`, with the filter's arguments and `more`.
+        let explain = |query: &str, sql: &FilterSql, more: &[i64]| {
             let mut args = sql.args.clone();
-            args.extend([Value::Integer(i64::MAX), Value::Integer(200)]);
+            args.extend(more.iter().map(|v| Value::Integer(*v)));
             store
                 .read(|c| {
-                    let mut stmt = c.prepare(&query)?;
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {query}"))?;
                     let rows = stmt
                         .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))?;
                     Ok::<_, StoreError>(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
                 })
                 .unwrap()
+        };
+        let plan = |f: Filter| {
+            let sql = store.read(|c| filter_sql(c, &f)).unwrap();
+            let query = format!(
+                "SELECT audit_events.id FROM audit_events WHERE {} \
+                 AND audit_events.id < ?{} ORDER BY audit_events.id DESC LIMIT ?{}",
+                sql.clause,
+                sql.args.len() + 1,
+                sql.args.len() + 2
+            );
+            explain(&query, &sql, &[i64::MAX, 200])
         };
         let outcome = |o: Outcome| Filter {
             outcome: Some(o),
@@ -1151,6 +1239,30 @@ mod tests {
             server.contains("USING INDEX audit_events_server"),
             "{server}"
         );
+        // One agent's: its index, in id order (no sort), whatever else the filter holds.
+        for f in [
+            Filter {
+                client_id: Some("c1".into()),
+                ..Default::default()
+            },
+            Filter {
+                client_id: Some("c1".into()),
+                server: Some("files".into()),
+                outcome: Some(Outcome::Denied),
+                since: Some(1_010),
+                ..Default::default()
+            },
+        ] {
+            let sql = store.read(|c| filter_sql(c, &f)).unwrap();
+            let walked = sql.walked.as_deref().unwrap();
+            let query = sql.walk_below("audit_events.id", walked, "<", "DESC");
+            let plan = explain(&query, &sql, &[i64::MAX, i64::MAX, 200]);
+            assert!(
+                plan.contains("SEARCH audit_by_agent USING PRIMARY KEY (client_id=? AND id")
+                    && !plan.contains("TEMP B-TREE"),
+                "{f:?}: {plan}"
+            );
+        }
     }
 
     #[test]
@@ -1221,6 +1333,22 @@ mod tests {
                 ..Default::default()
             });
         }
+        // One agent's events, and more with it, without a search: its
+        // index below the reach, a scan above.
+        for client in ["c3", "rare", "nobody"] {
+            filters.push(Filter {
+                client_id: Some(client.into()),
+                ..Default::default()
+            });
+            filters.push(Filter {
+                client_id: Some(client.into()),
+                server: Some("files".into()),
+                outcome: Some(Outcome::Denied),
+                since: Some(1_100),
+                until: Some(3_900),
+                ..Default::default()
+            });
+        }
         let ids = |events: &[AuditEvent]| events.iter().map(|e| e.id).collect::<Vec<_>>();
         let cut = std::cell::Cell::new(0);
         let check = |why: &str| {
@@ -1284,9 +1412,9 @@ mod tests {
             }
         };
         check("nothing indexed");
-        store.index_text(1_700).unwrap();
+        store.index_log(1_700).unwrap();
         check("part indexed");
-        while store.index_text(1_000).unwrap() > 0 {}
+        while store.index_log(1_000).unwrap() > 0 {}
         ANSWERED.with(|a| a.set([0; 2]));
         check("all indexed");
         // SQLite reads one index, so the events first are picked by one.
@@ -1309,5 +1437,15 @@ mod tests {
             .write(|tx| super::super::delete_through(tx.conn(), 1_000))
             .unwrap();
         check("the oldest thousand cut");
+        // The agents' index forgets them too: it holds every agent's event, and no other.
+        let held = store
+            .read(|c| {
+                let q = "SELECT (SELECT COUNT(*) FROM audit_by_agent),
+                     (SELECT COUNT(*) FROM audit_events WHERE client_id IS NOT NULL)";
+                Ok::<_, StoreError>(c.query_row(q, [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            })
+            .unwrap();
+        let (entries, events): (i64, i64) = held;
+        assert_eq!(entries, events);
     }
 }
