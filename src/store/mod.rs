@@ -430,15 +430,20 @@ impl Tx<'_> {
         self.record_returning(event, now).map(drop)
     }
 
-    /// Writes an audit event in this transaction; the event as stored.
-    fn record_returning(&mut self, event: NewEvent, now: UnixMs) -> Result<AuditEvent, StoreError> {
+    /// Writes an audit event in this transaction; the event as stored (kept
+    /// for the live timeline once committed: clone it to keep it longer).
+    fn record_returning(
+        &mut self,
+        event: NewEvent,
+        now: UnixMs,
+    ) -> Result<&AuditEvent, StoreError> {
         let after = self
             .recorded
             .last()
             .and_then(|e| Some((e.id, e.seal.as_deref()?)));
         let stored = audit::insert(&self.tx, self.key, event, after, now)?;
-        self.recorded.push(stored.clone());
-        Ok(stored)
+        self.recorded.push(stored);
+        Ok(&self.recorded[self.recorded.len() - 1])
     }
 
     /// Commit even though the operation ends in a refusal.

@@ -175,7 +175,7 @@ impl Store {
         event: NewEvent,
         now: UnixMs,
     ) -> Result<AuditEvent, StoreError> {
-        self.write_queued(move |tx| tx.record_returning(event, now))
+        self.write_queued(move |tx| tx.record_returning(event, now).cloned())
             .await
     }
 
@@ -191,10 +191,10 @@ impl Store {
     ) -> Result<CallStart, StoreError> {
         let start = CallStart::default();
         let Some(journal) = &self.journal else {
-            let recorded = self
-                .write_queued(move |tx| tx.record_returning(event, now))
+            let id = self
+                .write_queued(move |tx| tx.record_returning(event, now).map(|e| e.id))
                 .await?;
-            start.id.store(recorded.id, Ordering::SeqCst);
+            start.id.store(id, Ordering::SeqCst);
             return Ok(start);
         };
         let entry = journal::Entry { at: now, event };
@@ -331,9 +331,9 @@ impl CallStart {
 fn record_start(journal: Arc<Journal>, seq: u64, entry: journal::Entry, start: CallStart) -> Job {
     Box::new(move |tx| {
         let result: Result<(), StoreError> = tx.job(|tx| {
-            let recorded = tx.record_returning(entry.event, entry.at)?;
-            journal::mark(tx.conn(), seq, recorded.id, !journal.has_gap())?;
-            start.id.store(recorded.id, Ordering::SeqCst);
+            let id = tx.record_returning(entry.event, entry.at)?.id;
+            journal::mark(tx.conn(), seq, id, !journal.has_gap())?;
+            start.id.store(id, Ordering::SeqCst);
             Ok(())
         });
         if result.is_err() {

@@ -788,7 +788,9 @@ mod tests {
         let start = NewEvent::new(EventKind::CallStarted, Outcome::Allowed)
             .server("demo")
             .tool("read_note");
-        let started = store.write(|tx| tx.record_returning(start, 1)).unwrap();
+        let started = store
+            .write(|tx| tx.record_returning(start, 1).cloned())
+            .unwrap();
         let outcome = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
             .server("demo")
             .tool("read_note")
