@@ -336,6 +336,7 @@ mod tests {
     const TOKENS_UNTIL_V12: &str = "
         DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
         DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
+        ALTER TABLE audit_text_indexed DROP COLUMN agents_upto;
         DROP TABLE audit_journal; ALTER TABLE audit_events DROP COLUMN journal_seq;
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
         ALTER TABLE audit_text_indexed DROP COLUMN grams_held;

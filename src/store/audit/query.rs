@@ -407,10 +407,17 @@ impl FilterSql {
                 false,
             ));
         }
-        let upto: i64 = match self.text_match.as_ref().and_then(|t| t.reach) {
-            Some(reach) => reach,
-            None => conn
+        // Where the indexes read reach: the text index's, for a search (the
+        // index by agent is never behind it); else the index by agent's.
+        let upto: i64 = match &self.text_match {
+            Some(TextMatch {
+                reach: Some(reach), ..
+            }) => *reach,
+            Some(_) => conn
                 .prepare_cached("SELECT upto FROM audit_text_indexed")?
+                .query_row([], |r| r.get(0))?,
+            None => conn
+                .prepare_cached("SELECT agents_upto FROM audit_text_indexed")?
                 .query_row([], |r| r.get(0))?,
         };
         // Above the indexes: its scan (the clause holds it).
