@@ -237,8 +237,8 @@ pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Brings the log's indexes (by agent, by text) and the grams of short
 /// searches up to date by at most `limit` events each (the index by agent
-/// by [`AGENT_CHUNKS`] times as many), oldest first; how many it added to
-/// the one further behind. Run in a write transaction.
+/// by [`AGENT_CHUNKS`] times as many), oldest first; the most events any
+/// of them took (0: all are up to date). Run in a write transaction.
 pub fn index_log(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let agents = index_agents(conn, limit.saturating_mul(AGENT_CHUNKS))?;
     let added = index_trigrams(conn, limit)?;
