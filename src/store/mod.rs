@@ -64,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0020_call_journal.sql"),
     include_str!("migrations/0021_token_family_revoked.sql"),
     include_str!("migrations/0022_audit_agent_index.sql"),
+    include_str!("migrations/0023_audit_agents_ahead.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

@@ -1421,8 +1421,16 @@ mod tests {
             }
         };
         check("nothing indexed");
-        store.index_log(1_700).unwrap();
+        // The index by agent to 1,600, the text index to 100.
+        store.index_log(100).unwrap();
+        let reach = |c: &Connection| {
+            let q = "SELECT upto, agents_upto FROM audit_text_indexed";
+            Ok::<_, StoreError>(c.query_row(q, [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        };
+        assert_eq!(store.read(reach).unwrap(), (100i64, 1_600i64));
         check("part indexed");
+        store.index_log(100).unwrap();
+        check("more indexed by agent than by text");
         while store.index_log(1_000).unwrap() > 0 {}
         ANSWERED.with(|a| a.set([0; 2]));
         check("all indexed");

@@ -2,27 +2,24 @@
 -- event's entry in an index by agent went next to its agent's last: with
 -- several agents at work (refreshing tokens, calling tools), every commit
 -- wrote a page of that index for each of them. `audit_by_agent` holds the
--- same (agent, event) pairs, added by the writer when idle, in bigger
--- chunks than the text index and never behind it: every event up to
--- `audit_text_indexed.agents_upto` (at least `upto`). A view of one agent
--- reads it up to there and scans the few events above, as a text search
--- does. Deleting or changing an event it holds takes it out.
+-- same (agent, event) pairs, added by the writer when idle with the text
+-- index and up to the same event (`audit_text_indexed.upto`): a view of one
+-- agent reads it up to there and scans the few events above, as a text
+-- search does. Deleting or changing an event it holds takes it out.
 CREATE TABLE audit_by_agent (
     client_id  TEXT NOT NULL,
     id         INTEGER NOT NULL,
     PRIMARY KEY (client_id, id)
 ) WITHOUT ROWID;
-ALTER TABLE audit_text_indexed ADD COLUMN agents_upto INTEGER NOT NULL DEFAULT 0;
-UPDATE audit_text_indexed SET agents_upto = upto;
 INSERT INTO audit_by_agent (client_id, id)
     SELECT client_id, id FROM audit_events
-    WHERE client_id IS NOT NULL AND id <= (SELECT agents_upto FROM audit_text_indexed);
+    WHERE client_id IS NOT NULL AND id <= (SELECT upto FROM audit_text_indexed);
 CREATE TRIGGER audit_by_agent_delete AFTER DELETE ON audit_events
-WHEN old.client_id IS NOT NULL AND old.id <= (SELECT agents_upto FROM audit_text_indexed) BEGIN
+WHEN old.client_id IS NOT NULL AND old.id <= (SELECT upto FROM audit_text_indexed) BEGIN
     DELETE FROM audit_by_agent WHERE client_id = old.client_id AND id = old.id;
 END;
 CREATE TRIGGER audit_by_agent_update AFTER UPDATE OF client_id ON audit_events
-WHEN old.id <= (SELECT agents_upto FROM audit_text_indexed) BEGIN
+WHEN old.id <= (SELECT upto FROM audit_text_indexed) BEGIN
     DELETE FROM audit_by_agent WHERE client_id = old.client_id AND id = old.id;
     INSERT INTO audit_by_agent (client_id, id)
         SELECT new.client_id, new.id WHERE new.client_id IS NOT NULL;
