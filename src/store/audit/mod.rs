@@ -255,14 +255,14 @@ const AGENT_CHUNKS: usize = 16;
 /// Brings the index by agent (`audit_by_agent`) up to date by at most
 /// `limit` events (oldest first); how many it added.
 fn index_agents(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
-    let upto: i64 = conn
-        .prepare_cached("SELECT agents_upto FROM audit_text_indexed")?
-        .query_row([], |r| r.get(0))?;
+    let upto = reach(conn)?.agents;
     let Some((newest, events)) = next_events(conn, upto, limit)? else {
         return Ok(0);
     };
+    // An entry already there (an event given a new id by hand moves into
+    // the index through its trigger) is left as it is.
     conn.prepare_cached(
-        "INSERT INTO audit_by_agent (client_id, id)
+        "INSERT OR IGNORE INTO audit_by_agent (client_id, id)
          SELECT client_id, id FROM audit_events
          WHERE id > ?1 AND id <= ?2 AND client_id IS NOT NULL",
     )?
@@ -270,6 +270,27 @@ fn index_agents(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     conn.prepare_cached("UPDATE audit_text_indexed SET agents_upto = ?1")?
         .execute([newest])?;
     Ok(events)
+}
+
+/// How far the log's indexes reach: the newest event each has taken in
+/// (the index by agent is never behind the text index).
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    /// The text index's (`audit_text`).
+    text: i64,
+    /// The index by agent's (`audit_by_agent`).
+    agents: i64,
+}
+
+fn reach(conn: &Connection) -> Result<Reach, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT upto, agents_upto FROM audit_text_indexed")?
+        .query_row([], |r| {
+            Ok(Reach {
+                text: r.get(0)?,
+                agents: r.get(1)?,
+            })
+        })?)
 }
 
 /// The newest of the next `limit` events above `upto`, and how many there
@@ -376,13 +397,11 @@ fn add_grams(value: &str, grams: &mut HashSet<String>) {
 /// Brings the trigram index up to date by at most `limit` events (oldest
 /// first), never past the index by agent; how many it added.
 fn index_trigrams(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
-    let (upto, agents_upto): (i64, i64) = conn
-        .prepare_cached("SELECT upto, agents_upto FROM audit_text_indexed")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let Reach { text: upto, agents } = reach(conn)?;
     let Some((newest, _)) = next_events(conn, upto, limit)? else {
         return Ok(0);
     };
-    let newest = newest.min(agents_upto);
+    let newest = newest.min(agents);
     if newest <= upto {
         return Ok(0);
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
 
-use super::{from_row, SEARCHED, TIME_BLOCK};
+use super::{from_row, reach, SEARCHED, TIME_BLOCK};
 use crate::audit::{AuditEvent, Filter, Outcome};
 use crate::clock::UnixMs;
 use crate::store::StoreError;
@@ -370,8 +370,10 @@ impl FilterSql {
     }
 
     /// The events matching, with an id `op` `bound`, in id `order`, at most
-    /// `limit`: one query, or, for an indexed text search, the scanned events
-    /// above the index and the index's matches below, each in that order;
+    /// `limit`: one query; or, for an indexed text search or one agent's
+    /// events, the events above the indexes' reach scanned, those of the
+    /// agent the text index does not reach yet walked through the index by
+    /// agent, and those below read through the indexes, each in that order;
     /// and whether a read through two ways stopped at the bound of its reads
     /// (then more may match).
     #[allow(clippy::too_many_arguments)]
@@ -407,18 +409,21 @@ impl FilterSql {
                 false,
             ));
         }
-        // Where the indexes read reach: the text index's, for a search (the
-        // index by agent is never behind it); else the index by agent's.
-        let upto: i64 = match &self.text_match {
+        // Where the indexes read reach: the text index's, for a search; the
+        // index by agent's, for one agent's events (it is never behind the
+        // text index, so with a search too, it holds those the text index
+        // does not reach yet).
+        let reach = reach(conn)?;
+        let upto = match &self.text_match {
             Some(TextMatch {
                 reach: Some(reach), ..
             }) => *reach,
-            Some(_) => conn
-                .prepare_cached("SELECT upto FROM audit_text_indexed")?
-                .query_row([], |r| r.get(0))?,
-            None => conn
-                .prepare_cached("SELECT agents_upto FROM audit_text_indexed")?
-                .query_row([], |r| r.get(0))?,
+            Some(_) => reach.text,
+            None => reach.agents,
+        };
+        let scanned_above = match self.walk {
+            Walk::Agent => reach.agents,
+            Walk::Log => upto,
         };
         // Above the indexes: its scan (the clause holds it).
         let above = format!(
@@ -432,11 +437,27 @@ impl FilterSql {
         let above = run(
             above,
             vec![
-                Value::Integer(upto),
+                Value::Integer(scanned_above),
                 Value::Integer(bound),
                 Value::Integer(limit),
             ],
         )?;
+        // Newest first, the events above come first: those below need the rest.
+        let needed = |above: &[T]| match order {
+            "DESC" => limit - above.len() as i64,
+            _ => limit,
+        };
+        // One agent's events between the text index's reach and its own:
+        // walked, the search tested on each.
+        let above = match self.walked.as_deref() {
+            Some(walked) if scanned_above > upto && needed(&above) > 0 => {
+                let between = self.walk_below(columns, walked, op, order);
+                let args = [bound, upto, scanned_above, needed(&above)];
+                let between = run(between, args.map(Value::Integer).to_vec())?;
+                merge(above, between, order, limit)
+            }
+            _ => above,
+        };
         // Below: driven by an index in id order, so it stops at `limit`.
         // The clause's scan is true of every match; SQLite checks it on those only.
         let expr = match &self.text_match {
@@ -447,12 +468,7 @@ impl FilterSql {
             None => None,
         };
         if let Some(walked) = &self.walked {
-            // Newest first, the events above come first: below needs the rest.
-            let needed = if order == "DESC" {
-                limit - above.len() as i64
-            } else {
-                limit
-            };
+            let needed = needed(&above);
             if needed <= 0 {
                 return Ok((above, false));
             }
@@ -470,7 +486,7 @@ impl FilterSql {
                 // One agent's events, through its index.
                 None => {
                     let below = self.walk_below(columns, walked, op, order);
-                    let args = [bound, upto, needed].map(Value::Integer);
+                    let args = [bound, i64::MIN, upto, needed].map(Value::Integer);
                     (run(below, args.to_vec())?, false)
                 }
             };
@@ -508,18 +524,20 @@ impl FilterSql {
     }
 
     /// The query of the events matching that a walk finds, with an id `op`
-    /// its first parameter after the filter's, at most its second (the
-    /// indexes' reach), in id `order`, at most its third.
+    /// its first parameter after the filter's, above its second and at most
+    /// its third (within the indexes' reach), in id `order`, at most its
+    /// fourth.
     fn walk_below(&self, columns: &str, walked: &str, op: &str, order: &str) -> String {
         let n = self.args.len();
         let (source, id) = (self.walk.source(), self.walk.id());
         format!(
             "SELECT {columns} FROM {source} WHERE {walked} AND {} \
-             AND {id} {op} ?{} AND {id} <= ?{} ORDER BY {id} {order} LIMIT ?{}",
+             AND {id} {op} ?{} AND {id} > ?{} AND {id} <= ?{} ORDER BY {id} {order} LIMIT ?{}",
             self.clause,
             n + 1,
             n + 2,
-            n + 3
+            n + 3,
+            n + 4
         )
     }
 
@@ -1265,7 +1283,7 @@ mod tests {
             let sql = store.read(|c| filter_sql(c, &f)).unwrap();
             let walked = sql.walked.as_deref().unwrap();
             let query = sql.walk_below("audit_events.id", walked, "<", "DESC");
-            let plan = explain(&query, &sql, &[i64::MAX, i64::MAX, 200]);
+            let plan = explain(&query, &sql, &[i64::MAX, i64::MIN, i64::MAX, 200]);
             assert!(
                 plan.contains("SEARCH audit_by_agent USING PRIMARY KEY (client_id=? AND id")
                     && !plan.contains("TEMP B-TREE"),
@@ -1464,5 +1482,61 @@ mod tests {
             .unwrap();
         let (entries, events): (i64, i64) = held;
         assert_eq!(entries, events);
+    }
+
+    /// A search of one agent's events while the text index lags 190,000
+    /// events behind the index by agent (steady writes outrun it): how long
+    /// its first page and its count take, the lag walked through the index
+    /// by agent.
+    #[test]
+    #[ignore]
+    #[allow(clippy::disallowed_methods)] // it times what it reads
+    fn a_search_of_one_agent_while_the_text_index_lags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::file_store(&dir, 1_000);
+        for chunk in 0..20i64 {
+            store
+                .write(|tx| {
+                    for i in chunk * 10_000..(chunk + 1) * 10_000 {
+                        // One agent's in 50 calls `zq_note`.
+                        let tool = match i {
+                            _ if i % 1_000 == 3 => "zq_note",
+                            _ if i % 3 == 0 => "read_note",
+                            _ => "list_files",
+                        };
+                        let event = NewEvent::new(EventKind::ToolCall, Outcome::Allowed)
+                            .tool(tool)
+                            .client(&format!("c{}", i % 20));
+                        tx.record(event, 1_000 + i)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
+        // The index by agent to 192,000, the text index to 12,000.
+        for _ in 0..12 {
+            store.index_log(1_000).unwrap();
+        }
+        for text in ["read_note", "zq_note"] {
+            let f = Filter {
+                client_id: Some("c3".into()),
+                text: Some(text.into()),
+                ..Default::default()
+            };
+            for _ in 0..3 {
+                let started = Instant::now();
+                let p = store
+                    .read(|c| page(c, &f, Cursor::Before(None), 200))
+                    .unwrap();
+                let paged = started.elapsed();
+                let started = Instant::now();
+                let n = store.read(|c| count_up_to(c, &f, None, 10_000)).unwrap();
+                eprintln!(
+                    "{text}: first page ({} events) {paged:?}, count {n:?} {:?}",
+                    p.len(),
+                    started.elapsed()
+                );
+            }
+        }
     }
 }
