@@ -333,10 +333,8 @@ mod tests {
 
     /// The `tokens` table as schema versions 1 to 12 had it (and without
     /// what later versions added elsewhere).
+    /// Run after [`crate::store::audit::BACK_TO_SCHEMA_21`].
     const TOKENS_UNTIL_V12: &str = "
-        DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
-        DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
-        ALTER TABLE audit_text_indexed DROP COLUMN agents_upto;
         DROP TABLE audit_journal; ALTER TABLE audit_events DROP COLUMN journal_seq;
         DROP TABLE audit_text_grams; ALTER TABLE audit_text_indexed DROP COLUMN grams_upto;
         ALTER TABLE audit_text_indexed DROP COLUMN grams_held;
@@ -378,6 +376,8 @@ mod tests {
             client
         };
         let conn = Connection::open(dir.path().join("p.db")).unwrap();
+        conn.execute_batch(crate::store::audit::BACK_TO_SCHEMA_21)
+            .unwrap();
         conn.execute_batch(TOKENS_UNTIL_V12).unwrap();
         let grant: String = conn
             .query_row("SELECT id FROM grants", [], |r| r.get(0))

@@ -519,6 +519,15 @@ pub fn pruned_through(conn: &Connection) -> Result<Option<(i64, String)>, StoreE
     }))
 }
 
+/// Takes a log back to schema 21: an index by agent written with each
+/// event, no `audit_by_agent` (for tests of an upgrade).
+#[cfg(test)]
+pub(crate) const BACK_TO_SCHEMA_21: &str = "
+    DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
+    DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
+    ALTER TABLE audit_text_indexed DROP COLUMN agents_upto;
+    PRAGMA user_version = 21;";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,13 +696,7 @@ mod tests {
         drop(store);
         // The log as schema 21 had it: an index by agent, written with each event.
         let conn = Connection::open(dir.path().join("p.db")).unwrap();
-        conn.execute_batch(
-            "DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
-             DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
-             ALTER TABLE audit_text_indexed DROP COLUMN agents_upto;
-             PRAGMA user_version = 21;",
-        )
-        .unwrap();
+        conn.execute_batch(BACK_TO_SCHEMA_21).unwrap();
         drop(conn);
         let store = crate::testing::file_store(&dir, 2);
         assert_eq!(views(&store), before);
