@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0021_token_family_revoked.sql"),
     include_str!("migrations/0022_audit_agent_index.sql"),
     include_str!("migrations/0023_audit_agents_ahead.sql"),
+    include_str!("migrations/0024_audit_agent_outcome.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

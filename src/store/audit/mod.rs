@@ -262,8 +262,8 @@ fn index_agents(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     // An entry already there (an event given a new id by hand moves into
     // the index through its trigger) is left as it is.
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO audit_by_agent (client_id, id)
-         SELECT client_id, id FROM audit_events
+        "INSERT OR IGNORE INTO audit_by_agent (client_id, id, outcome)
+         SELECT client_id, id, outcome FROM audit_events
          WHERE id > ?1 AND id <= ?2 AND client_id IS NOT NULL",
     )?
     .execute(params![upto, newest])?;
@@ -661,6 +661,20 @@ mod tests {
         );
     }
 
+    /// The ids of the first page of each agent's events (of an outcome, when given).
+    fn pages_by_agent(store: &Store, views: &[(&str, Option<Outcome>)]) -> Vec<Vec<i64>> {
+        let ids = |&(agent, outcome): &(&str, Option<Outcome>)| {
+            let f = Filter {
+                client_id: Some(agent.into()),
+                outcome,
+                ..Default::default()
+            };
+            let page = store.read(|conn| page(conn, &f, Cursor::Before(None), 100));
+            page.unwrap().iter().map(|e| e.id).collect()
+        };
+        views.iter().map(ids).collect()
+    }
+
     #[test]
     fn a_log_from_before_schema_22_is_read_by_agent_the_same_after_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -681,16 +695,8 @@ mod tests {
             .unwrap();
         // The text index holds 2 events, the index by agent 32 of the 40.
         assert_eq!(store.index_log(2).unwrap(), 32, "part indexed, part not");
-        let views = |store: &Store| {
-            ["c0", "c1", "c2"].map(|c| {
-                let f = Filter {
-                    client_id: Some(c.into()),
-                    ..Default::default()
-                };
-                let page = store.read(|conn| page(conn, &f, Cursor::Before(None), 100));
-                page.unwrap().iter().map(|e| e.id).collect::<Vec<_>>()
-            })
-        };
+        let views =
+            |store: &Store| pages_by_agent(store, &[("c0", None), ("c1", None), ("c2", None)]);
         let before = views(&store);
         assert!(before.iter().all(|ids| ids.len() == 10), "{before:?}");
         drop(store);
@@ -714,7 +720,47 @@ mod tests {
     }
 
     #[test]
-    fn an_event_whose_agent_is_changed_is_found_under_its_new_agent() {
+    fn a_log_from_schema_23_has_each_outcome_in_the_index_by_agent_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::file_store(&dir, 1);
+        store
+            .write(|tx| {
+                for i in 0..30i64 {
+                    let outcome =
+                        [Outcome::Allowed, Outcome::Denied, Outcome::Error][i as usize % 3];
+                    let e =
+                        NewEvent::new(EventKind::ToolCall, outcome).client(&format!("c{}", i % 2));
+                    tx.record(e, 1_000 + i)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        while store.index_log(100).unwrap() > 0 {}
+        let views = |store: &Store| {
+            let of = [
+                ("c0", Outcome::Denied),
+                ("c1", Outcome::Error),
+                ("c1", Outcome::Allowed),
+            ];
+            pages_by_agent(store, &of.map(|(c, o)| (c, Some(o))))
+        };
+        let before = views(&store);
+        assert!(before.iter().all(|ids| ids.len() == 5), "{before:?}");
+        drop(store);
+        // The index by agent as schema 23 had it: no outcomes.
+        let conn = Connection::open(dir.path().join("p.db")).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER audit_by_agent_update; ALTER TABLE audit_by_agent DROP COLUMN outcome;
+             PRAGMA user_version = 23;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::testing::file_store(&dir, 2);
+        assert_eq!(views(&store), before);
+    }
+
+    #[test]
+    fn an_event_whose_agent_or_outcome_is_changed_is_found_as_it_is_now() {
         let store = Store::open_in_memory().unwrap();
         store
             .write(|tx| {
@@ -731,18 +777,17 @@ mod tests {
             .write(|tx| {
                 let q = "UPDATE audit_events SET client_id = 'c2' WHERE id = 1";
                 tx.conn().execute(q, [])?;
+                let q = "UPDATE audit_events SET outcome = 'denied' WHERE id = 3";
+                tx.conn().execute(q, [])?;
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        let ids = |agent: &str| {
-            let f = Filter {
-                client_id: Some(agent.into()),
-                ..Default::default()
-            };
-            let page = store.read(|c| page(c, &f, Cursor::Before(None), 10));
-            page.unwrap().iter().map(|e| e.id).collect::<Vec<_>>()
-        };
-        assert_eq!((ids("c1"), ids("c2")), (vec![3], vec![2, 1]));
+        let ids = |agent, outcome| pages_by_agent(&store, &[(agent, outcome)]).remove(0);
+        assert_eq!((ids("c1", None), ids("c2", None)), (vec![3], vec![2, 1]));
+        let denied = Some(Outcome::Denied);
+        assert_eq!((ids("c1", denied), ids("c2", denied)), (vec![3], vec![]));
+        let allowed = Some(Outcome::Allowed);
+        assert_eq!(ids("c1", allowed), Vec::<i64>::new());
     }
 
     #[test]

@@ -87,7 +87,8 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
     // others (the agent's index, else the server's, else that of the
     // outcomes other than allowed; SQLite reads one; the ids' floor and
     // ceiling bound each). The agent's is `audit_by_agent`, walked up to
-    // where it reaches.
+    // where it reaches; it holds each event's outcome, so an outcome is
+    // tested there, before the event is read.
     let by_agent = f.client_id.is_some();
     let walk = if by_agent { Walk::Agent } else { Walk::Log };
     let mut served: Vec<String> = Vec::new();
@@ -115,6 +116,10 @@ fn filter_sql_of(conn: &Connection, f: &Filter, starts: Starts) -> Result<Filter
         clauses.push(format!("audit_events.outcome = ?{n}"));
         if by_outcome {
             served.push(format!("audit_events.outcome = ?{n}"));
+        }
+        if by_agent {
+            // The index by agent holds each event's outcome too.
+            served.push(format!("audit_by_agent.outcome = ?{n}"));
         }
     }
     if let Some(t) = f.since {
@@ -1455,7 +1460,12 @@ mod tests {
         // SQLite reads one index, so the events first are picked by one.
         let walk = |f: &Filter| store.read(|c| filter_sql(c, f)).unwrap().walked.unwrap();
         let agent_denied = walk(&filters[4]);
-        assert!(agent_denied.contains("client_id") && !agent_denied.contains("outcome"));
+        assert!(
+            agent_denied.contains("audit_by_agent.client_id")
+                && agent_denied.contains("audit_by_agent.outcome")
+                && !agent_denied.contains("audit_events"),
+            "{agent_denied}"
+        );
         assert!(walk(&filters[3]).contains(NOT_ALLOWED));
         let server = walk(&filters[2]);
         assert!(server.contains("server") && !server.contains("outcome"));
