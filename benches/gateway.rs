@@ -195,6 +195,12 @@ impl Bench<'_> {
                     (To::NoopListing, 1000),
                 ],
             ),
+            (
+                "tools/call read_note with a progress token (SSE: progress, then the answer)",
+                json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": "read_note", "arguments": {"title": "welcome"}, "_meta": {"progressToken": "p"}}}),
+                s.calls,
+                vec![(To::Direct(None), 0), (To::Gateway("demo", ""), 0)],
+            ),
         ];
         let mut latency = Vec::new();
         let mut tokens = Vec::new();

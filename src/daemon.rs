@@ -189,6 +189,7 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     let mut rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let app = app.into_make_service_with_connect_info::<crate::peer::Peer>();
+        let listener = crate::peer::Listener(listener);
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         });

@@ -108,7 +108,8 @@ fn answer(notes: &mut Notes, id: Value, method: &str, params: &Value) -> Value {
 }
 
 /// Serves MCP on stdin/stdout until stdin closes. Each request runs on its
-/// own thread, so a slow `wait` does not hold up other calls.
+/// own thread, so a slow `wait` does not hold up other calls. A call with a
+/// progress token gets one progress notification before its answer.
 pub fn run() -> std::io::Result<()> {
     use std::sync::{Arc, Mutex};
     let notes = Arc::new(Mutex::new(Notes(BTreeMap::from([(
@@ -135,6 +136,13 @@ pub fn run() -> std::io::Result<()> {
                     let (notes, stdout) = (notes.clone(), stdout.clone());
                     std::thread::spawn(move || {
                         let params = msg.get("params").cloned().unwrap_or(Value::Null);
+                        // A call that asks for progress is told when it starts.
+                        let token = params.pointer("/_meta/progressToken");
+                        if let (true, Some(token)) = (method == "tools/call", token) {
+                            let started = json!({"progressToken": token, "progress": 0, "total": 1, "message": "started"});
+                            let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": started});
+                            reply(&stdout, note);
+                        }
                         let answer = if method == "tools/call" && params["name"] == "wait" {
                             // Waiting must not hold the notes lock.
                             answer(&mut Notes(BTreeMap::new()), id, &method, &params)

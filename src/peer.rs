@@ -105,11 +105,32 @@ impl Peer {
     }
 }
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+/// Gatehouse's HTTP listener, whose connections are its [`Peer`]s: each
+/// with Nagle's algorithm off. A streamed answer (its head, then each event:
+/// progress, then the result) is written in parts, and with it on, a small
+/// part waits until the agent acknowledges the one before, which it may
+/// delay by up to 40 ms.
+pub struct Listener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for Listener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Peer {
         Peer::new(*stream.remote_addr(), stream.io().local_addr().ok())
     }
 }
@@ -437,6 +458,19 @@ mod imp {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// The option is the server's own, on each connection it accepts.
+    #[tokio::test]
+    async fn each_connection_is_accepted_without_nagles_delay() {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut listener = Listener(tcp);
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let client = tokio::net::TcpStream::connect(addr);
+        let ((stream, from), client) =
+            tokio::join!(axum::serve::Listener::accept(&mut listener), client);
+        assert_eq!(from, client.unwrap().local_addr().unwrap());
+        assert!(stream.nodelay().unwrap());
+    }
 
     #[test]
     fn kernel_addresses_parse() {
