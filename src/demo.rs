@@ -137,7 +137,9 @@ pub fn run() -> std::io::Result<()> {
                     std::thread::spawn(move || {
                         let params = msg.get("params").cloned().unwrap_or(Value::Null);
                         // A call that asks for progress is told when it starts.
-                        let token = params.pointer("/_meta/progressToken");
+                        let token = params
+                            .pointer("/_meta/progressToken")
+                            .filter(|t| !t.is_null());
                         if let (true, Some(token)) = (method == "tools/call", token) {
                             let started = json!({"progressToken": token, "progress": 0, "total": 1, "message": "started"});
                             let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": started});

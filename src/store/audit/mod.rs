@@ -259,8 +259,8 @@ fn index_agents(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
     let Some((newest, events)) = next_events(conn, upto, limit)? else {
         return Ok(0);
     };
-    // An entry already there (an event given a new id by hand moves into
-    // the index through its trigger) is left as it is.
+    // The triggers write no entry above the index's reach, so none is
+    // there; were one, the pass would go on without it.
     conn.prepare_cached(
         "INSERT OR IGNORE INTO audit_by_agent (client_id, id, outcome)
          SELECT client_id, id, outcome FROM audit_events
@@ -779,15 +779,29 @@ mod tests {
                 tx.conn().execute(q, [])?;
                 let q = "UPDATE audit_events SET outcome = 'denied' WHERE id = 3";
                 tx.conn().execute(q, [])?;
+                // Moved above the index's reach, then changed there.
+                let q = "UPDATE audit_events SET id = 50 WHERE id = 2";
+                tx.conn().execute(q, [])?;
+                let q = "UPDATE audit_events SET outcome = 'denied' WHERE id = 50";
+                tx.conn().execute(q, [])?;
+                // One not indexed yet, moved below the reach.
+                let e = NewEvent::new(EventKind::ToolCall, Outcome::Allowed).client("c1");
+                tx.record(e, 1_000)?;
+                tx.conn()
+                    .execute("UPDATE audit_events SET id = 0 WHERE id = 51", [])?;
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+        while store.index_log(100).unwrap() > 0 {}
         let ids = |agent, outcome| pages_by_agent(&store, &[(agent, outcome)]).remove(0);
-        assert_eq!((ids("c1", None), ids("c2", None)), (vec![3], vec![2, 1]));
+        assert_eq!(
+            (ids("c1", None), ids("c2", None)),
+            (vec![3, 0], vec![50, 1])
+        );
         let denied = Some(Outcome::Denied);
-        assert_eq!((ids("c1", denied), ids("c2", denied)), (vec![3], vec![]));
+        assert_eq!((ids("c1", denied), ids("c2", denied)), (vec![3], vec![50]));
         let allowed = Some(Outcome::Allowed);
-        assert_eq!(ids("c1", allowed), Vec::<i64>::new());
+        assert_eq!((ids("c1", allowed), ids("c2", allowed)), (vec![0], vec![1]));
     }
 
     #[test]

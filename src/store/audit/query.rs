@@ -744,7 +744,8 @@ pub fn count(conn: &Connection, f: &Filter) -> Result<i64, StoreError> {
 
 /// The most rows a count reads in the two ways a text search with a filter
 /// is read at once, both together (besides the events newer than the
-/// index's reach, scanned as any search scans them): matches that are few and far between
+/// index's reach, scanned as any search scans them, and for one agent's
+/// search those the index by agent holds beyond it, walked): matches that are few and far between
 /// would otherwise be read to the end of the log (140 ms at 1,000,000 events
 /// for "42" and one agent), for a count that says "at least" just as truly.
 /// (So a count of a common search may stop short of 10,000 too: "4,990+".)
@@ -1494,7 +1495,7 @@ mod tests {
         assert_eq!(entries, events);
     }
 
-    /// A search of one agent's events while the text index lags 190,000
+    /// A search of one agent's events while the text index lags 180,000
     /// events behind the index by agent (steady writes outrun it): how long
     /// its first page and its count take, the lag walked through the index
     /// by agent.
