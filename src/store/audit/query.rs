@@ -452,13 +452,16 @@ impl FilterSql {
             "DESC" => limit - above.len() as i64,
             _ => limit,
         };
+        // The events a walk of the filter's finds above `lo`, at most `hi`.
+        let walk = |walked: &str, lo: i64, hi: i64, needed: i64| {
+            let sql = self.walk_below(columns, walked, op, order);
+            run(sql, [bound, lo, hi, needed].map(Value::Integer).to_vec())
+        };
         // One agent's events between the text index's reach and its own:
         // walked, the search tested on each.
         let above = match self.walked.as_deref() {
             Some(walked) if scanned_above > upto && needed(&above) > 0 => {
-                let between = self.walk_below(columns, walked, op, order);
-                let args = [bound, upto, scanned_above, needed(&above)];
-                let between = run(between, args.map(Value::Integer).to_vec())?;
+                let between = walk(walked, upto, scanned_above, needed(&above))?;
                 merge(above, between, order, limit)
             }
             _ => above,
@@ -489,11 +492,7 @@ impl FilterSql {
                     needed,
                 )?,
                 // One agent's events, through its index.
-                None => {
-                    let below = self.walk_below(columns, walked, op, order);
-                    let args = [bound, i64::MIN, upto, needed].map(Value::Integer);
-                    (run(below, args.to_vec())?, false)
-                }
+                None => (walk(walked, i64::MIN, upto, needed)?, false),
             };
             return Ok((merge(above, below, order, limit), cut));
         }
