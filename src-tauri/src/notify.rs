@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use gatehouse::api::{AuditEvent, EventKind};
+use gatehouse::api::{AuditEvent, EventKind, INSTRUCTIONS};
 use gatehouse::text::inert;
 
 /// At most one notification per agent in this long.
@@ -59,6 +59,11 @@ pub fn note_for(event: &AuditEvent) -> Option<Note> {
         EventKind::CallHeld => (
             format!("{agent} wants to run {tool}"),
             format!("on {server}. It waits for your decision."),
+            true,
+        ),
+        EventKind::ToolChanged if event.tool.as_deref() == Some(INSTRUCTIONS) => (
+            format!("{server} changed its instructions"),
+            format!("{agent} is told the old ones until you review the change."),
             true,
         ),
         EventKind::ToolChanged => (
@@ -209,6 +214,15 @@ mod tests {
         ))
         .unwrap();
         assert!(more.title.ends_with("asks for more tools"));
+        let changed = note_for(&event(EventKind::ToolChanged, json!({}))).unwrap();
+        assert_eq!(changed.title, "delete_note changed on demo");
+        let told = AuditEvent {
+            tool: Some(INSTRUCTIONS.into()),
+            ..event(EventKind::ToolChanged, json!({}))
+        };
+        let told = note_for(&told).unwrap();
+        assert_eq!(told.title, "demo changed its instructions");
+        assert!(told.body.starts_with("Evil") && !told.body.contains('\u{1b}') && told.to_consent);
         let held = note_for(&event(EventKind::CallHeld, json!({}))).unwrap();
         assert!(held.title.ends_with("wants to run delete_note") && held.to_consent);
         let mismatch = note_for(&event(

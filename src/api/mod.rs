@@ -38,6 +38,7 @@ pub use crate::audit::{AuditEvent, EventKind, ExportFormat, Filter as AuditFilte
 pub use crate::config::{AskDefault, DefaultDuration, Theme};
 pub use crate::credentials::{CredentialStore, SecretError};
 pub use crate::gateway::pause::{PauseState, Paused};
+pub use crate::gateway::pinning::INSTRUCTIONS;
 pub use crate::oauth::agents::Revoked;
 pub use crate::oauth::consent::{AskChoice, DurationChoice, ToolChoice};
 pub use crate::oauth::rules::RuleChoice;

@@ -107,6 +107,9 @@ pub enum PendingKind {
     ToolCall,
     /// A granted tool changed on the server and is blocked until re-approved.
     ToolChanged,
+    /// The server's instructions (what the agent's model is told about it)
+    /// changed; the agent is told the old ones until the new are approved.
+    InstructionsChanged,
 }
 
 /// Something waiting for the person, as they see it.
@@ -484,15 +487,21 @@ fn queue(
     }
     for review in pins::pending_reviews(c)? {
         let id = PendingId::ToolReview(review.id.clone());
+        let (kind, tools) = if review.tool == pinning::INSTRUCTIONS {
+            (PendingKind::InstructionsChanged, Vec::new())
+        } else {
+            let tools = catalog::tool_info(&review.new_definition);
+            (
+                PendingKind::ToolChanged,
+                tools.iter().map(Tool::from).collect(),
+            )
+        };
         items.push(PendingItem {
-            tools: catalog::tool_info(&review.new_definition)
-                .iter()
-                .map(Tool::from)
-                .collect(),
+            tools,
             changes: pinning::describe_change(&review.old_definition, &review.new_definition),
             ..item(
                 id,
-                PendingKind::ToolChanged,
+                kind,
                 &review.client_id,
                 &review.server,
                 review.created_at,

@@ -491,6 +491,10 @@ fn print_pending(p: &PendingItem) {
             "{}  tool {first_tool} on {server} CHANGED since {who} was allowed to use it; it is blocked",
             p.id
         ),
+        PendingKind::InstructionsChanged => println!(
+            "{}  the instructions of {server} CHANGED since {who} was allowed to use it; it is told the old ones",
+            p.id
+        ),
     }
     println!("    client id: {}", shown(&p.client_id));
     if let Some(other) = &p.lookalike_of {

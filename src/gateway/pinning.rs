@@ -11,7 +11,7 @@ use crate::clock::UnixMs;
 use crate::crypto;
 use crate::oauth::bearer::AccessGrant;
 use crate::store::pins::{self, ReviewStatus, ToolReview};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// The fields of a tool definition that a pin covers: what the person (and the
 /// model) relies on. A change to any of them is a different tool.
@@ -69,17 +69,44 @@ pub fn record_change(
         let Some(pin) = pins::for_tool(tx.conn(), grant_id, tool)? else {
             return Err(StoreError::Corrupt(format!("no pin of {tool:?} to review")));
         };
-        let old_definition = pin.definition;
-        pins::suspend(tx.conn(), grant_id, tool, now)?;
+        let change = Change {
+            access,
+            server,
+            item: tool,
+            old: pin.definition,
+            new: new_definition,
+            new_hash: pin_of(new_definition),
+        };
+        change.open_review(tx, now)
+    })
+}
+
+/// A pinned item (a tool, or the server's instructions) the server now
+/// offers otherwise.
+struct Change<'a> {
+    access: &'a AccessGrant,
+    server: &'a str,
+    item: &'a str,
+    old: Value,
+    new: &'a Value,
+    new_hash: String,
+}
+
+impl Change<'_> {
+    /// Blocks the item for the grant and opens its review, audited; the review's id.
+    fn open_review(self, tx: &mut Tx<'_>, now: UnixMs) -> Result<String, StoreError> {
+        let grant_id = &self.access.grant().id;
+        pins::suspend(tx.conn(), grant_id, self.item, now)?;
+        let changes = logged_changes(&self.old, self.new);
         let review = ToolReview {
             id: crypto::short_id("tr_"),
             grant_id: grant_id.clone(),
-            client_id: access.client_id.clone(),
-            server: server.to_string(),
-            tool: tool.to_string(),
-            old_definition: old_definition.clone(),
-            new_definition: new_definition.clone(),
-            new_hash: pin_of(new_definition),
+            client_id: self.access.client_id.clone(),
+            server: self.server.to_string(),
+            tool: self.item.to_string(),
+            old_definition: self.old,
+            new_definition: self.new.clone(),
+            new_hash: self.new_hash,
             status: ReviewStatus::Pending,
             created_at: now,
             decided_at: None,
@@ -88,14 +115,101 @@ pub fn record_change(
         pins::insert_review(tx.conn(), &review)?;
         tx.record(
             NewEvent::new(EventKind::ToolChanged, Outcome::Denied)
-                .client(&access.client_id)
-                .server(server)
-                .tool(tool)
+                .client(&self.access.client_id)
+                .server(self.server)
+                .tool(self.item)
                 .grant(grant_id)
-                .detail(json!({"review": review.id, "changes": logged_changes(&old_definition, new_definition)})),
+                .detail(json!({"review": review.id, "changes": changes})),
             now,
         )?;
         Ok(review.id)
+    }
+}
+
+/// The item under which a grant pins its server's `instructions`, the text
+/// an agent's client gives its model about the server (MCP's `initialize`
+/// result). `@` names are Gatehouse's own: no server's tool has one.
+pub const INSTRUCTIONS: &str = "@instructions";
+
+/// What a pin of a server's instructions covers: `{"instructions": …}` as
+/// its `initialize` result has them, or `{}` when it has none (so that
+/// instructions added later are a change too).
+pub fn instructions_of(initialize_result: &Value) -> Value {
+    match initialize_result.get("instructions") {
+        Some(text) => json!({ "instructions": text }),
+        None => json!({}),
+    }
+}
+
+/// Checks a server's instructions (as [`instructions_of`] gives them)
+/// against the grant's pin: `None` when the agent may have them as they
+/// are, else the pinned ones, which the agent gets instead. A grant without
+/// a pin (its agent's first session) takes the pin of the newest grant on
+/// the server that has one, so a new grant (another agent's, or this one's
+/// after a new authorization) is never where a change slips in; on a server
+/// no grant has pinned, what it says is pinned (trust on first use). A
+/// change blocks the new ones and opens a review, as a changed tool does;
+/// until the person allows it (and after they refuse), the agent is told
+/// the instructions they allowed.
+pub fn check_instructions(
+    store: &Store,
+    access: &AccessGrant,
+    server: &str,
+    current: &Value,
+    now: UnixMs,
+) -> Result<Option<Value>, StoreError> {
+    let hash = pin_hash(current);
+    // The common case, from the live state: what was pinned, offered again.
+    if access
+        .live
+        .pins
+        .get(INSTRUCTIONS)
+        .is_some_and(|p| p.hash == hash)
+    {
+        return Ok(None);
+    }
+    let grant_id = &access.grant().id;
+    store.write(|tx| {
+        let pin = match pins::for_tool(tx.conn(), grant_id, INSTRUCTIONS)? {
+            Some(pin) => pin,
+            None => match pins::newest_on_server(tx.conn(), server, INSTRUCTIONS)? {
+                Some(earlier) => {
+                    pins::pin(
+                        tx.conn(),
+                        grant_id,
+                        INSTRUCTIONS,
+                        &earlier.hash,
+                        &earlier.definition,
+                    )?;
+                    pins::Pin {
+                        grant_id: grant_id.clone(),
+                        suspended_at: None,
+                        ..earlier
+                    }
+                }
+                None => {
+                    pins::pin(tx.conn(), grant_id, INSTRUCTIONS, &hash, current)?;
+                    return Ok(None);
+                }
+            },
+        };
+        if pin.hash == hash {
+            return Ok(None);
+        }
+        let pinned = pin.definition.clone();
+        // Blocked already: a review waits, or the person kept the old ones.
+        if pin.suspended_at.is_none() {
+            let change = Change {
+                access,
+                server,
+                item: INSTRUCTIONS,
+                old: pin.definition,
+                new: current,
+                new_hash: hash,
+            };
+            change.open_review(tx, now)?;
+        }
+        Ok(Some(pinned))
     })
 }
 
@@ -187,6 +301,19 @@ fn logged_changes(old: &Value, new: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_added_removed_or_emptied_are_each_a_change() {
+        let of = |result: Value| pin_hash(&instructions_of(&result));
+        let none = of(json!({"protocolVersion": "2025-06-18"}));
+        let some = of(json!({"instructions": "Use lookup."}));
+        let empty = of(json!({"instructions": ""}));
+        assert_ne!(none, some);
+        assert_ne!(none, empty);
+        assert_ne!(some, empty);
+        let same = of(json!({"serverInfo": {"name": "x"}, "instructions": "Use lookup."}));
+        assert_eq!(some, same, "only the instructions are pinned");
+    }
 
     #[test]
     fn pins_change_with_what_the_person_relies_on() {

@@ -197,6 +197,10 @@ impl Gateway {
         let (tx, rx) = message_channel();
         let first = messages.recv().await;
         let ok = first.as_ref().is_some_and(Message::has_result);
+        let first = match first {
+            Some(answer) if ok => Some(self.instructions_as_pinned(req.access, req.server, answer)),
+            other => other,
+        };
         if ok {
             self.sessions.insert(session.clone());
             tracing::info!(client = %session.client_id, server = %session.server, "session opened");
@@ -215,6 +219,39 @@ impl Gateway {
             session_id: ok.then(|| session.id.clone()),
             messages: rx,
         }
+    }
+
+    /// The server's answer to `initialize`, with the instructions the agent
+    /// may be told ([`pinning::check_instructions`]). When they cannot be
+    /// checked, the agent is told none.
+    fn instructions_as_pinned(
+        &self,
+        access: &AccessGrant,
+        server: &str,
+        answer: Message,
+    ) -> Message {
+        let Some(Ok(result)) = answer.member::<Value>("result") else {
+            return answer;
+        };
+        let current = pinning::instructions_of(&result);
+        let pinned =
+            pinning::check_instructions(&self.store, access, server, &current, clock::now());
+        let told = match pinned {
+            Ok(None) => return answer,
+            Ok(Some(pinned)) => pinned,
+            Err(e) => {
+                tracing::error!(error = %e, %server, "could not check the server's instructions against their pin; the agent is told none");
+                json!({})
+            }
+        };
+        let mut answer = answer.into_value();
+        if let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) {
+            match told.get("instructions") {
+                Some(text) => result.insert("instructions".into(), text.clone()),
+                None => result.remove("instructions"),
+            };
+        }
+        Message::from(answer)
     }
 
     /// Applies the policy to one request of an open session.

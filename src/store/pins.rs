@@ -94,6 +94,23 @@ pub fn for_tool(conn: &Connection, grant_id: &str, tool: &str) -> Result<Option<
         .optional()?)
 }
 
+/// The pin of `item` in the newest grant on `server` that has one (any
+/// agent's, revoked or not).
+pub fn newest_on_server(
+    conn: &Connection,
+    server: &str,
+    item: &str,
+) -> Result<Option<Pin>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT tool_pins.* FROM tool_pins JOIN grants ON grants.id = tool_pins.grant_id
+             WHERE grants.server = ?1 AND tool_pins.tool = ?2
+             ORDER BY grants.created_at DESC, grants.rowid DESC LIMIT 1",
+        )?
+        .query_row(params![server, item], pin_from_row)
+        .optional()?)
+}
+
 /// Blocks a pinned tool; false if it already was.
 pub fn suspend(
     conn: &Connection,

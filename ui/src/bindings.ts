@@ -7,7 +7,7 @@ export type Risk = "read" | "write" | "destructive";
 
 export type Tool = { name: string, title: string | null, description: string, risk: Risk, };
 
-export type PendingKind = "authorization" | "step_up" | "tool_call" | "tool_changed";
+export type PendingKind = "authorization" | "step_up" | "tool_call" | "tool_changed" | "instructions_changed";
 
 export type Lookalike = { 
 /**

@@ -137,7 +137,7 @@ function Prompt({
   }, [request.id]);
 
   const tools = toolsToSend(request, selected);
-  const canAllow = allowEnabled(shownAt, now, tools.length) && !busy;
+  const canAllow = allowEnabled(shownAt, now, picking ? tools.length : null) && !busy;
   const delayLeft = shownAt === null ? ALLOW_DELAY_MS : Math.max(0, ALLOW_DELAY_MS - (now - shownAt));
   const labels = buttonLabels(request.kind, tools.length);
   const expired = request.expires_at !== null && now >= request.expires_at;
@@ -287,7 +287,7 @@ function Prompt({
             </div>
           ))}
           {request.kind === 'tool_call' && <Arguments request={request} />}
-          {request.kind === 'tool_changed' && (
+          {(request.kind === 'tool_changed' || request.kind === 'instructions_changed') && (
             <>
               <h3>What changed</h3>
               <ul class="changes">

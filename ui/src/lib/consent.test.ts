@@ -94,6 +94,8 @@ describe('allow delay', () => {
     expect(allowEnabled(1_000, 1_000 + ALLOW_DELAY_MS - 1, 2)).toBe(false);
     expect(allowEnabled(1_000, 1_000 + ALLOW_DELAY_MS, 2)).toBe(true);
     expect(allowEnabled(1_000, 5_000, 0)).toBe(false);
+    expect(allowEnabled(1_000, 5_000, null)).toBe(true);
+    expect(allowEnabled(1_000, 1_000 + ALLOW_DELAY_MS - 1, null)).toBe(false);
   });
 });
 
@@ -123,6 +125,12 @@ describe('kinds of question', () => {
     expect(buttonLabels('tool_call', 1)).toEqual({ allow: 'Allow once', deny: 'Deny' });
     expect(buttonLabels('tool_changed', 1)).toEqual({ allow: 'Allow new version', deny: 'Keep blocked' });
     expect(buttonLabels('step_up', 2).allow).toBe('Allow 2 tools');
+    expect(askSentence({ kind: 'instructions_changed', tools: [] })).toEqual({
+      before: '',
+      after: ' changed its instructions since you allowed it',
+    });
+    expect(buttonLabels('instructions_changed', 0)).toEqual({ allow: 'Allow new instructions', deny: 'Keep the old ones' });
+    expect(picksTools('instructions_changed')).toBe(false);
   });
 
   it('sends the ticked tools, or the one tool a held call or change is about', () => {

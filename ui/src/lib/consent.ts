@@ -95,9 +95,13 @@ export function currentRequest(queue: PendingItem[], showingId: string | null): 
   return queue.find((r) => r.id === showingId) ?? queue[0] ?? null;
 }
 
-/** Whether Allow may be pressed: the request has been on screen long enough and something is ticked. */
-export function allowEnabled(shownAt: number | null, now: number, chosen: number): boolean {
-  return shownAt !== null && now - shownAt >= ALLOW_DELAY_MS && chosen > 0;
+/**
+ * Whether Allow may be pressed: the request has been on screen long enough and,
+ * where the person picks tools, something is ticked (`chosen`, or null where
+ * nothing is picked: a held call, a change).
+ */
+export function allowEnabled(shownAt: number | null, now: number, chosen: number | null): boolean {
+  return shownAt !== null && now - shownAt >= ALLOW_DELAY_MS && chosen !== 0;
 }
 
 /** The durations the window offers. */
@@ -155,6 +159,8 @@ export function askSentence(r: Pick<PendingItem, 'kind' | 'tools'>): { before: s
       return { before: `wants to run ${r.tools[0]?.name ?? 'a tool'} on `, after: ' now' };
     case 'tool_changed':
       return { before: `${r.tools[0]?.name ?? 'A tool'} changed on `, after: ' since you allowed it' };
+    case 'instructions_changed':
+      return { before: '', after: ' changed its instructions since you allowed it' };
     default:
       return { before: 'wants to use ', after: ' on this computer' };
   }
@@ -167,6 +173,8 @@ export function buttonLabels(kind: PendingItem['kind'], chosen: number): { allow
       return { allow: 'Allow once', deny: 'Deny' };
     case 'tool_changed':
       return { allow: 'Allow new version', deny: 'Keep blocked' };
+    case 'instructions_changed':
+      return { allow: 'Allow new instructions', deny: 'Keep the old ones' };
     default:
       return { allow: allowLabel(chosen), deny: 'Deny' };
   }
