@@ -8,6 +8,7 @@ use super::{Actor, Error, Gatehouse, Result, Tool};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock;
 use crate::config::{Config, ServerConfig, Upstream};
+use crate::credentials::CredentialStore;
 pub use crate::gateway::ServerState;
 use crate::store::{grants, tokens};
 
@@ -288,50 +289,7 @@ impl Gatehouse {
     /// Adds a server: its secrets to the keychain, the rest to the config
     /// file; in force at once.
     pub fn add_server(&self, new: NewServer, actor: Actor) -> Result<ConfigChange> {
-        let entry = new.entry()?;
-        self.edit_config(actor, |path| {
-            let added = crate::config::edit::add_to_file(path, &new.name, &entry)
-                .map_err(Error::bad_request)?;
-            let credentials = self.credentials();
-            let mut failed = None;
-            let had = match credentials.names() {
-                Ok(mut names) => names.remove(&new.name).unwrap_or_default(),
-                Err(e) => {
-                    failed = (!new.secrets.is_empty()).then_some(e);
-                    Vec::new()
-                }
-            };
-            // Each key this add wrote, or may have half written (a failed
-            // `set` can have stored the value but not its name).
-            let mut stored = Vec::new();
-            for s in &new.secrets {
-                if failed.is_some() {
-                    break;
-                }
-                let key = secret_name(&s.key);
-                let result = credentials.set(&new.name, &key, &s.value);
-                stored.push(key);
-                failed = result.err();
-            }
-            let Some(e) = failed else {
-                return Ok(());
-            };
-            // A server without its secrets would fail at every start: the
-            // entry just written goes, and so do the secrets this add stored
-            // that were not there before it.
-            let name = crate::text::inert(&new.name);
-            if added == crate::config::edit::Added::AlreadyThere {
-                return Err(Error::internal(format!(
-                    "{e}; the server {name:?} was there already, and not all its secrets were stored"
-                )));
-            }
-            crate::config::edit::change_in_file(path, &new.name, crate::config::edit::remove_server)
-                .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
-            for key in stored.iter().filter(|k| !had.contains(k)) {
-                let _ = credentials.remove(&new.name, key);
-            }
-            Err(Error::internal(format!("{e}; the server {name:?} was not added")))
-        })
+        self.edit_config(actor, |path| add_server_to(path, self.credentials(), &new))
     }
 
     /// Removes a server from the config file (its sessions end, its grants are revoked).
@@ -679,4 +637,56 @@ impl crate::connect::ConfigFile for ServedConfig<'_> {
     fn served(&self) -> bool {
         true
     }
+}
+
+/// Writes a new server's entry to the config file at `path` and its secrets
+/// to `credentials`. A server without its secrets would fail at every
+/// start: when one cannot be stored, the entry just written goes again, and
+/// so do the secrets this add stored that were not there before it. How the
+/// running Gatehouse adds a server, and the CLI when Gatehouse is not running.
+pub fn add_server_to(
+    path: &std::path::Path,
+    credentials: &CredentialStore,
+    new: &NewServer,
+) -> Result<()> {
+    let entry = new.entry()?;
+    let added =
+        crate::config::edit::add_to_file(path, &new.name, &entry).map_err(Error::bad_request)?;
+    let mut failed = None;
+    let had = match credentials.names() {
+        Ok(mut names) => names.remove(&new.name).unwrap_or_default(),
+        Err(e) => {
+            failed = (!new.secrets.is_empty()).then_some(e);
+            Vec::new()
+        }
+    };
+    // Each key this add wrote, or may have half written (a failed
+    // `set` can have stored the value but not its name).
+    let mut stored = Vec::new();
+    for s in &new.secrets {
+        if failed.is_some() {
+            break;
+        }
+        let key = secret_name(&s.key);
+        let result = credentials.set(&new.name, &key, &s.value);
+        stored.push(key);
+        failed = result.err();
+    }
+    let Some(e) = failed else {
+        return Ok(());
+    };
+    let name = crate::text::inert(&new.name);
+    if added == crate::config::edit::Added::AlreadyThere {
+        return Err(Error::internal(format!(
+            "{e}; the server {name:?} was there already, and not all its secrets were stored"
+        )));
+    }
+    crate::config::edit::change_in_file(path, &new.name, crate::config::edit::remove_server)
+        .map_err(|e| Error::internal(format!("{e} (undoing the add)")))?;
+    for key in stored.iter().filter(|k| !had.contains(k)) {
+        let _ = credentials.remove(&new.name, key);
+    }
+    Err(Error::internal(format!(
+        "{e}; the server {name:?} was not added"
+    )))
 }

@@ -8,7 +8,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use gatehouse::api::servers::secret_name;
+use gatehouse::api::servers::add_server_to;
 use gatehouse::api::{ConfigChange, NewSecret, NewServer, Tool};
 use gatehouse::config;
 use gatehouse::config::edit;
@@ -123,7 +123,7 @@ pub fn run(
             output::answer(&request, answer)
         };
     }
-    let (request, secrets) = match action {
+    let request = match action {
         ServersAction::Add {
             name,
             url,
@@ -173,32 +173,26 @@ pub fn run(
                 url,
                 env: pairs(&env)?,
                 headers: pairs(&headers)?,
-                secrets: secrets.clone(),
+                secrets,
                 description,
                 start_at_launch: at_start,
             };
-            (Request::AddServer { server }, secrets)
+            Request::AddServer { server }
         }
-        ServersAction::Rm { name } => (Request::RemoveServer { server: name }, Vec::new()),
-        ServersAction::Enable { name } => (
-            Request::SetServerEnabled {
-                server: name,
-                enabled: true,
-            },
-            Vec::new(),
-        ),
-        ServersAction::Disable { name } => (
-            Request::SetServerEnabled {
-                server: name,
-                enabled: false,
-            },
-            Vec::new(),
-        ),
+        ServersAction::Rm { name } => Request::RemoveServer { server: name },
+        ServersAction::Enable { name } => Request::SetServerEnabled {
+            server: name,
+            enabled: true,
+        },
+        ServersAction::Disable { name } => Request::SetServerEnabled {
+            server: name,
+            enabled: false,
+        },
         _ => unreachable!("answered above"),
     };
     match ControlClient::connect(data_dir) {
         Ok(mut control) => in_force(&mut control, &request),
-        Err(_) => offline(data_dir, config, &request, &secrets),
+        Err(_) => offline(data_dir, config, &request),
     }
 }
 
@@ -281,25 +275,18 @@ fn in_force(control: &mut ControlClient, request: &Request) -> Result<(), String
 }
 
 /// Gatehouse is not running: the change goes to the file, in force when it starts.
-fn offline(
-    data_dir: &Path,
-    config: Option<PathBuf>,
-    request: &Request,
-    secrets: &[NewSecret],
-) -> Result<(), String> {
+fn offline(data_dir: &Path, config: Option<PathBuf>, request: &Request) -> Result<(), String> {
     let path = config.unwrap_or_else(config::default_config_path);
     match request {
-        Request::AddServer { server } => {
+        Request::AddServer { server } if server.secrets.is_empty() => {
             let entry = server.entry().map_err(|e| e.message)?;
             edit::add_to_file(&path, &server.name, &entry)?;
-            if !secrets.is_empty() {
-                let store = super::open_credentials(data_dir, Some(path.clone()))?;
-                for s in secrets {
-                    store
-                        .set(&server.name, &secret_name(&s.key), &s.value)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
+        }
+        Request::AddServer { server } => {
+            // The file chooses where secrets are kept: it is made first if there is none.
+            config::Config::load_or_default(Some(&path)).map_err(|e| e.to_string())?;
+            let store = super::open_credentials(data_dir, Some(path.clone()))?;
+            add_server_to(&path, &store, server).map_err(|e| e.message)?;
         }
         Request::RemoveServer { server } => {
             edit::change_in_file(&path, server, edit::remove_server)?

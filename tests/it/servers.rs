@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::serve::Serve;
+use crate::support::serve::{self, Serve};
 use crate::support::*;
 use gatehouse::api::{AskChoice, ToolChoice};
 use serde_json::json;
@@ -361,6 +361,52 @@ async fn an_add_whose_secret_cannot_be_stored_leaves_no_server() {
             .iter()
             .all(|s| s["name"] != "keyed"),
         "{list}"
+    );
+}
+
+/// The same when Gatehouse is not running: the CLI writes the file itself,
+/// and undoes its entry as the running Gatehouse would. (Before, the entry
+/// stayed, and every later add of the server was refused as a duplicate.)
+#[test]
+fn an_add_made_while_gatehouse_is_not_running_whose_secret_cannot_be_stored_leaves_no_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = format!("secret_store = \"file\"\n{}", config_text(""));
+    std::fs::write(&config, &text).unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(data_dir.join("secrets.tmp")).unwrap();
+    let add = [
+        "servers",
+        "add",
+        "--config",
+        config.to_str().unwrap(),
+        "keyed",
+        "--secret-env",
+        "API_KEY",
+        "--",
+        "python3",
+        fixture_script(),
+    ];
+    let out = serve::cli(&data_dir, &add, "sk-typed-once-0123456789\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("was not added"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+
+    // Once the secret can be stored, the same add goes through.
+    std::fs::remove_dir(data_dir.join("secrets.tmp")).unwrap();
+    let out = serve::cli(&data_dir, &add, "sk-typed-once-0123456789\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Gatehouse is not running"), "{stdout}");
+    let now = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        now.contains("[servers.keyed]") && !now.contains("sk-typed"),
+        "{now}"
     );
 }
 
