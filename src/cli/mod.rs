@@ -85,7 +85,8 @@ enum Command {
     Pending,
     /// Approve a pending request (by ID, or the one consent request of an agent
     /// as `gatehouse pending` listed it): a consent request, a held call
-    /// (allowed once) or a changed tool (re-approved).
+    /// (allowed once), a changed tool (re-approved) or a server's changed
+    /// instructions (told the agent from its next session).
     Approve {
         /// The request ID shown by `gatehouse pending`.
         id: Option<String>,

@@ -7,7 +7,7 @@
 use gatehouse::api::{
     AddedClient, Agent, AuditEvent, AuditVerification, ConfigChange, Decided, Grant, Lookalike,
     PauseState, PendingItem, PendingKind, RegisteredClient, Revoked, Rule, RuleTarget, Server,
-    ServerState, Settings, SettingsChanged, Status, Tool, Transport,
+    ServerState, Settings, SettingsChanged, Status, Tool, Transport, INSTRUCTIONS,
 };
 use gatehouse::control::Request;
 use gatehouse::text::{inert, inert_json};
@@ -461,6 +461,11 @@ fn print_decided(decided: &Decided) {
             );
         }
         Decided::Call(c) => println!("Allowed once: call {} to {}", c.id, shown(&c.tool)),
+        Decided::Review(r) if r.tool == INSTRUCTIONS => println!(
+            "Approved the new instructions of {}: the agent is told them from its next session ({})",
+            shown(&r.server),
+            r.id
+        ),
         Decided::Review(r) => {
             println!("Re-approved the changed tool {} ({})", shown(&r.tool), r.id)
         }

@@ -152,13 +152,21 @@ async function main() {
   const client = await connect();
   mayAuthorize = false;
   if (!client) return;
-  emit('connected');
+  // The server's instructions as the agent is told them (what its model would read).
+  emit('connected', { instructions: client.getInstructions() ?? null });
   const { tools } = await client.listTools();
   emit('tools', { names: tools.map((t) => t.name) });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const cmd = JSON.parse(line);
     if (cmd.exit) break;
+    if (cmd.reconnect) {
+      // A new session with the same token: what the agent is told as it opens.
+      const again = await connect();
+      emit('reconnected', { instructions: again?.getInstructions() ?? null });
+      await again?.close().catch(() => {});
+      continue;
+    }
     if (cmd.until_refused) {
       await untilRefused(client, cmd.until_refused, cmd.args ?? {});
       continue;

@@ -17,12 +17,14 @@ export const APP =
 
 /**
  * Starts the app with a fresh data dir on a free port (and `env` added to its
- * environment, e.g. a HOME of its own); returns the WebDriver session and the app's URL.
+ * environment); returns the WebDriver session and the app's URL. It has a home
+ * of its own, which `seed(home)` may fill first (an AI client's config, say).
  */
-export async function startApp(env = {}) {
+export async function startApp(env = {}, seed = (_home) => {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   // A home of its own, so the app's config file is never the person's.
   const home = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-home-'));
+  seed(home);
   env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), ...env };
   const driver = await startDriver({ GATEHOUSE_NO_TRAY: '1', RUST_LOG: process.env.RUST_LOG ?? 'info', ...env });
   const started = Date.now();
@@ -58,6 +60,7 @@ export async function startApp(env = {}) {
       // three here): quit it the way the person's system would (SIGTERM: a clean shutdown).
       await endProcess(pid);
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }

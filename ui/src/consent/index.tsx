@@ -295,6 +295,12 @@ function Prompt({
                   <li key={i}>{inert(c)}</li>
                 ))}
               </ul>
+              {request.kind === 'instructions_changed' && (
+                <p class="group-note">
+                  The agent&apos;s model reads a server&apos;s instructions. Until you allow these, it is told the
+                  old ones.
+                </p>
+              )}
             </>
           )}
         </section>
