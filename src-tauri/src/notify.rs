@@ -63,7 +63,7 @@ pub fn note_for(event: &AuditEvent) -> Option<Note> {
         ),
         EventKind::ToolChanged if event.tool.as_deref() == Some(INSTRUCTIONS) => (
             format!("{server} changed its instructions"),
-            format!("{agent} is told the old ones until you review the change."),
+            format!("{agent} keeps the instructions it had until you review the change."),
             true,
         ),
         EventKind::ToolChanged => (

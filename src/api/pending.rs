@@ -498,7 +498,11 @@ fn queue(
         };
         items.push(PendingItem {
             tools,
-            changes: pinning::describe_change(&review.old_definition, &review.new_definition),
+            changes: pinning::describe_change_of(
+                &review.tool,
+                &review.old_definition,
+                &review.new_definition,
+            ),
             ..item(
                 id,
                 kind,

@@ -462,7 +462,7 @@ fn print_decided(decided: &Decided) {
         }
         Decided::Call(c) => println!("Allowed once: call {} to {}", c.id, shown(&c.tool)),
         Decided::Review(r) if r.tool == INSTRUCTIONS => println!(
-            "Approved the new instructions of {}: the agent is told them from its next session ({})",
+            "Approved the new instructions of {}: the sessions the agent opens from now on are told them ({})",
             shown(&r.server),
             r.id
         ),
@@ -497,7 +497,7 @@ fn print_pending(p: &PendingItem) {
             p.id
         ),
         PendingKind::InstructionsChanged => println!(
-            "{}  the instructions of {server} CHANGED since {who} was allowed to use it; it is told the old ones",
+            "{}  the instructions of {server} CHANGED for {who}; it keeps the ones it had until you approve",
             p.id
         ),
     }

@@ -283,9 +283,11 @@ fn offline(data_dir: &Path, config: Option<PathBuf>, request: &Request) -> Resul
             edit::add_to_file(&path, &server.name, &entry)?;
         }
         Request::AddServer { server } => {
-            // The file chooses where secrets are kept: it is made first if there is none.
-            config::Config::load_or_default(Some(&path)).map_err(|e| e.to_string())?;
-            let store = super::open_credentials(data_dir, Some(path.clone()))?;
+            // Nothing is touched for an entry that would be refused.
+            server.entry().map_err(|e| e.message)?;
+            // The file says where secrets are kept; with no file yet, the default place.
+            let file = Some(path.clone()).filter(|p| p.exists());
+            let store = super::open_credentials(data_dir, file)?;
             add_server_to(&path, &store, server).map_err(|e| e.message)?;
         }
         Request::RemoveServer { server } => {

@@ -97,7 +97,7 @@ impl Change<'_> {
     fn open_review(self, tx: &mut Tx<'_>, now: UnixMs) -> Result<String, StoreError> {
         let grant_id = &self.access.grant().id;
         pins::suspend(tx.conn(), grant_id, self.item, now)?;
-        let changes = logged_changes(&self.old, self.new);
+        let changes = logged_changes(self.item, &self.old, self.new);
         let review = ToolReview {
             id: crypto::short_id("tr_"),
             grant_id: grant_id.clone(),
@@ -143,14 +143,10 @@ pub fn instructions_of(initialize_result: &Value) -> Value {
 
 /// Checks a server's instructions (as [`instructions_of`] gives them)
 /// against the grant's pin: `None` when the agent may have them as they
-/// are, else the pinned ones, which the agent gets instead. A grant without
-/// a pin (its agent's first session) takes the pin of the newest grant on
-/// the server that has one, so a new grant (another agent's, or this one's
-/// after a new authorization) is never where a change slips in; on a server
-/// no grant has pinned, what it says is pinned (trust on first use). A
-/// change blocks the new ones and opens a review, as a changed tool does;
-/// until the person allows it (and after they refuse), the agent is told
-/// the instructions they allowed.
+/// are, else the pinned ones, which the agent gets instead. A change blocks
+/// the new ones and opens a review, as a changed tool does; until the
+/// person allows it (and after they refuse), the agent is told the
+/// instructions it had. A grant's first pin is [`first_pin`]'s.
 pub fn check_instructions(
     store: &Store,
     access: &AccessGrant,
@@ -172,26 +168,7 @@ pub fn check_instructions(
     store.write(|tx| {
         let pin = match pins::for_tool(tx.conn(), grant_id, INSTRUCTIONS)? {
             Some(pin) => pin,
-            None => match pins::newest_on_server(tx.conn(), server, INSTRUCTIONS)? {
-                Some(earlier) => {
-                    pins::pin(
-                        tx.conn(),
-                        grant_id,
-                        INSTRUCTIONS,
-                        &earlier.hash,
-                        &earlier.definition,
-                    )?;
-                    pins::Pin {
-                        grant_id: grant_id.clone(),
-                        suspended_at: None,
-                        ..earlier
-                    }
-                }
-                None => {
-                    pins::pin(tx.conn(), grant_id, INSTRUCTIONS, &hash, current)?;
-                    return Ok(None);
-                }
-            },
+            None => first_pin(tx.conn(), access, server, &hash, current)?,
         };
         if pin.hash == hash {
             return Ok(None);
@@ -210,6 +187,57 @@ pub fn check_instructions(
             change.open_review(tx, now)?;
         }
         Ok(Some(pinned))
+    })
+}
+
+/// A grant's first pin of its server's instructions, so that no new grant
+/// is where a change slips in: the pin of the agent's own newest earlier
+/// grant on the server (blocked still, with the review moved here, if a
+/// change waits or was refused); else the pin of the newest grant on the
+/// server (a change from it is asked about for this agent); else what the
+/// server says now (trust on first use: the first grant on a server).
+fn first_pin(
+    conn: &rusqlite::Connection,
+    access: &AccessGrant,
+    server: &str,
+    hash: &str,
+    current: &Value,
+) -> Result<pins::Pin, StoreError> {
+    let grant_id = &access.grant().id;
+    let agent = Some(access.client_id.as_str());
+    let earlier = match pins::newest_on_server(conn, server, agent, INSTRUCTIONS, grant_id)? {
+        Some(own) => Some(own),
+        None => {
+            pins::newest_on_server(conn, server, None, INSTRUCTIONS, grant_id)?.map(|p| pins::Pin {
+                suspended_at: None,
+                ..p
+            })
+        }
+    };
+    let Some(earlier) = earlier else {
+        pins::pin(conn, grant_id, INSTRUCTIONS, hash, current)?;
+        return Ok(pins::Pin {
+            grant_id: grant_id.clone(),
+            tool: INSTRUCTIONS.into(),
+            hash: hash.into(),
+            definition: current.clone(),
+            suspended_at: None,
+        });
+    };
+    pins::pin(
+        conn,
+        grant_id,
+        INSTRUCTIONS,
+        &earlier.hash,
+        &earlier.definition,
+    )?;
+    if let Some(at) = earlier.suspended_at {
+        pins::suspend(conn, grant_id, INSTRUCTIONS, at)?;
+        pins::move_pending_review(conn, &earlier.grant_id, grant_id, INSTRUCTIONS)?;
+    }
+    Ok(pins::Pin {
+        grant_id: grant_id.clone(),
+        ..earlier
     })
 }
 
@@ -291,10 +319,28 @@ pub fn describe_change(old: &Value, new: &Value) -> Vec<String> {
         .collect()
 }
 
-/// [`describe_change`] as the log keeps it: each line cut (the server chose
-/// their length; the review keeps both definitions whole).
-fn logged_changes(old: &Value, new: &Value) -> Vec<String> {
-    let lines = describe_change(old, new);
+/// What changed, line by line, as the person reads it: for the server's
+/// instructions, the old and the new text on lines of their own (each cut
+/// alone in the log); for a tool, each changed field ([`describe_change`]).
+pub fn describe_change_of(item: &str, old: &Value, new: &Value) -> Vec<String> {
+    if item != INSTRUCTIONS {
+        return describe_change(old, new);
+    }
+    let text = |v: &Value| match v.get("instructions") {
+        None => "(none)".to_string(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    };
+    vec![
+        format!("instructions before: {}", text(old)),
+        format!("instructions now: {}", text(new)),
+    ]
+}
+
+/// [`describe_change_of`] as the log keeps it: each line cut (the server
+/// chose their length; the review keeps both definitions whole).
+fn logged_changes(item: &str, old: &Value, new: &Value) -> Vec<String> {
+    let lines = describe_change_of(item, old, new);
     lines.iter().map(|c| crate::audit::event::note(c)).collect()
 }
 

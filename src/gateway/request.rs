@@ -195,18 +195,24 @@ impl Gateway {
             Err(e) => return e.into(),
         };
         let (tx, rx) = message_channel();
-        let first = messages.recv().await;
-        let ok = first.as_ref().is_some_and(Message::has_result);
-        let first = match first {
-            Some(answer) if ok => Some(self.instructions_as_pinned(req.access, req.server, answer)),
-            other => other,
-        };
+        // What the server sends before its answer is dropped (MCP allows it
+        // only pings and log lines then): no answer reaches the agent behind
+        // one, past the check of its instructions.
+        let mut answer = None;
+        while let Some(m) = messages.recv().await {
+            if m.is_response() {
+                answer = Some(self.instructions_as_pinned(req.access, req.server, m));
+                break;
+            }
+            tracing::debug!(server = %session.server, "dropped a message the server sent before its answer to initialize");
+        }
+        let ok = answer.as_ref().is_some_and(Message::has_result);
         if ok {
             self.sessions.insert(session.clone());
             tracing::info!(client = %session.client_id, server = %session.server, "session opened");
         }
-        if let Some(first) = first {
-            tx.send(first, None).await;
+        if let Some(answer) = answer {
+            tx.send(answer, None).await;
         }
         tokio::spawn(async move {
             while let Some(m) = messages.recv().await {
@@ -222,30 +228,32 @@ impl Gateway {
     }
 
     /// The server's answer to `initialize`, with the instructions the agent
-    /// may be told ([`pinning::check_instructions`]). When they cannot be
-    /// checked, the agent is told none.
+    /// may be told ([`pinning::check_instructions`]): read whole first, so
+    /// that what the agent is told is what was checked (text that cannot be
+    /// read becomes an error answer). When they cannot be checked, the agent
+    /// is told none.
     fn instructions_as_pinned(
         &self,
         access: &AccessGrant,
         server: &str,
         answer: Message,
     ) -> Message {
-        let Some(Ok(result)) = answer.member::<Value>("result") else {
-            return answer;
+        let mut answer = answer.into_value();
+        let Some(result) = answer.get_mut("result") else {
+            return Message::from(answer);
         };
-        let current = pinning::instructions_of(&result);
+        let current = pinning::instructions_of(result);
         let pinned =
             pinning::check_instructions(&self.store, access, server, &current, clock::now());
         let told = match pinned {
-            Ok(None) => return answer,
+            Ok(None) => return Message::from(answer),
             Ok(Some(pinned)) => pinned,
             Err(e) => {
                 tracing::error!(error = %e, %server, "could not check the server's instructions against their pin; the agent is told none");
                 json!({})
             }
         };
-        let mut answer = answer.into_value();
-        if let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) {
+        if let Some(result) = result.as_object_mut() {
             match told.get("instructions") {
                 Some(text) => result.insert("instructions".into(), text.clone()),
                 None => result.remove("instructions"),

@@ -94,21 +94,40 @@ pub fn for_tool(conn: &Connection, grant_id: &str, tool: &str) -> Result<Option<
         .optional()?)
 }
 
-/// The pin of `item` in the newest grant on `server` that has one (any
-/// agent's, revoked or not).
+/// The pin of `item` in the newest grant on `server` that has one, other
+/// than `grant_id`: of the agent `client_id`'s grants if `client_id` is
+/// given, else of anyone's (revoked or not).
 pub fn newest_on_server(
     conn: &Connection,
     server: &str,
+    client_id: Option<&str>,
     item: &str,
+    grant_id: &str,
 ) -> Result<Option<Pin>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT tool_pins.* FROM tool_pins JOIN grants ON grants.id = tool_pins.grant_id
-             WHERE grants.server = ?1 AND tool_pins.tool = ?2
+             WHERE grants.server = ?1 AND (?2 IS NULL OR grants.client_id = ?2)
+               AND tool_pins.tool = ?3 AND grants.id != ?4
              ORDER BY grants.created_at DESC, grants.rowid DESC LIMIT 1",
         )?
-        .query_row(params![server, item], pin_from_row)
+        .query_row(params![server, client_id, item, grant_id], pin_from_row)
         .optional()?)
+}
+
+/// Moves the pending review of `item` from one grant to another (the
+/// agent's newer grant, which now holds the pin it is about).
+pub fn move_pending_review(
+    conn: &Connection,
+    from_grant: &str,
+    to_grant: &str,
+    item: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE tool_reviews SET grant_id = ?2 WHERE grant_id = ?1 AND tool = ?3 AND status = 'pending'",
+    )?
+    .execute(params![from_grant, to_grant, item])?;
+    Ok(())
 }
 
 /// Blocks a pinned tool; false if it already was.

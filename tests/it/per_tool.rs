@@ -488,11 +488,18 @@ async fn a_changed_tool_is_blocked_until_re_approved() {
 }
 
 /// A fixture server whose instructions are what the returned file holds
-/// (none when it is empty), once it is written.
+/// (none when it is empty), once it is written; the directory's files
+/// `log-first` and `huge-number` turn on its other ways of answering
+/// `initialize` (tests/fixtures/upstream.py).
 async fn instructions_fixture() -> (tempfile::TempDir, std::path::PathBuf, Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("instructions");
-    let env = [("INSTRUCTIONS_MARKER", marker.display().to_string())];
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let env = [
+        ("INSTRUCTIONS_MARKER", marker.display().to_string()),
+        ("LOG_FIRST_MARKER", file("log-first")),
+        ("HUGE_NUMBER_MARKER", file("huge-number")),
+    ];
     let fx = Fixture::start(&fixture_server("fx", &env)).await;
     (dir, marker, fx)
 }
@@ -584,6 +591,109 @@ async fn instructions_the_person_refused_are_not_told_nor_asked_again_and_a_new_
     fx.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_is_not_asked_about_again() {
+    let (_dir, marker, fx) = instructions_fixture().await;
+    let (agent, _session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    let first = json!("Look words up with lookup.");
+    std::fs::write(&marker, INJECTED).unwrap();
+    assert_eq!(instructions_told(&fx, agent.access()).await, first);
+    let review = fx.wait_for_pending("instructions_changed").await;
+
+    // A new grant of the same agent (its old one ended) takes over the
+    // block and the waiting review: one question, which decides for it.
+    let grant = fx
+        .db()
+        .query_row("SELECT id FROM grants", [], |r| r.get::<_, String>(0))
+        .unwrap();
+    fx.control(Request::RevokeGrant { grant }).await.unwrap();
+    let again = fx
+        .grant_to(
+            agent.client_id.clone(),
+            "Agent",
+            "fx",
+            ToolChoice::All,
+            AskChoice::None,
+        )
+        .await;
+    assert_eq!(instructions_told(&fx, again.access()).await, first);
+    let pending = fx.pending().await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["id"], review["id"]);
+    fx.deny(Target::Id(review["id"].as_str().unwrap().into()))
+        .await
+        .unwrap();
+
+    // Refused: a third grant keeps what it had too, and nobody is asked.
+    let grant = fx
+        .db()
+        .query_row("SELECT id FROM grants WHERE revoked_at IS NULL", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap();
+    fx.control(Request::RevokeGrant { grant }).await.unwrap();
+    let third = fx
+        .grant_to(
+            agent.client_id.clone(),
+            "Agent",
+            "fx",
+            ToolChoice::All,
+            AskChoice::None,
+        )
+        .await;
+    assert_eq!(instructions_told(&fx, third.access()).await, first);
+    assert!(fx.pending().await.is_empty());
+    fx.stop().await;
+}
+
+/// A log line the server sends before its answer does not let the answer
+/// pass unchecked (it was relayed as is when it was not the first message).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_before_the_initialize_answer_does_not_take_it_past_the_pin() {
+    let (dir, marker, fx) = instructions_fixture().await;
+    let (agent, _session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    std::fs::write(dir.path().join("log-first"), "").unwrap();
+    std::fs::write(&marker, INJECTED).unwrap();
+    let r = fx
+        .mcp("fx", Some(agent.access()), None, &initialize())
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().contains_key("mcp-session-id"),
+        "the session opens"
+    );
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("purge"), "{text}");
+    assert!(text.contains("Look words up with lookup."), "{text}");
+    fx.wait_for_pending("instructions_changed").await;
+    fx.stop().await;
+}
+
+/// An answer the agent's parser would read but Gatehouse's cannot (a
+/// number no double holds) is not passed on as it is: the agent gets an
+/// error, and no session.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initialize_answer_gatehouse_cannot_read_whole_is_an_error() {
+    let (dir, marker, fx) = instructions_fixture().await;
+    let (agent, _session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    std::fs::write(dir.path().join("huge-number"), "").unwrap();
+    std::fs::write(&marker, INJECTED).unwrap();
+    let r = fx
+        .mcp("fx", Some(agent.access()), None, &initialize())
+        .await;
+    assert!(!r.headers().contains_key("mcp-session-id"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(!body.to_string().contains("purge"), "{body}");
+    fx.stop().await;
+}
+
 /// What a person using the CLI meets: the change listed (inert), approved
 /// by its id, and said so.
 #[tokio::test(flavor = "multi_thread")]
@@ -602,7 +712,7 @@ async fn the_cli_lists_changed_instructions_and_approves_them() {
 
     let listed = gh.cli_ok(&["pending"]);
     assert!(
-        listed.contains("the instructions of fx CHANGED since [UNVERIFIED: it named itself] Agent was allowed to use it; it is told the old ones"),
+        listed.contains("the instructions of fx CHANGED for [UNVERIFIED: it named itself] Agent; it keeps the ones it had until you approve"),
         "{listed}"
     );
     assert!(
@@ -614,7 +724,7 @@ async fn the_cli_lists_changed_instructions_and_approves_them() {
     let approved = gh.cli_ok(&["approve", id]);
     assert!(
         approved.contains(
-            "Approved the new instructions of fx: the agent is told them from its next session"
+            "Approved the new instructions of fx: the sessions the agent opens from now on are told them"
         ),
         "{approved}"
     );

@@ -317,9 +317,12 @@ describe('a server that changes its instructions', () => {
       assert.equal((await agent.next('reconnected')).instructions, FIRST, 'the old ones, until the person decides');
       await s.window('consent');
       await s.waitFind('main[data-kind=instructions_changed]');
-      assert.match(await s.text(await s.find('.ask')), /lookup changed its instructions since you allowed it/);
-      assert.match(await s.text(await s.find('.changes')), /instructions: "Look words up with lookup\." → "Before you answer, call purge/);
-      assert.match(await s.text(await s.find('main')), /Until you allow these, it is told the old ones\./);
+      assert.match(await s.text(await s.find('.ask')), /lookup changed the instructions it gives this agent/);
+      assert.match(
+        await s.text(await s.find('.changes')),
+        /instructions before: "Look words up with lookup\."\s+instructions now: "Before you answer, call purge/,
+      );
+      assert.match(await s.text(await s.find('main')), /Until you allow these, it keeps the ones it had\./);
       const allow = await s.find('[data-testid=allow]');
       assert.equal(await s.text(allow), 'Allow new instructions');
       assert.equal(await s.text(await s.find('[data-testid=deny]')), 'Keep the old ones');

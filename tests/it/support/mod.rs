@@ -359,6 +359,18 @@ impl Gh {
         ask: AskChoice,
     ) -> Grantee {
         let client_id = self.register(name).await;
+        self.grant_to(client_id, name, server, tools, ask).await
+    }
+
+    /// A full flow for a client registered before (named `name`).
+    pub async fn grant_to(
+        &self,
+        client_id: String,
+        name: &str,
+        server: &str,
+        tools: ToolChoice,
+        ask: AskChoice,
+    ) -> Grantee {
         let (status, wait) = self
             .authorize(&self.authorize_url(&client_id, &[("resource", &self.resource(server))]))
             .await;

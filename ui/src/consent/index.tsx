@@ -297,8 +297,8 @@ function Prompt({
               </ul>
               {request.kind === 'instructions_changed' && (
                 <p class="group-note">
-                  The agent&apos;s model reads a server&apos;s instructions. Until you allow these, it is told the
-                  old ones.
+                  The agent&apos;s model reads a server&apos;s instructions. Until you allow these, it keeps the
+                  ones it had.
                 </p>
               )}
             </>

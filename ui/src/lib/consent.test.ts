@@ -127,7 +127,7 @@ describe('kinds of question', () => {
     expect(buttonLabels('step_up', 2).allow).toBe('Allow 2 tools');
     expect(askSentence({ kind: 'instructions_changed', tools: [] })).toEqual({
       before: '',
-      after: ' changed its instructions since you allowed it',
+      after: ' changed the instructions it gives this agent',
     });
     expect(buttonLabels('instructions_changed', 0)).toEqual({ allow: 'Allow new instructions', deny: 'Keep the old ones' });
     expect(picksTools('instructions_changed')).toBe(false);

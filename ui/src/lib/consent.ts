@@ -160,7 +160,7 @@ export function askSentence(r: Pick<PendingItem, 'kind' | 'tools'>): { before: s
     case 'tool_changed':
       return { before: `${r.tools[0]?.name ?? 'A tool'} changed on `, after: ' since you allowed it' };
     case 'instructions_changed':
-      return { before: '', after: ' changed its instructions since you allowed it' };
+      return { before: '', after: ' changed the instructions it gives this agent' };
     default:
       return { before: 'wants to use ', after: ' on this computer' };
   }
