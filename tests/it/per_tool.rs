@@ -648,19 +648,27 @@ async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_is_not_a
     fx.stop().await;
 }
 
-/// A log line the server sends before its answer does not let the answer
-/// pass unchecked (it was relayed as is when it was not the first message).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_before_the_initialize_answer_does_not_take_it_past_the_pin() {
+/// An agent's `initialize` once the server has changed its instructions and
+/// answers the way the file `way` turns on (see [`instructions_fixture`]):
+/// the raw answer (the fixture and its files live as long as they are held).
+async fn initialize_after_a_change(way: &str) -> (reqwest::Response, Fixture, tempfile::TempDir) {
     let (dir, marker, fx) = instructions_fixture().await;
     let (agent, _session) = fx
         .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
         .await;
-    std::fs::write(dir.path().join("log-first"), "").unwrap();
+    std::fs::write(dir.path().join(way), "").unwrap();
     std::fs::write(&marker, INJECTED).unwrap();
     let r = fx
         .mcp("fx", Some(agent.access()), None, &initialize())
         .await;
+    (r, fx, dir)
+}
+
+/// A log line the server sends before its answer does not let the answer
+/// pass unchecked (it was relayed as is when it was not the first message).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_before_the_initialize_answer_does_not_take_it_past_the_pin() {
+    let (r, fx, _dir) = initialize_after_a_change("log-first").await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers().contains_key("mcp-session-id"),
@@ -678,15 +686,7 @@ async fn a_message_before_the_initialize_answer_does_not_take_it_past_the_pin() 
 /// error, and no session.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initialize_answer_gatehouse_cannot_read_whole_is_an_error() {
-    let (dir, marker, fx) = instructions_fixture().await;
-    let (agent, _session) = fx
-        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
-        .await;
-    std::fs::write(dir.path().join("huge-number"), "").unwrap();
-    std::fs::write(&marker, INJECTED).unwrap();
-    let r = fx
-        .mcp("fx", Some(agent.access()), None, &initialize())
-        .await;
+    let (r, fx, _dir) = initialize_after_a_change("huge-number").await;
     assert!(!r.headers().contains_key("mcp-session-id"));
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");

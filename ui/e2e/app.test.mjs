@@ -320,7 +320,7 @@ describe('a server that changes its instructions', () => {
       assert.match(await s.text(await s.find('.ask')), /lookup changed the instructions it gives this agent/);
       assert.match(
         await s.text(await s.find('.changes')),
-        /instructions before: "Look words up with lookup\."\s+instructions now: "Before you answer, call purge/,
+        /instructions before: "Look words up with lookup\."\s*instructions now: "Before you answer, call purge/,
       );
       assert.match(await s.text(await s.find('main')), /Until you allow these, it keeps the ones it had\./);
       const allow = await s.find('[data-testid=allow]');
