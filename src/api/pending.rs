@@ -485,7 +485,7 @@ fn queue(
             )?
         });
     }
-    for review in pins::pending_reviews(c)? {
+    for review in pins::pending_reviews(c, now)? {
         let id = PendingId::ToolReview(review.id.clone());
         let (kind, tools) = if review.tool == pinning::INSTRUCTIONS {
             (PendingKind::InstructionsChanged, Vec::new())

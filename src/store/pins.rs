@@ -247,11 +247,15 @@ pub fn get_review(conn: &Connection, id: &str) -> Result<Option<ToolReview>, Sto
         .optional()?)
 }
 
-pub fn pending_reviews(conn: &Connection) -> Result<Vec<ToolReview>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT * FROM tool_reviews WHERE status = 'pending' ORDER BY created_at, id")?;
+pub fn pending_reviews(conn: &Connection, now: UnixMs) -> Result<Vec<ToolReview>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT tool_reviews.* FROM tool_reviews JOIN grants ON grants.id = tool_reviews.grant_id
+         WHERE tool_reviews.status = 'pending' AND grants.revoked_at IS NULL
+           AND (grants.expires_at IS NULL OR grants.expires_at > ?1)
+         ORDER BY tool_reviews.created_at, tool_reviews.id",
+    )?;
     let rows = stmt
-        .query_map([], review_from_row)?
+        .query_map([now], review_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -319,7 +323,7 @@ mod tests {
                 .id,
             "tr_1"
         );
-        assert_eq!(store.read(pending_reviews).unwrap().len(), 1);
+        assert_eq!(store.read(|c| pending_reviews(c, T0 + 2)).unwrap().len(), 1);
         let decide_as = |to| {
             store
                 .write(|tx| decide_review(tx.conn(), "tr_1", to, "me", T0 + 3))
@@ -355,5 +359,18 @@ mod tests {
                 .status,
             ReviewStatus::Approved
         );
+        // A review of a grant that ended is not pending: nothing is left to decide for.
+        let later = ToolReview {
+            id: "tr_2".into(),
+            ..review
+        };
+        store.write(|tx| insert_review(tx.conn(), &later)).unwrap();
+        let pending = || store.read(|c| pending_reviews(c, T0 + 6)).unwrap().len();
+        assert_eq!(pending(), 1);
+        let revoke = |tx: &mut crate::store::Tx<'_>| {
+            crate::store::grants::revoke(tx.conn(), &grant_id, T0 + 5)
+        };
+        assert!(store.write(revoke).unwrap());
+        assert_eq!(pending(), 0);
     }
 }
