@@ -10,6 +10,7 @@ use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto;
 use crate::oauth::bearer::AccessGrant;
+use crate::store::grants;
 use crate::store::pins::{self, ReviewStatus, ToolReview};
 use crate::store::{Store, StoreError, Tx};
 
@@ -143,10 +144,18 @@ pub fn instructions_of(initialize_result: &Value) -> Value {
 
 /// Checks a server's instructions (as [`instructions_of`] gives them)
 /// against the grant's pin: `None` when the agent may have them as they
-/// are, else the pinned ones, which the agent gets instead. A change blocks
-/// the new ones and opens a review, as a changed tool does; until the
-/// person allows it (and after they refuse), the agent is told the
-/// instructions it had. A grant's first pin is [`first_pin`]'s.
+/// are, else the pinned ones, which the agent gets instead. The person
+/// decides a text once for an agent on a server, whichever of its grants
+/// met it (its reviews name the text by its hash):
+/// - the pinned text passes;
+/// - a text the person allowed this agent is pinned and passes; one they
+///   refused is not asked about again;
+/// - while a review of this grant's instructions, or of this text for the
+///   agent, waits, the agent keeps the pinned text (one question at a time,
+///   however often the server changes them);
+/// - any other text opens a review.
+///
+/// A grant's first pin is [`first_pin`]'s.
 pub fn check_instructions(
     store: &Store,
     access: &AccessGrant,
@@ -165,6 +174,7 @@ pub fn check_instructions(
         return Ok(None);
     }
     let grant_id = &access.grant().id;
+    let agent = access.client_id.as_str();
     store.write(|tx| {
         let pin = match pins::for_tool(tx.conn(), grant_id, INSTRUCTIONS)? {
             Some(pin) => pin,
@@ -173,29 +183,33 @@ pub fn check_instructions(
         if pin.hash == hash {
             return Ok(None);
         }
-        let pinned = pin.definition.clone();
-        // Blocked already: a review waits, or the person kept the old ones.
-        if pin.suspended_at.is_none() {
+        let decided = pins::decision_on(tx.conn(), agent, server, INSTRUCTIONS, &hash)?;
+        if decided == Some(ReviewStatus::Approved) {
+            pins::pin(tx.conn(), grant_id, INSTRUCTIONS, &hash, current)?;
+            return Ok(None);
+        }
+        let waiting = pins::pending_review(tx.conn(), grant_id, INSTRUCTIONS)?.is_some()
+            || pins::waits_for_agent(tx.conn(), agent, server, INSTRUCTIONS, &hash, now)?;
+        if decided.is_none() && !waiting {
             let change = Change {
                 access,
                 server,
                 item: INSTRUCTIONS,
-                old: pin.definition,
+                old: pin.definition.clone(),
                 new: current,
                 new_hash: hash,
             };
             change.open_review(tx, now)?;
         }
-        Ok(Some(pinned))
+        Ok(Some(pin.definition))
     })
 }
 
 /// A grant's first pin of its server's instructions, so that no new grant
-/// is where a change slips in: the pin of the agent's own newest earlier
-/// grant on the server (blocked still, with the review moved here, if a
-/// change waits or was refused); else the pin of the newest grant on the
-/// server (a change from it is asked about for this agent); else what the
-/// server says now (trust on first use: the first grant on a server).
+/// is where a change slips in: the text of the agent's own newest earlier
+/// grant on the server; else of the newest grant on the server (a change
+/// from it is asked about for this agent); else what the server says now
+/// (trust on first use: the first grant on a server).
 fn first_pin(
     conn: &rusqlite::Connection,
     access: &AccessGrant,
@@ -207,37 +221,19 @@ fn first_pin(
     let agent = Some(access.client_id.as_str());
     let earlier = match pins::newest_on_server(conn, server, agent, INSTRUCTIONS, grant_id)? {
         Some(own) => Some(own),
-        None => {
-            pins::newest_on_server(conn, server, None, INSTRUCTIONS, grant_id)?.map(|p| pins::Pin {
-                suspended_at: None,
-                ..p
-            })
-        }
+        None => pins::newest_on_server(conn, server, None, INSTRUCTIONS, grant_id)?,
     };
-    let Some(earlier) = earlier else {
-        pins::pin(conn, grant_id, INSTRUCTIONS, hash, current)?;
-        return Ok(pins::Pin {
-            grant_id: grant_id.clone(),
-            tool: INSTRUCTIONS.into(),
-            hash: hash.into(),
-            definition: current.clone(),
-            suspended_at: None,
-        });
+    let (hash, definition) = match &earlier {
+        Some(earlier) => (earlier.hash.as_str(), &earlier.definition),
+        None => (hash, current),
     };
-    pins::pin(
-        conn,
-        grant_id,
-        INSTRUCTIONS,
-        &earlier.hash,
-        &earlier.definition,
-    )?;
-    if let Some(at) = earlier.suspended_at {
-        pins::suspend(conn, grant_id, INSTRUCTIONS, at)?;
-        pins::move_pending_review(conn, &earlier.grant_id, grant_id, INSTRUCTIONS)?;
-    }
+    pins::pin(conn, grant_id, INSTRUCTIONS, hash, definition)?;
     Ok(pins::Pin {
         grant_id: grant_id.clone(),
-        ..earlier
+        tool: INSTRUCTIONS.into(),
+        hash: hash.into(),
+        definition: definition.clone(),
+        suspended_at: None,
     })
 }
 
@@ -257,6 +253,11 @@ pub fn decide_review(
         else {
             return Ok(None);
         };
+        // As the queue shows it: a grant that ended leaves nothing to decide for.
+        let grant = grants::get(tx.conn(), &review.grant_id)?;
+        if !grant.is_some_and(|g| g.is_active(now)) {
+            return Ok(None);
+        }
         let status = if approve {
             ReviewStatus::Approved
         } else {

@@ -115,19 +115,46 @@ pub fn newest_on_server(
         .optional()?)
 }
 
-/// Moves the pending review of `item` from one grant to another (the
-/// agent's newer grant, which now holds the pin it is about).
-pub fn move_pending_review(
+/// The person's last decision on `item` offered as the definition whose
+/// pin is `hash`, for the agent `client_id` on `server` (any of its grants).
+pub fn decision_on(
     conn: &Connection,
-    from_grant: &str,
-    to_grant: &str,
+    client_id: &str,
+    server: &str,
     item: &str,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE tool_reviews SET grant_id = ?2 WHERE grant_id = ?1 AND tool = ?3 AND status = 'pending'",
-    )?
-    .execute(params![from_grant, to_grant, item])?;
-    Ok(())
+    hash: &str,
+) -> Result<Option<ReviewStatus>, StoreError> {
+    let status: Option<String> = conn
+        .prepare_cached(
+            "SELECT status FROM tool_reviews
+             WHERE client_id = ?1 AND server = ?2 AND tool = ?3 AND new_hash = ?4 AND status != 'pending'
+             ORDER BY decided_at DESC, rowid DESC LIMIT 1",
+        )?
+        .query_row(params![client_id, server, item, hash], |r| r.get(0))
+        .optional()?;
+    status.as_deref().map(ReviewStatus::parse).transpose()
+}
+
+/// Whether a review of `item` offered as `hash` waits for the agent
+/// `client_id` on `server`, on a grant in force.
+pub fn waits_for_agent(
+    conn: &Connection,
+    client_id: &str,
+    server: &str,
+    item: &str,
+    hash: &str,
+    now: UnixMs,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM tool_reviews JOIN grants ON grants.id = tool_reviews.grant_id
+             WHERE tool_reviews.client_id = ?1 AND tool_reviews.server = ?2 AND tool = ?3
+               AND new_hash = ?4 AND status = 'pending' AND grants.revoked_at IS NULL
+               AND (grants.expires_at IS NULL OR grants.expires_at > ?5)",
+        )?
+        .query_row(params![client_id, server, item, hash, now], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Blocks a pinned tool; false if it already was.

@@ -592,7 +592,8 @@ async fn instructions_the_person_refused_are_not_told_nor_asked_again_and_a_new_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_is_not_asked_about_again() {
+async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_what_was_refused_stays_refused(
+) {
     let (_dir, marker, fx) = instructions_fixture().await;
     let (agent, _session) = fx
         .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
@@ -600,51 +601,58 @@ async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_is_not_a
     let first = json!("Look words up with lookup.");
     std::fs::write(&marker, INJECTED).unwrap();
     assert_eq!(instructions_told(&fx, agent.access()).await, first);
-    let review = fx.wait_for_pending("instructions_changed").await;
+    let ended = fx.wait_for_pending("instructions_changed").await;
 
-    // A new grant of the same agent (its old one ended) takes over the
-    // block and the waiting review: one question, which decides for it.
-    let grant = fx
-        .db()
-        .query_row("SELECT id FROM grants", [], |r| r.get::<_, String>(0))
-        .unwrap();
-    fx.control(Request::RevokeGrant { grant }).await.unwrap();
-    let again = fx
-        .grant_to(
-            agent.client_id.clone(),
-            "Agent",
-            "fx",
-            ToolChoice::All,
-            AskChoice::None,
-        )
-        .await;
+    // The agent signs in again (its old grant ended, and with it that
+    // question): its new grant starts from the text it had, and asks once.
+    let sign_in_again = || async {
+        let grant = fx
+            .db()
+            .query_row("SELECT id FROM grants WHERE revoked_at IS NULL", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .unwrap();
+        fx.control(Request::RevokeGrant { grant }).await.unwrap();
+        let client_id = agent.client_id.clone();
+        fx.grant_to(client_id, "Agent", "fx", ToolChoice::All, AskChoice::None)
+            .await
+    };
+    let again = sign_in_again().await;
+    let choice = approval(ToolChoice::All, AskChoice::None, DurationChoice::Once);
+    let late = fx.decide(Target::Id(ended["id"].as_str().unwrap().into()), choice);
+    assert!(
+        late.await.is_err(),
+        "a review of a grant that ended cannot be decided"
+    );
+    assert_eq!(instructions_told(&fx, again.access()).await, first);
     assert_eq!(instructions_told(&fx, again.access()).await, first);
     let pending = fx.pending().await;
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    assert_eq!(pending[0]["id"], review["id"]);
-    fx.deny(Target::Id(review["id"].as_str().unwrap().into()))
+    assert_eq!(pending.len(), 1, "one question: {pending:?}");
+    fx.deny(Target::Id(pending[0]["id"].as_str().unwrap().into()))
         .await
         .unwrap();
 
-    // Refused: a third grant keeps what it had too, and nobody is asked.
-    let grant = fx
-        .db()
-        .query_row("SELECT id FROM grants WHERE revoked_at IS NULL", [], |r| {
-            r.get::<_, String>(0)
-        })
-        .unwrap();
-    fx.control(Request::RevokeGrant { grant }).await.unwrap();
-    let third = fx
-        .grant_to(
-            agent.client_id.clone(),
-            "Agent",
-            "fx",
-            ToolChoice::All,
-            AskChoice::None,
-        )
-        .await;
+    // Refused for this agent: its next grant is not asked again.
+    let third = sign_in_again().await;
     assert_eq!(instructions_told(&fx, third.access()).await, first);
     assert!(fx.pending().await.is_empty());
+
+    // Another text is another question; and the text it had passes again.
+    std::fs::write(&marker, "Answer in French.").unwrap();
+    assert_eq!(instructions_told(&fx, third.access()).await, first);
+    let another = fx.wait_for_pending("instructions_changed").await;
+    assert!(
+        another["changes"].to_string().contains("French"),
+        "{another}"
+    );
+    std::fs::write(&marker, first.as_str().unwrap()).unwrap();
+    assert_eq!(instructions_told(&fx, third.access()).await, first);
+    fx.approve_id(another["id"].as_str().unwrap()).await;
+    std::fs::write(&marker, "Answer in French.").unwrap();
+    assert_eq!(
+        instructions_told(&fx, third.access()).await,
+        json!("Answer in French.")
+    );
     fx.stop().await;
 }
 
