@@ -283,12 +283,20 @@ fn offline(data_dir: &Path, config: Option<PathBuf>, request: &Request) -> Resul
             edit::add_to_file(&path, &server.name, &entry)?;
         }
         Request::AddServer { server } => {
-            // Nothing is touched for an entry that would be refused.
+            // No file is touched for an entry that would be refused.
             server.entry().map_err(|e| e.message)?;
             // The file says where secrets are kept; with no file yet, the default place.
             let file = Some(path.clone()).filter(|p| p.exists());
+            let made = file.is_none();
             let store = super::open_credentials(data_dir, file)?;
-            add_server_to(&path, &store, server).map_err(|e| e.message)?;
+            add_server_to(&path, &store, server).map_err(|e| {
+                // An add that made the file and was undone leaves no file (an
+                // empty one would stop the demo server being served).
+                if made {
+                    let _ = std::fs::remove_file(&path);
+                }
+                e.message
+            })?;
         }
         Request::RemoveServer { server } => {
             edit::change_in_file(&path, server, edit::remove_server)?

@@ -392,12 +392,22 @@ mod tests {
             ..review
         };
         store.write(|tx| insert_review(tx.conn(), &later)).unwrap();
-        let pending = || store.read(|c| pending_reviews(c, T0 + 6)).unwrap().len();
-        assert_eq!(pending(), 1);
+        let pending = |at| store.read(|c| pending_reviews(c, at)).unwrap().len();
+        assert_eq!(pending(T0 + 6), 1);
+        let expire = |tx: &mut crate::store::Tx<'_>| {
+            let sql = "UPDATE grants SET expires_at = ?2 WHERE id = ?1";
+            Ok::<_, StoreError>(tx.conn().execute(sql, params![grant_id, T0 + 7])?)
+        };
+        store.write(expire).unwrap();
+        assert_eq!(
+            (pending(T0 + 6), pending(T0 + 7)),
+            (1, 0),
+            "until it expires"
+        );
         let revoke = |tx: &mut crate::store::Tx<'_>| {
             crate::store::grants::revoke(tx.conn(), &grant_id, T0 + 5)
         };
         assert!(store.write(revoke).unwrap());
-        assert_eq!(pending(), 0);
+        assert_eq!(pending(T0 + 6), 0, "or is revoked");
     }
 }
