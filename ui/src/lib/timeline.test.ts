@@ -97,6 +97,9 @@ describe('cells', () => {
   it('reads well', () => {
     expect(whatLabel(ev(1))).toBe('read_note');
     expect(whatLabel(ev(1, { tool: null, kind: 'agent_revoked' }))).toBe('agent revoked');
+    expect(whatLabel(ev(1, { tool: '@instructions', kind: 'tool_changed' }))).toBe("the server's instructions");
+    // A call an agent made up under that name is still shown as it named it.
+    expect(whatLabel(ev(1, { tool: '@instructions', kind: 'tool_call' }))).toBe('@instructions');
     // A kind a newer core may send reads as words.
     expect(whatLabel(ev(1, { tool: null, kind: 'something_new' as EventKind }))).toBe('something new');
     expect(outcomeLabel(ev(1))).toBe('allowed');

@@ -141,8 +141,14 @@ export function eventCount(total: number | null, more: boolean): string {
   return `${total.toLocaleString('en-US')}+ events`;
 }
 
+/** The item under which a review of a server's instructions names them (`pinning::INSTRUCTIONS`). */
+const INSTRUCTIONS = '@instructions';
+
 /** What the "tool" column shows: the tool for calls, else what happened. */
 export function whatLabel(e: AuditEvent): string {
+  if (e.tool === INSTRUCTIONS && (e.kind === 'tool_changed' || e.kind === 'tool_reviewed')) {
+    return "the server's instructions";
+  }
   if (e.tool) return e.tool;
   return KIND_LABELS[e.kind] ?? e.kind.replace(/_/g, ' ');
 }
