@@ -133,7 +133,7 @@ pub fn request(
         ..authorize_params(client)
     };
     let validated = authorize::validate(auth, client.clone(), params).unwrap();
-    let handle = authorize::create_request(auth, validated, demo_tools(), now).unwrap();
+    let handle = authorize::create_request(auth, validated, (demo_tools(), None), now).unwrap();
     let id = auth
         .store
         .read(|c| crate::store::consent::by_handle(c, &handle.hash()))

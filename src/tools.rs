@@ -55,6 +55,30 @@ impl Risk {
     }
 }
 
+/// The item under which a grant pins its server's `instructions`, the text
+/// an agent's client gives its model about the server (MCP's `initialize`
+/// result). `@` names are Gatehouse's own: no server's tool has one. Never
+/// granted, offered or listed: only pinned (`gateway::pinning`).
+pub const INSTRUCTIONS: &str = "@instructions";
+
+/// A server's instructions as a grant pins them: `{"instructions": …}`, or
+/// `{}` when it has none, and the pin's hash (`gateway::pinning`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instructions {
+    pub pin: String,
+    pub definition: serde_json::Value,
+}
+
+impl Instructions {
+    /// The text as the person reads it; `None` when there is none.
+    pub fn text(&self) -> Option<String> {
+        match self.definition.get("instructions")? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
 /// The grant item for a server's resources (`resources/list`, `resources/read`…).
 pub const RESOURCES: &str = "@resources";
 /// The grant item for a server's prompts (`prompts/list`, `prompts/get`).

@@ -21,7 +21,7 @@ use crate::store::clients::{self, Client};
 use crate::store::programs::{self, Owner};
 use crate::store::rules as rule_table;
 use crate::store::{consent as requests, grants, held_calls, pins, StoreError};
-use crate::tools::{Risk, ToolInfo};
+use crate::tools::{Instructions, Risk, ToolInfo};
 
 /// Names one pending item, and so which kind of decision it takes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -148,6 +148,9 @@ pub struct PendingItem {
     pub argument_fields: Vec<ArgumentField>,
     /// For a changed tool: what changed, one line per field.
     pub changes: Vec<String>,
+    /// For a first authorization: what the server tells the agent's model
+    /// (its `instructions`), which approving pins with the grant.
+    pub instructions: Option<String>,
     #[ts(type = "number")]
     pub created_at: UnixMs,
     #[ts(type = "number | null")]
@@ -427,6 +430,7 @@ fn queue(
             arguments: None,
             argument_fields: Vec::new(),
             changes: Vec::new(),
+            instructions: None,
             created_at,
             expires_at: None,
         })
@@ -447,6 +451,10 @@ fn queue(
             redirect_host: Some(redirect_host(&r.redirect_uri)),
             phrase: Some(r.phrase.clone()),
             tools: r.tools.iter().map(Tool::from).collect(),
+            instructions: match base {
+                None => r.instructions.as_ref().and_then(Instructions::text),
+                Some(_) => None,
+            },
             granted_tools: base.map(|g| g.tools).unwrap_or_default(),
             expires_at: Some(r.expires_at),
             rule_choices: rules::choices(

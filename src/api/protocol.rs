@@ -23,8 +23,8 @@ impl Gatehouse {
             .await
             .map_err(AuthorizeError::Page)?;
         let validated = authorize::validate(self.auth(), client, params)?;
-        let tools = match self.gateway().catalog(&validated.server).await {
-            Ok(tools) => tools,
+        let (tools, instructions) = match self.gateway().offer(&validated.server).await {
+            Ok(offer) => offer,
             Err(reason) => {
                 tracing::warn!(server = %validated.server, %reason, "cannot list the tools for a consent request");
                 let error = OAuthError::new(
@@ -44,7 +44,8 @@ impl Gatehouse {
         };
         // Recording the request waits for the store's writer: off the async workers.
         let auth = self.auth().clone();
-        let recorded = move || authorize::create_request(&auth, validated, tools, now);
+        let offer = (tools, instructions);
+        let recorded = move || authorize::create_request(&auth, validated, offer, now);
         tokio::task::spawn_blocking(recorded).await.map_err(|e| {
             let e = OAuthError::new(ErrorCode::ServerError, e.to_string());
             AuthorizeError::Page(e)

@@ -536,6 +536,20 @@ fn print_pending(p: &PendingItem) {
     for change in &p.changes {
         println!("    {}", shown(change));
     }
+    if let Some(text) = &p.instructions {
+        // The server chose its length: the first lines, and what is cut said.
+        const SHOWN: usize = 400;
+        let cut = text.chars().count().saturating_sub(SHOWN);
+        let head: String = text.chars().take(SHOWN).collect();
+        println!(
+            "    what {} tells the agent's model: {}",
+            shown(&p.server),
+            shown(&head)
+        );
+        if cut > 0 {
+            println!("    [… {cut} more characters: `gatehouse pending --json` shows them all]");
+        }
+    }
     if matches!(p.kind, PendingKind::Authorization | PendingKind::StepUp) {
         for t in &p.tools {
             println!(

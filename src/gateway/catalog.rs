@@ -13,7 +13,7 @@ use super::own_session::OwnSession;
 use super::pinning::{pin_of, pinned_fields};
 use super::upstream::Launcher;
 use crate::config::ServerConfig;
-use crate::tools::{Risk, ToolInfo};
+use crate::tools::{Instructions, Risk, ToolInfo};
 
 /// How long a server's tool list is reused for consent requests.
 const CATALOG_TTL: Duration = Duration::from_secs(60);
@@ -32,6 +32,8 @@ pub struct Catalogs {
 struct Slot {
     /// The last list and when it was read; never held across an await.
     last: Mutex<Option<(Instant, Vec<ToolInfo>)>>,
+    /// The server's instructions, as the last read found them.
+    instructions: Mutex<Option<Instructions>>,
     /// Held while the upstream is listed, so concurrent askers share one fetch.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -50,8 +52,16 @@ impl Slot {
         }
     }
 
-    fn keep(&self, tools: Vec<ToolInfo>) {
+    fn keep(&self, (tools, instructions): Offer) {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), tools));
+        *self.instructions.lock().unwrap_or_else(|p| p.into_inner()) = instructions;
+    }
+
+    fn instructions(&self) -> Option<Instructions> {
+        self.instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -71,7 +81,7 @@ impl Catalogs {
         if let Some(tools) = slot.fresh() {
             return Ok(tools);
         }
-        let tools = tokio::time::timeout(CATALOG_TIMEOUT, fetch(config, launcher))
+        let offer = tokio::time::timeout(CATALOG_TIMEOUT, fetch(config, launcher))
             .await
             .map_err(|_| {
                 format!(
@@ -80,8 +90,16 @@ impl Catalogs {
                     CATALOG_TIMEOUT.as_secs()
                 )
             })??;
-        slot.keep(tools.clone());
+        let tools = offer.0.clone();
+        slot.keep(offer);
         Ok(tools)
+    }
+
+    /// [`Catalogs::get`], and the server's instructions as the same read
+    /// (or a later one) found them.
+    pub async fn offer(&self, config: &ServerConfig, launcher: &Launcher) -> Result<Offer, String> {
+        let tools = self.get(config, launcher).await?;
+        Ok((tools, self.slot(&config.name).instructions()))
     }
 
     /// The last list read, however old; listed from the upstream only when
@@ -146,8 +164,12 @@ pub fn tool_info(tool: &Value) -> Option<ToolInfo> {
     })
 }
 
+/// What a server offers: its items, and its instructions (when it was read
+/// through a session of Gatehouse's own).
+pub type Offer = (Vec<ToolInfo>, Option<Instructions>);
+
 /// Starts the upstream, initializes it and reads what it offers.
-async fn fetch(config: &ServerConfig, launcher: &Launcher) -> Result<Vec<ToolInfo>, String> {
+async fn fetch(config: &ServerConfig, launcher: &Launcher) -> Result<Offer, String> {
     let conn = launcher.open(config).await.map_err(|e| e.to_string())?;
     let result = async {
         let own = OwnSession::open(&conn).await?;
@@ -166,7 +188,7 @@ async fn fetch(config: &ServerConfig, launcher: &Launcher) -> Result<Vec<ToolInf
         if capabilities.get("prompts").is_some() {
             items.push(ToolInfo::prompts());
         }
-        Ok(items)
+        Ok((items, own.instructions))
     }
     .await;
     conn.close().await;

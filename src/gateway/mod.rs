@@ -261,6 +261,12 @@ impl Gateway {
         self.catalogs.get(&server, &self.launcher).await
     }
 
+    /// [`Gateway::catalog`], with the server's instructions (for consent).
+    pub async fn offer(&self, server: &str) -> Result<catalog::Offer, String> {
+        let server = self.server_config(server)?;
+        self.catalogs.offer(&server, &self.launcher).await
+    }
+
     /// The server's last tool list however old, listed now only if there is
     /// none (for hints that must not wait for an upstream to start again).
     pub async fn catalog_hint(&self, server: &str) -> Result<Vec<ToolInfo>, String> {

@@ -18,6 +18,8 @@
 //! Agents' own sessions are forwarded as they are (see `request`); this
 //! module is only for what Gatehouse asks itself.
 
+use super::pinning::pinned_instructions;
+use crate::tools::Instructions;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -46,6 +48,8 @@ pub struct OwnSession<'c> {
     headers: UpstreamHeaders,
     /// What the server said it offers.
     pub capabilities: Value,
+    /// What the server tells its clients' models (`None` inside an agent's session).
+    pub instructions: Option<Instructions>,
     /// How long each answer may take.
     patience: Duration,
 }
@@ -71,12 +75,14 @@ impl<'c> OwnSession<'c> {
                 modern: Some(version),
                 headers: UpstreamHeaders::default(),
                 capabilities: Value::Null,
+                instructions: None,
                 patience: ANSWER_TIMEOUT,
             };
             let discovered = session
                 .ask("gatehouse-discover", "server/discover", json!({}))
                 .await?;
             session.capabilities = discovered["result"]["capabilities"].clone();
+            session.instructions = Some(pinned_instructions(&discovered["result"]));
             return Ok(session);
         }
         let reply = success(reply)?;
@@ -97,6 +103,7 @@ impl<'c> OwnSession<'c> {
             modern: None,
             headers,
             capabilities: reply["result"]["capabilities"].clone(),
+            instructions: Some(pinned_instructions(&reply["result"])),
             patience: ANSWER_TIMEOUT,
         })
     }
@@ -108,6 +115,7 @@ impl<'c> OwnSession<'c> {
             modern: None,
             headers: headers.clone(),
             capabilities: Value::Null,
+            instructions: None,
             patience: ANSWER_TIMEOUT,
         }
     }

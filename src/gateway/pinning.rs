@@ -127,10 +127,7 @@ impl Change<'_> {
     }
 }
 
-/// The item under which a grant pins its server's `instructions`, the text
-/// an agent's client gives its model about the server (MCP's `initialize`
-/// result). `@` names are Gatehouse's own: no server's tool has one.
-pub const INSTRUCTIONS: &str = "@instructions";
+pub use crate::tools::INSTRUCTIONS;
 
 /// What a pin of a server's instructions covers: `{"instructions": …}` as
 /// its `initialize` result has them, or `{}` when it has none (so that
@@ -139,6 +136,15 @@ pub fn instructions_of(initialize_result: &Value) -> Value {
     match initialize_result.get("instructions") {
         Some(text) => json!({ "instructions": text }),
         None => json!({}),
+    }
+}
+
+/// [`instructions_of`] with its pin, as a consent request keeps them.
+pub fn pinned_instructions(initialize_result: &Value) -> crate::tools::Instructions {
+    let definition = instructions_of(initialize_result);
+    crate::tools::Instructions {
+        pin: pin_hash(&definition),
+        definition,
     }
 }
 

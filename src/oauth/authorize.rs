@@ -14,7 +14,7 @@ use crate::crypto::{self, Secret};
 use crate::store::clients::Client;
 use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants;
-use crate::tools::ToolInfo;
+use crate::tools::{Instructions, ToolInfo};
 
 /// A second request from the same agent for the same server within this
 /// window is refused (one open request per agent and server).
@@ -170,7 +170,7 @@ pub fn validate(
 pub fn create_request(
     auth: &AuthServer,
     v: Validated,
-    tools: Vec<ToolInfo>,
+    (tools, instructions): (Vec<ToolInfo>, Option<Instructions>),
     now: UnixMs,
 ) -> Result<Secret, AuthorizeError> {
     let fail = |e: OAuthError| {
@@ -287,6 +287,7 @@ pub fn create_request(
             decided_by: None,
             grant_id: None,
             base_grant_id,
+            instructions,
         };
         consent::insert(tx.conn(), &request)?;
         tx.record(
@@ -451,7 +452,7 @@ mod tests {
         };
         let v = validate(&auth, client, unknown_scope).unwrap();
         assert_eq!(
-            redirected_error(create_request(&auth, v, demo_tools(), T0).unwrap_err()),
+            redirected_error(create_request(&auth, v, (demo_tools(), None), T0).unwrap_err()),
             "invalid_scope"
         );
     }
@@ -470,11 +471,11 @@ mod tests {
             ..params(&client)
         };
         let v = validate(&auth, client.clone(), other.clone()).unwrap();
-        let refused = create_request(&auth, v, demo_tools(), T0 + 1_000).unwrap_err();
+        let refused = create_request(&auth, v, (demo_tools(), None), T0 + 1_000).unwrap_err();
         assert_eq!(redirected_error(refused), "temporarily_unavailable");
         // Later, it supersedes the old one.
         let v = validate(&auth, client, other).unwrap();
-        create_request(&auth, v, demo_tools(), T0 + REQUEST_SPACING_MS + 1).unwrap();
+        create_request(&auth, v, (demo_tools(), None), T0 + REQUEST_SPACING_MS + 1).unwrap();
         let pending = auth
             .store
             .read(|c| consent::pending(c, T0 + 3_000))

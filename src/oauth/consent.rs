@@ -13,7 +13,7 @@ use crate::store::consent::{self, ConsentRequest, Status};
 use crate::store::grants::{self, Duration, Grant};
 use crate::store::pins;
 use crate::store::StoreError;
-use crate::tools::Risk;
+use crate::tools::{Risk, INSTRUCTIONS};
 
 /// Which of the requested tools to grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -175,6 +175,11 @@ pub fn approve(
         };
         for tool in request.tools.iter().filter(|t| t.is_tool() && chosen.contains(&t.name)) {
             pins::pin(tx.conn(), &grant.id, &tool.name, &tool.pin, &tool.definition)?;
+        }
+        // A new grant pins the server's instructions as the person was shown them
+        // (a step-up keeps the grant's).
+        if let (None, Some(shown)) = (&request.base_grant_id, &request.instructions) {
+            pins::pin(tx.conn(), &grant.id, INSTRUCTIONS, &shown.pin, &shown.definition)?;
         }
         consent::transition(tx.conn(), &request.id, Status::Pending, Status::Approved, now, Some(actor), Some(&grant.id))?;
         tx.record(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{corrupt, from_json, to_json, StoreError};
 use crate::clock::UnixMs;
-use crate::tools::ToolInfo;
+use crate::tools::{Instructions, ToolInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,11 +71,14 @@ pub struct ConsentRequest {
     pub grant_id: Option<String>,
     /// A step-up: approving widens this grant instead of creating one.
     pub base_grant_id: Option<String>,
+    /// The server's instructions as the request shows them (a new grant pins them).
+    pub instructions: Option<Instructions>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConsentRequest> {
     let status: String = row.get("status")?;
     let tools: String = row.get("tools")?;
+    let instructions: Option<String> = row.get("instructions")?;
     Ok(ConsentRequest {
         id: row.get("id")?,
         handle_hash: row.get("handle_hash")?,
@@ -96,13 +99,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConsentRequest> {
         decided_by: row.get("decided_by")?,
         grant_id: row.get("grant_id")?,
         base_grant_id: row.get("base_grant_id")?,
+        instructions: instructions
+            .map(|i| from_json(&i))
+            .transpose()
+            .map_err(corrupt)?,
     })
 }
 
 pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO consent_requests (id, handle_hash, client_id, server, resource, redirect_uri, redirect_uri_given,
-           state, code_challenge, scope, tools, phrase, status, created_at, expires_at, base_grant_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")?.execute(params![
+           state, code_challenge, scope, tools, phrase, status, created_at, expires_at, base_grant_id, instructions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")?.execute(params![
             r.id,
             r.handle_hash,
             r.client_id,
@@ -118,7 +125,8 @@ pub fn insert(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
             r.status.as_str(),
             r.created_at,
             r.expires_at,
-            r.base_grant_id
+            r.base_grant_id,
+            r.instructions.as_ref().map(to_json)
         ],
     )?;
     Ok(())

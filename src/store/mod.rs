@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0022_audit_agent_index.sql"),
     include_str!("migrations/0023_audit_agents_ahead.sql"),
     include_str!("migrations/0024_audit_agent_outcome.sql"),
+    include_str!("migrations/0025_consent_instructions.sql"),
 ];
 
 /// A WAL this long (in frames, ~4 MiB) gets its checkpoint finished with the

@@ -307,6 +307,9 @@ describe('a server that changes its instructions', () => {
     try {
       await agent.next('waiting_page');
       await s.window('consent');
+      // What the server tells the agent's model, shown before Allow (and pinned by it).
+      assert.match(await s.text(await s.waitFind('[data-testid=instructions]')), /tells the agent's model\s*Look words up with lookup\./);
+      await s.screenshot(ARTIFACTS, '09a-consent-instructions');
       const first = await s.waitFind('[data-testid=allow]');
       await waitFor('Allow to be enabled', () => s.enabled(first), { interval: 50 });
       await s.clickClosing(first);

@@ -80,7 +80,12 @@ argument_fields: Array<ArgumentField>,
 /**
  * For a changed tool: what changed, one line per field.
  */
-changes: Array<string>, created_at: number, expires_at: number | null, };
+changes: Array<string>, 
+/**
+ * For a first authorization: what the server tells the agent's model
+ * (its `instructions`), which approving pins with the grant.
+ */
+instructions: string | null, created_at: number, expires_at: number | null, };
 
 export type ToolChoice = { "kind": "read_only" } | { "kind": "all" } | { "kind": "only", "tools": Array<string> };
 

@@ -519,10 +519,19 @@ pub fn pruned_through(conn: &Connection) -> Result<Option<(i64, String)>, StoreE
     }))
 }
 
+/// Takes a database back to schema 23: what the later migrations added is
+/// gone (for tests of an upgrade; each later migration adds its undoing here).
+#[cfg(test)]
+pub(crate) const BACK_TO_SCHEMA_23: &str = "
+    DROP TRIGGER audit_by_agent_update; ALTER TABLE audit_by_agent DROP COLUMN outcome;
+    ALTER TABLE consent_requests DROP COLUMN instructions;
+    PRAGMA user_version = 23;";
+
 /// Takes a log back to schema 21: an index by agent written with each
 /// event, no `audit_by_agent` (for tests of an upgrade).
 #[cfg(test)]
 pub(crate) const BACK_TO_SCHEMA_21: &str = "
+    ALTER TABLE consent_requests DROP COLUMN instructions;
     DROP TRIGGER audit_by_agent_delete; DROP TRIGGER audit_by_agent_update;
     DROP TABLE audit_by_agent; CREATE INDEX audit_events_client ON audit_events(client_id);
     ALTER TABLE audit_text_indexed DROP COLUMN agents_upto;
@@ -749,11 +758,7 @@ mod tests {
         drop(store);
         // The index by agent as schema 23 had it: no outcomes.
         let conn = Connection::open(dir.path().join("p.db")).unwrap();
-        conn.execute_batch(
-            "DROP TRIGGER audit_by_agent_update; ALTER TABLE audit_by_agent DROP COLUMN outcome;
-             PRAGMA user_version = 23;",
-        )
-        .unwrap();
+        conn.execute_batch(BACK_TO_SCHEMA_23).unwrap();
         drop(conn);
         let store = crate::testing::file_store(&dir, 2);
         assert_eq!(views(&store), before);

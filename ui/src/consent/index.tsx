@@ -306,6 +306,17 @@ function Prompt({
         </section>
       )}
 
+      {picking && request.instructions !== null && (
+        <section class="instructions" data-testid="instructions" aria-label="The server's instructions">
+          <h3>What {inert(request.server)} tells the agent&apos;s model</h3>
+          <div class="instructions-text">
+            {request.instructions.split('\n').map((line, i) => (
+              <p key={i}>{inert(line)}</p>
+            ))}
+          </div>
+        </section>
+      )}
+
       {request.kind === 'authorization' && (
         <fieldset class="durations" role="radiogroup">
           <legend>For how long</legend>

@@ -41,6 +41,7 @@ const request = (id: string, extra: Partial<PendingItem> = {}): PendingItem => (
   arguments: null,
   argument_fields: [],
   changes: [],
+  instructions: null,
   created_at: 0,
   expires_at: 300_000,
   ...extra,
