@@ -437,8 +437,9 @@ fn queue(
     };
     let mut items = Vec::new();
     for r in requests::pending(c, now)? {
+        // As the approval reads it: a step-up whose grant ended makes a new grant.
         let base = match &r.base_grant_id {
-            Some(id) => grants::get(c, id)?,
+            Some(id) => grants::get(c, id)?.filter(|g| g.is_active(now)),
             None => None,
         };
         let kind = if base.is_some() {

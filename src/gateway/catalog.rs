@@ -27,41 +27,32 @@ pub struct Catalogs {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
-/// A server's last tool list, and the lock held while it is being read anew.
+/// A server's last offer, and the lock held while it is being read anew.
 #[derive(Default)]
 struct Slot {
-    /// The last list and when it was read; never held across an await.
-    last: Mutex<Option<(Instant, Vec<ToolInfo>)>>,
-    /// The server's instructions, as the last read found them.
-    instructions: Mutex<Option<Instructions>>,
+    /// The last offer (items and instructions, from one read) and when it
+    /// was read; never held across an await.
+    last: Mutex<Option<(Instant, Offer)>>,
     /// Held while the upstream is listed, so concurrent askers share one fetch.
     fetching: tokio::sync::Mutex<()>,
 }
 
 impl Slot {
-    fn last(&self) -> Option<Vec<ToolInfo>> {
+    fn last(&self) -> Option<Offer> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.as_ref().map(|(_, tools)| tools.clone())
+        last.as_ref().map(|(_, offer)| offer.clone())
     }
 
-    fn fresh(&self) -> Option<Vec<ToolInfo>> {
+    fn fresh(&self) -> Option<Offer> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         match &*last {
-            Some((at, tools)) if at.elapsed() < CATALOG_TTL => Some(tools.clone()),
+            Some((at, offer)) if at.elapsed() < CATALOG_TTL => Some(offer.clone()),
             _ => None,
         }
     }
 
-    fn keep(&self, (tools, instructions): Offer) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), tools));
-        *self.instructions.lock().unwrap_or_else(|p| p.into_inner()) = instructions;
-    }
-
-    fn instructions(&self) -> Option<Instructions> {
-        self.instructions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn keep(&self, offer: Offer) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), offer));
     }
 }
 
@@ -72,14 +63,19 @@ impl Catalogs {
         config: &ServerConfig,
         launcher: &Launcher,
     ) -> Result<Vec<ToolInfo>, String> {
+        Ok(self.offer(config, launcher).await?.0)
+    }
+
+    /// [`Catalogs::get`], with the server's instructions from the same read.
+    pub async fn offer(&self, config: &ServerConfig, launcher: &Launcher) -> Result<Offer, String> {
         let slot = self.slot(&config.name);
-        if let Some(tools) = slot.fresh() {
-            return Ok(tools);
+        if let Some(offer) = slot.fresh() {
+            return Ok(offer);
         }
         let _fetching = slot.fetching.lock().await;
         // Whoever held the lock before may have just read it.
-        if let Some(tools) = slot.fresh() {
-            return Ok(tools);
+        if let Some(offer) = slot.fresh() {
+            return Ok(offer);
         }
         let offer = tokio::time::timeout(CATALOG_TIMEOUT, fetch(config, launcher))
             .await
@@ -90,16 +86,8 @@ impl Catalogs {
                     CATALOG_TIMEOUT.as_secs()
                 )
             })??;
-        let tools = offer.0.clone();
-        slot.keep(offer);
-        Ok(tools)
-    }
-
-    /// [`Catalogs::get`], and the server's instructions as the same read
-    /// (or a later one) found them.
-    pub async fn offer(&self, config: &ServerConfig, launcher: &Launcher) -> Result<Offer, String> {
-        let tools = self.get(config, launcher).await?;
-        Ok((tools, self.slot(&config.name).instructions()))
+        slot.keep(offer.clone());
+        Ok(offer)
     }
 
     /// The last list read, however old; listed from the upstream only when
@@ -119,7 +107,7 @@ impl Catalogs {
     /// The last list read, however old, if any (for views that must not
     /// start an upstream or wait for one; a fetch under way does not block it).
     pub fn cached(&self, server: &str) -> Option<Vec<ToolInfo>> {
-        self.slot(server).last()
+        self.slot(server).last().map(|(tools, _)| tools)
     }
 
     /// Drops what was listed of a server (its command changed, or it is gone).
@@ -245,7 +233,7 @@ mod tests {
             .checked_sub(age)
             .expect("the machine has been up longer than the age");
         let tools = vec![ToolInfo::resources()];
-        *catalogs.slot(server).last.lock().unwrap() = Some((at, tools));
+        *catalogs.slot(server).last.lock().unwrap() = Some((at, (tools, None)));
     }
 
     #[tokio::test]

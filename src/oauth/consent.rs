@@ -77,6 +77,12 @@ fn pending(
 /// Approves a pending request: creates the grant the browser's code will
 /// carry, or, for a step-up, widens the agent's grant with the chosen tools
 /// (keeping its duration). Each granted tool is pinned as the person saw it.
+/// A new grant pins the server's instructions as the request showed them
+/// (as Gatehouse's own session read them) when nothing was decided before
+/// about this agent's instructions there: no earlier grant of its holds a
+/// pin on the server, no review of it decided that text. Otherwise they are
+/// pinned at its first session, by what was decided
+/// (`gateway::pinning::check_instructions`).
 pub fn approve(
     auth: &AuthServer,
     request_id: &str,
@@ -93,6 +99,7 @@ pub fn approve(
             Some(id) => grants::get(tx.conn(), id)?.filter(|g| g.is_active(now)),
             None => None,
         };
+        let new_grant = base.is_none();
         let held = |name: &String| base.as_ref().is_some_and(|b| b.tools.contains(name));
         let chosen: Vec<String> = match tools {
             ToolChoice::All => request.tools.iter().map(|t| t.name.clone()).collect(),
@@ -176,10 +183,13 @@ pub fn approve(
         for tool in request.tools.iter().filter(|t| t.is_tool() && chosen.contains(&t.name)) {
             pins::pin(tx.conn(), &grant.id, &tool.name, &tool.pin, &tool.definition)?;
         }
-        // A new grant pins the server's instructions as the person was shown them
-        // (a step-up keeps the grant's).
-        if let (None, Some(shown)) = (&request.base_grant_id, &request.instructions) {
-            pins::pin(tx.conn(), &grant.id, INSTRUCTIONS, &shown.pin, &shown.definition)?;
+        if let (true, Some(shown)) = (new_grant, &request.instructions) {
+            let (conn, agent, server) = (tx.conn(), &grant.client_id, &grant.server);
+            let earlier = pins::newest_on_server(conn, server, Some(agent), INSTRUCTIONS, &grant.id)?;
+            let decided = pins::decision_on(conn, agent, server, INSTRUCTIONS, &shown.pin)?;
+            if earlier.is_none() && decided.is_none() {
+                pins::pin(conn, &grant.id, INSTRUCTIONS, &shown.pin, &shown.definition)?;
+            }
         }
         consent::transition(tx.conn(), &request.id, Status::Pending, Status::Approved, now, Some(actor), Some(&grant.id))?;
         tx.record(
