@@ -108,7 +108,8 @@ pub enum PendingKind {
     /// A granted tool changed on the server and is blocked until re-approved.
     ToolChanged,
     /// The server's instructions (what the agent's model is told about it)
-    /// changed; the agent is told the old ones until the new are approved.
+    /// changed; the agent keeps the ones it had (perhaps none) until the new
+    /// are approved.
     InstructionsChanged,
 }
 
@@ -149,7 +150,8 @@ pub struct PendingItem {
     /// For a changed tool: what changed, one line per field.
     pub changes: Vec<String>,
     /// For a first authorization: what the server tells the agent's model
-    /// (its `instructions`), which approving pins with the grant.
+    /// (its `instructions`), which approving pins with the new grant unless
+    /// something was decided about the agent's instructions there before.
     pub instructions: Option<String>,
     #[ts(type = "number")]
     pub created_at: UnixMs,

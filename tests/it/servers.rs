@@ -14,6 +14,22 @@ fn fixture_script() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream.py")
 }
 
+/// `gatehouse servers add` of the fixture as `keyed`, with the secret
+/// `API_KEY` (read from stdin); `options` go before the name.
+fn add_keyed<'a>(options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["servers", "add"];
+    args.extend_from_slice(options);
+    args.extend([
+        "keyed",
+        "--secret-env",
+        "API_KEY",
+        "--",
+        "python3",
+        fixture_script(),
+    ]);
+    args
+}
+
 /// Waits until `ok` holds (the config file is read every 2 s).
 fn eventually(what: &str, ok: impl Fn() -> bool) {
     let deadline = Instant::now() + STEP;
@@ -337,19 +353,7 @@ async fn an_add_whose_secret_cannot_be_stored_leaves_no_server() {
     // The secrets file is written through `secrets.tmp`: a directory there
     // fails every write.
     std::fs::create_dir_all(gh.data_dir.join("secrets.tmp")).unwrap();
-    let out = gh.cli_with_stdin(
-        &[
-            "servers",
-            "add",
-            "keyed",
-            "--secret-env",
-            "API_KEY",
-            "--",
-            "python3",
-            fixture_script(),
-        ],
-        "sk-typed-once-0123456789\n",
-    );
+    let out = gh.cli_with_stdin(&add_keyed(&[]), "sk-typed-once-0123456789\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("was not added"), "{stderr}");
@@ -375,18 +379,7 @@ fn an_add_made_while_gatehouse_is_not_running_whose_secret_cannot_be_stored_leav
     std::fs::write(&config, &text).unwrap();
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(data_dir.join("secrets.tmp")).unwrap();
-    let add = [
-        "servers",
-        "add",
-        "--config",
-        config.to_str().unwrap(),
-        "keyed",
-        "--secret-env",
-        "API_KEY",
-        "--",
-        "python3",
-        fixture_script(),
-    ];
+    let add = add_keyed(&["--config", config.to_str().unwrap()]);
     let out = serve::cli(&data_dir, &add, "sk-typed-once-0123456789\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");

@@ -83,7 +83,8 @@ argument_fields: Array<ArgumentField>,
 changes: Array<string>, 
 /**
  * For a first authorization: what the server tells the agent's model
- * (its `instructions`), which approving pins with the grant.
+ * (its `instructions`), which approving pins with the new grant unless
+ * something was decided about the agent's instructions there before.
  */
 instructions: string | null, created_at: number, expires_at: number | null, };
 
