@@ -131,13 +131,14 @@ pub fn refresh(g: &Gatehouse, client_id: &str, refresh_token: &str) -> Result<Va
     token::exchange(g.auth(), &grant, &creds, clock::now()).map_err(|e| e.to_string())
 }
 
-/// Introspection by a confidential client; returns the response body.
-pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<Value, String> {
+/// Introspection by a confidential client; whether the token is active.
+pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<bool, String> {
     let creds = PresentedCredentials {
         basic: Some((id.to_string(), secret.to_string())),
         ..Default::default()
     };
     token::introspect(g.auth(), &form(&[("token", token)]), &creds, clock::now())
+        .map(|answer| answer.active)
         .map_err(|e| e.to_string())
 }
 

@@ -6,7 +6,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::gateway::McpError;
 use crate::oauth::{ErrorCode, OAuthError};
@@ -49,7 +49,7 @@ pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
 }
 
 /// A `200` JSON body that must not be cached (token responses, registration).
-pub fn json_no_store(status: StatusCode, body: Value) -> Response {
+pub fn json_no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
     (status, no_store(), Json(body)).into_response()
 }
 
