@@ -195,16 +195,22 @@ impl Gateway {
             Err(e) => return e.into(),
         };
         let (tx, rx) = message_channel();
-        // What the server sends before its answer is dropped (MCP allows it
-        // only pings and log lines then): no answer reaches the agent behind
-        // one, past the check of its instructions.
+        // What the server sends before its answer is not passed on (MCP
+        // allows it only pings and log lines then): no answer reaches the
+        // agent behind one, past the check of its instructions. A request
+        // is answered here, so a server that waits on it is not left waiting.
         let mut answer = None;
         while let Some(m) = messages.recv().await {
             if m.is_response() {
                 answer = Some(self.instructions_as_pinned(req.access, req.server, m));
                 break;
             }
-            tracing::debug!(server = %session.server, "dropped a message the server sent before its answer to initialize");
+            if let Some(reply) = answer_before_initialized(&m) {
+                if let Err(e) = session.upstream.send(reply, &req.headers).await {
+                    tracing::warn!(server = %session.server, error = %e, "could not answer a request the server sent before its answer to initialize");
+                }
+            }
+            tracing::debug!(server = %session.server, "did not pass on a message the server sent before its answer to initialize");
         }
         let ok = answer.as_ref().is_some_and(Message::has_result);
         if ok {
@@ -547,4 +553,21 @@ fn call_denied(req: &ClientRequest, message: String) -> McpError {
         id: req.id.clone(),
         message,
     }
+}
+
+/// Gatehouse's answer to a request the server sends before its answer to
+/// `initialize`, when the agent has no session to be asked in: `ping` (the
+/// one request MCP allows then) is answered, anything else refused; `None`
+/// for a message that is not a request.
+fn answer_before_initialized(m: &Message) -> Option<Value> {
+    let method = m.server_request()?;
+    let id = m.member::<Value>("id")?.ok()?;
+    Some(match method {
+        "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+        _ => jsonrpc::error(
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "only ping may come before the answer to initialize",
+        ),
+    })
 }

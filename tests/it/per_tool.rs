@@ -489,7 +489,7 @@ async fn a_changed_tool_is_blocked_until_re_approved() {
 
 /// A fixture server whose instructions are what the returned file holds
 /// (none when it is empty), once it is written; the directory's files
-/// `log-first`, `huge-number` and `split` turn on its other ways of answering
+/// `log-first`, `huge-number`, `split` and `ping-first` turn on its other ways of answering
 /// `initialize` (tests/fixtures/upstream.py).
 async fn instructions_fixture() -> (tempfile::TempDir, std::path::PathBuf, Fixture) {
     let dir = tempfile::tempdir().unwrap();
@@ -500,6 +500,7 @@ async fn instructions_fixture() -> (tempfile::TempDir, std::path::PathBuf, Fixtu
         ("LOG_FIRST_MARKER", file("log-first")),
         ("HUGE_NUMBER_MARKER", file("huge-number")),
         ("SPLIT_MARKER", file("split")),
+        ("PING_FIRST_MARKER", file("ping-first")),
     ];
     let fx = Fixture::start(&fixture_server("fx", &env)).await;
     (dir, marker, fx)
@@ -715,6 +716,21 @@ async fn a_message_before_the_initialize_answer_does_not_take_it_past_the_pin() 
     assert!(!text.contains("purge"), "{text}");
     assert!(text.contains("Look words up with lookup."), "{text}");
     fx.wait_for_pending("instructions_changed").await;
+    fx.stop().await;
+}
+
+/// A server that asks something before it answers `initialize`, and waits
+/// for the answer, is answered by Gatehouse (the agent cannot be asked
+/// yet): its `ping` with a result, anything else with an error. The
+/// session opens, still with the pinned instructions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_asks_before_it_answers_initialize_is_answered() {
+    let (r, fx, _dir) = initialize_after_a_change("ping-first").await;
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    assert!(headers.contains_key("mcp-session-id"), "{text}");
+    assert!(text.contains("Look words up with lookup."), "{text}");
+    assert!(!text.contains("purge"), "{text}");
     fx.stop().await;
 }
 
