@@ -22,16 +22,6 @@
 //!   ids, hashes, PKCE. `credentials`: upstream secrets in the OS keychain.
 //!   `peer`: which program is on the other end of a loopback connection.
 
-/// Every program built on this crate (`gatehouse`, the desktop app, the
-/// benches, the tests) allocates through mimalloc: the gateway's request
-/// path and the store's writer allocate on many threads at once, and
-/// glibc's arenas showed as lock waits and ~10% of the writer's samples
-/// (`docs/BENCHMARKS.md`). Not under `cargo fuzz`, whose address
-/// sanitizer must see every allocation.
-#[cfg(not(fuzzing))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod api;
 pub mod browser;
 pub mod clock;
