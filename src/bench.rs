@@ -128,7 +128,9 @@ pub fn refresh(g: &Gatehouse, client_id: &str, refresh_token: &str) -> Result<Va
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
     ]);
-    token::exchange(g.auth(), &grant, &creds, clock::now()).map_err(|e| e.to_string())
+    let issued =
+        token::exchange(g.auth(), &grant, &creds, clock::now()).map_err(|e| e.to_string())?;
+    serde_json::to_value(issued).map_err(|e| e.to_string())
 }
 
 /// Introspection by a confidential client; whether the token is active.

@@ -199,7 +199,7 @@ pub fn redeem(
         ("code_verifier", VERIFIER),
         ("redirect_uri", REDIRECT),
     ]);
-    token::exchange(auth, &grant, &public(client), now)
+    token::exchange(auth, &grant, &public(client), now).map(wire)
 }
 
 /// Tokens for a new client with every demo tool until revoked, issued at `now`.
@@ -221,7 +221,12 @@ pub fn refresh_grant(
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
     ]);
-    token::exchange(auth, &grant, &public(client), now)
+    token::exchange(auth, &grant, &public(client), now).map(wire)
+}
+
+/// A token response as the agent reads it.
+pub fn wire(issued: token::Issued) -> Value {
+    serde_json::to_value(issued).expect("a token response serializes")
 }
 
 /// The kinds of every audit event, oldest first.

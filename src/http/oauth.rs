@@ -200,10 +200,14 @@ pub async fn token(
     let result = token::exchange_queued(g.auth(), form, creds, now).await;
     match result {
         Ok(body) => {
-            // A grant whose client never registered here is given to the program that redeems its code.
-            let access = body["access_token"].as_str().filter(|_| code_exchange);
-            if let (Some(access), Some(program)) = (access, peer.program().await) {
-                if let Err(e) = programs::redeemed(g.auth(), access, &program, now) {
+            // A grant whose client never registered here is given to the
+            // program that redeems its code (a refresh needs no lookup).
+            let program = match code_exchange {
+                true => peer.program().await,
+                false => None,
+            };
+            if let Some(program) = program {
+                if let Err(e) = programs::redeemed(g.auth(), &body.access_token, &program, now) {
                     tracing::error!(error = %e, "could not keep the program that redeemed a code");
                 }
             }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::client_auth::{self, PresentedCredentials};
 use super::{AuthServer, ErrorCode, OAuthError, REFRESH_REUSE_GRACE_MS, REFRESH_TOKEN_TTL_MS};
@@ -85,7 +85,7 @@ pub fn exchange(
     form: &HashMap<String, String>,
     creds: &PresentedCredentials,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let request = TokenRequest::parse(form)?;
     let client = client_auth::authenticate(&auth.store, creds)?;
     auth.store
@@ -100,7 +100,7 @@ pub async fn exchange_queued(
     form: HashMap<String, String>,
     creds: PresentedCredentials,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let request = TokenRequest::parse(&form)?;
     let client = client_auth::authenticate(&auth.store, &creds)?.client_id;
     let owned = auth.clone();
@@ -121,7 +121,7 @@ fn exchange_in(
     form: &HashMap<String, String>,
     client_id: &str,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     match request {
         TokenRequest::Code {
             code_hash,
@@ -163,7 +163,7 @@ fn exchange_code(
     code_hash: &str,
     verifier: &str,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let Some(row) = tokens::get_code(tx.conn(), code_hash)? else {
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -196,7 +196,7 @@ fn exchange_code(
                 .client(client_id)
                 .server(&grant.server)
                 .grant(&grant.id)
-                .detail(json!({"scope": grant.scope, "expires_in": body["expires_in"]})),
+                .detail(json!({"scope": grant.scope, "expires_in": body.expires_in})),
             now,
         )?;
         Ok(body)
@@ -253,7 +253,7 @@ fn refresh(
     client_id: &str,
     token: &TokenKey,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let row = tokens::get_token(tx.conn(), token)?
         .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client_id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
@@ -319,7 +319,7 @@ fn refresh(
             .client(client_id)
             .server(&grant.server)
             .grant(&grant.id)
-            .detail(json!({"expires_in": body["expires_in"]})),
+            .detail(json!({"expires_in": body.expires_in})),
         now,
     )?;
     Ok(body)
@@ -333,6 +333,22 @@ fn active_grant(tx: &Tx<'_>, grant_id: &str, now: UnixMs) -> Result<Grant, OAuth
         })
 }
 
+/// A token response (RFC 6749 §5.1), serialized as it stands: no JSON
+/// tree is built for it, on the writer or on the way out.
+#[derive(Debug, Serialize)]
+pub struct Issued {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub scope: String,
+    /// The server the access token is for (RFC 8707).
+    pub resource: String,
+    /// None when the grant is for one session ("once").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
 /// Mints an access token (and a refresh token unless the grant is "once").
 fn issue(
     auth: &AuthServer,
@@ -342,7 +358,7 @@ fn issue(
     family: &str,
     code_hash: Option<&str>,
     now: UnixMs,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let ttl = auth.config.get().access_token_ttl_ms;
     let access_expires = grant.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
     // A new token, stored under the id its text carries.
@@ -367,21 +383,24 @@ fn issue(
     };
     let access = mint("gh_at_", TokenKind::Access, access_expires)?;
     clients::touch(tx.conn(), client_id, now)?;
-    let mut body = json!({
-        "access_token": access.expose(),
-        "token_type": "Bearer",
-        "expires_in": ((access_expires - now) / 1000).max(1),
-        "scope": grant.scope,
-        "resource": auth.resource_url(&grant.server),
-    });
-    if grant.duration != Duration::Once {
-        let refresh_expires = grant.expires_at.map_or(now + REFRESH_TOKEN_TTL_MS, |e| {
-            e.min(now + REFRESH_TOKEN_TTL_MS)
-        });
-        let refresh = mint("gh_rt_", TokenKind::Refresh, refresh_expires)?;
-        body["refresh_token"] = json!(refresh.into_exposed());
-    }
-    Ok(body)
+    let refresh_token = match grant.duration {
+        Duration::Once => None,
+        _ => {
+            let refresh_expires = grant.expires_at.map_or(now + REFRESH_TOKEN_TTL_MS, |e| {
+                e.min(now + REFRESH_TOKEN_TTL_MS)
+            });
+            let refresh = mint("gh_rt_", TokenKind::Refresh, refresh_expires)?;
+            Some(refresh.into_exposed())
+        }
+    };
+    Ok(Issued {
+        access_token: access.into_exposed(),
+        token_type: "Bearer",
+        expires_in: ((access_expires - now) / 1000).max(1),
+        scope: grant.scope.clone(),
+        resource: auth.resource_url(&grant.server),
+        refresh_token,
+    })
 }
 
 /// RFC 7009: revoke a token of the authenticated client. Always succeeds for
@@ -781,7 +800,7 @@ mod tests {
             &public(&client),
             T0,
         );
-        assert_eq!(same.unwrap()["resource"], "http://127.0.0.1:7390/mcp/demo");
+        assert_eq!(same.unwrap().resource, "http://127.0.0.1:7390/mcp/demo");
     }
 
     #[test]
@@ -892,7 +911,7 @@ mod group_commit {
             results.push(q.await.unwrap());
         }
         let refreshed = results[0].as_ref().expect("a's refresh succeeds");
-        let access = refreshed["access_token"].as_str().unwrap();
+        let access = refreshed.access_token.as_str();
         assert!(bearer::authenticate(&auth, access, "demo", later).is_ok());
         let replay = results[1].as_ref().unwrap_err();
         assert!(replay.description.contains("reuse detected"), "{replay}");
@@ -947,7 +966,7 @@ mod profile {
                 ("refresh_token", refresh.as_str()),
             ];
             let body = exchange(&auth, &form(&grant), &public(&client), T0 + 1 + i).unwrap();
-            refresh = body["refresh_token"].as_str().unwrap().to_string();
+            refresh = body.refresh_token.unwrap();
             if i == n {
                 eprintln!("the last refresh wrote {} pages", frames() - before);
             }
@@ -984,7 +1003,7 @@ mod profile {
                         let body = exchange_queued(&auth, form, public(&client), T0 + 1 + i)
                             .await
                             .unwrap();
-                        refresh = body["refresh_token"].as_str().unwrap().to_string();
+                        refresh = body.refresh_token.unwrap();
                     }
                 })
             })
@@ -1024,7 +1043,7 @@ mod profile {
                             let body = exchange_queued(&auth, form, public(&client), T0 + i as i64)
                                 .await
                                 .unwrap();
-                            refresh = body["refresh_token"].as_str().unwrap().to_string();
+                            refresh = body.refresh_token.unwrap();
                             if c == 0 && i % 1000 == 0 {
                                 auth.store.checkpoint().unwrap();
                             }
