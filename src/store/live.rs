@@ -275,11 +275,18 @@ impl Live {
         if touched.contains(&Touched::Deleted) {
             return Ok(Changes(Kind::All(Snapshot::read(conn, None)?)));
         }
-        let mut rows = Vec::with_capacity(touched.len());
+        let token_rows: Vec<i64> = touched
+            .iter()
+            .filter_map(|t| match t {
+                Touched::Token(rowid) => Some(*rowid),
+                _ => None,
+            })
+            .collect();
+        let mut rows = read_access_tokens(conn, &token_rows)?;
         let mut grant_rows = Vec::new();
         for t in &touched {
             match *t {
-                Touched::Token(rowid) => rows.extend(read_token(conn, rowid)?),
+                Touched::Token(_) => {}
                 Touched::Family(rowid) => rows.extend(read_family(conn, rowid)?),
                 Touched::Client(rowid) => rows.extend(read_client(conn, rowid)?),
                 Touched::Grant(rowid) => grant_rows.push(rowid),
@@ -523,45 +530,44 @@ impl Snapshot {
 
 /// A token row as the live state holds it (`None` for a row that is gone).
 /// A token of a revoked family, or of none, is not live.
-fn read_token(conn: &Connection, rowid: i64) -> Result<Option<Change>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT t.token_hash,
-                    t.kind = 'access' AND t.revoked_at IS NULL
-                        AND f.id IS NOT NULL AND f.revoked_at IS NULL,
-                    t.client_id, t.grant_id, f.rowid, t.issued_at, t.expires_at
-             FROM tokens t LEFT JOIN token_families f ON f.id = t.family_id
-             WHERE t.rowid = ?1",
-        )?
-        .query_row([rowid], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, UnixMs>(5)?,
-                r.get::<_, UnixMs>(6)?,
-            ))
-        })
-        .optional()?;
-    let Some((hash, live, client_id, grant_id, family, issued_at, expires_at)) = row else {
-        return Ok(None);
-    };
-    let Some(hash) = token_key(&hash) else {
-        return Ok(None);
-    };
-    let token = match (live, family) {
-        (true, Some(family)) => Some(LiveToken {
-            client_id: client_id.into(),
-            grant_id: grant_id.into(),
-            family,
-            issued_at,
-            expires_at,
-        }),
-        _ => None,
-    };
-    Ok(Some(Change::Token(hash, token)))
+/// The access tokens among the `rowids` of `tokens`, in one statement, as
+/// they stand now: a refresh token is never live, and a batch of refreshes
+/// touches two of them for each access token.
+fn read_access_tokens(conn: &Connection, rowids: &[i64]) -> Result<Vec<Change>, StoreError> {
+    if rowids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = rowids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.token_hash,
+                t.revoked_at IS NULL AND f.id IS NOT NULL AND f.revoked_at IS NULL,
+                t.client_id, t.grant_id, f.rowid, t.issued_at, t.expires_at
+         FROM tokens t LEFT JOIN token_families f ON f.id = t.family_id
+         WHERE t.rowid IN (SELECT value FROM json_each(?1)) AND t.kind = 'access'",
+    )?;
+    let mut rows = stmt.query([format!("[{ids}]")])?;
+    let mut out = Vec::with_capacity(rowids.len());
+    while let Some(r) = rows.next()? {
+        let Some(hash) = token_key(&r.get::<_, String>(0)?) else {
+            continue;
+        };
+        let token = match (r.get::<_, bool>(1)?, r.get::<_, Option<i64>>(4)?) {
+            (true, Some(family)) => Some(LiveToken {
+                client_id: r.get::<_, String>(2)?.into(),
+                grant_id: r.get::<_, String>(3)?.into(),
+                family,
+                issued_at: r.get(5)?,
+                expires_at: r.get(6)?,
+            }),
+            _ => None,
+        };
+        out.push(Change::Token(hash, token));
+    }
+    Ok(out)
 }
 
 /// A family revoked in this write (`None` for one that is not).
