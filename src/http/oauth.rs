@@ -197,7 +197,7 @@ pub async fn token(
             return e.into_response();
         }
     }
-    let result = token::exchange_queued(g.auth(), form, creds, now).await;
+    let result = token::exchange_queued(g.auth(), &form, creds, now).await;
     match result {
         Ok(body) => {
             // A grant whose client never registered here is given to the

@@ -50,10 +50,30 @@ pub fn credentials(
 }
 
 /// A `/token` request whose grant type and parameters are in order; what
-/// it is checked against is read in the exchange's transaction.
+/// it is checked against is read in the exchange's transaction. It carries
+/// what the exchange reads of the form, and nothing else.
 pub enum TokenRequest {
-    Code { code_hash: String, verifier: String },
-    Refresh { token: TokenKey },
+    Code(CodeRequest),
+    Refresh(RefreshRequest),
+}
+
+/// `grant_type=authorization_code`.
+pub struct CodeRequest {
+    code_hash: String,
+    verifier: String,
+    /// Must repeat the authorization request's, if that had one.
+    redirect_uri: Option<String>,
+    /// Must name the grant's server, if given (RFC 8707).
+    resource: Option<String>,
+}
+
+/// `grant_type=refresh_token`.
+pub struct RefreshRequest {
+    token: TokenKey,
+    /// May narrow the granted scope, never widen it.
+    scope: Option<String>,
+    /// Must name the grant's server, if given (RFC 8707).
+    resource: Option<String>,
 }
 
 impl TokenRequest {
@@ -61,13 +81,17 @@ impl TokenRequest {
     /// a malformed request never reaches the writer).
     pub fn parse(form: &HashMap<String, String>) -> Result<TokenRequest, OAuthError> {
         match form.get("grant_type").map(String::as_str) {
-            Some("authorization_code") => Ok(TokenRequest::Code {
+            Some("authorization_code") => Ok(TokenRequest::Code(CodeRequest {
                 code_hash: crypto::hash(require(form, "code")?),
                 verifier: require(form, "code_verifier")?.to_string(),
-            }),
-            Some("refresh_token") => Ok(TokenRequest::Refresh {
+                redirect_uri: form.get("redirect_uri").cloned(),
+                resource: form.get("resource").cloned(),
+            })),
+            Some("refresh_token") => Ok(TokenRequest::Refresh(RefreshRequest {
                 token: TokenKey::of(require(form, "refresh_token")?),
-            }),
+                scope: form.get("scope").cloned(),
+                resource: form.get("resource").cloned(),
+            })),
             Some(other) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 format!(
@@ -89,23 +113,24 @@ pub fn exchange(
     let request = TokenRequest::parse(form)?;
     let client = client_auth::authenticate(&auth.store, creds)?;
     auth.store
-        .write(|tx| exchange_in(auth, tx, &request, form, &client.client_id, now))
+        .write(|tx| exchange_in(auth, tx, &request, &client.client_id, now))
 }
 
 /// `POST /token` from an async handler: the exchange is one write in the
 /// store's group commit, so concurrent refreshes share commits and none
-/// holds the database lock on an async worker.
+/// holds the database lock on an async worker. Only the parsed request
+/// goes to the writer.
 pub async fn exchange_queued(
     auth: &AuthServer,
-    form: HashMap<String, String>,
+    form: &HashMap<String, String>,
     creds: PresentedCredentials,
     now: UnixMs,
 ) -> Result<Issued, OAuthError> {
-    let request = TokenRequest::parse(&form)?;
+    let request = TokenRequest::parse(form)?;
     let client = client_auth::authenticate(&auth.store, &creds)?.client_id;
     let owned = auth.clone();
     auth.store
-        .write_queued(move |tx| exchange_in(&owned, tx, &request, &form, &client, now))
+        .write_queued(move |tx| exchange_in(&owned, tx, &request, &client, now))
         .await
 }
 
@@ -118,16 +143,12 @@ fn exchange_in(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
     request: &TokenRequest,
-    form: &HashMap<String, String>,
     client_id: &str,
     now: UnixMs,
 ) -> Result<Issued, OAuthError> {
     match request {
-        TokenRequest::Code {
-            code_hash,
-            verifier,
-        } => exchange_code(auth, tx, form, client_id, code_hash, verifier, now),
-        TokenRequest::Refresh { token } => refresh(auth, tx, form, client_id, token, now),
+        TokenRequest::Code(code) => exchange_code(auth, tx, client_id, code, now),
+        TokenRequest::Refresh(request) => refresh(auth, tx, client_id, request, now),
     }
 }
 
@@ -141,10 +162,10 @@ fn require<'a>(form: &'a HashMap<String, String>, key: &str) -> Result<&'a str, 
 /// A `resource` on the token request must name the grant's server.
 fn check_resource(
     auth: &AuthServer,
-    form: &HashMap<String, String>,
+    resource: Option<&str>,
     grant: &Grant,
 ) -> Result<(), OAuthError> {
-    if let Some(resource) = form.get("resource") {
+    if let Some(resource) = resource {
         let server = auth.resolve_resource(Some(resource), Some(&grant.server))?;
         if server != grant.server {
             return Err(OAuthError::invalid_target(
@@ -158,12 +179,11 @@ fn check_resource(
 fn exchange_code(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
-    form: &HashMap<String, String>,
     client_id: &str,
-    code_hash: &str,
-    verifier: &str,
+    request: &CodeRequest,
     now: UnixMs,
 ) -> Result<Issued, OAuthError> {
+    let code_hash = request.code_hash.as_str();
     let Some(row) = tokens::get_code(tx.conn(), code_hash)? else {
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -187,7 +207,7 @@ fn exchange_code(
     }
     // The tokens and their audit event commit together or not at all.
     tx.attempt(|tx| {
-        let grant = check_redemption(auth, tx, form, client_id, &row, verifier, now)?;
+        let grant = check_redemption(auth, tx, client_id, &row, request, now)?;
         let family = crypto::short_id("fam_");
         tokens::insert_family(tx.conn(), &family, &row)?;
         let body = issue(auth, tx, client_id, &grant, &family, Some(code_hash), now)?;
@@ -209,10 +229,9 @@ fn exchange_code(
 fn check_redemption(
     auth: &AuthServer,
     tx: &Tx<'_>,
-    form: &HashMap<String, String>,
     client_id: &str,
     row: &tokens::CodeRow,
-    verifier: &str,
+    redemption: &CodeRequest,
     now: UnixMs,
 ) -> Result<Grant, OAuthError> {
     if row.client_id != client_id {
@@ -223,7 +242,7 @@ fn check_redemption(
     }
     let request = consent::get(tx.conn(), &row.request_id)?
         .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
-    match form.get("redirect_uri") {
+    match &redemption.redirect_uri {
         Some(uri) if uri != &request.redirect_uri => {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri differs from the authorization request",
@@ -236,25 +255,25 @@ fn check_redemption(
         }
         _ => {}
     }
+    let verifier = &redemption.verifier;
     if !crypto::is_valid_pkce_value(verifier)
         || !crypto::pkce_s256_matches(verifier, &request.code_challenge)
     {
         return Err(OAuthError::invalid_grant("PKCE verification failed"));
     }
     let grant = active_grant(tx, &row.grant_id, now)?;
-    check_resource(auth, form, &grant)?;
+    check_resource(auth, redemption.resource.as_deref(), &grant)?;
     Ok(grant)
 }
 
 fn refresh(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
-    form: &HashMap<String, String>,
     client_id: &str,
-    token: &TokenKey,
+    request: &RefreshRequest,
     now: UnixMs,
 ) -> Result<Issued, OAuthError> {
-    let row = tokens::get_token(tx.conn(), token)?
+    let row = tokens::get_token(tx.conn(), &request.token)?
         .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client_id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
     if row.revoked_at.is_some() {
@@ -290,8 +309,8 @@ fn refresh(
         return Err(OAuthError::invalid_grant("refresh token expired"));
     }
     let grant = active_grant(tx, &row.grant_id, now)?;
-    check_resource(auth, form, &grant)?;
-    if let Some(scope) = form.get("scope") {
+    check_resource(auth, request.resource.as_deref(), &grant)?;
+    if let Some(scope) = &request.scope {
         if scope
             .split_whitespace()
             .any(|s| !grant.scope.split_whitespace().any(|g| g == s))
@@ -361,9 +380,10 @@ fn issue(
 ) -> Result<Issued, OAuthError> {
     let ttl = auth.config.get().access_token_ttl_ms;
     let access_expires = grant.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
-    // A new token, stored under the id its text carries.
-    let mint = |prefix: &str, kind, expires_at| -> Result<Secret, OAuthError> {
-        let id = tokens::next_id(tx.conn())?;
+    // New tokens, each stored under the id its text carries: the access
+    // token's, and the next for the refresh token.
+    let first_id = tokens::next_id(tx.conn())?;
+    let mint = |id: i64, prefix: &str, kind, expires_at| -> Result<Secret, OAuthError> {
         let secret = Secret::numbered(prefix, id);
         let row = TokenRow {
             id,
@@ -381,7 +401,7 @@ fn issue(
         tokens::insert_token(tx.conn(), &row)?;
         Ok(secret)
     };
-    let access = mint("gh_at_", TokenKind::Access, access_expires)?;
+    let access = mint(first_id, "gh_at_", TokenKind::Access, access_expires)?;
     clients::touch(tx.conn(), client_id, now)?;
     let refresh_token = match grant.duration {
         Duration::Once => None,
@@ -389,7 +409,7 @@ fn issue(
             let refresh_expires = grant.expires_at.map_or(now + REFRESH_TOKEN_TTL_MS, |e| {
                 e.min(now + REFRESH_TOKEN_TTL_MS)
             });
-            let refresh = mint("gh_rt_", TokenKind::Refresh, refresh_expires)?;
+            let refresh = mint(first_id + 1, "gh_rt_", TokenKind::Refresh, refresh_expires)?;
             Some(refresh.into_exposed())
         }
     };
@@ -847,7 +867,7 @@ mod tests {
             let request = TokenRequest::parse(asked).unwrap();
             let e = auth
                 .store
-                .write(|tx| exchange_in(&auth, tx, &request, asked, &id, T0 + 2))
+                .write(|tx| exchange_in(&auth, tx, &request, &id, T0 + 2))
                 .unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidGrant, "{e}");
         }
@@ -898,7 +918,7 @@ mod group_commit {
             let owned = auth.clone();
             let grant = form(&[("grant_type", "refresh_token"), ("refresh_token", &token)]);
             queued.push(tokio::spawn(async move {
-                exchange_queued(&owned, grant, public(&client), later).await
+                exchange_queued(&owned, &grant, public(&client), later).await
             }));
             let n = queued.len();
             while auth.store.queued() < n {
@@ -1000,7 +1020,7 @@ mod profile {
                     for i in 0..per_chain {
                         let form =
                             form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
-                        let body = exchange_queued(&auth, form, public(&client), T0 + 1 + i)
+                        let body = exchange_queued(&auth, &form, public(&client), T0 + 1 + i)
                             .await
                             .unwrap();
                         refresh = body.refresh_token.unwrap();
@@ -1040,9 +1060,10 @@ mod profile {
                                 ("grant_type", "refresh_token"),
                                 ("refresh_token", &refresh),
                             ]);
-                            let body = exchange_queued(&auth, form, public(&client), T0 + i as i64)
-                                .await
-                                .unwrap();
+                            let body =
+                                exchange_queued(&auth, &form, public(&client), T0 + i as i64)
+                                    .await
+                                    .unwrap();
                             refresh = body.refresh_token.unwrap();
                             if c == 0 && i % 1000 == 0 {
                                 auth.store.checkpoint().unwrap();
