@@ -170,9 +170,9 @@ pub async fn start(config: Config, data_dir: &Path) -> anyhow::Result<Running> {
     let auth = AuthServer {
         store: store.clone(),
         config: config.clone(),
-        issuer: format!("http://127.0.0.1:{}", addr.port()),
+        issuer: format!("http://127.0.0.1:{}", addr.port()).into(),
         port: addr.port(),
-        user,
+        user: user.into(),
     };
     let gateway = Gateway::new(config.clone(), store, credentials.clone())?;
     gateway

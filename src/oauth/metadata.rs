@@ -7,7 +7,7 @@ use super::{scope, AuthServer};
 
 /// `/.well-known/oauth-authorization-server` (RFC 8414 §2).
 pub fn authorization_server(auth: &AuthServer) -> Value {
-    let base = &auth.issuer;
+    let base = &*auth.issuer;
     json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/authorize"),
@@ -39,7 +39,7 @@ pub fn protected_resource(
 ) -> Value {
     json!({
         "resource": resource,
-        "authorization_servers": [auth.issuer],
+        "authorization_servers": [&*auth.issuer],
         "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": format!("{server} (through Gatehouse)"),

@@ -55,10 +55,11 @@ pub struct AuthServer {
     pub store: Arc<Store>,
     pub config: crate::config::Live,
     /// `http://127.0.0.1:<port>`: byte-identical in metadata, PRM and `iss`.
-    pub issuer: String,
+    /// Shared, like the rest, so a clone for a queued write allocates nothing.
+    pub issuer: Arc<str>,
     pub port: u16,
     /// The OS user who runs Gatehouse; the "user" of every grant.
-    pub user: String,
+    pub user: Arc<str>,
 }
 
 impl AuthServer {

@@ -583,7 +583,7 @@ impl Active<'_> {
                 iat: self.issued_at / 1000,
                 sub: self.grant.decided_by.clone(),
                 aud: auth.resource_url(&self.grant.server),
-                iss: auth.issuer.clone(),
+                iss: auth.issuer.to_string(),
             }),
         }
     }
