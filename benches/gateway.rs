@@ -231,21 +231,29 @@ impl Bench<'_> {
         let steps = self.in_process(&tokens, own_chain, (&id, &secret))?;
         let (base, token) = (self.gh.url(), tokens[2].clone());
         let (token_url, introspect_url) = (format!("{base}/token"), format!("{base}/introspect"));
-        let noop = || Load::Noop(self.noop.clone());
         let targets = [
-            ("no-op axum handler (before)", noop()),
+            ("no-op axum handler", Load::Noop(self.noop.clone())),
             ("POST /token (refresh_token)", Load::Refresh(token_url)),
             (
                 "POST /introspect",
                 Load::Introspect(introspect_url, id, secret, token),
             ),
-            ("no-op axum handler (after)", noop()),
         ];
+        // The cases take turns, a slice each per round: a machine that
+        // speeds up or slows down during the run moves them alike.
+        let slice = s.load_for / LOAD_ROUNDS;
         let mut loads = Vec::new();
-        for (name, target) in targets {
-            eprintln!("throughput: {name} for {} s", s.load_for.as_secs());
-            loads.push((name, load(&client()?, target, &mut agents, s).await));
+        for (name, target) in &targets {
+            loads.push((*name, client()?, target, Throughput::default()));
         }
+        for round in 1..=LOAD_ROUNDS {
+            for (name, http, target, total) in &mut loads {
+                let ms = slice.as_millis();
+                eprintln!("throughput: {name} for {ms} ms (round {round} of {LOAD_ROUNDS})");
+                total.add(load(http, target, &mut agents, slice).await);
+            }
+        }
+        let loads: Vec<(&str, Throughput)> = loads.into_iter().map(|l| (l.0, l.3)).collect();
         let mut audit = Vec::new();
         for writers in [1, 16, 64] {
             let started = Instant::now();
@@ -269,7 +277,7 @@ impl Bench<'_> {
             .iter()
             .flat_map(|g| g.1.iter().map(|c| (c.label, &c.tally)));
         let failures: Vec<String> = cases
-            .chain(loads.iter().map(|(name, t)| (*name, &t.0)))
+            .chain(loads.iter().map(|(name, t)| (*name, &t.tally)))
             .filter(|(_, t)| t.errors > 0)
             .map(|(name, t)| format!("{name}: {} failed; first: {}", t.errors, t.first_error))
             .collect();
@@ -714,8 +722,6 @@ async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result
     Ok(started.elapsed())
 }
 
-/// One worker per refresh chain, each sending requests back to back until the
-/// time is up: the tally and requests per second.
 /// This process's CPU time so far (user and system, every thread).
 fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
@@ -728,16 +734,49 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// The load's tally, requests/s, and CPU time per request (this process
-/// runs both Gatehouse and the load's client, so it is both sides' work).
+/// How many turns the throughput cases take (`load_for` split among them).
+const LOAD_ROUNDS: u32 = 3;
+
+/// A throughput case over its rounds: the requests, the time they took, and
+/// this process's CPU time meanwhile (it runs both Gatehouse and the load's
+/// client, so it is both sides' work).
+#[derive(Default)]
+struct Throughput {
+    tally: Tally,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Throughput {
+    fn add(&mut self, round: Throughput) {
+        self.tally.times.extend(round.tally.times);
+        if self.tally.errors == 0 {
+            self.tally.first_error = round.tally.first_error;
+        }
+        self.tally.errors += round.tally.errors;
+        self.elapsed += round.elapsed;
+        self.cpu += round.cpu;
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.tally.times.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_per_request(&self) -> Duration {
+        self.cpu / self.tally.times.len().max(1) as u32
+    }
+}
+
+/// One worker per refresh chain, each sending requests back to back for
+/// `load_for`.
 async fn load(
     http: &reqwest::Client,
-    target: Load,
+    target: &Load,
     chains: &mut [Agent],
-    s: &Settings,
-) -> (Tally, f64, Duration) {
+    load_for: Duration,
+) -> Throughput {
     let (started, cpu) = (Instant::now(), cpu_time());
-    let deadline = started + s.load_for;
+    let deadline = started + load_for;
     let workers: Vec<_> = chains
         .iter()
         .map(|chain| {
@@ -751,19 +790,18 @@ async fn load(
             })
         })
         .collect();
-    let mut total = Tally::default();
+    let mut total = Throughput::default();
     for (worker, slot) in workers.into_iter().zip(chains.iter_mut()) {
         let (chain, tally) = worker.await.expect("load worker panicked");
         *slot = chain;
-        total.times.extend(tally.times);
-        if total.errors == 0 {
-            total.first_error = tally.first_error;
-        }
-        total.errors += tally.errors;
+        total.add(Throughput {
+            tally,
+            ..Throughput::default()
+        });
     }
-    let per_sec = total.times.len() as f64 / started.elapsed().as_secs_f64();
-    let cpu = (cpu_time() - cpu) / total.times.len().max(1) as u32;
-    (total, per_sec, cpu)
+    total.elapsed = started.elapsed();
+    total.cpu = cpu_time() - cpu;
+    total
 }
 
 // ---------- Report ----------
@@ -778,7 +816,7 @@ fn fmt(d: Duration) -> String {
 fn print_tables(
     latency: &[(&str, Vec<Case>)],
     steps: &Steps,
-    loads: &[(&str, (Tally, f64, Duration))],
+    loads: &[(&str, Throughput)],
     s: &Settings,
 ) {
     println!("\nLatency of sequential requests, one keep-alive connection (x = vs. direct)");
@@ -806,21 +844,25 @@ fn print_tables(
         let (m, p, avg) = (fmt(*p50), fmt(*p99), fmt(*mean));
         println!("{name:<46} {m:>10} {p:>10} {avg:>10}");
     }
-    let noop: Vec<f64> = loads
+    let base = loads
         .iter()
-        .filter(|l| l.0.starts_with("no-op"))
-        .map(|l| l.1 .1)
-        .collect();
-    let base = noop.iter().sum::<f64>() / noop.len() as f64;
+        .find(|l| l.0.starts_with("no-op"))
+        .map_or(f64::NAN, |l| l.1.per_sec());
     let (c, secs) = (s.concurrency, s.load_for.as_secs());
-    println!("\nThroughput, {c} concurrent workers, {secs} s each (x = vs. the mean no-op, {base:.0} req/s)");
+    println!("\nThroughput, {c} concurrent workers, {secs} s each in {LOAD_ROUNDS} rounds taken in turn (x = vs. the no-op)");
     println!(
         "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7} {:>10}",
         "", "requests", "req/s", "p50", "p99", "x no-op", "CPU/req"
     );
-    for (name, (tally, per_sec, cpu)) in loads {
-        let ((p50, p99), n) = (stats(&tally.times), tally.times.len());
-        let (m, p, x, c) = (fmt(p50), fmt(p99), per_sec / base, fmt(*cpu));
+    for (name, load) in loads {
+        let ((p50, p99), n) = (stats(&load.tally.times), load.tally.times.len());
+        let per_sec = load.per_sec();
+        let (m, p, x, c) = (
+            fmt(p50),
+            fmt(p99),
+            per_sec / base,
+            fmt(load.cpu_per_request()),
+        );
         println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3} {c:>10}");
     }
 }
