@@ -193,13 +193,17 @@ pub fn redeem(
     code: &str,
     now: UnixMs,
 ) -> Result<Value, crate::oauth::OAuthError> {
-    let grant = form(&[
+    token::exchange(auth, &redemption(code), &public(client), now).map(wire)
+}
+
+/// The token request that redeems `code` the way a public client does.
+pub fn redemption(code: &str) -> HashMap<String, String> {
+    form(&[
         ("grant_type", "authorization_code"),
         ("code", code),
         ("code_verifier", VERIFIER),
         ("redirect_uri", REDIRECT),
-    ]);
-    token::exchange(auth, &grant, &public(client), now).map(wire)
+    ])
 }
 
 /// Tokens for a new client with every demo tool until revoked, issued at `now`.

@@ -353,8 +353,9 @@ fn active_grant(tx: &Tx<'_>, grant_id: &str, now: UnixMs) -> Result<Grant, OAuth
 }
 
 /// A token response (RFC 6749 §5.1), serialized as it stands: no JSON
-/// tree is built for it, on the writer or on the way out.
-#[derive(Debug, Serialize)]
+/// tree is built for it, on the writer or on the way out. Its `Debug`
+/// leaves the tokens out.
+#[derive(Serialize)]
 pub struct Issued {
     pub access_token: String,
     pub token_type: &'static str,
@@ -366,6 +367,18 @@ pub struct Issued {
     /// None when the grant is for one session ("once").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("resource", &self.resource)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Mints an access token (and a refresh token unless the grant is "once").
@@ -622,6 +635,18 @@ mod tests {
             .starts_with("gh_rt_"));
         let access = body["access_token"].as_str().unwrap();
         assert!(bearer::authenticate(&auth, access, "demo", T0 + 5_000).is_ok());
+    }
+
+    #[test]
+    fn a_token_response_does_not_show_its_tokens_when_debugged() {
+        let auth = auth_server("");
+        let (client, code) = code_for(&auth, "agent", T0);
+        let issued = super::exchange(&auth, &redemption(&code), &public(&client), T0).unwrap();
+        let shown = format!("{issued:?}");
+        let refresh = issued.refresh_token.as_deref().unwrap();
+        assert!(!shown.contains(&issued.access_token), "{shown}");
+        assert!(!shown.contains(refresh), "{shown}");
+        assert!(shown.contains("Bearer"), "{shown}");
     }
 
     #[test]
