@@ -562,6 +562,15 @@ impl Tally {
             Err(_) => self.errors += 1,
         }
     }
+
+    /// Takes in another tally (another worker's, another round's).
+    fn absorb(&mut self, other: Tally) {
+        self.times.extend(other.times);
+        if self.errors == 0 {
+            self.first_error = other.first_error;
+        }
+        self.errors += other.errors;
+    }
 }
 
 /// Median and p99 (nearest rank).
@@ -749,11 +758,7 @@ struct Throughput {
 
 impl Throughput {
     fn add(&mut self, round: Throughput) {
-        self.tally.times.extend(round.tally.times);
-        if self.tally.errors == 0 {
-            self.tally.first_error = round.tally.first_error;
-        }
-        self.tally.errors += round.tally.errors;
+        self.tally.absorb(round.tally);
         self.elapsed += round.elapsed;
         self.cpu += round.cpu;
     }
@@ -794,10 +799,7 @@ async fn load(
     for (worker, slot) in workers.into_iter().zip(chains.iter_mut()) {
         let (chain, tally) = worker.await.expect("load worker panicked");
         *slot = chain;
-        total.add(Throughput {
-            tally,
-            ..Throughput::default()
-        });
+        total.tally.absorb(tally);
     }
     total.elapsed = started.elapsed();
     total.cpu = cpu_time() - cpu;
