@@ -107,9 +107,10 @@ fn answer(notes: &mut Notes, id: Value, method: &str, params: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// Serves MCP on stdin/stdout until stdin closes. Each request runs on its
-/// own thread, so a slow `wait` does not hold up other calls. A call with a
-/// progress token gets one progress notification before its answer.
+/// Serves MCP on stdin/stdout until stdin closes. Requests are answered in
+/// turn, except `wait`, which runs on its own thread so that it holds up no
+/// other call. A call with a progress token gets one progress notification
+/// before its answer.
 pub fn run() -> std::io::Result<()> {
     use std::sync::{Arc, Mutex};
     let notes = Arc::new(Mutex::new(Notes(BTreeMap::from([(
@@ -117,10 +118,6 @@ pub fn run() -> std::io::Result<()> {
         "Hello from the Gatehouse demo server.".to_string(),
     )]))));
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
-    let reply = |stdout: &Mutex<std::io::Stdout>, msg: Value| {
-        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(out, "{msg}").and_then(|_| out.flush());
-    };
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -133,31 +130,18 @@ pub fn run() -> std::io::Result<()> {
             ),
             Ok(msg) => match jsonrpc::classify(&msg) {
                 Some(Kind::Request { id, method }) => {
-                    let (notes, stdout) = (notes.clone(), stdout.clone());
-                    std::thread::spawn(move || {
-                        let params = msg.get("params").cloned().unwrap_or(Value::Null);
-                        // A call that asks for progress is told when it starts.
-                        let token = params
-                            .pointer("/_meta/progressToken")
-                            .filter(|t| !t.is_null());
-                        if let (true, Some(token)) = (method == "tools/call", token) {
-                            let started = json!({"progressToken": token, "progress": 0, "total": 1, "message": "started"});
-                            let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": started});
-                            reply(&stdout, note);
-                        }
-                        let answer = if method == "tools/call" && params["name"] == "wait" {
-                            // Waiting must not hold the notes lock.
-                            answer(&mut Notes(BTreeMap::new()), id, &method, &params)
-                        } else {
-                            answer(
-                                &mut notes.lock().unwrap_or_else(|p| p.into_inner()),
-                                id,
-                                &method,
-                                &params,
-                            )
-                        };
-                        reply(&stdout, answer);
-                    });
+                    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+                    if method == "tools/call" && params["name"] == "wait" {
+                        // Waiting holds neither the notes nor the next request.
+                        let stdout = stdout.clone();
+                        std::thread::spawn(move || {
+                            let mut none = Notes(BTreeMap::new());
+                            serve(&mut none, &stdout, id, &method, &params)
+                        });
+                    } else {
+                        let mut notes = notes.lock().unwrap_or_else(|p| p.into_inner());
+                        serve(&mut notes, &stdout, id, &method, &params);
+                    }
                 }
                 Some(_) => {}
                 None => reply(
@@ -168,4 +152,30 @@ pub fn run() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes one message as a line.
+fn reply(stdout: &std::sync::Mutex<std::io::Stdout>, msg: Value) {
+    let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(out, "{msg}").and_then(|_| out.flush());
+}
+
+/// Answers one request, after a progress notification when a call asks for one.
+fn serve(
+    notes: &mut Notes,
+    stdout: &std::sync::Mutex<std::io::Stdout>,
+    id: Value,
+    method: &str,
+    params: &Value,
+) {
+    let token = params
+        .pointer("/_meta/progressToken")
+        .filter(|t| !t.is_null());
+    if let (true, Some(token)) = (method == "tools/call", token) {
+        let started =
+            json!({"progressToken": token, "progress": 0, "total": 1, "message": "started"});
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": started});
+        reply(stdout, note);
+    }
+    reply(stdout, answer(notes, id, method, params));
 }
