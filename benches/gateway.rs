@@ -36,6 +36,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -158,6 +159,26 @@ impl To {
             To::NoopListing => "no-op handler, the same answer (HTTP alone)",
         }
     }
+
+    fn part(&self) -> Part {
+        match self {
+            To::Direct(_) => Part::Direct,
+            To::Gateway(..) => Part::Gateway,
+            To::Noop => Part::Hop,
+            // The same answer as the listing, not what the gateway sends on.
+            To::NoopListing => Part::Other,
+        }
+    }
+}
+
+/// What a case's time stands for in the gateway's own work: gateway −
+/// direct − the HTTP hop alone.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Direct,
+    Gateway,
+    Hop,
+    Other,
 }
 
 impl Bench<'_> {
@@ -182,7 +203,11 @@ impl Bench<'_> {
                 "tools/call, upstream with 200 tools",
                 call("tool_0199"),
                 s.calls,
-                vec![(To::Direct(Some(200)), 0), (To::Gateway("tools200", ""), 0)],
+                vec![
+                    (To::Direct(Some(200)), 0),
+                    (To::Gateway("tools200", ""), 0),
+                    (To::Noop, 0),
+                ],
             ),
             (
                 "tools/list, upstream with 1000 tools",
@@ -203,18 +228,23 @@ impl Bench<'_> {
             ),
         ];
         let mut latency = Vec::new();
-        let mut tokens = Vec::new();
+        // The gateway cases' access tokens, by server and scope.
+        let mut tokens = HashMap::new();
         for (title, msg, n, specs) in groups {
             let mut cases = Vec::new();
             for (to, list_len) in specs {
                 let mcp = self.open(&to).await?;
-                tokens.push(mcp.token().to_string());
-                let (label, tally) = (to.label(), Tally::default());
+                if let To::Gateway(server, scope) = to {
+                    tokens.insert((server, scope), mcp.token().to_string());
+                }
+                let (label, part, tally) = (to.label(), to.part(), Tally::default());
                 cases.push(Case {
                     label,
+                    part,
                     mcp,
                     list_len,
                     tally,
+                    cpu: Duration::ZERO,
                 });
             }
             time_interleaved(&mut cases, msg, s.warmup.min(n / 10), n).await?;
@@ -228,8 +258,12 @@ impl Bench<'_> {
         let own_chain = agents.pop().context("no refresh chain")?;
         let rs = register(self.gh, "client_secret_basic")?;
         let (id, secret) = (field(&rs, "client_id")?, field(&rs, "client_secret")?);
-        let steps = self.in_process(&tokens, own_chain, (&id, &secret))?;
-        let (base, token) = (self.gh.url(), tokens[2].clone());
+        let demo = tokens.get(&("demo", "")).context("no demo token")?.clone();
+        let many = tokens
+            .get(&("tools1000", ""))
+            .context("no 1000-tool token")?;
+        let steps = self.in_process((&demo, many), own_chain, (&id, &secret))?;
+        let (base, token) = (self.gh.url(), demo);
         let (token_url, introspect_url) = (format!("{base}/token"), format!("{base}/introspect"));
         let targets = [
             ("no-op axum handler", Load::Noop(self.noop.clone())),
@@ -391,19 +425,19 @@ impl Bench<'_> {
     }
 
     /// The gateway's and token endpoint's steps, called directly.
-    /// `tokens` are the latency cases' access tokens: [2] holds the 5 demo tools, [7] 1000 tools.
-    fn in_process(&self, tokens: &[String], chain: Agent, rs: (&str, &str)) -> Result<Steps> {
+    /// `tokens` are two latency cases' access tokens: the 5 demo tools', 1000 tools'.
+    fn in_process(&self, tokens: (&str, &str), chain: Agent, rs: (&str, &str)) -> Result<Steps> {
         let (gh, n) = (self.gh.gatehouse().as_ref(), self.s.calls);
         let mut out: Steps = Vec::new();
         // Bearer check + policy: what every request pays before it goes on,
         // among the live tokens the run made, then among 100,000 more.
         let cases = [
-            (&tokens[2], "demo", 5, "read_note"),
-            (&tokens[7], "tools1000", 1000, "tool_0999"),
+            (tokens.0, "demo", 5, "read_note"),
+            (tokens.1, "tools1000", 1000, "tool_0999"),
         ];
         for extra in [0, 100_000] {
             if extra > 0 {
-                bench::add_live_tokens(gh, &tokens[2], extra).map_err(|e| anyhow!(e))?;
+                bench::add_live_tokens(gh, tokens.0, extra).map_err(|e| anyhow!(e))?;
             }
             let (live, _) = bench::live_size(gh);
             for (token, server, tools, tool) in cases {
@@ -509,7 +543,7 @@ impl Bench<'_> {
         };
         let step = micro(n.min(1000), refresh, rotate)?;
         out.push(("token endpoint: refresh (write transaction)".into(), step));
-        let introspect = || bench::introspect(gh, rs.0, rs.1, &tokens[2]).map_err(|e| anyhow!(e));
+        let introspect = || bench::introspect(gh, rs.0, rs.1, tokens.0).map_err(|e| anyhow!(e));
         let check = |active: bool| expect(active, "token not active");
         out.push((
             "introspection (live state: client key + token)".into(),
@@ -641,10 +675,13 @@ fn micro<T>(
 
 struct Case {
     label: &'static str,
+    part: Part,
     mcp: Mcp,
     /// `tools/list`: how many tools the reply must hold; 0: a successful `tools/call`.
     list_len: usize,
     tally: Tally,
+    /// Gatehouse's CPU time over the case's requests ([`gatehouse_cpu`]).
+    cpu: Duration,
 }
 
 impl Case {
@@ -683,12 +720,14 @@ async fn time_interleaved(
     let (block, mut id) = ((n / 10).max(1), 1);
     for start in (0..n).step_by(block) {
         for case in cases.iter_mut() {
+            let cpu = gatehouse_cpu();
             for _ in start..(start + block).min(n) {
                 id += 1;
                 msg["id"] = json!(id);
                 let result = case.once(&msg).await;
                 case.tally.add(result);
             }
+            case.cpu += gatehouse_cpu().saturating_sub(cpu);
         }
     }
     Ok(())
@@ -729,6 +768,32 @@ async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result
         }
     }
     Ok(started.elapsed())
+}
+
+/// The CPU time so far of Gatehouse's threads in this process (its
+/// runtime's, named `gatehouse-worker`, and the store's writer), from the
+/// scheduler's count per thread in nanoseconds (`/proc/self/task/*/schedstat`).
+fn gatehouse_cpu() -> Duration {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let read = |dir: &Path, file| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+    let ns: u64 = threads
+        .flatten()
+        .map(|t| t.path())
+        .filter(|t| {
+            let name = read(t, "comm");
+            name.starts_with("gatehouse-work") || name.starts_with("store-writer")
+        })
+        .filter_map(|t| {
+            read(&t, "schedstat")
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 /// This process's CPU time so far (user and system, every thread).
@@ -836,6 +901,7 @@ fn print_tables(
             let (label, plus) = (c.label, (p50.as_secs_f64() - all[0].0.as_secs_f64()) * 1e6);
             println!("  {label:<34} {n:>5} {m:>10} {p:>10} {xm:>7.2}x {xp:>7.2}x {plus:>+8.0} µs");
         }
+        print_own_work(cases, &all);
     }
     println!("\nIn-process cost of single steps (no HTTP)");
     println!(
@@ -866,6 +932,28 @@ fn print_tables(
             fmt(load.cpu_per_request()),
         );
         println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3} {c:>10}");
+    }
+}
+
+/// The gateway's own work in a group that has the direct case, the hop
+/// alone and gateway cases: each gateway median − direct − hop; and the CPU
+/// time Gatehouse's threads spent on a call, against the hop's on a request.
+fn print_own_work(cases: &[Case], all: &[Stats]) {
+    let median = |part| {
+        let mut of = cases.iter().zip(all).filter(move |(c, _)| c.part == part);
+        of.next().map(|(_, (p50, _))| p50.as_secs_f64() * 1e6)
+    };
+    let (Some(direct), Some(hop)) = (median(Part::Direct), median(Part::Hop)) else {
+        return;
+    };
+    let cpu = |c: &Case| c.cpu.as_secs_f64() * 1e6 / c.tally.times.len().max(1) as f64;
+    let hop_cpu = cases.iter().find(|c| c.part == Part::Hop).map_or(0.0, cpu);
+    for (c, (p50, _)) in cases.iter().zip(all) {
+        if c.part == Part::Gateway {
+            let own = p50.as_secs_f64() * 1e6 - direct - hop;
+            let (label, own_cpu) = (c.label, cpu(c) - hop_cpu);
+            println!("  own work, {label:<24} {own:>10.1} µs; Gatehouse's CPU {:.1} µs a call, {own_cpu:.1} µs more than the hop's", cpu(c));
+        }
     }
 }
 
