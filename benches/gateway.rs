@@ -244,7 +244,7 @@ impl Bench<'_> {
                     mcp,
                     list_len,
                     tally,
-                    cpu: Duration::ZERO,
+                    cpu: Cpu::default(),
                 });
             }
             time_interleaved(&mut cases, msg, s.warmup.min(n / 10), n).await?;
@@ -681,7 +681,7 @@ struct Case {
     list_len: usize,
     tally: Tally,
     /// Gatehouse's CPU time over the case's requests ([`gatehouse_cpu`]).
-    cpu: Duration,
+    cpu: Cpu,
 }
 
 impl Case {
@@ -727,7 +727,7 @@ async fn time_interleaved(
                 let result = case.once(&msg).await;
                 case.tally.add(result);
             }
-            case.cpu += gatehouse_cpu().saturating_sub(cpu);
+            case.cpu.add(gatehouse_cpu(), cpu);
         }
     }
     Ok(())
@@ -770,30 +770,53 @@ async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result
     Ok(started.elapsed())
 }
 
-/// The CPU time so far of Gatehouse's threads in this process (its
-/// runtime's, named `gatehouse-worker`, and the store's writer), from the
-/// scheduler's count per thread in nanoseconds (`/proc/self/task/*/schedstat`).
-fn gatehouse_cpu() -> Duration {
+/// CPU time of Gatehouse's threads in this process: its runtime's (named
+/// `gatehouse-worker`) and the store's writer.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    workers: Duration,
+    writer: Duration,
+}
+
+impl Cpu {
+    /// Adds what was spent from `before` to `after`.
+    fn add(&mut self, after: Cpu, before: Cpu) {
+        self.workers += after.workers.saturating_sub(before.workers);
+        self.writer += after.writer.saturating_sub(before.writer);
+    }
+
+    /// Microseconds a request, (workers, writer).
+    fn per_request(&self, n: usize) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        (per(self.workers), per(self.writer))
+    }
+}
+
+/// Gatehouse's CPU time so far, from the scheduler's count per thread in
+/// nanoseconds (`/proc/self/task/*/schedstat`).
+fn gatehouse_cpu() -> Cpu {
+    let mut cpu = Cpu::default();
     let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
+        return cpu;
     };
     let read = |dir: &Path, file| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-    let ns: u64 = threads
-        .flatten()
-        .map(|t| t.path())
-        .filter(|t| {
-            let name = read(t, "comm");
-            name.starts_with("gatehouse-work") || name.starts_with("store-writer")
-        })
-        .filter_map(|t| {
-            read(&t, "schedstat")
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
-    Duration::from_nanos(ns)
+    for thread in threads.flatten().map(|t| t.path()) {
+        let name = read(&thread, "comm");
+        let into = if name.starts_with("gatehouse-work") {
+            &mut cpu.workers
+        } else if name.starts_with("store-writer") {
+            &mut cpu.writer
+        } else {
+            continue;
+        };
+        let schedstat = read(&thread, "schedstat");
+        let ns = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok());
+        *into += Duration::from_nanos(ns.unwrap_or(0));
+    }
+    cpu
 }
 
 /// This process's CPU time so far (user and system, every thread).
@@ -946,13 +969,19 @@ fn print_own_work(cases: &[Case], all: &[Stats]) {
     let (Some(direct), Some(hop)) = (median(Part::Direct), median(Part::Hop)) else {
         return;
     };
-    let cpu = |c: &Case| c.cpu.as_secs_f64() * 1e6 / c.tally.times.len().max(1) as f64;
-    let hop_cpu = cases.iter().find(|c| c.part == Part::Hop).map_or(0.0, cpu);
+    let cpu = |c: &Case| c.cpu.per_request(c.tally.times.len());
+    let hop_cpu = cases.iter().find(|c| c.part == Part::Hop).map(cpu);
+    let (hop_workers, hop_writer) = hop_cpu.unwrap_or_default();
     for (c, (p50, _)) in cases.iter().zip(all) {
         if c.part == Part::Gateway {
             let own = p50.as_secs_f64() * 1e6 - direct - hop;
-            let (label, own_cpu) = (c.label, cpu(c) - hop_cpu);
-            println!("  own work, {label:<24} {own:>10.1} µs; Gatehouse's CPU {:.1} µs a call, {own_cpu:.1} µs more than the hop's", cpu(c));
+            let (workers, writer) = cpu(c);
+            let more = workers + writer - hop_workers - hop_writer;
+            println!(
+                "  own work, {:<24} {own:>10.1} µs; Gatehouse's CPU a call {workers:.1} µs on its \
+                 workers + {writer:.1} µs on the store's writer, {more:.1} µs more than the hop's",
+                c.label
+            );
         }
     }
 }
