@@ -842,6 +842,8 @@ struct Throughput {
     tally: Tally,
     elapsed: Duration,
     cpu: Duration,
+    /// Of which Gatehouse's threads (the rest is the load's client).
+    gatehouse: Cpu,
 }
 
 impl Throughput {
@@ -849,6 +851,7 @@ impl Throughput {
         self.tally.absorb(round.tally);
         self.elapsed += round.elapsed;
         self.cpu += round.cpu;
+        self.gatehouse.add(round.gatehouse, Cpu::default());
     }
 
     fn per_sec(&self) -> f64 {
@@ -857,6 +860,12 @@ impl Throughput {
 
     fn cpu_per_request(&self) -> Duration {
         self.cpu / self.tally.times.len().max(1) as u32
+    }
+
+    /// Gatehouse's share of [`Self::cpu_per_request`], in µs (workers + writer).
+    fn gatehouse_per_request(&self) -> f64 {
+        let (workers, writer) = self.gatehouse.per_request(self.tally.times.len());
+        workers + writer
     }
 }
 
@@ -868,7 +877,7 @@ async fn load(
     chains: &mut [Agent],
     load_for: Duration,
 ) -> Throughput {
-    let (started, cpu) = (Instant::now(), cpu_time());
+    let (started, cpu, gatehouse) = (Instant::now(), cpu_time(), gatehouse_cpu());
     let deadline = started + load_for;
     let workers: Vec<_> = chains
         .iter()
@@ -891,6 +900,7 @@ async fn load(
     }
     total.elapsed = started.elapsed();
     total.cpu = cpu_time() - cpu;
+    total.gatehouse.add(gatehouse_cpu(), gatehouse);
     total
 }
 
@@ -942,8 +952,8 @@ fn print_tables(
     let (c, secs) = (s.concurrency, s.load_for.as_secs());
     println!("\nThroughput, {c} concurrent workers, {secs} s each in {LOAD_ROUNDS} rounds taken in turn (x = vs. the no-op)");
     println!(
-        "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7} {:>10}",
-        "", "requests", "req/s", "p50", "p99", "x no-op", "CPU/req"
+        "{:<30} {:>8} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10}",
+        "", "requests", "req/s", "p50", "p99", "x no-op", "CPU/req", "Gatehouse"
     );
     for (name, load) in loads {
         let ((p50, p99), n) = (stats(&load.tally.times), load.tally.times.len());
@@ -954,7 +964,8 @@ fn print_tables(
             per_sec / base,
             fmt(load.cpu_per_request()),
         );
-        println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3} {c:>10}");
+        let mine = format!("{:.1} µs", load.gatehouse_per_request());
+        println!("{name:<30} {n:>8} {per_sec:>8.0} {m:>10} {p:>10} {x:>7.3} {c:>10} {mine:>10}");
     }
 }
 
