@@ -113,10 +113,10 @@ fn answer(notes: &mut Notes, id: Value, method: &str, params: &Value) -> Value {
 /// before its answer.
 pub fn run() -> std::io::Result<()> {
     use std::sync::{Arc, Mutex};
-    let notes = Arc::new(Mutex::new(Notes(BTreeMap::from([(
+    let mut notes = Notes(BTreeMap::from([(
         "welcome".to_string(),
         "Hello from the Gatehouse demo server.".to_string(),
-    )]))));
+    )]));
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
     for line in std::io::stdin().lock().lines() {
         let line = line?;
@@ -139,7 +139,6 @@ pub fn run() -> std::io::Result<()> {
                             serve(&mut none, &stdout, id, &method, &params)
                         });
                     } else {
-                        let mut notes = notes.lock().unwrap_or_else(|p| p.into_inner());
                         serve(&mut notes, &stdout, id, &method, &params);
                     }
                 }
