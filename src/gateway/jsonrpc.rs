@@ -29,7 +29,10 @@ pub enum Kind {
     Response { id: Value },
 }
 
-/// Classifies a message; `None` when it is not valid JSON-RPC 2.0.
+/// Classifies a message; `None` when it is not valid JSON-RPC 2.0. A
+/// request or notification carries no `result` or `error`, and a response
+/// exactly one of them: a message that is both would be relayed as one kind
+/// and read as the other (an answer that passed no filter).
 pub fn classify(msg: &Value) -> Option<Kind> {
     let obj = msg.as_object()?;
     if obj.get("jsonrpc")?.as_str()? != "2.0" {
@@ -38,7 +41,10 @@ pub fn classify(msg: &Value) -> Option<Kind> {
     let id = obj
         .get("id")
         .filter(|id| id.is_string() || id.is_i64() || id.is_u64());
+    let (result, error) = (obj.contains_key("result"), obj.contains_key("error"));
     match (obj.get("method"), id) {
+        _ if result && error => None,
+        (Some(_), _) if result || error => None,
         (Some(Value::String(m)), Some(id)) => Some(Kind::Request {
             id: id.clone(),
             method: m.clone(),
@@ -46,9 +52,7 @@ pub fn classify(msg: &Value) -> Option<Kind> {
         (Some(Value::String(m)), None) if !obj.contains_key("id") => {
             Some(Kind::Notification { method: m.clone() })
         }
-        (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
-            Some(Kind::Response { id: id.clone() })
-        }
+        (None, Some(id)) if result || error => Some(Kind::Response { id: id.clone() }),
         _ => None,
     }
 }
@@ -112,7 +116,7 @@ impl Message {
     fn as_response(text: &str) -> Option<Message> {
         let Envelope(members) = serde_json::from_str(text).ok()?;
         let member = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-        let answers = member("result").is_some() || member("error").is_some();
+        let answers = member("result").is_some() != member("error").is_some();
         let is_response = member("jsonrpc")?.get() == "\"2.0\"" && member("method").is_none();
         if !(answers && is_response) {
             return None;
@@ -328,6 +332,16 @@ mod tests {
             None
         );
         assert_eq!(classify(&json!([1, 2])), None);
+        // Both a request (or notification) and an answer, or an answer twice
+        // over: a client could take it for either, so it is neither.
+        for both in [
+            json!({"jsonrpc":"2.0","id":1,"method":"x","result":{"tools":[]}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"x","error":{"code":1,"message":"m"}}),
+            json!({"jsonrpc":"2.0","method":"x","result":{}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}),
+        ] {
+            assert_eq!(classify(&both), None, "{both}");
+        }
     }
 
     #[test]
@@ -374,6 +388,9 @@ mod tests {
             r#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
             r#"{"jsonrpc":"\u0032.0","id":1,"result":{}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            // a result and an error, or a method with a result
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","result":{"tools":[]}}"#,
             r#"[1,2]"#,
         ] {
             let msg = Message::read(text.as_bytes()).unwrap();

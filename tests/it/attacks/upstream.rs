@@ -94,8 +94,9 @@ async fn upstream_tool_names_reach_the_terminal() {
 /// Gatehouse read it (each member once), never as the upstream wrote it: an
 /// agent whose parser keeps a member's first value must not read another
 /// name or description than the ones the grant and the pin were checked on.
-/// And an unfiltered listing sent first with the request's id as a float
-/// (which some SDKs would take for the answer) never reaches the agent.
+/// And an unfiltered listing sent first with the request's id as a float,
+/// or with its id and a method beside the result (either of which some SDKs
+/// would take for the answer), never reaches the agent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_named_twice_reaches_the_agent_as_gatehouse_read_it() {
     let mut serve = hostile_gatehouse();
