@@ -21,6 +21,9 @@ pub enum McpError {
     NotANotification { method: String },
     /// A message outside a session, other than `initialize`.
     NoSession { id: Value, message: &'static str },
+    /// `initialize` inside a session: it has been initialized (its
+    /// instructions checked against the pin) once.
+    Initialized { id: Value },
     /// The session id is unknown, ended, or not this agent's.
     SessionNotFound,
     /// No fronted server has this name.
@@ -54,7 +57,8 @@ impl McpError {
             McpError::Parse
             | McpError::InvalidMessage(_)
             | McpError::NotANotification { .. }
-            | McpError::NoSession { .. } => 400,
+            | McpError::NoSession { .. }
+            | McpError::Initialized { .. } => 400,
             McpError::SessionNotFound | McpError::UnknownServer(_) => 404,
             McpError::StreamUnavailable => 405,
             McpError::InsufficientScope { .. } => 403,
@@ -75,6 +79,7 @@ impl McpError {
             McpError::InvalidMessage(_)
             | McpError::NotANotification { .. }
             | McpError::NoSession { .. }
+            | McpError::Initialized { .. }
             | McpError::SessionNotFound
             | McpError::UnknownServer(_)
             | McpError::StreamUnavailable => jsonrpc::INVALID_REQUEST,
@@ -95,6 +100,9 @@ impl McpError {
             McpError::Parse => "body is not valid JSON".into(),
             McpError::InvalidMessage(m) => (*m).into(),
             McpError::NoSession { message, .. } => (*message).into(),
+            McpError::Initialized { .. } => {
+                "this session is already initialized: to start another, send initialize without Mcp-Session-Id".into()
+            }
             McpError::NotANotification { method }
                 if method.starts_with("notifications/") || !super::policy::governs(method) =>
             {
@@ -128,6 +136,7 @@ impl McpError {
     pub fn id(&self) -> Value {
         match self {
             McpError::NoSession { id, .. }
+            | McpError::Initialized { id }
             | McpError::MethodNotFound { id, .. }
             | McpError::InvalidParams { id, .. }
             | McpError::NotGranted { id, .. }

@@ -52,9 +52,9 @@ pub enum Decision {
 
 /// What a client may ask of a server beyond tools, resources and prompts
 /// (which are gated): passed on as they are. Tasks come only from the
-/// agent's own calls on its own upstream session.
-const UNGATED: [&str; 8] = [
-    "initialize",
+/// agent's own calls on its own upstream session. (`initialize` opens a
+/// session, and is answered by the gateway inside one.)
+const UNGATED: [&str; 7] = [
     "ping",
     "tools/list",
     "logging/setLevel",
@@ -67,7 +67,9 @@ const UNGATED: [&str; 8] = [
 /// Whether a method is one the policy decides (a client request MCP has):
 /// sent without an id, it must be sent again as a request.
 pub fn governs(method: &str) -> bool {
-    method == "tools/call" || UNGATED.contains(&method) || gated_item(method, None).is_some()
+    matches!(method, "tools/call" | "initialize")
+        || UNGATED.contains(&method)
+        || gated_item(method, None).is_some()
 }
 
 /// The notifications MCP gives clients: passed on. Any other (a server's

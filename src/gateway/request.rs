@@ -106,6 +106,12 @@ impl Gateway {
             return McpError::SessionNotFound.into();
         };
         match kind {
+            // The instructions an agent is told are checked against the
+            // grant's pin at the session's one `initialize`; another would
+            // take the server's answer past that check.
+            Kind::Request { id, method } if method == "initialize" => {
+                McpError::Initialized { id }.into()
+            }
             Kind::Request { id, method } => {
                 let request = ClientRequest { id, method, msg };
                 self.dispatch(&session, req.access, request, &req.headers, clock::now())

@@ -580,6 +580,34 @@ async fn changed_instructions_reach_the_agent_only_once_the_person_allows_them()
     fx.stop().await;
 }
 
+/// The instructions are checked at a session's `initialize`; a second one
+/// inside the session would take the server's answer past that check, so it
+/// is refused (as the TypeScript SDK's server refuses it), and the changed
+/// text never reaches the agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn initialize_again_inside_a_session_is_refused_and_tells_nothing_new() {
+    let (_dir, marker, fx) = instructions_fixture().await;
+    let (_agent, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    std::fs::write(&marker, INJECTED).unwrap();
+    let again = initialize();
+    let r = session.post(&again).await;
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("purge"), "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["id"], again["id"], "{body}");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already initialized"), "{message}");
+    // The session goes on.
+    let (status, listed) = session.request("tools/list", json!({})).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn instructions_the_person_refused_are_not_told_nor_asked_again_and_a_new_grant_starts_from_the_pin(
 ) {
