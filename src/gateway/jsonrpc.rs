@@ -65,6 +65,15 @@ pub fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
 }
 
+/// How Gatehouse's own requests to a server begin their (string) ids.
+pub const OWN_ID_PREFIX: &str = "gatehouse-";
+
+/// Whether a request key ([`id_key`]) is one of Gatehouse's own requests.
+pub fn is_own_key(key: &str) -> bool {
+    key.strip_prefix('"')
+        .is_some_and(|k| k.starts_with(OWN_ID_PREFIX))
+}
+
 /// A key for matching a response to its request (ids may be numbers or strings).
 pub fn id_key(id: &Value) -> String {
     id.to_string()

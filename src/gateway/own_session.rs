@@ -128,7 +128,8 @@ impl<'c> OwnSession<'c> {
     }
 
     /// Sends one request and returns the server's successful response.
-    /// Gatehouse's own request ids are strings that start with `gatehouse-`.
+    /// Gatehouse's own request ids are strings that start with
+    /// [`crate::gateway::jsonrpc::OWN_ID_PREFIX`] (`gatehouse-`).
     pub async fn ask(&self, id: &str, method: &str, mut params: Value) -> Result<Value, String> {
         let mut headers = self.headers.clone();
         if let Some(version) = self.modern {

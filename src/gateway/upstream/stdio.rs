@@ -39,9 +39,13 @@ impl PendingRequests {
         self.order.retain(|k| k != key);
         self.by_id.remove(key)
     }
-    /// The newest request still waiting: server messages sent while it runs belong to it.
+    /// The newest request of the agent's still waiting: server messages
+    /// sent while it runs belong to it. Gatehouse's own requests (a listing
+    /// for a pin check) read nothing but their answer, so a server's request
+    /// or progress for the agent never goes to one of them.
     fn newest(&self) -> Option<&MessageSender> {
-        self.order.last().and_then(|k| self.by_id.get(k))
+        let key = self.order.iter().rev().find(|k| !jsonrpc::is_own_key(k));
+        key.and_then(|k| self.by_id.get(k))
     }
 }
 
@@ -333,5 +337,33 @@ async fn route(pending: &Pending, backlog: &Backlog, msg: Message, size: usize) 
             backlog.keep(msg, size);
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_servers_message_goes_to_the_agents_newest_request_not_gatehouses_own() {
+        let mut pending = PendingRequests::default();
+        let mut add = |id: Value| {
+            let key = jsonrpc::id_key(&id);
+            let (tx, rx) = message_channel();
+            pending.by_id.insert(key.clone(), tx);
+            pending.order.push(key);
+            rx
+        };
+        let _first = add(json!(1));
+        let mut second = add(json!("call-2"));
+        let _listing = add(json!("gatehouse-list-0-abc"));
+        let newest = pending.newest().expect("an agent's request waits").clone();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/progress"});
+        assert!(newest.send(note.clone().into(), None).await);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), second.recv()).await;
+        assert_eq!(got.ok().flatten(), Some(note.into()), "the agent's newest");
+        assert!(!jsonrpc::is_own_key(&jsonrpc::id_key(&json!("gatehouse"))));
+        assert!(!jsonrpc::is_own_key(&jsonrpc::id_key(&json!(7))));
     }
 }
