@@ -1,6 +1,7 @@
 //! Ask-every-time: a call to such a tool is held, recorded as a pending
 //! [`HeldCall`], and goes upstream only if the person allows it
-//! ([`Holds::decide`]). Nobody answering in time is a denial of that call.
+//! ([`Holds::decide`]). Nobody answering in time is a denial of that call;
+//! so is the agent cancelling it ([`Holds::withdraw`]).
 #![allow(clippy::disallowed_methods)] // an edge: a held call waits in real time
 
 use std::collections::HashMap;
@@ -19,7 +20,16 @@ use crate::store::{Store, StoreError};
 
 #[derive(Default)]
 pub struct Holds {
-    waiting: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+}
+
+/// What ended a held call's wait before its time ran out.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// The person's decision: allowed or not.
+    Person(bool),
+    /// The agent cancelled the call.
+    Withdrawn,
 }
 
 /// How a held call ended.
@@ -30,7 +40,9 @@ pub enum Verdict {
 }
 
 impl Holds {
-    /// Records the held call and waits for the person (up to `timeout`).
+    /// Records the held call, tells `held` its id, and waits for the person
+    /// (up to `timeout`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn hold(
         &self,
         store: &Arc<Store>,
@@ -39,6 +51,7 @@ impl Holds {
         tool: &str,
         arguments: Value,
         timeout: Duration,
+        held: impl FnOnce(&str),
     ) -> Result<Verdict, StoreError> {
         let now = clock::now();
         let call = HeldCall {
@@ -59,6 +72,7 @@ impl Holds {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(call.id.clone(), tx);
+        held(&call.id);
         let held = call.clone();
         store
             .write_queued(move |w| {
@@ -77,10 +91,14 @@ impl Holds {
             .remove(&call.id);
         let call_id = call.id.clone();
         Ok(match answer {
-            Ok(Ok(true)) => Verdict::Allowed { call_id },
-            Ok(Ok(false)) => Verdict::Denied {
+            Ok(Ok(Answer::Person(true))) => Verdict::Allowed { call_id },
+            Ok(Ok(Answer::Person(false))) => Verdict::Denied {
                 call_id,
                 why: format!("the user denied this call to {tool:?}"),
+            },
+            Ok(Ok(Answer::Withdrawn)) => Verdict::Denied {
+                call_id,
+                why: format!("the agent cancelled this call to {tool:?}"),
             },
             _ => {
                 let now = clock::now();
@@ -153,20 +171,53 @@ impl Holds {
             }))
         })?;
         if decided.is_some() {
-            self.resolve(call_id, allow);
+            self.resolve(call_id, Answer::Person(allow));
         }
         Ok(decided)
     }
 
-    /// Hands the person's decision to the waiting call; false if nobody waits.
-    fn resolve(&self, call_id: &str, allow: bool) -> bool {
+    /// The agent cancelled a held call (`notifications/cancelled`): unless the
+    /// person has decided it, it ends denied, recorded as withdrawn, and the
+    /// person is no longer asked. False when it was no longer pending.
+    pub async fn withdraw(
+        &self,
+        store: &Arc<Store>,
+        call_id: &str,
+        now: UnixMs,
+    ) -> Result<bool, StoreError> {
+        let id = call_id.to_string();
+        let withdrawn = store
+            .write_queued(move |tx| {
+                let Some(call) =
+                    held_calls::get(tx.conn(), &id)?.filter(|c| c.status == CallStatus::Pending)
+                else {
+                    return Ok::<_, StoreError>(false);
+                };
+                held_calls::decide(tx.conn(), &id, CallStatus::Denied, Some("agent"), now)?;
+                tx.record(
+                    event(&call, EventKind::CallDecided, Outcome::Denied)
+                        .actor("agent")
+                        .detail(json!({"call": id, "withdrawn": true})),
+                    now,
+                )?;
+                Ok(true)
+            })
+            .await?;
+        if withdrawn {
+            self.resolve(call_id, Answer::Withdrawn);
+        }
+        Ok(withdrawn)
+    }
+
+    /// Hands the answer to the waiting call; false if nobody waits.
+    fn resolve(&self, call_id: &str, answer: Answer) -> bool {
         match self
             .waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(call_id)
         {
-            Some(tx) => tx.send(allow).is_ok(),
+            Some(tx) => tx.send(answer).is_ok(),
             None => false,
         }
     }

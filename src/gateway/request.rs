@@ -126,6 +126,9 @@ impl Gateway {
                 self.refuse_notification(&call, msg, method, clock::now())
                     .await
             }
+            Kind::Notification { method } if self.withdraws_held(&session, &method, &msg).await => {
+                Reply::Accepted
+            }
             Kind::Notification { .. } | Kind::Response { .. } => {
                 match session.upstream.send(msg, &req.headers).await {
                     Ok(()) => Reply::Accepted,
@@ -397,12 +400,44 @@ impl Gateway {
         McpError::InsufficientScope { scope, message }.into()
     }
 
+    /// Whether `msg` is the agent's `notifications/cancelled` for one of the
+    /// session's held calls, now withdrawn (the call never reached the
+    /// server, so neither does the cancellation).
+    async fn withdraws_held(&self, session: &Session, method: &str, msg: &Value) -> bool {
+        if method != "notifications/cancelled" {
+            return false;
+        }
+        let Some(id) = msg.pointer("/params/requestId") else {
+            return false;
+        };
+        let Some(call_id) = session.held_call(&jsonrpc::id_key(id)) else {
+            return false;
+        };
+        match self
+            .holds
+            .withdraw(&self.store, &call_id, clock::now())
+            .await
+        {
+            Ok(withdrawn) => withdrawn,
+            Err(e) => {
+                tracing::error!(error = %e, "could not withdraw a held call the agent cancelled");
+                false
+            }
+        }
+    }
+
     /// An ask-every-time call: held until the person allows it (then sent, if
     /// the grant is still in force) or denies it (or nobody answers).
     async fn hold(&self, call: &Call<'_>, req: ClientRequest, tool: String) -> Reply {
         // The person sees every argument (redacted where secret), never a cut.
         let shown = redact(req.arguments());
         let timeout = Duration::from_millis(self.config.get().consent_timeout_ms as u64);
+        // While it waits, the agent may cancel it by its request id.
+        let held = HeldRequest {
+            session: call.session,
+            key: jsonrpc::id_key(&req.id),
+        };
+        let noted = |call_id: &str| held.session.note_held(&held.key, call_id);
         let verdict = self
             .holds
             .hold(
@@ -412,8 +447,10 @@ impl Gateway {
                 &tool,
                 shown,
                 timeout,
+                noted,
             )
             .await;
+        drop(held);
         match verdict {
             Ok(Verdict::Allowed { call_id }) => {
                 // The wait may have been long: the grant must still be in force
@@ -576,4 +613,17 @@ fn answer_before_initialized(m: &Message) -> Option<Value> {
             "only ping may come before the answer to initialize",
         ),
     })
+}
+
+/// A held request the agent may cancel, forgotten by its session when the
+/// hold ends or the agent goes away.
+struct HeldRequest<'a> {
+    session: &'a Session,
+    key: String,
+}
+
+impl Drop for HeldRequest<'_> {
+    fn drop(&mut self) {
+        self.session.forget_held(&self.key);
+    }
 }

@@ -42,6 +42,9 @@ pub struct Session {
     pub tasks: Arc<Tasks>,
     /// How many of its requests are waiting on its upstream.
     in_flight: Arc<AtomicUsize>,
+    /// Its ask-every-time calls waiting for the person: request id key →
+    /// held call id (a `notifications/cancelled` for one withdraws it).
+    held: Mutex<HashMap<String, String>>,
 }
 
 /// A request of a session waiting on its upstream, counted until dropped.
@@ -79,7 +82,23 @@ impl Session {
             }),
             tasks: Arc::default(),
             in_flight: Arc::default(),
+            held: Mutex::default(),
         }
+    }
+
+    /// Notes that its request `key` ([`super::jsonrpc::id_key`]) is held as `call_id`.
+    pub fn note_held(&self, key: &str, call_id: &str) {
+        lock(&self.held).insert(key.to_string(), call_id.to_string());
+    }
+
+    /// Forgets a held request (decided, or the agent left).
+    pub fn forget_held(&self, key: &str) {
+        lock(&self.held).remove(key);
+    }
+
+    /// The held call its request `key` waits as, if any.
+    pub fn held_call(&self, key: &str) -> Option<String> {
+        lock(&self.held).get(key).cloned()
     }
 
     /// Counts one more request waiting on the upstream, unless `limit` already

@@ -377,6 +377,74 @@ async fn ask_every_time_holds_destructive_calls_for_the_person() {
     fx.stop().await;
 }
 
+/// An agent that cancels a held call (`notifications/cancelled`, as SDK
+/// clients do when they give up waiting) withdraws it: the person is no
+/// longer asked, the call is answered as denied, and neither the call nor
+/// the cancellation reaches the server, even if the person would have
+/// allowed it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_call_the_agent_cancels_is_withdrawn_and_never_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls_log = dir.path().join("purged.txt");
+    let fx = Fixture::start(&format!(
+        "consent_timeout = \"30s\"\n{}",
+        fixture_server("fx", &[("CALLS_LOG", calls_log.display().to_string())])
+    ))
+    .await;
+    let (_, session) = fx
+        .agent("Agent", "fx", ToolChoice::All, AskChoice::Destructive)
+        .await;
+    let waiting = session.with_token(&session.token);
+    let call = tokio::spawn(async move {
+        let purge = json!({"jsonrpc": "2.0", "id": "held-1", "method": "tools/call",
+            "params": {"name": "purge", "arguments": {"word": "withdrawn"}}});
+        waiting
+            .post(&purge)
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    let held = fx.wait_for_pending("tool_call").await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "held-1", "reason": "the client gave up"}});
+    assert_eq!(session.post(&cancel).await.status(), 202);
+    let answer = call.await.unwrap();
+    assert_eq!(answer["id"], "held-1", "{answer}");
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{answer}"
+    );
+    assert!(
+        fx.pending().await.is_empty(),
+        "the person is no longer asked"
+    );
+    let late = fx.decide(
+        Target::Id(held["id"].as_str().unwrap().into()),
+        approval(ToolChoice::All, AskChoice::None, DurationChoice::Once),
+    );
+    assert!(late.await.is_err(), "a withdrawn call cannot be allowed");
+    // The session goes on, and the withdrawn call never reached the server.
+    assert_eq!(
+        session.call_text("lookup", json!({"word": "x"})).await,
+        "lookup:x"
+    );
+    assert!(!calls_log.exists(), "nothing reached the upstream");
+    let decided = fx
+        .audit_rows()
+        .into_iter()
+        .filter(|(kind, ..)| kind == "call_decided")
+        .collect::<Vec<_>>();
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0].1, "denied");
+    assert_eq!(decided[0].3["withdrawn"], true, "{decided:?}");
+    fx.stop().await;
+}
+
 /// A server that never answers the listing Gatehouse makes to check a pin
 /// (in a session that never listed) holds the call no longer than the call
 /// timeout: the call is refused, and the next one is answered.
