@@ -135,10 +135,10 @@ pub async fn exchange_queued(
 }
 
 /// The exchange inside its write transaction, for the client already
-/// authenticated (one that fails to changes nothing: without its secret, a
-/// confidential client's code can be neither spent nor replayed to revoke
-/// what it issued). A refusal that is itself recorded (a replayed code or
-/// refresh token) calls [`Tx::keep`].
+/// authenticated (one that fails to changes nothing). A code is spent by
+/// whichever authenticated client presents it, and a replay revokes what it
+/// issued (RFC 6749 §4.1.2), recorded with who presented it. A refusal that
+/// is itself recorded (a replayed code or refresh token) calls [`Tx::keep`].
 fn exchange_in(
     auth: &AuthServer,
     tx: &mut Tx<'_>,
@@ -194,11 +194,14 @@ fn exchange_code(
     tx.keep();
     if !first_use {
         let revoked = tokens::revoke_for_code(tx.conn(), code_hash, now)?;
+        // The event is the code's client's; who presented it is in its detail
+        // (another client, when a code leaked).
+        let detail = json!({"token_families_revoked": revoked, "presented_by": client_id});
         tx.record(
             NewEvent::new(EventKind::CodeReplayed, Outcome::Denied)
                 .client(&row.client_id)
                 .grant(&row.grant_id)
-                .detail(json!({ "token_families_revoked": revoked })),
+                .detail(detail),
             now,
         )?;
         return Err(OAuthError::invalid_grant(

@@ -140,6 +140,35 @@ async fn authorization_code_replay() {
     fx.stop().await;
 }
 
+/// A code replayed by another client (it leaked) is a replay all the same:
+/// refused, and what it issued revoked; the log names who presented it, not
+/// only the client it was issued to.
+#[tokio::test(flavor = "multi_thread")]
+async fn authorization_code_replayed_by_another_client_is_logged_with_the_presenter() {
+    let fx = Fixture::start("").await;
+    let (client_id, code) = victim_code(&fx).await;
+    let (status, first) = fx.exchange_code(&client_id, &code).await;
+    assert_eq!(status, 200, "{first}");
+    let attacker = fx.register("Attacker").await;
+    let (status, body) = fx.exchange_code(&attacker, &code).await;
+    assert_invalid_grant(status, &body);
+    let token = first["access_token"].as_str().unwrap();
+    let r = fx.mcp("demo", Some(token), None, &initialize()).await;
+    assert_eq!(r.status(), 401, "what the replayed code issued is revoked");
+    let replayed: Vec<_> = fx
+        .audit_rows()
+        .into_iter()
+        .filter(|(kind, ..)| kind == "code_replayed")
+        .collect();
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    assert_eq!(
+        replayed[0].3["presented_by"],
+        attacker.as_str(),
+        "{replayed:?}"
+    );
+    fx.stop().await;
+}
+
 /// §4.3.4 / §2.2.2: a refresh token replayed (by a thief, after the client
 /// rotated it) gets nothing.
 #[tokio::test(flavor = "multi_thread")]
