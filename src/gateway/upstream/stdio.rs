@@ -292,13 +292,15 @@ impl StdioConnection {
             p.by_id.insert(key.clone(), tx);
             p.order.push(key.clone());
         }
-        if let Err(e) = self.write(&msg).await {
-            self.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            return Err(e);
-        }
+        // Until it is written, the request is forgotten if the write fails
+        // or is given up (a server that stopped reading fills the pipe and
+        // the caller's deadline passes): else its id would stay "in flight".
+        let mut unsent = Unsent {
+            pending: &self.pending,
+            key: Some(key),
+        };
+        self.write(&msg).await?;
+        unsent.key = None;
         Ok(rx)
     }
 
@@ -309,6 +311,22 @@ impl StdioConnection {
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGTERM);
             }
+        }
+    }
+}
+
+/// A request registered and not yet written: forgotten when dropped.
+struct Unsent<'a> {
+    pending: &'a Pending,
+    /// `None` once written.
+    key: Option<String>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = &self.key {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.remove(key);
         }
     }
 }
@@ -365,5 +383,43 @@ mod tests {
         assert_eq!(got.ok().flatten(), Some(note.into()), "the agent's newest");
         assert!(!jsonrpc::is_own_key(&jsonrpc::id_key(&json!("gatehouse"))));
         assert!(!jsonrpc::is_own_key(&jsonrpc::id_key(&json!(7))));
+    }
+
+    /// A server that stops reading its stdin: the pipe fills, a request
+    /// waits to be written, and its caller gives up; the id is not left
+    /// "in flight" for good.
+    #[tokio::test]
+    async fn a_request_given_up_before_it_was_written_is_forgotten() {
+        let launch = Command {
+            server: "deaf",
+            program: "sleep",
+            args: &["30".to_string()],
+            env: &[],
+            cwd: None,
+        };
+        let conn = StdioConnection::spawn(launch, Arc::default(), Redactor::default()).unwrap();
+        let big = "x".repeat(256 * 1024);
+        let ask = |id: &str| json!({"jsonrpc": "2.0", "id": id, "method": "ping", "params": {"pad": big}});
+        let wait = std::time::Duration::from_millis(300);
+        // Enough to fill the pipe and the queue to the writer task behind it.
+        let mut given_up = 0;
+        for n in 0..100 {
+            let id = format!("r{n}");
+            if tokio::time::timeout(wait, conn.request(ask(&id)))
+                .await
+                .is_err()
+            {
+                given_up = n;
+                break;
+            }
+        }
+        assert!(given_up > 0, "the pipe never filled");
+        let again = tokio::time::timeout(wait, conn.request(ask(&format!("r{given_up}")))).await;
+        assert!(
+            again.is_err(),
+            "waits to be written again, not {:?}",
+            again.map(|r| r.err())
+        );
+        conn.kill();
     }
 }
