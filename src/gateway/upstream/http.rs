@@ -193,12 +193,16 @@ impl HttpConnection {
         let (tx, rx) = message_channel();
         if is_sse {
             let mut messages = SseMessages::new(response, self.list_changed.clone());
+            let stream = Relayed::Post(match jsonrpc::classify(&msg) {
+                Some(jsonrpc::Kind::Request { id, .. }) => Some(jsonrpc::id_key(&id)),
+                _ => None,
+            });
             // Most answers are one event: read it here, with no relay task.
             if let Some((first, size)) = messages.next().await {
-                let done = first.is_response();
+                let done = stream.ends_with(&first);
                 tx.send(first, Some(size)).await;
                 if !done {
-                    tokio::spawn(relay_sse(messages, tx, true));
+                    tokio::spawn(relay_sse(messages, tx, stream));
                 }
             }
         } else {
@@ -246,7 +250,7 @@ impl HttpConnection {
         }
         let (tx, rx) = message_channel();
         let messages = SseMessages::new(response, self.list_changed.clone());
-        let relay = tokio::spawn(relay_sse(messages, tx, false)).abort_handle();
+        let relay = tokio::spawn(relay_sse(messages, tx, Relayed::Get)).abort_handle();
         self.replace_stream_relay(Some(relay));
         Some(Box::pin(futures::stream::unfold(
             (rx, lease),
@@ -367,13 +371,31 @@ impl SseMessages {
     }
 }
 
-/// Forwards each message of an SSE response until the stream ends (or, with
-/// `until_response`, until the response: a POST's stream), or until nobody
-/// reads them. Without it (the
-/// GET stream) only the server's requests and notifications are forwarded:
-/// an answer there could pass for the answer to an agent's request, past
-/// the listing's filter and the pin checks.
-async fn relay_sse(mut messages: SseMessages, tx: MessageSender, until_response: bool) {
+/// Which SSE stream is relayed.
+enum Relayed {
+    /// A POST's: it ends with the answer to its request (that id's key; any
+    /// answer when it is not known). An answer to another id does not end it
+    /// (the exchange drops it), so the request's own answer still comes.
+    Post(Option<String>),
+    /// The GET stream: only the server's requests and notifications are
+    /// forwarded: an answer there could pass for the answer to an agent's
+    /// request, past the listing's filter and the pin checks.
+    Get,
+}
+
+impl Relayed {
+    fn ends_with(&self, msg: &Message) -> bool {
+        match (self, msg.response_id()) {
+            (Relayed::Post(Some(key)), Some(id)) => jsonrpc::id_key(&id) == *key,
+            (Relayed::Post(None), Some(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Forwards each message of an SSE response until the stream ends (a POST's:
+/// until its answer), or until nobody reads them.
+async fn relay_sse(mut messages: SseMessages, tx: MessageSender, stream: Relayed) {
     loop {
         let next = tokio::select! {
             next = messages.next() => next,
@@ -385,13 +407,13 @@ async fn relay_sse(mut messages: SseMessages, tx: MessageSender, until_response:
         let Some((msg, size)) = next else {
             return;
         };
-        if !until_response && !msg.is_server_message() {
+        if matches!(stream, Relayed::Get) && !msg.is_server_message() {
             tracing::warn!(
                 "an upstream sent a response (or no message) on its GET stream: dropped"
             );
             continue;
         }
-        let done = until_response && msg.is_response();
+        let done = stream.ends_with(&msg);
         if !tx.send(msg, Some(size)).await || done {
             return;
         }
@@ -418,9 +440,9 @@ mod tests {
         SseMessages::new(response, Arc::default())
     }
 
-    async fn relayed(body: &str, until_response: bool) -> Vec<String> {
+    async fn relayed(body: &str, stream: Relayed) -> Vec<String> {
         let (tx, mut rx) = message_channel();
-        relay_sse(sse(body.to_string()), tx, until_response).await;
+        relay_sse(sse(body.to_string()), tx, stream).await;
         let mut out = Vec::new();
         while let Some(m) = rx.recv().await {
             out.push(m.text().to_string());
@@ -436,14 +458,18 @@ mod tests {
             "data: {\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":1,\"message\":\"x\"}}\n\n",
             "data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"roots/list\"}\n\n",
         );
-        let got = relayed(body, false).await;
+        let got = relayed(body, Relayed::Get).await;
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].contains("notifications/message"), "{got:?}");
         assert!(got[1].contains("roots/list"), "{got:?}");
         // A POST's stream ends with its answer, which it forwards.
-        let got = relayed(body, true).await;
+        let got = relayed(body, Relayed::Post(Some(jsonrpc::id_key(&3.into())))).await;
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("\"id\":3"), "{got:?}");
+        // An answer to another id does not end it: the request's own still comes.
+        let got = relayed(body, Relayed::Post(Some(jsonrpc::id_key(&4.into())))).await;
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[2].contains("\"id\":4"), "{got:?}");
     }
 
     async fn texts(mut messages: SseMessages) -> Vec<String> {
@@ -496,7 +522,7 @@ mod tests {
         let relay = tokio::spawn(relay_sse(
             SseMessages::new(response, Arc::default()),
             tx,
-            true,
+            Relayed::Post(None),
         ));
         assert!(rx.recv().await.is_some(), "the first message is relayed");
         drop(rx);
