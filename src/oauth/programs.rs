@@ -82,20 +82,21 @@ pub async fn may_redeem(
             return Ok(());
         }
     }
-    auth.store.write(|tx| {
-        tokens::use_code(tx.conn(), &code_hash, now)?;
-        tx.record(
-            NewEvent::new(EventKind::ProgramMismatch, Outcome::Denied)
-                .client(&row.client_id)
-                .grant(&row.grant_id)
-                .detail(json!({
-                    "granted_to": registered.and_then(|r| r.exe),
-                    "used_by": seen.and_then(|s| s.exe),
-                    "refused": true, "code_from_rules": true,
-                })),
-            now,
-        )
-    })?;
+    let refused = NewEvent::new(EventKind::ProgramMismatch, Outcome::Denied)
+        .client(&row.client_id)
+        .grant(&row.grant_id)
+        .detail(json!({
+            "granted_to": registered.and_then(|r| r.exe),
+            "used_by": seen.and_then(|s| s.exe),
+            "refused": true, "code_from_rules": true,
+        }));
+    // On the store's writer, as every write from an async handler.
+    auth.store
+        .write_queued(move |tx| {
+            tokens::use_code(tx.conn(), &code_hash, now)?;
+            tx.record(refused, now)
+        })
+        .await?;
     Err(super::OAuthError::invalid_grant(
         "this code was approved by the agent's rules for the program that registered it; another program presented it, and it is spent",
     ))
