@@ -6,17 +6,19 @@
 //! such as MCP Inspector) get CORS answers; everything else gets 403 before
 //! any handler runs.
 
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use tower::{Layer, Service};
 
-use crate::api::Gatehouse;
 use crate::oauth::redirect::is_loopback_host;
 
 /// Whether a `Host` header names this server on loopback.
@@ -42,6 +44,102 @@ pub fn fetch_site_allowed(fetch_site: Option<&str>) -> bool {
     fetch_site.is_none_or(|site| !site.eq_ignore_ascii_case("cross-site"))
 }
 
+/// The guard, for every route of the server listening on `port`. It is a
+/// plain tower layer rather than `from_fn`: it runs on every request, and
+/// this way a request it lets through costs no clone of the route and no
+/// boxed future.
+#[derive(Clone, Copy)]
+pub struct LoopbackOnly {
+    pub port: u16,
+}
+
+impl<S> Layer<S> for LoopbackOnly {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            port: self.port,
+        }
+    }
+}
+
+/// A route behind [`LoopbackOnly`].
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    port: u16,
+}
+
+/// What the guard makes of a request.
+enum Verdict {
+    /// Answered by the guard itself: refused, or a CORS preflight.
+    Answered(Response),
+    /// Passed on; a loopback `Origin` it had is allowed on the response.
+    Passed { origin: Option<HeaderValue> },
+}
+
+impl<S> Service<Request<Body>> for Guarded<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = GuardedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        match verdict(&req, self.port) {
+            Verdict::Answered(response) => GuardedFuture::Answered {
+                response: Some(response),
+            },
+            Verdict::Passed { origin } => GuardedFuture::Passed {
+                inner: self.inner.call(req),
+                origin,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's answer, with the guard's headers added.
+    #[project = Projected]
+    pub enum GuardedFuture<F> {
+        Answered { response: Option<Response> },
+        Passed { #[pin] inner: F, origin: Option<HeaderValue> },
+    }
+}
+
+impl<F> Future for GuardedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = match self.project() {
+            Projected::Answered { response } => response
+                .take()
+                .expect("a guarded future polled after it was ready"),
+            Projected::Passed { inner, origin } => {
+                let Ok(mut response) = ready!(inner.poll(cx));
+                add_cors(&mut response, origin.take());
+                response
+            }
+        };
+        // Every response, refused or not: `nosniff`, so a browser never
+        // reads a JSON error (which may echo input) as something it would run.
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        Poll::Ready(Ok(response))
+    }
+}
+
 fn forbidden(why: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
@@ -50,38 +148,22 @@ fn forbidden(why: &str) -> Response {
         .into_response()
 }
 
-/// Every response, refused or not: `nosniff`, so a browser never reads a
-/// JSON error (which may echo input) as something it would run.
-pub async fn loopback_only(
-    State(g): State<Arc<Gatehouse>>,
-    req: Request<Body>,
-    next: Next,
-) -> Response {
-    let mut response = guarded(&g, req, next).await;
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
-async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
+fn verdict(req: &Request<Body>, port: u16) -> Verdict {
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !host_allowed(host, g.auth().port) {
-        return forbidden("Host must be 127.0.0.1, localhost or [::1] with Gatehouse's port");
+    if !host_allowed(host, port) {
+        return Verdict::Answered(forbidden(
+            "Host must be 127.0.0.1, localhost or [::1] with Gatehouse's port",
+        ));
     }
     // An Origin that is not even text is refused like a foreign one.
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .map(|h| h.to_str().unwrap_or("").to_string());
-    if let Some(origin) = &origin {
-        if !origin_allowed(origin) {
-            return forbidden("requests from web pages are not allowed");
+    let origin = req.headers().get(header::ORIGIN);
+    if let Some(origin) = origin {
+        if !origin_allowed(origin.to_str().unwrap_or("")) {
+            return Verdict::Answered(forbidden("requests from web pages are not allowed"));
         }
     }
     let fetch_site = req.headers().get("sec-fetch-site");
@@ -92,11 +174,12 @@ async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
     if !login_callback
         && !fetch_site_allowed(fetch_site.map(|s| s.to_str().unwrap_or("cross-site")))
     {
-        return forbidden("requests from other web sites are not allowed");
+        return Verdict::Answered(forbidden("requests from other web sites are not allowed"));
     }
+    let origin = origin.cloned();
     if req.method() == Method::OPTIONS && origin.is_some() {
         let mut response = StatusCode::NO_CONTENT.into_response();
-        add_cors(&mut response, origin.as_deref());
+        add_cors(&mut response, origin);
         let h = response.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -110,15 +193,14 @@ async fn guarded(g: &Gatehouse, req: Request<Body>, next: Next) -> Response {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("600"),
         );
-        return response;
+        return Verdict::Answered(response);
     }
-    let mut response = next.run(req).await;
-    add_cors(&mut response, origin.as_deref());
-    response
+    Verdict::Passed { origin }
 }
 
-fn add_cors(response: &mut Response, origin: Option<&str>) {
-    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
+/// CORS for a loopback origin the guard allowed.
+fn add_cors(response: &mut Response, origin: Option<HeaderValue>) {
+    let Some(origin) = origin else {
         return;
     };
     let h = response.headers_mut();

@@ -73,9 +73,8 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     oauth
         .merge(mcp)
         .fallback(oauth::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            gatehouse.clone(),
-            guard::loopback_only,
-        ))
+        .layer(guard::LoopbackOnly {
+            port: gatehouse.auth().port,
+        })
         .with_state(gatehouse)
 }
