@@ -133,15 +133,17 @@ pub fn refresh(g: &Gatehouse, client_id: &str, refresh_token: &str) -> Result<Va
     serde_json::to_value(issued).map_err(|e| e.to_string())
 }
 
-/// Introspection by a confidential client; whether the token is active.
+/// Introspection by a confidential client, its answer written out as JSON;
+/// whether the token is active.
 pub fn introspect(g: &Gatehouse, id: &str, secret: &str, token: &str) -> Result<bool, String> {
     let creds = PresentedCredentials {
         basic: Some((id.to_string(), secret.to_string())),
         ..Default::default()
     };
-    token::introspect(g.auth(), &form(&[("token", token)]), &creds, clock::now())
-        .map(|answer| answer.active)
-        .map_err(|e| e.to_string())
+    let answer = token::introspect(g.auth(), &form(&[("token", token)]), &creds, clock::now())
+        .map_err(|e| e.to_string())?;
+    serde_json::to_vec(&answer).map_err(|e| e.to_string())?;
+    Ok(answer.is_active())
 }
 
 /// Issues `n` more live access tokens for the grant of `token` (as /token

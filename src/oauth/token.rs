@@ -8,6 +8,7 @@
 //! whole family. A replayed authorization code revokes what it issued.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
@@ -20,6 +21,7 @@ use crate::crypto::{self, Secret};
 use crate::store::clients;
 use crate::store::consent;
 use crate::store::grants::{self, Duration, Grant};
+use crate::store::live::LiveGrant;
 use crate::store::tokens::{self, TokenKey, TokenKind, TokenRow};
 use crate::store::Tx;
 
@@ -510,98 +512,118 @@ pub fn introspect(
     let token = TokenKey::of(require(form, "token")?);
     client_auth::authenticate_confidential(&auth.store, creds, "introspection")?;
     if let Some(live) = auth.store.live().access(token.hash(), now) {
-        let active = Active {
-            grant: &live.grant.grant,
-            client_id: &live.client_id,
+        return Ok(Introspection::Active(ActiveToken {
+            grant: ActiveGrant::Live(live.grant),
+            client_id: live.client_id,
             kind: TokenKind::Access,
             issued_at: live.issued_at,
             expires_at: live.expires_at,
-        };
-        return Ok(active.describe(auth));
+            issuer: auth.issuer.clone(),
+        }));
     }
     auth.store.read(|c| {
         let Some(row) = tokens::get_token(c, &token)? else {
-            return Ok(Introspection::INACTIVE);
+            return Ok(Introspection::Inactive);
         };
         let Some(grant) = grants::get(c, &row.grant_id)? else {
-            return Ok(Introspection::INACTIVE);
+            return Ok(Introspection::Inactive);
         };
         if row.revoked_at.is_some()
             || row.expires_at <= now
             || !grant.is_active(now)
             || (row.kind == TokenKind::Refresh && row.rotated_at.is_some())
         {
-            return Ok(Introspection::INACTIVE);
+            return Ok(Introspection::Inactive);
         }
-        let active = Active {
-            grant: &grant,
-            client_id: &row.client_id,
+        Ok(Introspection::Active(ActiveToken {
+            grant: ActiveGrant::Read(Box::new(grant)),
+            client_id: row.client_id.into(),
             kind: row.kind,
             issued_at: row.issued_at,
             expires_at: row.expires_at,
-        };
-        Ok(active.describe(auth))
+            issuer: auth.issuer.clone(),
+        }))
     })
 }
 
 /// An introspection answer (RFC 7662 §2.2): `{"active": false}` alone, or
-/// what the active token is. Serialized as it stands, with no JSON tree
-/// built in between: introspection is on a resource server's hot path.
-#[derive(Debug, Serialize)]
-pub struct Introspection {
-    pub active: bool,
-    #[serde(flatten)]
-    pub token: Option<ActiveToken>,
+/// what the active token is. It holds what it describes (shared where the
+/// live state has it) and is written out as it serializes, with no JSON
+/// tree or copied strings in between: introspection is on a resource
+/// server's hot path.
+#[derive(Debug)]
+pub enum Introspection {
+    Inactive,
+    Active(ActiveToken),
 }
 
-impl Introspection {
-    const INACTIVE: Introspection = Introspection {
-        active: false,
-        token: None,
-    };
-}
-
-/// The members of an active token's answer.
-#[derive(Debug, Serialize)]
+/// An active token, as introspection describes it.
+#[derive(Debug)]
 pub struct ActiveToken {
-    pub scope: String,
-    pub client_id: String,
-    pub token_type: &'static str,
-    pub exp: i64,
-    pub iat: i64,
-    pub sub: String,
-    pub aud: String,
-    pub iss: String,
-}
-
-/// An active token as introspection describes it.
-struct Active<'a> {
-    grant: &'a Grant,
-    client_id: &'a str,
+    grant: ActiveGrant,
+    client_id: Arc<str>,
     kind: TokenKind,
     issued_at: UnixMs,
     expires_at: UnixMs,
+    issuer: Arc<str>,
 }
 
-impl Active<'_> {
-    fn describe(&self, auth: &AuthServer) -> Introspection {
-        let token_type = match self.kind {
+/// The token's grant: the live state's, or one read from the database.
+#[derive(Debug)]
+enum ActiveGrant {
+    Live(Arc<LiveGrant>),
+    Read(Box<Grant>),
+}
+
+impl Introspection {
+    pub fn is_active(&self) -> bool {
+        matches!(self, Introspection::Active(_))
+    }
+}
+
+impl ActiveToken {
+    fn grant(&self) -> &Grant {
+        match &self.grant {
+            ActiveGrant::Live(live) => &live.grant,
+            ActiveGrant::Read(grant) => grant,
+        }
+    }
+}
+
+impl Serialize for Introspection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let Introspection::Active(token) = self else {
+            let mut answer = serializer.serialize_struct("Introspection", 1)?;
+            answer.serialize_field("active", &false)?;
+            return answer.end();
+        };
+        let grant = token.grant();
+        let token_type = match token.kind {
             TokenKind::Access => "Bearer",
             TokenKind::Refresh => "refresh_token",
         };
-        Introspection {
-            active: true,
-            token: Some(ActiveToken {
-                scope: self.grant.scope.clone(),
-                client_id: self.client_id.to_string(),
-                token_type,
-                exp: self.expires_at / 1000,
-                iat: self.issued_at / 1000,
-                sub: self.grant.decided_by.clone(),
-                aud: auth.resource_url(&self.grant.server),
-                iss: auth.issuer.to_string(),
-            }),
-        }
+        let audience = format_args!("{}/mcp/{}", token.issuer, grant.server);
+        let mut answer = serializer.serialize_struct("Introspection", 9)?;
+        answer.serialize_field("active", &true)?;
+        answer.serialize_field("scope", &grant.scope)?;
+        answer.serialize_field("client_id", &*token.client_id)?;
+        answer.serialize_field("token_type", token_type)?;
+        answer.serialize_field("exp", &(token.expires_at / 1000))?;
+        answer.serialize_field("iat", &(token.issued_at / 1000))?;
+        answer.serialize_field("sub", &grant.decided_by)?;
+        answer.serialize_field("aud", &Displayed(audience))?;
+        answer.serialize_field("iss", &*token.issuer)?;
+        answer.end()
+    }
+}
+
+/// A value written as the text it displays as, with no `String` made first.
+struct Displayed<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Displayed<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
     }
 }
 

@@ -385,6 +385,35 @@ async fn introspection_for_confidential_clients() {
     assert!(info.active());
     assert_eq!(info.aud().unwrap(), &vec![fx.resource("demo")]);
     assert_eq!(info.iss(), Some(fx.url.as_str()));
+    assert_eq!(
+        info.client_id().map(|c| c.as_str()),
+        Some(agent.client_id.as_str())
+    );
+    assert_eq!(
+        info.token_type(),
+        Some(&oauth2::basic::BasicTokenType::Bearer)
+    );
+    let scopes: Vec<&str> = info.scopes().unwrap().iter().map(|s| s.as_str()).collect();
+    let granted = agent.tokens["scope"].as_str().unwrap();
+    assert_eq!(scopes.join(" "), granted);
+    assert!(info.exp().unwrap() > info.iat().unwrap());
+    assert!(!info.sub().unwrap().is_empty());
+    // A refresh token is answered from the database, not the live state.
+    let refresh = rs
+        .introspect(&oauth2::AccessToken::new(agent.refresh().into()))
+        .request_async(&oauth_http)
+        .await
+        .unwrap();
+    assert!(refresh.active());
+    assert_eq!(refresh.aud().unwrap(), &vec![fx.resource("demo")]);
+    assert_eq!(refresh.iss(), Some(fx.url.as_str()));
+    assert_eq!(refresh.sub(), info.sub());
+    assert_eq!(
+        refresh.token_type(),
+        Some(&oauth2::basic::BasicTokenType::Extension(
+            "refresh_token".into()
+        ))
+    );
     let bogus = rs
         .introspect(&oauth2::AccessToken::new("gh_at_nope".into()))
         .request_async(&oauth_http)
