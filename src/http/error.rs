@@ -48,9 +48,24 @@ pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
     ]
 }
 
-/// A `200` JSON body that must not be cached (token responses, registration).
+/// Bytes set aside for an answer before it is written: a token response or
+/// an introspection fits, where axum's `Json` starts at 128 and grows twice.
+const ANSWER_CAPACITY: usize = 512;
+
+/// A JSON body that must not be cached (token responses, registration,
+/// introspection).
 pub fn json_no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
-    (status, no_store(), Json(body)).into_response()
+    let mut bytes = Vec::with_capacity(ANSWER_CAPACITY);
+    if let Err(e) = serde_json::to_writer(&mut bytes, &body) {
+        tracing::error!(error = %e, "an answer could not be written as JSON");
+        return OAuthError::new(ErrorCode::ServerError, "the answer could not be written")
+            .into_response();
+    }
+    let json = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    (status, no_store(), json, bytes).into_response()
 }
 
 /// A scope as a challenge's `scope` parameter: its tokens that are scope

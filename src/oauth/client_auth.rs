@@ -2,6 +2,8 @@
 //! endpoints (RFC 6749 §2.3.1): `none` for public clients, or a secret sent
 //! with HTTP Basic or in the form body.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -47,6 +49,9 @@ impl PresentedCredentials {
 /// itself. Bytes that are not UTF-8 are replaced, so a bad secret fails the
 /// comparison rather than the request.
 fn form_unescape(s: &str) -> String {
+    if !s.contains(['+', '%']) {
+        return s.to_owned();
+    }
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8_lossy()
@@ -72,19 +77,19 @@ pub fn authenticate(
     creds: &PresentedCredentials,
 ) -> Result<Authenticated, OAuthError> {
     let (client_id, secret) = presented(creds)?;
-    let key = match store.live().client(&client_id) {
+    let key = match store.live().client(client_id) {
         Some(key) => key,
         None => store
-            .read(|c| clients::get(c, &client_id))?
+            .read(|c| clients::get(c, client_id))?
             .map(|c| ClientKey {
                 auth_method: c.auth_method,
-                secret_hash: c.secret_hash,
+                secret_hash: c.secret_hash.map(Arc::from),
             })
             .ok_or_else(|| refused(creds, "unknown client"))?,
     };
     check(creds, key.auth_method, key.secret_hash.as_deref(), secret)?;
     Ok(Authenticated {
-        client_id,
+        client_id: client_id.to_owned(),
         confidential: key.secret_hash.is_some(),
     })
 }
@@ -111,7 +116,7 @@ fn refused(creds: &PresentedCredentials, why: &str) -> OAuthError {
 }
 
 /// The client id the request names and the secret it gave, if any.
-fn presented(creds: &PresentedCredentials) -> Result<(String, Option<String>), OAuthError> {
+fn presented(creds: &PresentedCredentials) -> Result<(&str, Option<&str>), OAuthError> {
     if creds.basic.is_some() && creds.form_secret.is_some() {
         return Err(OAuthError::invalid_request(
             "use one client authentication method, not two",
@@ -125,9 +130,9 @@ fn presented(creds: &PresentedCredentials) -> Result<(String, Option<String>), O
                     "client_id in the body differs from the Basic credentials",
                 ));
             }
-            Ok((id.clone(), Some(secret.clone())))
+            Ok((id, Some(secret)))
         }
-        (None, Some(id)) => Ok((id.clone(), creds.form_secret.clone())),
+        (None, Some(id)) => Ok((id, creds.form_secret.as_deref())),
         (None, None) => Err(refused(
             creds,
             "client authentication is required (client_id)",
@@ -140,7 +145,7 @@ fn check(
     creds: &PresentedCredentials,
     method: AuthMethod,
     stored: Option<&str>,
-    given: Option<String>,
+    given: Option<&str>,
 ) -> Result<(), OAuthError> {
     match (method, stored, given) {
         (AuthMethod::None, _, None) => Ok(()),
@@ -148,7 +153,7 @@ fn check(
             Err(refused(creds, "this client is public and has no secret"))
         }
         (_, Some(stored), Some(given)) => {
-            let given = crate::crypto::hash(&given);
+            let given = crate::crypto::hash(given);
             if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), stored.as_bytes()).into() {
                 Ok(())
             } else {

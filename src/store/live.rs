@@ -155,7 +155,8 @@ impl LiveGrant {
 #[derive(Debug, Clone)]
 pub struct ClientKey {
     pub auth_method: AuthMethod,
-    pub secret_hash: Option<String>,
+    /// Shared, so a lookup copies no text.
+    pub secret_hash: Option<Arc<str>>,
 }
 
 /// A live token's holder: the agent and its grant.
@@ -629,7 +630,7 @@ fn client_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<ClientK
     };
     let key = ClientKey {
         auth_method,
-        secret_hash: r.get(2)?,
+        secret_hash: r.get::<_, Option<String>>(2)?.map(Arc::from),
     };
     Ok((client_id, r.get::<_, bool>(3)?.then_some(key)))
 }
