@@ -48,6 +48,26 @@ pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * crate::clock::DAY;
 /// refused without revoking its family (two racing refreshes of one client).
 pub const REFRESH_REUSE_GRACE_MS: i64 = 10 * crate::clock::SECOND;
 
+/// A fronted server's canonical resource URL, `<issuer>/mcp/<server>`: the
+/// one place it is spelled. It writes itself out (as text, or as a JSON
+/// string) with no `String` made first.
+pub struct ResourceUrl<'a> {
+    pub issuer: &'a str,
+    pub server: &'a str,
+}
+
+impl std::fmt::Display for ResourceUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/mcp/{}", self.issuer, self.server)
+    }
+}
+
+impl serde::Serialize for ResourceUrl<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// The authorization server's shared state (cheap to clone: the store and
 /// config are shared).
 #[derive(Clone)]
@@ -65,7 +85,11 @@ pub struct AuthServer {
 impl AuthServer {
     /// The canonical resource URL of a fronted server.
     pub fn resource_url(&self, server: &str) -> String {
-        format!("{}/mcp/{}", self.issuer, server)
+        ResourceUrl {
+            issuer: &self.issuer,
+            server,
+        }
+        .to_string()
     }
 
     /// The resource URL as seen by a client that used `host` (already checked to be loopback).

@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client_auth::{self, PresentedCredentials};
-use super::{AuthServer, ErrorCode, OAuthError, REFRESH_REUSE_GRACE_MS, REFRESH_TOKEN_TTL_MS};
+use super::{
+    AuthServer, ErrorCode, OAuthError, ResourceUrl, REFRESH_REUSE_GRACE_MS, REFRESH_TOKEN_TTL_MS,
+};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::UnixMs;
 use crate::crypto::{self, Secret};
@@ -603,7 +605,10 @@ impl Serialize for Introspection {
             TokenKind::Access => "Bearer",
             TokenKind::Refresh => "refresh_token",
         };
-        let audience = format_args!("{}/mcp/{}", token.issuer, grant.server);
+        let audience = ResourceUrl {
+            issuer: &token.issuer,
+            server: &grant.server,
+        };
         let mut answer = serializer.serialize_struct("Introspection", 9)?;
         answer.serialize_field("active", &true)?;
         answer.serialize_field("scope", &grant.scope)?;
@@ -612,18 +617,9 @@ impl Serialize for Introspection {
         answer.serialize_field("exp", &(token.expires_at / 1000))?;
         answer.serialize_field("iat", &(token.issued_at / 1000))?;
         answer.serialize_field("sub", &grant.decided_by)?;
-        answer.serialize_field("aud", &Displayed(audience))?;
+        answer.serialize_field("aud", &audience)?;
         answer.serialize_field("iss", &*token.issuer)?;
         answer.end()
-    }
-}
-
-/// A value written as the text it displays as, with no `String` made first.
-struct Displayed<T>(T);
-
-impl<T: std::fmt::Display> Serialize for Displayed<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
     }
 }
 
