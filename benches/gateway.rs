@@ -244,6 +244,7 @@ impl Bench<'_> {
                     mcp,
                     list_len,
                     tally,
+                    blocks: Vec::new(),
                     cpu: Cpu::default(),
                 });
             }
@@ -680,6 +681,8 @@ struct Case {
     /// `tools/list`: how many tools the reply must hold; 0: a successful `tools/call`.
     list_len: usize,
     tally: Tally,
+    /// Each block's median, in the order the blocks ran ([`time_interleaved`]).
+    blocks: Vec<Duration>,
     /// Gatehouse's CPU time over the case's requests ([`gatehouse_cpu`]).
     cpu: Cpu,
 }
@@ -705,7 +708,13 @@ impl Case {
     }
 }
 
-/// `n` sequential requests per case, in 10 interleaved blocks, after a warm-up.
+/// Calls in a block of [`time_interleaved`]: about 40 blocks a full case.
+const BLOCKS: usize = 40;
+const BLOCK_AT_LEAST: usize = 10;
+
+/// `n` sequential requests per case, in interleaved blocks after a warm-up;
+/// every other round of blocks runs the cases in reverse order, so a load
+/// that rises or falls over a round weighs on each case alike.
 async fn time_interleaved(
     cases: &mut [Case],
     mut msg: Value,
@@ -717,10 +726,15 @@ async fn time_interleaved(
             case.once(&msg).await?;
         }
     }
-    let (block, mut id) = ((n / 10).max(1), 1);
-    for start in (0..n).step_by(block) {
-        for case in cases.iter_mut() {
-            let cpu = gatehouse_cpu();
+    let (block, mut id) = ((n / BLOCKS).max(BLOCK_AT_LEAST), 1);
+    for (round, start) in (0..n).step_by(block).enumerate() {
+        let mut order: Vec<usize> = (0..cases.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let case = &mut cases[i];
+            let (cpu, from) = (gatehouse_cpu(), case.tally.times.len());
             for _ in start..(start + block).min(n) {
                 id += 1;
                 msg["id"] = json!(id);
@@ -728,6 +742,7 @@ async fn time_interleaved(
                 case.tally.add(result);
             }
             case.cpu.add(gatehouse_cpu(), cpu);
+            case.blocks.push(stats(&case.tally.times[from..]).0);
         }
     }
     Ok(())
@@ -970,30 +985,46 @@ fn print_tables(
 }
 
 /// The gateway's own work in a group that has the direct case, the hop
-/// alone and gateway cases: each gateway median − direct − hop; and the CPU
-/// time Gatehouse's threads spent on a call, against the hop's on a request.
+/// alone and gateway cases: each gateway median − direct − hop, over the
+/// whole case and block by block (the blocks' differences are paired in
+/// time, so a slow minute moves all three terms of one; their median and
+/// quartiles show how far the whole-case figure can be trusted); and the
+/// CPU time Gatehouse's threads spent on a call, against the hop's on a
+/// request.
 fn print_own_work(cases: &[Case], all: &[Stats]) {
-    let median = |part| {
-        let mut of = cases.iter().zip(all).filter(move |(c, _)| c.part == part);
-        of.next().map(|(_, (p50, _))| p50.as_secs_f64() * 1e6)
-    };
-    let (Some(direct), Some(hop)) = (median(Part::Direct), median(Part::Hop)) else {
+    let find = |part| cases.iter().zip(all).find(|(c, _)| c.part == part);
+    let (Some((direct, (direct_p50, _))), Some((hop, (hop_p50, _)))) =
+        (find(Part::Direct), find(Part::Hop))
+    else {
         return;
     };
+    let micros = |d: &Duration| d.as_secs_f64() * 1e6;
     let cpu = |c: &Case| c.cpu.per_request(c.tally.times.len());
-    let hop_cpu = cases.iter().find(|c| c.part == Part::Hop).map(cpu);
-    let (hop_workers, hop_writer) = hop_cpu.unwrap_or_default();
+    let (hop_workers, hop_writer) = cpu(hop);
     for (c, (p50, _)) in cases.iter().zip(all) {
-        if c.part == Part::Gateway {
-            let own = p50.as_secs_f64() * 1e6 - direct - hop;
-            let (workers, writer) = cpu(c);
-            let more = workers + writer - hop_workers - hop_writer;
-            println!(
-                "  own work, {:<24} {own:>10.1} µs; Gatehouse's CPU a call {workers:.1} µs on its \
-                 workers + {writer:.1} µs on the store's writer, {more:.1} µs more than the hop's",
-                c.label
-            );
+        if c.part != Part::Gateway {
+            continue;
         }
+        let own = micros(p50) - micros(direct_p50) - micros(hop_p50);
+        let mut paired: Vec<f64> = (c.blocks.iter().zip(&direct.blocks).zip(&hop.blocks))
+            .map(|((g, d), h)| micros(g) - micros(d) - micros(h))
+            .collect();
+        paired.sort_by(f64::total_cmp);
+        let quartile = |q: f64| paired[((paired.len() - 1) as f64 * q).round() as usize];
+        let (workers, writer) = cpu(c);
+        let more = workers + writer - hop_workers - hop_writer;
+        println!("  own work, {:<24} {own:>10.1} µs", c.label);
+        println!(
+            "    block by block ({} blocks): median {:.1} µs, quartiles {:.1} to {:.1} µs",
+            paired.len(),
+            quartile(0.5),
+            quartile(0.25),
+            quartile(0.75)
+        );
+        println!(
+            "    Gatehouse's CPU a call {workers:.1} µs on its workers + {writer:.1} µs on the \
+             store's writer, {more:.1} µs more than the hop's"
+        );
     }
 }
 

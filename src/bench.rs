@@ -228,13 +228,18 @@ pub fn unchanged_definitions(tools: &[Value], seen: &[Value]) -> usize {
         .count()
 }
 
-/// Brings the log's indexes of the database at `db` up to date, as the audit
-/// writer does when idle (for a database filled behind Gatehouse's back).
+/// How many events the audit writer adds to the log's indexes a transaction.
+pub const INDEX_CHUNK: usize = crate::store::INDEX_CHUNK;
+
+/// Brings the log's indexes of the database at `db` up to date as the
+/// audit writer does when idle, a chunk of events a transaction (for a
+/// database filled behind Gatehouse's back: its text index then has the
+/// segments a live one would).
 pub fn index_audit_log(db: &std::path::Path) -> Result<(), String> {
     let mut conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
     loop {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        let added = crate::store::audit::index_log(&tx, 50_000).map_err(|e| e.to_string())?;
+        let added = crate::store::audit::index_log(&tx, INDEX_CHUNK).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         if added == 0 {
             return Ok(());

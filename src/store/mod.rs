@@ -19,6 +19,7 @@ pub mod tokens;
 mod writer;
 
 pub use writer::CallStart;
+pub(crate) use writer::INDEX_CHUNK;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

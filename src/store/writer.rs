@@ -41,7 +41,7 @@ use crate::clock::UnixMs;
 /// Most writes in one commit (a bound on how long the writer holds the lock).
 const MAX_BATCH: usize = 1024;
 /// Events added to the log's indexes per transaction while the writer is idle.
-const INDEX_CHUNK: usize = 256;
+pub(crate) const INDEX_CHUNK: usize = 256;
 /// How long the writer waits for more writes before it indexes.
 const IDLE_BEFORE_INDEXING: std::time::Duration = std::time::Duration::from_millis(50);
 /// Under steady writes, the writer still indexes (a chunk at least) this often.
