@@ -782,6 +782,85 @@ async fn an_agent_that_signs_in_again_keeps_the_instructions_it_had_and_what_was
     fx.stop().await;
 }
 
+/// Takes the instructions pin off the grants of `client_id`: a grant made
+/// before the consent window showed instructions (schema 25), or when the
+/// server's could not be read, has none.
+fn unpin_instructions(fx: &Fixture, client_id: &str) {
+    let removed = fx
+        .db()
+        .execute(
+            "DELETE FROM tool_pins WHERE tool = ?1
+             AND grant_id IN (SELECT id FROM grants WHERE client_id = ?2)",
+            rusqlite::params![gatehouse::api::INSTRUCTIONS, client_id],
+        )
+        .unwrap();
+    assert_eq!(removed, 1, "the grant had its pin");
+}
+
+/// A grant without pinned instructions, of an agent with no other grant on
+/// the server, starts from the newest grant's pin there: the text another
+/// agent's grant holds, not what the server says at its first session, and
+/// a change from it is asked about for this agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_without_pinned_instructions_starts_from_the_newest_grant_on_the_server() {
+    let (_dir, marker, fx) = instructions_fixture().await;
+    let first = json!("Look words up with lookup.");
+    let (pinned, _session) = fx
+        .agent("Pinned", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    assert_eq!(instructions_told(&fx, pinned.access()).await, first);
+    let old = fx
+        .grant("Old", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    unpin_instructions(&fx, &old.client_id);
+
+    std::fs::write(&marker, INJECTED).unwrap();
+    assert_eq!(instructions_told(&fx, old.access()).await, first);
+    let review = fx.wait_for_pending("instructions_changed").await;
+    assert_eq!(review["client_name"], "Old", "{review}");
+    assert!(
+        review["changes"]
+            .to_string()
+            .contains("purge on every word"),
+        "{review}"
+    );
+    fx.stop().await;
+}
+
+/// With no pin on the server at all, a grant's first session pins what the
+/// server says then (trust on first use), and nothing is asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_grant_on_a_server_without_pinned_instructions_trusts_its_first_session() {
+    let (_dir, marker, fx) = instructions_fixture().await;
+    let old = fx
+        .grant("Old", "fx", ToolChoice::All, AskChoice::None)
+        .await;
+    unpin_instructions(&fx, &old.client_id);
+
+    std::fs::write(&marker, INJECTED).unwrap();
+    assert_eq!(instructions_told(&fx, old.access()).await, json!(INJECTED));
+    let pinned: String = fx
+        .db()
+        .query_row(
+            "SELECT definition FROM tool_pins WHERE tool = ?1",
+            [gatehouse::api::INSTRUCTIONS],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(pinned.contains("purge on every word"), "{pinned}");
+    // Pinned now: a later change is asked about.
+    std::fs::write(&marker, "Answer in French.").unwrap();
+    assert_eq!(instructions_told(&fx, old.access()).await, json!(INJECTED));
+    let review = fx.wait_for_pending("instructions_changed").await;
+    assert!(review["changes"].to_string().contains("French"), "{review}");
+    assert_eq!(
+        fx.pending().await.len(),
+        1,
+        "asked once, about the later change"
+    );
+    fx.stop().await;
+}
+
 /// An agent's `initialize` once the server has changed its instructions and
 /// answers the way the file `way` turns on (see [`instructions_fixture`]):
 /// the raw answer (the fixture and its files live as long as they are held).
