@@ -708,7 +708,8 @@ impl Case {
     }
 }
 
-/// Calls in a block of [`time_interleaved`]: about 40 blocks a full case.
+/// How many blocks [`time_interleaved`] cuts a case's calls into, each of
+/// at least [`BLOCK_AT_LEAST`] calls (so each block has a median).
 const BLOCKS: usize = 40;
 const BLOCK_AT_LEAST: usize = 10;
 
@@ -1014,13 +1015,15 @@ fn print_own_work(cases: &[Case], all: &[Stats]) {
         let (workers, writer) = cpu(c);
         let more = workers + writer - hop_workers - hop_writer;
         println!("  own work, {:<24} {own:>10.1} µs", c.label);
-        println!(
-            "    block by block ({} blocks): median {:.1} µs, quartiles {:.1} to {:.1} µs",
-            paired.len(),
-            quartile(0.5),
-            quartile(0.25),
-            quartile(0.75)
-        );
+        if !paired.is_empty() {
+            println!(
+                "    block by block ({} blocks): median {:.1} µs, quartiles {:.1} to {:.1} µs",
+                paired.len(),
+                quartile(0.5),
+                quartile(0.25),
+                quartile(0.75)
+            );
+        }
         println!(
             "    Gatehouse's CPU a call {workers:.1} µs on its workers + {writer:.1} µs on the \
              store's writer, {more:.1} µs more than the hop's"
