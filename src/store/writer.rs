@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use super::journal::{self, Journal};
 use super::{Store, StoreError, Tx};
-use crate::audit::{AuditEvent, NewEvent};
+use crate::audit::NewEvent;
 use crate::clock::UnixMs;
 
 /// Most writes in one commit (a bound on how long the writer holds the lock).
@@ -168,14 +168,11 @@ impl Writer {
 }
 
 impl Store {
-    /// Writes an audit event in the writer's next group commit; resolves once
-    /// it is committed (in WAL, it survives the process being killed).
-    pub async fn append(
-        self: &Arc<Self>,
-        event: NewEvent,
-        now: UnixMs,
-    ) -> Result<AuditEvent, StoreError> {
-        self.write_queued(move |tx| tx.record_returning(event, now).cloned())
+    /// Writes an audit event in the writer's next group commit; resolves,
+    /// with the event's id, once it is committed (in WAL, it survives the
+    /// process being killed).
+    pub async fn append(self: &Arc<Self>, event: NewEvent, now: UnixMs) -> Result<i64, StoreError> {
+        self.write_queued(move |tx| tx.record_returning(event, now).map(|e| e.id))
             .await
     }
 
@@ -549,7 +546,7 @@ mod tests {
         }
         let mut ids = Vec::new();
         for t in tasks {
-            ids.push(t.await.unwrap().unwrap().id);
+            ids.push(t.await.unwrap().unwrap());
         }
         ids.sort_unstable();
         ids.dedup();
@@ -1035,7 +1032,7 @@ mod tests {
         };
         assert_eq!(listed(&store).len(), 2, "both running");
         let outcome =
-            call(EventKind::ToolCall, "read").detail(serde_json::json!({"call_started": start.id}));
+            call(EventKind::ToolCall, "read").detail(serde_json::json!({"call_started": start}));
         store.append(outcome, 3).await.unwrap();
         assert_eq!(
             listed(&store),
@@ -1047,7 +1044,7 @@ mod tests {
         );
         let count = store.read(|c| audit::count(c, &Filter::default())).unwrap();
         assert_eq!(count, 2);
-        assert!(other.id > start.id);
+        assert!(other > start);
     }
 }
 
