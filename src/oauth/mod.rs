@@ -48,17 +48,18 @@ pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * crate::clock::DAY;
 /// refused without revoking its family (two racing refreshes of one client).
 pub const REFRESH_REUSE_GRACE_MS: i64 = 10 * crate::clock::SECOND;
 
-/// A fronted server's canonical resource URL, `<issuer>/mcp/<server>`: the
-/// one place it is spelled. It writes itself out (as text, or as a JSON
-/// string) with no `String` made first.
+/// A fronted server's resource URL, `<origin>/mcp/<server>` (the origin is
+/// the issuer's, or the loopback host a client used): the one place the
+/// authorization server spells it. It writes itself out (as text, or as a
+/// JSON string) with no `String` made first.
 pub struct ResourceUrl<'a> {
-    pub issuer: &'a str,
+    pub origin: &'a str,
     pub server: &'a str,
 }
 
 impl std::fmt::Display for ResourceUrl<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/mcp/{}", self.issuer, self.server)
+        write!(f, "{}/mcp/{}", self.origin, self.server)
     }
 }
 
@@ -86,7 +87,7 @@ impl AuthServer {
     /// The canonical resource URL of a fronted server.
     pub fn resource_url(&self, server: &str) -> String {
         ResourceUrl {
-            issuer: &self.issuer,
+            origin: &self.issuer,
             server,
         }
         .to_string()
@@ -94,7 +95,12 @@ impl AuthServer {
 
     /// The resource URL as seen by a client that used `host` (already checked to be loopback).
     pub fn resource_url_for_host(&self, host: &str, server: &str) -> String {
-        format!("http://{host}/mcp/{server}")
+        let origin = format!("http://{host}");
+        ResourceUrl {
+            origin: &origin,
+            server,
+        }
+        .to_string()
     }
 
     /// RFC 8707: which fronted server a `resource` names. `None` (or the bare

@@ -606,7 +606,7 @@ impl Serialize for Introspection {
             TokenKind::Refresh => "refresh_token",
         };
         let audience = ResourceUrl {
-            issuer: &token.issuer,
+            origin: &token.issuer,
             server: &grant.server,
         };
         let mut answer = serializer.serialize_struct("Introspection", 9)?;
