@@ -113,10 +113,18 @@ impl From<&AuditEvent> for Sealed {
 
 /// The seal of `content` after `prev`: HMAC-SHA256, hex.
 pub fn seal(key: &Key, prev: &str, content: &str) -> String {
+    seal_parts(key, prev, &[content])
+}
+
+/// [`seal`] of the content the `parts` make one after another, without
+/// putting them together first.
+pub fn seal_parts(key: &Key, prev: &str, parts: &[&str]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("any key length");
     mac.update(prev.as_bytes());
     mac.update(b"\n");
-    mac.update(content.as_bytes());
+    for part in parts {
+        mac.update(part.as_bytes());
+    }
     let bytes = mac.finalize().into_bytes();
     crate::crypto::hex(&bytes)
 }

@@ -153,8 +153,12 @@ impl Journal {
         let json = serde_json::to_string(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut f = self.files.lock().unwrap_or_else(|p| p.into_inner());
         let seq = f.next;
-        let mac = chain::seal(key, &self.context, &format!("{seq} {json}"));
-        let line = format!("{seq} {mac} {json}\n");
+        let number = seq.to_string();
+        let mac = line_mac(key, &self.context, &number, &json);
+        let mut line = String::with_capacity(number.len() + mac.len() + json.len() + 3);
+        for part in [&number, " ", &mac, " ", &json, "\n"] {
+            line.push_str(part);
+        }
         let active = f.active;
         if let Err(e) = f.file[active].write_all(line.as_bytes()) {
             // A line cut short would spoil the next one: cut it off.
@@ -230,11 +234,16 @@ fn split_seq(line: &[u8]) -> Option<(u64, &[u8])> {
     Some((seq, &line[space + 1..]))
 }
 
+/// A line's keyed hash: over its number and its JSON, after the journal's context.
+fn line_mac(key: &Key, context: &str, seq: &str, json: &str) -> String {
+    chain::seal_parts(key, context, &[seq, " ", json])
+}
+
 /// A line's entry, if its keyed hash holds.
 fn read_line(key: &Key, context: &str, seq: u64, rest: &[u8]) -> Option<Entry> {
     let rest = std::str::from_utf8(rest).ok()?;
     let (mac, json) = rest.split_once(' ')?;
-    let expected = chain::seal(key, context, &format!("{seq} {json}"));
+    let expected = line_mac(key, context, &seq.to_string(), json);
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         mac.as_bytes(),
         expected.as_bytes(),

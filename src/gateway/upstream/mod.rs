@@ -62,7 +62,9 @@ const WAITING_BYTES: usize = MAX_MESSAGE_BYTES;
 /// Messages belonging to one request: zero or more server messages
 /// (progress, sampling…) and then the response.
 pub struct MessageStream {
-    rx: mpsc::Receiver<(Message, OwnedSemaphorePermit)>,
+    /// A stream of one message (most answers) needs no channel.
+    one: Option<Message>,
+    rx: Option<mpsc::Receiver<(Message, OwnedSemaphorePermit)>>,
 }
 
 /// The sending end of a [`MessageStream`].
@@ -75,7 +77,11 @@ pub struct MessageSender {
 pub fn message_channel() -> (MessageSender, MessageStream) {
     let (tx, rx) = mpsc::channel(WAITING_MESSAGES);
     let room = Arc::new(Semaphore::new(WAITING_BYTES));
-    (MessageSender { tx, room }, MessageStream { rx })
+    let stream = MessageStream {
+        one: None,
+        rx: Some(rx),
+    };
+    (MessageSender { tx, room }, stream)
 }
 
 impl MessageSender {
@@ -99,14 +105,27 @@ impl MessageSender {
 impl MessageStream {
     /// A stream of one message.
     pub fn one(msg: Message) -> MessageStream {
-        let (tx, rx) = mpsc::channel(1);
-        let room = Arc::new(Semaphore::new(1)).try_acquire_owned();
-        let _ = tx.try_send((msg, room.expect("a permit left")));
-        MessageStream { rx }
+        MessageStream {
+            one: Some(msg),
+            rx: None,
+        }
     }
 
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await.map(|(msg, _room)| msg)
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Message>> {
+        if let Some(msg) = self.one.take() {
+            return std::task::Poll::Ready(Some(msg));
+        }
+        match &mut self.rx {
+            Some(rx) => rx.poll_recv(cx).map(|m| m.map(|(msg, _room)| msg)),
+            None => std::task::Poll::Ready(None),
+        }
     }
 }
 
@@ -116,7 +135,7 @@ impl futures::Stream for MessageStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Message>> {
-        self.rx.poll_recv(cx).map(|m| m.map(|(msg, _room)| msg))
+        self.poll_message(cx)
     }
 }
 
