@@ -792,6 +792,9 @@ async fn hit(http: &reqwest::Client, target: &Load, agent: &mut Agent) -> Result
 struct Cpu {
     workers: Duration,
     writer: Duration,
+    /// Times the threads were put on a core (each a wake-up or a turn).
+    workers_runs: u64,
+    writer_runs: u64,
 }
 
 impl Cpu {
@@ -799,6 +802,14 @@ impl Cpu {
     fn add(&mut self, after: Cpu, before: Cpu) {
         self.workers += after.workers.saturating_sub(before.workers);
         self.writer += after.writer.saturating_sub(before.writer);
+        self.workers_runs += after.workers_runs.saturating_sub(before.workers_runs);
+        self.writer_runs += after.writer_runs.saturating_sub(before.writer_runs);
+    }
+
+    /// Times a request the threads were put on a core, (workers, writer).
+    fn runs_per_request(&self, n: usize) -> (f64, f64) {
+        let per = |r: u64| r as f64 / n.max(1) as f64;
+        (per(self.workers_runs), per(self.writer_runs))
     }
 
     /// Microseconds a request, (workers, writer).
@@ -809,7 +820,8 @@ impl Cpu {
 }
 
 /// Gatehouse's CPU time so far, from the scheduler's count per thread in
-/// nanoseconds (`/proc/self/task/*/schedstat`).
+/// nanoseconds, and how often each thread was put on a core
+/// (`/proc/self/task/*/schedstat`: time on a core, time waiting for one, turns).
 fn gatehouse_cpu() -> Cpu {
     let mut cpu = Cpu::default();
     let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
@@ -818,19 +830,18 @@ fn gatehouse_cpu() -> Cpu {
     let read = |dir: &Path, file| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
     for thread in threads.flatten().map(|t| t.path()) {
         let name = read(&thread, "comm");
-        let into = if name.starts_with("gatehouse-work") {
-            &mut cpu.workers
+        let (time, runs) = if name.starts_with("gatehouse-work") {
+            (&mut cpu.workers, &mut cpu.workers_runs)
         } else if name.starts_with("store-writer") {
-            &mut cpu.writer
+            (&mut cpu.writer, &mut cpu.writer_runs)
         } else {
             continue;
         };
         let schedstat = read(&thread, "schedstat");
-        let ns = schedstat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok());
-        *into += Duration::from_nanos(ns.unwrap_or(0));
+        let mut fields = schedstat.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        let (ns, turns) = (fields.next(), fields.nth(1));
+        *time += Duration::from_nanos(ns.unwrap_or(0));
+        *runs += turns.unwrap_or(0);
     }
     cpu
 }
@@ -1027,6 +1038,12 @@ fn print_own_work(cases: &[Case], all: &[Stats]) {
         println!(
             "    Gatehouse's CPU a call {workers:.1} µs on its workers + {writer:.1} µs on the \
              store's writer, {more:.1} µs more than the hop's"
+        );
+        let (runs, writer_runs) = c.cpu.runs_per_request(c.tally.times.len());
+        let (hop_runs, _) = hop.cpu.runs_per_request(hop.tally.times.len());
+        println!(
+            "    put on a core {runs:.2} times a call on its workers (the hop {hop_runs:.2}) + \
+             {writer_runs:.2} on the store's writer"
         );
     }
 }
