@@ -101,7 +101,19 @@ fn main() -> Result<()> {
     let gh = server_rt.block_on(gatehouse::daemon::start(config, dir.path()))?;
     let noop = server_rt.block_on(noop_server())?;
     let mode = if quick { "quick" } else { "full" };
-    println!("gateway bench ({mode}): Gatehouse at {}", gh.url());
+    // Cores this process may run on (`taskset` narrows them).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plural = if cores == 1 { "" } else { "s" };
+    println!(
+        "gateway bench ({mode}, {cores} core{plural}): Gatehouse at {}",
+        gh.url()
+    );
+    if cores == 1 {
+        println!(
+            "one core: the latency cases read own work without cross-core wake-ups; the \
+             throughput cases then share that core with the load (read them on two)"
+        );
+    }
     let result = client_rt.block_on(async {
         let http = client()?;
         let b = Bench {
