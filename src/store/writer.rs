@@ -188,9 +188,7 @@ impl Store {
     ) -> Result<CallStart, StoreError> {
         let start = CallStart::default();
         let Some(journal) = &self.journal else {
-            let id = self
-                .write_queued(move |tx| tx.record_returning(event, now).map(|e| e.id))
-                .await?;
+            let id = self.append(event, now).await?;
             start.id.store(id, Ordering::SeqCst);
             return Ok(start);
         };
